@@ -1,0 +1,86 @@
+// qmoe/format.hpp — weight formats: what they are, how they are named, what they cost.
+// The bit-exact layout of every format is specified in docs/formats.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qmoe/status.hpp"
+
+namespace qmoe {
+
+/// Activation / dense weight element type.
+enum class DType : uint8_t { kBF16 = 0, kFP16 = 1 };
+
+enum class FormatKind : uint8_t {
+  kDense = 0,  ///< 16-bit weights stored as-is (dense_dtype says bf16 or fp16)
+  kInt = 1,    ///< group-wise uniform integer codes: w = (q - z) * s
+};
+
+/// A weight format: kind + parameters. Parsed from / printed to short strings:
+///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym".
+/// Integer formats: bits in {2,3,4,8}; group_size in {32,64,128} along K (input dim),
+/// or 0 = per-channel (one group spans the whole row). Default is asymmetric.
+struct FormatSpec {
+  FormatKind kind = FormatKind::kDense;
+  DType dense_dtype = DType::kBF16;  ///< only for kDense
+  int bits = 16;                     ///< code bits per weight (16 for dense)
+  int group_size = 0;                ///< 0 = per-channel; only for kInt
+  bool symmetric = false;            ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
+
+  static FormatSpec dense(DType t);
+  static FormatSpec integer(int bits, int group_size, bool symmetric);
+
+  /// Parse a short string. Errors: kInvalidArgument with the offending text.
+  static Status parse(const std::string& text, FormatSpec* out);
+  /// Canonical short string (parse(to_string()) round-trips).
+  std::string to_string() const;
+  /// Checks the parameters are a supported combination.
+  Status validate() const;
+
+  /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:
+  /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel.
+  double bits_per_weight(int64_t k_in) const;
+  /// Effective group length for a row of k_in inputs (k_in for per-channel).
+  int64_t group_len(int64_t k_in) const { return group_size == 0 ? k_in : group_size; }
+
+  bool operator==(const FormatSpec& o) const {
+    return kind == o.kind && dense_dtype == o.dense_dtype && bits == o.bits &&
+           group_size == o.group_size && symmetric == o.symmetric;
+  }
+  bool operator!=(const FormatSpec& o) const { return !(*this == o); }
+};
+
+/// Every format the library supports, in a stable order (the registry tests iterate it).
+const std::vector<FormatSpec>& all_formats();
+
+const char* dtype_name(DType t);
+
+// ---- Tiled layout constants (docs/formats.md §2). -------------------------------------
+/// Output rows per tile: the M of one mma.sync m16n8k16 A fragment.
+constexpr int kTileRows = 16;
+/// Inputs per tile: 8 k16 sub-tiles, so every group size (32/64/128) divides a tile.
+constexpr int kTileCols = 128;
+/// Lanes of a warp; each owns 64 weights of a tile (its A fragments for 8 sub-tiles).
+constexpr int kTileLanes = 32;
+/// Byte alignment of every section (codes, scales, zeros) and of every expert in a bank.
+constexpr int64_t kSectionAlign = 256;
+
+/// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2).
+std::vector<int> plane_bits(const FormatSpec& f);
+
+/// Byte sizes of the sections of a packed [N, K] matrix (docs/formats.md §2).
+struct PackedLayout {
+  int64_t n = 0, k = 0;          ///< logical dims
+  int64_t n_pad = 0, k_pad = 0;  ///< padded to kTileRows / kTileCols
+  int64_t groups_pad = 0;        ///< scale columns per row (k_pad/group, or 1 per-channel)
+  int64_t tile_bytes = 0;        ///< bytes of one 16x128 tile of codes
+  int64_t codes_bytes = 0, scales_bytes = 0, zeros_bytes = 0;
+  int64_t codes_offset = 0, scales_offset = 0, zeros_offset = 0;  ///< in the blob
+  int64_t total_bytes = 0;       ///< blob size, sections 256-byte aligned
+};
+
+/// Layout of an [n_out, k_in] matrix in format f. Errors on bad dims / format.
+Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out);
+
+}  // namespace qmoe

@@ -1,0 +1,80 @@
+// qmoe/gpu.hpp — device expert banks and the grouped expert GEMM. Plain C++17: no CUDA
+// headers leak; cudaStream_t is forward-declared exactly as the CUDA runtime declares it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "qmoe/packed.hpp"
+
+struct CUstream_st;
+typedef struct CUstream_st* cudaStream_t;  // NOLINT: identical to <driver_types.h>
+
+namespace qmoe {
+
+/// True when the library was built with CUDA and a device is visible.
+bool gpu_available();
+
+/// Non-owning view of a bank on the device: what the kernels take.
+struct DeviceBankView {
+  const uint8_t* blob = nullptr;      ///< device image (ExpertBank::build_image)
+  const ExpertDesc* descs = nullptr;  ///< device, num_experts entries
+  int32_t num_experts = 0;
+  int64_t n = 0, k = 0;               ///< every expert is W[n, k]
+  uint32_t format_mask = 0;           ///< bit i set: some expert uses decoder i (host-known)
+};
+
+/// Owning device copy of an ExpertBank (allocates; not for the hot path).
+class DeviceExpertBank {
+ public:
+  DeviceExpertBank() = default;
+  ~DeviceExpertBank();
+  DeviceExpertBank(const DeviceExpertBank&) = delete;
+  DeviceExpertBank& operator=(const DeviceExpertBank&) = delete;
+  DeviceExpertBank(DeviceExpertBank&& o) noexcept;
+  DeviceExpertBank& operator=(DeviceExpertBank&& o) noexcept;
+
+  /// Upload (synchronous). Errors: kUnsupported without CUDA, kCudaError.
+  static Status upload(const ExpertBank& bank, DeviceExpertBank* out);
+  const DeviceBankView& view() const { return view_; }
+  int64_t device_bytes() const { return bytes_; }
+
+ private:
+  void release();
+  DeviceBankView view_;
+  void* blob_ = nullptr;
+  void* descs_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
+/// Which kernel runs an expert's tokens.
+enum class KernelChoice : uint8_t {
+  kAuto = 0,     ///< per expert, on device: decode if tokens <= decode_max_tokens, else prefill
+  kDecode = 1,   ///< weight-streaming kernel for every expert
+  kPrefill = 2,  ///< tensor-core tile kernel for every expert
+};
+
+struct GroupedGemmArgs {
+  DeviceBankView bank;
+  DType dtype = DType::kBF16;        ///< activations in and out
+  const void* x = nullptr;           ///< [m, k] tokens sorted by expert, row-major, device
+  void* y = nullptr;                 ///< [m, n] row-major, device
+  int64_t m = 0;                     ///< total rows of x / y (upper bound of offsets[E])
+  const int32_t* expert_offsets = nullptr;  ///< device, E+1 entries, read on device only
+  KernelChoice kernel = KernelChoice::kAuto;
+  int decode_max_tokens = 16;        ///< kAuto threshold, 1..64
+};
+
+/// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
+/// output rounded to dtype. CUB-style: with workspace == nullptr only *workspace_bytes is
+/// set. Never allocates, never synchronises; capturable in a CUDA graph. Rows of y outside
+/// [0, offsets[E]) are not written.
+/// Errors: kInvalidArgument (null pointers, misaligned x/y (16 B), k or n mismatch),
+/// kUnsupported (no CUDA / no device), kCudaError (launch failure).
+Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
+                    cudaStream_t stream);
+
+/// Decode-only kernel: dequantize every expert of the bank to `dtype` into w ([E, n, k],
+/// device). Used to prove GPU decode is bit-identical to ref::dequantize_to.
+Status dequantize_bank(const DeviceBankView& bank, DType dtype, void* w, cudaStream_t stream);
+
+}  // namespace qmoe

@@ -1,0 +1,61 @@
+// qmoe/numeric.hpp — host-side 16-bit float conversions (IEEE binary16 and bfloat16),
+// round-to-nearest-even, as bit patterns. Header-only, no CUDA needed.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace qmoe {
+
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/// float -> bfloat16 bits, round to nearest even; NaN stays NaN (quiet).
+inline uint16_t float_to_bf16(float f) {
+  uint32_t u = float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+
+/// float -> IEEE half bits, round to nearest even, overflow to +-inf, subnormals kept.
+inline uint16_t float_to_fp16(float f) {
+  uint32_t u = float_bits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  if (u > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (u >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u); // rounds to >= 65520: inf
+  if (u < 0x38800000u) {  // result is subnormal (|f| < 2^-14) or zero
+    // Scale into the subnormal grid: value / 2^-24, round to nearest even as an integer.
+    const float scaled = bits_float(u) * 16777216.0f;  // exact (power of two)
+    const float r = scaled + 12582912.0f - 12582912.0f; // RNE to integer (1.5*2^23 trick)
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(r));
+  }
+  // Normal: rebias exponent (127 -> 15) and round the 13 dropped mantissa bits to even.
+  uint32_t h = ((u - 0x38000000u) >> 13);
+  const uint32_t rest = u & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+inline float fp16_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t man = h & 0x3ffu;
+  if (exp == 0) {  // zero / subnormal: man * 2^-24 (exact in float)
+    const float v = static_cast<float>(man) * 5.9604644775390625e-8f;
+    return bits_float(float_bits(v) | sign);
+  }
+  if (exp == 31) return bits_float(sign | 0x7f800000u | (man << 13));
+  return bits_float(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+}  // namespace qmoe

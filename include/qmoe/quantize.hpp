@@ -1,0 +1,41 @@
+// qmoe/quantize.hpp — quantizers that produce every format from float weights.
+#pragma once
+#include <cstdint>
+
+#include "qmoe/packed.hpp"
+
+namespace qmoe {
+
+enum class QuantMethod : uint8_t {
+  kRtnMinMax = 0,  ///< round to nearest, range = group min/max (or absmax if symmetric)
+  kRtnMse = 1,     ///< round to nearest, range shrunk per group to minimise squared error
+  kGptq = 2,       ///< GPTQ: error feedback through the inverse-Hessian Cholesky factor
+};
+
+struct QuantizeOptions {
+  QuantMethod method = QuantMethod::kRtnMinMax;
+  // kRtnMse: shrink factors tried are 1, 1-1/grid, ..., down to mse_min_shrink.
+  int mse_grid = 64;
+  float mse_min_shrink = 0.5f;
+  // kGptq: exactly one of hessian ([k,k] row-major, X^T X) or calib ([calib_rows, k]).
+  const float* hessian = nullptr;
+  const float* calib = nullptr;
+  int64_t calib_rows = 0;
+  float damp = 0.01f;          ///< added to the diagonal: damp * mean(diag(H))
+  bool act_order = false;      ///< quantize columns in order of decreasing H_ii
+  int block_size = 128;        ///< lazy-batch width (columns updated together)
+  bool gptq_mse_scales = false;  ///< group scales by MSE search instead of min/max
+};
+
+/// Quantize w[n, k] (row-major float, output rows x input dims) into format f.
+/// Dense formats round each weight to bf16/fp16. Errors (nothing written): null pointers,
+/// n or k <= 0, k not divisible by the group size, NaN/Inf weights, weights whose scale
+/// would overflow fp16, missing/invalid GPTQ inputs.
+Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                        const QuantizeOptions& opt, LogicalMatrix* out);
+
+/// quantize_logical followed by pack.
+Status quantize(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                const QuantizeOptions& opt, PackedMatrix* out);
+
+}  // namespace qmoe

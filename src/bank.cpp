@@ -1,0 +1,66 @@
+// ExpertBank: E packed experts of one projection and their contiguous device image.
+#include "qmoe/packed.hpp"
+
+#include <cstring>
+
+namespace qmoe {
+
+namespace {
+int64_t align_up(int64_t v) { return (v + kSectionAlign - 1) / kSectionAlign * kSectionAlign; }
+}  // namespace
+
+ExpertDesc make_expert_desc(const FormatSpec& f, const PackedLayout& L, int64_t base) {
+  ExpertDesc d{};
+  d.codes_offset = static_cast<uint64_t>(base + L.codes_offset);
+  d.scales_offset = static_cast<uint64_t>(base + L.scales_offset);
+  d.zeros_offset = static_cast<uint64_t>(base + L.zeros_offset);
+  d.kind = static_cast<uint8_t>(f.kind);
+  d.dense_dtype = static_cast<uint8_t>(f.dense_dtype);
+  d.bits = static_cast<uint8_t>(f.bits);
+  d.symmetric = f.symmetric ? 1 : 0;
+  d.group_size = static_cast<int32_t>(f.group_len(L.k));
+  d.groups_pad = static_cast<int32_t>(L.groups_pad);
+  d.tile_bytes = static_cast<int32_t>(L.tile_bytes);
+  return d;
+}
+
+Status ExpertBank::create(std::vector<PackedMatrix> experts, ExpertBank* out) {
+  if (out == nullptr) return invalid_argument("ExpertBank::create: null output");
+  if (experts.empty()) return invalid_argument("ExpertBank::create: no experts");
+  const int64_t n = experts[0].n(), k = experts[0].k();
+  for (size_t e = 0; e < experts.size(); ++e) {
+    const PackedMatrix& m = experts[e];
+    if (m.n() != n || m.k() != k)
+      return invalid_argument("ExpertBank::create: expert " + std::to_string(e) + " is [" +
+                              std::to_string(m.n()) + ", " + std::to_string(m.k()) +
+                              "], expert 0 is [" + std::to_string(n) + ", " + std::to_string(k) +
+                              "]");
+    if (static_cast<int64_t>(m.blob.size()) != m.layout.total_bytes || m.layout.total_bytes <= 0)
+      return invalid_argument("ExpertBank::create: expert " + std::to_string(e) +
+                              " has a blob that does not match its layout");
+  }
+  out->experts_ = std::move(experts);
+  out->n_ = n;
+  out->k_ = k;
+  return Status::ok();
+}
+
+int64_t ExpertBank::image_bytes() const {
+  int64_t total = 0;
+  for (const PackedMatrix& m : experts_) total += align_up(m.layout.total_bytes);
+  return total;
+}
+
+void ExpertBank::build_image(std::vector<uint8_t>* blob, std::vector<ExpertDesc>* descs) const {
+  blob->assign(static_cast<size_t>(image_bytes()), 0);
+  descs->clear();
+  int64_t offset = 0;
+  for (const PackedMatrix& m : experts_) {
+    std::memcpy(blob->data() + offset, m.blob.data(), m.blob.size());
+    ExpertDesc d = make_expert_desc(m.format, m.layout, offset);
+    descs->push_back(d);
+    offset += align_up(m.layout.total_bytes);
+  }
+}
+
+}  // namespace qmoe

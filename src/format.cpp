@@ -1,0 +1,162 @@
+// FormatSpec: parsing, printing, validation, exact bits/weight and the packed layout sizes
+// (docs/formats.md §1-2).
+#include "qmoe/format.hpp"
+
+#include <cstdlib>
+
+namespace qmoe {
+
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+bool parse_int(const std::string& s, int* out) {
+  if (s.empty() || s.size() > 4) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  *out = std::atoi(s.c_str());
+  return true;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t pos = s.find(sep, start);
+    parts.push_back(s.substr(start, pos - start));
+    if (pos == std::string::npos) return parts;
+    start = pos + 1;
+  }
+}
+
+}  // namespace
+
+const char* dtype_name(DType t) { return t == DType::kBF16 ? "bf16" : "fp16"; }
+
+FormatSpec FormatSpec::dense(DType t) {
+  FormatSpec f;
+  f.kind = FormatKind::kDense;
+  f.dense_dtype = t;
+  f.bits = 16;
+  return f;
+}
+
+FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
+  FormatSpec f;
+  f.kind = FormatKind::kInt;
+  f.bits = bits;
+  f.group_size = group_size;
+  f.symmetric = symmetric;
+  return f;
+}
+
+Status FormatSpec::validate() const {
+  if (kind == FormatKind::kDense) {
+    if (bits != 16) return invalid_argument("dense format must have 16 bits");
+    if (dense_dtype != DType::kBF16 && dense_dtype != DType::kFP16)
+      return invalid_argument("dense format dtype must be bf16 or fp16");
+    return Status::ok();
+  }
+  if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+    return invalid_argument("integer bits must be 2, 3, 4 or 8, got " + std::to_string(bits));
+  if (group_size != 0 && group_size != 32 && group_size != 64 && group_size != 128)
+    return invalid_argument("group size must be 32, 64, 128 or per-channel, got " +
+                            std::to_string(group_size));
+  return Status::ok();
+}
+
+Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
+  if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
+  const std::string bad = "unknown format string '" + text +
+                          "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc)";
+  if (text == "bf16") return *out = dense(DType::kBF16), Status::ok();
+  if (text == "fp16") return *out = dense(DType::kFP16), Status::ok();
+  std::vector<std::string> parts = split(text, ':');
+  if (parts.size() < 2 || parts.size() > 3) return invalid_argument(bad);
+  if (parts[0].size() < 4 || parts[0].compare(0, 3, "int") != 0) return invalid_argument(bad);
+  int bits = 0;
+  if (!parse_int(parts[0].substr(3), &bits)) return invalid_argument(bad);
+  int group = 0;
+  if (parts[1] == "pc") {
+    group = 0;
+  } else if (parts[1].size() < 2 || parts[1][0] != 'g' || !parse_int(parts[1].substr(1), &group) ||
+             group == 0) {
+    return invalid_argument(bad);
+  }
+  bool sym = false;
+  if (parts.size() == 3) {
+    if (parts[2] == "sym") sym = true;
+    else if (parts[2] != "asym") return invalid_argument(bad);
+  }
+  FormatSpec f = integer(bits, group, sym);
+  Status st = f.validate();
+  if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
+  *out = f;
+  return Status::ok();
+}
+
+std::string FormatSpec::to_string() const {
+  if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
+  std::string s = "int" + std::to_string(bits) + ":";
+  s += group_size == 0 ? std::string("pc") : "g" + std::to_string(group_size);
+  if (symmetric) s += ":sym";
+  return s;
+}
+
+double FormatSpec::bits_per_weight(int64_t k_in) const {
+  if (kind == FormatKind::kDense) return 16.0;
+  const double g = static_cast<double>(group_len(k_in));
+  return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
+}
+
+const std::vector<FormatSpec>& all_formats() {
+  static const std::vector<FormatSpec> formats = [] {
+    std::vector<FormatSpec> v{dense(DType::kBF16), dense(DType::kFP16)};
+    for (int bits : {2, 3, 4, 8})
+      for (int group : {32, 64, 128, 0})
+        for (bool sym : {false, true}) v.push_back(integer(bits, group, sym));
+    return v;
+  }();
+  return formats;
+}
+
+std::vector<int> plane_bits(const FormatSpec& f) {
+  if (f.kind == FormatKind::kDense) return {16};
+  if (f.bits == 3) return {2, 1};
+  return {f.bits};
+}
+
+Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out) {
+  if (out == nullptr) return invalid_argument("packed_layout: null output");
+  QMOE_RETURN_IF_ERROR(f.validate());
+  if (n_out <= 0 || k_in <= 0)
+    return invalid_argument("matrix dims must be positive, got [" + std::to_string(n_out) +
+                            ", " + std::to_string(k_in) + "]");
+  // Offsets are 64-bit but descriptors keep some sizes in 32 bits: cap the dims.
+  if (n_out > (int64_t{1} << 24) || k_in > (int64_t{1} << 24))
+    return invalid_argument("matrix dims above 2^24 are not supported");
+  if (f.kind == FormatKind::kInt && f.group_size != 0 && k_in % f.group_size != 0)
+    return invalid_argument("K = " + std::to_string(k_in) + " is not divisible by group size " +
+                            std::to_string(f.group_size) + " of format " + f.to_string());
+  PackedLayout L;
+  L.n = n_out;
+  L.k = k_in;
+  L.n_pad = round_up(n_out, kTileRows);
+  L.k_pad = round_up(k_in, kTileCols);
+  L.tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8;
+  L.codes_bytes = (L.n_pad / kTileRows) * (L.k_pad / kTileCols) * L.tile_bytes;
+  if (f.kind == FormatKind::kInt) {
+    L.groups_pad = f.group_size == 0 ? 1 : L.k_pad / f.group_size;
+    L.scales_bytes = L.n_pad * L.groups_pad * 2;
+    L.zeros_bytes = f.symmetric ? 0 : L.n_pad * L.groups_pad;
+  }
+  L.codes_offset = 0;
+  L.scales_offset = round_up(L.codes_bytes, kSectionAlign);
+  L.zeros_offset = L.scales_offset + round_up(L.scales_bytes, kSectionAlign);
+  L.total_bytes = L.zeros_offset + round_up(L.zeros_bytes, kSectionAlign);
+  *out = L;
+  return Status::ok();
+}
+
+}  // namespace qmoe
