@@ -1,0 +1,45 @@
+// cpu_ref/formats/decode.hpp — internal to the CPU reference: the packed layout recomputed
+// from docs/formats.md §2 and the per-format decoders. Nothing here comes from src/: a bug
+// shared by the encoder and this decoder must not be able to hide.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "qmoe/packed.hpp"
+#include "qmoe/status.hpp"
+
+namespace qmoe::ref::detail {
+
+/// Section geometry of one packed [n, k] matrix, derived from the format alone (§2).
+struct Layout {
+  int64_t n = 0, k = 0;
+  int64_t n_pad = 0, k_pad = 0;
+  int64_t group_len = 0;   ///< inputs per scale group (k for per-channel; 0 for dense)
+  int64_t groups = 0;      ///< logical groups per row, k / group_len (0 for dense)
+  int64_t groups_pad = 0;  ///< stored scale/zero columns per row (0 for dense)
+  int64_t tile_bytes = 0;
+  int64_t codes_offset = 0, codes_bytes = 0;
+  int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent
+  int64_t zeros_offset = 0, zeros_bytes = 0;
+  int64_t total_bytes = 0;  ///< blob size: end of the last section rounded up to 256
+  std::vector<int> planes;  ///< bits per plane, least significant plane first
+};
+
+/// Checks that m's format is supported, that m.layout matches the layout recomputed from
+/// the spec and that the blob has exactly total_bytes; for int formats also that every
+/// logical scale is finite and every zero < 2^bits. Fills *out. Errors: kInvalidArgument.
+Status check_packed(const PackedMatrix& m, Layout* out);
+
+/// The logical codes [n, k] (row-major) of a checked matrix, read from its tiles.
+void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes);
+
+/// int formats: scales finite, zeros in range, for every logical (row, group).
+Status check_int_sections(const PackedMatrix& m, const Layout& L);
+/// int formats: w[n, k] = (q - z) * s, exact in float32.
+void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
+                std::vector<float>* w);
+
+/// dense formats: w[n, k] = the stored 16-bit float, widened exactly to float32.
+void decode_dense(const PackedMatrix& m, const std::vector<uint16_t>& codes, std::vector<float>* w);
+
+}  // namespace qmoe::ref::detail

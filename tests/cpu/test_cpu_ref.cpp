@@ -1,0 +1,633 @@
+// CPU reference (cpu_ref/): the worked example of docs/formats.md §3 built by hand, code
+// positions poked by hand, round trips through the encoder (qmoe::pack), the grouped GEMM
+// against a naive float64 loop, input validation, and the 16-bit RNE conversions checked
+// against independent long-double rounding.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qmoe/cpu_ref.hpp"
+#include "qmoe/numeric.hpp"
+#include "qmoe/packed.hpp"
+
+namespace qmoe {
+namespace {
+
+FormatSpec parse_format(const std::string& text) {
+  FormatSpec f;
+  const Status st = FormatSpec::parse(text, &f);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return f;
+}
+
+// A random finite fp16 pattern of either sign, subnormals and zero included.
+uint16_t random_finite_fp16(std::mt19937& rng) {
+  for (;;) {
+    const auto h = static_cast<uint16_t>(rng());
+    if ((h & 0x7c00u) != 0x7c00u) return h;
+  }
+}
+
+// A random normal (so nonzero) positive fp16 pattern.
+uint16_t random_normal_fp16(std::mt19937& rng) {
+  const uint32_t exponent = 1 + rng() % 30;
+  return static_cast<uint16_t>(exponent << 10 | (rng() & 0x3ffu));
+}
+
+// A packed matrix with layout from packed_layout() and random bytes everywhere; int scales
+// are random normal fp16 values and zeros random codes, so the blob is valid.
+PackedMatrix random_blob(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
+  PackedMatrix m;
+  m.format = f;
+  const Status st = packed_layout(f, n, k, &m.layout);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
+  for (auto& b : m.blob) b = static_cast<uint8_t>(rng());
+  if (f.kind == FormatKind::kInt) {
+    for (int64_t i = 0; i < m.layout.scales_bytes; i += 2) {
+      const uint16_t s = random_normal_fp16(rng);
+      m.blob[static_cast<size_t>(m.layout.scales_offset + i)] = static_cast<uint8_t>(s);
+      m.blob[static_cast<size_t>(m.layout.scales_offset + i + 1)] = static_cast<uint8_t>(s >> 8);
+    }
+    for (int64_t i = 0; i < m.layout.zeros_bytes; ++i)
+      m.blob[static_cast<size_t>(m.layout.zeros_offset + i)] =
+          static_cast<uint8_t>(rng() % (1u << f.bits));
+  }
+  return m;
+}
+
+void put_fp16(PackedMatrix* m, int64_t byte, uint16_t h) {
+  m->blob[static_cast<size_t>(byte)] = static_cast<uint8_t>(h & 0xffu);  // little-endian
+  m->blob[static_cast<size_t>(byte + 1)] = static_cast<uint8_t>(h >> 8);
+}
+
+std::vector<float> dequantized(const PackedMatrix& m) {
+  std::vector<float> w;
+  const Status st = ref::dequantize(m, &w);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return w;
+}
+
+// ---- docs/formats.md §3 ------------------------------------------------------------------
+
+TEST(CpuRefWorkedExample, Int4G128Row9Col18DecodesToTheSpecValues) {
+  std::mt19937 rng(3);
+  PackedMatrix m = random_blob(parse_format("int4:g128"), 16, 128, rng);
+  ASSERT_EQ(m.layout.codes_offset, 0);
+  ASSERT_EQ(m.layout.scales_offset, 1024);
+  ASSERT_EQ(m.layout.zeros_offset, 1280);
+  ASSERT_EQ(m.layout.zeros_offset + m.layout.zeros_bytes, 1296);  // §3's "total 1296 B"
+  ASSERT_EQ(m.layout.total_bytes, 1536);  // the blob itself ends on a 256-byte unit
+  m.blob[84] = static_cast<uint8_t>((m.blob[84] & 0x0fu) | 12u << 4);  // q(9, 18) = 12
+  put_fp16(&m, 1024 + 9 * 2, 0x211F);                                  // s(9) = 0.01
+  m.blob[1280 + 9] = 7;                                                // z(9) = 7
+
+  const std::vector<float> w = dequantized(m);
+  ASSERT_EQ(w.size(), 16u * 128u);
+  EXPECT_EQ(w[9 * 128 + 18], 0.05001068115234375f);
+
+  std::vector<uint16_t> bf16, fp16;
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
+  EXPECT_EQ(bf16[9 * 128 + 18], 0x3D4D);
+  EXPECT_EQ(fp16[9 * 128 + 18], 0x2A67);
+}
+
+// ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
+
+// Where the bits of one weight's code live: (byte in the tile, first bit, width), least
+// significant code bits first.
+struct BitField {
+  int byte, shift, width;
+};
+
+struct PlacedCode {
+  const char* format;
+  int row, col;
+  std::vector<BitField> fields;
+};
+
+void put_code(PackedMatrix* m, const std::vector<BitField>& fields, uint32_t code) {
+  for (const BitField& f : fields) {
+    const uint32_t mask = ((1u << f.width) - 1u) << f.shift;
+    uint8_t& b = m->blob[static_cast<size_t>(f.byte)];
+    b = static_cast<uint8_t>((b & ~mask) | ((code << f.shift) & mask));
+    code >>= f.width;
+  }
+}
+
+// Positions derived by hand from §2.3-2.4. (9, 18): sub-tile 1, lane 5, pair 5, first
+// element. (9, 19): the same pair, second element (high 16-bit half).
+//  int2  c=2: 8 pairs/word -> word 0 slot 5 -> bits 10..11; chunk 16 B: byte 5*16 = 80.
+//  int3  plane 0 as int2; plane 1 (c=1) at byte 512: word 0 bit 5, 8-byte chunks: 512+5*8.
+//  int4  c=4: word 1 slot 1 -> bits 4..7 at byte 5*16 + 4 = 84 (the spec's example);
+//        the second element: bits 20..23 -> byte 86, high nibble.
+//  int8  c=8: 2 pairs/word -> word 2 slot 1 -> bits 8..15; byte 5*16 + 8 = 88, so byte 89.
+//  bf16  c=16: word 5 -> chunk 1 (words 4..7): 512 + 5*16 + 4 = 596, bytes 596..597.
+const std::vector<PlacedCode>& placed_codes() {
+  static const std::vector<PlacedCode> cases = {
+      {"int2:g128", 9, 18, {{81, 2, 2}}}, {"int3:g128", 9, 18, {{81, 2, 2}, {552, 5, 1}}},
+      {"int4:g128", 9, 18, {{84, 4, 4}}}, {"int4:g128", 9, 19, {{86, 4, 4}}},
+      {"int8:g128", 9, 18, {{89, 0, 8}}}, {"bf16", 9, 18, {{596, 0, 8}, {597, 0, 8}}},
+  };
+  return cases;
+}
+
+TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
+  std::mt19937 rng(11);
+  for (const PlacedCode& c : placed_codes()) {
+    SCOPED_TRACE(std::string(c.format) + " at (" + std::to_string(c.row) + ", " +
+                 std::to_string(c.col) + ")");
+    const FormatSpec f = parse_format(c.format);
+    PackedMatrix m = random_blob(f, 16, 128, rng);
+    if (f.kind == FormatKind::kInt) {  // row c.row: s = 1, z = 0, so w = q
+      put_fp16(&m, m.layout.scales_offset + 2 * c.row, 0x3C00);
+      m.blob[static_cast<size_t>(m.layout.zeros_offset + c.row)] = 0;
+    }
+    // Two codes differing in every bit; for bf16 the patterns of 1.5 and -2.984375.
+    const bool dense = f.kind == FormatKind::kDense;
+    const uint32_t code_a = dense ? 0x3FC0u : 0x5555u & ((1u << f.bits) - 1u);
+    const uint32_t code_b = dense ? 0xC03Fu : 0xAAAAu & ((1u << f.bits) - 1u);
+    const float value_a = dense ? 1.5f : static_cast<float>(code_a);
+    const float value_b = dense ? -2.984375f : static_cast<float>(code_b);
+    put_code(&m, c.fields, code_a);
+    const std::vector<float> wa = dequantized(m);
+    put_code(&m, c.fields, code_b);
+    const std::vector<float> wb = dequantized(m);
+    ASSERT_EQ(wa.size(), 16u * 128u);
+    ASSERT_EQ(wb.size(), 16u * 128u);
+    const size_t at = static_cast<size_t>(c.row * 128 + c.col);
+    EXPECT_EQ(wa[at], value_a);
+    EXPECT_EQ(wb[at], value_b);
+    for (size_t i = 0; i < wa.size(); ++i) {
+      if (i == at) continue;
+      ASSERT_EQ(float_bits(wa[i]), float_bits(wb[i])) << "weight " << i;
+    }
+  }
+}
+
+// ---- round trip through the encoder --------------------------------------------------------
+
+// What random weights may be: every bit pattern the format can hold (finite scales of any
+// magnitude, dense NaN/Inf included), or moderate values a GEMM can multiply.
+enum class Values { kAnyPattern, kModerate };
+
+LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Values values,
+                             std::mt19937& rng) {
+  LogicalMatrix l;
+  l.format = f;
+  l.n = n;
+  l.k = k;
+  l.codes.resize(static_cast<size_t>(n * k));
+  const bool any = values == Values::kAnyPattern;
+  std::uniform_real_distribution<float> moderate(-1.0f, 1.0f);
+  if (f.kind == FormatKind::kDense) {
+    for (auto& c : l.codes) {
+      const float v = moderate(rng);
+      c = any ? static_cast<uint16_t>(rng())
+              : (f.dense_dtype == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v));
+    }
+    return l;
+  }
+  for (auto& c : l.codes) c = static_cast<uint16_t>(rng() % (1u << f.bits));
+  const int64_t groups = n * (k / f.group_len(k));
+  l.scales.resize(static_cast<size_t>(groups));
+  for (auto& s : l.scales) s = any ? random_finite_fp16(rng) : float_to_fp16(moderate(rng) / 64);
+  if (!f.symmetric) {
+    l.zeros.resize(static_cast<size_t>(groups));
+    for (auto& z : l.zeros) z = static_cast<uint8_t>(rng() % (1u << f.bits));
+  }
+  return l;
+}
+
+// (q - z) * s straight from the logical form (docs/formats.md §1).
+std::vector<float> logical_values(const LogicalMatrix& l) {
+  std::vector<float> w(l.codes.size());
+  const FormatSpec& f = l.format;
+  for (int64_t r = 0; r < l.n; ++r) {
+    for (int64_t c = 0; c < l.k; ++c) {
+      const size_t i = static_cast<size_t>(r * l.k + c);
+      if (f.kind == FormatKind::kDense) {
+        w[i] = f.dense_dtype == DType::kBF16 ? bits_float(uint32_t{l.codes[i]} << 16)
+                                             : fp16_to_float(l.codes[i]);
+        continue;
+      }
+      const int64_t groups = l.k / f.group_len(l.k);
+      const size_t g = static_cast<size_t>(r * groups + c / f.group_len(l.k));
+      const int z = f.symmetric ? 1 << (f.bits - 1) : l.zeros[g];
+      w[i] = static_cast<float>(static_cast<int>(l.codes[i]) - z) * fp16_to_float(l.scales[g]);
+    }
+  }
+  return w;
+}
+
+TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
+  std::mt19937 rng(2024);
+  const int64_t ns[] = {1, 17, 33};
+  const int64_t ks[] = {77, 96, 160, 192, 224, 384};
+  int checked = 0;
+  for (const FormatSpec& f : all_formats()) {
+    for (int64_t n : ns) {
+      for (int64_t k : ks) {
+        if (k % f.group_len(k) != 0) continue;
+        SCOPED_TRACE(f.to_string() + " [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+        const LogicalMatrix l = random_logical(f, n, k, Values::kAnyPattern, rng);
+        PackedMatrix p;
+        const Status st = pack(l, &p);
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+        const std::vector<float> expect = logical_values(l);
+        const std::vector<float> got = dequantized(p);
+        ASSERT_EQ(got.size(), expect.size());
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_EQ(float_bits(got[i]), float_bits(expect[i]))
+              << "row " << i / static_cast<size_t>(k) << " col " << i % static_cast<size_t>(k);
+        for (DType act : {DType::kBF16, DType::kFP16}) {
+          std::vector<uint16_t> rounded;
+          ASSERT_TRUE(ref::dequantize_to(p, act, &rounded).is_ok());
+          ASSERT_EQ(rounded.size(), expect.size());
+          const bool verbatim = f.kind == FormatKind::kDense && f.dense_dtype == act;
+          for (size_t i = 0; i < rounded.size(); ++i) {
+            const uint16_t want = verbatim              ? l.codes[i]
+                                  : act == DType::kBF16 ? float_to_bf16(expect[i])
+                                                        : float_to_fp16(expect[i]);
+            ASSERT_EQ(rounded[i], want) << dtype_name(act) << " weight " << i;
+          }
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 100);
+}
+
+// ---- grouped GEMM ----------------------------------------------------------------------
+
+ExpertBank random_bank(const std::vector<std::string>& formats, int64_t n, int64_t k,
+                       std::mt19937& rng) {
+  std::vector<PackedMatrix> experts;
+  for (const std::string& text : formats) {
+    PackedMatrix p;
+    const Status st = pack(random_logical(parse_format(text), n, k, Values::kModerate, rng), &p);
+    EXPECT_TRUE(st.is_ok()) << text << ": " << st.to_string();
+    experts.push_back(std::move(p));
+  }
+  ExpertBank bank;
+  const Status st = ExpertBank::create(std::move(experts), &bank);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return bank;
+}
+
+std::vector<uint16_t> random_activations(DType act, int64_t count, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<uint16_t> x(static_cast<size_t>(count));
+  for (auto& v : x) v = act == DType::kBF16 ? float_to_bf16(dist(rng)) : float_to_fp16(dist(rng));
+  return x;
+}
+
+double act_value(DType act, uint16_t bits) {
+  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
+}
+
+std::vector<int32_t> offsets_from_counts(const std::vector<int32_t>& counts) {
+  std::vector<int32_t> offsets(1, 0);
+  for (int32_t c : counts) offsets.push_back(offsets.back() + c);
+  return offsets;
+}
+
+// y from ref::grouped_gemm against a plain triple loop over the act-rounded weights.
+void expect_gemm_matches_naive_loop(const ExpertBank& bank, DType act,
+                                    const std::vector<int32_t>& counts, std::mt19937& rng) {
+  const std::vector<int32_t> offsets = offsets_from_counts(counts);
+  const int64_t m = offsets.back(), n = bank.n(), k = bank.k();
+  const std::vector<uint16_t> x = random_activations(act, m * k, rng);
+  std::vector<double> y = {-1.0};
+  const Status st = ref::grouped_gemm(bank, act, x.data(), m, offsets.data(), &y);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  ASSERT_EQ(static_cast<int64_t>(y.size()), m * n);
+  for (int64_t e = 0; e < bank.num_experts(); ++e) {
+    std::vector<uint16_t> w;
+    ASSERT_TRUE(ref::dequantize_to(bank.expert(e), act, &w).is_ok());
+    for (int64_t i = offsets[static_cast<size_t>(e)]; i < offsets[static_cast<size_t>(e) + 1];
+         ++i) {
+      for (int64_t c = 0; c < n; ++c) {
+        double sum = 0.0, magnitude = 0.0;
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const double p = act_value(act, x[static_cast<size_t>(i * k + kk)]) *
+                           act_value(act, w[static_cast<size_t>(c * k + kk)]);
+          sum += p;
+          magnitude += std::fabs(p);
+        }
+        const double got = y[static_cast<size_t>(i * n + c)];
+        ASSERT_TRUE(std::isfinite(got));
+        // Only the order of float64 additions may differ: a few ulps of sum |x w|.
+        ASSERT_NEAR(got, sum, 1e-13 * magnitude) << "expert " << e << " row " << i << " col " << c;
+      }
+    }
+  }
+}
+
+TEST(CpuRefGroupedGemm, MixedFormatBankWithEmptyExpertsMatchesNaiveLoop) {
+  std::mt19937 rng(7);
+  const ExpertBank bank = random_bank(
+      {"int4:g32", "int3:g32:sym", "int2:pc", "bf16", "int8:g32", "fp16", "int3:pc"}, 33, 96, rng);
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    SCOPED_TRACE(dtype_name(act));
+    expect_gemm_matches_naive_loop(bank, act, {5, 0, 17, 1, 0, 9, 3}, rng);
+  }
+}
+
+TEST(CpuRefGroupedGemm, AllTokensOnOneExpertWithOddDimsMatchesNaiveLoop) {
+  std::mt19937 rng(8);
+  const ExpertBank bank = random_bank({"int4:pc", "fp16", "int3:pc:sym", "bf16"}, 17, 77, rng);
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    SCOPED_TRACE(dtype_name(act));
+    expect_gemm_matches_naive_loop(bank, act, {0, 0, 45, 0}, rng);
+  }
+}
+
+TEST(CpuRefGroupedGemm, ManyRowsAcrossBlocksMatchNaiveLoop) {
+  std::mt19937 rng(9);
+  const ExpertBank bank = random_bank({"int4:g128", "int2:g64:sym"}, 300, 384, rng);
+  expect_gemm_matches_naive_loop(bank, DType::kBF16, {37, 70}, rng);
+}
+
+TEST(CpuRefGroupedGemm, NoTokensGivesEmptyOutput) {
+  std::mt19937 rng(10);
+  const ExpertBank bank = random_bank({"int4:g32", "bf16"}, 17, 96, rng);
+  const int32_t offsets[] = {0, 0, 0};
+  std::vector<double> y = {1.0, 2.0};
+  ASSERT_TRUE(ref::grouped_gemm(bank, DType::kBF16, nullptr, 0, offsets, &y).is_ok());
+  EXPECT_TRUE(y.empty());
+}
+
+// ---- bad inputs: kInvalidArgument, output untouched ------------------------------------------
+
+TEST(CpuRefBadInput, GroupedGemmRejectsBadOffsetsAndNullPointersWithoutWriting) {
+  std::mt19937 rng(12);
+  const ExpertBank bank = random_bank({"int4:g32", "int3:pc", "bf16"}, 17, 96, rng);
+  const int64_t m = 8;
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, m * bank.k(), rng);
+  const std::vector<double> sentinel = {4.5, -3.25};
+  struct Case {
+    const char* what;
+    std::vector<int32_t> offsets;
+    bool null_x;
+  };
+  const Case cases[] = {
+      {"decreasing", {0, 5, 3, 8}, false},     {"last != m", {0, 3, 5, 7}, false},
+      {"last > m", {0, 3, 5, 9}, false},       {"negative first", {-1, 3, 5, 8}, false},
+      {"positive first", {1, 3, 5, 8}, false}, {"null x", {0, 3, 5, 8}, true},
+  };
+  for (const Case& c : cases) {
+    std::vector<double> y = sentinel;
+    const Status st = ref::grouped_gemm(bank, DType::kBF16, c.null_x ? nullptr : x.data(), m,
+                                        c.offsets.data(), &y);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;
+    EXPECT_EQ(y, sentinel) << c.what;
+  }
+  const int32_t good[] = {0, 3, 5, 8};
+  std::vector<double> y = sentinel;
+  EXPECT_EQ(ref::grouped_gemm(bank, DType::kBF16, x.data(), m, nullptr, &y).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ref::grouped_gemm(bank, DType::kBF16, x.data(), -1, good, &y).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ref::grouped_gemm(bank, static_cast<DType>(7), x.data(), m, good, &y).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(y, sentinel);
+  EXPECT_EQ(ref::grouped_gemm(bank, DType::kBF16, x.data(), m, good, nullptr).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ref::grouped_gemm(bank, DType::kBF16, x.data(), m, good, &y).is_ok());
+}
+
+TEST(CpuRefBadInput, GroupedGemmRejectsCorruptExpertWithoutWriting) {
+  std::mt19937 rng(13);
+  std::vector<PackedMatrix> experts;
+  experts.push_back(random_blob(parse_format("int4:g32"), 17, 96, rng));
+  experts.push_back(random_blob(parse_format("int8:pc"), 17, 96, rng));
+  put_fp16(&experts[1], experts[1].layout.scales_offset + 2 * 5, 0x7C00);  // +inf scale, row 5
+  ExpertBank bank;
+  ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
+  const std::vector<uint16_t> x = random_activations(DType::kFP16, 4 * 96, rng);
+  const int32_t offsets[] = {0, 4, 4};  // the corrupt expert has no tokens: still an error
+  std::vector<double> y = {7.0};
+  EXPECT_EQ(ref::grouped_gemm(bank, DType::kFP16, x.data(), 4, offsets, &y).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(y, std::vector<double>{7.0});
+}
+
+TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
+  std::mt19937 rng(14);
+  const PackedMatrix good = random_blob(parse_format("int3:g64"), 33, 192, rng);
+  const std::vector<float> sentinel = {1.0f, 2.0f, 3.0f};
+  const std::vector<uint16_t> sentinel_bits = {9, 8};
+  auto expect_rejected = [&](const PackedMatrix& m, const char* what) {
+    std::vector<float> w = sentinel;
+    std::vector<uint16_t> bits = sentinel_bits;
+    EXPECT_EQ(ref::dequantize(m, &w).code(), StatusCode::kInvalidArgument) << what;
+    EXPECT_EQ(ref::dequantize_to(m, DType::kBF16, &bits).code(), StatusCode::kInvalidArgument)
+        << what;
+    EXPECT_EQ(w, sentinel) << what;
+    EXPECT_EQ(bits, sentinel_bits) << what;
+  };
+  PackedMatrix m = good;
+  m.blob.pop_back();
+  expect_rejected(m, "blob one byte short");
+  m = good;
+  m.blob.push_back(0);
+  expect_rejected(m, "blob one byte long");
+  m = good;
+  m.layout.zeros_offset += kSectionAlign;
+  m.layout.total_bytes += kSectionAlign;
+  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
+  expect_rejected(m, "zeros section moved (blob resized to match)");
+  m = good;
+  m.layout.n_pad = 64;
+  expect_rejected(m, "n_pad wrong");
+  m = good;
+  m.format.bits = 5;
+  expect_rejected(m, "5-bit format");
+  m = good;
+  m.layout.k = 128;
+  expect_rejected(m, "k disagrees with k_pad and the section sizes");
+  m = good;
+  put_fp16(&m, m.layout.scales_offset + 2 * (32 * m.layout.groups_pad + 2), 0x7E00);  // NaN
+  expect_rejected(m, "NaN scale in row 32");
+  m = good;
+  m.blob[static_cast<size_t>(m.layout.zeros_offset + 1 * m.layout.groups_pad + 1)] = 8;
+  expect_rejected(m, "int3 zero of 8 in row 1");
+
+  std::vector<uint16_t> bits = sentinel_bits;
+  EXPECT_EQ(ref::dequantize_to(good, static_cast<DType>(3), &bits).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(bits, sentinel_bits);
+  EXPECT_EQ(ref::dequantize(good, nullptr).code(), StatusCode::kInvalidArgument);
+  // A NaN scale or a zero in a padded row is never read: still valid.
+  m = good;
+  put_fp16(&m, m.layout.scales_offset + 2 * (40 * m.layout.groups_pad), 0x7E00);
+  m.blob[static_cast<size_t>(m.layout.zeros_offset + 40 * m.layout.groups_pad)] = 200;
+  std::vector<float> w;
+  EXPECT_TRUE(ref::dequantize(m, &w).is_ok());
+}
+
+// ---- 16-bit round to nearest even ----------------------------------------------------------
+
+// Binary16 / bfloat16 parameters: explicit mantissa bits, min normal and max exponent.
+struct Fp16Like {
+  int mantissa_bits, min_exp, max_exp;
+};
+constexpr Fp16Like kHalf = {10, -14, 15};
+constexpr Fp16Like kBfloat = {7, -126, 127};
+
+// RNE of a finite float to the format, in long double: scale |f| to an integer multiple of
+// the format's quantum at its binade, round with nearbyintl (ties to even in the default
+// rounding mode), scale back; beyond the largest finite value is infinity.
+long double round_long_double(float f, const Fp16Like& t) {
+  const long double a = std::fabs(static_cast<long double>(f));
+  if (a == 0.0L) return f;
+  int e = 0;
+  std::frexp(a, &e);  // a = m * 2^e with m in [0.5, 1): the binade exponent is e - 1
+  const int exponent = std::max(e - 1, t.min_exp);
+  const long double quantum = std::ldexp(1.0L, exponent - t.mantissa_bits);
+  long double r = std::nearbyint(a / quantum) * quantum;
+  const long double max_finite = std::ldexp(2.0L - std::ldexp(1.0L, -t.mantissa_bits), t.max_exp);
+  if (r > max_finite) r = std::numeric_limits<long double>::infinity();
+  return f < 0 ? -r : r;
+}
+
+uint16_t encode_half(long double v) {
+  const uint16_t sign = std::signbit(v) ? 0x8000 : 0;
+  const long double a = std::fabs(v);
+  if (std::isinf(a)) return static_cast<uint16_t>(sign | 0x7C00);
+  if (a < std::ldexp(1.0L, -14))  // subnormal: a whole number of 2^-24
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::ldexp(a, 24)));
+  int e = 0;
+  std::frexp(a, &e);
+  const auto mantissa = static_cast<uint16_t>(std::ldexp(a, 11 - e) - 1024.0L);
+  return static_cast<uint16_t>(sign | (e - 1 + 15) << 10 | mantissa);
+}
+
+uint16_t encode_bfloat(long double v) {
+  // Every bfloat16 value is a float: its top 16 bits are the pattern.
+  return static_cast<uint16_t>(float_bits(static_cast<float>(v)) >> 16);
+}
+
+// fp16 value from its fields, with ldexp (independent of numeric.hpp's bit assembly).
+long double half_value(uint16_t h) {
+  const int exponent = (h >> 10) & 0x1f;
+  const int mantissa = h & 0x3ff;
+  long double v;
+  if (exponent == 0)
+    v = std::ldexp(static_cast<long double>(mantissa), -24);
+  else if (exponent == 31)
+    v = mantissa == 0 ? std::numeric_limits<long double>::infinity()
+                      : std::numeric_limits<long double>::quiet_NaN();
+  else
+    v = std::ldexp(static_cast<long double>(1024 + mantissa), exponent - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+bool is_half_nan(uint16_t h) {
+  return (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0;
+}
+bool is_bfloat_nan(uint16_t h) {
+  return (h & 0x7f80) == 0x7f80 && (h & 0x7f) != 0;
+}
+
+TEST(CpuRefRounding, EveryFp16PatternWidensExactlyAndRoundsBackToItself) {
+  ASSERT_EQ(std::fegetround(), FE_TONEAREST);
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const auto bits = static_cast<uint16_t>(h);
+    const float f = fp16_to_float(bits);
+    const uint16_t back = float_to_fp16(f);
+    if (is_half_nan(bits)) {
+      ASSERT_TRUE(std::isnan(f)) << std::hex << h;
+      ASSERT_TRUE(is_half_nan(back)) << std::hex << h;
+      ASSERT_EQ(back & 0x8000, bits & 0x8000) << std::hex << h;
+      continue;
+    }
+    ASSERT_EQ(static_cast<long double>(f), half_value(bits)) << std::hex << h;
+    ASSERT_EQ(std::signbit(f), (h & 0x8000) != 0) << std::hex << h;
+    ASSERT_EQ(back, bits) << std::hex << h;
+  }
+}
+
+TEST(CpuRefRounding, Fp16MidpointsRoundToEvenAndNeighboursToNearest) {
+  for (uint16_t h = 0; h < 0x7C00; ++h) {  // every finite non-negative half, its successor
+    const long double lo = half_value(h);
+    const long double hi = h == 0x7BFF ? 65536.0L : half_value(static_cast<uint16_t>(h + 1));
+    const auto mid = static_cast<float>((lo + hi) / 2);
+    ASSERT_EQ(static_cast<long double>(mid), (lo + hi) / 2) << "midpoint not a float";
+    const uint16_t even = (h & 1) ? static_cast<uint16_t>(h + 1) : h;  // 0x7BFF -> 0x7C00 = inf
+    for (float sign : {1.0f, -1.0f}) {
+      const auto s = static_cast<uint16_t>(sign < 0 ? 0x8000 : 0);
+      ASSERT_EQ(float_to_fp16(sign * mid), s | even) << std::hex << h;
+      ASSERT_EQ(float_to_fp16(sign * std::nextafter(mid, 0.0f)), s | h) << std::hex << h;
+      ASSERT_EQ(float_to_fp16(sign * std::nextafter(mid, 1e30f)), s | (h + 1)) << std::hex << h;
+    }
+  }
+  EXPECT_EQ(float_to_fp16(1e30f), 0x7C00);
+  EXPECT_EQ(float_to_fp16(-std::numeric_limits<float>::infinity()), 0xFC00);
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -26)), 0x0000);  // below half the least subnormal
+  EXPECT_EQ(float_to_fp16(-std::ldexp(1.0f, -26)), 0x8000);
+}
+
+TEST(CpuRefRounding, RandomFloatsRoundLikeLongDoubleArithmetic) {
+  std::mt19937 rng(99);
+  int fp16_checked = 0, bf16_checked = 0;
+  for (int i = 0; i < 20000; ++i) {
+    // fp16: exponents around the half range (subnormal to overflow), random mantissa.
+    const uint32_t exponent = 127 - 28 + rng() % 46;
+    const float f = bits_float((rng() & 0x80000000u) | exponent << 23 | (rng() & 0x7fffffu));
+    ASSERT_EQ(float_to_fp16(f), encode_half(round_long_double(f, kHalf))) << f;
+    ++fp16_checked;
+    // bf16: any non-NaN pattern; every fourth an exact tie (low 16 bits 0x8000).
+    uint32_t u = rng();
+    if (i % 4 == 0) u = (u & 0xffff0000u) | 0x8000u;
+    const float g = bits_float(u);
+    if (std::isnan(g)) continue;
+    if (std::isinf(g)) {
+      ASSERT_EQ(float_to_bf16(g), static_cast<uint16_t>(u >> 16));
+      continue;
+    }
+    ASSERT_EQ(float_to_bf16(g), encode_bfloat(round_long_double(g, kBfloat))) << std::hex << u;
+    ++bf16_checked;
+  }
+  EXPECT_GT(bf16_checked, 19000);
+  // Edges: float subnormals, ties at zero, the overflow boundary.
+  for (uint32_t u : {0x00000001u, 0x00008000u, 0x00018000u, 0x007fffffu, 0x80008001u, 0x7f7f7fffu,
+                     0x7f7f8000u, 0x7f7fffffu, 0xff7f8000u, 0x3f808000u, 0x3f818000u}) {
+    const float g = bits_float(u);
+    EXPECT_EQ(float_to_bf16(g), encode_bfloat(round_long_double(g, kBfloat))) << std::hex << u;
+  }
+  EXPECT_EQ(fp16_checked, 20000);
+}
+
+TEST(CpuRefRounding, Bf16PatternsRoundTripAndNaNStaysNaNWithItsSign) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const auto bits = static_cast<uint16_t>(h);
+    const uint16_t back = float_to_bf16(bf16_to_float(bits));
+    if (is_bfloat_nan(bits)) {
+      ASSERT_TRUE(is_bfloat_nan(back)) << std::hex << h;
+      ASSERT_EQ(back & 0x8000, bits & 0x8000) << std::hex << h;
+    } else {
+      ASSERT_EQ(back, bits) << std::hex << h;
+    }
+  }
+  // NaNs whose payload sits only in the low 16 bits must not collapse to infinity.
+  for (uint32_t u : {0x7f800001u, 0xff800001u, 0x7fc00000u, 0x7f80ffffu, 0xffffffffu}) {
+    EXPECT_TRUE(is_bfloat_nan(float_to_bf16(bits_float(u)))) << std::hex << u;
+    EXPECT_EQ(float_to_bf16(bits_float(u)) & 0x8000, (u >> 16) & 0x8000) << std::hex << u;
+    EXPECT_TRUE(is_half_nan(float_to_fp16(bits_float(u)))) << std::hex << u;
+    EXPECT_EQ(float_to_fp16(bits_float(u)) & 0x8000, (u >> 16) & 0x8000) << std::hex << u;
+  }
+}
+
+}  // namespace
+}  // namespace qmoe
