@@ -112,10 +112,10 @@ double FormatSpec::bits_per_weight(int64_t k_in) const {
 
 const std::vector<FormatSpec>& all_formats() {
   static const std::vector<FormatSpec> formats = [] {
-    std::vector<FormatSpec> v{dense(DType::kBF16), dense(DType::kFP16)};
+    std::vector<FormatSpec> v{FormatSpec::dense(DType::kBF16), FormatSpec::dense(DType::kFP16)};
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 64, 128, 0})
-        for (bool sym : {false, true}) v.push_back(integer(bits, group, sym));
+        for (bool sym : {false, true}) v.push_back(FormatSpec::integer(bits, group, sym));
     return v;
   }();
   return formats;

@@ -1,0 +1,262 @@
+// pack / unpack: the logical codes of a matrix <-> its kernel-native tiled layout
+// (docs/formats.md §2). Every byte position is computed directly from the spec's formulas,
+// one lane of one tile at a time, so packing a 100M-weight bank is a single pass.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "qmoe/packed.hpp"
+
+namespace qmoe {
+
+namespace {
+
+/// Pairs of elements a lane owns in one tile: 8 sub-tiles x 4 registers (§2.3).
+constexpr int kPairsPerLane = 32;
+
+/// The two codes of each of a lane's pairs, in pair order.
+using LanePairs = uint16_t[kPairsPerLane][2];
+
+/// Row and column, within the tile, of the first element of pair p of lane `lane`; the
+/// second element is the next column. Register r of sub-tile j: r & 1 picks row gid or
+/// gid + 8, r >> 1 picks columns 2tig.. or 2tig+8.. (the mma.m16n8k16 A fragment).
+struct PairPosition {
+  int row, col;
+};
+PairPosition pair_position(int lane, int p) {
+  const int gid = lane / 4, tig = lane % 4;
+  const int subtile = p / 4, reg = p % 4;
+  return {gid + 8 * (reg & 1), 16 * subtile + 2 * tig + 8 * (reg >> 1)};
+}
+
+/// Byte, within the tile, of word `w` of `lane` in a plane of `c` bits that starts at
+/// `plane_offset`: chunk-major, then lane (§2.4).
+int64_t word_byte(int64_t plane_offset, int c, int lane, int w) {
+  const int chunk = std::min(16, 8 * c);
+  return plane_offset + (4 * w / chunk) * (kTileLanes * chunk) + lane * chunk + (4 * w) % chunk;
+}
+
+void store_le32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t load_le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+/// Calls fn(plane_offset, c, shift) for every plane of the format, in storage order; `shift`
+/// is the position of the plane's lowest bit within a code.
+template <typename Fn>
+void for_each_plane(const std::vector<int>& planes, Fn fn) {
+  int64_t offset = 0;
+  int shift = 0;
+  for (int c : planes) {
+    fn(offset, c, shift);
+    offset += int64_t{kTileLanes} * 8 * c;
+    shift += c;
+  }
+}
+
+void store_lane(const LanePairs& q, const std::vector<int>& planes, int lane, uint8_t* tile) {
+  for_each_plane(planes, [&](int64_t offset, int c, int shift) {
+    const int per_word = 16 / c;
+    const uint32_t mask = (1u << c) - 1u;
+    for (int w = 0; w < 2 * c; ++w) {
+      uint32_t word = 0;
+      for (int i = 0; i < per_word; ++i) {
+        const int p = w * per_word + i;
+        word |= ((uint32_t{q[p][0]} >> shift) & mask) << (c * i);
+        word |= ((uint32_t{q[p][1]} >> shift) & mask) << (16 + c * i);
+      }
+      store_le32(tile + word_byte(offset, c, lane, w), word);
+    }
+  });
+}
+
+void load_lane(const uint8_t* tile, const std::vector<int>& planes, int lane, LanePairs& q) {
+  std::memset(q, 0, sizeof(LanePairs));
+  for_each_plane(planes, [&](int64_t offset, int c, int shift) {
+    const int per_word = 16 / c;
+    const uint32_t mask = (1u << c) - 1u;
+    for (int w = 0; w < 2 * c; ++w) {
+      const uint32_t word = load_le32(tile + word_byte(offset, c, lane, w));
+      for (int i = 0; i < per_word; ++i) {
+        const int p = w * per_word + i;
+        q[p][0] = static_cast<uint16_t>(q[p][0] | ((word >> (c * i)) & mask) << shift);
+        q[p][1] = static_cast<uint16_t>(q[p][1] | ((word >> (16 + c * i)) & mask) << shift);
+      }
+    }
+  });
+}
+
+/// Scale columns a logical row holds: K / g, or 1 per-channel.
+int64_t logical_groups(const FormatSpec& f, int64_t k) {
+  return k / f.group_len(k);
+}
+
+/// Code stored at (row, col) of the padded matrix. Padding holds the zero point of its
+/// group (§2.1): 0 for dense; 2^(b-1) for symmetric; for asymmetric the stored zero, which is
+/// 0 for padded rows and padded groups. Per-channel has one group a row, so a real row's
+/// padded columns take that row's zero.
+uint16_t padded_code(const LogicalMatrix& m, int64_t groups, int64_t row, int64_t col) {
+  if (row < m.n && col < m.k) return m.codes[static_cast<size_t>(row * m.k + col)];
+  if (m.format.kind == FormatKind::kDense) return 0;
+  if (m.format.symmetric) return static_cast<uint16_t>(1u << (m.format.bits - 1));
+  if (row < m.n && m.format.group_size == 0) return m.zeros[static_cast<size_t>(row * groups)];
+  return 0;
+}
+
+bool same_layout(const PackedLayout& a, const PackedLayout& b) {
+  return a.n == b.n && a.k == b.k && a.n_pad == b.n_pad && a.k_pad == b.k_pad &&
+         a.groups_pad == b.groups_pad && a.tile_bytes == b.tile_bytes &&
+         a.codes_bytes == b.codes_bytes && a.scales_bytes == b.scales_bytes &&
+         a.zeros_bytes == b.zeros_bytes && a.codes_offset == b.codes_offset &&
+         a.scales_offset == b.scales_offset && a.zeros_offset == b.zeros_offset &&
+         a.total_bytes == b.total_bytes;
+}
+
+Status check_size(const char* what, size_t got, int64_t want) {
+  if (static_cast<int64_t>(got) == want) return Status::ok();
+  return invalid_argument(std::string("pack: ") + what + " has " + std::to_string(got) +
+                          " entries, expected " + std::to_string(want));
+}
+
+/// Sizes and value ranges of a logical matrix whose format and dims are already valid.
+Status validate_logical(const LogicalMatrix& m) {
+  const FormatSpec& f = m.format;
+  const bool is_int = f.kind == FormatKind::kInt;
+  const int64_t groups = is_int ? logical_groups(f, m.k) : 0;
+  QMOE_RETURN_IF_ERROR(check_size("codes", m.codes.size(), m.n * m.k));
+  QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * groups));
+  QMOE_RETURN_IF_ERROR(
+      check_size("zeros", m.zeros.size(), is_int && !f.symmetric ? m.n * groups : 0));
+  if (!is_int) return Status::ok();  // any 16-bit pattern is a dense code
+
+  const uint32_t limit = 1u << f.bits;
+  uint32_t max_code = 0, max_zero = 0;
+  int64_t non_finite = 0;
+  const int64_t codes = static_cast<int64_t>(m.codes.size());
+  const int64_t params = static_cast<int64_t>(m.scales.size());
+#pragma omp parallel for reduction(max : max_code) schedule(static)
+  for (int64_t i = 0; i < codes; ++i) max_code = std::max<uint32_t>(max_code, m.codes[i]);
+  for (int64_t i = 0; i < params; ++i) {
+    non_finite += (m.scales[i] & 0x7c00u) == 0x7c00u;  // fp16 exponent all ones: inf or NaN
+    if (!f.symmetric) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
+  }
+  if (max_code >= limit)
+    return invalid_argument("pack: code " + std::to_string(max_code) + " does not fit in " +
+                            std::to_string(f.bits) + " bits");
+  if (max_zero >= limit)
+    return invalid_argument("pack: zero point " + std::to_string(max_zero) + " does not fit in " +
+                            std::to_string(f.bits) + " bits");
+  if (non_finite > 0)
+    return invalid_argument("pack: " + std::to_string(non_finite) + " scale(s) are inf or NaN");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status pack(const LogicalMatrix& logical, PackedMatrix* out) {
+  if (out == nullptr) return invalid_argument("pack: null output");
+  PackedLayout layout;
+  QMOE_RETURN_IF_ERROR(packed_layout(logical.format, logical.n, logical.k, &layout));
+  QMOE_RETURN_IF_ERROR(validate_logical(logical));
+
+  const FormatSpec& f = logical.format;
+  const std::vector<int> planes = plane_bits(f);
+  const int64_t groups = f.kind == FormatKind::kInt ? logical_groups(f, logical.k) : 0;
+  PackedMatrix packed;
+  packed.format = f;
+  packed.layout = layout;
+  packed.blob.assign(static_cast<size_t>(layout.total_bytes), 0);
+  uint8_t* blob = packed.blob.data();
+
+  const int64_t tiles_k = layout.k_pad / kTileCols;
+  const int64_t tiles = layout.n_pad / kTileRows * tiles_k;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t row0 = t / tiles_k * kTileRows, col0 = t % tiles_k * kTileCols;
+    uint8_t* tile = blob + layout.codes_offset + t * layout.tile_bytes;
+    LanePairs q;
+    for (int lane = 0; lane < kTileLanes; ++lane) {
+      for (int p = 0; p < kPairsPerLane; ++p) {
+        const PairPosition pos = pair_position(lane, p);
+        q[p][0] = padded_code(logical, groups, row0 + pos.row, col0 + pos.col);
+        q[p][1] = padded_code(logical, groups, row0 + pos.row, col0 + pos.col + 1);
+      }
+      store_lane(q, planes, lane, tile);
+    }
+  }
+
+  // Scales and zeros: real (row, group) entries; padded rows and groups stay 0.
+  for (int64_t row = 0; row < logical.n; ++row) {
+    for (int64_t j = 0; j < groups; ++j) {
+      const size_t src = static_cast<size_t>(row * groups + j);
+      const int64_t dst = row * layout.groups_pad + j;
+      const uint16_t s = logical.scales[src];
+      blob[layout.scales_offset + 2 * dst] = static_cast<uint8_t>(s);
+      blob[layout.scales_offset + 2 * dst + 1] = static_cast<uint8_t>(s >> 8);
+      if (!f.symmetric) blob[layout.zeros_offset + dst] = logical.zeros[src];
+    }
+  }
+  *out = std::move(packed);
+  return Status::ok();
+}
+
+Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
+  if (out == nullptr) return invalid_argument("unpack: null output");
+  const FormatSpec& f = packed.format;
+  PackedLayout layout;
+  QMOE_RETURN_IF_ERROR(packed_layout(f, packed.layout.n, packed.layout.k, &layout));
+  if (!same_layout(layout, packed.layout))
+    return invalid_argument("unpack: layout does not match format " + f.to_string() + " and dims");
+  if (static_cast<int64_t>(packed.blob.size()) != layout.total_bytes)
+    return invalid_argument("unpack: blob has " + std::to_string(packed.blob.size()) +
+                            " bytes, layout needs " + std::to_string(layout.total_bytes));
+
+  const bool is_int = f.kind == FormatKind::kInt;
+  const int64_t n = layout.n, k = layout.k;
+  const int64_t groups = is_int ? logical_groups(f, k) : 0;
+  LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  m.scales.resize(static_cast<size_t>(n * groups));
+  m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
+
+  const std::vector<int> planes = plane_bits(f);
+  const uint8_t* blob = packed.blob.data();
+  const int64_t tiles_k = layout.k_pad / kTileCols;
+  const int64_t tiles = layout.n_pad / kTileRows * tiles_k;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t row0 = t / tiles_k * kTileRows, col0 = t % tiles_k * kTileCols;
+    const uint8_t* tile = blob + layout.codes_offset + t * layout.tile_bytes;
+    LanePairs q;
+    for (int lane = 0; lane < kTileLanes; ++lane) {
+      load_lane(tile, planes, lane, q);
+      for (int p = 0; p < kPairsPerLane; ++p) {
+        const PairPosition pos = pair_position(lane, p);
+        const int64_t row = row0 + pos.row;
+        for (int e = 0; e < 2; ++e) {
+          const int64_t col = col0 + pos.col + e;
+          if (row < n && col < k) m.codes[static_cast<size_t>(row * k + col)] = q[p][e];
+        }
+      }
+    }
+  }
+
+  for (int64_t row = 0; row < n; ++row) {
+    for (int64_t j = 0; j < groups; ++j) {
+      const size_t dst = static_cast<size_t>(row * groups + j);
+      const int64_t src = row * layout.groups_pad + j;
+      m.scales[dst] = static_cast<uint16_t>(blob[layout.scales_offset + 2 * src] |
+                                            blob[layout.scales_offset + 2 * src + 1] << 8);
+      if (!f.symmetric) m.zeros[dst] = blob[layout.zeros_offset + src];
+    }
+  }
+  *out = std::move(m);
+  return Status::ok();
+}
+
+}  // namespace qmoe

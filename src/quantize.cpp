@@ -1,0 +1,105 @@
+// quantize_logical / quantize: input checks, dense rounding and the dispatch to RTN / GPTQ.
+#include "qmoe/quantize.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "qmoe/numeric.hpp"
+#include "src/quantize_internal.hpp"
+
+namespace qmoe {
+
+namespace {
+
+/// Index of the first non-finite value of x[0, len), or -1.
+int64_t first_non_finite(const float* x, int64_t len) {
+  int64_t first = std::numeric_limits<int64_t>::max();
+#pragma omp parallel for reduction(min : first) schedule(static)
+  for (int64_t i = 0; i < len; ++i)
+    if (!std::isfinite(x[i])) first = std::min(first, i);
+  return first == std::numeric_limits<int64_t>::max() ? -1 : first;
+}
+
+bool uses_mse_scales(const QuantizeOptions& opt) {
+  return opt.method == QuantMethod::kRtnMse ||
+         (opt.method == QuantMethod::kGptq && opt.gptq_mse_scales);
+}
+
+Status check_options(const QuantizeOptions& opt) {
+  if (uses_mse_scales(opt) &&
+      (opt.mse_grid < 1 || !(opt.mse_min_shrink > 0.0f && opt.mse_min_shrink <= 1.0f)))
+    return invalid_argument("quantize: MSE search needs mse_grid >= 1 and 0 < mse_min_shrink <= 1");
+  if (opt.method != QuantMethod::kGptq) {
+    if (opt.method != QuantMethod::kRtnMinMax && opt.method != QuantMethod::kRtnMse)
+      return invalid_argument("quantize: unknown method");
+    return Status::ok();
+  }
+  if ((opt.hessian == nullptr) == (opt.calib == nullptr))
+    return invalid_argument("quantize: GPTQ needs exactly one of hessian or calib");
+  if (opt.calib != nullptr && opt.calib_rows <= 0)
+    return invalid_argument("quantize: GPTQ calib_rows must be positive, got " +
+                            std::to_string(opt.calib_rows));
+  if (!(opt.damp >= 0.0f) || !std::isfinite(opt.damp))
+    return invalid_argument("quantize: GPTQ damp must be finite and >= 0");
+  if (opt.block_size < 1) return invalid_argument("quantize: GPTQ block_size must be >= 1");
+  return Status::ok();
+}
+
+Status round_dense(const float* w, int64_t n, int64_t k, DType t, LogicalMatrix* out) {
+  LogicalMatrix m;
+  m.format = FormatSpec::dense(t);
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  int64_t first_overflow = std::numeric_limits<int64_t>::max();
+#pragma omp parallel for reduction(min : first_overflow) schedule(static)
+  for (int64_t i = 0; i < n * k; ++i) {
+    const uint16_t h = t == DType::kBF16 ? float_to_bf16(w[i]) : float_to_fp16(w[i]);
+    const float back = t == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+    if (std::isinf(back)) first_overflow = std::min(first_overflow, i);
+    m.codes[i] = h;
+  }
+  if (first_overflow != std::numeric_limits<int64_t>::max())
+    return out_of_range("quantize: weight " + std::to_string(w[first_overflow]) + " at (" +
+                        std::to_string(first_overflow / k) + ", " +
+                        std::to_string(first_overflow % k) + ") overflows " + dtype_name(t));
+  *out = std::move(m);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                        const QuantizeOptions& opt, LogicalMatrix* out) {
+  if (out == nullptr) return invalid_argument("quantize: null output");
+  if (w == nullptr) return invalid_argument("quantize: null weights");
+  PackedLayout layout;  // checks the format, the dims and K % group
+  QMOE_RETURN_IF_ERROR(packed_layout(f, n, k, &layout));
+  QMOE_RETURN_IF_ERROR(check_options(opt));
+  const int64_t bad = first_non_finite(w, n * k);
+  if (bad >= 0)
+    return invalid_argument("quantize: weight (" + std::to_string(bad / k) + ", " +
+                            std::to_string(bad % k) + ") is " + std::to_string(w[bad]));
+
+  if (f.kind == FormatKind::kDense) return round_dense(w, n, k, f.dense_dtype, out);
+  quant::GroupSearch search;
+  search.bits = f.bits;
+  search.symmetric = f.symmetric;
+  search.mse = uses_mse_scales(opt);
+  search.mse_grid = opt.mse_grid;
+  search.mse_min_shrink = opt.mse_min_shrink;
+  if (opt.method == QuantMethod::kGptq) return quant::quantize_gptq(w, n, k, f, search, opt, out);
+  return quant::quantize_rtn(w, n, k, f, search, out);
+}
+
+Status quantize(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                const QuantizeOptions& opt, PackedMatrix* out) {
+  if (out == nullptr) return invalid_argument("quantize: null output");
+  LogicalMatrix logical;
+  QMOE_RETURN_IF_ERROR(quantize_logical(w, n, k, f, opt, &logical));
+  return pack(logical, out);
+}
+
+}  // namespace qmoe

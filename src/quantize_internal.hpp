@@ -1,0 +1,56 @@
+// Internal to the quantizers (quantize.cpp, quantize_rtn.cpp, quantize_gptq.cpp): the
+// per-group scale/zero search every integer method shares, and the GPTQ linear algebra.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "qmoe/quantize.hpp"
+
+namespace qmoe::quant {
+
+/// Scale and zero point of one group. `scale` is the fp16 value actually stored, so codes
+/// are computed against exactly the grid the decoder sees.
+struct GroupParams {
+  uint16_t scale_bits = 0;  ///< fp16
+  float scale = 0.0f;       ///< fp16_to_float(scale_bits), > 0
+  int zero = 0;             ///< in [0, 2^bits); 2^(bits-1) when symmetric
+};
+
+/// How a group's parameters are chosen: min-max, or min-max plus the MSE shrink search.
+struct GroupSearch {
+  int bits = 4;
+  bool symmetric = false;
+  bool mse = false;
+  int mse_grid = 64;
+  float mse_min_shrink = 0.5f;
+};
+
+/// Parameters for the `len` values x of one group. Min-max: the smallest fp16 scale whose
+/// grid covers [min(x, 0), max(x, 0)] (the grid always holds 0 since z is a code), so every
+/// value is within s/2 of a grid point. MSE: also tries that range shrunk by the factors
+/// 1 - i/mse_grid down to mse_min_shrink and keeps the least squared decode error (ties keep
+/// the wider range, so the result is never worse than min-max).
+/// Returns false when the scale overflows fp16.
+bool find_group_params(const double* x, int64_t len, const GroupSearch& search, GroupParams* p);
+
+/// Code of w on the group's grid: clamp(round(w / s) + z, 0, 2^bits - 1), ties to even.
+int quantize_value(double w, const GroupParams& p, int max_code);
+/// The decoded value (q - z) * s, computed in float32 exactly as docs/formats.md §1.
+float dequantize_value(int q, const GroupParams& p);
+
+/// Round-to-nearest quantization of an int format (min-max or MSE group parameters).
+/// Inputs are already validated; returns kOutOfRange when a scale overflows fp16.
+Status quantize_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                    const GroupSearch& search, LogicalMatrix* out);
+
+/// GPTQ quantization of an int format. Weights and options are already validated except the
+/// Hessian / calibration values themselves.
+Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                     const GroupSearch& search, const QuantizeOptions& opt, LogicalMatrix* out);
+
+/// Upper-triangular U with U^T U = H^-1 for a symmetric positive-definite H [k, k]
+/// (row-major, double), the factor GPTQ's error feedback uses. Errors (kInvalidArgument)
+/// when H is not positive definite.
+Status inverse_cholesky_upper(const std::vector<double>& h, int64_t k, std::vector<double>* u);
+
+}  // namespace qmoe::quant

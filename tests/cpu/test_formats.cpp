@@ -1,0 +1,202 @@
+// FormatSpec: string round trips, rejected strings, exact bits/weight and packed layout sizes
+// (docs/formats.md §1-2).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "qmoe/format.hpp"
+
+namespace qmoe {
+namespace {
+
+TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u);
+  for (const FormatSpec& f : all_formats()) {
+    SCOPED_TRACE(f.to_string());
+    EXPECT_TRUE(f.validate().is_ok());
+    FormatSpec parsed;
+    ASSERT_TRUE(FormatSpec::parse(f.to_string(), &parsed).is_ok());
+    EXPECT_EQ(parsed, f);
+    EXPECT_EQ(parsed.to_string(), f.to_string());
+  }
+}
+
+TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
+  struct Case {
+    const char* text;
+    FormatSpec want;
+    const char* canonical;
+  };
+  const Case cases[] = {
+      {"bf16", FormatSpec::dense(DType::kBF16), "bf16"},
+      {"fp16", FormatSpec::dense(DType::kFP16), "fp16"},
+      {"int4:g128", FormatSpec::integer(4, 128, false), "int4:g128"},
+      {"int4:g128:asym", FormatSpec::integer(4, 128, false), "int4:g128"},
+      {"int3:g64:sym", FormatSpec::integer(3, 64, true), "int3:g64:sym"},
+      {"int2:g32", FormatSpec::integer(2, 32, false), "int2:g32"},
+      {"int8:pc", FormatSpec::integer(8, 0, false), "int8:pc"},
+      {"int8:pc:sym", FormatSpec::integer(8, 0, true), "int8:pc:sym"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    FormatSpec f;
+    ASSERT_TRUE(FormatSpec::parse(c.text, &f).is_ok());
+    EXPECT_EQ(f, c.want);
+    EXPECT_EQ(f.to_string(), c.canonical);
+  }
+}
+
+TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
+  const char* bad[] = {"",           "int4",       "int4:",         "int4:g",
+                       "int4:g0",    "int5:g128",  "int1:g128",     "int16:g128",
+                       "int4:g100",  "int4:g256",  "int4:g128:foo", "int4:g128:sym:asym",
+                       "INT4:g128",  "int4:G128",  "BF16",          "fp32",
+                       "int:g128",   "int4:pc:",   "int4:gx",       "int4:g-32",
+                       "int4:g 128", " int4:g128", "int4:g128 ",    "int4::g128",
+                       "int-4:g128", "int4:pcsym", "nf4",           "bf16:g128"};
+  for (const char* text : bad) {
+    SCOPED_TRACE(std::string("'") + text + "'");
+    FormatSpec f = FormatSpec::integer(8, 32, true);
+    const FormatSpec before = f;
+    const Status st = FormatSpec::parse(text, &f);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_FALSE(st.message().empty());
+    EXPECT_EQ(f, before);
+  }
+  EXPECT_EQ(FormatSpec::parse("int4:g128", nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(FormatValidate, UnsupportedParametersAreRejected) {
+  EXPECT_FALSE(FormatSpec::integer(5, 128, false).validate().is_ok());
+  EXPECT_FALSE(FormatSpec::integer(4, 96, false).validate().is_ok());
+  EXPECT_FALSE(FormatSpec::integer(4, -32, false).validate().is_ok());
+  FormatSpec dense = FormatSpec::dense(DType::kBF16);
+  dense.bits = 8;
+  EXPECT_FALSE(dense.validate().is_ok());
+}
+
+TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
+  auto bpw = [](const char* text, int64_t k) {
+    FormatSpec f;
+    EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
+    return f.bits_per_weight(k);
+  };
+  EXPECT_EQ(bpw("int4:g128", 4096), 4.1875);
+  EXPECT_EQ(bpw("int3:g64:sym", 4096), 3.25);
+  EXPECT_EQ(bpw("int2:g32", 4096), 2.75);
+  EXPECT_EQ(bpw("int8:pc", 4096), 8.005859375);
+  EXPECT_EQ(bpw("int8:pc:sym", 4096), 8.00390625);
+  EXPECT_EQ(bpw("bf16", 4096), 16.0);
+  EXPECT_EQ(bpw("fp16", 77), 16.0);
+}
+
+// Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.
+TEST(FormatLayout, AlignedPayloadEqualsBitsPerWeightForEveryFormat) {
+  const int64_t shapes[][2] = {{16, 128}, {64, 512}, {48, 1024}, {2048, 768}};
+  for (const FormatSpec& f : all_formats()) {
+    for (const auto& s : shapes) {
+      SCOPED_TRACE(f.to_string() + " [" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + "]");
+      PackedLayout L;
+      ASSERT_TRUE(packed_layout(f, s[0], s[1], &L).is_ok());
+      EXPECT_EQ(L.n_pad, s[0]);
+      EXPECT_EQ(L.k_pad, s[1]);
+      const double payload_bits =
+          8.0 * static_cast<double>(L.codes_bytes + L.scales_bytes + L.zeros_bytes);
+      // Exact for grouped formats; per-channel 16/K may not be a binary fraction (K = 768).
+      EXPECT_DOUBLE_EQ(payload_bits, f.bits_per_weight(s[1]) * static_cast<double>(s[0] * s[1]));
+    }
+  }
+}
+
+TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
+  struct Case {
+    const char* format;
+    int64_t n, k;
+    int64_t n_pad, k_pad, groups_pad, tile_bytes;
+  };
+  const Case cases[] = {
+      {"int4:g128", 17, 384, 32, 384, 3, 1024},   {"int3:g64", 1, 192, 16, 256, 4, 768},
+      {"int2:g32", 33, 96, 48, 128, 4, 512},      {"int8:pc", 5, 77, 16, 128, 1, 2048},
+      {"int4:pc:sym", 40, 300, 48, 384, 1, 1024}, {"bf16", 3, 1, 16, 128, 0, 4096},
+      {"fp16", 100, 129, 112, 256, 0, 4096},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.format);
+    FormatSpec f;
+    ASSERT_TRUE(FormatSpec::parse(c.format, &f).is_ok());
+    PackedLayout L;
+    ASSERT_TRUE(packed_layout(f, c.n, c.k, &L).is_ok());
+    EXPECT_EQ(L.n, c.n);
+    EXPECT_EQ(L.k, c.k);
+    EXPECT_EQ(L.n_pad, c.n_pad);
+    EXPECT_EQ(L.k_pad, c.k_pad);
+    EXPECT_EQ(L.groups_pad, c.groups_pad);
+    EXPECT_EQ(L.tile_bytes, c.tile_bytes);
+    EXPECT_EQ(L.codes_bytes, c.n_pad / 16 * (c.k_pad / 128) * c.tile_bytes);
+    const int64_t params = f.kind == FormatKind::kInt ? c.n_pad * c.groups_pad : 0;
+    EXPECT_EQ(L.scales_bytes, 2 * params);
+    EXPECT_EQ(L.zeros_bytes, f.kind == FormatKind::kInt && !f.symmetric ? params : 0);
+  }
+}
+
+TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
+  const int64_t shapes[][2] = {{1, 32}, {17, 96}, {33, 224}, {100, 640}, {7, 64}};
+  for (const FormatSpec& f : all_formats()) {
+    for (const auto& s : shapes) {
+      PackedLayout L;
+      if (!packed_layout(f, s[0], s[1], &L).is_ok()) continue;  // K not divisible by group
+      SCOPED_TRACE(f.to_string() + " [" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + "]");
+      EXPECT_EQ(L.codes_offset, 0);
+      EXPECT_EQ(L.scales_offset % kSectionAlign, 0);
+      EXPECT_EQ(L.zeros_offset % kSectionAlign, 0);
+      EXPECT_EQ(L.total_bytes % kSectionAlign, 0);
+      EXPECT_GE(L.scales_offset, L.codes_offset + L.codes_bytes);
+      EXPECT_GE(L.zeros_offset, L.scales_offset + L.scales_bytes);
+      EXPECT_GE(L.total_bytes, L.zeros_offset + L.zeros_bytes);
+      EXPECT_LT(L.total_bytes - (L.codes_bytes + L.scales_bytes + L.zeros_bytes),
+                3 * kSectionAlign);
+    }
+  }
+}
+
+TEST(FormatLayout, WorkedExampleOfTheSpecHasItsOffsets) {
+  PackedLayout L;
+  ASSERT_TRUE(packed_layout(FormatSpec::integer(4, 128, false), 16, 128, &L).is_ok());
+  EXPECT_EQ(L.codes_bytes, 1024);
+  EXPECT_EQ(L.scales_offset, 1024);
+  EXPECT_EQ(L.scales_bytes, 32);
+  EXPECT_EQ(L.zeros_offset, 1280);
+  EXPECT_EQ(L.zeros_bytes, 16);
+  EXPECT_EQ(L.zeros_offset + L.zeros_bytes, 1296);
+}
+
+TEST(FormatLayout, BadDimsOrGroupMismatchAreInvalidArgument) {
+  const FormatSpec g128 = FormatSpec::integer(4, 128, false);
+  struct Case {
+    FormatSpec f;
+    int64_t n, k;
+  };
+  FormatSpec broken = g128;
+  broken.bits = 5;
+  const Case cases[] = {{g128, 0, 128},
+                        {g128, 16, 0},
+                        {g128, -1, 128},
+                        {g128, 16, -128},
+                        {g128, 16, 100},
+                        {g128, 16, 192},
+                        {FormatSpec::integer(2, 32, true), 8, 48},
+                        {g128, int64_t{1} << 30, 128},
+                        {broken, 16, 128}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.f.to_string() + " [" + std::to_string(c.n) + ", " + std::to_string(c.k) + "]");
+    PackedLayout L;
+    L.total_bytes = 12345;
+    EXPECT_EQ(packed_layout(c.f, c.n, c.k, &L).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(L.total_bytes, 12345);
+  }
+  EXPECT_EQ(packed_layout(g128, 16, 128, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace qmoe

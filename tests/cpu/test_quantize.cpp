@@ -1,0 +1,856 @@
+// Packing (logical codes <-> tiles, docs/formats.md §2) and the quantizers (RTN min-max,
+// RTN MSE, GPTQ). Decoding here is the test's own: unpack + (q - z) * s.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qmoe/numeric.hpp"
+#include "qmoe/packed.hpp"
+#include "qmoe/quantize.hpp"
+#include "src/quantize_internal.hpp"
+
+namespace qmoe {
+namespace {
+
+FormatSpec parse(const char* text) {
+  FormatSpec f;
+  EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
+  return f;
+}
+
+int64_t groups_per_row(const FormatSpec& f, int64_t k) {
+  return k / f.group_len(k);
+}
+
+std::vector<FormatSpec> int_formats() {
+  std::vector<FormatSpec> v;
+  for (const FormatSpec& f : all_formats())
+    if (f.kind == FormatKind::kInt) v.push_back(f);
+  return v;
+}
+
+/// Random logical matrix: any codes, finite fp16 scales of any sign, any zeros.
+LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : (1u << f.bits) - 1u;
+  m.codes.resize(static_cast<size_t>(n * k));
+  for (auto& c : m.codes) c = static_cast<uint16_t>(rng() & code_mask);
+  if (f.kind == FormatKind::kInt) {
+    m.scales.resize(static_cast<size_t>(n * groups_per_row(f, k)));
+    for (auto& s : m.scales) {
+      do s = static_cast<uint16_t>(rng());
+      while ((s & 0x7c00u) == 0x7c00u);
+    }
+    if (!f.symmetric) {
+      m.zeros.resize(m.scales.size());
+      for (auto& z : m.zeros) z = static_cast<uint8_t>(rng() & code_mask);
+    }
+  }
+  return m;
+}
+
+/// Odd shapes: N never a multiple of 16, K a few groups or (per-channel, dense) odd.
+std::vector<std::pair<int64_t, int64_t>> odd_shapes(const FormatSpec& f) {
+  if (f.kind == FormatKind::kInt && f.group_size != 0) {
+    const int64_t g = f.group_size;
+    return {{17, 3 * g}, {1, g}, {33, 5 * g}, {16, 7 * g}};
+  }
+  return {{17, 77}, {1, 1}, {33, 160}, {16, 128}};
+}
+
+std::string shape_name(const FormatSpec& f, int64_t n, int64_t k) {
+  return f.to_string() + " [" + std::to_string(n) + ", " + std::to_string(k) + "]";
+}
+
+/// Code of padded element (row, col) read straight from the formulas of §2.3-2.4, one
+/// element at a time (pack works the other way round: lane by lane).
+uint32_t code_from_spec(const PackedMatrix& p, int64_t row, int64_t col) {
+  const PackedLayout& L = p.layout;
+  const int64_t tile = row / kTileRows * (L.k_pad / kTileCols) + col / kTileCols;
+  const int r = static_cast<int>(row % kTileRows), c = static_cast<int>(col % kTileCols);
+  const int subtile = c / 16, cc = c % 16;
+  const int lane = 4 * (r % 8) + (cc % 8) / 2;        // gid = row mod 8, tig = col pair
+  const int e = 4 * (cc / 8) + 2 * (r / 8) + cc % 2;  // the table of §2.3
+  const int pair = 4 * subtile + e / 2;
+  const int half = (e % 2) * 16;  // second element: high half
+  uint32_t code = 0;
+  int shift = 0;
+  int64_t plane_offset = 0;
+  for (int bits : plane_bits(p.format)) {
+    const int per_word = 16 / bits, word = pair / per_word, slot = pair % per_word;
+    const int chunk = std::min(16, 8 * bits);
+    const int64_t byte = L.codes_offset + tile * L.tile_bytes + plane_offset +
+                         (4 * word / chunk) * 32 * chunk + lane * chunk + (4 * word) % chunk;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= uint32_t{p.blob[static_cast<size_t>(byte + i)]} << (8 * i);
+    code |= ((v >> (bits * slot + half)) & ((1u << bits) - 1u)) << shift;
+    shift += bits;
+    plane_offset += 32 * 8 * bits;
+  }
+  return code;
+}
+
+/// Exact decoded weights [n, k] of a logical matrix: (q - z) * s in float32, or the dense value.
+std::vector<float> decode(const LogicalMatrix& m) {
+  std::vector<float> w(static_cast<size_t>(m.n * m.k));
+  const int64_t groups = m.format.kind == FormatKind::kInt ? groups_per_row(m.format, m.k) : 0;
+  for (int64_t r = 0; r < m.n; ++r) {
+    for (int64_t c = 0; c < m.k; ++c) {
+      const uint16_t q = m.codes[r * m.k + c];
+      if (m.format.kind == FormatKind::kDense) {
+        w[r * m.k + c] = m.format.dense_dtype == DType::kBF16 ? bf16_to_float(q) : fp16_to_float(q);
+        continue;
+      }
+      const int64_t gi = r * groups + c / m.format.group_len(m.k);
+      const int z = m.format.symmetric ? 1 << (m.format.bits - 1) : m.zeros[gi];
+      w[r * m.k + c] = static_cast<float>(q - z) * fp16_to_float(m.scales[gi]);
+    }
+  }
+  return w;
+}
+
+std::vector<float> decode_packed(const PackedMatrix& p) {
+  LogicalMatrix m;
+  EXPECT_TRUE(unpack(p, &m).is_ok());
+  return decode(m);
+}
+
+/// Gaussian weights (sigma 0.02) with ~1% outliers ten times larger, like real projections.
+std::vector<float> gaussian_weights(int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(n * k));
+  for (auto& x : w) x = normal(rng) * (uni(rng) < 0.01f ? 10.0f : 1.0f);
+  return w;
+}
+
+double squared_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double e = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) e += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
+  return e;
+}
+
+// ---- pack / unpack ---------------------------------------------------------------------
+
+TEST(PackRoundTrip, UnpackOfPackIsExactForEveryFormatOnOddShapes) {
+  uint32_t seed = 1;
+  for (const FormatSpec& f : all_formats()) {
+    for (const auto& [n, k] : odd_shapes(f)) {
+      SCOPED_TRACE(shape_name(f, n, k));
+      const LogicalMatrix m = random_logical(f, n, k, seed++);
+      PackedMatrix p;
+      ASSERT_TRUE(pack(m, &p).is_ok());
+      EXPECT_EQ(p.format, f);
+      EXPECT_EQ(static_cast<int64_t>(p.blob.size()), p.layout.total_bytes);
+      LogicalMatrix back;
+      ASSERT_TRUE(unpack(p, &back).is_ok());
+      EXPECT_EQ(back.format, f);
+      EXPECT_EQ(back.n, n);
+      EXPECT_EQ(back.k, k);
+      EXPECT_EQ(back.codes, m.codes);
+      EXPECT_EQ(back.scales, m.scales);
+      EXPECT_EQ(back.zeros, m.zeros);
+    }
+  }
+}
+
+// Every code, real or padding, sits at the bit the spec formulas name; padded scales and
+// zeros are 0 and padded codes are their group's zero point, so padding decodes to 0.
+TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
+  uint32_t seed = 100;
+  for (const FormatSpec& f : all_formats()) {
+    for (const auto& [n, k] : odd_shapes(f)) {
+      SCOPED_TRACE(shape_name(f, n, k));
+      const LogicalMatrix m = random_logical(f, n, k, seed++);
+      PackedMatrix p;
+      ASSERT_TRUE(pack(m, &p).is_ok());
+      const PackedLayout& L = p.layout;
+      const bool is_int = f.kind == FormatKind::kInt;
+      const int64_t groups = is_int ? groups_per_row(f, k) : 0;
+      int64_t wrong = 0;
+      for (int64_t r = 0; r < L.n_pad; ++r) {
+        for (int64_t c = 0; c < L.k_pad; ++c) {
+          uint32_t want = 0;
+          if (r < n && c < k)
+            want = m.codes[r * k + c];
+          else if (is_int && f.symmetric)
+            want = 1u << (f.bits - 1);
+          else if (is_int && r < n && f.group_size == 0)
+            want = m.zeros[r];  // the row's group
+          wrong += code_from_spec(p, r, c) != want;
+        }
+      }
+      EXPECT_EQ(wrong, 0);
+      if (!is_int) continue;
+      for (int64_t r = 0; r < L.n_pad; ++r) {
+        for (int64_t j = 0; j < L.groups_pad; ++j) {
+          const int64_t idx = r * L.groups_pad + j;
+          const bool real = r < n && j < groups;
+          const uint16_t s = static_cast<uint16_t>(p.blob[L.scales_offset + 2 * idx] |
+                                                   p.blob[L.scales_offset + 2 * idx + 1] << 8);
+          EXPECT_EQ(s, real ? m.scales[r * groups + j] : 0) << r << "," << j;
+          if (!f.symmetric) {
+            EXPECT_EQ(p.blob[L.zeros_offset + idx], real ? m.zeros[r * groups + j] : 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(PackBits, WorkedExampleOfTheSpecPutsItsCodeInByte84) {
+  LogicalMatrix m;
+  m.format = parse("int4:g128");
+  m.n = 16;
+  m.k = 128;
+  m.codes.assign(16 * 128, 0);
+  m.scales.assign(16, 0);
+  m.zeros.assign(16, 0);
+  m.codes[9 * 128 + 18] = 12;
+  m.scales[9] = 0x211F;
+  m.zeros[9] = 7;
+  PackedMatrix p;
+  ASSERT_TRUE(pack(m, &p).is_ok());
+  EXPECT_EQ(p.layout.total_bytes, 1536);  // 1296 payload, sections 256-aligned
+  EXPECT_EQ(p.blob[84], 0xC0);            // high nibble 12, every other code 0
+  for (size_t i = 0; i < 1024; ++i)
+    if (i != 84) {
+      EXPECT_EQ(p.blob[i], 0) << i;
+    }
+  EXPECT_EQ(p.blob[1024 + 2 * 9], 0x1F);
+  EXPECT_EQ(p.blob[1024 + 2 * 9 + 1], 0x21);
+  EXPECT_EQ(p.blob[1280 + 9], 7);
+  EXPECT_EQ(decode_packed(p)[9 * 128 + 18], 0.05001068115234375f);
+}
+
+TEST(PackValidation, BadLogicalInputIsRejectedAndOutputUntouched) {
+  const LogicalMatrix base = random_logical(parse("int4:g128"), 17, 256, 7);
+  const LogicalMatrix base_sym = random_logical(parse("int3:g32:sym"), 5, 64, 8);
+  const LogicalMatrix base_dense = random_logical(parse("bf16"), 3, 10, 9);
+  struct Case {
+    const char* what;
+    LogicalMatrix m;
+  };
+  std::vector<Case> cases;
+  auto add = [&](const char* what, const LogicalMatrix& from, auto mutate) {
+    Case c{what, from};
+    mutate(c.m);
+    cases.push_back(std::move(c));
+  };
+  add("code out of range", base, [](LogicalMatrix& m) { m.codes[100] = 16; });
+  add("int3 code out of range", base_sym, [](LogicalMatrix& m) { m.codes[63] = 8; });
+  add("zero out of range", base, [](LogicalMatrix& m) { m.zeros[3] = 16; });
+  add("inf scale", base, [](LogicalMatrix& m) { m.scales[0] = 0x7c00; });
+  add("-inf scale", base, [](LogicalMatrix& m) { m.scales[5] = 0xfc00; });
+  add("NaN scale", base, [](LogicalMatrix& m) { m.scales[33] = 0x7e01; });
+  add("codes too short", base, [](LogicalMatrix& m) { m.codes.pop_back(); });
+  add("codes too long", base, [](LogicalMatrix& m) { m.codes.push_back(0); });
+  add("scales too long", base, [](LogicalMatrix& m) { m.scales.push_back(0x3c00); });
+  add("zeros missing", base, [](LogicalMatrix& m) { m.zeros.clear(); });
+  add("zeros for symmetric", base_sym, [](LogicalMatrix& m) { m.zeros.assign(10, 0); });
+  add("scales for dense", base_dense, [](LogicalMatrix& m) { m.scales.assign(3, 0x3c00); });
+  add("n = 0", base, [](LogicalMatrix& m) { m.n = 0; });
+  add("k negative", base, [](LogicalMatrix& m) { m.k = -256; });
+  add("k not a group multiple", base, [](LogicalMatrix& m) { m.k = 100; });
+  add("invalid format", base, [](LogicalMatrix& m) { m.format.bits = 5; });
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    PackedMatrix out;
+    out.blob = {1, 2, 3};
+    out.layout.total_bytes = 3;
+    const Status st = pack(c.m, &out);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+    EXPECT_EQ(out.blob, (std::vector<uint8_t>{1, 2, 3}));
+    EXPECT_EQ(out.layout.total_bytes, 3);
+  }
+  EXPECT_EQ(pack(base, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PackValidation, UnpackRejectsBlobsThatDoNotMatchTheirLayout) {
+  PackedMatrix good;
+  ASSERT_TRUE(pack(random_logical(parse("int2:g64"), 20, 128, 11), &good).is_ok());
+  PackedMatrix short_blob = good;
+  short_blob.blob.pop_back();
+  PackedMatrix wrong_layout = good;
+  wrong_layout.layout.scales_offset += 256;
+  PackedMatrix wrong_format = good;
+  wrong_format.format = parse("int4:g64");
+  for (const PackedMatrix* p : {&short_blob, &wrong_layout, &wrong_format}) {
+    LogicalMatrix out;
+    out.n = 42;
+    EXPECT_EQ(unpack(*p, &out).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(out.n, 42);
+    EXPECT_TRUE(out.codes.empty());
+  }
+  EXPECT_EQ(unpack(good, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+// ---- RTN ---------------------------------------------------------------------------
+
+int64_t test_k(const FormatSpec& f) {
+  return f.group_size == 0 ? 200 : 256;
+}
+
+TEST(QuantRtn, MinMaxDecodesEveryWeightWithinHalfAStep) {
+  uint32_t seed = 200;
+  for (const FormatSpec& f : int_formats()) {
+    const int64_t n = 33, k = test_k(f);
+    SCOPED_TRACE(shape_name(f, n, k));
+    const std::vector<float> w = gaussian_weights(n, k, seed++);
+    PackedMatrix p;
+    ASSERT_TRUE(quantize(w.data(), n, k, f, QuantizeOptions{}, &p).is_ok());
+    LogicalMatrix m;
+    ASSERT_TRUE(unpack(p, &m).is_ok());
+    const std::vector<float> deq = decode(m);
+    const int64_t g = f.group_len(k), groups = k / g;
+    int64_t violations = 0;
+    for (int64_t i = 0; i < n * k; ++i) {
+      const float s = fp16_to_float(m.scales[i / k * groups + i % k / g]);
+      violations += !(std::fabs(double{w[i]} - deq[i]) <= 0.5 * s * (1.0 + 1e-6));
+    }
+    EXPECT_EQ(violations, 0);
+  }
+}
+
+// The stored scale is the smallest fp16 whose grid covers the group's range (0 included):
+// min-max never wastes resolution.
+TEST(QuantRtn, MinMaxScaleIsTheSmallestFp16CoveringTheRange) {
+  uint32_t seed = 300;
+  for (const FormatSpec& f : int_formats()) {
+    const int64_t n = 9, k = test_k(f);
+    SCOPED_TRACE(shape_name(f, n, k));
+    const std::vector<float> w = gaussian_weights(n, k, seed++);
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &m).is_ok());
+    const int64_t g = f.group_len(k), groups = k / g;
+    const int half = 1 << (f.bits - 1), max_code = (1 << f.bits) - 1;
+    for (int64_t gi = 0; gi < n * groups; ++gi) {
+      const float* x = w.data() + gi / groups * k + gi % groups * g;
+      const double lo = std::min(0.0, double{*std::min_element(x, x + g)});
+      const double hi = std::max(0.0, double{*std::max_element(x, x + g)});
+      const double need =
+          f.symmetric ? std::max(-lo / half, hi / (half - 1)) : (hi - lo) / max_code;
+      const uint16_t s = m.scales[gi];
+      EXPECT_GE(fp16_to_float(s), need * (1.0 - 1e-12));
+      EXPECT_LT(fp16_to_float(static_cast<uint16_t>(s - 1)), need);
+    }
+  }
+}
+
+TEST(QuantRtn, MseErrorNeverExceedsMinMaxAndShrinksLowBitError) {
+  uint32_t seed = 400;
+  for (const FormatSpec& f : int_formats()) {
+    const int64_t n = 48, k = test_k(f);
+    SCOPED_TRACE(shape_name(f, n, k));
+    const std::vector<float> w = gaussian_weights(n, k, seed++);
+    QuantizeOptions mse;
+    mse.method = QuantMethod::kRtnMse;
+    LogicalMatrix a, b;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &a).is_ok());
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, mse, &b).is_ok());
+    const double e_minmax = squared_error(w, decode(a)), e_mse = squared_error(w, decode(b));
+    EXPECT_LE(e_mse, e_minmax);
+    // With outliers, clipping pays off clearly at 2-3 bits on long groups.
+    if (f.bits <= 3 && (f.group_size == 0 || f.group_size == 128)) {
+      EXPECT_LT(e_mse, 0.9 * e_minmax);
+    }
+  }
+}
+
+TEST(QuantRtn, AllZeroGroupsDecodeToExactZeroWithAPositiveScale) {
+  for (const FormatSpec& f : int_formats()) {
+    SCOPED_TRACE(f.to_string());
+    const int64_t n = 3, k = 128;
+    std::vector<float> w = gaussian_weights(n, k, 5);
+    std::fill(w.begin() + k, w.begin() + 2 * k, 0.0f);  // row 1 all zero
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &m).is_ok());
+    const std::vector<float> deq = decode(m);
+    for (int64_t c = 0; c < k; ++c) EXPECT_EQ(deq[k + c], 0.0f);
+    for (uint16_t s : m.scales) {
+      EXPECT_GT(fp16_to_float(s), 0.0f);
+      EXPECT_TRUE(std::isfinite(fp16_to_float(s)));
+    }
+  }
+}
+
+TEST(QuantDense, EachWeightIsRoundedToNearestEven) {
+  const int64_t n = 5, k = 77;
+  std::vector<float> w = gaussian_weights(n, k, 6);
+  w[3] = 1.00048828125f;        // halfway between two fp16 values: ties to even (1.0)
+  w[4] = 1.0f + 1.0f / 256.0f;  // halfway between two bf16 values: ties to even (1.0)
+  for (DType t : {DType::kBF16, DType::kFP16}) {
+    LogicalMatrix m;
+    ASSERT_TRUE(
+        quantize_logical(w.data(), n, k, FormatSpec::dense(t), QuantizeOptions{}, &m).is_ok());
+    for (int64_t i = 0; i < n * k; ++i)
+      EXPECT_EQ(m.codes[i], t == DType::kBF16 ? float_to_bf16(w[i]) : float_to_fp16(w[i]));
+    EXPECT_EQ(m.codes[3], t == DType::kBF16 ? 0x3f80 : 0x3c00);
+    if (t == DType::kBF16) {
+      EXPECT_EQ(m.codes[4], 0x3f80);
+    }
+  }
+}
+
+TEST(QuantPack, QuantizeIsPackOfQuantizeLogical) {
+  const int64_t n = 21, k = 192;
+  const std::vector<float> w = gaussian_weights(n, k, 7);
+  for (const char* text : {"int3:g64", "int8:pc:sym", "fp16"}) {
+    SCOPED_TRACE(text);
+    LogicalMatrix m;
+    PackedMatrix direct, via_logical;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), QuantizeOptions{}, &m).is_ok());
+    ASSERT_TRUE(pack(m, &via_logical).is_ok());
+    ASSERT_TRUE(quantize(w.data(), n, k, parse(text), QuantizeOptions{}, &direct).is_ok());
+    EXPECT_EQ(direct.blob, via_logical.blob);
+  }
+}
+
+// ---- GPTQ --------------------------------------------------------------------------
+
+/// Calibration activations with strongly correlated columns: X = Z A, Z i.i.d. Gaussian,
+/// A = a random mixing of a few shared factors plus a small private part per column.
+std::vector<float> correlated_activations(int64_t rows, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t factors = 16;
+  std::vector<float> mix(static_cast<size_t>(factors * k));
+  for (auto& v : mix) v = normal(rng);
+  std::vector<float> x(static_cast<size_t>(rows * k));
+  std::vector<float> z(static_cast<size_t>(factors));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : z) v = normal(rng);
+    for (int64_t c = 0; c < k; ++c) {
+      float s = 0.3f * normal(rng);
+      for (int64_t q = 0; q < factors; ++q) s += z[q] * mix[q * k + c];
+      x[r * k + c] = s;
+    }
+  }
+  return x;
+}
+
+/// ||X W^T - X Wq^T||_F^2 over the calibration rows.
+double output_error(const std::vector<float>& x, int64_t rows, const std::vector<float>& w,
+                    const std::vector<float>& wq, int64_t n, int64_t k) {
+  double e = 0.0;
+  std::vector<double> d(static_cast<size_t>(k));
+  for (int64_t o = 0; o < n; ++o) {
+    for (int64_t c = 0; c < k; ++c) d[c] = double{w[o * k + c]} - wq[o * k + c];
+    for (int64_t r = 0; r < rows; ++r) {
+      double y = 0.0;
+      for (int64_t c = 0; c < k; ++c) y += x[r * k + c] * d[c];
+      e += y * y;
+    }
+  }
+  return e;
+}
+
+/// X^T X [k, k] in double.
+std::vector<double> gram(const std::vector<float>& x, int64_t rows, int64_t k) {
+  std::vector<double> h(static_cast<size_t>(k * k), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < k; ++i) {
+      const double xi = x[r * k + i];
+      for (int64_t j = 0; j < k; ++j) h[i * k + j] += xi * x[r * k + j];
+    }
+  return h;
+}
+
+struct GptqProblem {
+  int64_t n = 64, k = 256, rows = 2048;
+  std::vector<float> w, x;
+  GptqProblem() : w(gaussian_weights(n, k, 11)), x(correlated_activations(rows, k, 12)) {}
+
+  QuantizeOptions gptq(bool act_order) const {
+    QuantizeOptions o;
+    o.method = QuantMethod::kGptq;
+    o.calib = x.data();
+    o.calib_rows = rows;
+    o.act_order = act_order;
+    return o;
+  }
+  double error(const FormatSpec& f, const QuantizeOptions& o) const {
+    LogicalMatrix m;
+    const Status st = quantize_logical(w.data(), n, k, f, o, &m);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    return st.is_ok() ? output_error(x, rows, w, decode(m), n, k) : 0.0;
+  }
+};
+
+/// Textbook GPTQ straight from the paper, no lazy batching and no shortcuts: H^-1 by
+/// Gauss-Jordan, its upper Cholesky factor, then column-by-column error feedback into every
+/// later column. Group parameters at the group's first column, from its current weights.
+LogicalMatrix textbook_gptq(const GptqProblem& pb, std::vector<double> h, const FormatSpec& f,
+                            bool act_order) {
+  const int64_t n = pb.n, k = pb.k;
+  std::vector<double> w(static_cast<size_t>(n * k));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = pb.w[i];
+  double mean = 0.0;
+  for (int64_t i = 0; i < k; ++i) {
+    if (h[i * k + i] == 0.0) {
+      h[i * k + i] = 1.0;
+      for (int64_t o = 0; o < n; ++o) w[o * k + i] = 0.0;
+    }
+    mean += h[i * k + i] / static_cast<double>(k);
+  }
+  std::vector<int64_t> order(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) order[i] = i;
+  if (act_order)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return h[a * k + a] > h[b * k + b]; });
+  // [H_perm + damp I | I] -> [I | H^-1] by Gauss-Jordan (H is SPD: no pivoting needed).
+  std::vector<double> aug(static_cast<size_t>(k * 2 * k), 0.0);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < k; ++j) aug[i * 2 * k + j] = h[order[i] * k + order[j]];
+    aug[i * 2 * k + i] += 0.01 * mean;
+    aug[i * 2 * k + k + i] = 1.0;
+  }
+  for (int64_t c = 0; c < k; ++c) {
+    const double piv = aug[c * 2 * k + c];
+    for (int64_t j = 0; j < 2 * k; ++j) aug[c * 2 * k + j] /= piv;
+    for (int64_t i = 0; i < k; ++i) {
+      const double m = aug[i * 2 * k + c];
+      if (i == c || m == 0.0) continue;
+      for (int64_t j = 0; j < 2 * k; ++j) aug[i * 2 * k + j] -= m * aug[c * 2 * k + j];
+    }
+  }
+  auto hinv = [&](int64_t i, int64_t j) { return aug[i * 2 * k + k + j]; };
+  std::vector<double> u(static_cast<size_t>(k * k), 0.0);  // U^T U = H^-1
+  for (int64_t i = 0; i < k; ++i) {
+    double d = hinv(i, i);
+    for (int64_t p = 0; p < i; ++p) d -= u[p * k + i] * u[p * k + i];
+    u[i * k + i] = std::sqrt(d);
+    for (int64_t j = i + 1; j < k; ++j) {
+      double v = hinv(i, j);
+      for (int64_t p = 0; p < i; ++p) v -= u[p * k + i] * u[p * k + j];
+      u[i * k + j] = v / u[i * k + i];
+    }
+  }
+  quant::GroupSearch search;
+  search.bits = f.bits;
+  search.symmetric = f.symmetric;
+  const int64_t g = f.group_len(k), groups = k / g;
+  LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  m.scales.resize(static_cast<size_t>(n * groups));
+  m.zeros.resize(static_cast<size_t>(f.symmetric ? 0 : n * groups));
+  for (int64_t o = 0; o < n; ++o) {
+    std::vector<double> row(static_cast<size_t>(k));  // in processing order
+    for (int64_t i = 0; i < k; ++i) row[i] = w[o * k + order[i]];
+    std::vector<quant::GroupParams> params(static_cast<size_t>(groups));
+    std::vector<char> started(static_cast<size_t>(groups), 0);
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t grp = order[i] / g;
+      if (!started[grp]) {
+        started[grp] = 1;
+        std::vector<double> x;
+        for (int64_t pos = i; pos < k; ++pos)
+          if (order[pos] / g == grp) x.push_back(row[pos]);
+        EXPECT_TRUE(quant::find_group_params(x.data(), g, search, &params[grp]));
+        m.scales[o * groups + grp] = params[grp].scale_bits;
+        if (!f.symmetric) m.zeros[o * groups + grp] = static_cast<uint8_t>(params[grp].zero);
+      }
+      const int q = quant::quantize_value(row[i], params[grp], (1 << f.bits) - 1);
+      m.codes[o * k + order[i]] = static_cast<uint16_t>(q);
+      const double err = (row[i] - quant::dequantize_value(q, params[grp])) / u[i * k + i];
+      for (int64_t j = i + 1; j < k; ++j) row[j] -= err * u[i * k + j];
+    }
+  }
+  return m;
+}
+
+// The blocked, reordered implementation computes the same GPTQ as the textbook loop.
+TEST(QuantGptq, MatchesTheTextbookAlgorithm) {
+  const GptqProblem pb;
+  const std::vector<double> h = gram(pb.x, pb.rows, pb.k);
+  for (bool act_order : {false, true}) {
+    for (const char* text : {"int4:g128", "int3:g32:sym", "int2:pc"}) {
+      SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
+      const LogicalMatrix want = textbook_gptq(pb, h, parse(text), act_order);
+      LogicalMatrix got;
+      ASSERT_TRUE(
+          quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), pb.gptq(act_order), &got).is_ok());
+      int64_t differ = 0;
+      for (size_t i = 0; i < got.codes.size(); ++i) differ += got.codes[i] != want.codes[i];
+      EXPECT_LE(differ, static_cast<int64_t>(got.codes.size() / 1000)) << differ;
+      const double e_got = output_error(pb.x, pb.rows, pb.w, decode(got), pb.n, pb.k);
+      const double e_want = output_error(pb.x, pb.rows, pb.w, decode(want), pb.n, pb.k);
+      EXPECT_NEAR(e_got / e_want, 1.0, 0.01);
+    }
+  }
+}
+
+TEST(QuantGptq, OutputErrorClearlyBelowRtnOnCorrelatedActivations) {
+  const GptqProblem pb;
+  for (const char* text : {"int4:g128", "int3:g64", "int2:g32", "int4:pc:sym"}) {
+    SCOPED_TRACE(text);
+    const double rtn = pb.error(parse(text), QuantizeOptions{});
+    const double gptq = pb.error(parse(text), pb.gptq(false));
+    const double gptq_act = pb.error(parse(text), pb.gptq(true));
+    EXPECT_LT(gptq, 0.8 * rtn) << "gptq/rtn = " << gptq / rtn;
+    EXPECT_LT(gptq_act, 0.8 * rtn) << "act_order gptq/rtn = " << gptq_act / rtn;
+  }
+}
+
+TEST(QuantGptq, MseScalesAndHessianInputWork) {
+  const GptqProblem pb;
+  const FormatSpec f = parse("int3:g64");
+  const double base = pb.error(f, pb.gptq(false));
+  QuantizeOptions mse = pb.gptq(false);
+  mse.gptq_mse_scales = true;
+  EXPECT_LT(pb.error(f, mse), 1.1 * base);
+
+  // The same H handed in directly gives the same quality (float H: tiny rounding changes).
+  const std::vector<double> exact = gram(pb.x, pb.rows, pb.k);
+  const std::vector<float> h(exact.begin(), exact.end());
+  QuantizeOptions from_h = pb.gptq(false);
+  from_h.calib = nullptr;
+  from_h.calib_rows = 0;
+  from_h.hessian = h.data();
+  EXPECT_NEAR(pb.error(f, from_h) / base, 1.0, 0.01);
+}
+
+// Lazy batching is only a reordering of the same updates: every block width gives the same
+// codes, with and without act_order (which makes groups straddle blocks).
+TEST(QuantGptq, BlockSizeDoesNotChangeTheResult) {
+  const GptqProblem pb;
+  for (bool act_order : {false, true}) {
+    for (const char* text : {"int4:g32", "int3:pc"}) {
+      SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
+      QuantizeOptions o = pb.gptq(act_order);
+      LogicalMatrix ref;
+      ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), o, &ref).is_ok());
+      for (int block : {1, 7, 64, 1000}) {
+        o.block_size = block;
+        LogicalMatrix m;
+        ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), o, &m).is_ok());
+        int64_t differ = 0;
+        for (size_t i = 0; i < m.codes.size(); ++i) differ += m.codes[i] != ref.codes[i];
+        EXPECT_LE(differ, 2) << "block " << block;  // only exact rounding ties may flip
+      }
+    }
+  }
+}
+
+TEST(QuantGptq, IdentityHessianGivesExactlyTheRtnCodes) {
+  const int64_t n = 24, k = 256;
+  const std::vector<float> w = gaussian_weights(n, k, 13);
+  std::vector<float> h(static_cast<size_t>(k * k), 0.0f);
+  for (int64_t i = 0; i < k; ++i) h[i * k + i] = 1.0f;
+  QuantizeOptions o;
+  o.method = QuantMethod::kGptq;
+  o.hessian = h.data();
+  for (const char* text : {"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc"}) {
+    SCOPED_TRACE(text);
+    LogicalMatrix rtn, gptq;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), QuantizeOptions{}, &rtn).is_ok());
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), o, &gptq).is_ok());
+    EXPECT_EQ(gptq.codes, rtn.codes);
+    EXPECT_EQ(gptq.scales, rtn.scales);
+    EXPECT_EQ(gptq.zeros, rtn.zeros);
+  }
+}
+
+TEST(QuantGptq, InputsNeverSeenInCalibrationDecodeToZero) {
+  GptqProblem pb;
+  for (int64_t r = 0; r < pb.rows; ++r) pb.x[r * pb.k + 5] = pb.x[r * pb.k + 200] = 0.0f;
+  for (bool act_order : {false, true}) {
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse("int4:g64"), pb.gptq(act_order), &m)
+                    .is_ok());
+    const std::vector<float> deq = decode(m);
+    for (int64_t o = 0; o < pb.n; ++o) {
+      EXPECT_EQ(deq[o * pb.k + 5], 0.0f);
+      EXPECT_EQ(deq[o * pb.k + 200], 0.0f);
+    }
+  }
+}
+
+TEST(QuantGptq, InverseCholeskyFactorSatisfiesUtUEqualsHInverse) {
+  for (int64_t k : {1, 5, 64, 130, 300}) {
+    SCOPED_TRACE(k);
+    // SPD H = B^T B + k I from a random B.
+    std::mt19937 rng(static_cast<uint32_t>(k));
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<double> b(static_cast<size_t>(k * k)), h(static_cast<size_t>(k * k), 0.0);
+    for (auto& v : b) v = normal(rng);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        for (int64_t r = 0; r < k; ++r) h[i * k + j] += b[r * k + i] * b[r * k + j];
+        if (i == j) h[i * k + j] += static_cast<double>(k);
+      }
+    std::vector<double> u;
+    ASSERT_TRUE(quant::inverse_cholesky_upper(h, k, &u).is_ok());
+    double worst = 0.0;
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < i; ++j) EXPECT_EQ(u[i * k + j], 0.0);
+    // (U^T U) H = I
+    std::vector<double> utu(static_cast<size_t>(k * k), 0.0);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t r = 0; r <= std::min(i, j); ++r) utu[i * k + j] += u[r * k + i] * u[r * k + j];
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        double s = 0.0;
+        for (int64_t r = 0; r < k; ++r) s += utu[i * k + r] * h[r * k + j];
+        worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 1e-10);
+  }
+}
+
+// ---- bad input ---------------------------------------------------------------------
+
+TEST(QuantValidation, BadInputReturnsTheExpectedStatusAndWritesNothing) {
+  const int64_t n = 8, k = 128;
+  const std::vector<float> w = gaussian_weights(n, k, 14);
+  std::vector<float> nan_w = w, inf_w = w, huge_w = w, big_fp16_w = w;
+  nan_w[17] = std::numeric_limits<float>::quiet_NaN();
+  inf_w[100] = -std::numeric_limits<float>::infinity();
+  huge_w[3] = 1e30f;
+  big_fp16_w[9] = 70000.0f;
+  std::vector<float> eye(static_cast<size_t>(k * k), 0.0f), neg(eye), nan_h(eye);
+  for (int64_t i = 0; i < k; ++i) {
+    eye[i * k + i] = nan_h[i * k + i] = 1.0f;
+    neg[i * k + i] = -1.0f;
+  }
+  nan_h[5 * k + 7] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> calib(static_cast<size_t>(4 * k), 0.5f), nan_calib(calib);
+  nan_calib[k + 3] = std::numeric_limits<float>::infinity();
+
+  const FormatSpec int4 = parse("int4:g128");
+  QuantizeOptions gptq;
+  gptq.method = QuantMethod::kGptq;
+  auto with = [](QuantizeOptions o, auto edit) {
+    edit(o);
+    return o;
+  };
+  struct Case {
+    const char* what;
+    const float* w;
+    int64_t n, k;
+    FormatSpec f;
+    QuantizeOptions opt;
+    StatusCode want;
+  };
+  FormatSpec bad_format = int4;
+  bad_format.group_size = 48;
+  const Case cases[] = {
+      {"null weights", nullptr, n, k, int4, {}, StatusCode::kInvalidArgument},
+      {"n = 0", w.data(), 0, k, int4, {}, StatusCode::kInvalidArgument},
+      {"k = -1", w.data(), n, -1, int4, {}, StatusCode::kInvalidArgument},
+      {"k not a group multiple", w.data(), n, 100, int4, {}, StatusCode::kInvalidArgument},
+      {"invalid format", w.data(), n, k, bad_format, {}, StatusCode::kInvalidArgument},
+      {"NaN weight", nan_w.data(), n, k, int4, {}, StatusCode::kInvalidArgument},
+      {"Inf weight", inf_w.data(), n, k, int4, {}, StatusCode::kInvalidArgument},
+      {"NaN weight, dense",
+       nan_w.data(),
+       n,
+       k,
+       FormatSpec::dense(DType::kBF16),
+       {},
+       StatusCode::kInvalidArgument},
+      {"huge weight", huge_w.data(), n, k, int4, {}, StatusCode::kOutOfRange},
+      {"huge weight, MSE", huge_w.data(), n, k, parse("int8:pc:sym"),
+       with(QuantizeOptions{}, [](QuantizeOptions& o) { o.method = QuantMethod::kRtnMse; }),
+       StatusCode::kOutOfRange},
+      {"huge weight, GPTQ", huge_w.data(), n, k, int4,
+       with(gptq, [&](QuantizeOptions& o) { o.hessian = eye.data(); }), StatusCode::kOutOfRange},
+      {"weight beyond fp16",
+       big_fp16_w.data(),
+       n,
+       k,
+       FormatSpec::dense(DType::kFP16),
+       {},
+       StatusCode::kOutOfRange},
+      {"MSE grid 0", w.data(), n, k, int4,
+       with(QuantizeOptions{},
+            [](QuantizeOptions& o) {
+              o.method = QuantMethod::kRtnMse;
+              o.mse_grid = 0;
+            }),
+       StatusCode::kInvalidArgument},
+      {"MSE shrink 0", w.data(), n, k, int4,
+       with(QuantizeOptions{},
+            [](QuantizeOptions& o) {
+              o.method = QuantMethod::kRtnMse;
+              o.mse_min_shrink = 0.0f;
+            }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ without H or calib", w.data(), n, k, int4, gptq, StatusCode::kInvalidArgument},
+      {"GPTQ with both", w.data(), n, k, int4,
+       with(gptq,
+            [&](QuantizeOptions& o) {
+              o.hessian = eye.data();
+              o.calib = calib.data();
+              o.calib_rows = 4;
+            }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ non-finite H", w.data(), n, k, int4,
+       with(gptq, [&](QuantizeOptions& o) { o.hessian = nan_h.data(); }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ negative-definite H", w.data(), n, k, int4,
+       with(gptq, [&](QuantizeOptions& o) { o.hessian = neg.data(); }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ calib_rows 0", w.data(), n, k, int4,
+       with(gptq, [&](QuantizeOptions& o) { o.calib = calib.data(); }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ non-finite calib", w.data(), n, k, int4,
+       with(gptq,
+            [&](QuantizeOptions& o) {
+              o.calib = nan_calib.data();
+              o.calib_rows = 4;
+            }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ negative damp", w.data(), n, k, int4,
+       with(gptq,
+            [&](QuantizeOptions& o) {
+              o.hessian = eye.data();
+              o.damp = -0.1f;
+            }),
+       StatusCode::kInvalidArgument},
+      {"GPTQ block 0", w.data(), n, k, int4,
+       with(gptq,
+            [&](QuantizeOptions& o) {
+              o.hessian = eye.data();
+              o.block_size = 0;
+            }),
+       StatusCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    LogicalMatrix out;
+    out.n = 7;
+    out.codes = {1, 2, 3};
+    const Status st = quantize_logical(c.w, c.n, c.k, c.f, c.opt, &out);
+    EXPECT_EQ(st.code(), c.want) << st.to_string();
+    EXPECT_FALSE(st.message().empty());
+    EXPECT_EQ(out.n, 7);
+    EXPECT_EQ(out.codes, (std::vector<uint16_t>{1, 2, 3}));
+
+    PackedMatrix packed;
+    packed.blob = {9};
+    EXPECT_EQ(quantize(c.w, c.n, c.k, c.f, c.opt, &packed).code(), c.want);
+    EXPECT_EQ(packed.blob, std::vector<uint8_t>{9});
+  }
+  EXPECT_EQ(quantize_logical(w.data(), n, k, int4, {}, nullptr).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(quantize(w.data(), n, k, int4, {}, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace qmoe
