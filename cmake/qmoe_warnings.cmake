@@ -4,11 +4,10 @@ function(qmoe_set_warnings target)
   if(QMOE_WERROR)
     list(APPEND host_flags -Werror)
   endif()
-  string(REPLACE ";" "," host_csv "${host_flags}")
   target_compile_options(${target} PRIVATE
     $<$<COMPILE_LANGUAGE:CXX>:${host_flags}>
-    # Device: ptxas register/spill report is noise; warn on everything nvcc knows.
-    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra --expt-relaxed-constexpr -lineinfo>)
+    # Device code: host-compiler warnings via -Xcompiler; nvcc's own warnings are on by default.
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wshadow --expt-relaxed-constexpr -lineinfo>)
   if(QMOE_WERROR)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
   endif()

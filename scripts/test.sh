@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
-cmake --preset test
+cmake --preset test -DQMOE_CUDA="${QMOE_CUDA:-AUTO}"
 cmake --build --preset test
 ctest --preset test

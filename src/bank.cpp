@@ -1,12 +1,14 @@
 // ExpertBank: E packed experts of one projection and their contiguous device image.
-#include "qmoe/packed.hpp"
-
 #include <cstring>
+
+#include "qmoe/packed.hpp"
 
 namespace qmoe {
 
 namespace {
-int64_t align_up(int64_t v) { return (v + kSectionAlign - 1) / kSectionAlign * kSectionAlign; }
+int64_t align_up(int64_t v) {
+  return (v + kSectionAlign - 1) / kSectionAlign * kSectionAlign;
+}
 }  // namespace
 
 ExpertDesc make_expert_desc(const FormatSpec& f, const PackedLayout& L, int64_t base) {
@@ -35,9 +37,24 @@ Status ExpertBank::create(std::vector<PackedMatrix> experts, ExpertBank* out) {
                               std::to_string(m.n()) + ", " + std::to_string(m.k()) +
                               "], expert 0 is [" + std::to_string(n) + ", " + std::to_string(k) +
                               "]");
-    if (static_cast<int64_t>(m.blob.size()) != m.layout.total_bytes || m.layout.total_bytes <= 0)
-      return invalid_argument("ExpertBank::create: expert " + std::to_string(e) +
-                              " has a blob that does not match its layout");
+    // The kernels trust the descriptors built from format + layout: both must be exactly
+    // what packed_layout says for this format and shape, and the blob exactly that long.
+    PackedLayout expect;
+    Status st = packed_layout(m.format, n, k, &expect);
+    if (!st.is_ok())
+      return invalid_argument("ExpertBank::create: expert " + std::to_string(e) + ": " +
+                              st.message());
+    const PackedLayout& L = m.layout;
+    const bool layout_ok =
+        L.n_pad == expect.n_pad && L.k_pad == expect.k_pad && L.groups_pad == expect.groups_pad &&
+        L.tile_bytes == expect.tile_bytes && L.codes_bytes == expect.codes_bytes &&
+        L.scales_bytes == expect.scales_bytes && L.zeros_bytes == expect.zeros_bytes &&
+        L.codes_offset == expect.codes_offset && L.scales_offset == expect.scales_offset &&
+        L.zeros_offset == expect.zeros_offset && L.total_bytes == expect.total_bytes;
+    if (!layout_ok || static_cast<int64_t>(m.blob.size()) != expect.total_bytes)
+      return invalid_argument("ExpertBank::create: expert " + std::to_string(e) + " (" +
+                              m.format.to_string() +
+                              ") has a layout or blob size that does not match its format");
   }
   out->experts_ = std::move(experts);
   out->n_ = n;

@@ -8,7 +8,9 @@ namespace qmoe {
 
 namespace {
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
 
 bool parse_int(const std::string& s, int* out) {
   if (s.empty() || s.size() > 4) return false;
@@ -31,7 +33,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 }  // namespace
 
-const char* dtype_name(DType t) { return t == DType::kBF16 ? "bf16" : "fp16"; }
+const char* dtype_name(DType t) {
+  return t == DType::kBF16 ? "bf16" : "fp16";
+}
 
 FormatSpec FormatSpec::dense(DType t) {
   FormatSpec f;
@@ -86,8 +90,10 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
   }
   bool sym = false;
   if (parts.size() == 3) {
-    if (parts[2] == "sym") sym = true;
-    else if (parts[2] != "asym") return invalid_argument(bad);
+    if (parts[2] == "sym")
+      sym = true;
+    else if (parts[2] != "asym")
+      return invalid_argument(bad);
   }
   FormatSpec f = integer(bits, group, sym);
   Status st = f.validate();
@@ -131,8 +137,8 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
   if (out == nullptr) return invalid_argument("packed_layout: null output");
   QMOE_RETURN_IF_ERROR(f.validate());
   if (n_out <= 0 || k_in <= 0)
-    return invalid_argument("matrix dims must be positive, got [" + std::to_string(n_out) +
-                            ", " + std::to_string(k_in) + "]");
+    return invalid_argument("matrix dims must be positive, got [" + std::to_string(n_out) + ", " +
+                            std::to_string(k_in) + "]");
   // Offsets are 64-bit but descriptors keep some sizes in 32 bits: cap the dims.
   if (n_out > (int64_t{1} << 24) || k_in > (int64_t{1} << 24))
     return invalid_argument("matrix dims above 2^24 are not supported");

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -52,9 +53,9 @@ std::vector<float> synthetic_weights(std::mt19937& rng, int64_t rows, int64_t co
 }
 
 struct Routing {
-  std::vector<int32_t> offsets;     // [E+1]
-  std::vector<int64_t> row_token;   // sorted row -> token
-  std::vector<float> row_weight;    // sorted row -> routing weight
+  std::vector<int32_t> offsets;    // [E+1]
+  std::vector<int64_t> row_token;  // sorted row -> token
+  std::vector<float> row_weight;   // sorted row -> routing weight
 };
 
 // Softmax top-k with renormalisation, rows sorted by expert (stable by token).
@@ -64,7 +65,8 @@ Routing route(const std::vector<float>& x, const std::vector<float>& router, con
     std::vector<float> logit(static_cast<size_t>(s.experts));
     for (int64_t e = 0; e < s.experts; ++e) {
       double acc = 0;
-      for (int64_t h = 0; h < s.hidden; ++h) acc += double(x[t * s.hidden + h]) * router[e * s.hidden + h];
+      for (int64_t h = 0; h < s.hidden; ++h)
+        acc += double(x[t * s.hidden + h]) * router[e * s.hidden + h];
       logit[e] = static_cast<float>(acc);
     }
     std::vector<int64_t> idx(static_cast<size_t>(s.experts));
@@ -97,7 +99,8 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
   if (!use_gpu) {
     std::vector<double> yd;
     QMOE_RETURN_IF_ERROR(ref::grouped_gemm(bank, DType::kBF16, x.data(), m, offsets.data(), &yd));
-    for (size_t i = 0; i < yd.size(); ++i) (*y)[i] = bf16_to_float(float_to_bf16(static_cast<float>(yd[i])));
+    for (size_t i = 0; i < yd.size(); ++i)
+      (*y)[i] = bf16_to_float(float_to_bf16(static_cast<float>(yd[i])));
     return Status::ok();
   }
 #if defined(QMOE_WITH_CUDA)
@@ -112,7 +115,8 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
   if (st.is_ok()) st = cuda(cudaMalloc(&dy, yh.size() * 2));
   if (st.is_ok()) st = cuda(cudaMalloc(&doff, offsets.size() * 4));
   if (st.is_ok()) st = cuda(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
-  if (st.is_ok()) st = cuda(cudaMemcpy(doff, offsets.data(), offsets.size() * 4, cudaMemcpyHostToDevice));
+  if (st.is_ok())
+    st = cuda(cudaMemcpy(doff, offsets.data(), offsets.size() * 4, cudaMemcpyHostToDevice));
   if (st.is_ok()) {
     GroupedGemmArgs a;
     a.bank = dbank.view();
@@ -225,9 +229,11 @@ int run_demo(int argc, char** argv) {
         for (const std::string& s : split_csv(v)) {
           FormatSpec f;
           Status st = FormatSpec::parse(s, &f);
-          if (!st.is_ok()) return std::fprintf(stderr, "qmoe demo: %s\n", st.to_string().c_str()), 2;
+          if (!st.is_ok())
+            return std::fprintf(stderr, "qmoe demo: %s\n", st.to_string().c_str()), 2;
           formats.push_back(f);
         }
+        if (formats.empty()) return std::fprintf(stderr, "qmoe demo: --formats list is empty\n"), 2;
       } else if (v == "rtn") {
         opt.method = QuantMethod::kRtnMinMax;
       } else if (v == "mse") {
@@ -264,13 +270,14 @@ int run_demo(int argc, char** argv) {
   std::vector<float> calib13(x), calib2;
   if (opt.method == QuantMethod::kGptq) {
     std::normal_distribution<float> nd(0.f, 1.f);
-    constexpr int kCalibRows = 512;
-    for (int i = 0; i < kCalibRows * s.hidden; ++i) calib13.push_back(nd(rng));
-    for (int i = 0; i < kCalibRows * s.inter; ++i) calib2.push_back(nd(rng));
+    // Several times K rows: with rows ~ K the Hessian is nearly singular and GPTQ overfits.
+    const int64_t rows13 = 8 * s.hidden, rows2 = 8 * s.inter;
+    for (int64_t i = 0; i < rows13 * s.hidden; ++i) calib13.push_back(nd(rng));
+    for (int64_t i = 0; i < rows2 * s.inter; ++i) calib2.push_back(nd(rng));
     opt13.calib = calib13.data();
     opt13.calib_rows = static_cast<int64_t>(calib13.size()) / s.hidden;
     opt2.calib = calib2.data();
-    opt2.calib_rows = kCalibRows;
+    opt2.calib_rows = rows2;
   }
   const bool use_gpu = !force_cpu && gpu_available();
   std::printf("qmoe demo: synthetic MoE layer E=%lld top-%lld H=%lld I=%lld tokens=%lld, %s\n",
@@ -283,7 +290,8 @@ int run_demo(int argc, char** argv) {
   if (!st.is_ok()) return std::fprintf(stderr, "qmoe demo: %s\n", st.to_string().c_str()), 1;
   double ref_sq = 0;
   for (double v : y_ref) ref_sq += v * v;
-  std::printf("%-16s %12s %14s %18s\n", "format", "bits/weight", "weight MSE", "output NMSE vs bf16");
+  std::printf("%-16s %12s %14s %18s\n", "format", "bits/weight", "weight MSE",
+              "output NMSE vs bf16");
   for (const FormatSpec& f : formats) {
     std::vector<double> y;
     double wmse = 0;
@@ -294,8 +302,11 @@ int run_demo(int argc, char** argv) {
     }
     double d = 0;
     for (size_t i = 0; i < y.size(); ++i) d += (y[i] - y_ref[i]) * (y[i] - y_ref[i]);
-    std::printf("%-16s %12.4f %14.4e %18.4e\n", f.to_string().c_str(), f.bits_per_weight(s.hidden),
-                wmse, d / ref_sq);
+    // Bits/weight of the whole layer: gate/up has K = H, down K = I (matters per-channel).
+    const double w13 = 2.0 * s.inter * s.hidden, w2 = double(s.hidden) * s.inter;
+    const double bpw =
+        (f.bits_per_weight(s.hidden) * w13 + f.bits_per_weight(s.inter) * w2) / (w13 + w2);
+    std::printf("%-16s %12.4f %14.4e %18.4e\n", f.to_string().c_str(), bpw, wmse, d / ref_sq);
   }
   return 0;
 }
@@ -312,15 +323,25 @@ int run_inspect(int argc, char** argv) {
           "  --k K       row length used for per-channel formats (default 4096)\n");
       return 0;
     }
-    if (a == "--formats") list_formats = true;
-    else if (a == "--k" && i + 1 < argc) ++i;
-    else return std::fprintf(stderr, "qmoe inspect: unknown argument '%s'\n", a.c_str()), 2;
+    if (a == "--formats")
+      list_formats = true;
+    else if (a == "--k" && i + 1 < argc)
+      ++i;
+    else
+      return std::fprintf(stderr, "qmoe inspect: unknown argument '%s'\n", a.c_str()), 2;
   }
   if (!list_formats) return std::fprintf(stderr, "qmoe inspect: nothing to do (see --help)\n"), 2;
   int64_t k = 4096;
-  for (int i = 0; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--k") k = std::atoll(argv[i + 1]);
-  if (k <= 0) return std::fprintf(stderr, "qmoe inspect: --k must be positive\n"), 2;
+  for (int i = 0; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--k") continue;
+    char* end = nullptr;
+    const long long v = std::strtoll(argv[i + 1], &end, 10);
+    if (end == argv[i + 1] || *end != '\0' || v <= 0 || v > (1 << 24))
+      return std::fprintf(stderr, "qmoe inspect: --k wants an integer in 1..16777216, got '%s'\n",
+                          argv[i + 1]),
+             2;
+    k = v;
+  }
   std::printf("%-16s %12s %12s %s\n", "format", "bits/weight", "tile bytes", "layout");
   for (const FormatSpec& f : all_formats()) {
     PackedLayout L;

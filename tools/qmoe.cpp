@@ -29,8 +29,13 @@ int main(int argc, char** argv) {
 #if defined(QMOE_WITH_BENCH)
     return qmoe::bench::run_cli(argc - 2, argv + 2);
 #else
-    std::fprintf(stderr, "qmoe bench: unsupported: this qmoe was built without CUDA\n");
-    return 2;
+    const bool help =
+        argc > 2 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h");
+    std::fprintf(help ? stdout : stderr,
+                 "usage: qmoe bench [options]\n\nGPU microbenchmark of the grouped expert GEMM "
+                 "against cuBLAS bf16 and the\n"
+                 "bandwidth/compute floor. unsupported: this qmoe was built without CUDA.\n");
+    return help ? 0 : 2;
 #endif
   }
   std::fprintf(stderr, "qmoe: unknown command '%s'\n\n", cmd.c_str());

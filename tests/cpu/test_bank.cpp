@@ -19,10 +19,9 @@ PackedMatrix random_packed(const FormatSpec& f, int64_t n, int64_t k, uint32_t s
 }
 
 TEST(ExpertBank, ImageKeepsEveryExpertAlignedAndByteExact) {
-  const std::vector<FormatSpec> fs = {FormatSpec::integer(4, 128, false),
-                                      FormatSpec::integer(3, 64, true),
-                                      FormatSpec::dense(DType::kBF16),
-                                      FormatSpec::integer(2, 0, false)};
+  const std::vector<FormatSpec> fs = {
+      FormatSpec::integer(4, 128, false), FormatSpec::integer(3, 64, true),
+      FormatSpec::dense(DType::kBF16), FormatSpec::integer(2, 0, false)};
   std::vector<PackedMatrix> experts;
   for (size_t e = 0; e < fs.size(); ++e) experts.push_back(random_packed(fs[e], 40, 384, 7u + e));
   const std::vector<PackedMatrix> copy = experts;
@@ -42,7 +41,8 @@ TEST(ExpertBank, ImageKeepsEveryExpertAlignedAndByteExact) {
     EXPECT_EQ(d.group_size, fs[e].group_len(384));
     EXPECT_EQ(d.tile_bytes, copy[e].layout.tile_bytes);
     // The expert's whole blob sits verbatim at its codes offset.
-    EXPECT_TRUE(std::equal(copy[e].blob.begin(), copy[e].blob.end(), blob.begin() + d.codes_offset));
+    EXPECT_TRUE(
+        std::equal(copy[e].blob.begin(), copy[e].blob.end(), blob.begin() + d.codes_offset));
   }
 }
 
@@ -64,6 +64,17 @@ TEST(ExpertBank, RejectsBlobThatDoesNotMatchLayout) {
   experts[0].blob.pop_back();
   ExpertBank bank;
   EXPECT_EQ(ExpertBank::create(std::move(experts), &bank).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ExpertBank, RejectsLayoutOfAnotherFormat) {
+  // int8 data described by an int2 layout would send the kernels past the blob.
+  PackedMatrix m = random_packed(FormatSpec::integer(2, 128, true), 32, 256, 4);
+  m.format = FormatSpec::integer(8, 32, false);
+  std::vector<PackedMatrix> experts;
+  experts.push_back(std::move(m));
+  ExpertBank bank;
+  EXPECT_EQ(ExpertBank::create(std::move(experts), &bank).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bank.num_experts(), 0);
 }
 
 TEST(Status, PrintsCodeAndMessage) {

@@ -1,10 +1,9 @@
 // A downstream project: parse a format, quantize a small matrix, decode it on the CPU.
+#include <cmath>
+#include <cstdio>
 #include <qmoe/cpu_ref.hpp>
 #include <qmoe/gpu.hpp>
 #include <qmoe/quantize.hpp>
-
-#include <cmath>
-#include <cstdio>
 #include <vector>
 
 int main() {
