@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "src/formats/status_guard.hpp"
+
 namespace qmoe {
 
 namespace {
@@ -54,14 +56,20 @@ FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
   return f;
 }
 
+// Fields a kind does not use must keep their defaults, so that operator== (which compares
+// every field) agrees with to_string: two valid specs are equal iff they print the same.
 Status FormatSpec::validate() const {
   if (kind == FormatKind::kDense) {
     if (bits != 16) return invalid_argument("dense format must have 16 bits");
     if (dense_dtype != DType::kBF16 && dense_dtype != DType::kFP16)
       return invalid_argument("dense format dtype must be bf16 or fp16");
+    if (group_size != 0 || symmetric)
+      return invalid_argument("dense format must leave group_size 0 and symmetric false");
     return Status::ok();
   }
   if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
+  if (dense_dtype != DType::kBF16)
+    return invalid_argument("integer format must leave dense_dtype at its default (bf16)");
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
     return invalid_argument("integer bits must be 2, 3, 4 or 8, got " + std::to_string(bits));
   if (group_size != 0 && group_size != 32 && group_size != 64 && group_size != 128)
@@ -70,12 +78,16 @@ Status FormatSpec::validate() const {
   return Status::ok();
 }
 
-Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
+namespace {
+
+Status parse_format(const std::string& text, FormatSpec* out) {
   if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
   const std::string bad = "unknown format string '" + text +
                           "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc)";
-  if (text == "bf16") return *out = dense(DType::kBF16), Status::ok();
-  if (text == "fp16") return *out = dense(DType::kFP16), Status::ok();
+  if (text == "bf16" || text == "fp16") {
+    *out = FormatSpec::dense(text == "bf16" ? DType::kBF16 : DType::kFP16);
+    return Status::ok();
+  }
   std::vector<std::string> parts = split(text, ':');
   if (parts.size() < 2 || parts.size() > 3) return invalid_argument(bad);
   if (parts[0].size() < 4 || parts[0].compare(0, 3, "int") != 0) return invalid_argument(bad);
@@ -95,11 +107,17 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
     else if (parts[2] != "asym")
       return invalid_argument(bad);
   }
-  FormatSpec f = integer(bits, group, sym);
+  FormatSpec f = FormatSpec::integer(bits, group, sym);
   Status st = f.validate();
   if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
   *out = f;
   return Status::ok();
+}
+
+}  // namespace
+
+Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
+  return detail::run_catching("FormatSpec::parse", [&] { return parse_format(text, out); });
 }
 
 std::string FormatSpec::to_string() const {
@@ -133,7 +151,9 @@ std::vector<int> plane_bits(const FormatSpec& f) {
   return {f.bits};
 }
 
-Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out) {
+namespace {
+
+Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out) {
   if (out == nullptr) return invalid_argument("packed_layout: null output");
   QMOE_RETURN_IF_ERROR(f.validate());
   if (n_out <= 0 || k_in <= 0)
@@ -163,6 +183,12 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
   L.total_bytes = L.zeros_offset + round_up(L.zeros_bytes, kSectionAlign);
   *out = L;
   return Status::ok();
+}
+
+}  // namespace
+
+Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out) {
+  return detail::run_catching("packed_layout", [&] { return layout_of(f, n_out, k_in, out); });
 }
 
 }  // namespace qmoe

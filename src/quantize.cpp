@@ -7,6 +7,7 @@
 #include <string>
 
 #include "qmoe/numeric.hpp"
+#include "src/formats/status_guard.hpp"
 #include "src/quantize_internal.hpp"
 
 namespace qmoe {
@@ -69,9 +70,7 @@ Status round_dense(const float* w, int64_t n, int64_t k, DType t, LogicalMatrix*
   return Status::ok();
 }
 
-}  // namespace
-
-Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+Status quantize_checked(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         const QuantizeOptions& opt, LogicalMatrix* out) {
   if (out == nullptr) return invalid_argument("quantize: null output");
   if (w == nullptr) return invalid_argument("quantize: null weights");
@@ -94,12 +93,21 @@ Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& 
   return quant::quantize_rtn(w, n, k, f, search, out);
 }
 
+}  // namespace
+
+Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                        const QuantizeOptions& opt, LogicalMatrix* out) {
+  return detail::run_catching("quantize", [&] { return quantize_checked(w, n, k, f, opt, out); });
+}
+
 Status quantize(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                 const QuantizeOptions& opt, PackedMatrix* out) {
-  if (out == nullptr) return invalid_argument("quantize: null output");
-  LogicalMatrix logical;
-  QMOE_RETURN_IF_ERROR(quantize_logical(w, n, k, f, opt, &logical));
-  return pack(logical, out);
+  return detail::run_catching("quantize", [&] {
+    if (out == nullptr) return invalid_argument("quantize: null output");
+    LogicalMatrix logical;
+    QMOE_RETURN_IF_ERROR(quantize_checked(w, n, k, f, opt, &logical));
+    return pack(logical, out);
+  });
 }
 
 }  // namespace qmoe

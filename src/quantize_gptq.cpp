@@ -3,6 +3,9 @@
 // error is fed back into the columns not yet quantized through the upper Cholesky factor U of
 // H^-1, H = X^T X, so the layer output X W^T moves as little as possible. Linear algebra in
 // double; every O(K^3) and O(N K^2) part runs through one cache-blocked multiply-accumulate.
+#include <omp.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -189,6 +192,19 @@ Status build_hessian(const QuantizeOptions& opt, int64_t k, std::vector<double>*
   return Status::ok();
 }
 
+/// Upper bound of the bytes GPTQ holds at once for [n, k] weights: four [k, k] double
+/// matrices while U is formed (H reordered, its Cholesky factor, the factor's inverse, U),
+/// plus the double working copy of the weights and their codes.
+int64_t gptq_peak_bytes(int64_t n, int64_t k) {
+  return 4 * k * k * int64_t{sizeof(double)} + n * k * int64_t{sizeof(double) + sizeof(uint16_t)};
+}
+
+/// Physical memory of this machine in bytes, or -1 when the system does not say.
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_bytes > 0 ? int64_t{pages} * page_bytes : -1;
+}
+
 }  // namespace
 
 Status inverse_cholesky_upper(const std::vector<double>& h, int64_t k, std::vector<double>* u) {
@@ -211,6 +227,14 @@ Status inverse_cholesky_upper(const std::vector<double>& h, int64_t k, std::vect
 
 Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                      const GroupSearch& search, const QuantizeOptions& opt, LogicalMatrix* out) {
+  // Refused up front: with overcommitted memory a too-large allocation does not fail, it
+  // succeeds and the process is killed while the Hessian is being filled.
+  const int64_t need = gptq_peak_bytes(n, k), have = physical_memory_bytes();
+  if (have > 0 && need > have)
+    return out_of_range("quantize: GPTQ of a [" + std::to_string(n) + ", " + std::to_string(k) +
+                        "] matrix needs about " + std::to_string(need) +
+                        " bytes (four [K, K] double matrices), more than the " +
+                        std::to_string(have) + " bytes of memory of this machine");
   std::vector<double> h;
   QMOE_RETURN_IF_ERROR(build_hessian(opt, k, &h));
 
@@ -275,6 +299,8 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   const int64_t block = std::min<int64_t>(opt.block_size, k);
   std::vector<double> err(static_cast<size_t>(n * block));  // scaled errors of the block's columns
   std::atomic<int64_t> overflow_row{-1};
+  // One group of scratch per thread, allocated here: a throw inside the region would terminate.
+  std::vector<double> scratch(static_cast<size_t>(omp_get_max_threads() * g));
 
   // Lazy batches: inside a block of columns the feedback is applied eagerly, row by row (rows
   // are independent); the block's effect on the later columns is one matmul.
@@ -282,7 +308,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
     const int64_t i2 = std::min(k, i1 + block), width = i2 - i1;
 #pragma omp parallel
     {
-      std::vector<double> x(static_cast<size_t>(g));
+      double* x = scratch.data() + omp_get_thread_num() * g;
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < n; ++r) {
         double* wr = wq.data() + r * k;
@@ -299,7 +325,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                 for (int64_t l = i1; l < i; ++l) v -= er[l - i1] * u[l * k + pos];
               x[t] = v;
             }
-            if (!find_group_params(x.data(), g, search, &p)) {
+            if (!find_group_params(x, g, search, &p)) {
               overflow_row.store(r);
               break;
             }

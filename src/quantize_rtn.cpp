@@ -1,4 +1,6 @@
 // Group scale/zero search (min-max and MSE shrink) and round-to-nearest quantization.
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -101,16 +103,18 @@ Status quantize_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   m.zeros.resize(static_cast<size_t>(f.symmetric ? 0 : n * groups));
 
   std::atomic<int64_t> overflow_group{-1};
+  // One group of scratch per thread, allocated here: a throw inside the region would terminate.
+  std::vector<double> scratch(static_cast<size_t>(omp_get_max_threads() * g));
 #pragma omp parallel
   {
-    std::vector<double> x(static_cast<size_t>(g));
+    double* x = scratch.data() + omp_get_thread_num() * g;
 #pragma omp for schedule(static)
     for (int64_t rg = 0; rg < n * groups; ++rg) {
       const int64_t row = rg / groups, col0 = rg % groups * g;
       const float* src = w + row * k + col0;
       for (int64_t i = 0; i < g; ++i) x[i] = src[i];
       GroupParams p;
-      if (!find_group_params(x.data(), g, search, &p)) {
+      if (!find_group_params(x, g, search, &p)) {
         overflow_group.store(rg);
         continue;
       }

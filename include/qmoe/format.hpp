@@ -35,7 +35,9 @@ struct FormatSpec {
   static Status parse(const std::string& text, FormatSpec* out);
   /// Canonical short string (parse(to_string()) round-trips).
   std::string to_string() const;
-  /// Checks the parameters are a supported combination.
+  /// Checks the parameters are a supported combination and that the fields the kind does
+  /// not use keep their defaults (so two valid specs are == iff they print the same string).
+  /// Errors: kInvalidArgument naming the bad field.
   Status validate() const;
 
   /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:

@@ -3,9 +3,11 @@
 // one lane of one tile at a time, so packing a 100M-weight bank is a single pass.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "qmoe/packed.hpp"
+#include "src/formats/status_guard.hpp"
 
 namespace qmoe {
 
@@ -120,17 +122,11 @@ Status check_size(const char* what, size_t got, int64_t want) {
                           " entries, expected " + std::to_string(want));
 }
 
-/// Sizes and value ranges of a logical matrix whose format and dims are already valid.
-Status validate_logical(const LogicalMatrix& m) {
+/// Value ranges of a logical matrix (codes and zeros fit in b bits, scales finite), the
+/// checks of docs/formats.md §1 that both pack and unpack make. `who` names the caller.
+Status check_values(const LogicalMatrix& m, const std::string& who) {
   const FormatSpec& f = m.format;
-  const bool is_int = f.kind == FormatKind::kInt;
-  const int64_t groups = is_int ? logical_groups(f, m.k) : 0;
-  QMOE_RETURN_IF_ERROR(check_size("codes", m.codes.size(), m.n * m.k));
-  QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * groups));
-  QMOE_RETURN_IF_ERROR(
-      check_size("zeros", m.zeros.size(), is_int && !f.symmetric ? m.n * groups : 0));
-  if (!is_int) return Status::ok();  // any 16-bit pattern is a dense code
-
+  if (f.kind != FormatKind::kInt) return Status::ok();  // any 16-bit pattern is a dense code
   const uint32_t limit = 1u << f.bits;
   uint32_t max_code = 0, max_zero = 0;
   int64_t non_finite = 0;
@@ -143,19 +139,69 @@ Status validate_logical(const LogicalMatrix& m) {
     if (!f.symmetric) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
   }
   if (max_code >= limit)
-    return invalid_argument("pack: code " + std::to_string(max_code) + " does not fit in " +
+    return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
                             std::to_string(f.bits) + " bits");
   if (max_zero >= limit)
-    return invalid_argument("pack: zero point " + std::to_string(max_zero) + " does not fit in " +
+    return invalid_argument(who + ": zero point " + std::to_string(max_zero) + " does not fit in " +
                             std::to_string(f.bits) + " bits");
   if (non_finite > 0)
-    return invalid_argument("pack: " + std::to_string(non_finite) + " scale(s) are inf or NaN");
+    return invalid_argument(who + ": " + std::to_string(non_finite) + " scale(s) are inf or NaN");
   return Status::ok();
 }
 
-}  // namespace
+/// Sizes and value ranges of a logical matrix whose format and dims are already valid.
+Status validate_logical(const LogicalMatrix& m) {
+  const FormatSpec& f = m.format;
+  const bool is_int = f.kind == FormatKind::kInt;
+  const int64_t groups = is_int ? logical_groups(f, m.k) : 0;
+  QMOE_RETURN_IF_ERROR(check_size("codes", m.codes.size(), m.n * m.k));
+  QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * groups));
+  QMOE_RETURN_IF_ERROR(
+      check_size("zeros", m.zeros.size(), is_int && !f.symmetric ? m.n * groups : 0));
+  return check_values(m, "pack");
+}
 
-Status pack(const LogicalMatrix& logical, PackedMatrix* out) {
+/// Bytes outside the sections (the gaps before scales and zeros, and the tail) are 0 (§2).
+Status check_gaps(const PackedMatrix& p) {
+  const PackedLayout& L = p.layout;
+  const int64_t gaps[][2] = {{L.codes_offset + L.codes_bytes, L.scales_offset},
+                             {L.scales_offset + L.scales_bytes, L.zeros_offset},
+                             {L.zeros_offset + L.zeros_bytes, L.total_bytes}};
+  for (const auto& gap : gaps)
+    for (int64_t b = gap[0]; b < gap[1]; ++b)
+      if (p.blob[static_cast<size_t>(b)] != 0)
+        return invalid_argument("unpack: byte " + std::to_string(b) +
+                                ", outside every section, is " +
+                                std::to_string(p.blob[static_cast<size_t>(b)]) + " instead of 0");
+  return Status::ok();
+}
+
+/// Copies the scales and zeros of the real groups into m (sized already) and checks that those
+/// of padded rows and padded groups are 0 (§2.1, §2.5).
+Status read_group_params(const PackedMatrix& p, int64_t groups, LogicalMatrix* m) {
+  const PackedLayout& L = p.layout;
+  const uint8_t* blob = p.blob.data();
+  const bool has_zeros = !p.format.symmetric;
+  for (int64_t row = 0; row < L.n_pad; ++row) {
+    for (int64_t j = 0; j < L.groups_pad; ++j) {
+      const int64_t at = row * L.groups_pad + j;
+      const uint16_t s = static_cast<uint16_t>(blob[L.scales_offset + 2 * at] |
+                                               blob[L.scales_offset + 2 * at + 1] << 8);
+      const uint8_t z = has_zeros ? blob[L.zeros_offset + at] : 0;
+      if (row < L.n && j < groups) {
+        m->scales[static_cast<size_t>(row * groups + j)] = s;
+        if (has_zeros) m->zeros[static_cast<size_t>(row * groups + j)] = z;
+      } else if (s != 0 || z != 0) {
+        return invalid_argument("unpack: padded group (row " + std::to_string(row) + ", group " +
+                                std::to_string(j) + ") has scale bits " + std::to_string(s) +
+                                " and zero " + std::to_string(z) + "; both must be 0");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
   if (out == nullptr) return invalid_argument("pack: null output");
   PackedLayout layout;
   QMOE_RETURN_IF_ERROR(packed_layout(logical.format, logical.n, logical.k, &layout));
@@ -202,7 +248,7 @@ Status pack(const LogicalMatrix& logical, PackedMatrix* out) {
   return Status::ok();
 }
 
-Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
+Status unpack_checked(const PackedMatrix& packed, LogicalMatrix* out) {
   if (out == nullptr) return invalid_argument("unpack: null output");
   const FormatSpec& f = packed.format;
   PackedLayout layout;
@@ -212,6 +258,7 @@ Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
   if (static_cast<int64_t>(packed.blob.size()) != layout.total_bytes)
     return invalid_argument("unpack: blob has " + std::to_string(packed.blob.size()) +
                             " bytes, layout needs " + std::to_string(layout.total_bytes));
+  QMOE_RETURN_IF_ERROR(check_gaps(packed));
 
   const bool is_int = f.kind == FormatKind::kInt;
   const int64_t n = layout.n, k = layout.k;
@@ -223,12 +270,16 @@ Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
   m.codes.resize(static_cast<size_t>(n * k));
   m.scales.resize(static_cast<size_t>(n * groups));
   m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
+  QMOE_RETURN_IF_ERROR(read_group_params(packed, groups, &m));
 
+  // Real codes are copied; padded ones must be what pack writes there (their group's zero
+  // point, read from m.zeros), so that every blob unpack accepts is one pack produces.
   const std::vector<int> planes = plane_bits(f);
   const uint8_t* blob = packed.blob.data();
   const int64_t tiles_k = layout.k_pad / kTileCols;
   const int64_t tiles = layout.n_pad / kTileRows * tiles_k;
-#pragma omp parallel for schedule(static)
+  int64_t first_bad_padding = std::numeric_limits<int64_t>::max();  // row * k_pad + col
+#pragma omp parallel for reduction(min : first_bad_padding) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t row0 = t / tiles_k * kTileRows, col0 = t % tiles_k * kTileCols;
     const uint8_t* tile = blob + layout.codes_offset + t * layout.tile_bytes;
@@ -240,23 +291,34 @@ Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
         const int64_t row = row0 + pos.row;
         for (int e = 0; e < 2; ++e) {
           const int64_t col = col0 + pos.col + e;
-          if (row < n && col < k) m.codes[static_cast<size_t>(row * k + col)] = q[p][e];
+          if (row < n && col < k)
+            m.codes[static_cast<size_t>(row * k + col)] = q[p][e];
+          else if (q[p][e] != padded_code(m, groups, row, col))
+            first_bad_padding = std::min(first_bad_padding, row * layout.k_pad + col);
         }
       }
     }
   }
-
-  for (int64_t row = 0; row < n; ++row) {
-    for (int64_t j = 0; j < groups; ++j) {
-      const size_t dst = static_cast<size_t>(row * groups + j);
-      const int64_t src = row * layout.groups_pad + j;
-      m.scales[dst] = static_cast<uint16_t>(blob[layout.scales_offset + 2 * src] |
-                                            blob[layout.scales_offset + 2 * src + 1] << 8);
-      if (!f.symmetric) m.zeros[dst] = blob[layout.zeros_offset + src];
-    }
+  if (first_bad_padding != std::numeric_limits<int64_t>::max()) {
+    const int64_t row = first_bad_padding / layout.k_pad, col = first_bad_padding % layout.k_pad;
+    return invalid_argument("unpack: padded code at (" + std::to_string(row) + ", " +
+                            std::to_string(col) + ") is not " +
+                            std::to_string(padded_code(m, groups, row, col)) +
+                            ", the value padding holds there (docs/formats.md §2.1)");
   }
+  QMOE_RETURN_IF_ERROR(check_values(m, "unpack"));
   *out = std::move(m);
   return Status::ok();
+}
+
+}  // namespace
+
+Status pack(const LogicalMatrix& logical, PackedMatrix* out) {
+  return detail::run_catching("pack", [&] { return pack_checked(logical, out); });
+}
+
+Status unpack(const PackedMatrix& packed, LogicalMatrix* out) {
+  return detail::run_catching("unpack", [&] { return unpack_checked(packed, out); });
 }
 
 }  // namespace qmoe

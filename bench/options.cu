@@ -1,0 +1,235 @@
+// The benchmark's shapes, format palettes and command line.
+#include <cstdlib>
+#include <map>
+
+#include "bench/options.hpp"
+
+namespace qmoe::bench {
+
+namespace {
+
+struct NamedMix {
+  const char* name;
+  const char* description;
+  std::vector<const char*> palette;
+};
+
+// Experts take the palette round-robin by index: with uniform routing every format is hit
+// equally often, so the mix's floor is the bytes-weighted average of its formats.
+const std::vector<NamedMix>& named_mixes() {
+  static const std::vector<NamedMix> mixes{
+      {"mixed:rr",
+       "experts round-robin over int2:g128, int3:g128, int4:g128, int8:g128",
+       {"int2:g128", "int3:g128", "int4:g128", "int8:g128"}},
+  };
+  return mixes;
+}
+
+const std::vector<int64_t> kAllTokens{1, 4, 16, 64, 256, 1024, 4096, 16384};
+const char* const kDefaultFormats = "bf16,int4:g128,int3:g128,int2:g128,int8:g128,mixed:rr";
+constexpr int kDefaultReps = 30;
+
+// --quick: a smoke run of a few seconds (one big-expert and one many-expert shape).
+const char* const kQuickShapes = "mixtral-8x7b,qwen3-30b-a3b";
+const char* const kQuickTokens = "1,256";
+const char* const kQuickFormats = "bf16,int4:g128,mixed:rr";
+constexpr int kQuickReps = 10;
+
+// Upper bound on tokens so T * top_k always fits the int32 expert offsets.
+constexpr int64_t kMaxTokens = int64_t{1} << 20;
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (;;) {
+    const size_t pos = s.find(',', start);
+    items.push_back(s.substr(start, pos - start));
+    if (pos == std::string::npos) return items;
+    start = pos + 1;
+  }
+}
+
+bool parse_positive(const std::string& s, int64_t max, int64_t* out) {
+  if (s.empty() || s.size() > 9) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  const int64_t v = std::atoll(s.c_str());
+  if (v < 1 || v > max) return false;
+  *out = v;
+  return true;
+}
+
+Status parse_shapes(const std::string& list, std::vector<MoeShape>* out) {
+  out->clear();
+  if (list == "all") return *out = moe_shapes(), Status::ok();
+  for (const std::string& name : split_list(list)) {
+    bool found = false;
+    for (const MoeShape& s : moe_shapes())
+      if (name == s.name) out->push_back(s), found = true;
+    if (!found) {
+      std::string known;
+      for (const MoeShape& s : moe_shapes())
+        known += std::string(known.empty() ? "" : ", ") + s.name;
+      return invalid_argument("unknown shape '" + name + "' (known: " + known + ", all)");
+    }
+  }
+  return Status::ok();
+}
+
+Status parse_tokens(const std::string& list, std::vector<int64_t>* out) {
+  out->clear();
+  if (list == "all") return *out = kAllTokens, Status::ok();
+  for (const std::string& item : split_list(list)) {
+    int64_t t = 0;
+    if (!parse_positive(item, kMaxTokens, &t))
+      return invalid_argument("bad token count '" + item + "' (expected 1.." +
+                              std::to_string(kMaxTokens) + ")");
+    out->push_back(t);
+  }
+  return Status::ok();
+}
+
+Status parse_formats(const std::string& list, std::vector<BankFormat>* out) {
+  out->clear();
+  for (const std::string& item : split_list(list)) {
+    BankFormat f;
+    QMOE_RETURN_IF_ERROR(parse_bank_format(item, &f));
+    out->push_back(f);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+const std::vector<MoeShape>& moe_shapes() {
+  static const std::vector<MoeShape> shapes{
+      {"mixtral-8x7b", 4096, 14336, 8, 2},  {"deepseek-v2-lite", 2048, 1408, 64, 6},
+      {"qwen3-30b-a3b", 2048, 768, 128, 8}, {"olmoe", 2048, 1024, 64, 8},
+      {"deepseek-v3", 7168, 2048, 256, 8},
+  };
+  return shapes;
+}
+
+Status parse_bank_format(const std::string& text, BankFormat* out) {
+  for (const NamedMix& mix : named_mixes()) {
+    if (text != mix.name) continue;
+    BankFormat f;
+    f.name = mix.name;
+    for (const char* member : mix.palette) {
+      FormatSpec spec;
+      QMOE_RETURN_IF_ERROR(FormatSpec::parse(member, &spec));
+      f.palette.push_back(spec);
+    }
+    *out = f;
+    return Status::ok();
+  }
+  if (text.compare(0, 6, "mixed:") == 0) {
+    std::string known;
+    for (const NamedMix& mix : named_mixes())
+      known += std::string(known.empty() ? "" : ", ") + mix.name;
+    return invalid_argument("unknown mix '" + text + "' (known: " + known + ")");
+  }
+  FormatSpec spec;
+  QMOE_RETURN_IF_ERROR(FormatSpec::parse(text, &spec));
+  *out = BankFormat{spec.to_string(), {spec}};
+  return Status::ok();
+}
+
+Status parse_options(int argc, char** argv, BenchOptions* out) {
+  // Collect the flags first so that --quick only changes what was not given explicitly.
+  std::map<std::string, std::string> values;
+  bool quick = false;
+  BenchOptions o;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (arg == "--quick") {
+      quick = true;
+      continue;
+    }
+    static const char* const kValued[] = {"--shapes", "--tokens", "--formats", "--kernel",
+                                          "--reps",   "--out",    "--commit"};
+    bool valued = false;
+    for (const char* name : kValued) valued = valued || arg == name;
+    if (!valued) return invalid_argument("unknown option '" + arg + "'");
+    if (i + 1 >= argc) return invalid_argument("option " + arg + " needs a value");
+    values[arg] = argv[++i];
+  }
+  if (o.help) return *out = o, Status::ok();
+
+  auto value_or = [&](const char* name, const std::string& fallback) {
+    const auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+  };
+  QMOE_RETURN_IF_ERROR(parse_shapes(value_or("--shapes", quick ? kQuickShapes : "all"), &o.shapes));
+  QMOE_RETURN_IF_ERROR(parse_tokens(value_or("--tokens", quick ? kQuickTokens : "all"), &o.tokens));
+  QMOE_RETURN_IF_ERROR(
+      parse_formats(value_or("--formats", quick ? kQuickFormats : kDefaultFormats), &o.formats));
+
+  o.kernel_name = value_or("--kernel", "auto");
+  if (o.kernel_name == "auto")
+    o.kernel = KernelChoice::kAuto;
+  else if (o.kernel_name == "decode")
+    o.kernel = KernelChoice::kDecode;
+  else if (o.kernel_name == "prefill")
+    o.kernel = KernelChoice::kPrefill;
+  else
+    return invalid_argument("bad --kernel '" + o.kernel_name + "' (auto, decode or prefill)");
+
+  int64_t reps = quick ? kQuickReps : kDefaultReps;
+  if (values.count("--reps") && !parse_positive(values["--reps"], 100000, &reps))
+    return invalid_argument("bad --reps '" + values["--reps"] + "' (expected 1..100000)");
+  o.reps = static_cast<int>(reps);
+
+  o.out_dir = value_or("--out", o.out_dir);
+  if (o.out_dir.empty()) return invalid_argument("--out needs a directory");
+  const char* env_commit = std::getenv("QMOE_COMMIT");
+  o.commit = value_or("--commit", env_commit != nullptr && *env_commit ? env_commit : "unknown");
+  *out = o;
+  return Status::ok();
+}
+
+void print_usage(std::FILE* to) {
+  std::fprintf(to,
+               "usage: qmoe bench [options]\n\n"
+               "Times qmoe::grouped_gemm (the expert FFN's w13 then w2 GEMM over tokens sorted\n"
+               "by expert) per (shape, tokens, format) as the median of CUDA-graph replays over\n"
+               "weights and activations rotated beyond 4x L2, against the floor\n"
+               "max(bytes / measured copy bandwidth, flops / measured bf16 cuBLAS rate) and the\n"
+               "faster cuBLAS bf16 baseline (per-expert cublasGemmEx loop or\n"
+               "cublasGemmGroupedBatchedEx). Writes <out>/<device>-<yyyy-mm-dd>.json and .csv.\n\n"
+               "options:\n"
+               "  --shapes LIST    comma list or 'all' (default all):");
+  for (const MoeShape& s : moe_shapes())
+    std::fprintf(to, "\n                     %-17s H=%lld I=%lld E=%d top-%d", s.name,
+                 static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate),
+                 s.experts, s.top_k);
+  std::fprintf(
+      to,
+      "\n  --tokens LIST    token counts T (rows M = T * top_k), or 'all' (default):\n"
+      "                   1,4,16,64,256,1024,4096,16384\n"
+      "  --formats LIST   format strings (bf16, fp16, int<2|3|4|8>:g<32|64|128>|pc[:sym])\n"
+      "                   or named mixes; default\n"
+      "                   %s\n"
+      "                   mixes:",
+      kDefaultFormats);
+  for (const NamedMix& mix : named_mixes())
+    std::fprintf(to, "\n                     %-10s %s", mix.name, mix.description);
+  std::fprintf(
+      to,
+      "\n  --kernel K       auto | decode | prefill (default auto)\n"
+      "  --reps N         timed graph replays per measurement, median reported "
+      "(default %d;\n"
+      "                   long replays get fewer, >= 5, to keep a measurement near 0.4 s)\n"
+      "  --quick          smoke run: shapes %s, tokens 1,256,\n"
+      "                   formats %s, %d reps (explicit options win)\n"
+      "  --out DIR        output directory (default bench/results)\n"
+      "  --commit SHA     commit recorded in the results (default $QMOE_COMMIT)\n"
+      "  -h, --help       this text\n",
+      kDefaultReps, kQuickShapes, kQuickFormats, kQuickReps);
+}
+
+}  // namespace qmoe::bench

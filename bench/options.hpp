@@ -1,0 +1,57 @@
+// bench/options.hpp — what `qmoe bench` measures: the MoE shapes of DESIGN.md §5, bank
+// formats (one format for every expert, or a named per-expert mix) and the command line.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "qmoe/format.hpp"
+#include "qmoe/gpu.hpp"
+
+namespace qmoe::bench {
+
+/// One MoE layer's expert FFN: w13 is [E, 2I, H], w2 is [E, H, I].
+struct MoeShape {
+  const char* name;
+  int64_t hidden;        ///< H
+  int64_t intermediate;  ///< I (per expert)
+  int32_t experts;       ///< E
+  int32_t top_k;         ///< experts per token
+};
+
+/// The shapes of DESIGN.md §5, in report order.
+const std::vector<MoeShape>& moe_shapes();
+
+/// The formats of a bank's experts: expert e uses palette[e % palette.size()]. A single
+/// format is a palette of one; "mixed:<name>" is a named palette (see --help).
+struct BankFormat {
+  std::string name;  ///< as reported: the canonical format string or "mixed:<name>"
+  std::vector<FormatSpec> palette;
+
+  const FormatSpec& for_expert(int64_t e) const {
+    return palette[static_cast<size_t>(e) % palette.size()];
+  }
+};
+
+/// Parses "int4:g128", "bf16", ... or "mixed:<name>". Errors: kInvalidArgument naming the text.
+Status parse_bank_format(const std::string& text, BankFormat* out);
+
+struct BenchOptions {
+  std::vector<MoeShape> shapes;
+  std::vector<int64_t> tokens;
+  std::vector<BankFormat> formats;
+  KernelChoice kernel = KernelChoice::kAuto;
+  std::string kernel_name = "auto";
+  int reps = 0;
+  std::string out_dir = "bench/results";
+  std::string commit;  ///< --commit, else $QMOE_COMMIT, else "unknown"
+  bool help = false;
+};
+
+/// Parses argv (options only). Errors: kInvalidArgument with a message for the user.
+Status parse_options(int argc, char** argv, BenchOptions* out);
+
+void print_usage(std::FILE* to);
+
+}  // namespace qmoe::bench

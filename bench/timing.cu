@@ -1,0 +1,138 @@
+// Graph-replay timing and the copy-bandwidth / tensor-rate measurements behind the floor.
+#include <algorithm>
+#include <vector>
+
+#include "bench/check.hpp"
+#include "bench/device_memory.hpp"
+#include "bench/timing.hpp"
+
+namespace qmoe::bench {
+
+namespace {
+
+// Replays before timing, after the first (which uploads the graph): they settle clocks and
+// estimate the replay time for the budget below.
+constexpr int kWarmupReplays = 3;
+// Long replays get fewer timed reps (never fewer than kMinReps), so that no measurement
+// takes much more than this: it bounds a full sweep's device time when a kernel is slow.
+constexpr double kMeasureBudgetMs = 400;
+constexpr int kMinReps = 5;
+// 1 GiB per copy: far beyond any L2, long enough (~0.7 ms) that launch overhead is noise.
+constexpr int64_t kCopyBytes = int64_t{1} << 30;
+// Square GEMM size for the tensor rate: large enough to reach cuBLAS's steady-state rate.
+constexpr int kRateGemmDim = 8192;
+
+class GraphGuard {
+ public:
+  ~GraphGuard() {
+    // Teardown errors cannot be acted on; earlier failures are already reported.
+    if (exec != nullptr) (void)cudaGraphExecDestroy(exec);
+    if (graph != nullptr) (void)cudaGraphDestroy(graph);
+  }
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+class EventPair {
+ public:
+  ~EventPair() {
+    if (start != nullptr) (void)cudaEventDestroy(start);
+    if (stop != nullptr) (void)cudaEventDestroy(stop);
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+};
+
+}  // namespace
+
+Status time_graph(cudaStream_t stream, int launches, int reps, const GraphBody& body,
+                  double* us_per_launch) {
+  if (launches < 1 || reps < 1)
+    return invalid_argument("time_graph: launches and reps must be >= 1");
+  GraphGuard g;
+  QMOE_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status body_status = body(stream);
+  const cudaError_t end = cudaStreamEndCapture(stream, &g.graph);
+  QMOE_RETURN_IF_ERROR(body_status);
+  QMOE_CUDA_TRY(end);
+  QMOE_CUDA_TRY(cudaGraphInstantiate(&g.exec, g.graph, 0));
+
+  EventPair warmup;
+  QMOE_CUDA_TRY(cudaEventCreate(&warmup.start));
+  QMOE_CUDA_TRY(cudaEventCreate(&warmup.stop));
+  QMOE_CUDA_TRY(cudaGraphLaunch(g.exec, stream));  // uploads the graph; not timed
+  QMOE_CUDA_TRY(cudaEventRecord(warmup.start, stream));
+  for (int i = 0; i < kWarmupReplays; ++i) QMOE_CUDA_TRY(cudaGraphLaunch(g.exec, stream));
+  QMOE_CUDA_TRY(cudaEventRecord(warmup.stop, stream));
+  QMOE_CUDA_TRY(cudaEventSynchronize(warmup.stop));
+  float warmup_ms = 0;
+  QMOE_CUDA_TRY(cudaEventElapsedTime(&warmup_ms, warmup.start, warmup.stop));
+  const double replay_ms = std::max(1e-3, static_cast<double>(warmup_ms) / kWarmupReplays);
+  reps = std::min(reps, std::max(kMinReps, static_cast<int>(kMeasureBudgetMs / replay_ms)));
+
+  std::vector<EventPair> events(static_cast<size_t>(reps));
+  for (EventPair& e : events) {
+    QMOE_CUDA_TRY(cudaEventCreate(&e.start));
+    QMOE_CUDA_TRY(cudaEventCreate(&e.stop));
+  }
+  for (EventPair& e : events) {
+    QMOE_CUDA_TRY(cudaEventRecord(e.start, stream));
+    QMOE_CUDA_TRY(cudaGraphLaunch(g.exec, stream));
+    QMOE_CUDA_TRY(cudaEventRecord(e.stop, stream));
+  }
+  QMOE_CUDA_TRY(cudaStreamSynchronize(stream));
+  std::vector<float> ms(static_cast<size_t>(reps));
+  for (size_t i = 0; i < ms.size(); ++i)
+    QMOE_CUDA_TRY(cudaEventElapsedTime(&ms[i], events[i].start, events[i].stop));
+  std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+  double median = ms[static_cast<size_t>(reps / 2)];
+  if (reps % 2 == 0) {
+    const float lower = *std::max_element(ms.begin(), ms.begin() + reps / 2);
+    median = (median + lower) / 2;
+  }
+  *us_per_launch = median * 1000.0 / launches;
+  return Status::ok();
+}
+
+Status measure_copy_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s) {
+  DeviceBuffer src, dst;
+  QMOE_RETURN_IF_ERROR(src.allocate(kCopyBytes));
+  QMOE_RETURN_IF_ERROR(dst.allocate(kCopyBytes));
+  QMOE_RETURN_IF_ERROR(fill_random(src.data(), kCopyBytes, FillKind::kCodes, 0, 1, ctx.stream()));
+  auto copy = [&](cudaStream_t s) {
+    QMOE_CUDA_TRY(cudaMemcpyAsync(dst.data(), src.data(), static_cast<size_t>(kCopyBytes),
+                                  cudaMemcpyDeviceToDevice, s));
+    return Status::ok();
+  };
+  double us = 0;
+  QMOE_RETURN_IF_ERROR(time_graph(ctx.stream(), 1, reps, copy, &us));
+  *gb_per_s = 2.0 * static_cast<double>(kCopyBytes) / (us * 1e3);
+  return Status::ok();
+}
+
+Status measure_bf16_tensor_rate(const GpuContext& ctx, int reps, double* tflop_per_s) {
+  const int64_t n = kRateGemmDim;
+  const int64_t matrix_bytes = n * n * 2;
+  DeviceBuffer a, b, c;
+  QMOE_RETURN_IF_ERROR(a.allocate(matrix_bytes));
+  QMOE_RETURN_IF_ERROR(b.allocate(matrix_bytes));
+  QMOE_RETURN_IF_ERROR(c.allocate(matrix_bytes));
+  QMOE_RETURN_IF_ERROR(fill_random(a.data(), matrix_bytes, FillKind::kBf16, 0, 2, ctx.stream()));
+  QMOE_RETURN_IF_ERROR(fill_random(b.data(), matrix_bytes, FillKind::kBf16, 0, 3, ctx.stream()));
+  const float alpha = 1.0f, beta = 0.0f;
+  const int dim = kRateGemmDim;
+  auto gemm = [&](cudaStream_t) {
+    QMOE_CUBLAS_TRY(cublasGemmEx(ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, dim, dim, dim, &alpha,
+                                 a.data(), CUDA_R_16BF, dim, b.data(), CUDA_R_16BF, dim, &beta,
+                                 c.data(), CUDA_R_16BF, dim, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
+    return Status::ok();
+  };
+  // One eager call first: cuBLAS picks and caches its kernel outside the capture.
+  QMOE_RETURN_IF_ERROR(gemm(ctx.stream()));
+  double us = 0;
+  QMOE_RETURN_IF_ERROR(time_graph(ctx.stream(), 1, reps, gemm, &us));
+  *tflop_per_s = 2.0 * static_cast<double>(n * n * n) / (us * 1e6);
+  return Status::ok();
+}
+
+}  // namespace qmoe::bench

@@ -1,0 +1,29 @@
+// bench/timing.hpp — CUDA-graph timing and the machine's measured floor rates.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <functional>
+
+#include "bench/gpu_context.hpp"
+#include "qmoe/status.hpp"
+
+namespace qmoe::bench {
+
+/// Enqueues the work of one graph on the given stream (while it is being captured).
+using GraphBody = std::function<Status(cudaStream_t)>;
+
+/// Captures `body` (which enqueues `launches` equal units of work) into a CUDA graph,
+/// replays it a few times to warm up, then up to `reps` times each between two events
+/// (fewer, but at least 5, where replays are so long that `reps` would take over ~0.4 s),
+/// and returns the median replay time divided by `launches`, in microseconds.
+/// Errors: the body's own status (capture is ended first), kCudaError.
+Status time_graph(cudaStream_t stream, int launches, int reps, const GraphBody& body,
+                  double* us_per_launch);
+
+/// Device-to-device cudaMemcpyAsync of 1 GiB: bytes read + written per second, in GB/s.
+Status measure_copy_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s);
+
+/// cublasGemmEx 8192^3, bf16 in/out, fp32 compute, random data, in TFLOP/s.
+Status measure_bf16_tensor_rate(const GpuContext& ctx, int reps, double* tflop_per_s);
+
+}  // namespace qmoe::bench

@@ -1,0 +1,158 @@
+// cuda/decode/common.cuh — device helpers shared by every decoder and kernel: activation
+// traits (bf16 / fp16: exact dequantization, rounding, mma.sync), ldmatrix and cp.async
+// (sm_80+). No createpolicy / L2::cache_hint anywhere: with nvcc 13 on sm_90 it can lose
+// the policy register and trap with "illegal instruction" at run time.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace qmoe::dev {
+
+constexpr int kWarpSize = 32;
+
+template <class To, class From>
+__device__ __forceinline__ To bit_cast(const From& from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast needs equal sizes");
+  To to;
+  memcpy(&to, &from, sizeof(To));
+  return to;
+}
+
+__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// ---- Activation traits ------------------------------------------------------------------
+// Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
+// < 2^8) into the A-fragment register RNE_A((q - z) * s) x2 (docs/formats.md §1): the
+// product is formed exactly and rounded once.
+
+template <class Act>
+struct ActTraits;
+
+template <>
+struct ActTraits<__nv_bfloat16> {
+  /// 2^23 as float bits: OR-ing an integer q < 2^23 into the mantissa gives 2^23 + q exactly.
+  static constexpr uint32_t kMagic = 0x4B000000u;
+
+  /// Scale and zero of one row's group, prepared once per tile.
+  struct RowQuant {
+    float scale;       ///< s (every fp16 value is exact in fp32)
+    float zero_magic;  ///< 2^23 + z
+  };
+
+  __device__ static RowQuant row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
+    return {__half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))),
+            __uint_as_float(kMagic | zero)};
+  }
+
+  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant& rq) {
+    // bf16 cannot hold the exact product (fp16 scales have 11 significant bits), so go
+    // through fp32: (2^23 + q) - (2^23 + z) is exact, +0 when q == z like the spec's
+    // (q - z) * s; |q - z| < 2^8 times an 11-bit s fits fp32's 24 bits, so the product is
+    // exact and the bf16 conversion is the single RNE rounding.
+    const float q0 = __uint_as_float(kMagic | (q & 0xFFFFu));
+    const float q1 = __uint_as_float(kMagic | (q >> 16));
+    return pack_rn(__fmul_rn(__fsub_rn(q0, rq.zero_magic), rq.scale),
+                   __fmul_rn(__fsub_rn(q1, rq.zero_magic), rq.scale));
+  }
+
+  __device__ static uint32_t pack_rn(float lo, float hi) {
+    return bit_cast<uint32_t>(__floats2bfloat162_rn(lo, hi));
+  }
+  __device__ static unsigned short to_bits_rn(float v) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
+  /// Dense weights: bf16 pairs are already A registers; fp16 pairs go exactly to fp32, then RNE.
+  __device__ static uint32_t from_bf16x2(uint32_t w) { return w; }
+  __device__ static uint32_t from_fp16x2(uint32_t w) {
+    const float2 f = __half22float2(bit_cast<__half2>(w));
+    return pack_rn(f.x, f.y);
+  }
+
+  /// d += A[16x16] * B[16x8], fp32 accumulate.
+  __device__ static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+
+template <>
+struct ActTraits<__half> {
+  /// fp16 1024.0 in both halves: 1024 has ulp 1, so OR-ing q < 2^10 into each mantissa gives
+  /// the half2 (1024 + q0, 1024 + q1) exactly, two conversions in one LOP3.
+  static constexpr uint32_t kMagic2 = 0x64006400u;
+
+  struct RowQuant {
+    uint32_t scale2;       ///< half2 (s, s)
+    uint32_t zero_magic2;  ///< half2 (1024 + z, 1024 + z)
+  };
+
+  __device__ static RowQuant row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
+    return {scale_fp16_bits * 0x10001u, kMagic2 | (zero * 0x10001u)};
+  }
+
+  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant& rq) {
+    // (1024 + q) - (1024 + z) is exact (integers below 2^11); the fp16 multiply then rounds
+    // the exact product (q - z) * s once, to nearest even, subnormals and overflow included:
+    // exactly RNE_fp16 of the spec's value.
+    const __half2 d = __hsub2(bit_cast<__half2>(q | kMagic2), bit_cast<__half2>(rq.zero_magic2));
+    return bit_cast<uint32_t>(__hmul2(d, bit_cast<__half2>(rq.scale2)));
+  }
+
+  __device__ static uint32_t pack_rn(float lo, float hi) {
+    return bit_cast<uint32_t>(__floats2half2_rn(lo, hi));
+  }
+  __device__ static unsigned short to_bits_rn(float v) { return __half_as_ushort(__float2half_rn(v)); }
+  __device__ static uint32_t from_fp16x2(uint32_t w) { return w; }
+  __device__ static uint32_t from_bf16x2(uint32_t w) {
+    const float2 f = __bfloat1622float2(bit_cast<__nv_bfloat162>(w));
+    return pack_rn(f.x, f.y);
+  }
+
+  __device__ static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+
+// ---- Shared memory: ldmatrix, cp.async ------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+/// Four 8x8 b16 matrices; lane l gives the row address of matrix l/8, row l%8, and receives
+/// (row l/4, columns 2(l%4), 2(l%4)+1) of each matrix in r[0..3].
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+/// Copies src_bytes (0..16) from global to shared and zero-fills the rest of the 16 bytes.
+/// src must be 16-byte aligned (and valid even when src_bytes == 0). .cg: cached in L2
+/// only, so streamed weights do not evict the small, reused activations from L1.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(src_bytes)
+               : "memory");
+}
+/// 8-byte variant (only .ca exists for 8 bytes); src 8-byte aligned.
+__device__ __forceinline__ void cp_async_8(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+}  // namespace qmoe::dev

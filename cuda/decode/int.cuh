@@ -1,0 +1,121 @@
+// cuda/decode/int.cuh — device decoder of the group-wise integer formats int2/3/4/8
+// (docs/formats.md §1, §2.3-2.5): weight = RNE_A((q - z) * s), bit-identical to cpu_ref.
+//
+// Decoder interface (shared with dense.cuh; both kernels and the dequantize kernel are
+// templated on it):
+//   kRawWords, kTileBytes                          code words per lane, bytes per tile
+//   RawQuant, Quant<Act>                           per-lane scale/zero words of one tile,
+//                                                  raw (prefetchable) and prepared
+//   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks
+//   read_codes(tile_smem, lane, raw)               the lane's code words, from shared memory
+//   load_quant(ep, strip, kt, lane, rq, pred)      the lane's scales/zeros of tile (strip, kt)
+//   prepare<Act>(ep, rq) -> Quant<Act>
+//   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
+#pragma once
+#include <cstdint>
+
+#include "cuda/decode/common.cuh"
+#include "cuda/decode/tile.cuh"
+
+namespace qmoe::dev {
+
+template <int BITS>
+struct IntDecoder {
+  static_assert(BITS == 2 || BITS == 3 || BITS == 4 || BITS == 8, "int2/3/4/8 only");
+  // int3 = a 2-bit plane (low bits of q) followed by a 1-bit plane (bit 2).
+  static constexpr bool kSplit = BITS == 3;
+  using Low = CodePlane<kSplit ? 2 : BITS>;
+  using High = CodePlane<1>;
+  static constexpr int kRawWords = Low::kWords + (kSplit ? High::kWords : 0);
+  static constexpr int kTileBytes = Low::kBytes + (kSplit ? High::kBytes : 0);
+
+  /// Rows gid and gid+8 of the strip: up to 4 fp16 scales (one tile's groups) in two words,
+  /// up to 4 zero bytes in one word.
+  struct RawQuant {
+    uint32_t scale[2][2];
+    uint32_t zero[2];
+  };
+  /// row[t][h]: scale/zero of row gid + 8h for sub-tiles 2t, 2t+1 (a group spans >= 2).
+  template <class Act>
+  struct Quant {
+    typename ActTraits<Act>::RowQuant row[4][2];
+  };
+
+  __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
+    Low::copy_async(tile, tile_smem, lane);
+    if constexpr (kSplit) High::copy_async(tile + Low::kBytes, tile_smem + Low::kBytes, lane);
+  }
+  __device__ static void read_codes(const uint8_t* tile_smem, int lane,
+                                    uint32_t (&raw)[kRawWords]) {
+    Low::read(tile_smem, lane, raw);
+    if constexpr (kSplit) High::read(tile_smem + Low::kBytes, lane, raw + Low::kWords);
+  }
+
+  __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
+                                    RawQuant& rq, bool pred) {
+    rq = RawQuant{};
+    if (!pred) return;
+    const int gpt = ep.groups_per_tile;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = strip * kTileRows + (lane >> 2) + 8 * h;
+      // A tile's groups of one row are contiguous and aligned to their total size (groups_pad
+      // is a multiple of groups_per_tile, sections are 256-byte aligned): one load each.
+      const int64_t idx = static_cast<int64_t>(row) * ep.groups_pad +
+                          static_cast<int64_t>(kt) * ep.group_tile_stride;
+      const uint8_t* s = ep.scales + 2 * idx;
+      if (gpt == 4) {
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
+        rq.scale[h][0] = v.x;
+        rq.scale[h][1] = v.y;
+      } else if (gpt == 2) {
+        rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned int*>(s));
+      } else {
+        rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned short*>(s));
+      }
+      if (ep.zeros != nullptr) {
+        const uint8_t* z = ep.zeros + idx;
+        if (gpt == 4) rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
+        else if (gpt == 2) rq.zero[h] = __ldg(reinterpret_cast<const unsigned short*>(z));
+        else rq.zero[h] = __ldg(reinterpret_cast<const unsigned char*>(z));
+      }
+    }
+  }
+
+  template <class Act>
+  __device__ static Quant<Act> prepare(const ExpertParams& ep, const RawQuant& rq) {
+    Quant<Act> q;
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      const int g = (2 * t) >> ep.subtile_group_shift;  // group within the tile, < gpt
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        // Selects, not a runtime-indexed array: keeps rq in registers.
+        const uint32_t word = (g >> 1) ? rq.scale[h][1] : rq.scale[h][0];
+        const uint32_t s = (word >> (16 * (g & 1))) & 0xFFFFu;
+        const uint32_t z = ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
+        q.row[t][h] = ActTraits<Act>::row_quant(s, z);
+      }
+    }
+    return q;
+  }
+
+  /// Codes of pair p = 4j + r of the lane (q0 in bits 0.., q1 in bits 16..).
+  __device__ static uint32_t codes_pair(const uint32_t (&raw)[kRawWords], int p) {
+    if constexpr (kSplit)
+      return Low::pair(raw, p) | (High::pair(raw + Low::kWords, p) << 2);
+    else
+      return Low::pair(raw, p);
+  }
+
+  template <class Act>
+  __device__ static void decode_subtile(const uint32_t (&raw)[kRawWords], int j,
+                                        const Quant<Act>& q, uint32_t (&a)[4]) {
+    // Register r of the A fragment holds row gid (r even) or gid+8 (r odd) of sub-tile j.
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+      a[r] = ActTraits<Act>::dequant_pair(codes_pair(raw, 4 * j + r), q.row[j >> 1][r & 1]);
+  }
+};
+
+}  // namespace qmoe::dev

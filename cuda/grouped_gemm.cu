@@ -1,0 +1,164 @@
+// Host entry points of the GPU path: argument checks (CUTLASS-style: kInvalidArgument for a
+// malformed problem, kUnsupported for a well-formed one no kernel here runs) and the kernel
+// launches. Never allocates, never synchronises: capturable in a CUDA graph.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+#include <string>
+
+#include "cuda/decode/registry.cuh"
+#include "cuda/kernels/launch.cuh"
+#include "qmoe/gpu.hpp"
+
+namespace qmoe {
+
+namespace {
+
+/// The kernels need no scratch memory; a non-zero size keeps the CUB convention usable
+/// (null workspace = size query) without a zero-byte allocation, which yields null.
+constexpr size_t kWorkspaceBytes = 256;
+constexpr int64_t kMaxDim = int64_t{1} << 24;  // as packed_layout
+constexpr int kMaxDecodeTokens = 64;           // beyond, the tile kernel always wins
+constexpr uintptr_t kRowAlign = 16;
+
+Status cuda_failure(const std::string& what, cudaError_t err) {
+  (void)cudaGetLastError();  // a failed call must not surface as a later launch error
+  return Status(StatusCode::kCudaError, what + ": " + cudaGetErrorString(err));
+}
+
+Status check_bank(const DeviceBankView& b, const std::string& fn) {
+  if (b.blob == nullptr || b.descs == nullptr)
+    return invalid_argument(fn + ": bank has a null blob or descriptor table");
+  if (b.num_experts < 1) return invalid_argument(fn + ": bank has no experts");
+  if (b.n < 1 || b.k < 1 || b.n > kMaxDim || b.k > kMaxDim)
+    return invalid_argument(fn + ": bank dims [" + std::to_string(b.n) + ", " +
+                            std::to_string(b.k) + "] must be in [1, 2^24]");
+  if (b.format_mask == 0)
+    return invalid_argument(fn + ": bank format_mask is empty (use DeviceExpertBank::view())");
+  if ((b.format_mask >> dev::kNumDecoders) != 0)
+    return unsupported(fn + ": bank format_mask names decoders this build lacks");
+  if (b.num_experts > dev::kMaxExperts)
+    return unsupported(fn + ": " + std::to_string(b.num_experts) + " experts; at most " +
+                       std::to_string(dev::kMaxExperts) + " per launch");
+  return Status::ok();
+}
+
+Status check_dtype(DType t, const std::string& fn) {
+  if (t != DType::kBF16 && t != DType::kFP16) return invalid_argument(fn + ": unknown dtype");
+  return Status::ok();
+}
+
+/// The current device runs the kernels (mma.sync bf16, cp.async, ldmatrix: sm_80+).
+Status check_device(const std::string& fn) {
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return unsupported(fn + ": no CUDA device (" + cudaGetErrorString(err) + ")");
+  }
+  int major = 0;
+  err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return cuda_failure(fn + ": cudaDeviceGetAttribute", err);
+  if (major < 8) return unsupported(fn + ": needs compute capability 8.0 or newer");
+  return Status::ok();
+}
+
+template <class Act>
+cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStream_t stream) {
+  switch (a.kernel) {
+    case KernelChoice::kDecode:
+      p.min_tokens = 1;
+      p.max_tokens = INT_MAX;
+      return dev::launch_grouped_gemv<Act>(p, stream);
+    case KernelChoice::kPrefill:
+      p.min_tokens = 1;
+      p.max_tokens = INT_MAX;
+      return dev::launch_grouped_gemm_tc<Act>(p, stream);
+    case KernelChoice::kAuto:
+      break;
+  }
+  p.min_tokens = 1;
+  p.max_tokens = a.decode_max_tokens;
+  cudaError_t err = dev::launch_grouped_gemv<Act>(p, stream);
+  // No expert holds more than m tokens: with m <= threshold the tile kernel has no work.
+  if (err != cudaSuccess || a.m <= a.decode_max_tokens) return err;
+  p.min_tokens = a.decode_max_tokens + 1;
+  p.max_tokens = INT_MAX;
+  return dev::launch_grouped_gemm_tc<Act>(p, stream);
+}
+
+}  // namespace
+
+Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
+                    cudaStream_t stream) {
+  const std::string fn = "grouped_gemm";
+  if (workspace_bytes == nullptr) return invalid_argument(fn + ": workspace_bytes is null");
+  QMOE_RETURN_IF_ERROR(check_bank(args.bank, fn));
+  QMOE_RETURN_IF_ERROR(check_dtype(args.dtype, fn));
+  if (args.m < 0 || args.m > INT_MAX)
+    return invalid_argument(fn + ": m = " + std::to_string(args.m) +
+                            " must be in [0, 2^31) (offsets are int32)");
+  if (args.kernel != KernelChoice::kAuto && args.kernel != KernelChoice::kDecode &&
+      args.kernel != KernelChoice::kPrefill)
+    return invalid_argument(fn + ": unknown kernel choice");
+  if (args.decode_max_tokens < 1 || args.decode_max_tokens > kMaxDecodeTokens)
+    return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
+                            " must be in [1, " + std::to_string(kMaxDecodeTokens) + "]");
+  if (workspace == nullptr) {
+    *workspace_bytes = kWorkspaceBytes;
+    return Status::ok();
+  }
+  if (*workspace_bytes < kWorkspaceBytes)
+    return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) +
+                            " bytes; " + std::to_string(kWorkspaceBytes) + " needed");
+  if (args.x == nullptr || args.y == nullptr || args.expert_offsets == nullptr)
+    return invalid_argument(fn + ": x, y and expert_offsets must be device pointers, not null");
+  if (reinterpret_cast<uintptr_t>(args.x) % kRowAlign != 0 ||
+      reinterpret_cast<uintptr_t>(args.y) % kRowAlign != 0)
+    return invalid_argument(fn + ": x and y must be 16-byte aligned");
+  QMOE_RETURN_IF_ERROR(check_device(fn));
+  if (args.m == 0) return Status::ok();
+
+  const DeviceBankView& b = args.bank;
+  dev::GemmProblem p{};
+  p.blob = b.blob;
+  p.descs = b.descs;
+  p.num_experts = b.num_experts;
+  p.n = static_cast<int>(b.n);
+  p.k = static_cast<int>(b.k);
+  p.n_strips = dev::ceil_div(p.n, kTileRows);
+  p.k_tiles = dev::ceil_div(p.k, kTileCols);
+  p.x = args.x;
+  p.y = args.y;
+  p.m = args.m;
+  p.offsets = args.expert_offsets;
+  p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
+  const cudaError_t err = args.dtype == DType::kBF16
+                              ? launch_grouped<__nv_bfloat16>(args, p, stream)
+                              : launch_grouped<__half>(args, p, stream);
+  if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
+  return Status::ok();
+}
+
+Status dequantize_bank(const DeviceBankView& bank, DType dtype, void* w, cudaStream_t stream) {
+  const std::string fn = "dequantize_bank";
+  QMOE_RETURN_IF_ERROR(check_bank(bank, fn));
+  QMOE_RETURN_IF_ERROR(check_dtype(dtype, fn));
+  if (w == nullptr || reinterpret_cast<uintptr_t>(w) % 2 != 0)
+    return invalid_argument(fn + ": w must be a non-null, 2-byte aligned device pointer");
+  QMOE_RETURN_IF_ERROR(check_device(fn));
+  const int n = static_cast<int>(bank.n), k = static_cast<int>(bank.k);
+  const cudaError_t err =
+      dtype == DType::kBF16
+          ? dev::launch_dequantize_bank<__nv_bfloat16>(bank.blob, bank.descs, bank.num_experts, n,
+                                                       k, w, stream)
+          : dev::launch_dequantize_bank<__half>(bank.blob, bank.descs, bank.num_experts, n, k, w,
+                                                stream);
+  if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
+  return Status::ok();
+}
+
+}  // namespace qmoe

@@ -1,0 +1,71 @@
+// cuda/kernels/launch.cuh — what the host entry points (grouped_gemm.cu, device_bank.cu) and
+// the kernel instantiation units (grouped_*_{bf16,fp16}.cu, dequantize_*.cu) share: the
+// problem description the kernels take by value and the launcher declarations.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "qmoe/packed.hpp"
+
+namespace qmoe::dev {
+
+/// Experts per bank the kernels' shared-memory schedule holds.
+constexpr int kMaxExperts = 1024;
+/// Threads per block of every grouped kernel: 8 warps.
+constexpr int kBlockThreads = 256;
+constexpr int kBlockWarps = kBlockThreads / 32;
+/// Largest code tile of any format (dense: 16 x 128 x 2 bytes).
+constexpr int kMaxTileBytes = kTileRows * kTileCols * 2;
+
+/// One grouped GEMM launch. A kernel takes the experts whose token count lies in
+/// [min_tokens, max_tokens]; the others cost it one comparison.
+struct GemmProblem {
+  const uint8_t* blob;
+  const ExpertDesc* descs;
+  int num_experts;
+  int n, k;               ///< W[n, k] for every expert
+  int n_strips, k_tiles;  ///< ceil(n / 16), ceil(k / 128)
+  const void* x;          ///< [m, k] activations
+  void* y;                ///< [m, n]
+  int64_t m;
+  const int32_t* offsets;  ///< [num_experts + 1], device
+  int min_tokens, max_tokens;
+  int a_slot_bytes;  ///< largest code tile among the bank's formats (tile kernel's slots)
+};
+
+/// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).
+template <class Act>
+cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream);
+
+/// Tensor-core tile kernel (many tokens per expert).
+template <class Act>
+cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream);
+
+/// Decode-only kernel: w[e][row][col] = RNE_Act(weight) for every expert, [E, n, k].
+template <class Act>
+cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs, int num_experts,
+                                   int n, int k, void* w, cudaStream_t stream);
+
+/// Persistent-grid size of a kernel on the current device: SMs x blocks resident with
+/// smem_bytes of dynamic shared memory. Also opts the kernel in to smem_limit bytes (the most
+/// any launch of it uses). Computed once per (device, size_class) and cached in `cache`; no
+/// allocation, no synchronisation.
+struct GridCache {
+  static constexpr int kMaxDevices = 64;
+  static constexpr int kSizeClasses = 8;
+  std::atomic<int> blocks[kMaxDevices][kSizeClasses] = {};
+};
+cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
+                            int size_class, GridCache* cache, int* grid);
+
+/// Bytes of the block schedule in dynamic shared memory for num_experts experts.
+constexpr size_t schedule_smem_bytes(int num_experts) {
+  // item_start [E + 1] int64, row_begin [E] int32, row_count [E] int32; 16-byte aligned parts.
+  return (static_cast<size_t>(num_experts + 1) * 8 + 15) / 16 * 16 +
+         2 * ((static_cast<size_t>(num_experts) * 4 + 15) / 16 * 16);
+}
+
+}  // namespace qmoe::dev

@@ -1,0 +1,90 @@
+// cuda/kernels/schedule.cuh — the device-built work list of the persistent grouped kernels.
+// Token counts exist only on device (expert_offsets), so every block derives the same list
+// itself: counts -> items per expert -> block-wide exclusive scan -> item i belongs to the
+// expert whose [item_start[e], item_start[e+1]) holds i (binary search). Empty experts own
+// no items and cost nothing after the scan. No global workspace, no second launch, nothing
+// to reset between graph replays.
+#pragma once
+#include <cub/block/block_scan.cuh>
+
+#include <climits>
+#include <cstdint>
+
+#include "cuda/kernels/launch.cuh"
+
+namespace qmoe::dev {
+
+struct Schedule {
+  long long* item_start;  ///< [E + 1]: first item of expert e; item_start[E] = total
+  int* row_begin;         ///< [E]: first row of x / y of expert e
+  int* row_count;         ///< [E]: its tokens
+};
+
+/// Carves the schedule arrays from the front of dynamic shared memory (schedule_smem_bytes).
+__device__ __forceinline__ Schedule carve_schedule(unsigned char* smem, int num_experts) {
+  Schedule s;
+  s.item_start = reinterpret_cast<long long*>(smem);
+  unsigned char* p = smem + (static_cast<size_t>(num_experts + 1) * 8 + 15) / 16 * 16;
+  s.row_begin = reinterpret_cast<int*>(p);
+  s.row_count = reinterpret_cast<int*>(p + (static_cast<size_t>(num_experts) * 4 + 15) / 16 * 16);
+  return s;
+}
+
+/// Builds the schedule (whole block; ends with __syncthreads) and returns the item count.
+/// items_of(e, tokens) -> long long: work items of expert e (0 if this kernel skips it).
+/// Every expert's rows are clamped into [0, m), so a malformed offsets table cannot make the
+/// kernels read or write outside x / y.
+template <class ItemsOf>
+__device__ long long build_schedule(const int32_t* offsets, int num_experts, int64_t m,
+                                    ItemsOf items_of, const Schedule& s) {
+  constexpr int kPerThread = kMaxExperts / kBlockThreads;
+  using Scan = cub::BlockScan<long long, kBlockThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+
+  const int per_thread = (num_experts + kBlockThreads - 1) / kBlockThreads;
+  const int e0 = static_cast<int>(threadIdx.x) * per_thread;
+  const int64_t rows = m < INT_MAX ? m : INT_MAX;
+  long long items[kPerThread];
+  long long sum = 0;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    items[i] = 0;
+    const int e = e0 + i;
+    if (i < per_thread && e < num_experts) {
+      const int64_t lo = min(max(static_cast<int64_t>(offsets[e]), int64_t{0}), rows);
+      const int64_t hi = min(max(static_cast<int64_t>(offsets[e + 1]), lo), rows);
+      const int tokens = static_cast<int>(hi - lo);
+      s.row_begin[e] = static_cast<int>(lo);
+      s.row_count[e] = tokens;
+      items[i] = tokens > 0 ? items_of(e, tokens) : 0;
+      sum += items[i];
+    }
+  }
+  long long start = 0, total = 0;
+  Scan(scan_storage).ExclusiveSum(sum, start, total);
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int e = e0 + i;
+    if (i < per_thread && e < num_experts) {
+      s.item_start[e] = start;
+      start += items[i];
+    }
+  }
+  if (threadIdx.x == 0) s.item_start[num_experts] = total;
+  __syncthreads();
+  return total;
+}
+
+/// The expert e with item_start[e] <= item < item_start[e + 1] (item < total).
+__device__ __forceinline__ int find_expert(const long long* item_start, int num_experts,
+                                           long long item) {
+  int lo = 0, hi = num_experts;  // item_start[lo] <= item < item_start[hi]
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) >> 1;
+    if (item_start[mid] <= item) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+}  // namespace qmoe::dev

@@ -1,0 +1,599 @@
+// GPU kernels against the CPU reference (qmoe::ref): dequantization bit for bit, grouped GEMM
+// by normalised MSE against float64, graph capture, argument checks. Every case prints one
+// line of a table (op, format, dtype, kernel, m, n, k, error) like llama.cpp's
+// test-backend-ops. Cases named *Small* form the quick subset for compute-sanitizer.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qmoe/cpu_ref.hpp"
+#include "qmoe/gpu.hpp"
+#include "qmoe/numeric.hpp"
+#include "qmoe/packed.hpp"
+
+namespace {
+
+using qmoe::DType;
+using qmoe::FormatKind;
+using qmoe::FormatSpec;
+using qmoe::KernelChoice;
+
+#define CUDA_CHECK(expr)                                                          \
+  do {                                                                            \
+    const cudaError_t cuda_check_err_ = (expr);                                   \
+    ASSERT_EQ(cuda_check_err_, cudaSuccess) << #expr << ": "                      \
+                                            << cudaGetErrorString(cuda_check_err_); \
+  } while (0)
+
+constexpr double kMaxNmse = 1e-5;  // docs: bf16 activations, fp32 accumulation vs float64
+constexpr uint16_t kPoison = 0xFFFF;  // NaN in bf16 and in fp16
+
+/// Owning device allocation (tests only).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr) (void)cudaFree(ptr_);
+  }
+  cudaError_t alloc(size_t bytes) {
+    bytes_ = bytes;
+    return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+FormatSpec parse(const std::string& s) {
+  FormatSpec f;
+  const qmoe::Status st = FormatSpec::parse(s, &f);
+  EXPECT_TRUE(st.is_ok()) << s << ": " << st.to_string();
+  return f;
+}
+
+const char* kernel_name(KernelChoice k, int threshold) {
+  static thread_local char buf[16];
+  if (k == KernelChoice::kDecode) return "decode";
+  if (k == KernelChoice::kPrefill) return "prefill";
+  std::snprintf(buf, sizeof(buf), "auto%d", threshold);
+  return buf;
+}
+
+void print_header() {
+  std::printf("  %-8s %-14s %-5s %-8s %6s %5s %5s %12s  %s\n", "op", "format", "dtype", "kernel",
+              "m", "n", "k", "error", "result");
+}
+
+void print_row(const char* op, const std::string& format, DType act, const char* kernel,
+               int64_t m, int64_t n, int64_t k, double error, bool ok) {
+  std::printf("  %-8s %-14s %-5s %-8s %6lld %5lld %5lld %12.3e  %s\n", op, format.c_str(),
+              qmoe::dtype_name(act), kernel, static_cast<long long>(m), static_cast<long long>(n),
+              static_cast<long long>(k), error, ok ? "OK" : "FAIL");
+}
+
+uint16_t to_act(DType act, float v) {
+  return act == DType::kBF16 ? qmoe::float_to_bf16(v) : qmoe::float_to_fp16(v);
+}
+double from_act(DType act, uint16_t bits) {
+  return act == DType::kBF16 ? qmoe::bf16_to_float(bits) : qmoe::fp16_to_float(bits);
+}
+
+/// How random the stored values are.
+enum class Values {
+  kGemm,  ///< moderate scales (|s| ~ 2^-6, both signs), dense ~ N(0, 0.25): well-scaled GEMMs
+  kWide,  ///< every finite fp16 scale / 16-bit dense pattern: zeros, subnormals, overflow
+};
+
+/// A random finite 16-bit float pattern of type t (any sign, exponent, mantissa).
+uint16_t random_finite_bits(DType t, std::mt19937& rng) {
+  const uint16_t max_exp_field = t == DType::kBF16 ? 0x7F80 : 0x7C00;
+  for (;;) {
+    const auto bits = static_cast<uint16_t>(rng() & 0xFFFFu);
+    if ((bits & max_exp_field) != max_exp_field) return bits;
+  }
+}
+
+qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Values values,
+                                   std::mt19937& rng) {
+  qmoe::LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  std::normal_distribution<float> normal(0.f, 0.5f);
+  if (f.kind == FormatKind::kDense) {
+    for (uint16_t& c : m.codes)
+      c = values == Values::kWide ? random_finite_bits(f.dense_dtype, rng)
+                                  : to_act(f.dense_dtype, normal(rng));
+    return m;
+  }
+  const uint32_t levels = 1u << f.bits;
+  for (uint16_t& c : m.codes) c = static_cast<uint16_t>(rng() % levels);
+  const int64_t groups = k / f.group_len(k);
+  m.scales.resize(static_cast<size_t>(n * groups));
+  std::uniform_real_distribution<float> mag(0.5f, 1.5f);
+  for (uint16_t& s : m.scales) {
+    if (values == Values::kWide) {
+      s = random_finite_bits(DType::kFP16, rng);
+    } else {
+      const float sign = (rng() & 1u) != 0 ? -1.f : 1.f;
+      s = qmoe::float_to_fp16(sign * mag(rng) / 64.f);
+    }
+  }
+  if (!f.symmetric) {
+    m.zeros.resize(static_cast<size_t>(n * groups));
+    for (uint8_t& z : m.zeros) z = static_cast<uint8_t>(rng() % levels);
+  }
+  return m;
+}
+
+void make_bank(const std::vector<FormatSpec>& formats, int64_t n, int64_t k, Values values,
+               std::mt19937& rng, qmoe::ExpertBank* bank) {
+  std::vector<qmoe::PackedMatrix> experts(formats.size());
+  for (size_t e = 0; e < formats.size(); ++e) {
+    const qmoe::Status st = qmoe::pack(random_logical(formats[e], n, k, values, rng), &experts[e]);
+    ASSERT_TRUE(st.is_ok()) << formats[e].to_string() << " [" << n << ", " << k
+                            << "]: " << st.to_string();
+  }
+  const qmoe::Status st = qmoe::ExpertBank::create(std::move(experts), bank);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
+std::string label_of(const std::vector<FormatSpec>& formats) {
+  for (const FormatSpec& f : formats)
+    if (f != formats[0]) return "mixed:" + std::to_string(formats.size());
+  return formats[0].to_string();
+}
+
+// ---- Dequantization ------------------------------------------------------------------------
+
+/// dequantize_bank (output poisoned first) equals ref::dequantize_to bit for bit, for both
+/// activation types, on a bank of two random experts of format f.
+void check_dequant(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  qmoe::ExpertBank bank;
+  ASSERT_NO_FATAL_FAILURE(make_bank({f, f}, n, k, Values::kWide, rng, &bank));
+  qmoe::DeviceExpertBank dbank;
+  const qmoe::Status up = qmoe::DeviceExpertBank::upload(bank, &dbank);
+  ASSERT_TRUE(up.is_ok()) << up.to_string();
+  const int64_t per_expert = n * k;
+  const int64_t count = bank.num_experts() * per_expert;
+  DeviceBuffer w;
+  CUDA_CHECK(w.alloc(static_cast<size_t>(count) * 2));
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    CUDA_CHECK(cudaMemset(w.as<void>(), 0xFF, w.bytes()));
+    const qmoe::Status st = qmoe::dequantize_bank(dbank.view(), act, w.as<void>(), nullptr);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> got(static_cast<size_t>(count));
+    CUDA_CHECK(cudaMemcpy(got.data(), w.as<void>(), w.bytes(), cudaMemcpyDeviceToHost));
+    int64_t mismatches = 0;
+    std::string first;
+    for (int64_t e = 0; e < bank.num_experts(); ++e) {
+      std::vector<uint16_t> want;
+      const qmoe::Status rs = qmoe::ref::dequantize_to(bank.expert(e), act, &want);
+      ASSERT_TRUE(rs.is_ok()) << rs.to_string();
+      ASSERT_EQ(static_cast<int64_t>(want.size()), per_expert);
+      for (int64_t i = 0; i < per_expert; ++i) {
+        const uint16_t g = got[static_cast<size_t>(e * per_expert + i)];
+        const uint16_t r = want[static_cast<size_t>(i)];
+        if (g == r) continue;
+        if (mismatches++ == 0) {
+          char buf[128];
+          std::snprintf(buf, sizeof(buf), "expert %lld row %lld col %lld: got 0x%04X want 0x%04X",
+                        static_cast<long long>(e), static_cast<long long>(i / k),
+                        static_cast<long long>(i % k), g, r);
+          first = buf;
+        }
+      }
+    }
+    print_row("dequant", f.to_string(), act, "-", bank.num_experts(), n, k,
+              static_cast<double>(mismatches), mismatches == 0);
+    EXPECT_EQ(mismatches, 0) << f.to_string() << " " << qmoe::dtype_name(act) << " [" << n
+                             << ", " << k << "]: first mismatch " << first;
+  }
+}
+
+/// K values that exercise the padding of format f: 384 (three tiles) always; 96 and 160
+/// (one partial tile, two tiles with a partial one) where the group divides them; 200 for
+/// per-channel and dense, whose K is free.
+std::vector<int64_t> dequant_ks(const FormatSpec& f) {
+  std::vector<int64_t> ks{384};
+  const bool free_k = f.kind == FormatKind::kDense || f.group_size == 0;
+  for (int64_t k : {96, 160})
+    if (free_k || k % f.group_size == 0) ks.push_back(k);
+  if (free_k) ks.push_back(200);
+  return ks;
+}
+
+TEST(GpuKernels, DequantIsBitIdenticalToCpuRef) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  uint32_t seed = 1000;
+  for (const FormatSpec& f : qmoe::all_formats())
+    for (int64_t k : dequant_ks(f)) ASSERT_NO_FATAL_FAILURE(check_dequant(f, 40, k, ++seed));
+}
+
+TEST(GpuKernels, DequantIsBitIdenticalToCpuRefSmall) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("int3:g32"), 24, 160, 11));
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("int4:pc"), 24, 200, 12));
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("bf16"), 24, 200, 13));
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("fp16"), 24, 96, 14));
+}
+
+// ---- Grouped GEMM --------------------------------------------------------------------------
+
+struct KernelRun {
+  KernelChoice kernel;
+  int decode_max_tokens;
+};
+const std::vector<KernelRun> kAllKernels = {
+    {KernelChoice::kDecode, 16}, {KernelChoice::kPrefill, 16}, {KernelChoice::kAuto, 16}};
+
+/// A bank and token distribution on the device, ready for grouped_gemm.
+struct GemmSetup {
+  qmoe::ExpertBank bank;
+  qmoe::DeviceExpertBank dbank;
+  int64_t m_used = 0;   ///< offsets[E]
+  int64_t m_total = 0;  ///< rows of x / y given to the kernel (>= m_used)
+  std::vector<int32_t> offsets;
+  DeviceBuffer x, y, offsets_dev, workspace;
+  size_t workspace_bytes = 0;
+};
+
+void set_tokens(const std::vector<int32_t>& counts, GemmSetup* s) {
+  s->offsets.assign(1, 0);
+  for (int32_t c : counts) s->offsets.push_back(s->offsets.back() + c);
+  s->m_used = s->offsets.back();
+}
+
+void setup_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
+                const std::vector<int32_t>& counts, int64_t extra_rows, uint32_t seed,
+                GemmSetup* s) {
+  ASSERT_EQ(formats.size(), counts.size());
+  std::mt19937 rng(seed);
+  ASSERT_NO_FATAL_FAILURE(make_bank(formats, n, k, Values::kGemm, rng, &s->bank));
+  const qmoe::Status up = qmoe::DeviceExpertBank::upload(s->bank, &s->dbank);
+  ASSERT_TRUE(up.is_ok()) << up.to_string();
+  set_tokens(counts, s);
+  s->m_total = s->m_used + extra_rows;
+  CUDA_CHECK(s->x.alloc(static_cast<size_t>(s->m_total * k) * 2));
+  CUDA_CHECK(s->y.alloc(static_cast<size_t>(s->m_total * n) * 2));
+  CUDA_CHECK(s->offsets_dev.alloc(s->offsets.size() * sizeof(int32_t)));
+  CUDA_CHECK(cudaMemcpy(s->offsets_dev.as<void>(), s->offsets.data(), s->offsets_dev.bytes(),
+                        cudaMemcpyHostToDevice));
+  qmoe::GroupedGemmArgs args;
+  args.bank = s->dbank.view();
+  const qmoe::Status q = qmoe::grouped_gemm(args, nullptr, &s->workspace_bytes, nullptr);
+  ASSERT_TRUE(q.is_ok()) << q.to_string();
+  CUDA_CHECK(s->workspace.alloc(s->workspace_bytes));
+}
+
+/// Fresh random activations for rows [0, m_used) (rows past it hold poison: never read).
+void upload_x(DType act, uint32_t seed, GemmSetup* s, std::vector<uint16_t>* x) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int64_t k = s->bank.k();
+  x->assign(static_cast<size_t>(s->m_total * k), kPoison);
+  for (int64_t i = 0; i < s->m_used * k; ++i) (*x)[static_cast<size_t>(i)] = to_act(act, normal(rng));
+  CUDA_CHECK(cudaMemcpy(s->x.as<void>(), x->data(), x->size() * 2, cudaMemcpyHostToDevice));
+}
+
+qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& run) {
+  qmoe::GroupedGemmArgs a;
+  a.bank = s.dbank.view();
+  a.dtype = act;
+  a.x = s.x.as<void>();
+  a.y = s.y.as<void>();
+  a.m = s.m_total;
+  a.expert_offsets = s.offsets_dev.as<int32_t>();
+  a.kernel = run.kernel;
+  a.decode_max_tokens = run.decode_max_tokens;
+  return a;
+}
+
+/// Reads y back and checks it against the float64 reference: finite and nmse <= kMaxNmse on
+/// rows [0, m_used), rows past m_used untouched. Prints the table row.
+void check_y(const GemmSetup& s, DType act, const std::vector<double>& ref, const char* op,
+             const std::string& label, const char* kernel) {
+  const int64_t n = s.bank.n();
+  std::vector<uint16_t> y(static_cast<size_t>(s.m_total * n));
+  CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
+  double err2 = 0, ref2 = 0;
+  int64_t non_finite = 0, touched = 0;
+  for (int64_t i = 0; i < s.m_used * n; ++i) {
+    const double v = from_act(act, y[static_cast<size_t>(i)]);
+    const double r = ref[static_cast<size_t>(i)];
+    if (!std::isfinite(v)) ++non_finite;
+    err2 += (v - r) * (v - r);
+    ref2 += r * r;
+  }
+  for (int64_t i = s.m_used * n; i < s.m_total * n; ++i)
+    if (y[static_cast<size_t>(i)] != kPoison) ++touched;
+  const double nmse = ref2 > 0 ? err2 / ref2 : err2;
+  // NaN never passes: a NaN nmse fails the comparison below.
+  const bool ok = non_finite == 0 && touched == 0 && nmse <= kMaxNmse;
+  print_row(op, label, act, kernel, s.m_used, n, s.bank.k(), nmse, ok);
+  EXPECT_EQ(non_finite, 0) << label << " " << kernel << ": non-finite outputs";
+  EXPECT_EQ(touched, 0) << label << " " << kernel << ": rows past offsets[E] were written";
+  EXPECT_LE(nmse, kMaxNmse) << label << " " << kernel;
+}
+
+void reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
+               std::vector<double>* ref) {
+  const qmoe::Status st =
+      qmoe::ref::grouped_gemm(s.bank, act, x.data(), s.m_used, s.offsets.data(), ref);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
+/// Runs each kernel choice on the case for both activation types and checks it.
+void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
+                const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs, uint32_t seed) {
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(formats, n, k, counts, /*extra_rows=*/3, seed, &s));
+  const std::string label = label_of(formats);
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1, &s, &x));
+    std::vector<double> ref;
+    ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+    for (const KernelRun& run : runs) {
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      size_t bytes = s.workspace_bytes;
+      const qmoe::Status st =
+          qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, nullptr);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaDeviceSynchronize());
+      ASSERT_NO_FATAL_FAILURE(
+          check_y(s, act, ref, "gemm", label, kernel_name(run.kernel, run.decode_max_tokens)));
+    }
+  }
+}
+
+/// K per format for the per-format sweep: not a multiple of 128 where the group allows.
+int64_t sweep_k(const FormatSpec& f) {
+  if (f.kind == FormatKind::kDense || f.group_size == 0) return 200;
+  return f.group_size == 128 ? 384 : 320;
+}
+
+TEST(GpuKernels, GroupedGemmMatchesReferencePerFormat) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  uint32_t seed = 2000;
+  for (const FormatSpec& f : qmoe::all_formats()) {
+    const std::vector<FormatSpec> formats(5, f);
+    ASSERT_NO_FATAL_FAILURE(
+        check_gemm(formats, 72, sweep_k(f), {3, 0, 17, 1, 16}, kAllKernels, seed += 10));
+  }
+}
+
+TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<KernelRun> runs = kAllKernels;
+  runs.push_back({KernelChoice::kAuto, 64});
+  runs.push_back({KernelChoice::kAuto, 1});
+  std::vector<FormatSpec> a;
+  for (const char* s : {"int2:g32", "int4:g128", "int8:g64", "bf16", "int3:g64:sym", "fp16",
+                        "int4:pc", "int3:g128"})
+    a.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(a, 200, 384, {0, 1, 7, 16, 17, 63, 200, 0}, runs, 3001));
+  std::vector<FormatSpec> b;
+  for (const char* s : {"int2:g64:sym", "int3:g32", "int4:g32:sym", "int8:pc:sym", "bf16", "fp16",
+                        "int4:g64", "int8:g32"})
+    b.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(b, 72, 320, {300, 1, 0, 5, 64, 65, 2, 0}, runs, 3002));
+}
+
+TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  // K = 203 and N = 75: rows of x and y are not 16-byte (nor 4-byte) aligned.
+  std::vector<FormatSpec> f;
+  for (const char* s : {"bf16", "fp16", "int4:pc", "int8:pc:sym", "int2:pc", "int3:pc"})
+    f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 203, {5, 0, 70, 1, 16, 33}, kAllKernels, 4001));
+}
+
+TEST(GpuKernels, GroupedGemmMatchesReferenceLarge) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g128", "int2:g64", "int3:g32:sym", "int8:g128", "bf16", "int4:g32",
+                        "int3:pc", "fp16"})
+    f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(f, 768, 1024, {1500, 0, 900, 1, 16, 64, 1400, 215}, kAllKernels, 5001));
+}
+
+TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g32", "bf16", "int2:g64", "int8:g128"}) f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17}, kAllKernels, 6001));
+  // All tokens on one expert.
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 0, 150, 0}, kAllKernels, 6002));
+}
+
+TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g32", "bf16", "int3:g64", "int8:pc"}) f.push_back(parse(s));
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 72, 256, {2, 20, 0, 9}, /*extra_rows=*/33, 7001, &s));
+  cudaStream_t stream = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const KernelRun run{KernelChoice::kAuto, 16};
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    set_tokens({2, 20, 0, 9}, &s);
+    CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
+                          cudaMemcpyHostToDevice));
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, 7002, &s, &x));
+    // One plain run first: the launchers' one-time per-device setup (occupancy, shared-memory
+    // opt-in) happens outside the capture, as in an engine's warm-up.
+    {
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      size_t bytes = s.workspace_bytes;
+      const qmoe::Status st =
+          qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, stream);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label_of(f), "auto16"));
+    }
+
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    size_t bytes = s.workspace_bytes;
+    const qmoe::Status st =
+        qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, stream);
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    cudaGraphExec_t exec = nullptr;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+
+    // Replay after changing x and the token distribution on the device: same m bound.
+    for (const std::vector<int32_t>& counts :
+         {std::vector<int32_t>{2, 20, 0, 9}, std::vector<int32_t>{40, 0, 1, 15}}) {
+      set_tokens(counts, &s);
+      ASSERT_LE(s.m_used, s.m_total);
+      CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
+                            cudaMemcpyHostToDevice));
+      ASSERT_NO_FATAL_FAILURE(upload_x(act, 7003 + static_cast<uint32_t>(s.m_used), &s, &x));
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaGraphLaunch(exec, stream));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph", label_of(f), "auto16"));
+    }
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+  }
+  CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g32", "bf16"}) f.push_back(parse(s));
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 40, 256, {3, 5}, /*extra_rows=*/0, 8001, &s));
+  CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+  const qmoe::GroupedGemmArgs good = args_for(s, DType::kBF16, {KernelChoice::kAuto, 16});
+  void* ws = s.workspace.as<void>();
+
+  auto expect_code = [&](const qmoe::GroupedGemmArgs& a, qmoe::StatusCode want,
+                         const char* what) {
+    size_t bytes = s.workspace_bytes;
+    const qmoe::Status st = qmoe::grouped_gemm(a, ws, &bytes, nullptr);
+    EXPECT_EQ(st.code(), want) << what << ": " << st.to_string();
+    EXPECT_FALSE(st.message().empty()) << what;
+  };
+  using qmoe::StatusCode;
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.x = nullptr;
+    expect_code(a, StatusCode::kInvalidArgument, "null x");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.y = nullptr;
+    expect_code(a, StatusCode::kInvalidArgument, "null y");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.expert_offsets = nullptr;
+    expect_code(a, StatusCode::kInvalidArgument, "null offsets");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.x = s.x.as<uint16_t>() + 1;
+    expect_code(a, StatusCode::kInvalidArgument, "misaligned x");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.y = s.y.as<uint16_t>() + 4;
+    expect_code(a, StatusCode::kInvalidArgument, "misaligned y");
+  }
+  for (int t : {0, 65}) {
+    qmoe::GroupedGemmArgs a = good;
+    a.decode_max_tokens = t;
+    expect_code(a, StatusCode::kInvalidArgument, "decode_max_tokens out of [1, 64]");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.m = -1;
+    expect_code(a, StatusCode::kInvalidArgument, "negative m");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.n = 0;
+    expect_code(a, StatusCode::kInvalidArgument, "bank n = 0");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.k = -256;
+    expect_code(a, StatusCode::kInvalidArgument, "bank k < 0");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.blob = nullptr;
+    expect_code(a, StatusCode::kInvalidArgument, "null bank blob");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.num_experts = 5000;
+    expect_code(a, StatusCode::kUnsupported, "more experts than the schedule holds");
+  }
+  {
+    size_t bytes = 0;
+    qmoe::GroupedGemmArgs a = good;
+    a.decode_max_tokens = 0;
+    EXPECT_EQ(qmoe::grouped_gemm(a, nullptr, &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "size query of a bad problem";
+    EXPECT_EQ(qmoe::grouped_gemm(good, ws, nullptr, nullptr).code(), StatusCode::kInvalidArgument)
+        << "null workspace_bytes";
+  }
+  EXPECT_EQ(qmoe::dequantize_bank(good.bank, DType::kBF16, nullptr, nullptr).code(),
+            StatusCode::kInvalidArgument)
+      << "dequantize_bank with null output";
+
+  // Nothing was launched: y still holds the poison everywhere.
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> y(static_cast<size_t>(s.m_total * s.bank.n()));
+  CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
+  int64_t written = 0;
+  for (uint16_t v : y) written += v != kPoison;
+  EXPECT_EQ(written, 0) << "a rejected call wrote y";
+
+  // The same arguments, valid, do run (the checks above are not vacuous).
+  size_t bytes = s.workspace_bytes;
+  const qmoe::Status st = qmoe::grouped_gemm(good, ws, &bytes, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace
