@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "formats/decode.hpp"
+#include "no_throw.hpp"
 #include "qmoe/cpu_ref.hpp"
 #include "qmoe/numeric.hpp"
 
@@ -32,39 +33,43 @@ void widen(const PackedMatrix& m, const detail::Layout& L, const std::vector<uin
 }  // namespace
 
 Status dequantize(const PackedMatrix& m, std::vector<float>* w) {
-  if (w == nullptr) return invalid_argument("ref::dequantize: w is null");
-  detail::Layout L;
-  std::vector<uint16_t> codes;
-  QMOE_RETURN_IF_ERROR(read_checked(m, &L, &codes));
-  std::vector<float> out;
-  widen(m, L, codes, &out);
-  *w = std::move(out);
-  return Status::ok();
+  return detail::no_throw("ref::dequantize", [&]() -> Status {
+    if (w == nullptr) return invalid_argument("ref::dequantize: w is null");
+    detail::Layout L;
+    std::vector<uint16_t> codes;
+    QMOE_RETURN_IF_ERROR(read_checked(m, &L, &codes));
+    std::vector<float> out;
+    widen(m, L, codes, &out);
+    *w = std::move(out);
+    return Status::ok();
+  });
 }
 
 Status dequantize_to(const PackedMatrix& m, DType act, std::vector<uint16_t>* w) {
-  if (w == nullptr) return invalid_argument("ref::dequantize_to: w is null");
-  if (!is_act_type(act))
-    return invalid_argument("ref::dequantize_to: activation type must be bf16 or fp16");
-  detail::Layout L;
-  std::vector<uint16_t> codes;
-  QMOE_RETURN_IF_ERROR(read_checked(m, &L, &codes));
-  // Dense weights already in the activation type are used as stored (NaN payloads kept).
-  if (m.format.kind == FormatKind::kDense && m.format.dense_dtype == act) {
+  return detail::no_throw("ref::dequantize_to", [&]() -> Status {
+    if (w == nullptr) return invalid_argument("ref::dequantize_to: w is null");
+    if (!is_act_type(act))
+      return invalid_argument("ref::dequantize_to: activation type must be bf16 or fp16");
+    detail::Layout L;
+    std::vector<uint16_t> codes;
+    QMOE_RETURN_IF_ERROR(read_checked(m, &L, &codes));
+    // Dense weights already in the activation type are used as stored (NaN payloads kept).
+    if (m.format.kind == FormatKind::kDense && m.format.dense_dtype == act) {
+      *w = std::move(codes);
+      return Status::ok();
+    }
+    std::vector<float> exact;
+    widen(m, L, codes, &exact);
+    const bool bf16 = act == DType::kBF16;
+    const int64_t count = static_cast<int64_t>(exact.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = exact[static_cast<size_t>(i)];
+      codes[static_cast<size_t>(i)] = bf16 ? float_to_bf16(v) : float_to_fp16(v);
+    }
     *w = std::move(codes);
     return Status::ok();
-  }
-  std::vector<float> exact;
-  widen(m, L, codes, &exact);
-  const bool bf16 = act == DType::kBF16;
-  const int64_t count = static_cast<int64_t>(exact.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    const float v = exact[static_cast<size_t>(i)];
-    codes[static_cast<size_t>(i)] = bf16 ? float_to_bf16(v) : float_to_fp16(v);
-  }
-  *w = std::move(codes);
-  return Status::ok();
+  });
 }
 
 }  // namespace qmoe::ref

@@ -3,6 +3,7 @@
 // shared by the encoder and this decoder must not be able to hide.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qmoe/packed.hpp"
@@ -14,9 +15,10 @@ namespace qmoe::ref::detail {
 struct Layout {
   int64_t n = 0, k = 0;
   int64_t n_pad = 0, k_pad = 0;
-  int64_t group_len = 0;   ///< inputs per scale group (k for per-channel; 0 for dense)
-  int64_t groups = 0;      ///< logical groups per row, k / group_len (0 for dense)
-  int64_t groups_pad = 0;  ///< stored scale/zero columns per row (0 for dense)
+  bool per_channel = false;  ///< int format with one group a row
+  int64_t group_len = 0;     ///< inputs per scale group (k for per-channel; 0 for dense)
+  int64_t groups = 0;        ///< logical groups per row, k / group_len (0 for dense)
+  int64_t groups_pad = 0;    ///< stored scale/zero columns per row (0 for dense)
   int64_t tile_bytes = 0;
   int64_t codes_offset = 0, codes_bytes = 0;
   int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent
@@ -26,14 +28,25 @@ struct Layout {
 };
 
 /// Checks that m's format is supported, that m.layout matches the layout recomputed from
-/// the spec and that the blob has exactly total_bytes; for int formats also that every
-/// logical scale is finite and every zero < 2^bits. Fills *out. Errors: kInvalidArgument.
+/// the spec, that the blob has exactly total_bytes, that every logical scale is finite and
+/// every zero < 2^bits, and that the padding of §2.1 decodes to exactly 0 (padded scales and
+/// zeros 0, padded codes the zero point of their group). Fills *out. Errors:
+/// kInvalidArgument naming the row / group / column at fault.
 Status check_packed(const PackedMatrix& m, Layout* out);
+
+/// "0x3C00": how messages print 16-bit patterns (scales, dense codes).
+std::string hex16(uint16_t bits);
 
 /// The logical codes [n, k] (row-major) of a checked matrix, read from its tiles.
 void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes);
 
-/// int formats: scales finite, zeros in range, for every logical (row, group).
+/// int formats: the group of input column `col`, padded columns included (§2.1): col / g, or
+/// 0 per-channel, where the row's only group also owns its padded columns k >= K.
+int64_t group_of(const Layout& L, int64_t col);
+/// int formats: the zero point z of (row, group): the stored zero, or 2^(bits-1) if symmetric.
+int zero_point(const PackedMatrix& m, const Layout& L, int64_t row, int64_t group);
+/// int formats: logical scales finite and zeros in range; padded rows' and padded groups'
+/// scales and zeros 0 (§2.1, §2.5).
 Status check_int_sections(const PackedMatrix& m, const Layout& L);
 /// int formats: w[n, k] = (q - z) * s, exact in float32.
 void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,

@@ -1,6 +1,7 @@
 // cpu_ref/formats/tiles.cpp — the packed layout of docs/formats.md §2, recomputed from the
 // spec, and the walk over tiles, lanes, pairs and bit planes that recovers logical codes.
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -59,17 +60,18 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   L->tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8;
   L->codes_offset = 0;
   L->codes_bytes = (L->n_pad / kTileRows) * (L->k_pad / kTileCols) * L->tile_bytes;
+  L->per_channel = false;
   L->group_len = L->groups = L->groups_pad = 0;
   L->scales_offset = L->scales_bytes = L->zeros_offset = L->zeros_bytes = 0;
   int64_t end = L->codes_offset + L->codes_bytes;
   if (is_int) {
-    const bool per_channel = f.group_size == 0;
-    L->group_len = per_channel ? k : f.group_size;
+    L->per_channel = f.group_size == 0;
+    L->group_len = L->per_channel ? k : f.group_size;
     if (k % L->group_len != 0)
       return invalid_argument("ref: k = " + std::to_string(k) + " is not a multiple of group " +
                               std::to_string(L->group_len));
     L->groups = k / L->group_len;
-    L->groups_pad = per_channel ? 1 : L->k_pad / L->group_len;
+    L->groups_pad = L->per_channel ? 1 : L->k_pad / L->group_len;
     L->scales_offset = round_up(end, kSectionAlign);
     L->scales_bytes = L->n_pad * L->groups_pad * 2;  // fp16
     end = L->scales_offset + L->scales_bytes;
@@ -79,8 +81,6 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
       end = L->zeros_offset + L->zeros_bytes;
     }
   }
-  // The blob is padded to whole 256-byte units (PackedLayout::total_bytes: "blob size,
-  // sections 256-byte aligned"); §3's "total 1296 B" is where the zeros end.
   L->total_bytes = round_up(end, kSectionAlign);
   return Status::ok();
 }
@@ -105,7 +105,99 @@ uint32_t read_plane_bits(const uint8_t* plane, int bits, int lane, int pair, int
   return (v >> (bits * slot + 16 * half)) & ((1u << bits) - 1u);
 }
 
+// Calls visit(row, col, q) for the codes of tile t whose position passes select(row, col).
+// Tiles are numbered nt * (K_pad/128) + kt (§2.2); lane, sub-tile and element give the
+// position (§2.3).
+template <typename Select, typename Visit>
+void for_each_code(const PackedMatrix& m, const Layout& L, int64_t t, Select&& select,
+                   Visit&& visit) {
+  const int64_t k_tiles = L.k_pad / kTileCols;
+  const int64_t row0 = (t / k_tiles) * kTileRows;
+  const int64_t col0 = (t % k_tiles) * kTileCols;
+  const uint8_t* tile = m.blob.data() + L.codes_offset + t * L.tile_bytes;
+  for (int lane = 0; lane < kTileLanes; ++lane) {
+    const int gid = lane / 4, tig = lane % 4;
+    for (int j = 0; j < kSubTiles; ++j) {
+      for (int e = 0; e < 8; ++e) {
+        const int64_t row = row0 + gid + kElemRow[e];
+        const int64_t col = col0 + 16 * j + 2 * tig + kElemCol[e];
+        if (!select(row, col)) continue;
+        const int pair = 4 * j + e / 2;
+        uint32_t q = 0;
+        int shift = 0;
+        const uint8_t* plane = tile;
+        for (int bits : L.planes) {
+          q |= read_plane_bits(plane, bits, lane, pair, e % 2) << shift;
+          shift += bits;
+          plane += kTileLanes * 8 * bits;  // a plane of c bits: 32 lanes x 8c bytes
+        }
+        visit(row, col, q);
+      }
+    }
+  }
+}
+
+int64_t tile_count(const Layout& L) {
+  return (L.n_pad / kTileRows) * (L.k_pad / kTileCols);
+}
+
+bool is_padding(const Layout& L, int64_t row, int64_t col) {
+  return row >= L.n || col >= L.k;
+}
+
+// A padded code that is not the zero point of its group (int) or +0.0 (dense), §2.1.
+struct PaddingFault {
+  bool found = false;
+  int64_t row = 0, col = 0;
+  uint32_t code = 0, expected = 0;
+};
+
+// The first padding fault of tile t, in walk order. Allocates nothing: it runs inside an
+// OpenMP region.
+PaddingFault first_padding_fault(const PackedMatrix& m, const Layout& L, int64_t t) {
+  const bool is_int = m.format.kind == FormatKind::kInt;
+  PaddingFault fault;
+  const auto padding = [&](int64_t row, int64_t col) {
+    return !fault.found && is_padding(L, row, col);
+  };
+  for_each_code(m, L, t, padding, [&](int64_t row, int64_t col, uint32_t q) {
+    const uint32_t z = is_int ? static_cast<uint32_t>(zero_point(m, L, row, group_of(L, col))) : 0;
+    if (q != z) fault = {true, row, col, q, z};
+  });
+  return fault;
+}
+
+// Every padded code must decode to 0. Only the tiles of the last row strip and of the last
+// column hold padding; only those are read.
+Status check_padded_codes(const PackedMatrix& m, const Layout& L) {
+  const int64_t tiles = tile_count(L);
+  const int64_t k_tiles = L.k_pad / kTileCols;
+  int64_t first_bad = tiles;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t last_row = (t / k_tiles + 1) * kTileRows - 1;
+    const int64_t last_col = (t % k_tiles + 1) * kTileCols - 1;
+    if (is_padding(L, last_row, last_col) && first_padding_fault(m, L, t).found)
+      first_bad = std::min(first_bad, t);
+  }
+  if (first_bad == tiles) return Status::ok();
+  const PaddingFault f = first_padding_fault(m, L, first_bad);
+  const std::string where =
+      "ref: padded code at row " + std::to_string(f.row) + ", column " + std::to_string(f.col);
+  if (m.format.kind == FormatKind::kDense)
+    return invalid_argument(where + " is " + hex16(static_cast<uint16_t>(f.code)) + ", must be 0");
+  return invalid_argument(where + " (group " + std::to_string(group_of(L, f.col)) + ") is " +
+                          std::to_string(f.code) + ", must be the group's zero point " +
+                          std::to_string(f.expected));
+}
+
 }  // namespace
+
+std::string hex16(uint16_t bits) {
+  char text[8];
+  std::snprintf(text, sizeof text, "0x%04X", static_cast<unsigned>(bits));
+  return text;
+}
 
 Status check_packed(const PackedMatrix& m, Layout* out) {
   Layout L;
@@ -136,7 +228,9 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   if (static_cast<int64_t>(m.blob.size()) != L.total_bytes)
     return invalid_argument("ref: blob holds " + std::to_string(m.blob.size()) +
                             " bytes, the layout needs " + std::to_string(L.total_bytes));
+  // Sections first: the padded-code check reads the zero points.
   if (is_int) QMOE_RETURN_IF_ERROR(check_int_sections(m, L));
+  QMOE_RETURN_IF_ERROR(check_padded_codes(m, L));
   *out = std::move(L);
   return Status::ok();
 }
@@ -144,35 +238,14 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
 void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes) {
   codes->assign(static_cast<size_t>(L.n * L.k), 0);
   uint16_t* out = codes->data();
-  const uint8_t* section = m.blob.data() + L.codes_offset;
-  const int64_t k_tiles = L.k_pad / kTileCols;
-  const int64_t tiles = (L.n_pad / kTileRows) * k_tiles;
+  const int64_t tiles = tile_count(L);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
-    // Tiles are numbered nt * (K_pad/128) + kt (§2.2).
-    const int64_t row0 = (t / k_tiles) * kTileRows;
-    const int64_t col0 = (t % k_tiles) * kTileCols;
-    const uint8_t* tile = section + t * L.tile_bytes;
-    for (int lane = 0; lane < kTileLanes; ++lane) {
-      const int gid = lane / 4, tig = lane % 4;
-      for (int j = 0; j < kSubTiles; ++j) {
-        for (int e = 0; e < 8; ++e) {
-          const int64_t row = row0 + gid + kElemRow[e];
-          const int64_t col = col0 + 16 * j + 2 * tig + kElemCol[e];
-          if (row >= L.n || col >= L.k) continue;  // padding
-          const int pair = 4 * j + e / 2;
-          uint32_t q = 0;
-          int shift = 0;
-          const uint8_t* plane = tile;
-          for (int bits : L.planes) {
-            q |= read_plane_bits(plane, bits, lane, pair, e % 2) << shift;
-            shift += bits;
-            plane += kTileLanes * 8 * bits;  // a plane of c bits: 32 lanes x 8c bytes
-          }
+    for_each_code(
+        m, L, t, [&](int64_t row, int64_t col) { return !is_padding(L, row, col); },
+        [&](int64_t row, int64_t col, uint32_t q) {
           out[row * L.k + col] = static_cast<uint16_t>(q);
-        }
-      }
-    }
+        });
   }
 }
 

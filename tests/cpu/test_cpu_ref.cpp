@@ -1,7 +1,7 @@
-// CPU reference (cpu_ref/): the worked example of docs/formats.md §3 built by hand, code
+// CPU reference (cpu_ref/): the worked examples of docs/formats.md §3 built by hand, code
 // positions poked by hand, round trips through the encoder (qmoe::pack), the grouped GEMM
-// against a naive float64 loop, input validation, and the 16-bit RNE conversions checked
-// against independent long-double rounding.
+// against a naive float64 loop, input and padding validation, out-of-memory as a Status, and
+// the 16-bit RNE conversions checked against independent long-double rounding.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -41,9 +41,11 @@ uint16_t random_normal_fp16(std::mt19937& rng) {
   return static_cast<uint16_t>(exponent << 10 | (rng() & 0x3ffu));
 }
 
-// A packed matrix with layout from packed_layout() and random bytes everywhere; int scales
-// are random normal fp16 values and zeros random codes, so the blob is valid.
+// A packed matrix of a tile-aligned shape (so without the padding of §2.1) with layout from
+// packed_layout() and random bytes everywhere; int scales are random normal fp16 values and
+// zeros random codes, so the blob is valid.
 PackedMatrix random_blob(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
+  EXPECT_TRUE(n % kTileRows == 0 && k % kTileCols == 0) << "random bytes would break padding";
   PackedMatrix m;
   m.format = f;
   const Status st = packed_layout(f, n, k, &m.layout);
@@ -74,106 +76,6 @@ std::vector<float> dequantized(const PackedMatrix& m) {
   EXPECT_TRUE(st.is_ok()) << st.to_string();
   return w;
 }
-
-// ---- docs/formats.md §3 ------------------------------------------------------------------
-
-TEST(CpuRefWorkedExample, Int4G128Row9Col18DecodesToTheSpecValues) {
-  std::mt19937 rng(3);
-  PackedMatrix m = random_blob(parse_format("int4:g128"), 16, 128, rng);
-  ASSERT_EQ(m.layout.codes_offset, 0);
-  ASSERT_EQ(m.layout.scales_offset, 1024);
-  ASSERT_EQ(m.layout.zeros_offset, 1280);
-  ASSERT_EQ(m.layout.zeros_offset + m.layout.zeros_bytes, 1296);  // §3's "total 1296 B"
-  ASSERT_EQ(m.layout.total_bytes, 1536);  // the blob itself ends on a 256-byte unit
-  m.blob[84] = static_cast<uint8_t>((m.blob[84] & 0x0fu) | 12u << 4);  // q(9, 18) = 12
-  put_fp16(&m, 1024 + 9 * 2, 0x211F);                                  // s(9) = 0.01
-  m.blob[1280 + 9] = 7;                                                // z(9) = 7
-
-  const std::vector<float> w = dequantized(m);
-  ASSERT_EQ(w.size(), 16u * 128u);
-  EXPECT_EQ(w[9 * 128 + 18], 0.05001068115234375f);
-
-  std::vector<uint16_t> bf16, fp16;
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
-  EXPECT_EQ(bf16[9 * 128 + 18], 0x3D4D);
-  EXPECT_EQ(fp16[9 * 128 + 18], 0x2A67);
-}
-
-// ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
-
-// Where the bits of one weight's code live: (byte in the tile, first bit, width), least
-// significant code bits first.
-struct BitField {
-  int byte, shift, width;
-};
-
-struct PlacedCode {
-  const char* format;
-  int row, col;
-  std::vector<BitField> fields;
-};
-
-void put_code(PackedMatrix* m, const std::vector<BitField>& fields, uint32_t code) {
-  for (const BitField& f : fields) {
-    const uint32_t mask = ((1u << f.width) - 1u) << f.shift;
-    uint8_t& b = m->blob[static_cast<size_t>(f.byte)];
-    b = static_cast<uint8_t>((b & ~mask) | ((code << f.shift) & mask));
-    code >>= f.width;
-  }
-}
-
-// Positions derived by hand from §2.3-2.4. (9, 18): sub-tile 1, lane 5, pair 5, first
-// element. (9, 19): the same pair, second element (high 16-bit half).
-//  int2  c=2: 8 pairs/word -> word 0 slot 5 -> bits 10..11; chunk 16 B: byte 5*16 = 80.
-//  int3  plane 0 as int2; plane 1 (c=1) at byte 512: word 0 bit 5, 8-byte chunks: 512+5*8.
-//  int4  c=4: word 1 slot 1 -> bits 4..7 at byte 5*16 + 4 = 84 (the spec's example);
-//        the second element: bits 20..23 -> byte 86, high nibble.
-//  int8  c=8: 2 pairs/word -> word 2 slot 1 -> bits 8..15; byte 5*16 + 8 = 88, so byte 89.
-//  bf16  c=16: word 5 -> chunk 1 (words 4..7): 512 + 5*16 + 4 = 596, bytes 596..597.
-const std::vector<PlacedCode>& placed_codes() {
-  static const std::vector<PlacedCode> cases = {
-      {"int2:g128", 9, 18, {{81, 2, 2}}}, {"int3:g128", 9, 18, {{81, 2, 2}, {552, 5, 1}}},
-      {"int4:g128", 9, 18, {{84, 4, 4}}}, {"int4:g128", 9, 19, {{86, 4, 4}}},
-      {"int8:g128", 9, 18, {{89, 0, 8}}}, {"bf16", 9, 18, {{596, 0, 8}, {597, 0, 8}}},
-  };
-  return cases;
-}
-
-TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
-  std::mt19937 rng(11);
-  for (const PlacedCode& c : placed_codes()) {
-    SCOPED_TRACE(std::string(c.format) + " at (" + std::to_string(c.row) + ", " +
-                 std::to_string(c.col) + ")");
-    const FormatSpec f = parse_format(c.format);
-    PackedMatrix m = random_blob(f, 16, 128, rng);
-    if (f.kind == FormatKind::kInt) {  // row c.row: s = 1, z = 0, so w = q
-      put_fp16(&m, m.layout.scales_offset + 2 * c.row, 0x3C00);
-      m.blob[static_cast<size_t>(m.layout.zeros_offset + c.row)] = 0;
-    }
-    // Two codes differing in every bit; for bf16 the patterns of 1.5 and -2.984375.
-    const bool dense = f.kind == FormatKind::kDense;
-    const uint32_t code_a = dense ? 0x3FC0u : 0x5555u & ((1u << f.bits) - 1u);
-    const uint32_t code_b = dense ? 0xC03Fu : 0xAAAAu & ((1u << f.bits) - 1u);
-    const float value_a = dense ? 1.5f : static_cast<float>(code_a);
-    const float value_b = dense ? -2.984375f : static_cast<float>(code_b);
-    put_code(&m, c.fields, code_a);
-    const std::vector<float> wa = dequantized(m);
-    put_code(&m, c.fields, code_b);
-    const std::vector<float> wb = dequantized(m);
-    ASSERT_EQ(wa.size(), 16u * 128u);
-    ASSERT_EQ(wb.size(), 16u * 128u);
-    const size_t at = static_cast<size_t>(c.row * 128 + c.col);
-    EXPECT_EQ(wa[at], value_a);
-    EXPECT_EQ(wb[at], value_b);
-    for (size_t i = 0; i < wa.size(); ++i) {
-      if (i == at) continue;
-      ASSERT_EQ(float_bits(wa[i]), float_bits(wb[i])) << "weight " << i;
-    }
-  }
-}
-
-// ---- round trip through the encoder --------------------------------------------------------
 
 // What random weights may be: every bit pattern the format can hold (finite scales of any
 // magnitude, dense NaN/Inf included), or moderate values a GEMM can multiply.
@@ -227,6 +129,200 @@ std::vector<float> logical_values(const LogicalMatrix& l) {
   }
   return w;
 }
+
+// A valid packed matrix of any shape from the encoder, which writes the §2.1 padding.
+PackedMatrix encoded(const LogicalMatrix& l) {
+  PackedMatrix p;
+  const Status st = pack(l, &p);
+  EXPECT_TRUE(st.is_ok()) << l.format.to_string() << ": " << st.to_string();
+  return p;
+}
+
+// Where the bits of one weight's code live in the blob: (byte, first bit, width), least
+// significant code bits first.
+struct BitField {
+  int64_t byte;
+  int shift, width;
+};
+
+void put_code(PackedMatrix* m, const std::vector<BitField>& fields, uint32_t code) {
+  for (const BitField& f : fields) {
+    const uint32_t mask = ((1u << f.width) - 1u) << f.shift;
+    uint8_t& b = m->blob[static_cast<size_t>(f.byte)];
+    b = static_cast<uint8_t>((b & ~mask) | ((code << f.shift) & mask));
+    code >>= f.width;
+  }
+}
+
+uint32_t get_code(const PackedMatrix& m, const std::vector<BitField>& fields) {
+  uint32_t code = 0;
+  int shift = 0;
+  for (const BitField& f : fields) {
+    code |= ((m.blob[static_cast<size_t>(f.byte)] >> f.shift) & ((1u << f.width) - 1u)) << shift;
+    shift += f.width;
+  }
+  return code;
+}
+
+// ---- docs/formats.md §3 ------------------------------------------------------------------
+
+// One worked example of §3: weight (row, col) of W[n, k], the blob bits of its code, its
+// group's scale and zero (int formats) and what it decodes to. Offsets of -1: no section.
+struct SpecExample {
+  const char* format;
+  int64_t n, k;
+  int64_t row, col;
+  std::vector<BitField> code_bits;
+  uint32_t code;  // q, or the dense 16-bit pattern
+  int64_t scale_byte;
+  uint16_t scale;
+  int64_t zero_byte;
+  uint8_t zero;
+  float value;
+  uint16_t bf16, fp16;
+  int64_t scales_offset, zeros_offset, total_bytes;
+};
+
+// The numbers of §3.1-3.6, copied from the spec (every position derived by hand there).
+const std::vector<SpecExample>& spec_examples() {
+  // One example per row pair, as in the spec; clang-format would put each field on a line.
+  // clang-format off
+  static const std::vector<SpecExample> examples = {
+      // format, n, k, row, col, code bits, code, scale byte, scale, zero byte, zero,
+      //   value, bf16, fp16, scales offset, zeros offset, total bytes
+      {"int4:g128", 16, 128, 9, 18, {{84, 4, 4}}, 12, 1042, 0x211F, 1289, 7,
+       0.05001068115234375f, 0x3D4D, 0x2A67, 1024, 1280, 1536},
+      {"int2:g32", 16, 128, 9, 50, {{85, 2, 2}}, 3, 586, 0x3266, 805, 1,
+       0.39990234375f, 0x3ECD, 0x3666, 512, 768, 1024},
+      {"int3:g64:sym", 16, 128, 9, 82, {{89, 2, 2}, {556, 5, 1}}, 7, 806, 0x2E66, -1, 0,
+       0.2999267578125f, 0x3E9A, 0x34CC, 768, -1, 1024},
+      {"int8:g128", 16, 256, 9, 146, {{2137, 0, 8}}, 200, 4134, 0x2123, 4371, 131,
+       0.69225311279296875f, 0x3F31, 0x398A, 4096, 4352, 4608},
+      {"int4:pc", 16, 100, 9, 99, {{602, 4, 4}}, 3, 1042, 0x2C4A, 1289, 10,
+       -0.4691162109375f, 0xBEF0, 0xB782, 1024, 1280, 1536},
+      {"bf16", 16, 128, 9, 18, {{596, 0, 8}, {597, 0, 8}}, 0xBE2A, -1, 0, -1, 0,
+       -0.166015625f, 0xBE2A, 0xB150, -1, -1, 4096},
+      {"fp16", 16, 128, 9, 19, {{598, 0, 8}, {599, 0, 8}}, 0x3555, -1, 0, -1, 0,
+       0.333251953125f, 0x3EAB, 0x3555, -1, -1, 4096},
+  };
+  // clang-format on
+  return examples;
+}
+
+const SpecExample& spec_example(const std::string& format) {
+  for (const SpecExample& ex : spec_examples())
+    if (format == ex.format) return ex;
+  ADD_FAILURE() << "no example for " << format;
+  return spec_examples().front();
+}
+
+// A valid blob of the example's format and shape, random elsewhere, whose example weight's
+// group has the given scale and zero. Tile-aligned shapes get random bytes (independent of
+// the encoder); padded ones come from the encoder, whose padding then holds that zero.
+PackedMatrix example_blob(const SpecExample& ex, uint16_t scale, uint8_t zero, std::mt19937& rng) {
+  const FormatSpec f = parse_format(ex.format);
+  const bool is_int = f.kind == FormatKind::kInt;
+  if (ex.n % kTileRows == 0 && ex.k % kTileCols == 0) {
+    PackedMatrix m = random_blob(f, ex.n, ex.k, rng);
+    if (is_int) put_fp16(&m, ex.scale_byte, scale);
+    if (ex.zero_byte >= 0) m.blob[static_cast<size_t>(ex.zero_byte)] = zero;
+    return m;
+  }
+  LogicalMatrix l = random_logical(f, ex.n, ex.k, Values::kAnyPattern, rng);
+  if (is_int) {
+    const int64_t g = f.group_len(ex.k);
+    const size_t at = static_cast<size_t>(ex.row * (ex.k / g) + ex.col / g);
+    l.scales[at] = scale;
+    if (!f.symmetric) l.zeros[at] = zero;
+  }
+  return encoded(l);
+}
+
+TEST(CpuRefWorkedExample, EverySpecExampleDecodesToItsValuesAndHasItsLayout) {
+  std::mt19937 rng(3);
+  for (const SpecExample& ex : spec_examples()) {
+    SCOPED_TRACE(ex.format);
+    PackedMatrix m = example_blob(ex, ex.scale, ex.zero, rng);
+    const PackedLayout& L = m.layout;
+    EXPECT_EQ(L.scales_bytes > 0 ? L.scales_offset : -1, ex.scales_offset);
+    EXPECT_EQ(L.zeros_bytes > 0 ? L.zeros_offset : -1, ex.zeros_offset);
+    EXPECT_EQ(m.layout.total_bytes, ex.total_bytes);
+    put_code(&m, ex.code_bits, ex.code);
+
+    const std::vector<float> w = dequantized(m);
+    ASSERT_EQ(static_cast<int64_t>(w.size()), ex.n * ex.k);
+    const size_t at = static_cast<size_t>(ex.row * ex.k + ex.col);
+    EXPECT_EQ(w[at], ex.value);
+    std::vector<uint16_t> bf16, fp16;
+    ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
+    ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
+    EXPECT_EQ(bf16[at], ex.bf16);
+    EXPECT_EQ(fp16[at], ex.fp16);
+  }
+}
+
+// §3.5: in int4:pc with K = 100, padded weight (9, 114) sits at byte 604, high nibble
+// (lane 5, pair 29, word 7, slot 1) and holds z = 10, the zero of group 0: the row's only one.
+TEST(CpuRefWorkedExample, PerChannelPaddedColumnsHoldTheZeroOfGroupZero) {
+  std::mt19937 rng(4);
+  const SpecExample& ex = spec_example("int4:pc");
+  PackedMatrix m = example_blob(ex, ex.scale, ex.zero, rng);
+  const std::vector<BitField> padded = {{604, 4, 4}};
+  EXPECT_EQ(get_code(m, padded), 10u);  // the encoder agrees with the spec
+  std::vector<float> w;
+  ASSERT_TRUE(ref::dequantize(m, &w).is_ok());
+
+  put_code(&m, padded, 11);
+  Status st = ref::dequantize(m, &w);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("row 9, column 114 (group 0)"), std::string::npos) << st.message();
+  put_code(&m, padded, 10);
+  EXPECT_TRUE(ref::dequantize(m, &w).is_ok());
+
+  // A new zero for row 9 leaves its 28 padded codes behind: rejected.
+  m.blob[static_cast<size_t>(ex.zero_byte)] = 11;
+  st = ref::dequantize(m, &w);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("row 9, column 1"), std::string::npos) << st.message();
+}
+
+// ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
+
+TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
+  std::mt19937 rng(11);
+  for (const SpecExample& ex : spec_examples()) {
+    SCOPED_TRACE(std::string(ex.format) + " at (" + std::to_string(ex.row) + ", " +
+                 std::to_string(ex.col) + ")");
+    const FormatSpec f = parse_format(ex.format);
+    PackedMatrix m = example_blob(ex, 0x3C00, 0, rng);  // s = 1, z = 0: w = q - z
+    // Two codes differing in every bit: for dense, 1.5 and its complement (-2.984375 in bf16,
+    // -2.998046875 in fp16); for int, 0101... and 1010..., decoded with s = 1.
+    const bool dense = f.kind == FormatKind::kDense;
+    const bool bf16 = f.dense_dtype == DType::kBF16;
+    const uint32_t mask = (1u << f.bits) - 1u;
+    const uint32_t code_a = dense ? (bf16 ? 0x3FC0u : 0x3E00u) : 0x5555u & mask;
+    const uint32_t code_b = ~code_a & mask;
+    const float z = dense || !f.symmetric ? 0.0f : static_cast<float>(1 << (f.bits - 1));
+    const float value_a = dense ? 1.5f : static_cast<float>(code_a) - z;
+    const float value_b =
+        dense ? (bf16 ? -2.984375f : -2.998046875f) : static_cast<float>(code_b) - z;
+    put_code(&m, ex.code_bits, code_a);
+    const std::vector<float> wa = dequantized(m);
+    put_code(&m, ex.code_bits, code_b);
+    const std::vector<float> wb = dequantized(m);
+    ASSERT_EQ(static_cast<int64_t>(wa.size()), ex.n * ex.k);
+    ASSERT_EQ(wb.size(), wa.size());
+    const size_t at = static_cast<size_t>(ex.row * ex.k + ex.col);
+    EXPECT_EQ(wa[at], value_a);
+    EXPECT_EQ(wb[at], value_b);
+    for (size_t i = 0; i < wa.size(); ++i) {
+      if (i == at) continue;
+      ASSERT_EQ(float_bits(wa[i]), float_bits(wb[i])) << "weight " << i;
+    }
+  }
+}
+
+// ---- round trip through the encoder --------------------------------------------------------
 
 TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
   std::mt19937 rng(2024);
@@ -409,71 +505,144 @@ TEST(CpuRefBadInput, GroupedGemmRejectsBadOffsetsAndNullPointersWithoutWriting) 
 TEST(CpuRefBadInput, GroupedGemmRejectsCorruptExpertWithoutWriting) {
   std::mt19937 rng(13);
   std::vector<PackedMatrix> experts;
-  experts.push_back(random_blob(parse_format("int4:g32"), 17, 96, rng));
-  experts.push_back(random_blob(parse_format("int8:pc"), 17, 96, rng));
+  for (const char* format : {"int4:g32", "int8:pc"})
+    experts.push_back(
+        encoded(random_logical(parse_format(format), 17, 96, Values::kAnyPattern, rng)));
   put_fp16(&experts[1], experts[1].layout.scales_offset + 2 * 5, 0x7C00);  // +inf scale, row 5
   ExpertBank bank;
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
   const std::vector<uint16_t> x = random_activations(DType::kFP16, 4 * 96, rng);
   const int32_t offsets[] = {0, 4, 4};  // the corrupt expert has no tokens: still an error
   std::vector<double> y = {7.0};
-  EXPECT_EQ(ref::grouped_gemm(bank, DType::kFP16, x.data(), 4, offsets, &y).code(),
-            StatusCode::kInvalidArgument);
+  const Status st = ref::grouped_gemm(bank, DType::kFP16, x.data(), 4, offsets, &y);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("expert 1: ref: scale of row 5, group 0 is not finite"),
+            std::string::npos)
+      << st.message();
   EXPECT_EQ(y, std::vector<double>{7.0});
+}
+
+// Rejected by dequantize and dequantize_to with kInvalidArgument and a message holding
+// `reason`, both outputs untouched.
+void expect_rejected(const PackedMatrix& m, const std::string& reason) {
+  const std::vector<float> sentinel = {1.0f, 2.0f, 3.0f};
+  const std::vector<uint16_t> sentinel_bits = {9, 8};
+  std::vector<float> w = sentinel;
+  std::vector<uint16_t> bits = sentinel_bits;
+  const Status st = ref::dequantize(m, &w);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << reason;
+  EXPECT_NE(st.message().find(reason), std::string::npos) << st.message();
+  EXPECT_EQ(ref::dequantize_to(m, DType::kBF16, &bits).code(), StatusCode::kInvalidArgument)
+      << reason;
+  EXPECT_EQ(w, sentinel) << reason;
+  EXPECT_EQ(bits, sentinel_bits) << reason;
+}
+
+// int3:g64 [33, 192]: rows 33..47 are padded rows, columns 192..255 (group 3) padded groups.
+PackedMatrix valid_int3_33x192(std::mt19937& rng) {
+  PackedMatrix m =
+      encoded(random_logical(parse_format("int3:g64"), 33, 192, Values::kAnyPattern, rng));
+  std::vector<float> w;
+  EXPECT_TRUE(ref::dequantize(m, &w).is_ok());
+  return m;
 }
 
 TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   std::mt19937 rng(14);
-  const PackedMatrix good = random_blob(parse_format("int3:g64"), 33, 192, rng);
-  const std::vector<float> sentinel = {1.0f, 2.0f, 3.0f};
-  const std::vector<uint16_t> sentinel_bits = {9, 8};
-  auto expect_rejected = [&](const PackedMatrix& m, const char* what) {
-    std::vector<float> w = sentinel;
-    std::vector<uint16_t> bits = sentinel_bits;
-    EXPECT_EQ(ref::dequantize(m, &w).code(), StatusCode::kInvalidArgument) << what;
-    EXPECT_EQ(ref::dequantize_to(m, DType::kBF16, &bits).code(), StatusCode::kInvalidArgument)
-        << what;
-    EXPECT_EQ(w, sentinel) << what;
-    EXPECT_EQ(bits, sentinel_bits) << what;
-  };
+  const PackedMatrix good = valid_int3_33x192(rng);
   PackedMatrix m = good;
   m.blob.pop_back();
-  expect_rejected(m, "blob one byte short");
+  expect_rejected(m, "blob holds 5375 bytes");
   m = good;
   m.blob.push_back(0);
-  expect_rejected(m, "blob one byte long");
+  expect_rejected(m, "blob holds 5377 bytes");
   m = good;
   m.layout.zeros_offset += kSectionAlign;
   m.layout.total_bytes += kSectionAlign;
   m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
-  expect_rejected(m, "zeros section moved (blob resized to match)");
+  expect_rejected(m, "zeros_offset");
   m = good;
   m.layout.n_pad = 64;
-  expect_rejected(m, "n_pad wrong");
+  expect_rejected(m, "n_pad");
   m = good;
   m.format.bits = 5;
-  expect_rejected(m, "5-bit format");
+  expect_rejected(m, "bits must be 2, 3, 4 or 8");
   m = good;
-  m.layout.k = 128;
-  expect_rejected(m, "k disagrees with k_pad and the section sizes");
+  m.layout.k = 128;  // k disagrees with k_pad and the section sizes
+  expect_rejected(m, "k_pad");
   m = good;
   put_fp16(&m, m.layout.scales_offset + 2 * (32 * m.layout.groups_pad + 2), 0x7E00);  // NaN
-  expect_rejected(m, "NaN scale in row 32");
+  expect_rejected(m, "scale of row 32, group 2 is not finite");
   m = good;
   m.blob[static_cast<size_t>(m.layout.zeros_offset + 1 * m.layout.groups_pad + 1)] = 8;
-  expect_rejected(m, "int3 zero of 8 in row 1");
+  expect_rejected(m, "zero of row 1, group 1 is 8");
 
-  std::vector<uint16_t> bits = sentinel_bits;
+  std::vector<uint16_t> bits = {9, 8};
   EXPECT_EQ(ref::dequantize_to(good, static_cast<DType>(3), &bits).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(bits, sentinel_bits);
+  EXPECT_EQ(bits, (std::vector<uint16_t>{9, 8}));
   EXPECT_EQ(ref::dequantize(good, nullptr).code(), StatusCode::kInvalidArgument);
-  // A NaN scale or a zero in a padded row is never read: still valid.
+}
+
+// §2.1: padding decodes to exactly 0. A kernel multiplies whole tiles, so a NaN scale in a
+// padded group would reach real outputs through 0 * NaN; the reference refuses such blobs.
+TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {
+  std::mt19937 rng(15);
+  const PackedMatrix good = valid_int3_33x192(rng);
+  const PackedLayout& L = good.layout;
+  PackedMatrix m = good;
+  put_fp16(&m, L.scales_offset + 2 * (40 * L.groups_pad), 0x7E00);  // NaN
+  expect_rejected(m, "scale of padded row 40, group 0 is 0x7E00");
   m = good;
-  put_fp16(&m, m.layout.scales_offset + 2 * (40 * m.layout.groups_pad), 0x7E00);
-  m.blob[static_cast<size_t>(m.layout.zeros_offset + 40 * m.layout.groups_pad)] = 200;
+  put_fp16(&m, L.scales_offset + 2 * (1 * L.groups_pad + 3), 0x8000);  // -0.0
+  expect_rejected(m, "scale of padded row 1, group 3 is 0x8000");
+  m = good;
+  m.blob[static_cast<size_t>(L.zeros_offset + 40 * L.groups_pad)] = 2;
+  expect_rejected(m, "zero of padded row 40, group 0 is 2");
+  // (1, 200): tile 1 (at byte 768), sub-tile 4, lane 4, element 4, pair 18; plane 0 word 2
+  // slot 2, so bits 4..5 of tile byte 72.
+  m = good;
+  put_code(&m, {{768 + 72, 4, 2}}, 1);
+  expect_rejected(m, "padded code at row 1, column 200 (group 3) is 1");
+  // The last code byte: plane 1 of the last tile, lane 31's word 1, bit 31 = (47, 255).
+  m = good;
+  m.blob[static_cast<size_t>(L.codes_bytes - 1)] |= 0x80u;
+  expect_rejected(m, "padded code at row 47, column 255 (group 3) is 4");
+  // Dense fp16 [17, 96]: padded row 17 is row 1 of tile 1 (at byte 4096); (17, 0) is lane 4's
+  // first code, at tile byte 4 * 16.
+  m = encoded(random_logical(parse_format("fp16"), 17, 96, Values::kAnyPattern, rng));
   std::vector<float> w;
-  EXPECT_TRUE(ref::dequantize(m, &w).is_ok());
+  ASSERT_TRUE(ref::dequantize(m, &w).is_ok());
+  put_fp16(&m, 4096 + 64, 0x3C00);
+  expect_rejected(m, "padded code at row 17, column 0 is 0x3C00");
+}
+
+// An output of (2^31 - 1) x 2^15 doubles (2^49 bytes) exceeds every 48-bit address space, so
+// its allocation fails at once, before anything is read.
+TEST(CpuRefOutOfMemory, GroupedGemmReportsAnUnallocatableOutputAsOutOfRange) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizer allocators abort on oversized requests instead of throwing";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+  GTEST_SKIP() << "sanitizer allocators abort on oversized requests instead of throwing";
+#endif
+#endif
+  std::mt19937 rng(16);
+  const int64_t n = int64_t{1} << 15;
+  std::vector<PackedMatrix> experts;
+  experts.push_back(encoded(random_logical(parse_format("int2:pc"), n, 1, Values::kModerate, rng)));
+  ExpertBank bank;
+  ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
+  const int32_t m = std::numeric_limits<int32_t>::max();
+  const int32_t offsets[] = {0, m};
+  const uint16_t x[1] = {0x3F80};  // never read: the output allocation fails first
+  std::vector<double> y = {7.0};
+  const Status st = ref::grouped_gemm(bank, DType::kBF16, x, m, offsets, &y);
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << st.to_string();
+  EXPECT_NE(st.message().find("ref::grouped_gemm: out of memory"), std::string::npos)
+      << st.message();
+  EXPECT_EQ(y, std::vector<double>{7.0});
 }
 
 // ---- 16-bit round to nearest even ----------------------------------------------------------

@@ -76,6 +76,50 @@ TEST(FormatValidate, UnsupportedParametersAreRejected) {
   EXPECT_FALSE(dense.validate().is_ok());
 }
 
+// Every field counts in ==, so validate() rejects specs whose unused fields are not at their
+// defaults: among valid specs, printing the same string and comparing equal are the same thing.
+TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
+  std::vector<FormatSpec> candidates;
+  for (const FormatSpec& f : all_formats()) {
+    candidates.push_back(f);
+    FormatSpec other_dtype = f, grouped = f, sym = f;
+    other_dtype.dense_dtype = f.dense_dtype == DType::kBF16 ? DType::kFP16 : DType::kBF16;
+    grouped.group_size = f.group_size == 0 ? 64 : 0;
+    sym.symmetric = !f.symmetric;
+    candidates.insert(candidates.end(), {other_dtype, grouped, sym});
+  }
+  std::vector<FormatSpec> valid;
+  for (const FormatSpec& f : candidates)
+    if (f.validate().is_ok()) valid.push_back(f);
+  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each).
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u);
+  for (const FormatSpec& a : valid) {
+    for (const FormatSpec& b : valid) {
+      SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
+      EXPECT_EQ(a == b, a.to_string() == b.to_string());
+    }
+  }
+}
+
+TEST(FormatValidate, UnusedFieldsAwayFromTheirDefaultsAreRejected) {
+  FormatSpec dense_grouped = FormatSpec::dense(DType::kBF16);
+  dense_grouped.group_size = 128;
+  FormatSpec dense_sym = FormatSpec::dense(DType::kFP16);
+  dense_sym.symmetric = true;
+  FormatSpec int_fp16 = FormatSpec::integer(4, 128, false);
+  int_fp16.dense_dtype = DType::kFP16;
+  for (const FormatSpec& f : {dense_grouped, dense_sym, int_fp16}) {
+    SCOPED_TRACE(f.to_string());
+    EXPECT_EQ(f.validate().code(), StatusCode::kInvalidArgument);
+    PackedLayout L;
+    EXPECT_EQ(packed_layout(f, 16, 128, &L).code(), StatusCode::kInvalidArgument);
+    // It prints like a registered format yet is not equal to it.
+    FormatSpec parsed;
+    ASSERT_TRUE(FormatSpec::parse(f.to_string(), &parsed).is_ok());
+    EXPECT_NE(parsed, f);
+  }
+}
+
 TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   auto bpw = [](const char* text, int64_t k) {
     FormatSpec f;
