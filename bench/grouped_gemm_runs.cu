@@ -75,10 +75,10 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
       a.bank.n = proj.n;
       a.bank.k = proj.k;
       a.bank.format_mask = pool.format_mask;
-      a.dtype = DType::kBF16;
-      a.x = p == 0 ? plan.x(r) : plan.h_in(r);
-      a.y = p == 0 ? plan.h(r) : plan.y(r);
-      a.m = plan.rows();
+      // gate/up: x [M, H] -> h [M, 2I]; down: h_in [M, I] -> y [M, H].
+      a.x = matrix_view(static_cast<const void*>(p == 0 ? plan.x(r) : plan.h_in(r)), plan.rows(),
+                        proj.k, DType::kBF16);
+      a.y = matrix_view(p == 0 ? plan.h(r) : plan.y(r), plan.rows(), proj.n, DType::kBF16);
       a.expert_offsets = plan.offsets(r);
       a.kernel = kernel;
       calls.push_back(a);

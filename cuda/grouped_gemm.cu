@@ -84,7 +84,7 @@ cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStr
   p.max_tokens = a.decode_max_tokens;
   cudaError_t err = dev::launch_grouped_gemv<Act>(p, stream);
   // No expert holds more than m tokens: with m <= threshold the tile kernel has no work.
-  if (err != cudaSuccess || a.m <= a.decode_max_tokens) return err;
+  if (err != cudaSuccess || a.x.rows <= a.decode_max_tokens) return err;
   p.min_tokens = a.decode_max_tokens + 1;
   p.max_tokens = INT_MAX;
   return dev::launch_grouped_gemm_tc<Act>(p, stream);
@@ -97,9 +97,10 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   const std::string fn = "grouped_gemm";
   if (workspace_bytes == nullptr) return invalid_argument(fn + ": workspace_bytes is null");
   QMOE_RETURN_IF_ERROR(check_bank(args.bank, fn));
-  QMOE_RETURN_IF_ERROR(check_dtype(args.dtype, fn));
-  if (args.m < 0 || args.m > INT_MAX)
-    return invalid_argument(fn + ": m = " + std::to_string(args.m) +
+  QMOE_RETURN_IF_ERROR(check_dtype(args.x.dtype, fn));
+  const int64_t m = args.x.rows;
+  if (m < 0 || m > INT_MAX)
+    return invalid_argument(fn + ": m = x.rows = " + std::to_string(m) +
                             " must be in [0, 2^31) (offsets are int32)");
   if (args.kernel != KernelChoice::kAuto && args.kernel != KernelChoice::kDecode &&
       args.kernel != KernelChoice::kPrefill)
@@ -114,13 +115,24 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (*workspace_bytes < kWorkspaceBytes)
     return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) +
                             " bytes; " + std::to_string(kWorkspaceBytes) + " needed");
-  if (args.x == nullptr || args.y == nullptr || args.expert_offsets == nullptr)
+  const ConstMatrixView& x = args.x;
+  const MatrixView& y = args.y;
+  if (x.data == nullptr || y.data == nullptr || args.expert_offsets == nullptr)
     return invalid_argument(fn + ": x, y and expert_offsets must be device pointers, not null");
-  if (reinterpret_cast<uintptr_t>(args.x) % kRowAlign != 0 ||
-      reinterpret_cast<uintptr_t>(args.y) % kRowAlign != 0)
+  if (reinterpret_cast<uintptr_t>(x.data) % kRowAlign != 0 ||
+      reinterpret_cast<uintptr_t>(y.data) % kRowAlign != 0)
     return invalid_argument(fn + ": x and y must be 16-byte aligned");
+  if (y.dtype != x.dtype) return invalid_argument(fn + ": x and y have different dtypes");
+  if (x.cols != args.bank.k || y.cols != args.bank.n || y.rows != x.rows)
+    return invalid_argument(fn + ": x is [" + std::to_string(x.rows) + ", " +
+                            std::to_string(x.cols) + "], y is [" + std::to_string(y.rows) + ", " +
+                            std::to_string(y.cols) + "]; the bank needs x [m, " +
+                            std::to_string(args.bank.k) + "] and y [m, " +
+                            std::to_string(args.bank.n) + "]");
+  if (x.row_stride != x.cols || y.row_stride != y.cols)
+    return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
-  if (args.m == 0) return Status::ok();
+  if (m == 0) return Status::ok();
 
   const DeviceBankView& b = args.bank;
   dev::GemmProblem p{};
@@ -131,12 +143,12 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.k = static_cast<int>(b.k);
   p.n_strips = dev::ceil_div(p.n, kTileRows);
   p.k_tiles = dev::ceil_div(p.k, kTileCols);
-  p.x = args.x;
-  p.y = args.y;
-  p.m = args.m;
+  p.x = x.data;
+  p.y = y.data;
+  p.m = m;
   p.offsets = args.expert_offsets;
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
-  const cudaError_t err = args.dtype == DType::kBF16
+  const cudaError_t err = x.dtype == DType::kBF16
                               ? launch_grouped<__nv_bfloat16>(args, p, stream)
                               : launch_grouped<__half>(args, p, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);

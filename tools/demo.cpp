@@ -120,10 +120,8 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
   if (st.is_ok()) {
     GroupedGemmArgs a;
     a.bank = dbank.view();
-    a.dtype = DType::kBF16;
-    a.x = dx;
-    a.y = dy;
-    a.m = m;
+    a.x = matrix_view(static_cast<const void*>(dx), m, bank.k(), DType::kBF16);
+    a.y = matrix_view(dy, m, n, DType::kBF16);
     a.expert_offsets = static_cast<const int32_t*>(doff);
     size_t ws_bytes = 0;
     st = grouped_gemm(a, nullptr, &ws_bytes, nullptr);

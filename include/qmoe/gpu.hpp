@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "qmoe/packed.hpp"
+#include "qmoe/tensor.hpp"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;  // NOLINT: identical to <driver_types.h>
@@ -19,8 +20,8 @@ struct DeviceBankView {
   const uint8_t* blob = nullptr;      ///< device image (ExpertBank::build_image)
   const ExpertDesc* descs = nullptr;  ///< device, num_experts entries
   int32_t num_experts = 0;
-  int64_t n = 0, k = 0;               ///< every expert is W[n, k]
-  uint32_t format_mask = 0;           ///< bit i set: some expert uses decoder i (host-known)
+  int64_t n = 0, k = 0;      ///< every expert is W[n, k]
+  uint32_t format_mask = 0;  ///< bit i set: some expert uses decoder i (host-known)
 };
 
 /// Owning device copy of an ExpertBank (allocates; not for the hot path).
@@ -55,21 +56,21 @@ enum class KernelChoice : uint8_t {
 
 struct GroupedGemmArgs {
   DeviceBankView bank;
-  DType dtype = DType::kBF16;        ///< activations in and out
-  const void* x = nullptr;           ///< [m, k] tokens sorted by expert, row-major, device
-  void* y = nullptr;                 ///< [m, n] row-major, device
-  int64_t m = 0;                     ///< total rows of x / y (upper bound of offsets[E])
+  ConstMatrixView x;  ///< [m, k] tokens sorted by expert, device, bf16 or fp16
+  MatrixView y;       ///< [m, n] device, same dtype as x (output rounded to it)
   const int32_t* expert_offsets = nullptr;  ///< device, E+1 entries, read on device only
   KernelChoice kernel = KernelChoice::kAuto;
-  int decode_max_tokens = 16;        ///< kAuto threshold, 1..64
+  int decode_max_tokens = 16;  ///< kAuto threshold, 1..64
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
-/// output rounded to dtype. CUB-style: with workspace == nullptr only *workspace_bytes is
-/// set. Never allocates, never synchronises; capturable in a CUDA graph. Rows of y outside
-/// [0, offsets[E]) are not written.
-/// Errors: kInvalidArgument (null pointers, misaligned x/y (16 B), k or n mismatch),
-/// kUnsupported (no CUDA / no device), kCudaError (launch failure).
+/// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]).
+/// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
+/// x.dtype and the kernel options). Never allocates, never synchronises; capturable in a
+/// CUDA graph. Rows of y outside [0, offsets[E]) are not written.
+/// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
+/// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
+/// no device, row strides other than cols), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 

@@ -299,10 +299,8 @@ void upload_x(DType act, uint32_t seed, GemmSetup* s, std::vector<uint16_t>* x) 
 qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& run) {
   qmoe::GroupedGemmArgs a;
   a.bank = s.dbank.view();
-  a.dtype = act;
-  a.x = s.x.as<void>();
-  a.y = s.y.as<void>();
-  a.m = s.m_total;
+  a.x = qmoe::matrix_view(static_cast<const void*>(s.x.as<void>()), s.m_total, s.bank.k(), act);
+  a.y = qmoe::matrix_view(s.y.as<void>(), s.m_total, s.bank.n(), act);
   a.expert_offsets = s.offsets_dev.as<int32_t>();
   a.kernel = run.kernel;
   a.decode_max_tokens = run.decode_max_tokens;
@@ -514,12 +512,12 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   using qmoe::StatusCode;
   {
     qmoe::GroupedGemmArgs a = good;
-    a.x = nullptr;
+    a.x.data = nullptr;
     expect_code(a, StatusCode::kInvalidArgument, "null x");
   }
   {
     qmoe::GroupedGemmArgs a = good;
-    a.y = nullptr;
+    a.y.data = nullptr;
     expect_code(a, StatusCode::kInvalidArgument, "null y");
   }
   {
@@ -529,12 +527,12 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   }
   {
     qmoe::GroupedGemmArgs a = good;
-    a.x = s.x.as<uint16_t>() + 1;
+    a.x.data = s.x.as<uint16_t>() + 1;
     expect_code(a, StatusCode::kInvalidArgument, "misaligned x");
   }
   {
     qmoe::GroupedGemmArgs a = good;
-    a.y = s.y.as<uint16_t>() + 4;
+    a.y.data = s.y.as<uint16_t>() + 4;
     expect_code(a, StatusCode::kInvalidArgument, "misaligned y");
   }
   for (int t : {0, 65}) {
@@ -544,8 +542,28 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   }
   {
     qmoe::GroupedGemmArgs a = good;
-    a.m = -1;
+    a.x.rows = -1;
     expect_code(a, StatusCode::kInvalidArgument, "negative m");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.x.cols += 1;
+    expect_code(a, StatusCode::kInvalidArgument, "x.cols != bank k");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.y.rows -= 1;
+    expect_code(a, StatusCode::kInvalidArgument, "y.rows != x.rows");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.y.dtype = DType::kFP16;
+    expect_code(a, StatusCode::kInvalidArgument, "x and y dtypes differ");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.x.row_stride = a.x.cols + 8;
+    expect_code(a, StatusCode::kUnsupported, "strided x rows");
   }
   {
     qmoe::GroupedGemmArgs a = good;
