@@ -81,7 +81,7 @@ Status DeviceExpertBank::upload(const ExpertBank& bank, DeviceExpertBank* out) {
   if (bank.num_experts() < 1) return invalid_argument("DeviceExpertBank::upload: empty bank");
   std::vector<uint8_t> image;
   std::vector<ExpertDesc> descs;
-  bank.build_image(&image, &descs);
+  QMOE_RETURN_IF_ERROR(bank.build_image(&image, &descs));
   uint32_t mask = 0;
   for (size_t e = 0; e < descs.size(); ++e) {
     int id = 0;

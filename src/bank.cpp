@@ -1,7 +1,9 @@
 // ExpertBank: E packed experts of one projection and their contiguous device image.
 #include <cstring>
+#include <utility>
 
 #include "qmoe/packed.hpp"
+#include "src/formats/status_guard.hpp"
 
 namespace qmoe {
 
@@ -68,16 +70,23 @@ int64_t ExpertBank::image_bytes() const {
   return total;
 }
 
-void ExpertBank::build_image(std::vector<uint8_t>* blob, std::vector<ExpertDesc>* descs) const {
-  blob->assign(static_cast<size_t>(image_bytes()), 0);
-  descs->clear();
-  int64_t offset = 0;
-  for (const PackedMatrix& m : experts_) {
-    std::memcpy(blob->data() + offset, m.blob.data(), m.blob.size());
-    ExpertDesc d = make_expert_desc(m.format, m.layout, offset);
-    descs->push_back(d);
-    offset += align_up(m.layout.total_bytes);
-  }
+Status ExpertBank::build_image(std::vector<uint8_t>* blob, std::vector<ExpertDesc>* descs) const {
+  if (blob == nullptr || descs == nullptr)
+    return invalid_argument("ExpertBank::build_image: null output");
+  return detail::run_catching("ExpertBank::build_image", [&]() -> Status {
+    std::vector<uint8_t> image(static_cast<size_t>(image_bytes()), 0);
+    std::vector<ExpertDesc> table;
+    table.reserve(experts_.size());
+    int64_t offset = 0;
+    for (const PackedMatrix& m : experts_) {
+      std::memcpy(image.data() + offset, m.blob.data(), m.blob.size());
+      table.push_back(make_expert_desc(m.format, m.layout, offset));
+      offset += align_up(m.layout.total_bytes);
+    }
+    *blob = std::move(image);
+    *descs = std::move(table);
+    return Status::ok();
+  });
 }
 
 }  // namespace qmoe

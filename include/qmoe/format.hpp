@@ -56,6 +56,7 @@ struct FormatSpec {
 /// Every format the library supports, in a stable order (the registry tests iterate it).
 const std::vector<FormatSpec>& all_formats();
 
+/// "bf16" or "fp16".
 const char* dtype_name(DType t);
 
 // ---- Tiled layout constants (docs/formats.md §2). -------------------------------------

@@ -34,10 +34,17 @@ inline uint16_t float_to_fp16(float f) {
   if (u > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
   if (u >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u); // rounds to >= 65520: inf
   if (u < 0x38800000u) {  // result is subnormal (|f| < 2^-14) or zero
-    // Scale into the subnormal grid: value / 2^-24, round to nearest even as an integer.
-    const float scaled = bits_float(u) * 16777216.0f;  // exact (power of two)
-    const float r = scaled + 12582912.0f - 12582912.0f; // RNE to integer (1.5*2^23 trick)
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(r));
+    // Integer rounding (no float tricks, so -ffast-math in a consumer cannot break it):
+    // f = m * 2^(e - 150) with the implicit bit in m; in units of 2^-24 that is
+    // m >> (126 - e), rounded to nearest even. Below 2^-25 everything rounds to 0.
+    const uint32_t e = u >> 23;
+    if (e < 102u) return static_cast<uint16_t>(sign);
+    const uint32_t m = (u & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126u - e;  // 14 .. 24
+    uint32_t h = m >> shift;
+    const uint32_t rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    if (rest > half || (rest == half && (h & 1u))) ++h;
+    return static_cast<uint16_t>(sign | h);
   }
   // Normal: rebias exponent (127 -> 15) and round the 13 dropped mantissa bits to even.
   uint32_t h = ((u - 0x38000000u) >> 13);

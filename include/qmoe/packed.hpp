@@ -39,7 +39,9 @@ struct PackedMatrix {
 /// Repack the logical form into tiles. Errors: codes/zeros out of range, size mismatch,
 /// non-finite scale. On error *out is left untouched.
 Status pack(const LogicalMatrix& logical, PackedMatrix* out);
-/// Inverse of pack (exact).
+/// Inverse of pack (exact). Errors (kInvalidArgument, *out untouched): blob size or layout
+/// not those of the format, zeros >= 2^bits, non-finite scales, padding that is not what
+/// pack writes (docs/formats.md §2.1), non-zero gap/tail bytes.
 Status unpack(const PackedMatrix& packed, LogicalMatrix* out);
 
 /// Per-expert descriptor the kernels read on device. Plain data, identical on host and device.
@@ -73,8 +75,9 @@ class ExpertBank {
   const PackedMatrix& expert(int64_t e) const { return experts_[static_cast<size_t>(e)]; }
 
   /// One contiguous image of all experts (each 256-byte aligned) and its descriptor table:
-  /// what a device bank uploads verbatim.
-  void build_image(std::vector<uint8_t>* blob, std::vector<ExpertDesc>* descs) const;
+  /// what a device bank uploads verbatim. Errors: null outputs (kInvalidArgument), out of
+  /// memory (kOutOfRange); outputs untouched on error.
+  Status build_image(std::vector<uint8_t>* blob, std::vector<ExpertDesc>* descs) const;
   /// Bytes of the image (sum of aligned experts).
   int64_t image_bytes() const;
 

@@ -40,6 +40,7 @@ inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgu
 inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
 
+/// Human-readable name of a code ("invalid argument", ...), as Status::to_string prints it.
 const char* status_code_name(StatusCode code);
 
 }  // namespace qmoe

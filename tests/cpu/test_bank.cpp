@@ -29,7 +29,7 @@ TEST(ExpertBank, ImageKeepsEveryExpertAlignedAndByteExact) {
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
   std::vector<uint8_t> blob;
   std::vector<ExpertDesc> descs;
-  bank.build_image(&blob, &descs);
+  ASSERT_TRUE(bank.build_image(&blob, &descs).is_ok());
   ASSERT_EQ(descs.size(), fs.size());
   EXPECT_EQ(static_cast<int64_t>(blob.size()), bank.image_bytes());
   for (size_t e = 0; e < fs.size(); ++e) {
