@@ -288,13 +288,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   }
 
   const int max_code = (1 << f.bits) - 1;
-  LogicalMatrix m;
-  m.format = f;
-  m.n = n;
-  m.k = k;
-  m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * groups));
-  m.zeros.resize(static_cast<size_t>(f.symmetric ? 0 : n * groups));
+  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
   std::vector<GroupParams> params(static_cast<size_t>(n * groups));
   const int64_t block = std::min<int64_t>(opt.block_size, k);
   std::vector<double> err(static_cast<size_t>(n * block));  // scaled errors of the block's columns

@@ -94,13 +94,7 @@ Status quantize_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                     const GroupSearch& search, LogicalMatrix* out) {
   const int64_t g = f.group_len(k), groups = k / g;
   const int max_code = (1 << f.bits) - 1;
-  LogicalMatrix m;
-  m.format = f;
-  m.n = n;
-  m.k = k;
-  m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * groups));
-  m.zeros.resize(static_cast<size_t>(f.symmetric ? 0 : n * groups));
+  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
 
   std::atomic<int64_t> overflow_group{-1};
   // One group of scratch per thread, allocated here: a throw inside the region would terminate.

@@ -14,6 +14,10 @@ namespace qmoe {
 ///            each in [0, 2^bits)). Weight = (code - zero) * scale, zero = 2^(bits-1) if sym.
 ///  - kDense: codes[n*k] hold the bf16/fp16 bit patterns; scales/zeros empty.
 struct LogicalMatrix {
+  /// A zero-filled matrix of format f with every array sized for [n, k] (G = k / group for
+  /// int formats; no zeros if symmetric; no scales/zeros for dense). No validation.
+  static LogicalMatrix sized(const FormatSpec& f, int64_t n, int64_t k);
+
   FormatSpec format;
   int64_t n = 0, k = 0;
   std::vector<uint16_t> codes;

@@ -11,6 +11,19 @@
 
 namespace qmoe {
 
+LogicalMatrix LogicalMatrix::sized(const FormatSpec& f, int64_t n, int64_t k) {
+  const bool is_int = f.kind == FormatKind::kInt;
+  const int64_t groups = is_int ? k / f.group_len(k) : 0;
+  LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  m.scales.resize(static_cast<size_t>(n * groups));
+  m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
+  return m;
+}
+
 namespace {
 
 /// Pairs of elements a lane owns in one tile: 8 sub-tiles x 4 registers (§2.3).
@@ -263,13 +276,7 @@ Status unpack_checked(const PackedMatrix& packed, LogicalMatrix* out) {
   const bool is_int = f.kind == FormatKind::kInt;
   const int64_t n = layout.n, k = layout.k;
   const int64_t groups = is_int ? logical_groups(f, k) : 0;
-  LogicalMatrix m;
-  m.format = f;
-  m.n = n;
-  m.k = k;
-  m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * groups));
-  m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
+  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
   QMOE_RETURN_IF_ERROR(read_group_params(packed, groups, &m));
 
   // Real codes are copied; padded ones must be what pack writes there (their group's zero

@@ -725,13 +725,7 @@ LogicalMatrix textbook_gptq(const GptqProblem& pb, std::vector<double> h, const 
   search.bits = f.bits;
   search.symmetric = f.symmetric;
   const int64_t g = f.group_len(k), groups = k / g;
-  LogicalMatrix m;
-  m.format = f;
-  m.n = n;
-  m.k = k;
-  m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * groups));
-  m.zeros.resize(static_cast<size_t>(f.symmetric ? 0 : n * groups));
+  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
   for (int64_t o = 0; o < n; ++o) {
     std::vector<double> row(static_cast<size_t>(k));  // in processing order
     for (int64_t i = 0; i < k; ++i) row[i] = w[o * k + order[i]];
