@@ -3,7 +3,7 @@
 # does nothing (and needs no network) when everything is already there.
 # CUDA is optional: the toolkit (nvcc) is used when found, it is not installed here.
 set -euo pipefail
-packages=(cmake ninja-build g++ make libgtest-dev)
+packages=(cmake ninja-build g++ make libgtest-dev libdlpack-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

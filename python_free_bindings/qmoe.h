@@ -1,0 +1,176 @@
+/* qmoe.h — the C ABI of qmoe: quantize expert weights, inspect and dequantize them, build
+ * expert banks and run the grouped expert GEMM (CPU reference or CUDA) from plain C.
+ *
+ * Plain C99. No C++ types and no exceptions cross this boundary; every fallible call returns
+ * a qmoe_status_t and, on failure, leaves a message for qmoe_last_error(). A failing call
+ * writes none of its outputs. Tensors are DLPack DLTensor views (dlpack/dlpack.h) that the
+ * library only borrows for the duration of the call. Matrices are row-major, shapes are
+ * written [rows, cols]. See docs/c_abi.md for linking, ownership and threading rules.
+ */
+#ifndef QMOE_H_
+#define QMOE_H_
+
+#include <dlpack/dlpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define QMOE_API
+#else
+#define QMOE_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions and errors ------------------------------------------------------------ */
+
+/** Version of this header's ABI; bumped on any incompatible change. Compare it with
+ *  qmoe_abi_version() to detect a header/library mismatch. */
+#define QMOE_ABI_VERSION 1
+
+/** Library version "major.minor.patch" (static storage, never NULL). */
+QMOE_API const char* qmoe_version(void);
+/** QMOE_ABI_VERSION of the library actually loaded. */
+QMOE_API int qmoe_abi_version(void);
+
+/** Result of every fallible call; mirrors qmoe::StatusCode value for value. */
+typedef enum {
+  QMOE_STATUS_OK = 0,
+  QMOE_STATUS_INVALID_ARGUMENT = 1, /**< the call is malformed: null, shape, dtype, device */
+  QMOE_STATUS_UNSUPPORTED = 2,      /**< well-formed, but not available here (e.g. no CUDA) */
+  QMOE_STATUS_OUT_OF_RANGE = 3,     /**< a value is not representable, or out of memory */
+  QMOE_STATUS_CUDA_ERROR = 4,       /**< a CUDA runtime call failed */
+  QMOE_STATUS_INTERNAL = 5          /**< a bug in qmoe */
+} qmoe_status_t;
+
+/** Message of the last call on this thread that failed ("" if none has). Calls that succeed
+ *  leave it unchanged. The pointer stays valid until the next failing call on this thread. */
+QMOE_API const char* qmoe_last_error(void);
+/** Short name of a status ("ok", "invalid argument", ...); "unknown" for other values. */
+QMOE_API const char* qmoe_status_name(qmoe_status_t status);
+
+/* ---- formats ------------------------------------------------------------------------ */
+
+/** Bytes (NUL included) that hold any canonical format string. */
+#define QMOE_FORMAT_STRING_MAX 32
+
+/** Number of formats the library supports; index them with qmoe_format_name. */
+QMOE_API int64_t qmoe_format_count(void);
+/** Canonical string of format `index` in [0, qmoe_format_count()) in a stable order, e.g.
+ *  "int4:g128"; NULL when index is out of range. Static storage. */
+QMOE_API const char* qmoe_format_name(int64_t index);
+
+/** Parses `format` (e.g. "int4:g128:asym") and writes its canonical string, NUL-terminated,
+ *  into buf[buf_bytes]; *length (if not NULL) receives its strlen. buf may be NULL when
+ *  buf_bytes is 0 (a length query). Errors: INVALID_ARGUMENT (unknown format, buf too small). */
+QMOE_API qmoe_status_t qmoe_format_canonical(const char* format, char* buf, size_t buf_bytes,
+                                             size_t* length);
+/** Exact storage bits per weight of an unpadded [n, k_in] matrix in `format`, scales and
+ *  zeros included (docs/formats.md §1). Errors: INVALID_ARGUMENT (unknown format, k_in < 1
+ *  or not a multiple of the group size). */
+QMOE_API qmoe_status_t qmoe_format_bits_per_weight(const char* format, int64_t k_in,
+                                                   double* bits_per_weight);
+
+/* ---- packed matrices ---------------------------------------------------------------- */
+
+/** One weight matrix W[n, k] quantized and packed in the kernel layout. Immutable. */
+typedef struct qmoe_packed qmoe_packed_t;
+
+typedef enum {
+  QMOE_QUANT_RTN = 0,     /**< round to nearest, range = group min/max (absmax if :sym) */
+  QMOE_QUANT_RTN_MSE = 1, /**< round to nearest, range shrunk per group to minimise MSE */
+  QMOE_QUANT_GPTQ = 2     /**< GPTQ error feedback; needs calibration activations */
+} qmoe_quant_method_t;
+
+/** Quantizes w ([n, k] float32, kDLCPU) into `format` with `method`; *out receives a new
+ *  handle (free with qmoe_packed_destroy). calib ([rows, k] float32, kDLCPU) is required by
+ *  QMOE_QUANT_GPTQ and must be NULL otherwise. Errors: INVALID_ARGUMENT (tensors, unknown
+ *  format or method, k not a multiple of the group, NaN/Inf), OUT_OF_RANGE (fp16 overflow). */
+QMOE_API qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format,
+                                     qmoe_quant_method_t method, const DLTensor* calib,
+                                     qmoe_packed_t** out);
+/** Frees a packed matrix; NULL is a no-op. */
+QMOE_API void qmoe_packed_destroy(qmoe_packed_t* packed);
+
+/** Logical shape [n, k] of a packed matrix. Errors: INVALID_ARGUMENT (null pointers). */
+QMOE_API qmoe_status_t qmoe_packed_shape(const qmoe_packed_t* packed, int64_t* n, int64_t* k);
+/** Size in bytes of the packed blob (codes + scales + zeros, 256-byte aligned sections).
+ *  Errors: INVALID_ARGUMENT (null pointers). */
+QMOE_API qmoe_status_t qmoe_packed_bytes(const qmoe_packed_t* packed, int64_t* bytes);
+/** Read-only pointer to the packed blob (qmoe_packed_bytes long), valid while the handle
+ *  lives; the layout is docs/formats.md §2. Errors: INVALID_ARGUMENT (null pointers). */
+QMOE_API qmoe_status_t qmoe_packed_data(const qmoe_packed_t* packed, const void** data);
+/** Canonical format string of a packed matrix, written like qmoe_format_canonical.
+ *  Errors: INVALID_ARGUMENT (null packed, buf too small). */
+QMOE_API qmoe_status_t qmoe_packed_format(const qmoe_packed_t* packed, char* buf, size_t buf_bytes,
+                                          size_t* length);
+
+/** Dequantizes on the CPU into out ([n, k], kDLCPU): float32 gets the exact weights
+ *  (q - z) * s; bfloat16 / float16 get them rounded once to nearest even, bit-identical to
+ *  what the GPU kernels use. Errors: INVALID_ARGUMENT (null packed, out's dtype/shape/device). */
+QMOE_API qmoe_status_t qmoe_dequantize(const qmoe_packed_t* packed, DLTensor* out);
+
+/* ---- expert banks and the CPU reference --------------------------------------------- */
+
+/** E experts of one projection, all [n, k], each in its own format, on the host. Immutable. */
+typedef struct qmoe_bank qmoe_bank_t;
+
+/** Creates a bank from copies of experts[0, num_experts); the handles stay the caller's.
+ *  Errors: INVALID_ARGUMENT (null pointers, num_experts < 1, experts of different shapes). */
+QMOE_API qmoe_status_t qmoe_bank_create(qmoe_packed_t* const* experts, int64_t num_experts,
+                                        qmoe_bank_t** out);
+/** Frees a bank; NULL is a no-op. */
+QMOE_API void qmoe_bank_destroy(qmoe_bank_t* bank);
+/** Number of experts E and expert shape [n, k]. Errors: INVALID_ARGUMENT (null pointers). */
+QMOE_API qmoe_status_t qmoe_bank_shape(const qmoe_bank_t* bank, int64_t* num_experts, int64_t* n,
+                                       int64_t* k);
+
+/** CPU reference grouped GEMM over tokens sorted by expert: rows [offsets[e], offsets[e+1])
+ *  of x ([m, k] bfloat16 or float16, kDLCPU) times W_e^T (rounded to x's type) into y
+ *  ([m, n] float64, kDLCPU), accumulated in float64. expert_offsets: E+1 int32, non-decreasing,
+ *  offsets[0] = 0, offsets[E] = m. Errors: INVALID_ARGUMENT (tensors, offsets). */
+QMOE_API qmoe_status_t qmoe_ref_grouped_gemm(const qmoe_bank_t* bank, const DLTensor* x,
+                                             const int32_t* expert_offsets, DLTensor* y);
+
+/* ---- CUDA ----------------------------------------------------------------------------
+ * Without a usable device (or in a library built without CUDA) every call here returns
+ * QMOE_STATUS_UNSUPPORTED before looking at its arguments. */
+
+/** A bank copied to the current CUDA device. Immutable. */
+typedef struct qmoe_device_bank qmoe_device_bank_t;
+
+/** Uploads a host bank to the current device (allocates, synchronous). Errors: UNSUPPORTED,
+ *  INVALID_ARGUMENT (null pointers), CUDA_ERROR (allocation or copy failed). */
+QMOE_API qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_device_bank_t** out);
+/** Frees a device bank (its device memory too); NULL is a no-op. */
+QMOE_API void qmoe_device_bank_destroy(qmoe_device_bank_t* bank);
+
+typedef enum {
+  QMOE_KERNEL_AUTO = 0,   /**< per expert on device: decode if tokens <= decode_max_tokens */
+  QMOE_KERNEL_DECODE = 1, /**< weight-streaming kernel for every expert */
+  QMOE_KERNEL_PREFILL = 2 /**< tensor-core tile kernel for every expert */
+} qmoe_kernel_t;
+
+/** The C++ API's default decode_max_tokens for QMOE_KERNEL_AUTO (valid range 1..64). */
+#define QMOE_DEFAULT_DECODE_MAX_TOKENS 16
+
+/** y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert, fp32 accumulation,
+ *  output rounded to y's type. x [m, k] and y [m, n]: both bfloat16 or both float16;
+ *  expert_offsets: int32 [E+1] read on device only; all kDLCUDA on the current device.
+ *  CUB-style: with workspace NULL only *workspace_bytes is set (same argument checks);
+ *  otherwise *workspace_bytes is the workspace size and the kernels are enqueued on `stream`
+ *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).
+ *  Errors: UNSUPPORTED, INVALID_ARGUMENT (tensors, options, workspace too small),
+ *  CUDA_ERROR (launch). */
+QMOE_API qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const DLTensor* x,
+                                         const DLTensor* expert_offsets, DLTensor* y,
+                                         qmoe_kernel_t kernel, int32_t decode_max_tokens,
+                                         void* workspace, size_t* workspace_bytes, void* stream);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* QMOE_H_ */

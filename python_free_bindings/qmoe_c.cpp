@@ -1,0 +1,570 @@
+// The C ABI (qmoe.h) over the C++ API: DLPack tensors are checked here, then handed to the
+// C++ entry points as pointers + dims. Every exported function runs its body inside
+// `guarded`, the one place where C++ errors (Status values and exceptions) become a
+// qmoe_status_t and a thread-local message.
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qmoe.h"
+#include "qmoe/cpu_ref.hpp"
+#include "qmoe/gpu.hpp"
+#include "qmoe/packed.hpp"
+#include "qmoe/quantize.hpp"
+#include "qmoe/tensor.hpp"
+
+struct qmoe_packed {
+  qmoe::PackedMatrix matrix;
+};
+struct qmoe_bank {
+  qmoe::ExpertBank bank;
+};
+struct qmoe_device_bank {
+  qmoe::DeviceExpertBank bank;
+};
+
+namespace {
+
+using qmoe::invalid_argument;
+using qmoe::Status;
+using qmoe::StatusCode;
+
+static_assert(QMOE_STATUS_OK == static_cast<int>(StatusCode::kOk), "status values drifted");
+static_assert(QMOE_STATUS_INVALID_ARGUMENT == static_cast<int>(StatusCode::kInvalidArgument),
+              "status values drifted");
+static_assert(QMOE_STATUS_UNSUPPORTED == static_cast<int>(StatusCode::kUnsupported),
+              "status values drifted");
+static_assert(QMOE_STATUS_OUT_OF_RANGE == static_cast<int>(StatusCode::kOutOfRange),
+              "status values drifted");
+static_assert(QMOE_STATUS_CUDA_ERROR == static_cast<int>(StatusCode::kCudaError),
+              "status values drifted");
+static_assert(QMOE_STATUS_INTERNAL == static_cast<int>(StatusCode::kInternal),
+              "status values drifted");
+
+// ---- errors ---------------------------------------------------------------------------
+
+/// Fixed storage so that recording an error can never fail; longer messages are truncated.
+constexpr size_t kErrorCapacity = 1024;
+thread_local char t_last_error[kErrorCapacity] = "";
+
+qmoe_status_t fail(const char* fn, qmoe_status_t code, const char* message) noexcept {
+  std::snprintf(t_last_error, kErrorCapacity, "%s: %s", fn, message);
+  return code;
+}
+
+qmoe_status_t to_c(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return QMOE_STATUS_OK;
+    case StatusCode::kInvalidArgument:
+      return QMOE_STATUS_INVALID_ARGUMENT;
+    case StatusCode::kUnsupported:
+      return QMOE_STATUS_UNSUPPORTED;
+    case StatusCode::kOutOfRange:
+      return QMOE_STATUS_OUT_OF_RANGE;
+    case StatusCode::kCudaError:
+      return QMOE_STATUS_CUDA_ERROR;
+    case StatusCode::kInternal:
+      return QMOE_STATUS_INTERNAL;
+  }
+  return QMOE_STATUS_INTERNAL;
+}
+
+/// Runs body() (returns a Status) for the exported function `fn`: no exception escapes.
+template <typename Body>
+qmoe_status_t guarded(const char* fn, Body&& body) noexcept {
+  try {
+    const Status st = body();
+    if (st.is_ok()) return QMOE_STATUS_OK;
+    return fail(fn, to_c(st.code()), st.message().c_str());
+  } catch (const std::bad_alloc&) {
+    return fail(fn, QMOE_STATUS_OUT_OF_RANGE, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(fn, QMOE_STATUS_INTERNAL, e.what());
+  } catch (...) {
+    return fail(fn, QMOE_STATUS_INTERNAL, "unknown exception");
+  }
+}
+
+// ---- DLPack tensors -------------------------------------------------------------------
+
+/// Element types the ABI accepts somewhere; a call names the ones it takes as a bit mask.
+enum class Elem : unsigned { kF32, kF64, kBF16, kFP16, kI32 };
+
+struct ElemInfo {
+  Elem elem;
+  uint8_t code, bits;
+  const char* name;
+};
+constexpr ElemInfo kElems[] = {
+    {Elem::kF32, kDLFloat, 32, "float32"},    {Elem::kF64, kDLFloat, 64, "float64"},
+    {Elem::kBF16, kDLBfloat, 16, "bfloat16"}, {Elem::kFP16, kDLFloat, 16, "float16"},
+    {Elem::kI32, kDLInt, 32, "int32"},
+};
+
+constexpr unsigned bit(Elem e) {
+  return 1u << static_cast<unsigned>(e);
+}
+
+/// A free dimension in an expected shape.
+constexpr int64_t kAnyDim = -1;
+constexpr int kMaxDims = 2;
+
+/// A tensor that passed check_tensor: its first element (byte_offset applied) and dims.
+struct Checked {
+  void* data = nullptr;
+  int64_t dims[kMaxDims] = {0, 0};
+  Elem elem = Elem::kF32;
+  int64_t numel = 0;
+};
+
+qmoe::DType act_dtype(Elem e) {
+  return e == Elem::kBF16 ? qmoe::DType::kBF16 : qmoe::DType::kFP16;
+}
+
+/// "[2, 3]"; with `any` set, kAnyDim prints as "*" (for expected shapes).
+std::string dims_string(const int64_t* dims, size_t ndim, bool any = false) {
+  std::string s = "[";
+  for (size_t i = 0; i < ndim; ++i) {
+    if (i > 0) s += ", ";
+    s += any && dims[i] == kAnyDim ? std::string("*") : std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+std::string dtype_string(DLDataType t) {
+  for (const ElemInfo& e : kElems)
+    if (t.code == e.code && t.bits == e.bits && t.lanes == 1) return e.name;
+  return "dtype (code " + std::to_string(t.code) + ", bits " + std::to_string(t.bits) + ", lanes " +
+         std::to_string(t.lanes) + ")";
+}
+
+std::string device_string(DLDeviceType t) {
+  switch (t) {
+    case kDLCPU:
+      return "kDLCPU";
+    case kDLCUDA:
+      return "kDLCUDA";
+    default:
+      return "device type " + std::to_string(static_cast<int>(t));
+  }
+}
+
+/// Checks that t is a compact row-major tensor on `device` with one of the element types in
+/// `elems` and the expected shape (kAnyDim: any size), and that its data is addressable.
+Status check_tensor(const DLTensor* t, const char* name, DLDeviceType device, unsigned elems,
+                    std::initializer_list<int64_t> shape, Checked* out) {
+  const std::string who = name;
+  if (t == nullptr) return invalid_argument(who + " is null");
+  if (t->device.device_type != device)
+    return invalid_argument(who + " must be on " + device_string(device) + ", is on " +
+                            device_string(t->device.device_type));
+  const ElemInfo* info = nullptr;
+  std::string accepted;
+  for (const ElemInfo& e : kElems) {
+    if ((elems & bit(e.elem)) == 0) continue;
+    accepted += (accepted.empty() ? "" : " or ") + std::string(e.name);
+    if (t->dtype.code == e.code && t->dtype.bits == e.bits && t->dtype.lanes == 1) info = &e;
+  }
+  if (info == nullptr)
+    return invalid_argument(who + " must be " + accepted + ", is " + dtype_string(t->dtype));
+  const size_t ndim = shape.size();
+  if (ndim > kMaxDims) return Status(StatusCode::kInternal, who + ": more dims than Checked holds");
+  if (t->ndim != static_cast<int>(ndim))
+    return invalid_argument(who + " must have " + std::to_string(ndim) + " dims, has " +
+                            std::to_string(t->ndim));
+  if (t->shape == nullptr) return invalid_argument(who + " has a null shape array");
+  const int64_t* expect = shape.begin();
+  int64_t numel = 1;
+  for (size_t i = 0; i < ndim; ++i) {
+    const int64_t d = t->shape[i];
+    if (d < 0 || (expect[i] != kAnyDim && d != expect[i]))
+      return invalid_argument(who + " has shape " + dims_string(t->shape, ndim) + ", expected " +
+                              dims_string(expect, ndim, true));
+    if (__builtin_mul_overflow(numel, d, &numel))
+      return invalid_argument(who + " has more elements than int64 counts");
+  }
+  if (t->strides != nullptr) {
+    // Strides of size-1 dims address nothing; frameworks leave arbitrary values there.
+    int64_t compact = 1;
+    for (size_t i = ndim; i-- > 0;) {
+      if (t->shape[i] > 1 && t->strides[i] != compact)
+        return invalid_argument(who + " must be compact row-major: strides " +
+                                dims_string(t->strides, ndim) + " for shape " +
+                                dims_string(t->shape, ndim));
+      compact *= t->shape[i];
+    }
+  }
+  const size_t elem_bytes = info->bits / 8u;
+  if (numel > INT64_MAX / static_cast<int64_t>(elem_bytes))
+    return invalid_argument(who + " has more bytes than int64 counts");
+  if (t->data == nullptr && numel > 0) return invalid_argument(who + " has null data");
+  // An empty tensor may have no data at all; then nothing is addressed, not even byte_offset.
+  char* data = t->data == nullptr ? nullptr : static_cast<char*>(t->data) + t->byte_offset;
+  if (reinterpret_cast<uintptr_t>(data) % elem_bytes != 0)
+    return invalid_argument(who + ": data + byte_offset is not aligned to its " +
+                            std::to_string(elem_bytes) + "-byte elements");
+  out->data = data;
+  for (size_t i = 0; i < ndim; ++i) out->dims[i] = t->shape[i];
+  out->elem = info->elem;
+  out->numel = numel;
+  return Status::ok();
+}
+
+// ---- small helpers --------------------------------------------------------------------
+
+Status parse_format(const char* text, qmoe::FormatSpec* f) {
+  if (text == nullptr) return invalid_argument("format is null");
+  return qmoe::FormatSpec::parse(text, f);
+}
+
+/// Copies s into a caller buffer (docs of qmoe_format_canonical); nothing written on error.
+Status write_string(const std::string& s, char* buf, size_t buf_bytes, size_t* length) {
+  if (buf == nullptr && buf_bytes != 0) return invalid_argument("buf is null, buf_bytes is not 0");
+  if (buf_bytes != 0 && buf_bytes <= s.size())
+    return invalid_argument("buffer of " + std::to_string(buf_bytes) + " bytes cannot hold \"" + s +
+                            "\" (" + std::to_string(s.size() + 1) + " bytes)");
+  if (buf_bytes != 0) std::memcpy(buf, s.c_str(), s.size() + 1);
+  if (length != nullptr) *length = s.size();
+  return Status::ok();
+}
+
+Status to_method(qmoe_quant_method_t method, qmoe::QuantMethod* out) {
+  switch (method) {
+    case QMOE_QUANT_RTN:
+      *out = qmoe::QuantMethod::kRtnMinMax;
+      return Status::ok();
+    case QMOE_QUANT_RTN_MSE:
+      *out = qmoe::QuantMethod::kRtnMse;
+      return Status::ok();
+    case QMOE_QUANT_GPTQ:
+      *out = qmoe::QuantMethod::kGptq;
+      return Status::ok();
+  }
+  return invalid_argument("unknown quantization method " +
+                          std::to_string(static_cast<int>(method)));
+}
+
+Status to_kernel(qmoe_kernel_t kernel, qmoe::KernelChoice* out) {
+  switch (kernel) {
+    case QMOE_KERNEL_AUTO:
+      *out = qmoe::KernelChoice::kAuto;
+      return Status::ok();
+    case QMOE_KERNEL_DECODE:
+      *out = qmoe::KernelChoice::kDecode;
+      return Status::ok();
+    case QMOE_KERNEL_PREFILL:
+      *out = qmoe::KernelChoice::kPrefill;
+      return Status::ok();
+  }
+  return invalid_argument("unknown kernel choice " + std::to_string(static_cast<int>(kernel)));
+}
+
+/// The GPU entry points answer "unsupported" before anything else when there is no device,
+/// so a caller without one gets the same answer whatever it passes.
+Status require_gpu() {
+  static const bool available = qmoe::gpu_available();
+  if (available) return Status::ok();
+#ifdef QMOE_WITH_CUDA
+  return qmoe::unsupported("no CUDA device is visible");
+#else
+  return qmoe::unsupported("qmoe was built without CUDA");
+#endif
+}
+
+template <typename T>
+void copy_out(const std::vector<T>& from, const Checked& to) {
+  if (from.empty()) return;  // an empty output may have null data, which memcpy must not get
+  std::memcpy(to.data, from.data(), from.size() * sizeof(T));
+}
+
+Status check_size(size_t got, const Checked& to) {
+  if (got != static_cast<size_t>(to.numel))
+    return Status(StatusCode::kInternal, "result has " + std::to_string(got) +
+                                             " elements, the output tensor " +
+                                             std::to_string(to.numel));
+  return Status::ok();
+}
+
+}  // namespace
+
+// ---- versions and errors ----------------------------------------------------------------
+
+const char* qmoe_version(void) {
+  return QMOE_VERSION_STRING;
+}
+
+int qmoe_abi_version(void) {
+  return QMOE_ABI_VERSION;
+}
+
+const char* qmoe_last_error(void) {
+  return t_last_error;
+}
+
+const char* qmoe_status_name(qmoe_status_t status) {
+  switch (status) {
+    case QMOE_STATUS_OK:
+    case QMOE_STATUS_INVALID_ARGUMENT:
+    case QMOE_STATUS_UNSUPPORTED:
+    case QMOE_STATUS_OUT_OF_RANGE:
+    case QMOE_STATUS_CUDA_ERROR:
+    case QMOE_STATUS_INTERNAL:
+      return qmoe::status_code_name(static_cast<StatusCode>(status));
+  }
+  return "unknown";
+}
+
+// ---- formats ------------------------------------------------------------------------------
+
+int64_t qmoe_format_count(void) {
+  try {
+    return static_cast<int64_t>(qmoe::all_formats().size());
+  } catch (...) {
+    return 0;  // the registry could not be built (out of memory)
+  }
+}
+
+const char* qmoe_format_name(int64_t index) {
+  try {
+    static const std::vector<std::string> names = [] {
+      std::vector<std::string> v;
+      for (const qmoe::FormatSpec& f : qmoe::all_formats()) v.push_back(f.to_string());
+      return v;
+    }();
+    if (index < 0 || index >= static_cast<int64_t>(names.size())) return nullptr;
+    return names[static_cast<size_t>(index)].c_str();
+  } catch (...) {
+    return nullptr;  // the table could not be built (out of memory)
+  }
+}
+
+qmoe_status_t qmoe_format_canonical(const char* format, char* buf, size_t buf_bytes,
+                                    size_t* length) {
+  return guarded("qmoe_format_canonical", [&]() -> Status {
+    qmoe::FormatSpec f;
+    QMOE_RETURN_IF_ERROR(parse_format(format, &f));
+    return write_string(f.to_string(), buf, buf_bytes, length);
+  });
+}
+
+qmoe_status_t qmoe_format_bits_per_weight(const char* format, int64_t k_in,
+                                          double* bits_per_weight) {
+  return guarded("qmoe_format_bits_per_weight", [&]() -> Status {
+    if (bits_per_weight == nullptr) return invalid_argument("bits_per_weight is null");
+    qmoe::FormatSpec f;
+    QMOE_RETURN_IF_ERROR(parse_format(format, &f));
+    qmoe::PackedLayout layout;  // checks k_in against the format (range, group divisibility)
+    QMOE_RETURN_IF_ERROR(qmoe::packed_layout(f, 1, k_in, &layout));
+    *bits_per_weight = f.bits_per_weight(k_in);
+    return Status::ok();
+  });
+}
+
+// ---- packed matrices --------------------------------------------------------------------
+
+qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format, qmoe_quant_method_t method,
+                            const DLTensor* calib, qmoe_packed_t** out) {
+  return guarded("qmoe_quantize", [&]() -> Status {
+    if (out == nullptr) return invalid_argument("out is null");
+    qmoe::FormatSpec f;
+    QMOE_RETURN_IF_ERROR(parse_format(format, &f));
+    Checked wt;
+    QMOE_RETURN_IF_ERROR(check_tensor(w, "w", kDLCPU, bit(Elem::kF32), {kAnyDim, kAnyDim}, &wt));
+    qmoe::QuantizeOptions opt;
+    QMOE_RETURN_IF_ERROR(to_method(method, &opt.method));
+    if (method == QMOE_QUANT_GPTQ) {
+      if (calib == nullptr) return invalid_argument("QMOE_QUANT_GPTQ needs calib");
+      Checked c;
+      QMOE_RETURN_IF_ERROR(
+          check_tensor(calib, "calib", kDLCPU, bit(Elem::kF32), {kAnyDim, wt.dims[1]}, &c));
+      opt.calib = static_cast<const float*>(c.data);
+      opt.calib_rows = c.dims[0];
+    } else if (calib != nullptr) {
+      return invalid_argument("calib is only used by QMOE_QUANT_GPTQ");
+    }
+    auto packed = std::make_unique<qmoe_packed>();
+    QMOE_RETURN_IF_ERROR(qmoe::quantize(static_cast<const float*>(wt.data), wt.dims[0], wt.dims[1],
+                                        f, opt, &packed->matrix));
+    *out = packed.release();
+    return Status::ok();
+  });
+}
+
+void qmoe_packed_destroy(qmoe_packed_t* packed) {
+  delete packed;
+}
+
+qmoe_status_t qmoe_packed_shape(const qmoe_packed_t* packed, int64_t* n, int64_t* k) {
+  return guarded("qmoe_packed_shape", [&]() -> Status {
+    if (packed == nullptr || n == nullptr || k == nullptr)
+      return invalid_argument("packed, n and k must not be null");
+    *n = packed->matrix.n();
+    *k = packed->matrix.k();
+    return Status::ok();
+  });
+}
+
+qmoe_status_t qmoe_packed_bytes(const qmoe_packed_t* packed, int64_t* bytes) {
+  return guarded("qmoe_packed_bytes", [&]() -> Status {
+    if (packed == nullptr || bytes == nullptr)
+      return invalid_argument("packed and bytes must not be null");
+    *bytes = static_cast<int64_t>(packed->matrix.blob.size());
+    return Status::ok();
+  });
+}
+
+qmoe_status_t qmoe_packed_data(const qmoe_packed_t* packed, const void** data) {
+  return guarded("qmoe_packed_data", [&]() -> Status {
+    if (packed == nullptr || data == nullptr)
+      return invalid_argument("packed and data must not be null");
+    *data = packed->matrix.blob.data();
+    return Status::ok();
+  });
+}
+
+qmoe_status_t qmoe_packed_format(const qmoe_packed_t* packed, char* buf, size_t buf_bytes,
+                                 size_t* length) {
+  return guarded("qmoe_packed_format", [&]() -> Status {
+    if (packed == nullptr) return invalid_argument("packed is null");
+    return write_string(packed->matrix.format.to_string(), buf, buf_bytes, length);
+  });
+}
+
+qmoe_status_t qmoe_dequantize(const qmoe_packed_t* packed, DLTensor* out) {
+  return guarded("qmoe_dequantize", [&]() -> Status {
+    if (packed == nullptr) return invalid_argument("packed is null");
+    const qmoe::PackedMatrix& m = packed->matrix;
+    Checked o;
+    QMOE_RETURN_IF_ERROR(check_tensor(out, "out", kDLCPU,
+                                      bit(Elem::kF32) | bit(Elem::kBF16) | bit(Elem::kFP16),
+                                      {m.n(), m.k()}, &o));
+    if (o.elem == Elem::kF32) {
+      std::vector<float> w;
+      QMOE_RETURN_IF_ERROR(qmoe::ref::dequantize(m, &w));
+      QMOE_RETURN_IF_ERROR(check_size(w.size(), o));
+      copy_out(w, o);
+    } else {
+      std::vector<uint16_t> w;
+      QMOE_RETURN_IF_ERROR(qmoe::ref::dequantize_to(m, act_dtype(o.elem), &w));
+      QMOE_RETURN_IF_ERROR(check_size(w.size(), o));
+      copy_out(w, o);
+    }
+    return Status::ok();
+  });
+}
+
+// ---- expert banks and the CPU reference -------------------------------------------------
+
+qmoe_status_t qmoe_bank_create(qmoe_packed_t* const* experts, int64_t num_experts,
+                               qmoe_bank_t** out) {
+  return guarded("qmoe_bank_create", [&]() -> Status {
+    if (experts == nullptr || out == nullptr)
+      return invalid_argument("experts and out must not be null");
+    if (num_experts < 1)
+      return invalid_argument("num_experts is " + std::to_string(num_experts) + ", must be >= 1");
+    std::vector<qmoe::PackedMatrix> copies;
+    copies.reserve(static_cast<size_t>(num_experts));
+    for (int64_t e = 0; e < num_experts; ++e) {
+      if (experts[e] == nullptr)
+        return invalid_argument("experts[" + std::to_string(e) + "] is null");
+      copies.push_back(experts[e]->matrix);
+    }
+    auto bank = std::make_unique<qmoe_bank>();
+    QMOE_RETURN_IF_ERROR(qmoe::ExpertBank::create(std::move(copies), &bank->bank));
+    *out = bank.release();
+    return Status::ok();
+  });
+}
+
+void qmoe_bank_destroy(qmoe_bank_t* bank) {
+  delete bank;
+}
+
+qmoe_status_t qmoe_bank_shape(const qmoe_bank_t* bank, int64_t* num_experts, int64_t* n,
+                              int64_t* k) {
+  return guarded("qmoe_bank_shape", [&]() -> Status {
+    if (bank == nullptr || num_experts == nullptr || n == nullptr || k == nullptr)
+      return invalid_argument("bank, num_experts, n and k must not be null");
+    *num_experts = bank->bank.num_experts();
+    *n = bank->bank.n();
+    *k = bank->bank.k();
+    return Status::ok();
+  });
+}
+
+qmoe_status_t qmoe_ref_grouped_gemm(const qmoe_bank_t* bank, const DLTensor* x,
+                                    const int32_t* expert_offsets, DLTensor* y) {
+  return guarded("qmoe_ref_grouped_gemm", [&]() -> Status {
+    if (bank == nullptr || expert_offsets == nullptr)
+      return invalid_argument("bank and expert_offsets must not be null");
+    const qmoe::ExpertBank& b = bank->bank;
+    Checked xc, yc;
+    QMOE_RETURN_IF_ERROR(
+        check_tensor(x, "x", kDLCPU, bit(Elem::kBF16) | bit(Elem::kFP16), {kAnyDim, b.k()}, &xc));
+    const int64_t m = xc.dims[0];
+    if (m > INT32_MAX) return invalid_argument("x has more rows than int32 offsets can count");
+    QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCPU, bit(Elem::kF64), {m, b.n()}, &yc));
+    std::vector<double> result;
+    QMOE_RETURN_IF_ERROR(qmoe::ref::grouped_gemm(
+        b, act_dtype(xc.elem), static_cast<const uint16_t*>(xc.data), m, expert_offsets, &result));
+    QMOE_RETURN_IF_ERROR(check_size(result.size(), yc));
+    copy_out(result, yc);
+    return Status::ok();
+  });
+}
+
+// ---- CUDA ---------------------------------------------------------------------------------
+
+qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_device_bank_t** out) {
+  return guarded("qmoe_device_bank_upload", [&]() -> Status {
+    QMOE_RETURN_IF_ERROR(require_gpu());
+    if (bank == nullptr || out == nullptr) return invalid_argument("bank and out must not be null");
+    auto device_bank = std::make_unique<qmoe_device_bank>();
+    QMOE_RETURN_IF_ERROR(qmoe::DeviceExpertBank::upload(bank->bank, &device_bank->bank));
+    *out = device_bank.release();
+    return Status::ok();
+  });
+}
+
+void qmoe_device_bank_destroy(qmoe_device_bank_t* bank) {
+  delete bank;
+}
+
+qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const DLTensor* x,
+                                const DLTensor* expert_offsets, DLTensor* y, qmoe_kernel_t kernel,
+                                int32_t decode_max_tokens, void* workspace, size_t* workspace_bytes,
+                                void* stream) {
+  return guarded("qmoe_grouped_gemm", [&]() -> Status {
+    QMOE_RETURN_IF_ERROR(require_gpu());
+    if (bank == nullptr || workspace_bytes == nullptr)
+      return invalid_argument("bank and workspace_bytes must not be null");
+    const qmoe::DeviceBankView& view = bank->bank.view();
+    const unsigned act = bit(Elem::kBF16) | bit(Elem::kFP16);
+    Checked xc, yc, oc;
+    QMOE_RETURN_IF_ERROR(check_tensor(x, "x", kDLCUDA, act, {kAnyDim, view.k}, &xc));
+    const int64_t m = xc.dims[0];
+    QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCUDA, act, {m, view.n}, &yc));
+    QMOE_RETURN_IF_ERROR(check_tensor(expert_offsets, "expert_offsets", kDLCUDA, bit(Elem::kI32),
+                                      {int64_t{view.num_experts} + 1}, &oc));
+    if (xc.elem != yc.elem) return invalid_argument("x and y must have the same dtype");
+    if (x->device.device_id != y->device.device_id ||
+        x->device.device_id != expert_offsets->device.device_id)
+      return invalid_argument("x, y and expert_offsets must be on the same device");
+    qmoe::GroupedGemmArgs args;
+    QMOE_RETURN_IF_ERROR(to_kernel(kernel, &args.kernel));
+    args.bank = view;
+    args.x = qmoe::matrix_view(static_cast<const void*>(xc.data), m, view.k, act_dtype(xc.elem));
+    args.y = qmoe::matrix_view(yc.data, m, view.n, act_dtype(yc.elem));
+    args.expert_offsets = static_cast<const int32_t*>(oc.data);
+    args.decode_max_tokens = decode_max_tokens;
+    return qmoe::grouped_gemm(args, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+  });
+}
