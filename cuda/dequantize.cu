@@ -5,5 +5,4 @@ template cudaError_t qmoe::dev::launch_dequantize_bank<__nv_bfloat16>(const uint
                                                                       const ExpertDesc*, int, int,
                                                                       int, void*, cudaStream_t);
 template cudaError_t qmoe::dev::launch_dequantize_bank<__half>(const uint8_t*, const ExpertDesc*,
-                                                               int, int, int, void*,
-                                                               cudaStream_t);
+                                                               int, int, int, void*, cudaStream_t);

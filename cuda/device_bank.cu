@@ -25,8 +25,8 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
   if (d.tile_bytes != dev::decoder_tile_bytes(id))
     return invalid_argument(who + ": descriptor tile_bytes " + std::to_string(d.tile_bytes) +
                             " does not match its format");
-  if (d.kind == static_cast<uint8_t>(FormatKind::kInt) && d.groups_pad != 1 &&
-      d.group_size != 32 && d.group_size != 64 && d.group_size != 128)
+  if (d.kind == static_cast<uint8_t>(FormatKind::kInt) && d.groups_pad != 1 && d.group_size != 32 &&
+      d.group_size != 64 && d.group_size != 128)
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
   *decoder = id;
@@ -45,7 +45,9 @@ bool gpu_available() {
   return count > 0;
 }
 
-DeviceExpertBank::~DeviceExpertBank() { release(); }
+DeviceExpertBank::~DeviceExpertBank() {
+  release();
+}
 
 DeviceExpertBank::DeviceExpertBank(DeviceExpertBank&& o) noexcept
     : view_(o.view_), blob_(o.blob_), descs_(o.descs_), bytes_(o.bytes_) {

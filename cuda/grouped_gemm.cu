@@ -113,8 +113,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     return Status::ok();
   }
   if (*workspace_bytes < kWorkspaceBytes)
-    return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) +
-                            " bytes; " + std::to_string(kWorkspaceBytes) + " needed");
+    return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
+                            std::to_string(kWorkspaceBytes) + " needed");
   const ConstMatrixView& x = args.x;
   const MatrixView& y = args.y;
   if (x.data == nullptr || y.data == nullptr || args.expert_offsets == nullptr)
@@ -124,11 +124,10 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     return invalid_argument(fn + ": x and y must be 16-byte aligned");
   if (y.dtype != x.dtype) return invalid_argument(fn + ": x and y have different dtypes");
   if (x.cols != args.bank.k || y.cols != args.bank.n || y.rows != x.rows)
-    return invalid_argument(fn + ": x is [" + std::to_string(x.rows) + ", " +
-                            std::to_string(x.cols) + "], y is [" + std::to_string(y.rows) + ", " +
-                            std::to_string(y.cols) + "]; the bank needs x [m, " +
-                            std::to_string(args.bank.k) + "] and y [m, " +
-                            std::to_string(args.bank.n) + "]");
+    return invalid_argument(
+        fn + ": x is [" + std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], y is [" +
+        std::to_string(y.rows) + ", " + std::to_string(y.cols) + "]; the bank needs x [m, " +
+        std::to_string(args.bank.k) + "] and y [m, " + std::to_string(args.bank.n) + "]");
   if (x.row_stride != x.cols || y.row_stride != y.cols)
     return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
@@ -148,9 +147,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.m = m;
   p.offsets = args.expert_offsets;
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
-  const cudaError_t err = x.dtype == DType::kBF16
-                              ? launch_grouped<__nv_bfloat16>(args, p, stream)
-                              : launch_grouped<__half>(args, p, stream);
+  const cudaError_t err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(args, p, stream)
+                                                  : launch_grouped<__half>(args, p, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }
@@ -163,12 +161,11 @@ Status dequantize_bank(const DeviceBankView& bank, DType dtype, void* w, cudaStr
     return invalid_argument(fn + ": w must be a non-null, 2-byte aligned device pointer");
   QMOE_RETURN_IF_ERROR(check_device(fn));
   const int n = static_cast<int>(bank.n), k = static_cast<int>(bank.k);
-  const cudaError_t err =
-      dtype == DType::kBF16
-          ? dev::launch_dequantize_bank<__nv_bfloat16>(bank.blob, bank.descs, bank.num_experts, n,
-                                                       k, w, stream)
-          : dev::launch_dequantize_bank<__half>(bank.blob, bank.descs, bank.num_experts, n, k, w,
-                                                stream);
+  const cudaError_t err = dtype == DType::kBF16
+                              ? dev::launch_dequantize_bank<__nv_bfloat16>(
+                                    bank.blob, bank.descs, bank.num_experts, n, k, w, stream)
+                              : dev::launch_dequantize_bank<__half>(
+                                    bank.blob, bank.descs, bank.num_experts, n, k, w, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }

@@ -28,8 +28,8 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
   cudaFuncAttributes attr{};
   err = cudaFuncGetAttributes(&attr, kernel);
   if (err != cudaSuccess) return err;
-  const size_t room = static_cast<size_t>(optin) - std::min(static_cast<size_t>(optin),
-                                                            attr.sharedSizeBytes);
+  const size_t room =
+      static_cast<size_t>(optin) - std::min(static_cast<size_t>(optin), attr.sharedSizeBytes);
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(std::min(smem_limit, room)));
   if (err != cudaSuccess) return err;

@@ -5,18 +5,28 @@
 namespace qmoe {
 
 namespace {
-Status no_cuda() { return unsupported("qmoe was built without CUDA (no nvcc at configure time)"); }
+Status no_cuda() {
+  return unsupported("qmoe was built without CUDA (no nvcc at configure time)");
+}
 }  // namespace
 
-bool gpu_available() { return false; }
+bool gpu_available() {
+  return false;
+}
 
 DeviceExpertBank::~DeviceExpertBank() = default;
 DeviceExpertBank::DeviceExpertBank(DeviceExpertBank&&) noexcept = default;
 DeviceExpertBank& DeviceExpertBank::operator=(DeviceExpertBank&&) noexcept = default;
 void DeviceExpertBank::release() {}
-Status DeviceExpertBank::upload(const ExpertBank&, DeviceExpertBank*) { return no_cuda(); }
+Status DeviceExpertBank::upload(const ExpertBank&, DeviceExpertBank*) {
+  return no_cuda();
+}
 
-Status grouped_gemm(const GroupedGemmArgs&, void*, size_t*, cudaStream_t) { return no_cuda(); }
-Status dequantize_bank(const DeviceBankView&, DType, void*, cudaStream_t) { return no_cuda(); }
+Status grouped_gemm(const GroupedGemmArgs&, void*, size_t*, cudaStream_t) {
+  return no_cuda();
+}
+Status dequantize_bank(const DeviceBankView&, DType, void*, cudaStream_t) {
+  return no_cuda();
+}
 
 }  // namespace qmoe

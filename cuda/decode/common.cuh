@@ -21,7 +21,9 @@ __device__ __forceinline__ To bit_cast(const From& from) {
   return to;
 }
 
-__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+__host__ __device__ constexpr int ceil_div(int a, int b) {
+  return (a + b - 1) / b;
+}
 
 // ---- Activation traits ------------------------------------------------------------------
 // Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
@@ -106,7 +108,9 @@ struct ActTraits<__half> {
   __device__ static uint32_t pack_rn(float lo, float hi) {
     return bit_cast<uint32_t>(__floats2half2_rn(lo, hi));
   }
-  __device__ static unsigned short to_bits_rn(float v) { return __half_as_ushort(__float2half_rn(v)); }
+  __device__ static unsigned short to_bits_rn(float v) {
+    return __half_as_ushort(__float2half_rn(v));
+  }
   __device__ static uint32_t from_fp16x2(uint32_t w) { return w; }
   __device__ static uint32_t from_bf16x2(uint32_t w) {
     const float2 f = __bfloat1622float2(bit_cast<__nv_bfloat162>(w));

@@ -75,9 +75,12 @@ struct IntDecoder {
       }
       if (ep.zeros != nullptr) {
         const uint8_t* z = ep.zeros + idx;
-        if (gpt == 4) rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
-        else if (gpt == 2) rq.zero[h] = __ldg(reinterpret_cast<const unsigned short*>(z));
-        else rq.zero[h] = __ldg(reinterpret_cast<const unsigned char*>(z));
+        if (gpt == 4)
+          rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
+        else if (gpt == 2)
+          rq.zero[h] = __ldg(reinterpret_cast<const unsigned short*>(z));
+        else
+          rq.zero[h] = __ldg(reinterpret_cast<const unsigned char*>(z));
       }
     }
   }

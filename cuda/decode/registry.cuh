@@ -30,20 +30,27 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
   }
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
   switch (d.bits) {
-    case 2: return kDecoderInt2;
-    case 3: return kDecoderInt3;
-    case 4: return kDecoderInt4;
-    case 8: return kDecoderInt8;
-    default: return -1;
+    case 2:
+      return kDecoderInt2;
+    case 3:
+      return kDecoderInt3;
+    case 4:
+      return kDecoderInt4;
+    case 8:
+      return kDecoderInt8;
+    default:
+      return -1;
   }
 }
 
 /// Bytes of one 16x128 code tile of decoder id (what ExpertDesc::tile_bytes says); 0 if unknown.
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
-  constexpr int kBytes[kNumDecoders] = {
-      DenseDecoder<__nv_bfloat16>::kTileBytes, DenseDecoder<__half>::kTileBytes,
-      IntDecoder<2>::kTileBytes, IntDecoder<3>::kTileBytes,
-      IntDecoder<4>::kTileBytes, IntDecoder<8>::kTileBytes};
+  constexpr int kBytes[kNumDecoders] = {DenseDecoder<__nv_bfloat16>::kTileBytes,
+                                        DenseDecoder<__half>::kTileBytes,
+                                        IntDecoder<2>::kTileBytes,
+                                        IntDecoder<3>::kTileBytes,
+                                        IntDecoder<4>::kTileBytes,
+                                        IntDecoder<8>::kTileBytes};
   return id >= 0 && id < kNumDecoders ? kBytes[id] : 0;
 }
 
@@ -61,13 +68,26 @@ __host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {
 template <class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
   switch (id) {
-    case kDecoderDenseBF16: f(DenseDecoder<__nv_bfloat16>{}); break;
-    case kDecoderDenseFP16: f(DenseDecoder<__half>{}); break;
-    case kDecoderInt2: f(IntDecoder<2>{}); break;
-    case kDecoderInt3: f(IntDecoder<3>{}); break;
-    case kDecoderInt4: f(IntDecoder<4>{}); break;
-    case kDecoderInt8: f(IntDecoder<8>{}); break;
-    default: break;
+    case kDecoderDenseBF16:
+      f(DenseDecoder<__nv_bfloat16>{});
+      break;
+    case kDecoderDenseFP16:
+      f(DenseDecoder<__half>{});
+      break;
+    case kDecoderInt2:
+      f(IntDecoder<2>{});
+      break;
+    case kDecoderInt3:
+      f(IntDecoder<3>{});
+      break;
+    case kDecoderInt4:
+      f(IntDecoder<4>{});
+      break;
+    case kDecoderInt8:
+      f(IntDecoder<8>{});
+      break;
+    default:
+      break;
   }
 }
 

@@ -66,14 +66,14 @@ struct CodePlane {
 
 /// An expert's sections and group geometry, derived once per work item from its descriptor.
 struct ExpertParams {
-  const uint8_t* codes;   ///< tile (nt, kt) at codes + (nt * k_tiles + kt) * tile_bytes
-  const uint8_t* scales;  ///< fp16 [n_pad, groups_pad]
-  const uint8_t* zeros;   ///< uint8 [n_pad, groups_pad]; nullptr when symmetric
-  int groups_pad;         ///< row stride of scales / zeros
-  int groups_per_tile;    ///< 4, 2 or 1 (g = 32, 64, >= 128 or a single group per row)
-  int group_tile_stride;  ///< first group of tile kt is kt * this (0: one group per row)
+  const uint8_t* codes;     ///< tile (nt, kt) at codes + (nt * k_tiles + kt) * tile_bytes
+  const uint8_t* scales;    ///< fp16 [n_pad, groups_pad]
+  const uint8_t* zeros;     ///< uint8 [n_pad, groups_pad]; nullptr when symmetric
+  int groups_pad;           ///< row stride of scales / zeros
+  int groups_per_tile;      ///< 4, 2 or 1 (g = 32, 64, >= 128 or a single group per row)
+  int group_tile_stride;    ///< first group of tile kt is kt * this (0: one group per row)
   int subtile_group_shift;  ///< group within the tile of sub-tile j = j >> this
-  uint32_t sym_zero;      ///< z = 2^(bits-1) when symmetric
+  uint32_t sym_zero;        ///< z = 2^(bits-1) when symmetric
 };
 
 __device__ __forceinline__ ExpertParams expert_params(const uint8_t* blob, const ExpertDesc& d) {

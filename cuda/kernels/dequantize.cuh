@@ -72,10 +72,11 @@ __global__ void __launch_bounds__(kBlockThreads)
 template <class Act>
 cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs, int num_experts,
                                    int n, int k, void* w, cudaStream_t stream) {
-  const long long tiles = static_cast<long long>(ceil_div(n, kTileRows)) *
-                          ceil_div(k, kTileCols) * num_experts;
+  const long long tiles =
+      static_cast<long long>(ceil_div(n, kTileRows)) * ceil_div(k, kTileCols) * num_experts;
   constexpr long long kMaxBlocks = 4096;  // grid-stride beyond: plenty for a test kernel
-  const int blocks = static_cast<int>(std::min((tiles + kBlockWarps - 1) / kBlockWarps, kMaxBlocks));
+  const int blocks =
+      static_cast<int>(std::min((tiles + kBlockWarps - 1) / kBlockWarps, kMaxBlocks));
   dequant::dequantize_bank_kernel<Act><<<blocks, kBlockThreads, 0, stream>>>(
       blob, descs, num_experts, n, k, static_cast<unsigned short*>(w));
   return cudaGetLastError();

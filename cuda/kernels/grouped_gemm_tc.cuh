@@ -26,19 +26,21 @@
 namespace qmoe::dev {
 namespace tc {
 
-constexpr int kStrips = kBlockWarps;              ///< 128 weight rows per item
-constexpr int kTokens = 64;                       ///< tokens per item: 8 n8 chunks
+constexpr int kStrips = kBlockWarps;  ///< 128 weight rows per item
+constexpr int kTokens = 64;           ///< tokens per item: 8 n8 chunks
 constexpr int kChunks = kTokens / 8;
 constexpr int kStages = 3;
-constexpr int kRowBytes = kTileCols * 2;          ///< one token's 128 k of x
-constexpr int kUnitsPerRow = kRowBytes / 16;      ///< 16-byte units per staged row
+constexpr int kRowBytes = kTileCols * 2;           ///< one token's 128 k of x
+constexpr int kUnitsPerRow = kRowBytes / 16;       ///< 16-byte units per staged row
 constexpr int kXStageBytes = kTokens * kRowBytes;  ///< 16 KB
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
 constexpr int kYStride = kStrips * kTileRows + 8;
 static_assert(kTokens * kYStride * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
 
 /// One stage: the x tile, then one code slot of slot_bytes per warp.
-constexpr int stage_bytes(int slot_bytes) { return kXStageBytes + kBlockWarps * slot_bytes; }
+constexpr int stage_bytes(int slot_bytes) {
+  return kXStageBytes + kBlockWarps * slot_bytes;
+}
 
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + static_cast<size_t>(kStages) * stage_bytes(slot_bytes);
@@ -49,7 +51,7 @@ struct XTile {
   const unsigned short* x;  ///< x row of the item's first token, [count, k]
   int count;                ///< 1 .. kTokens
   int k;
-  bool aligned;             ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
+  bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
 };
 
 /// Stages x[0..64)[128 kt .. 128 kt + 128) into `stage` (whole block). Unit (row, u) goes to

@@ -111,9 +111,8 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWor
 /// One work item: strips strip0 .. strip0 + 8/strip_warps - 1 of one expert, t.count
 /// tokens. Whole block (ends with __syncthreads).
 template <class Act, class Dec>
-__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0,
-                         int strip_warps, const Tokens& t, unsigned short* y_rows,
-                         float* reduce, uint8_t* rings) {
+__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int strip_warps,
+                         const Tokens& t, unsigned short* y_rows, float* reduce, uint8_t* rings) {
   constexpr int kRingTiles = kRingBytes / Dec::kTileBytes;
   constexpr int kAhead = kRingTiles - 1;  // tiles in flight while one is multiplied
   const int warp = static_cast<int>(threadIdx.x) >> 5;
@@ -134,8 +133,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[c][i] = 0.f;
 
-  // One cp.async group per tile (empty past the last), so "tile i landed" is always
-  // "at most kAhead - 1 newer groups pending".
+      // One cp.async group per tile (empty past the last), so "tile i landed" is always
+      // "at most kAhead - 1 newer groups pending".
 #pragma unroll
   for (int i = 0; i < kAhead; ++i) {
     if (i < tiles)
@@ -238,8 +237,8 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   const auto kernel = gemv::grouped_gemv_kernel<Act>;
   int grid = 0;
   const size_t most = gemv::smem_bytes(kMaxExperts);
-  cudaError_t err = persistent_grid(reinterpret_cast<const void*>(kernel), most, most, 0, &cache,
-                                    &grid);
+  cudaError_t err =
+      persistent_grid(reinterpret_cast<const void*>(kernel), most, most, 0, &cache, &grid);
   if (err != cudaSuccess) return err;
   kernel<<<grid, kBlockThreads, gemv::smem_bytes(p.num_experts), stream>>>(p);
   return cudaGetLastError();

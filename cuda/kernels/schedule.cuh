@@ -5,10 +5,9 @@
 // no items and cost nothing after the scan. No global workspace, no second launch, nothing
 // to reset between graph replays.
 #pragma once
-#include <cub/block/block_scan.cuh>
-
 #include <climits>
 #include <cstdint>
+#include <cub/block/block_scan.cuh>
 
 #include "cuda/kernels/launch.cuh"
 
@@ -81,8 +80,10 @@ __device__ __forceinline__ int find_expert(const long long* item_start, int num_
   int lo = 0, hi = num_experts;  // item_start[lo] <= item < item_start[hi]
   while (hi - lo > 1) {
     const int mid = (lo + hi) >> 1;
-    if (item_start[mid] <= item) lo = mid;
-    else hi = mid;
+    if (item_start[mid] <= item)
+      lo = mid;
+    else
+      hi = mid;
   }
   return lo;
 }

@@ -80,7 +80,7 @@ struct PackedLayout {
   int64_t tile_bytes = 0;        ///< bytes of one 16x128 tile of codes
   int64_t codes_bytes = 0, scales_bytes = 0, zeros_bytes = 0;
   int64_t codes_offset = 0, scales_offset = 0, zeros_offset = 0;  ///< in the blob
-  int64_t total_bytes = 0;       ///< blob size, sections 256-byte aligned
+  int64_t total_bytes = 0;  ///< blob size, sections 256-byte aligned
 };
 
 /// Layout of an [n_out, k_in] matrix in format f. Errors on bad dims / format.

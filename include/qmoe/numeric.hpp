@@ -24,15 +24,17 @@ inline uint16_t float_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-inline float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_float(uint16_t h) {
+  return bits_float(static_cast<uint32_t>(h) << 16);
+}
 
 /// float -> IEEE half bits, round to nearest even, overflow to +-inf, subnormals kept.
 inline uint16_t float_to_fp16(float f) {
   uint32_t u = float_bits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   u &= 0x7fffffffu;
-  if (u > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
-  if (u >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u); // rounds to >= 65520: inf
+  if (u > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
+  if (u >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
   if (u < 0x38800000u) {  // result is subnormal (|f| < 2^-14) or zero
     // Integer rounding (no float tricks, so -ffast-math in a consumer cannot break it):
     // f = m * 2^(e - 150) with the implicit bit in m; in units of 2^-24 that is

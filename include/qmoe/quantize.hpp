@@ -21,9 +21,9 @@ struct QuantizeOptions {
   const float* hessian = nullptr;
   const float* calib = nullptr;
   int64_t calib_rows = 0;
-  float damp = 0.01f;          ///< added to the diagonal: damp * mean(diag(H))
-  bool act_order = false;      ///< quantize columns in order of decreasing H_ii
-  int block_size = 128;        ///< lazy-batch width (columns updated together)
+  float damp = 0.01f;            ///< added to the diagonal: damp * mean(diag(H))
+  bool act_order = false;        ///< quantize columns in order of decreasing H_ii
+  int block_size = 128;          ///< lazy-batch width (columns updated together)
   bool gptq_mse_scales = false;  ///< group scales by MSE search instead of min/max
 };
 

@@ -13,8 +13,8 @@ enum class StatusCode : int {
   kOk = 0,
   kInvalidArgument = 1,
   kUnsupported = 2,
-  kOutOfRange = 3,     ///< value not representable (e.g. weight beyond fp16 range)
-  kCudaError = 4,      ///< a CUDA runtime call failed; message holds cudaGetErrorString
+  kOutOfRange = 3,  ///< value not representable (e.g. weight beyond fp16 range)
+  kCudaError = 4,   ///< a CUDA runtime call failed; message holds cudaGetErrorString
   kInternal = 5,
 };
 
@@ -36,9 +36,15 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
-inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status unsupported(std::string m) {
+  return {StatusCode::kUnsupported, std::move(m)};
+}
+inline Status out_of_range(std::string m) {
+  return {StatusCode::kOutOfRange, std::move(m)};
+}
 
 /// Human-readable name of a code ("invalid argument", ...), as Status::to_string prints it.
 const char* status_code_name(StatusCode code);
@@ -46,8 +52,8 @@ const char* status_code_name(StatusCode code);
 }  // namespace qmoe
 
 /// Propagate a non-ok Status from the current function.
-#define QMOE_RETURN_IF_ERROR(expr)            \
-  do {                                        \
-    ::qmoe::Status qmoe_status_ = (expr);     \
+#define QMOE_RETURN_IF_ERROR(expr)                  \
+  do {                                              \
+    ::qmoe::Status qmoe_status_ = (expr);           \
     if (!qmoe_status_.is_ok()) return qmoe_status_; \
   } while (0)

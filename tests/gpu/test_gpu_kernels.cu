@@ -25,14 +25,14 @@ using qmoe::FormatKind;
 using qmoe::FormatSpec;
 using qmoe::KernelChoice;
 
-#define CUDA_CHECK(expr)                                                          \
-  do {                                                                            \
-    const cudaError_t cuda_check_err_ = (expr);                                   \
-    ASSERT_EQ(cuda_check_err_, cudaSuccess) << #expr << ": "                      \
-                                            << cudaGetErrorString(cuda_check_err_); \
+#define CUDA_CHECK(expr)                                         \
+  do {                                                           \
+    const cudaError_t cuda_check_err_ = (expr);                  \
+    ASSERT_EQ(cuda_check_err_, cudaSuccess)                      \
+        << #expr << ": " << cudaGetErrorString(cuda_check_err_); \
   } while (0)
 
-constexpr double kMaxNmse = 1e-5;  // docs: bf16 activations, fp32 accumulation vs float64
+constexpr double kMaxNmse = 1e-5;     // docs: bf16 activations, fp32 accumulation vs float64
 constexpr uint16_t kPoison = 0xFFFF;  // NaN in bf16 and in fp16
 
 /// Owning device allocation (tests only).
@@ -79,8 +79,8 @@ void print_header() {
               "m", "n", "k", "error", "result");
 }
 
-void print_row(const char* op, const std::string& format, DType act, const char* kernel,
-               int64_t m, int64_t n, int64_t k, double error, bool ok) {
+void print_row(const char* op, const std::string& format, DType act, const char* kernel, int64_t m,
+               int64_t n, int64_t k, double error, bool ok) {
   std::printf("  %-8s %-14s %-5s %-8s %6lld %5lld %5lld %12.3e  %s\n", op, format.c_str(),
               qmoe::dtype_name(act), kernel, static_cast<long long>(m), static_cast<long long>(n),
               static_cast<long long>(k), error, ok ? "OK" : "FAIL");
@@ -204,8 +204,8 @@ void check_dequant(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
     }
     print_row("dequant", f.to_string(), act, "-", bank.num_experts(), n, k,
               static_cast<double>(mismatches), mismatches == 0);
-    EXPECT_EQ(mismatches, 0) << f.to_string() << " " << qmoe::dtype_name(act) << " [" << n
-                             << ", " << k << "]: first mismatch " << first;
+    EXPECT_EQ(mismatches, 0) << f.to_string() << " " << qmoe::dtype_name(act) << " [" << n << ", "
+                             << k << "]: first mismatch " << first;
   }
 }
 
@@ -292,7 +292,8 @@ void upload_x(DType act, uint32_t seed, GemmSetup* s, std::vector<uint16_t>* x) 
   std::normal_distribution<float> normal(0.f, 1.f);
   const int64_t k = s->bank.k();
   x->assign(static_cast<size_t>(s->m_total * k), kPoison);
-  for (int64_t i = 0; i < s->m_used * k; ++i) (*x)[static_cast<size_t>(i)] = to_act(act, normal(rng));
+  for (int64_t i = 0; i < s->m_used * k; ++i)
+    (*x)[static_cast<size_t>(i)] = to_act(act, normal(rng));
   CUDA_CHECK(cudaMemcpy(s->x.as<void>(), x->data(), x->size() * 2, cudaMemcpyHostToDevice));
 }
 
@@ -343,7 +344,8 @@ void reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
 
 /// Runs each kernel choice on the case for both activation types and checks it.
 void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
-                const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs, uint32_t seed) {
+                const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
+                uint32_t seed) {
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(formats, n, k, counts, /*extra_rows=*/3, seed, &s));
   const std::string label = label_of(formats);
@@ -502,8 +504,7 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   const qmoe::GroupedGemmArgs good = args_for(s, DType::kBF16, {KernelChoice::kAuto, 16});
   void* ws = s.workspace.as<void>();
 
-  auto expect_code = [&](const qmoe::GroupedGemmArgs& a, qmoe::StatusCode want,
-                         const char* what) {
+  auto expect_code = [&](const qmoe::GroupedGemmArgs& a, qmoe::StatusCode want, const char* what) {
     size_t bytes = s.workspace_bytes;
     const qmoe::Status st = qmoe::grouped_gemm(a, ws, &bytes, nullptr);
     EXPECT_EQ(st.code(), want) << what << ": " << st.to_string();
@@ -589,8 +590,7 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     size_t bytes = 0;
     qmoe::GroupedGemmArgs a = good;
     a.decode_max_tokens = 0;
-    EXPECT_EQ(qmoe::grouped_gemm(a, nullptr, &bytes, nullptr).code(),
-              StatusCode::kInvalidArgument)
+    EXPECT_EQ(qmoe::grouped_gemm(a, nullptr, &bytes, nullptr).code(), StatusCode::kInvalidArgument)
         << "size query of a bad problem";
     EXPECT_EQ(qmoe::grouped_gemm(good, ws, nullptr, nullptr).code(), StatusCode::kInvalidArgument)
         << "null workspace_bytes";
