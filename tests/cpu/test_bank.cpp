@@ -1,22 +1,13 @@
 // ExpertBank: creation checks and the device image (offsets, alignment, descriptors).
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "qmoe/packed.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
-PackedMatrix random_packed(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
-  PackedMatrix m;
-  m.format = f;
-  EXPECT_TRUE(packed_layout(f, n, k, &m.layout).is_ok());
-  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
-  std::mt19937 rng(seed);
-  for (auto& b : m.blob) b = static_cast<uint8_t>(rng());
-  return m;
-}
+using test::random_packed;
 
 TEST(ExpertBank, ImageKeepsEveryExpertAlignedAndByteExact) {
   const std::vector<FormatSpec> fs = {

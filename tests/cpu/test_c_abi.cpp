@@ -7,7 +7,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <random>
 #include <regex>
 #include <string>
 #include <thread>
@@ -16,10 +15,15 @@
 #include "qmoe.h"
 #include "qmoe/cpu_ref.hpp"
 #include "qmoe/gpu.hpp"
-#include "qmoe/numeric.hpp"
 #include "qmoe/quantize.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace {
+
+using qmoe::test::gaussian;
+using qmoe::test::parse_format;
+using qmoe::test::quantized;
+using qmoe::test::random_activations;
 
 constexpr DLDataType kF32{kDLFloat, 32, 1};
 constexpr DLDataType kF64{kDLFloat, 64, 1};
@@ -39,37 +43,9 @@ DLTensor tensor(void* data, int64_t* shape, int ndim, DLDataType dtype,
   return t;
 }
 
-std::vector<float> gaussian(size_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-/// Random 16-bit activations of type t: values in [-2, 2] rounded to t.
-std::vector<uint16_t> activations(size_t count, qmoe::DType t, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-  std::vector<uint16_t> v(count);
-  for (uint16_t& h : v)
-    h = t == qmoe::DType::kBF16 ? qmoe::float_to_bf16(dist(rng)) : qmoe::float_to_fp16(dist(rng));
-  return v;
-}
-
 template <typename T>
 bool same_bytes(const std::vector<T>& a, const void* b, size_t count) {
   return a.size() == count && std::memcmp(a.data(), b, count * sizeof(T)) == 0;
-}
-
-qmoe::PackedMatrix cpp_quantize(const std::vector<float>& w, int64_t n, int64_t k,
-                                const char* format, qmoe::QuantizeOptions opt) {
-  qmoe::FormatSpec f;
-  EXPECT_TRUE(qmoe::FormatSpec::parse(format, &f).is_ok());
-  qmoe::PackedMatrix m;
-  const qmoe::Status st = qmoe::quantize(w.data(), n, k, f, opt, &m);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return m;
 }
 
 std::string last_error() {
@@ -123,7 +99,7 @@ struct QuantizeCase {
 TEST(CAbiQuantize, PackedBytesAndDequantizedValuesMatchCppForEveryMethod) {
   // n = 40 is not a multiple of the 16-row tile: padding is compared too.
   constexpr int64_t n = 40, k = 256, calib_rows = 64;
-  std::vector<float> w = gaussian(n * k, 1), calib = gaussian(calib_rows * k, 2);
+  std::vector<float> w = gaussian(n * k, 1.0f, 1), calib = gaussian(calib_rows * k, 1.0f, 2);
   int64_t w_shape[2] = {n, k}, calib_shape[2] = {calib_rows, k};
   const DLTensor wt = tensor(w.data(), w_shape, 2, kF32);
   const DLTensor ct = tensor(calib.data(), calib_shape, 2, kF32);
@@ -147,7 +123,7 @@ TEST(CAbiQuantize, PackedBytesAndDequantizedValuesMatchCppForEveryMethod) {
       opt.calib = calib.data();
       opt.calib_rows = calib_rows;
     }
-    const qmoe::PackedMatrix expect = cpp_quantize(w, n, k, c.format, opt);
+    const qmoe::PackedMatrix expect = quantized(w, n, k, parse_format(c.format), opt);
 
     int64_t rows = 0, cols = 0, bytes = 0;
     const void* data = nullptr;
@@ -182,7 +158,7 @@ TEST(CAbiQuantize, PackedBytesAndDequantizedValuesMatchCppForEveryMethod) {
 
 TEST(CAbiQuantize, HonoursByteOffsetExplicitCompactStridesAndSize1Dims) {
   constexpr int64_t n = 16, k = 128, lead = 48;  // lead floats before the matrix
-  std::vector<float> storage = gaussian(lead + n * k, 3);
+  std::vector<float> storage = gaussian(lead + n * k, 1.0f, 3);
   const std::vector<float> w(storage.begin() + lead, storage.end());
   int64_t shape[2] = {n, k}, strides[2] = {k, 1};
   DLTensor wt = tensor(storage.data(), shape, 2, kF32);
@@ -191,7 +167,7 @@ TEST(CAbiQuantize, HonoursByteOffsetExplicitCompactStridesAndSize1Dims) {
   qmoe_packed_t* packed = nullptr;
   ASSERT_EQ(qmoe_quantize(&wt, "int4:g64", QMOE_QUANT_RTN, nullptr, &packed), QMOE_STATUS_OK)
       << last_error();
-  const qmoe::PackedMatrix expect = cpp_quantize(w, n, k, "int4:g64", qmoe::QuantizeOptions{});
+  const qmoe::PackedMatrix expect = quantized(w, n, k, parse_format("int4:g64"));
   const void* data = nullptr;
   ASSERT_EQ(qmoe_packed_data(packed, &data), QMOE_STATUS_OK);
   EXPECT_TRUE(same_bytes(expect.blob, data, expect.blob.size()));
@@ -225,10 +201,10 @@ TEST(CAbiRefGroupedGemm, MatchesCppOnAMixedBankWithAnEmptyExpert) {
   std::vector<qmoe::PackedMatrix> cpp_experts;
   int64_t w_shape[2] = {n, k};
   for (int64_t e = 0; e < E; ++e) {
-    std::vector<float> w = gaussian(n * k, 10 + static_cast<uint32_t>(e));
+    std::vector<float> w = gaussian(n * k, 1.0f, 10 + static_cast<uint32_t>(e));
     const DLTensor wt = tensor(w.data(), w_shape, 2, kF32);
     ASSERT_EQ(qmoe_quantize(&wt, formats[e], QMOE_QUANT_RTN, nullptr, &experts[e]), QMOE_STATUS_OK);
-    cpp_experts.push_back(cpp_quantize(w, n, k, formats[e], qmoe::QuantizeOptions{}));
+    cpp_experts.push_back(quantized(w, n, k, parse_format(formats[e])));
   }
   qmoe_bank_t* bank = nullptr;
   ASSERT_EQ(qmoe_bank_create(experts, E, &bank), QMOE_STATUS_OK) << last_error();
@@ -243,7 +219,7 @@ TEST(CAbiRefGroupedGemm, MatchesCppOnAMixedBankWithAnEmptyExpert) {
 
   for (qmoe::DType t : {qmoe::DType::kBF16, qmoe::DType::kFP16}) {
     SCOPED_TRACE(qmoe::dtype_name(t));
-    std::vector<uint16_t> x = activations(m * k, t, 20);
+    std::vector<uint16_t> x = random_activations(t, m * k, 2.0f, 20);
     std::vector<double> expect;
     ASSERT_TRUE(qmoe::ref::grouped_gemm(cpp_bank, t, x.data(), m, offsets, &expect).is_ok());
     std::vector<double> y(m * n, std::nan(""));
@@ -258,7 +234,7 @@ TEST(CAbiRefGroupedGemm, MatchesCppOnAMixedBankWithAnEmptyExpert) {
 
 TEST(CAbiRefGroupedGemm, NoTokensWithNullDataIsANoOp) {
   constexpr int64_t n = 16, k = 128;
-  std::vector<float> w = gaussian(n * k, 21);
+  std::vector<float> w = gaussian(n * k, 1.0f, 21);
   int64_t w_shape[2] = {n, k};
   const DLTensor wt = tensor(w.data(), w_shape, 2, kF32);
   qmoe_packed_t* packed = nullptr;
@@ -287,10 +263,11 @@ TEST(CAbiHandles, EveryDestroyAcceptsNull) {
 /// must leave untouched.
 struct Inputs {
   static constexpr int64_t kN = 16, kK = 128, kM = 4;
-  std::vector<float> w = gaussian(kN * kK, 30), calib = gaussian(8 * kK, 31);
+  std::vector<float> w = gaussian(kN * kK, 1.0f, 30), calib = gaussian(8 * kK, 1.0f, 31);
   int64_t w_shape[2] = {kN, kK}, calib_shape[2] = {8, kK};
   int64_t x_shape[2] = {kM, kK}, y_shape[2] = {kM, kN};
-  std::vector<uint16_t> x = activations(kM * kK, qmoe::DType::kBF16, 32);
+  std::vector<uint16_t> x =
+      random_activations(qmoe::DType::kBF16, x_shape[0] * x_shape[1], 2.0f, 32);
   int32_t offsets[3] = {0, 1, kM};
   qmoe_packed_t* packed = nullptr;  // int4:g128 [kN, kK]
   qmoe_packed_t* tall = nullptr;    // int4:g128 [2 kN, kK]
@@ -395,7 +372,7 @@ std::vector<BadCase> bad_cases() {
   using I = Inputs;
   constexpr qmoe_status_t kInvalid = QMOE_STATUS_INVALID_ARGUMENT;
   static std::vector<float> nan_w = [] {
-    std::vector<float> v = gaussian(I::kN * I::kK, 33);
+    std::vector<float> v = gaussian(I::kN * I::kK, 1.0f, 33);
     v[77] = std::numeric_limits<float>::quiet_NaN();
     return v;
   }();
@@ -650,7 +627,7 @@ TEST(CAbiErrors, BadInputsGiveTheirStatusAMessageAndWriteNothing) {
   Inputs in;
   const DLTensor w = in.w_t();
   ASSERT_EQ(qmoe_quantize(&w, "int4:g128", QMOE_QUANT_RTN, nullptr, &in.packed), QMOE_STATUS_OK);
-  std::vector<float> tall_w = gaussian(2 * Inputs::kN * Inputs::kK, 34);
+  std::vector<float> tall_w = gaussian(2 * Inputs::kN * Inputs::kK, 1.0f, 34);
   int64_t tall_shape[2] = {2 * Inputs::kN, Inputs::kK};
   const DLTensor tall = tensor(tall_w.data(), tall_shape, 2, kF32);
   ASSERT_EQ(qmoe_quantize(&tall, "int4:g128", QMOE_QUANT_RTN, nullptr, &in.tall), QMOE_STATUS_OK);
@@ -705,7 +682,7 @@ TEST(CAbiErrors, LastErrorIsPerThreadAndKeptAcrossSuccessfulCalls) {
 
 TEST(CAbiGpu, WithoutADeviceEveryGpuCallIsUnsupported) {
   if (qmoe::gpu_available()) GTEST_SKIP() << "a CUDA device is visible";
-  std::vector<float> w = gaussian(32 * 128, 40);
+  std::vector<float> w = gaussian(32 * 128, 1.0f, 40);
   int64_t w_shape[2] = {32, 128};
   const DLTensor wt = tensor(w.data(), w_shape, 2, kF32);
   qmoe_packed_t* packed = nullptr;

@@ -16,24 +16,20 @@
 #include "qmoe/cpu_ref.hpp"
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
-FormatSpec parse_format(const std::string& text) {
-  FormatSpec f;
-  const Status st = FormatSpec::parse(text, &f);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return f;
-}
-
-// A random finite fp16 pattern of either sign, subnormals and zero included.
-uint16_t random_finite_fp16(std::mt19937& rng) {
-  for (;;) {
-    const auto h = static_cast<uint16_t>(rng());
-    if ((h & 0x7c00u) != 0x7c00u) return h;
-  }
-}
+using test::act_value;
+using test::decoded;
+using test::packed;
+using test::parse_format;
+using test::put_fp16;
+using test::random_activations;
+using test::random_logical;
+using test::shape_name;
+using test::to_act;
 
 // A random normal (so nonzero) positive fp16 pattern.
 uint16_t random_normal_fp16(std::mt19937& rng) {
@@ -46,28 +42,15 @@ uint16_t random_normal_fp16(std::mt19937& rng) {
 // zeros random codes, so the blob is valid.
 PackedMatrix random_blob(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
   EXPECT_TRUE(n % kTileRows == 0 && k % kTileCols == 0) << "random bytes would break padding";
-  PackedMatrix m;
-  m.format = f;
-  const Status st = packed_layout(f, n, k, &m.layout);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
-  for (auto& b : m.blob) b = static_cast<uint8_t>(rng());
+  PackedMatrix m = test::random_packed(f, n, k, rng);
   if (f.kind == FormatKind::kInt) {
-    for (int64_t i = 0; i < m.layout.scales_bytes; i += 2) {
-      const uint16_t s = random_normal_fp16(rng);
-      m.blob[static_cast<size_t>(m.layout.scales_offset + i)] = static_cast<uint8_t>(s);
-      m.blob[static_cast<size_t>(m.layout.scales_offset + i + 1)] = static_cast<uint8_t>(s >> 8);
-    }
+    for (int64_t i = 0; i < m.layout.scales_bytes; i += 2)
+      put_fp16(&m, m.layout.scales_offset + i, random_normal_fp16(rng));
     for (int64_t i = 0; i < m.layout.zeros_bytes; ++i)
       m.blob[static_cast<size_t>(m.layout.zeros_offset + i)] =
           static_cast<uint8_t>(rng() % (1u << f.bits));
   }
   return m;
-}
-
-void put_fp16(PackedMatrix* m, int64_t byte, uint16_t h) {
-  m->blob[static_cast<size_t>(byte)] = static_cast<uint8_t>(h & 0xffu);  // little-endian
-  m->blob[static_cast<size_t>(byte + 1)] = static_cast<uint8_t>(h >> 8);
 }
 
 std::vector<float> dequantized(const PackedMatrix& m) {
@@ -77,65 +60,9 @@ std::vector<float> dequantized(const PackedMatrix& m) {
   return w;
 }
 
-// What random weights may be: every bit pattern the format can hold (finite scales of any
-// magnitude, dense NaN/Inf included), or moderate values a GEMM can multiply.
-enum class Values { kAnyPattern, kModerate };
-
-LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Values values,
-                             std::mt19937& rng) {
-  LogicalMatrix l;
-  l.format = f;
-  l.n = n;
-  l.k = k;
-  l.codes.resize(static_cast<size_t>(n * k));
-  const bool any = values == Values::kAnyPattern;
-  std::uniform_real_distribution<float> moderate(-1.0f, 1.0f);
-  if (f.kind == FormatKind::kDense) {
-    for (auto& c : l.codes) {
-      const float v = moderate(rng);
-      c = any ? static_cast<uint16_t>(rng())
-              : (f.dense_dtype == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v));
-    }
-    return l;
-  }
-  for (auto& c : l.codes) c = static_cast<uint16_t>(rng() % (1u << f.bits));
-  const int64_t groups = n * (k / f.group_len(k));
-  l.scales.resize(static_cast<size_t>(groups));
-  for (auto& s : l.scales) s = any ? random_finite_fp16(rng) : float_to_fp16(moderate(rng) / 64);
-  if (!f.symmetric) {
-    l.zeros.resize(static_cast<size_t>(groups));
-    for (auto& z : l.zeros) z = static_cast<uint8_t>(rng() % (1u << f.bits));
-  }
-  return l;
-}
-
-// (q - z) * s straight from the logical form (docs/formats.md §1).
-std::vector<float> logical_values(const LogicalMatrix& l) {
-  std::vector<float> w(l.codes.size());
-  const FormatSpec& f = l.format;
-  for (int64_t r = 0; r < l.n; ++r) {
-    for (int64_t c = 0; c < l.k; ++c) {
-      const size_t i = static_cast<size_t>(r * l.k + c);
-      if (f.kind == FormatKind::kDense) {
-        w[i] = f.dense_dtype == DType::kBF16 ? bits_float(uint32_t{l.codes[i]} << 16)
-                                             : fp16_to_float(l.codes[i]);
-        continue;
-      }
-      const int64_t groups = l.k / f.group_len(l.k);
-      const size_t g = static_cast<size_t>(r * groups + c / f.group_len(l.k));
-      const int z = f.symmetric ? 1 << (f.bits - 1) : l.zeros[g];
-      w[i] = static_cast<float>(static_cast<int>(l.codes[i]) - z) * fp16_to_float(l.scales[g]);
-    }
-  }
-  return w;
-}
-
-// A valid packed matrix of any shape from the encoder, which writes the §2.1 padding.
-PackedMatrix encoded(const LogicalMatrix& l) {
-  PackedMatrix p;
-  const Status st = pack(l, &p);
-  EXPECT_TRUE(st.is_ok()) << l.format.to_string() << ": " << st.to_string();
-  return p;
+// Moderate values a GEMM can multiply: dense weights in [-1, 1], int scales in [-1/64, 1/64].
+LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
+  return test::moderate_logical(f, n, k, 1.0f, 1.0f / 64, rng);
 }
 
 // Where the bits of one weight's code live in the blob: (byte, first bit, width), least
@@ -228,14 +155,14 @@ PackedMatrix example_blob(const SpecExample& ex, uint16_t scale, uint8_t zero, s
     if (ex.zero_byte >= 0) m.blob[static_cast<size_t>(ex.zero_byte)] = zero;
     return m;
   }
-  LogicalMatrix l = random_logical(f, ex.n, ex.k, Values::kAnyPattern, rng);
+  LogicalMatrix l = random_logical(f, ex.n, ex.k, rng);
   if (is_int) {
     const int64_t g = f.group_len(ex.k);
     const size_t at = static_cast<size_t>(ex.row * (ex.k / g) + ex.col / g);
     l.scales[at] = scale;
     if (!f.symmetric) l.zeros[at] = zero;
   }
-  return encoded(l);
+  return packed(l);
 }
 
 TEST(CpuRefWorkedExample, EverySpecExampleDecodesToItsValuesAndHasItsLayout) {
@@ -333,12 +260,12 @@ TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
     for (int64_t n : ns) {
       for (int64_t k : ks) {
         if (k % f.group_len(k) != 0) continue;
-        SCOPED_TRACE(f.to_string() + " [" + std::to_string(n) + ", " + std::to_string(k) + "]");
-        const LogicalMatrix l = random_logical(f, n, k, Values::kAnyPattern, rng);
+        SCOPED_TRACE(shape_name(f, n, k));
+        const LogicalMatrix l = random_logical(f, n, k, rng);
         PackedMatrix p;
         const Status st = pack(l, &p);
         ASSERT_TRUE(st.is_ok()) << st.to_string();
-        const std::vector<float> expect = logical_values(l);
+        const std::vector<float> expect = decoded(l);
         const std::vector<float> got = dequantized(p);
         ASSERT_EQ(got.size(), expect.size());
         for (size_t i = 0; i < got.size(); ++i)
@@ -350,9 +277,7 @@ TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
           ASSERT_EQ(rounded.size(), expect.size());
           const bool verbatim = f.kind == FormatKind::kDense && f.dense_dtype == act;
           for (size_t i = 0; i < rounded.size(); ++i) {
-            const uint16_t want = verbatim              ? l.codes[i]
-                                  : act == DType::kBF16 ? float_to_bf16(expect[i])
-                                                        : float_to_fp16(expect[i]);
+            const uint16_t want = verbatim ? l.codes[i] : to_act(act, expect[i]);
             ASSERT_EQ(rounded[i], want) << dtype_name(act) << " weight " << i;
           }
         }
@@ -367,28 +292,8 @@ TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
 
 ExpertBank random_bank(const std::vector<std::string>& formats, int64_t n, int64_t k,
                        std::mt19937& rng) {
-  std::vector<PackedMatrix> experts;
-  for (const std::string& text : formats) {
-    PackedMatrix p;
-    const Status st = pack(random_logical(parse_format(text), n, k, Values::kModerate, rng), &p);
-    EXPECT_TRUE(st.is_ok()) << text << ": " << st.to_string();
-    experts.push_back(std::move(p));
-  }
-  ExpertBank bank;
-  const Status st = ExpertBank::create(std::move(experts), &bank);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return bank;
-}
-
-std::vector<uint16_t> random_activations(DType act, int64_t count, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-  std::vector<uint16_t> x(static_cast<size_t>(count));
-  for (auto& v : x) v = act == DType::kBF16 ? float_to_bf16(dist(rng)) : float_to_fp16(dist(rng));
-  return x;
-}
-
-double act_value(DType act, uint16_t bits) {
-  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
+  return test::bank_of(formats,
+                       [&](const FormatSpec& f) { return packed(moderate_logical(f, n, k, rng)); });
 }
 
 std::vector<int32_t> offsets_from_counts(const std::vector<int32_t>& counts) {
@@ -402,7 +307,7 @@ void expect_gemm_matches_naive_loop(const ExpertBank& bank, DType act,
                                     const std::vector<int32_t>& counts, std::mt19937& rng) {
   const std::vector<int32_t> offsets = offsets_from_counts(counts);
   const int64_t m = offsets.back(), n = bank.n(), k = bank.k();
-  const std::vector<uint16_t> x = random_activations(act, m * k, rng);
+  const std::vector<uint16_t> x = random_activations(act, m * k, 2.0f, rng);
   std::vector<double> y = {-1.0};
   const Status st = ref::grouped_gemm(bank, act, x.data(), m, offsets.data(), &y);
   ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -469,7 +374,7 @@ TEST(CpuRefBadInput, GroupedGemmRejectsBadOffsetsAndNullPointersWithoutWriting) 
   std::mt19937 rng(12);
   const ExpertBank bank = random_bank({"int4:g32", "int3:pc", "bf16"}, 17, 96, rng);
   const int64_t m = 8;
-  const std::vector<uint16_t> x = random_activations(DType::kBF16, m * bank.k(), rng);
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, m * bank.k(), 2.0f, rng);
   const std::vector<double> sentinel = {4.5, -3.25};
   struct Case {
     const char* what;
@@ -506,12 +411,11 @@ TEST(CpuRefBadInput, GroupedGemmRejectsCorruptExpertWithoutWriting) {
   std::mt19937 rng(13);
   std::vector<PackedMatrix> experts;
   for (const char* format : {"int4:g32", "int8:pc"})
-    experts.push_back(
-        encoded(random_logical(parse_format(format), 17, 96, Values::kAnyPattern, rng)));
+    experts.push_back(packed(random_logical(parse_format(format), 17, 96, rng)));
   put_fp16(&experts[1], experts[1].layout.scales_offset + 2 * 5, 0x7C00);  // +inf scale, row 5
   ExpertBank bank;
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
-  const std::vector<uint16_t> x = random_activations(DType::kFP16, 4 * 96, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kFP16, 4 * 96, 2.0f, rng);
   const int32_t offsets[] = {0, 4, 4};  // the corrupt expert has no tokens: still an error
   std::vector<double> y = {7.0};
   const Status st = ref::grouped_gemm(bank, DType::kFP16, x.data(), 4, offsets, &y);
@@ -540,8 +444,7 @@ void expect_rejected(const PackedMatrix& m, const std::string& reason) {
 
 // int3:g64 [33, 192]: rows 33..47 are padded rows, columns 192..255 (group 3) padded groups.
 PackedMatrix valid_int3_33x192(std::mt19937& rng) {
-  PackedMatrix m =
-      encoded(random_logical(parse_format("int3:g64"), 33, 192, Values::kAnyPattern, rng));
+  PackedMatrix m = packed(random_logical(parse_format("int3:g64"), 33, 192, rng));
   std::vector<float> w;
   EXPECT_TRUE(ref::dequantize(m, &w).is_ok());
   return m;
@@ -610,7 +513,7 @@ TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {
   expect_rejected(m, "padded code at row 47, column 255 (group 3) is 4");
   // Dense fp16 [17, 96]: padded row 17 is row 1 of tile 1 (at byte 4096); (17, 0) is lane 4's
   // first code, at tile byte 4 * 16.
-  m = encoded(random_logical(parse_format("fp16"), 17, 96, Values::kAnyPattern, rng));
+  m = packed(random_logical(parse_format("fp16"), 17, 96, rng));
   std::vector<float> w;
   ASSERT_TRUE(ref::dequantize(m, &w).is_ok());
   put_fp16(&m, 4096 + 64, 0x3C00);
@@ -631,7 +534,7 @@ TEST(CpuRefOutOfMemory, GroupedGemmReportsAnUnallocatableOutputAsOutOfRange) {
   std::mt19937 rng(16);
   const int64_t n = int64_t{1} << 15;
   std::vector<PackedMatrix> experts;
-  experts.push_back(encoded(random_logical(parse_format("int2:pc"), n, 1, Values::kModerate, rng)));
+  experts.push_back(packed(moderate_logical(parse_format("int2:pc"), n, 1, rng)));
   ExpertBank bank;
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
   const int32_t m = std::numeric_limits<int32_t>::max();

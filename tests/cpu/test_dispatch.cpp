@@ -13,15 +13,16 @@
 #include "qmoe/dispatch.hpp"
 #include "qmoe/packed.hpp"
 #include "qmoe/quantize.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
-FormatSpec parse(const char* text) {
-  FormatSpec f;
-  EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
-  return f;
-}
+using test::gaussian;
+using test::parse_format;
+
+/// Spread of the random weights measured below: that of real projections.
+constexpr float kWeightSigma = 0.02f;
 
 double item_cost(const AllocationItem& item, int c) {
   return item.weight * item.candidates[static_cast<size_t>(c)].distortion;
@@ -147,7 +148,7 @@ std::vector<AllocationItem> random_small_instance(std::mt19937* rng, bool intege
     item.weight = integer_values ? small(*rng) : unit(*rng) * 3.0;
     item.candidates.resize(static_cast<size_t>(num_cands(*rng)));
     for (auto& c : item.candidates) {
-      c.format = parse("int4:g128");
+      c.format = parse_format("int4:g128");
       c.bytes = bytes(*rng);
       c.distortion = integer_values ? small(*rng) : unit(*rng);
     }
@@ -208,7 +209,7 @@ std::vector<AllocationItem> moe_like_instance(int experts, std::mt19937* rng) {
       item.weight = freq * (1.0 + static_cast<double>(shape[1]) / 2048.0);
       for (const char* name : palette) {
         ExpertCandidate c;
-        c.format = parse(name);
+        c.format = parse_format(name);
         PackedLayout layout;
         EXPECT_TRUE(packed_layout(c.format, shape[0], shape[1], &layout).is_ok());
         c.bytes = layout.codes_bytes + layout.scales_bytes + layout.zeros_bytes;
@@ -232,7 +233,8 @@ std::vector<AllocationItem> unstructured_instance(int num_items, int cands, std:
     item.weight = unit(*rng) + 0.01;
     for (int c = 0; c < cands; ++c) {
       const int64_t b = bytes(*rng);
-      item.candidates.push_back({parse("int4:g128"), b, 1e6 / static_cast<double>(b) * unit(*rng)});
+      item.candidates.push_back(
+          {parse_format("int4:g128"), b, 1e6 / static_cast<double>(b) * unit(*rng)});
     }
   }
   return items;
@@ -291,10 +293,10 @@ TEST(DispatchAllocate, IdenticalItemsTieWithoutBlowingUp) {
   std::vector<AllocationItem> items(600);
   for (auto& item : items) {
     item.weight = 1.0;
-    item.candidates = {{parse("int2:g128"), 2, 9.0},
-                       {parse("int3:g128"), 3, 4.0},
-                       {parse("int4:g128"), 4, 1.0},
-                       {parse("bf16"), 16, 0.0}};
+    item.candidates = {{parse_format("int2:g128"), 2, 9.0},
+                       {parse_format("int3:g128"), 3, 4.0},
+                       {parse_format("int4:g128"), 4, 1.0},
+                       {parse_format("bf16"), 16, 0.0}};
   }
   const int64_t budget = 600 * 3 + 1;  // one int4 upgrade fits beyond all-int3
   AllocationResult r;
@@ -305,11 +307,11 @@ TEST(DispatchAllocate, IdenticalItemsTieWithoutBlowingUp) {
 
 TEST(DispatchAllocate, LimitBudgetsPickSmallestOrCheapestCandidates) {
   std::vector<AllocationItem> items(2);
-  items[0].candidates = {{parse("int4:g128"), 10, 0.5},
-                         {parse("int2:g128"), 5, 2.0},
-                         {parse("int3:g128"), 5, 1.0},
-                         {parse("bf16"), 40, 0.5}};
-  items[1].candidates = {{parse("int8:g128"), 20, 0.0}, {parse("int2:g128"), 4, 3.0}};
+  items[0].candidates = {{parse_format("int4:g128"), 10, 0.5},
+                         {parse_format("int2:g128"), 5, 2.0},
+                         {parse_format("int3:g128"), 5, 1.0},
+                         {parse_format("bf16"), 40, 0.5}};
+  items[1].candidates = {{parse_format("int8:g128"), 20, 0.0}, {parse_format("int2:g128"), 4, 3.0}};
   AllocationResult r;
   ASSERT_TRUE(allocate_formats(items, 9, &r).is_ok());  // exactly the minimum
   EXPECT_EQ(r.choice, (std::vector<int>{2, 1}));
@@ -327,7 +329,7 @@ TEST(DispatchAllocate, LimitBudgetsPickSmallestOrCheapestCandidates) {
 TEST(DispatchAllocate, InfeasibleBudgetNamesTheMinimumAndWritesNothing) {
   std::vector<AllocationItem> items(3);
   for (auto& item : items)
-    item.candidates = {{parse("int2:g128"), 7, 1.0}, {parse("bf16"), 50, 0.0}};
+    item.candidates = {{parse_format("int2:g128"), 7, 1.0}, {parse_format("bf16"), 50, 0.0}};
   AllocationResult r;
   r.choice = {42};
   const Status st = allocate_formats(items, 20, &r);
@@ -396,20 +398,12 @@ TEST(DispatchAllocate, CostNeverRisesWithBudget) {
   }
 }
 
-std::vector<float> gaussian(int64_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (auto& x : v) x = normal(rng);
-  return v;
-}
-
 TEST(DispatchMeasure, DistortionFallsWithBitsAndBytesArePackedPayload) {
   const int64_t n = 48, k = 512;
-  const auto w = gaussian(n * k, 5);
-  const std::vector<FormatSpec> palette = {parse("int2:g128"),    parse("int3:g128"),
-                                           parse("int4:g128"),    parse("int8:g128"),
-                                           parse("int4:g32:sym"), parse("bf16")};
+  const auto w = gaussian(n * k, kWeightSigma, 5);
+  const std::vector<FormatSpec> palette = {parse_format("int2:g128"),    parse_format("int3:g128"),
+                                           parse_format("int4:g128"),    parse_format("int8:g128"),
+                                           parse_format("int4:g32:sym"), parse_format("bf16")};
   std::vector<ExpertCandidate> cands;
   ASSERT_TRUE(measure_candidates(w.data(), n, k, palette, {}, nullptr, &cands).is_ok());
   ASSERT_EQ(cands.size(), palette.size());
@@ -435,8 +429,8 @@ TEST(DispatchMeasure, DistortionFallsWithBitsAndBytesArePackedPayload) {
 
 TEST(DispatchMeasure, SecondMomentWeightsColumnsAndIgnoresItsScale) {
   const int64_t n = 32, k = 256;
-  const auto w = gaussian(n * k, 9);
-  const std::vector<FormatSpec> palette = {parse("int3:g128"), parse("int4:g64")};
+  const auto w = gaussian(n * k, kWeightSigma, 9);
+  const std::vector<FormatSpec> palette = {parse_format("int3:g128"), parse_format("int4:g64")};
   // h = 1 on the first 128 inputs and 0 elsewhere: the error of the left half alone, which
   // RTN quantizes the same on its own (its groups do not reach the right half).
   std::vector<float> h(static_cast<size_t>(k), 0.0f), h_scaled(static_cast<size_t>(k));
@@ -462,9 +456,9 @@ TEST(DispatchMeasure, SecondMomentWeightsColumnsAndIgnoresItsScale) {
 
 TEST(DispatchMeasure, RejectsBadInputsAndWritesNothing) {
   const int64_t n = 16, k = 128;
-  const auto w = gaussian(n * k, 2);
-  const std::vector<FormatSpec> palette = {parse("int4:g128")};
-  std::vector<ExpertCandidate> out = {{parse("bf16"), 99, 9.0}};
+  const auto w = gaussian(n * k, kWeightSigma, 2);
+  const std::vector<FormatSpec> palette = {parse_format("int4:g128")};
+  std::vector<ExpertCandidate> out = {{parse_format("bf16"), 99, 9.0}};
   auto unchanged = [&] { return out.size() == 1 && out[0].bytes == 99; };
 
   EXPECT_EQ(measure_candidates(nullptr, n, k, palette, {}, nullptr, &out).code(),
@@ -486,8 +480,8 @@ TEST(DispatchMeasure, RejectsBadInputsAndWritesNothing) {
   EXPECT_EQ(measure_candidates(w.data(), n, k, palette, {}, h.data(), &out).code(),
             StatusCode::kInvalidArgument);
   // k = 96 is not a multiple of the group: the quantizer's error, naming the format.
-  const Status st = measure_candidates(w.data(), n, 96, {parse("int8:g128"), parse("int4:g32")}, {},
-                                       nullptr, &out);
+  const Status st = measure_candidates(
+      w.data(), n, 96, {parse_format("int8:g128"), parse_format("int4:g32")}, {}, nullptr, &out);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("int8:g128"), std::string::npos) << st.message();
   EXPECT_TRUE(unchanged());
@@ -514,11 +508,11 @@ TEST(DispatchBudget, BitsPerWeightGiveWholeBytesRoundedDown) {
 
 TEST(DispatchEndToEnd, MeasuredExpertsAllocateWithinAnAverageBitsBudget) {
   const int64_t n = 32, k = 256;
-  const std::vector<FormatSpec> palette = {parse("int2:g64"), parse("int3:g128"),
-                                           parse("int4:g128"), parse("int8:g128")};
+  const std::vector<FormatSpec> palette = {parse_format("int2:g64"), parse_format("int3:g128"),
+                                           parse_format("int4:g128"), parse_format("int8:g128")};
   std::vector<AllocationItem> items(6);
   for (size_t e = 0; e < items.size(); ++e) {
-    const auto w = gaussian(n * k, static_cast<uint32_t>(100 + e));
+    const auto w = gaussian(n * k, kWeightSigma, static_cast<uint32_t>(100 + e));
     ASSERT_TRUE(
         measure_candidates(w.data(), n, k, palette, {}, nullptr, &items[e].candidates).is_ok());
     items[e].weight = 1.0 + static_cast<double>(e * e);  // hotter experts later

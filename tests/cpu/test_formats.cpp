@@ -6,9 +6,13 @@
 #include <vector>
 
 #include "qmoe/format.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
+
+using test::parse_format;
+using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
   ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u);
@@ -121,11 +125,7 @@ TEST(FormatValidate, UnusedFieldsAwayFromTheirDefaultsAreRejected) {
 }
 
 TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
-  auto bpw = [](const char* text, int64_t k) {
-    FormatSpec f;
-    EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
-    return f.bits_per_weight(k);
-  };
+  auto bpw = [](const char* text, int64_t k) { return parse_format(text).bits_per_weight(k); };
   EXPECT_EQ(bpw("int4:g128", 4096), 4.1875);
   EXPECT_EQ(bpw("int3:g64:sym", 4096), 3.25);
   EXPECT_EQ(bpw("int2:g32", 4096), 2.75);
@@ -140,7 +140,7 @@ TEST(FormatLayout, AlignedPayloadEqualsBitsPerWeightForEveryFormat) {
   const int64_t shapes[][2] = {{16, 128}, {64, 512}, {48, 1024}, {2048, 768}};
   for (const FormatSpec& f : all_formats()) {
     for (const auto& s : shapes) {
-      SCOPED_TRACE(f.to_string() + " [" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + "]");
+      SCOPED_TRACE(shape_name(f, s[0], s[1]));
       PackedLayout L;
       ASSERT_TRUE(packed_layout(f, s[0], s[1], &L).is_ok());
       EXPECT_EQ(L.n_pad, s[0]);
@@ -190,7 +190,7 @@ TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
     for (const auto& s : shapes) {
       PackedLayout L;
       if (!packed_layout(f, s[0], s[1], &L).is_ok()) continue;  // K not divisible by group
-      SCOPED_TRACE(f.to_string() + " [" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + "]");
+      SCOPED_TRACE(shape_name(f, s[0], s[1]));
       EXPECT_EQ(L.codes_offset, 0);
       EXPECT_EQ(L.scales_offset % kSectionAlign, 0);
       EXPECT_EQ(L.zeros_offset % kSectionAlign, 0);
@@ -233,7 +233,7 @@ TEST(FormatLayout, BadDimsOrGroupMismatchAreInvalidArgument) {
                         {g128, int64_t{1} << 30, 128},
                         {broken, 16, 128}};
   for (const Case& c : cases) {
-    SCOPED_TRACE(c.f.to_string() + " [" + std::to_string(c.n) + ", " + std::to_string(c.k) + "]");
+    SCOPED_TRACE(shape_name(c.f, c.n, c.k));
     PackedLayout L;
     L.total_bytes = 12345;
     EXPECT_EQ(packed_layout(c.f, c.n, c.k, &L).code(), StatusCode::kInvalidArgument);

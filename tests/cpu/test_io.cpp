@@ -15,16 +15,14 @@
 
 #include "qmoe/io.hpp"
 #include "qmoe/numeric.hpp"
-#include "qmoe/quantize.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
-FormatSpec parse_format(const char* text) {
-  FormatSpec f;
-  EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
-  return f;
-}
+using test::bank_of;
+using test::gaussian;
+using test::quantized;
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "qmoe_io_" + name;
@@ -39,13 +37,6 @@ bool file_exists(const std::string& path) {
 std::vector<uint8_t> random_bytes(size_t n, std::mt19937& rng) {
   std::vector<uint8_t> v(n);
   for (uint8_t& b : v) b = static_cast<uint8_t>(rng() | 1u);  // never all zero
-  return v;
-}
-
-std::vector<float> gaussian(size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
   return v;
 }
 
@@ -300,13 +291,10 @@ TEST(IoSafetensors, HeaderLengthBeyondFileOrLimitIsRejected) {
 /// A small valid file: a bank of two experts, raw tensors and metadata.
 std::vector<uint8_t> sample_bank_file(ExpertBank* bank_out = nullptr) {
   std::mt19937 rng(5);
-  std::vector<PackedMatrix> experts(2);
-  const std::vector<float> w = gaussian(24 * 128, rng);
-  EXPECT_TRUE(quantize(w.data(), 24, 128, parse_format("int4:g32"), {}, &experts[0]).is_ok());
-  EXPECT_TRUE(quantize(w.data(), 24, 128, parse_format("int3:pc:sym"), {}, &experts[1]).is_ok());
-  ExpertBank bank;
-  EXPECT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
-  const std::vector<float> raw = gaussian(6, rng);
+  const std::vector<float> w = gaussian(24 * 128, 1.0f, rng);
+  ExpertBank bank = bank_of({"int4:g32", "int3:pc:sym"},
+                            [&](const FormatSpec& f) { return quantized(w, 24, 128, f); });
+  const std::vector<float> raw = gaussian(6, 1.0f, rng);
   SafetensorsWriter w_;
   EXPECT_TRUE(save_bank(&w_, "w13", bank).is_ok());
   EXPECT_TRUE(w_.add_tensor("norm", TensorDType::kF32, {6}, raw.data()).is_ok());
@@ -407,18 +395,12 @@ TEST(IoSafetensors, TensorToFloatConvertsEveryFloatDtype) {
 
 // ---- packed banks --------------------------------------------------------------------------
 
-ExpertBank quantized_bank(const std::vector<const char*>& formats, int64_t n, int64_t k,
+/// One expert per format, each quantizing its own standard Gaussian weights [n, k].
+ExpertBank quantized_bank(const std::vector<std::string>& formats, int64_t n, int64_t k,
                           uint32_t seed) {
   std::mt19937 rng(seed);
-  std::vector<PackedMatrix> experts(formats.size());
-  for (size_t e = 0; e < formats.size(); ++e) {
-    const std::vector<float> w = gaussian(static_cast<size_t>(n * k), rng);
-    Status st = quantize(w.data(), n, k, parse_format(formats[e]), {}, &experts[e]);
-    EXPECT_TRUE(st.is_ok()) << formats[e] << ": " << st.to_string();
-  }
-  ExpertBank bank;
-  EXPECT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
-  return bank;
+  return bank_of(
+      formats, [&](const FormatSpec& f) { return quantized(gaussian(n * k, 1.0f, rng), n, k, f); });
 }
 
 void expect_same_bank(const ExpertBank& a, const ExpertBank& b) {
@@ -698,11 +680,11 @@ TEST(IoCli, WritesTheSampleCheckpointOfTheCliTest) {
   const char* env = std::getenv("QMOE_IO_SAMPLE_PATH");
   const std::string path = env != nullptr ? env : temp_path("sample.safetensors");
   std::mt19937 rng(51);
-  const std::vector<float> w13 = gaussian(4 * 64 * 128, rng), norm = gaussian(128, rng),
-                           calib = gaussian(32 * 128, rng);
+  const std::vector<float> w13 = gaussian(4 * 64 * 128, 1.0f, rng), norm = gaussian(128, 1.0f, rng),
+                           calib = gaussian(32 * 128, 1.0f, rng);
   std::vector<uint16_t> w2, router;
-  for (float v : gaussian(4 * 128 * 64, rng)) w2.push_back(float_to_bf16(v));
-  for (float v : gaussian(4 * 128, rng)) router.push_back(float_to_fp16(v));
+  for (float v : gaussian(4 * 128 * 64, 1.0f, rng)) w2.push_back(float_to_bf16(v));
+  for (float v : gaussian(4 * 128, 1.0f, rng)) router.push_back(float_to_fp16(v));
   SafetensorsWriter w;
   ASSERT_TRUE(w.add_tensor("layers.0.w13", TensorDType::kF32, {4, 64, 128}, w13.data()).is_ok());
   ASSERT_TRUE(w.add_tensor("layers.0.w2", TensorDType::kBF16, {4, 128, 64}, w2.data()).is_ok());

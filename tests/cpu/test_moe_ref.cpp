@@ -18,26 +18,16 @@
 #include "qmoe/moe.hpp"
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
+using test::act_value;
+using test::random_activations;
+using test::to_act;
+
 // ---- helpers -----------------------------------------------------------------------------
-
-double act_value(DType act, uint16_t bits) {
-  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
-}
-
-uint16_t to_act(DType act, float v) {
-  return act == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
-}
-
-std::vector<uint16_t> random_activations(DType act, int64_t count, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<uint16_t> x(static_cast<size_t>(count));
-  for (auto& v : x) v = to_act(act, dist(rng));
-  return x;
-}
 
 // Logits [T, E]; with ties, drawn from 5 values so most tokens have equal logits.
 std::vector<float> random_logits(int64_t tokens, int64_t experts, bool ties, std::mt19937& rng) {
@@ -48,30 +38,13 @@ std::vector<float> random_logits(int64_t tokens, int64_t experts, bool ties, std
   return logits;
 }
 
+// One expert [n, k] per format, with weights below 1 in magnitude (dense: below 0.2).
 ExpertBank random_bank(const std::vector<std::string>& formats, int64_t n, int64_t k,
                        std::mt19937& rng) {
-  std::uniform_real_distribution<float> moderate(-1.0f, 1.0f);
-  std::vector<PackedMatrix> experts;
-  for (const std::string& text : formats) {
-    FormatSpec f;
-    EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
-    LogicalMatrix l = LogicalMatrix::sized(f, n, k);
-    for (auto& c : l.codes)
-      c = f.kind == FormatKind::kDense
-              ? (f.dense_dtype == DType::kBF16 ? float_to_bf16(0.2f * moderate(rng))
-                                               : float_to_fp16(0.2f * moderate(rng)))
-              : static_cast<uint16_t>(rng() % (1u << f.bits));
-    for (auto& s : l.scales) s = float_to_fp16(moderate(rng) / static_cast<float>(1 << f.bits));
-    for (auto& z : l.zeros) z = static_cast<uint8_t>(rng() % (1u << f.bits));
-    PackedMatrix p;
-    const Status st = pack(l, &p);
-    EXPECT_TRUE(st.is_ok()) << text << ": " << st.to_string();
-    experts.push_back(std::move(p));
-  }
-  ExpertBank bank;
-  const Status st = ExpertBank::create(std::move(experts), &bank);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return bank;
+  return test::bank_of(formats, [&](const FormatSpec& f) {
+    const float scale_limit = 1.0f / static_cast<float>(1u << f.bits);
+    return test::packed(test::moderate_logical(f, n, k, 0.2f, scale_limit, rng));
+  });
 }
 
 RouterConfig softmax_router(int32_t experts, int32_t k, bool renormalize) {
@@ -324,7 +297,7 @@ TEST(MoeRefRouting, RouterGemmSumsInFloat64AndRoundsOnceToFloat) {
   std::mt19937 rng(105);
   const int64_t T = 9, H = 70, E = 5;
   for (DType act : {DType::kBF16, DType::kFP16}) {
-    const std::vector<uint16_t> x = random_activations(act, T * H, rng);
+    const std::vector<uint16_t> x = random_activations(act, T * H, 1.0f, rng);
     std::vector<float> wr(static_cast<size_t>(E * H));
     for (auto& w : wr) w = std::normal_distribution<float>(0.0f, 0.1f)(rng);
     std::vector<float> logits;
@@ -434,7 +407,7 @@ TEST(MoeRefPlan, CombineOfGatheredRowsScalesEachTokenByItsWeightSum) {
   const Choice c = routed(cfg, logits, 31);
   const RoutingPlan plan = planned(c, 31, 4, 9);
   const int64_t H = 11;
-  const std::vector<uint16_t> x = random_activations(DType::kBF16, 31 * H, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, 31 * H, 1.0f, rng);
   std::vector<uint16_t> xs;
   ASSERT_TRUE(ref::gather(plan, x.data(), H, &xs).is_ok());
   std::vector<double> ys(xs.size());
@@ -592,7 +565,7 @@ TEST(MoeRefLayer, SoftmaxLayerWithSharedExpertMatchesNaiveLoop) {
   for (DType act : {DType::kBF16, DType::kFP16}) {
     SCOPED_TRACE(dtype_name(act));
     const int64_t T = 21;
-    const std::vector<uint16_t> x = random_activations(act, T * 96, rng);
+    const std::vector<uint16_t> x = random_activations(act, T * 96, 1.0f, rng);
     const RouterConfig cfg = softmax_router(8, 2, false);
     const std::vector<float> logits = random_logits(T, 8, false, rng);
     ref::MoeLayerInputs in = inputs_for(layer, act, x, cfg);
@@ -605,7 +578,7 @@ TEST(MoeRefLayer, DeepSeekLayerWithBiasAndSharedExpertMatchesNaiveLoop) {
   std::mt19937 rng(302);
   const Layer layer = mixed_layer(true, rng);
   const int64_t T = 17;
-  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 96, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 96, 1.0f, rng);
   const RouterConfig cfg = deepseek_router(8, 4, 2, 3);
   const std::vector<float> logits = random_logits(T, 8, false, rng);
   std::vector<float> bias(8);
@@ -622,7 +595,7 @@ TEST(MoeRefLayer, GivenRoutingWithIdleExpertsMatchesNaiveLoop) {
   for (DType act : {DType::kFP16, DType::kBF16}) {
     SCOPED_TRACE(dtype_name(act));
     const int64_t T = 25;
-    const std::vector<uint16_t> x = random_activations(act, T * 96, rng);
+    const std::vector<uint16_t> x = random_activations(act, T * 96, 1.0f, rng);
     // Experts 0, 1, 4 and 7 get no token; negative weights are allowed as given.
     const Choice c = random_choice(T, 3, {2, 3, 5, 6}, rng);
     const std::vector<float> weights(c.weights.begin(), c.weights.end());
@@ -639,7 +612,7 @@ TEST(MoeRefLayer, OddDimsWithPerChannelFormatsMatchNaiveLoop) {
   layer.w13 = random_bank({"int4:pc", "fp16", "int3:pc:sym"}, 2 * 21, 45, rng);
   layer.w2 = random_bank({"bf16", "int8:pc", "int2:pc"}, 45, 21, rng);
   const int64_t T = 7;
-  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 45, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 45, 1.0f, rng);
   const RouterConfig cfg = softmax_router(3, 2, true);
   const std::vector<float> logits = random_logits(T, 3, true, rng);
   ref::MoeLayerInputs in = inputs_for(layer, DType::kBF16, x, cfg);
@@ -651,7 +624,7 @@ TEST(MoeRefLayer, RouterWeightPathEqualsTheLogitsOfTheRouterGemm) {
   std::mt19937 rng(305);
   const Layer layer = mixed_layer(false, rng);
   const int64_t T = 12;
-  const std::vector<uint16_t> x = random_activations(DType::kFP16, T * 96, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kFP16, T * 96, 1.0f, rng);
   std::vector<float> wr(8 * 96);
   for (auto& w : wr) w = std::normal_distribution<float>(0.0f, 0.2f)(rng);
   std::vector<float> logits;
@@ -860,7 +833,7 @@ TEST(MoeRefBadInput, LayerRejectsMismatchedBanksAndRoutingSourcesWithoutWriting)
   const ExpertBank wrong_k = random_bank(std::vector<std::string>(8, "int4:g32"), 64, 64, rng);
   const ExpertBank odd_n = random_bank({"bf16"}, 63, 96, rng);
   const int64_t T = 3;
-  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 96, rng);
+  const std::vector<uint16_t> x = random_activations(DType::kBF16, T * 96, 1.0f, rng);
   const std::vector<float> logits = random_logits(T, 8, false, rng);
   std::vector<float> nan_logits = logits;
   nan_logits[4] = std::nanf("");

@@ -17,49 +17,23 @@
 #include "qmoe/quantize.hpp"
 #include "src/formats/status_guard.hpp"
 #include "src/quantize_internal.hpp"
+#include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
 namespace {
 
-FormatSpec parse(const char* text) {
-  FormatSpec f;
-  EXPECT_TRUE(FormatSpec::parse(text, &f).is_ok()) << text;
-  return f;
-}
-
-int64_t groups_per_row(const FormatSpec& f, int64_t k) {
-  return k / f.group_len(k);
-}
+using test::decoded;
+using test::packed;
+using test::parse_format;
+using test::put_fp16;
+using test::random_logical;
+using test::shape_name;
 
 std::vector<FormatSpec> int_formats() {
   std::vector<FormatSpec> v;
   for (const FormatSpec& f : all_formats())
     if (f.kind == FormatKind::kInt) v.push_back(f);
   return v;
-}
-
-/// Random logical matrix: any codes, finite fp16 scales of any sign, any zeros.
-LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
-  std::mt19937 rng(seed);
-  LogicalMatrix m;
-  m.format = f;
-  m.n = n;
-  m.k = k;
-  const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : (1u << f.bits) - 1u;
-  m.codes.resize(static_cast<size_t>(n * k));
-  for (auto& c : m.codes) c = static_cast<uint16_t>(rng() & code_mask);
-  if (f.kind == FormatKind::kInt) {
-    m.scales.resize(static_cast<size_t>(n * groups_per_row(f, k)));
-    for (auto& s : m.scales) {
-      do s = static_cast<uint16_t>(rng());
-      while ((s & 0x7c00u) == 0x7c00u);
-    }
-    if (!f.symmetric) {
-      m.zeros.resize(m.scales.size());
-      for (auto& z : m.zeros) z = static_cast<uint8_t>(rng() & code_mask);
-    }
-  }
-  return m;
 }
 
 /// Odd shapes: N never a multiple of 16, K a few groups or (per-channel, dense) odd.
@@ -69,10 +43,6 @@ std::vector<std::pair<int64_t, int64_t>> odd_shapes(const FormatSpec& f) {
     return {{17, 3 * g}, {1, g}, {33, 5 * g}, {16, 7 * g}};
   }
   return {{17, 77}, {1, 1}, {33, 160}, {16, 128}};
-}
-
-std::string shape_name(const FormatSpec& f, int64_t n, int64_t k) {
-  return f.to_string() + " [" + std::to_string(n) + ", " + std::to_string(k) + "]";
 }
 
 /// Where the code of padded element (row, col) lies, straight from the formulas of §2.3-2.4,
@@ -127,29 +97,10 @@ void set_code_from_spec(PackedMatrix* p, int64_t row, int64_t col, uint32_t code
   });
 }
 
-/// Exact decoded weights [n, k] of a logical matrix: (q - z) * s in float32, or the dense value.
-std::vector<float> decode(const LogicalMatrix& m) {
-  std::vector<float> w(static_cast<size_t>(m.n * m.k));
-  const int64_t groups = m.format.kind == FormatKind::kInt ? groups_per_row(m.format, m.k) : 0;
-  for (int64_t r = 0; r < m.n; ++r) {
-    for (int64_t c = 0; c < m.k; ++c) {
-      const uint16_t q = m.codes[r * m.k + c];
-      if (m.format.kind == FormatKind::kDense) {
-        w[r * m.k + c] = m.format.dense_dtype == DType::kBF16 ? bf16_to_float(q) : fp16_to_float(q);
-        continue;
-      }
-      const int64_t gi = r * groups + c / m.format.group_len(m.k);
-      const int z = m.format.symmetric ? 1 << (m.format.bits - 1) : m.zeros[gi];
-      w[r * m.k + c] = static_cast<float>(q - z) * fp16_to_float(m.scales[gi]);
-    }
-  }
-  return w;
-}
-
 std::vector<float> decode_packed(const PackedMatrix& p) {
   LogicalMatrix m;
   EXPECT_TRUE(unpack(p, &m).is_ok());
-  return decode(m);
+  return decoded(m);
 }
 
 /// Gaussian weights (sigma 0.02) with ~1% outliers ten times larger, like real projections.
@@ -204,7 +155,7 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
       ASSERT_TRUE(pack(m, &p).is_ok());
       const PackedLayout& L = p.layout;
       const bool is_int = f.kind == FormatKind::kInt;
-      const int64_t groups = is_int ? groups_per_row(f, k) : 0;
+      const int64_t groups = is_int ? k / f.group_len(k) : 0;
       int64_t wrong = 0;
       for (int64_t r = 0; r < L.n_pad; ++r) {
         for (int64_t c = 0; c < L.k_pad; ++c) {
@@ -238,7 +189,7 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
 
 TEST(PackBits, WorkedExampleOfTheSpecPutsItsCodeInByte84) {
   LogicalMatrix m;
-  m.format = parse("int4:g128");
+  m.format = parse_format("int4:g128");
   m.n = 16;
   m.k = 128;
   m.codes.assign(16 * 128, 0);
@@ -262,9 +213,9 @@ TEST(PackBits, WorkedExampleOfTheSpecPutsItsCodeInByte84) {
 }
 
 TEST(PackValidation, BadLogicalInputIsRejectedAndOutputUntouched) {
-  const LogicalMatrix base = random_logical(parse("int4:g128"), 17, 256, 7);
-  const LogicalMatrix base_sym = random_logical(parse("int3:g32:sym"), 5, 64, 8);
-  const LogicalMatrix base_dense = random_logical(parse("bf16"), 3, 10, 9);
+  const LogicalMatrix base = random_logical(parse_format("int4:g128"), 17, 256, 7);
+  const LogicalMatrix base_sym = random_logical(parse_format("int3:g32:sym"), 5, 64, 8);
+  const LogicalMatrix base_dense = random_logical(parse_format("bf16"), 3, 10, 9);
   struct Case {
     const char* what;
     LogicalMatrix m;
@@ -306,13 +257,13 @@ TEST(PackValidation, BadLogicalInputIsRejectedAndOutputUntouched) {
 
 TEST(PackValidation, UnpackRejectsBlobsThatDoNotMatchTheirLayout) {
   PackedMatrix good;
-  ASSERT_TRUE(pack(random_logical(parse("int2:g64"), 20, 128, 11), &good).is_ok());
+  ASSERT_TRUE(pack(random_logical(parse_format("int2:g64"), 20, 128, 11), &good).is_ok());
   PackedMatrix short_blob = good;
   short_blob.blob.pop_back();
   PackedMatrix wrong_layout = good;
   wrong_layout.layout.scales_offset += 256;
   PackedMatrix wrong_format = good;
-  wrong_format.format = parse("int4:g64");
+  wrong_format.format = parse_format("int4:g64");
   for (const PackedMatrix* p : {&short_blob, &wrong_layout, &wrong_format}) {
     LogicalMatrix out;
     out.n = 42;
@@ -325,9 +276,7 @@ TEST(PackValidation, UnpackRejectsBlobsThatDoNotMatchTheirLayout) {
 
 /// Overwrites entry (row, group) of the scales section (fp16 bits) or the zeros section.
 void set_scale(PackedMatrix* p, int64_t row, int64_t group, uint16_t bits) {
-  const int64_t at = p->layout.scales_offset + 2 * (row * p->layout.groups_pad + group);
-  p->blob[static_cast<size_t>(at)] = static_cast<uint8_t>(bits);
-  p->blob[static_cast<size_t>(at + 1)] = static_cast<uint8_t>(bits >> 8);
+  put_fp16(p, p->layout.scales_offset + 2 * (row * p->layout.groups_pad + group), bits);
 }
 void set_zero(PackedMatrix* p, int64_t row, int64_t group, uint8_t z) {
   p->blob[static_cast<size_t>(p->layout.zeros_offset + row * p->layout.groups_pad + group)] = z;
@@ -337,19 +286,14 @@ void set_zero(PackedMatrix* p, int64_t row, int64_t group, uint8_t z) {
 // pack and ref check), padded scales and zeros 0, padded codes their group's zero point, and
 // zero bytes outside the sections (docs/formats.md §1, §2, §2.1).
 TEST(PackValidation, UnpackRejectsValuesAndPaddingThatPackNeverWrites) {
-  auto packed = [](const char* format, int64_t n, int64_t k, uint32_t seed) {
-    PackedMatrix p;
-    EXPECT_TRUE(pack(random_logical(parse(format), n, k, seed), &p).is_ok()) << format;
-    return p;
-  };
   // int2:g32 [17, 96]: rows 17..31 and group 3 (columns 96..127) are padding; zero point 0.
-  const PackedMatrix int2 = packed("int2:g32", 17, 96, 21);
+  const PackedMatrix int2 = packed(random_logical(parse_format("int2:g32"), 17, 96, 21));
   // int3:pc:sym [17, 77]: padded codes are 4; a gap follows the scales.
-  const PackedMatrix int3 = packed("int3:pc:sym", 17, 77, 22);
+  const PackedMatrix int3 = packed(random_logical(parse_format("int3:pc:sym"), 17, 77, 22));
   // int4:pc [5, 77]: a real row's padded columns hold that row's own zero.
-  const PackedMatrix int4 = packed("int4:pc", 5, 77, 23);
-  const PackedMatrix bf16 = packed("bf16", 3, 10, 24);
-  const PackedMatrix int8 = packed("int8:g128", 17, 128, 25);
+  const PackedMatrix int4 = packed(random_logical(parse_format("int4:pc"), 5, 77, 23));
+  const PackedMatrix bf16 = packed(random_logical(parse_format("bf16"), 3, 10, 24));
+  const PackedMatrix int8 = packed(random_logical(parse_format("int8:g128"), 17, 128, 25));
   const uint8_t int4_zero2 = int4.blob[static_cast<size_t>(int4.layout.zeros_offset + 2)];
   struct Case {
     const char* what;
@@ -412,7 +356,7 @@ TEST(PackValidation, EveryBlobUnpackAcceptsRepacksToTheSameBytes) {
   std::mt19937 rng(31);
   uint32_t seed = 500;
   for (const char* text : {"int2:g32", "int3:g64:sym", "int4:pc", "int8:g128", "fp16"}) {
-    const FormatSpec f = parse(text);
+    const FormatSpec f = parse_format(text);
     const auto [n, k] = odd_shapes(f)[0];
     SCOPED_TRACE(shape_name(f, n, k));
     PackedMatrix good;
@@ -453,7 +397,7 @@ TEST(QuantRtn, MinMaxDecodesEveryWeightWithinHalfAStep) {
     ASSERT_TRUE(quantize(w.data(), n, k, f, QuantizeOptions{}, &p).is_ok());
     LogicalMatrix m;
     ASSERT_TRUE(unpack(p, &m).is_ok());
-    const std::vector<float> deq = decode(m);
+    const std::vector<float> deq = decoded(m);
     const int64_t g = f.group_len(k), groups = k / g;
     int64_t violations = 0;
     for (int64_t i = 0; i < n * k; ++i) {
@@ -500,7 +444,7 @@ TEST(QuantRtn, MseErrorNeverExceedsMinMaxAndShrinksLowBitError) {
     LogicalMatrix a, b;
     ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &a).is_ok());
     ASSERT_TRUE(quantize_logical(w.data(), n, k, f, mse, &b).is_ok());
-    const double e_minmax = squared_error(w, decode(a)), e_mse = squared_error(w, decode(b));
+    const double e_minmax = squared_error(w, decoded(a)), e_mse = squared_error(w, decoded(b));
     EXPECT_LE(e_mse, e_minmax);
     // With outliers, clipping pays off clearly at 2-3 bits on long groups.
     if (f.bits <= 3 && (f.group_size == 0 || f.group_size == 128)) {
@@ -517,7 +461,7 @@ TEST(QuantRtn, AllZeroGroupsDecodeToExactZeroWithAPositiveScale) {
     std::fill(w.begin() + k, w.begin() + 2 * k, 0.0f);  // row 1 all zero
     LogicalMatrix m;
     ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &m).is_ok());
-    const std::vector<float> deq = decode(m);
+    const std::vector<float> deq = decoded(m);
     for (int64_t c = 0; c < k; ++c) EXPECT_EQ(deq[k + c], 0.0f);
     for (uint16_t s : m.scales) {
       EXPECT_GT(fp16_to_float(s), 0.0f);
@@ -551,9 +495,10 @@ TEST(QuantPack, QuantizeIsPackOfQuantizeLogical) {
     SCOPED_TRACE(text);
     LogicalMatrix m;
     PackedMatrix direct, via_logical;
-    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), QuantizeOptions{}, &m).is_ok());
+    ASSERT_TRUE(
+        quantize_logical(w.data(), n, k, parse_format(text), QuantizeOptions{}, &m).is_ok());
     ASSERT_TRUE(pack(m, &via_logical).is_ok());
-    ASSERT_TRUE(quantize(w.data(), n, k, parse(text), QuantizeOptions{}, &direct).is_ok());
+    ASSERT_TRUE(quantize(w.data(), n, k, parse_format(text), QuantizeOptions{}, &direct).is_ok());
     EXPECT_EQ(direct.blob, via_logical.blob);
   }
 }
@@ -664,7 +609,7 @@ struct GptqProblem {
     LogicalMatrix m;
     const Status st = quantize_logical(w.data(), n, k, f, o, &m);
     EXPECT_TRUE(st.is_ok()) << st.to_string();
-    return st.is_ok() ? decode(m) : w;
+    return st.is_ok() ? decoded(m) : w;
   }
   /// Output error on the calibration rows.
   double error(const FormatSpec& f, const QuantizeOptions& o) const {
@@ -758,15 +703,16 @@ TEST(QuantGptq, MatchesTheTextbookAlgorithm) {
   for (bool act_order : {false, true}) {
     for (const char* text : {"int4:g128", "int3:g32:sym", "int2:pc"}) {
       SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
-      const LogicalMatrix want = textbook_gptq(pb, h, parse(text), act_order);
+      const LogicalMatrix want = textbook_gptq(pb, h, parse_format(text), act_order);
       LogicalMatrix got;
       ASSERT_TRUE(
-          quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), pb.gptq(act_order), &got).is_ok());
+          quantize_logical(pb.w.data(), pb.n, pb.k, parse_format(text), pb.gptq(act_order), &got)
+              .is_ok());
       int64_t differ = 0;
       for (size_t i = 0; i < got.codes.size(); ++i) differ += got.codes[i] != want.codes[i];
       EXPECT_LE(differ, static_cast<int64_t>(got.codes.size() / 1000)) << differ;
-      const double e_got = output_error(pb.x, pb.rows, pb.w, decode(got), pb.n, pb.k);
-      const double e_want = output_error(pb.x, pb.rows, pb.w, decode(want), pb.n, pb.k);
+      const double e_got = output_error(pb.x, pb.rows, pb.w, decoded(got), pb.n, pb.k);
+      const double e_want = output_error(pb.x, pb.rows, pb.w, decoded(want), pb.n, pb.k);
       EXPECT_NEAR(e_got / e_want, 1.0, 0.01);
     }
   }
@@ -778,10 +724,10 @@ TEST(QuantGptq, OutputErrorClearlyBelowRtnOnCalibrationAndHeldOutActivations) {
   const GptqProblem pb;
   for (const char* text : {"int4:g128", "int3:g64", "int2:g32", "int4:pc:sym"}) {
     SCOPED_TRACE(text);
-    const std::vector<float> rtn = pb.quantized(parse(text), QuantizeOptions{});
+    const std::vector<float> rtn = pb.quantized(parse_format(text), QuantizeOptions{});
     for (bool act_order : {false, true}) {
       SCOPED_TRACE(act_order ? "act_order" : "calibration order");
-      const std::vector<float> gptq = pb.quantized(parse(text), pb.gptq(act_order));
+      const std::vector<float> gptq = pb.quantized(parse_format(text), pb.gptq(act_order));
       const double in_sample = output_error(pb.x, pb.rows, pb.w, gptq, pb.n, pb.k) /
                                output_error(pb.x, pb.rows, pb.w, rtn, pb.n, pb.k);
       const double held_out = output_error(pb.held, pb.held_rows, pb.w, gptq, pb.n, pb.k) /
@@ -795,7 +741,7 @@ TEST(QuantGptq, OutputErrorClearlyBelowRtnOnCalibrationAndHeldOutActivations) {
 
 TEST(QuantGptq, MseScalesAndHessianInputWork) {
   const GptqProblem pb;
-  const FormatSpec f = parse("int3:g64");
+  const FormatSpec f = parse_format("int3:g64");
   const double base = pb.error(f, pb.gptq(false));
   QuantizeOptions mse = pb.gptq(false);
   mse.gptq_mse_scales = true;
@@ -820,11 +766,11 @@ TEST(QuantGptq, BlockSizeDoesNotChangeTheResult) {
       SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
       QuantizeOptions o = pb.gptq(act_order);
       LogicalMatrix ref;
-      ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), o, &ref).is_ok());
+      ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse_format(text), o, &ref).is_ok());
       for (int block : {1, 7, 64, 1000}) {
         o.block_size = block;
         LogicalMatrix m;
-        ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse(text), o, &m).is_ok());
+        ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse_format(text), o, &m).is_ok());
         int64_t differ = 0;
         for (size_t i = 0; i < m.codes.size(); ++i) differ += m.codes[i] != ref.codes[i];
         EXPECT_LE(differ, 2) << "block " << block;  // only exact rounding ties may flip
@@ -844,8 +790,9 @@ TEST(QuantGptq, IdentityHessianGivesExactlyTheRtnCodes) {
   for (const char* text : {"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc"}) {
     SCOPED_TRACE(text);
     LogicalMatrix rtn, gptq;
-    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), QuantizeOptions{}, &rtn).is_ok());
-    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse(text), o, &gptq).is_ok());
+    ASSERT_TRUE(
+        quantize_logical(w.data(), n, k, parse_format(text), QuantizeOptions{}, &rtn).is_ok());
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, parse_format(text), o, &gptq).is_ok());
     EXPECT_EQ(gptq.codes, rtn.codes);
     EXPECT_EQ(gptq.scales, rtn.scales);
     EXPECT_EQ(gptq.zeros, rtn.zeros);
@@ -857,9 +804,10 @@ TEST(QuantGptq, InputsNeverSeenInCalibrationDecodeToZero) {
   for (int64_t r = 0; r < pb.rows; ++r) pb.x[r * pb.k + 5] = pb.x[r * pb.k + 200] = 0.0f;
   for (bool act_order : {false, true}) {
     LogicalMatrix m;
-    ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, parse("int4:g64"), pb.gptq(act_order), &m)
-                    .is_ok());
-    const std::vector<float> deq = decode(m);
+    ASSERT_TRUE(
+        quantize_logical(pb.w.data(), pb.n, pb.k, parse_format("int4:g64"), pb.gptq(act_order), &m)
+            .is_ok());
+    const std::vector<float> deq = decoded(m);
     for (int64_t o = 0; o < pb.n; ++o) {
       EXPECT_EQ(deq[o * pb.k + 5], 0.0f);
       EXPECT_EQ(deq[o * pb.k + 200], 0.0f);
@@ -919,7 +867,7 @@ TEST(QuantValidation, BadInputReturnsTheExpectedStatusAndWritesNothing) {
   std::vector<float> calib(static_cast<size_t>(4 * k), 0.5f), nan_calib(calib);
   nan_calib[k + 3] = std::numeric_limits<float>::infinity();
 
-  const FormatSpec int4 = parse("int4:g128");
+  const FormatSpec int4 = parse_format("int4:g128");
   QuantizeOptions gptq;
   gptq.method = QuantMethod::kGptq;
   auto with = [](QuantizeOptions o, auto edit) {
@@ -952,7 +900,7 @@ TEST(QuantValidation, BadInputReturnsTheExpectedStatusAndWritesNothing) {
        {},
        StatusCode::kInvalidArgument},
       {"huge weight", huge_w.data(), n, k, int4, {}, StatusCode::kOutOfRange},
-      {"huge weight, MSE", huge_w.data(), n, k, parse("int8:pc:sym"),
+      {"huge weight, MSE", huge_w.data(), n, k, parse_format("int8:pc:sym"),
        with(QuantizeOptions{}, [](QuantizeOptions& o) { o.method = QuantMethod::kRtnMse; }),
        StatusCode::kOutOfRange},
       {"huge weight, GPTQ", huge_w.data(), n, k, int4,
@@ -1051,12 +999,12 @@ TEST(QuantValidation, GptqBeyondTheMachinesMemoryIsOutOfRangeAtOnce) {
   o.calib_rows = 1;
   LogicalMatrix out;
   out.n = 7;
-  const Status st = quantize_logical(w.data(), n, k, parse("int4:g128"), o, &out);
+  const Status st = quantize_logical(w.data(), n, k, parse_format("int4:g128"), o, &out);
   EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << st.to_string();
   EXPECT_NE(st.message().find("bytes"), std::string::npos) << st.message();
   EXPECT_EQ(out.n, 7);
   PackedMatrix packed;
-  EXPECT_EQ(quantize(w.data(), n, k, parse("int4:g128"), o, &packed).code(),
+  EXPECT_EQ(quantize(w.data(), n, k, parse_format("int4:g128"), o, &packed).code(),
             StatusCode::kOutOfRange);
   EXPECT_TRUE(packed.blob.empty());
 }

@@ -1,0 +1,212 @@
+// Helpers the CPU tests share: formats from strings, trace names, random activations, weights
+// and matrices, packing and banks. Header-only, on the public headers. A helper calls into the
+// library only through the function its comment names (FormatSpec::parse, pack, packed_layout,
+// quantize, ExpertBank::create), so the CPU reference tests, whose oracles stay off most of the
+// library, can use the others freely.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qmoe/format.hpp"
+#include "qmoe/numeric.hpp"
+#include "qmoe/packed.hpp"
+#include "qmoe/quantize.hpp"
+
+namespace qmoe::test {
+
+/// The format `text` names; a parse error is a test failure (and gives a default FormatSpec).
+inline FormatSpec parse_format(const std::string& text) {
+  FormatSpec f;
+  const Status st = FormatSpec::parse(text, &f);
+  EXPECT_TRUE(st.is_ok()) << text << ": " << st.to_string();
+  return f;
+}
+
+/// "int4:g128 [17, 384]": a format and an [n, k] shape, for SCOPED_TRACE.
+inline std::string shape_name(const FormatSpec& f, int64_t n, int64_t k) {
+  return f.to_string() + " [" + std::to_string(n) + ", " + std::to_string(k) + "]";
+}
+
+/// v rounded to nearest even in activation type act, as its 16-bit pattern.
+inline uint16_t to_act(DType act, float v) {
+  return act == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
+}
+
+/// The value of the 16-bit pattern `bits` of activation type act.
+inline double act_value(DType act, uint16_t bits) {
+  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
+}
+
+/// `count` activations of type act: uniform in [-limit, limit], then rounded to act.
+inline std::vector<uint16_t> random_activations(DType act, int64_t count, float limit,
+                                                std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-limit, limit);
+  std::vector<uint16_t> x(static_cast<size_t>(count));
+  for (auto& v : x) v = to_act(act, dist(rng));
+  return x;
+}
+
+/// random_activations drawn from a fresh std::mt19937(seed).
+inline std::vector<uint16_t> random_activations(DType act, int64_t count, float limit,
+                                                uint32_t seed) {
+  std::mt19937 rng(seed);
+  return random_activations(act, count, limit, rng);
+}
+
+/// `count` floats drawn from N(0, sigma^2).
+inline std::vector<float> gaussian(int64_t count, float sigma, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, sigma);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+/// gaussian drawn from a fresh std::mt19937(seed).
+inline std::vector<float> gaussian(int64_t count, float sigma, uint32_t seed) {
+  std::mt19937 rng(seed);
+  return gaussian(count, sigma, rng);
+}
+
+/// A random finite fp16 pattern of either sign, subnormals and zero included.
+inline uint16_t random_finite_fp16(std::mt19937& rng) {
+  for (;;) {
+    const auto h = static_cast<uint16_t>(rng());
+    if ((h & 0x7c00u) != 0x7c00u) return h;
+  }
+}
+
+/// Logical f [n, k] sized as LogicalMatrix::sized does, filled by code(), scale(), zero() in turn.
+template <typename CodeFn, typename ScaleFn, typename ZeroFn>
+LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn code, ScaleFn scale,
+                             ZeroFn zero) {
+  LogicalMatrix m;
+  m.format = f;
+  m.n = n;
+  m.k = k;
+  m.codes.resize(static_cast<size_t>(n * k));
+  for (auto& c : m.codes) c = code();
+  if (f.kind == FormatKind::kInt) {
+    m.scales.resize(static_cast<size_t>(n * (k / f.group_len(k))));
+    for (auto& s : m.scales) s = scale();
+    if (!f.symmetric) {
+      m.zeros.resize(m.scales.size());
+      for (auto& z : m.zeros) z = zero();
+    }
+  }
+  return m;
+}
+
+/// Any pattern f can hold: any codes (dense: NaN and Inf too), finite fp16 scales, any zeros.
+inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
+  const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : (1u << f.bits) - 1u;
+  return logical_matrix(
+      f, n, k, [&] { return static_cast<uint16_t>(rng() & code_mask); },
+      [&] { return random_finite_fp16(rng); },
+      [&] { return static_cast<uint8_t>(rng() & code_mask); });
+}
+
+/// random_logical drawn from a fresh std::mt19937(seed).
+inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  return random_logical(f, n, k, rng);
+}
+
+/// Values a GEMM can multiply: dense in +-dense_limit, scales in +-scale_limit, any codes, zeros.
+inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k, float dense_limit,
+                                      float scale_limit, std::mt19937& rng) {
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  const uint32_t codes = 1u << f.bits;
+  return logical_matrix(
+      f, n, k,
+      [&] {
+        return f.kind == FormatKind::kDense ? to_act(f.dense_dtype, dense_limit * unit(rng))
+                                            : static_cast<uint16_t>(rng() % codes);
+      },
+      [&] { return float_to_fp16(scale_limit * unit(rng)); },
+      [&] { return static_cast<uint8_t>(rng() % codes); });
+}
+
+/// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, or the dense value.
+inline std::vector<float> decoded(const LogicalMatrix& m) {
+  const FormatSpec& f = m.format;
+  std::vector<float> w(static_cast<size_t>(m.n * m.k));
+  for (int64_t r = 0; r < m.n; ++r) {
+    for (int64_t c = 0; c < m.k; ++c) {
+      const size_t i = static_cast<size_t>(r * m.k + c);
+      if (f.kind == FormatKind::kDense) {  // bf16 spelled out: decoders may use bf16_to_float
+        w[i] = f.dense_dtype == DType::kBF16 ? bits_float(uint32_t{m.codes[i]} << 16)
+                                             : fp16_to_float(m.codes[i]);
+        continue;
+      }
+      const int64_t g = f.group_len(m.k);
+      const size_t gi = static_cast<size_t>(r * (m.k / g) + c / g);
+      const int z = f.symmetric ? 1 << (f.bits - 1) : m.zeros[gi];
+      w[i] = static_cast<float>(static_cast<int>(m.codes[i]) - z) * fp16_to_float(m.scales[gi]);
+    }
+  }
+  return w;
+}
+
+/// m packed by qmoe::pack; an error is a test failure.
+inline PackedMatrix packed(const LogicalMatrix& m) {
+  PackedMatrix p;
+  const Status st = pack(m, &p);
+  EXPECT_TRUE(st.is_ok()) << m.format.to_string() << ": " << st.to_string();
+  return p;
+}
+
+/// f [n, k] laid out by packed_layout, random bytes: pack's size, not pack's scales or padding.
+inline PackedMatrix random_packed(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
+  PackedMatrix m;
+  m.format = f;
+  const Status st = packed_layout(f, n, k, &m.layout);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
+  for (auto& b : m.blob) b = static_cast<uint8_t>(rng());
+  return m;
+}
+
+/// random_packed drawn from a fresh std::mt19937(seed).
+inline PackedMatrix random_packed(const FormatSpec& f, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  return random_packed(f, n, k, rng);
+}
+
+/// Writes the fp16 pattern h little-endian at byte `byte` of m's blob.
+inline void put_fp16(PackedMatrix* m, int64_t byte, uint16_t h) {
+  m->blob[static_cast<size_t>(byte)] = static_cast<uint8_t>(h & 0xffu);
+  m->blob[static_cast<size_t>(byte + 1)] = static_cast<uint8_t>(h >> 8);
+}
+
+/// w [n, k] quantized into format f with options opt, packed; an error is a test failure.
+inline PackedMatrix quantized(const std::vector<float>& w, int64_t n, int64_t k,
+                              const FormatSpec& f, const QuantizeOptions& opt = {}) {
+  PackedMatrix p;
+  const Status st = quantize(w.data(), n, k, f, opt, &p);
+  EXPECT_TRUE(st.is_ok()) << f.to_string() << ": " << st.to_string();
+  return p;
+}
+
+/// ExpertBank::create of `experts`; an error is a test failure (and gives an empty bank).
+inline ExpertBank make_bank(std::vector<PackedMatrix> experts) {
+  ExpertBank bank;
+  const Status st = ExpertBank::create(std::move(experts), &bank);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return bank;
+}
+
+/// A bank of one expert per format string, in order: make_expert(FormatSpec) -> PackedMatrix.
+template <typename MakeExpert>
+ExpertBank bank_of(const std::vector<std::string>& formats, MakeExpert make_expert) {
+  std::vector<PackedMatrix> experts;
+  for (const std::string& text : formats) experts.push_back(make_expert(parse_format(text)));
+  return make_bank(std::move(experts));
+}
+
+}  // namespace qmoe::test
