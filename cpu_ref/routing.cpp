@@ -94,7 +94,8 @@ void route_sigmoid_grouped(const RouterConfig& cfg, const float* logits, const f
   for (int64_t e = 0; e < E; ++e)
     s->key[e] = sigmoid(logits[e]) + (bias != nullptr ? static_cast<double>(bias[e]) : 0.0);
   for (int64_t g = 0; g < G; ++g) {
-    // Sum of the two largest keys of the group (which of two equal keys counts is moot).
+    // With a bias, the sum of the two largest keys of the group (which of two equal keys
+    // counts is moot); without one, the largest key, as vLLM scores groups then.
     double first = -std::numeric_limits<double>::infinity(), second = first;
     for (int64_t e = g * group_size; e < (g + 1) * group_size; ++e) {
       const double v = s->key[e];
@@ -105,7 +106,7 @@ void route_sigmoid_grouped(const RouterConfig& cfg, const float* logits, const f
         second = v;
       }
     }
-    s->group_key[g] = first + second;
+    s->group_key[g] = bias != nullptr ? first + second : first;
     s->group_order[g] = static_cast<int32_t>(g);
   }
   select_best(s->group_key.data(), s->group_order.data(), G, cfg.topk_groups);

@@ -35,6 +35,12 @@ QMOE_API const char* qmoe_version(void);
 /** QMOE_ABI_VERSION of the library actually loaded. */
 QMOE_API int qmoe_abi_version(void);
 
+/* Every enum below ends with a ..._FORCE_INT32 enumerator, never a valid value: it fixes the
+ * enum's size at 32 bits in every compiler (as Vulkan does). The library reads an enum
+ * argument as a plain integer, so any value a C caller passes is defined behaviour: values
+ * other than the listed ones give QMOE_STATUS_INVALID_ARGUMENT ("unknown" from
+ * qmoe_status_name). */
+
 /** Result of every fallible call; mirrors qmoe::StatusCode value for value. */
 typedef enum {
   QMOE_STATUS_OK = 0,
@@ -42,7 +48,8 @@ typedef enum {
   QMOE_STATUS_UNSUPPORTED = 2,      /**< well-formed, but not available here (e.g. no CUDA) */
   QMOE_STATUS_OUT_OF_RANGE = 3,     /**< a value is not representable, or out of memory */
   QMOE_STATUS_CUDA_ERROR = 4,       /**< a CUDA runtime call failed */
-  QMOE_STATUS_INTERNAL = 5          /**< a bug in qmoe */
+  QMOE_STATUS_INTERNAL = 5,         /**< a bug in qmoe */
+  QMOE_STATUS_FORCE_INT32 = 0x7fffffff
 } qmoe_status_t;
 
 /** Message of the last call on this thread that failed ("" if none has). Calls that succeed
@@ -81,7 +88,8 @@ typedef struct qmoe_packed qmoe_packed_t;
 typedef enum {
   QMOE_QUANT_RTN = 0,     /**< round to nearest, range = group min/max (absmax if :sym) */
   QMOE_QUANT_RTN_MSE = 1, /**< round to nearest, range shrunk per group to minimise MSE */
-  QMOE_QUANT_GPTQ = 2     /**< GPTQ error feedback; needs calibration activations */
+  QMOE_QUANT_GPTQ = 2,    /**< GPTQ error feedback; needs calibration activations */
+  QMOE_QUANT_FORCE_INT32 = 0x7fffffff
 } qmoe_quant_method_t;
 
 /** Quantizes w ([n, k] float32, kDLCPU) into `format` with `method`; *out receives a new
@@ -148,9 +156,10 @@ QMOE_API qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_dev
 QMOE_API void qmoe_device_bank_destroy(qmoe_device_bank_t* bank);
 
 typedef enum {
-  QMOE_KERNEL_AUTO = 0,   /**< per expert on device: decode if tokens <= decode_max_tokens */
-  QMOE_KERNEL_DECODE = 1, /**< weight-streaming kernel for every expert */
-  QMOE_KERNEL_PREFILL = 2 /**< tensor-core tile kernel for every expert */
+  QMOE_KERNEL_AUTO = 0,    /**< per expert on device: decode if tokens <= decode_max_tokens */
+  QMOE_KERNEL_DECODE = 1,  /**< weight-streaming kernel for every expert */
+  QMOE_KERNEL_PREFILL = 2, /**< tensor-core tile kernel for every expert */
+  QMOE_KERNEL_FORCE_INT32 = 0x7fffffff
 } qmoe_kernel_t;
 
 /** The C++ API's default decode_max_tokens for QMOE_KERNEL_AUTO (valid range 1..64). */

@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -236,8 +237,18 @@ Status write_string(const std::string& s, char* buf, size_t buf_bytes, size_t* l
   return Status::ok();
 }
 
-Status to_method(qmoe_quant_method_t method, qmoe::QuantMethod* out) {
-  switch (method) {
+/// The integer a C caller passed as an enum argument, read through memcpy from the argument
+/// itself (taken by reference): a C caller may pass any int, and loading a value outside the
+/// enum's range as the enum is undefined in C++. Callers pass enum arguments on by reference.
+template <typename Enum>
+std::underlying_type_t<Enum> raw_value(const Enum& e) {
+  std::underlying_type_t<Enum> v;
+  std::memcpy(&v, &e, sizeof(v));
+  return v;
+}
+
+Status to_method(const qmoe_quant_method_t& method, qmoe::QuantMethod* out) {
+  switch (raw_value(method)) {
     case QMOE_QUANT_RTN:
       *out = qmoe::QuantMethod::kRtnMinMax;
       return Status::ok();
@@ -249,11 +260,11 @@ Status to_method(qmoe_quant_method_t method, qmoe::QuantMethod* out) {
       return Status::ok();
   }
   return invalid_argument("unknown quantization method " +
-                          std::to_string(static_cast<int>(method)));
+                          std::to_string(static_cast<int>(raw_value(method))));
 }
 
-Status to_kernel(qmoe_kernel_t kernel, qmoe::KernelChoice* out) {
-  switch (kernel) {
+Status to_kernel(const qmoe_kernel_t& kernel, qmoe::KernelChoice* out) {
+  switch (raw_value(kernel)) {
     case QMOE_KERNEL_AUTO:
       *out = qmoe::KernelChoice::kAuto;
       return Status::ok();
@@ -264,7 +275,8 @@ Status to_kernel(qmoe_kernel_t kernel, qmoe::KernelChoice* out) {
       *out = qmoe::KernelChoice::kPrefill;
       return Status::ok();
   }
-  return invalid_argument("unknown kernel choice " + std::to_string(static_cast<int>(kernel)));
+  return invalid_argument("unknown kernel choice " +
+                          std::to_string(static_cast<int>(raw_value(kernel))));
 }
 
 /// The GPU entry points answer "unsupported" before anything else when there is no device,
@@ -310,14 +322,15 @@ const char* qmoe_last_error(void) {
 }
 
 const char* qmoe_status_name(qmoe_status_t status) {
-  switch (status) {
+  const auto code = raw_value(status);
+  switch (code) {
     case QMOE_STATUS_OK:
     case QMOE_STATUS_INVALID_ARGUMENT:
     case QMOE_STATUS_UNSUPPORTED:
     case QMOE_STATUS_OUT_OF_RANGE:
     case QMOE_STATUS_CUDA_ERROR:
     case QMOE_STATUS_INTERNAL:
-      return qmoe::status_code_name(static_cast<StatusCode>(status));
+      return qmoe::status_code_name(static_cast<StatusCode>(code));
   }
   return "unknown";
 }

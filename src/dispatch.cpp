@@ -7,12 +7,15 @@
 #include <climits>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "src/dispatch_internal.hpp"
+#include "src/formats/status_guard.hpp"
 
 namespace qmoe {
 
@@ -22,6 +25,11 @@ namespace {
 /// the rounding of a sum of many doubles (n * 2^-53), so no optimal choice is ever pruned by
 /// rounding; a larger slack would only keep more states.
 constexpr double kPruneSlack = 1e-9;
+
+/// The relaxation and the search add a handful of terms, each at most
+/// max total cost x (1 + max total bytes) in magnitude (see check_allocation_inputs); this
+/// factor keeps their sums finite too.
+constexpr double kCostBytesHeadroom = 8.0;
 
 /// A candidate of one item: its index in AllocationItem::candidates, bytes, weighted cost.
 struct Option {
@@ -65,6 +73,13 @@ bool finite_non_negative(double x) {
   return std::isfinite(x) && x >= 0.0;
 }
 
+/// x in a message, in 6 significant digits (std::to_string would print 1e300 in full).
+std::string shortest(double x) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", x);
+  return text;
+}
+
 Status check_allocation_inputs(const std::vector<AllocationItem>& items, int64_t budget_bytes) {
   if (budget_bytes < 0)
     return invalid_argument("allocate_formats: budget_bytes must be >= 0, got " +
@@ -104,6 +119,16 @@ Status check_allocation_inputs(const std::vector<AllocationItem>& items, int64_t
   }
   if (!std::isfinite(max_total_cost))
     return invalid_argument("allocate_formats: total cost overflows");
+  // The multiplier lambda is a cost saved per byte of one step, so <= max_total_cost, and it
+  // is 0 unless the budget is below max_total_bytes: this product bounds every lambda * bytes
+  // and lambda * budget the bound computes. If it overflowed, the bound would be inf or NaN
+  // and the reduction would drop every candidate.
+  const double scale = max_total_cost * (1.0 + static_cast<double>(max_total_bytes));
+  if (!std::isfinite(kCostBytesHeadroom * scale))
+    return invalid_argument("allocate_formats: the largest total cost (" +
+                            shortest(max_total_cost) + ") times the largest total bytes (" +
+                            std::to_string(max_total_bytes) +
+                            ") overflows double; scale the weights or distortions down");
   return Status::ok();
 }
 
@@ -222,9 +247,11 @@ Relaxation relax(const std::vector<std::vector<Option>>& fronts, int64_t budget_
 /// A state is kept only if no other has <= bytes and <= cost, the cheapest completion fits
 /// core_budget, and its Lagrangian bound, bound_base + cost + lambda * bytes + the m_i of the
 /// items still to come, is <= cost_limit. Writes the chosen candidate index per core item.
+/// kOutOfRange, before anything grows, if the states would take more than max_search_bytes.
 Status search_core(const std::vector<const std::vector<Option>*>& options,
                    const std::vector<double>& item_minimum, int64_t core_budget, double lambda,
-                   double bound_base, double cost_limit, std::vector<int>* choice) {
+                   double bound_base, double cost_limit, int64_t max_search_bytes,
+                   std::vector<int>* choice) {
   const size_t core_size = options.size();
   std::vector<int64_t> rest_min_bytes(core_size + 1, 0);  // over core items j..end
   std::vector<double> rest_minimum(core_size + 1, 0.0);
@@ -234,25 +261,47 @@ Status search_core(const std::vector<const std::vector<Option>*>& options,
   }
   std::vector<std::vector<StateOrigin>> origins(core_size);
   std::vector<State> layer = {{0, 0.0, {-1, -1}}}, next;
+  uint64_t origin_bytes = 0;  // held by origins[0, j)
   for (size_t j = 0; j < core_size; ++j) {
-    next.clear();
-    // One run per option, each sorted by bytes because the layer is; merging the runs takes
-    // log2(options) passes where sorting would take log2(states).
-    std::vector<size_t> run_ends = {0};
     const int64_t byte_limit = core_budget - rest_min_bytes[j + 1];
-    for (const Option& o : *options[j]) {
+    // Calls keep(state) for each extension of the layer by option o that passes the tests.
+    auto extend = [&](const Option& o, auto&& keep) {
       for (size_t s = 0; s < layer.size(); ++s) {
         const int64_t bytes = layer[s].bytes + o.bytes;
         const double cost = layer[s].cost + o.cost;
         if (bytes > byte_limit) break;
         if (bound_base + cost + lambda * static_cast<double>(bytes) + rest_minimum[j + 1] <=
             cost_limit)
-          next.push_back({bytes, cost, {static_cast<int32_t>(s), o.index}});
+          keep(State{bytes, cost, {static_cast<int32_t>(s), o.index}});
       }
+    };
+    // Room is checked before the layer grows: against layer x options, which is cheap and
+    // almost always fits, else against the exact count of the states to come. Each costs a
+    // State while the layer is built and a StateOrigin once kept.
+    const uint64_t held = origin_bytes + layer.size() * sizeof(State);
+    const uint64_t limit = static_cast<uint64_t>(std::max<int64_t>(max_search_bytes, 0));
+    const uint64_t room = held < limit ? (limit - held) / (sizeof(State) + sizeof(StateOrigin)) : 0;
+    uint64_t states = static_cast<uint64_t>(layer.size()) * options[j]->size();
+    if (states > room) {
+      states = 0;
+      for (const Option& o : *options[j]) extend(o, [&](const State&) { ++states; });
+    }
+    if (states > room || states > static_cast<uint64_t>(INT32_MAX))
+      return out_of_range("allocate_formats: the exact search would hold " +
+                          std::to_string(states) + " states at core item " + std::to_string(j + 1) +
+                          " of " + std::to_string(core_size) + ", beyond its limit of " +
+                          std::to_string(max_search_bytes >> 20) +
+                          " MiB (near-identical items and distortions make the search hard, "
+                          "docs/dispatch.md §2)");
+    next.clear();
+    next.reserve(static_cast<size_t>(states));
+    // One run per option, each sorted by bytes because the layer is; merging the runs takes
+    // log2(options) passes where sorting would take log2(states).
+    std::vector<size_t> run_ends = {0};
+    for (const Option& o : *options[j]) {
+      extend(o, [&](const State& st) { next.push_back(st); });
       run_ends.push_back(next.size());
     }
-    if (next.size() > static_cast<size_t>(INT32_MAX))
-      return out_of_range("allocate_formats: search state space too large");
     while (run_ends.size() > 2) {
       std::vector<size_t> merged = {0};
       for (size_t r = 0; r + 2 < run_ends.size(); r += 2) {
@@ -265,11 +314,15 @@ Status search_core(const std::vector<const std::vector<Option>*>& options,
       if (run_ends.size() % 2 == 0) merged.push_back(run_ends.back());
       run_ends = std::move(merged);
     }
-    layer.clear();
-    for (const State& st : next)
-      if (layer.empty() || st.cost < layer.back().cost) layer.push_back(st);
+    // Pareto filter in place, then the filtered states become the layer: no allocation.
+    size_t kept = 0;
+    for (size_t s = 0; s < next.size(); ++s)
+      if (kept == 0 || next[s].cost < next[kept - 1].cost) next[kept++] = next[s];
+    next.resize(kept);
+    layer.swap(next);
     origins[j].reserve(layer.size());
     for (const State& st : layer) origins[j].push_back(st.origin);
+    origin_bytes += layer.size() * sizeof(StateOrigin);
   }
   // The greedy choice's path passes every test, so the last layer is never empty.
   if (layer.empty())
@@ -285,13 +338,9 @@ Status search_core(const std::vector<const std::vector<Option>*>& options,
   return Status::ok();
 }
 
-}  // namespace
-
-Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget_bytes,
-                        AllocationResult* out) {
-  if (out == nullptr) return invalid_argument("allocate_formats: null output");
+Status allocate_checked(const std::vector<AllocationItem>& items, int64_t budget_bytes,
+                        int64_t max_search_bytes, AllocationResult* out) {
   QMOE_RETURN_IF_ERROR(check_allocation_inputs(items, budget_bytes));
-
   const size_t num_items = items.size();
   std::vector<std::vector<Option>> fronts(num_items);
   int64_t min_total_bytes = 0;
@@ -309,6 +358,9 @@ Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget
   // cost <= upper_bound - lower_bound. Items left with one option are fixed; the rest form
   // the core.
   const double max_reduced_cost = rx.upper_bound - rx.lower_bound + rx.slack;
+  // The input checks keep these finite; were they not, no candidate would pass the test below.
+  if (!std::isfinite(rx.lower_bound) || !std::isfinite(max_reduced_cost))
+    return Status(StatusCode::kInternal, "allocate_formats: the Lagrangian bound is not finite");
   std::vector<std::vector<Option>> survivors(num_items);
   std::vector<size_t> core;
   std::vector<const std::vector<Option>*> core_options;
@@ -320,6 +372,9 @@ Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget
       if (o.cost + rx.lambda * static_cast<double>(o.bytes) - rx.item_minimum[i] <=
           max_reduced_cost)
         survivors[i].push_back(o);
+    if (survivors[i].empty())
+      return Status(StatusCode::kInternal, "allocate_formats: no candidate of item " +
+                                               std::to_string(i) + " survived the reduction");
     if (survivors[i].size() == 1) {
       fixed_bytes += survivors[i][0].bytes;
       fixed_cost += survivors[i][0].cost;
@@ -333,7 +388,8 @@ Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget
                             rx.lambda * static_cast<double>(budget_bytes);
   std::vector<int> core_choice;
   QMOE_RETURN_IF_ERROR(search_core(core_options, core_minimum, budget_bytes - fixed_bytes,
-                                   rx.lambda, bound_base, rx.upper_bound + rx.slack, &core_choice));
+                                   rx.lambda, bound_base, rx.upper_bound + rx.slack,
+                                   max_search_bytes, &core_choice));
 
   AllocationResult result;
   result.choice.resize(num_items);
@@ -349,6 +405,24 @@ Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget
   return Status::ok();
 }
 
+}  // namespace
+
+namespace detail {
+
+Status allocate_formats_within(const std::vector<AllocationItem>& items, int64_t budget_bytes,
+                               int64_t max_search_bytes, AllocationResult* out) {
+  if (out == nullptr) return invalid_argument("allocate_formats: null output");
+  return run_catching("allocate_formats",
+                      [&] { return allocate_checked(items, budget_bytes, max_search_bytes, out); });
+}
+
+}  // namespace detail
+
+Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget_bytes,
+                        AllocationResult* out) {
+  return detail::allocate_formats_within(items, budget_bytes, detail::kMaxSearchBytes, out);
+}
+
 namespace {
 
 /// The weight a quantized matrix stores at (row, col): docs/formats.md §1, in float32.
@@ -362,12 +436,11 @@ float dequantized(const LogicalMatrix& q, int64_t row, int64_t col, int64_t grou
   return static_cast<float>(static_cast<int>(code) - zero) * fp16_to_float(q.scales[g]);
 }
 
-}  // namespace
-
-Status measure_candidates(const float* w, int64_t n, int64_t k,
-                          const std::vector<FormatSpec>& palette, const QuantizeOptions& opt,
-                          const float* input_second_moment, std::vector<ExpertCandidate>* out) {
-  if (out == nullptr) return invalid_argument("measure_candidates: null output");
+/// measure_candidates once out is known to be non-null. The OpenMP region below allocates
+/// nothing, so every exception reaches the caller's barrier.
+Status measure_checked(const float* w, int64_t n, int64_t k, const std::vector<FormatSpec>& palette,
+                       const QuantizeOptions& opt, const float* input_second_moment,
+                       std::vector<ExpertCandidate>* out) {
   if (w == nullptr) return invalid_argument("measure_candidates: null weights");
   if (n <= 0 || k <= 0)
     return invalid_argument("measure_candidates: dims must be positive, got [" + std::to_string(n) +
@@ -420,6 +493,17 @@ Status measure_candidates(const float* w, int64_t n, int64_t k,
   }
   *out = std::move(result);
   return Status::ok();
+}
+
+}  // namespace
+
+Status measure_candidates(const float* w, int64_t n, int64_t k,
+                          const std::vector<FormatSpec>& palette, const QuantizeOptions& opt,
+                          const float* input_second_moment, std::vector<ExpertCandidate>* out) {
+  if (out == nullptr) return invalid_argument("measure_candidates: null output");
+  return detail::run_catching("measure_candidates", [&] {
+    return measure_checked(w, n, k, palette, opt, input_second_moment, out);
+  });
 }
 
 Status budget_bytes_for_bits(double bits_per_weight, int64_t num_weights, int64_t* budget_bytes) {

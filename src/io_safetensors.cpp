@@ -136,6 +136,8 @@ class HeaderParser {
           QMOE_RETURN_IF_ERROR(parse_metadata(metadata));
           continue;
         }
+        // The writer refuses "" too, so every file read here can be written back.
+        if (key.empty()) return fail("empty tensor name");
         if (!names.insert(key).second) return fail("duplicate tensor name '" + key + "'");
         RawTensor t;
         t.name = key;
@@ -515,39 +517,41 @@ Status read_safetensors(const std::string& path, SafetensorsFile* out) {
 
 Status tensor_to_float(const SafetensorsFile& file, const std::string& name, int64_t first,
                        int64_t count, float* out) {
-  const auto it = file.tensors.find(name);
-  if (it == file.tensors.end()) return invalid_argument("no tensor named '" + name + "'");
-  const TensorInfo& t = it->second;
-  const int64_t elem = tensor_dtype_bytes(t.dtype);
-  const int64_t total = t.bytes / elem;
-  if (first < 0 || count < 0 || first > total || count > total - first)
-    return invalid_argument("tensor '" + name + "': elements [" + std::to_string(first) + ", +" +
-                            std::to_string(count) + ") outside its " + std::to_string(total));
-  if (out == nullptr && count > 0) return invalid_argument("tensor_to_float: null output");
-  const uint8_t* src = file.data(t) + first * elem;
-  switch (t.dtype) {
-    case TensorDType::kF32:
-      if (count > 0) std::memcpy(out, src, static_cast<size_t>(count) * 4);
-      return Status::ok();
-    case TensorDType::kF64:
-      for (int64_t i = 0; i < count; ++i) {
-        double v;
-        std::memcpy(&v, src + 8 * i, 8);
-        out[i] = static_cast<float>(v);
-      }
-      return Status::ok();
-    case TensorDType::kF16:
-    case TensorDType::kBF16:
-      for (int64_t i = 0; i < count; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        out[i] = t.dtype == TensorDType::kF16 ? fp16_to_float(h) : bf16_to_float(h);
-      }
-      return Status::ok();
-    default:
-      return invalid_argument("tensor '" + name + "' is " + tensor_dtype_name(t.dtype) +
-                              ", not a float tensor (F32, F16, BF16, F64)");
-  }
+  return detail::run_catching("tensor_to_float", [&]() -> Status {
+    const auto it = file.tensors.find(name);
+    if (it == file.tensors.end()) return invalid_argument("no tensor named '" + name + "'");
+    const TensorInfo& t = it->second;
+    const int64_t elem = tensor_dtype_bytes(t.dtype);
+    const int64_t total = t.bytes / elem;
+    if (first < 0 || count < 0 || first > total || count > total - first)
+      return invalid_argument("tensor '" + name + "': elements [" + std::to_string(first) + ", +" +
+                              std::to_string(count) + ") outside its " + std::to_string(total));
+    if (out == nullptr && count > 0) return invalid_argument("tensor_to_float: null output");
+    const uint8_t* src = file.data(t) + first * elem;
+    switch (t.dtype) {
+      case TensorDType::kF32:
+        if (count > 0) std::memcpy(out, src, static_cast<size_t>(count) * 4);
+        return Status::ok();
+      case TensorDType::kF64:
+        for (int64_t i = 0; i < count; ++i) {
+          double v;
+          std::memcpy(&v, src + 8 * i, 8);
+          out[i] = static_cast<float>(v);
+        }
+        return Status::ok();
+      case TensorDType::kF16:
+      case TensorDType::kBF16:
+        for (int64_t i = 0; i < count; ++i) {
+          uint16_t h;
+          std::memcpy(&h, src + 2 * i, 2);
+          out[i] = t.dtype == TensorDType::kF16 ? fp16_to_float(h) : bf16_to_float(h);
+        }
+        return Status::ok();
+      default:
+        return invalid_argument("tensor '" + name + "' is " + tensor_dtype_name(t.dtype) +
+                                ", not a float tensor (F32, F16, BF16, F64)");
+    }
+  });
 }
 
 // ---- writer ------------------------------------------------------------------------------
@@ -642,6 +646,8 @@ Status SafetensorsWriter::prefix(std::string* bytes, std::vector<const Entry*>* 
   }
   int64_t data_bytes = 0;
   for (const Entry* e : *order) {
+    if (e->bytes > kMaxInt64 - data_bytes)
+      return invalid_argument("safetensors writer: the tensors' total size overflows int64");
     if (header.size() > 1) header += ',';
     append_json_string(e->name, &header);
     header += ":{\"dtype\":\"";

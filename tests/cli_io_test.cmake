@@ -46,6 +46,8 @@ run(1 "K = 64, the calibration tensor K = 128" ${QMOE_CLI} quantize --in ${sampl
 run(1 "not divisible by group size" ${QMOE_CLI} quantize --in ${sample}
     --out ${QMOE_SCRATCH}/x.safetensors --format int4:g128)
 run(2 "unknown argument" ${QMOE_CLI} quantize --in ${sample} --bogus 1)
+run(2 "bad --tensors regex '\\(w13'" ${QMOE_CLI} quantize --in ${sample}
+    --out ${QMOE_SCRATCH}/x.safetensors --format int4:g32 --tensors "(w13")
 if(EXISTS ${QMOE_SCRATCH}/x.safetensors)
   message(FATAL_ERROR "a failed quantize left ${QMOE_SCRATCH}/x.safetensors behind")
 endif()

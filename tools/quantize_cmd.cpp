@@ -170,9 +170,18 @@ int run_quantize(int argc, char** argv) {
     const std::string& name = kv.first;
     const TensorInfo& t = kv.second;
     if (has_calib && name == args["--calib"]) continue;
-    bool selected = is_float(t.dtype) && (t.shape.size() == 2 || t.shape.size() == 3) &&
-                    (!has_filter || std::regex_search(name, filter));
+    bool selected = is_float(t.dtype) && (t.shape.size() == 2 || t.shape.size() == 3);
     for (int64_t d : t.shape) selected = selected && d > 0;
+    if (selected && has_filter) {
+      // Matching can throw too (error_complexity, error_stack on long names).
+      try {
+        selected = std::regex_search(name, filter);
+      } catch (const std::regex_error& e) {
+        return std::fprintf(stderr, "qmoe quantize: --tensors regex '%s' failed on '%s': %s\n",
+                            args["--tensors"].c_str(), name.c_str(), e.what()),
+               2;
+      }
+    }
     if (!selected) {
       st = writer.add_tensor(name, t.dtype, t.shape, in.data(t));
       if (!st.is_ok()) return fail("quantize", st);

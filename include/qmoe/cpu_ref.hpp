@@ -39,9 +39,10 @@ Status router_logits(DType act, const uint16_t* x, int64_t num_tokens, int64_t h
 
 /// Top-k routing (docs/moe.md §1) of finite float32 logits [T, E] for the kSoftmaxTopK and
 /// kSigmoidGroupedTopK routers: ids [T, k] best first, weights [T, k] (float64 math, rounded
-/// to float32). correction_bias [E] (sigmoid router only; nullptr = zeros) moves the selection,
-/// never the weights. Errors (kInvalidArgument, outputs untouched): bad config (k <= 0, k > E,
-/// groups not dividing E, unused fields not default, kGiven), NaN/Inf logit or bias, T < 0,
+/// to float32). correction_bias [E] (sigmoid router only) moves the selection, never the
+/// weights; without it (nullptr) groups are scored by their best expert, not the top-2 sum.
+/// Errors (kInvalidArgument, outputs untouched): bad config (k <= 0, k > E, groups not
+/// dividing E, unused fields not default, kGiven), NaN/Inf logit or bias, T < 0,
 /// T*k > INT32_MAX, null pointers.
 Status route(const RouterConfig& cfg, const float* logits, int64_t num_tokens,
              const float* correction_bias, std::vector<int32_t>* topk_ids,
@@ -84,7 +85,7 @@ struct MoeLayerInputs {
   RouterConfig router;                     ///< router.num_experts must equal the banks' E
   const float* logits = nullptr;           ///< [T, E] float32
   const float* router_weight = nullptr;    ///< [E, H] float32
-  const float* correction_bias = nullptr;  ///< [E], kSigmoidGroupedTopK only; nullptr = zeros
+  const float* correction_bias = nullptr;  ///< [E], kSigmoidGroupedTopK only; docs/moe.md §1.2
   const int32_t* topk_ids = nullptr;       ///< [T, k], kGiven only
   const float* topk_weights = nullptr;     ///< [T, k], kGiven only
   /// E experts [2I, H]: rows [0, I) are the gate projection, rows [I, 2I) the up projection

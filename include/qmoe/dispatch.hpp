@@ -35,9 +35,10 @@ struct AllocationResult {
 /// sum_i bytes_{i,choice_i} <= budget_bytes (a multiple-choice knapsack; algorithm,
 /// complexity and tie-breaking in docs/dispatch.md). Errors (kInvalidArgument, *out untouched):
 /// null out, negative budget, an item without candidates, negative or non-finite bytes,
-/// weights or distortions, totals that overflow; "infeasible: needs at least N bytes" when
-/// even the smallest candidates exceed the budget. kOutOfRange if the exact search would need
-/// more than 2^31 states in one layer (far beyond any measured instance).
+/// weights or distortions, totals that overflow (also the largest total cost times the largest
+/// total bytes beyond double range); "infeasible: needs at least N bytes" when even the
+/// smallest candidates exceed the budget. kOutOfRange if the exact search would hold more
+/// than 8 GiB of states (5x the hardest measured instance), or out of memory.
 Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget_bytes,
                         AllocationResult* out);
 

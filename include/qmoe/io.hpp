@@ -63,8 +63,9 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = uint64_t{100} << 20;
 /// Validates `bytes` as a safetensors file and takes ownership of them. Checks: header length
 /// vs size (and <= kMaxSafetensorsHeaderBytes), UTF-8 strict JSON of the documented subset, known
 /// dtypes, shape x dtype size == data_offsets span without overflow, offsets contiguous from 0
-/// to the end of the file (no gap, no overlap), unique names. Errors: kInvalidArgument naming
-/// the tensor or header byte; out of memory: kOutOfRange. *out untouched on error.
+/// to the end of the file (no gap, no overlap), unique non-empty names. Errors:
+/// kInvalidArgument naming the tensor or header byte; out of memory: kOutOfRange. *out
+/// untouched on error.
 Status parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile* out);
 /// Reads the file at `path` and parse_safetensors it. Errors also for a missing or unreadable
 /// file and a short read (kInvalidArgument with the path and the system's reason).
@@ -94,8 +95,8 @@ class SafetensorsWriter {
   /// Errors (writer unchanged): a tensor name already added, a metadata key set differently.
   Status merge(const SafetensorsWriter& other);
 
-  /// The whole file image. Errors: header above kMaxSafetensorsHeaderBytes (kInvalidArgument),
-  /// out of memory (kOutOfRange).
+  /// The whole file image. Errors: header above kMaxSafetensorsHeaderBytes, tensors totalling
+  /// more than int64 bytes (kInvalidArgument), out of memory (kOutOfRange).
   Status serialize(std::vector<uint8_t>* out) const;
   /// Streams the image to `<path>.tmp`, then renames it to `path`, so a failure never leaves a
   /// partial file at `path`. Errors: as serialize; I/O: kInvalidArgument with the system's reason.

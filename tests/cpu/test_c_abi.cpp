@@ -57,6 +57,7 @@ TEST(CAbiVersion, LibraryMatchesTheHeaderAbiAndHasASemanticVersion) {
   EXPECT_TRUE(std::regex_match(qmoe_version(), std::regex(R"(\d+\.\d+\.\d+)"))) << qmoe_version();
   EXPECT_STREQ(qmoe_status_name(QMOE_STATUS_INVALID_ARGUMENT), "invalid argument");
   EXPECT_STREQ(qmoe_status_name(static_cast<qmoe_status_t>(42)), "unknown");
+  EXPECT_STREQ(qmoe_status_name(QMOE_STATUS_FORCE_INT32), "unknown");
 }
 
 TEST(CAbiFormats, ListIsTheCppRegistryInOrder) {
@@ -455,6 +456,8 @@ std::vector<BadCase> bad_cases() {
        [](I& in) {
          return quantize(in, in.w_t(), "int4:g128", static_cast<qmoe_quant_method_t>(7));
        }},
+      {"method FORCE_INT32", "qmoe_quantize", kInvalid,
+       [](I& in) { return quantize(in, in.w_t(), "int4:g128", QMOE_QUANT_FORCE_INT32); }},
       {"calib without GPTQ", "qmoe_quantize", kInvalid,
        [](I& in) {
          const DLTensor c = in.calib_t();

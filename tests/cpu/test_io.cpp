@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -222,6 +223,8 @@ TEST(IoSafetensors, CorruptHeadersAreRejectedWithTheirReason) {
       {"lower-case dtype", R"({"a":{"dtype":"f32","shape":[1],"data_offsets":[0,4]}})", 4,
        "unknown dtype"},
       {"duplicate tensor", "{" + a + "," + a + "}", 8, "duplicate tensor name 'a'"},
+      {"empty tensor name", R"({"":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}})", 0,
+       "empty tensor name"},
       {"duplicate metadata object", R"({"__metadata__":{},"__metadata__":{}})", 0,
        "duplicate \"__metadata__\""},
       {"duplicate metadata key", R"({"__metadata__":{"k":"1","k":"2"}})", 0, "duplicate metadata"},
@@ -357,6 +360,24 @@ TEST(IoSafetensors, WriterRejectsBadTensorsAndLeavesNoPartialFile) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("cannot create"), std::string::npos) << st.message();
   EXPECT_FALSE(file_exists(path));
+}
+
+TEST(IoSafetensors, WriterRejectsTensorsTotallingMoreThanInt64BeforeReadingThem) {
+  // Each view alone is a valid size; their sum is not. The data is never read.
+  const uint8_t byte = 7;
+  const int64_t half = std::numeric_limits<int64_t>::max() / 2 + 1;
+  SafetensorsWriter w;
+  ASSERT_TRUE(w.add_tensor("a", TensorDType::kU8, {half}, &byte).is_ok());
+  ASSERT_TRUE(w.add_tensor("b", TensorDType::kU8, {half}, &byte).is_ok());
+  std::vector<uint8_t> out = {1, 2, 3};
+  Status st = w.serialize(&out);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("overflows int64"), std::string::npos) << st.message();
+  EXPECT_EQ(out, (std::vector<uint8_t>{1, 2, 3}));
+  const std::string path = temp_path("total_overflow.safetensors");
+  EXPECT_EQ(w.write(path).code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(file_exists(path));
+  EXPECT_FALSE(file_exists(path + ".tmp"));
 }
 
 TEST(IoSafetensors, TensorToFloatConvertsEveryFloatDtype) {

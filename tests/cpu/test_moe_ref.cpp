@@ -112,7 +112,8 @@ Choice brute_force_softmax(const RouterConfig& cfg, const std::vector<float>& lo
 
 // DeepSeek-V3 transcribed step by step like the HF modelling code, with masked experts at
 // -inf (docs/moe.md §1.2): sorted copies of each group, a stable sort of the groups, a mask,
-// a stable sort of all experts.
+// a stable sort of all experts. Without a bias, groups are scored by their best expert, as
+// vLLM's grouped_topk does.
 Choice transcribed_deepseek(const RouterConfig& cfg, const std::vector<float>& logits,
                             const std::vector<float>& bias, int64_t tokens) {
   const int64_t E = cfg.num_experts, k = cfg.top_k, G = cfg.num_groups, size = E / G;
@@ -127,7 +128,7 @@ Choice transcribed_deepseek(const RouterConfig& cfg, const std::vector<float>& l
     for (int64_t g = 0; g < G; ++g) {
       std::vector<double> members(choice.begin() + g * size, choice.begin() + (g + 1) * size);
       std::sort(members.rbegin(), members.rend());
-      group_scores[g] = members[0] + members[1];
+      group_scores[g] = bias.empty() ? members[0] : members[0] + members[1];
     }
     std::vector<int64_t> groups(static_cast<size_t>(G));
     std::iota(groups.begin(), groups.end(), 0);
@@ -281,6 +282,16 @@ TEST(MoeRefRouting, CorrectionBiasChangesTheChoiceButNotTheWeights) {
   const Choice pushed = routed(cfg, one_token, 1, push.data());
   EXPECT_EQ(pushed.ids[0], worst);
   EXPECT_LT(pushed.weights[0], pushed.weights[1]);
+}
+
+TEST(MoeRefRouting, GroupsScoreTopTwoSumWithABiasAndTheirBestExpertWithout) {
+  // Scores 0.9, 0.1 | 0.8, 0.7: group 0 has the best expert, group 1 the larger top-2 sum.
+  const RouterConfig cfg = deepseek_router(4, 2, 1, 1);
+  std::vector<float> logits;
+  for (double s : {0.9, 0.1, 0.8, 0.7}) logits.push_back(static_cast<float>(std::log(s / (1 - s))));
+  EXPECT_EQ(routed(cfg, logits, 1).ids, std::vector<int32_t>{0});  // vLLM without a bias
+  const std::vector<float> zeros(4, 0.0f);
+  EXPECT_EQ(routed(cfg, logits, 1, zeros.data()).ids, std::vector<int32_t>{2});  // DeepSeek-V3
 }
 
 TEST(MoeRefRouting, ExpertsOfDroppedGroupsAreNeverChosenEvenWhenAllKeysAreNegative) {
