@@ -19,10 +19,6 @@ constexpr int64_t kRowBlock = 16;
 constexpr int64_t kColBlock = 256;
 constexpr int64_t kInnerBlock = 64;
 
-double act_to_double(DType act, uint16_t bits) {
-  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
-}
-
 Status check_offsets(const int32_t* offsets, int64_t num_experts, int64_t m) {
   if (offsets[0] != 0)
     return invalid_argument("ref::grouped_gemm: offsets[0] is " + std::to_string(offsets[0]) +
@@ -48,7 +44,7 @@ void multiply_rows(DType act, const uint16_t* x, int64_t rows, int64_t n, int64_
       for (int64_t i = 0; i < rows; ++i) {
         double* yrow = y + i * n;
         for (int64_t kk = k0; kk < k1; ++kk) {
-          const double xv = act_to_double(act, x[i * k + kk]);
+          const double xv = act_bits_to_float(act, x[i * k + kk]);
           const double* wrow = wt.data() + kk * n;
           for (int64_t c = c0; c < c1; ++c) yrow[c] += xv * wrow[c];
         }
@@ -96,7 +92,7 @@ Status grouped_gemm(const ExpertBank& bank, DType act, const uint16_t* x, int64_
       for (int64_t kk = 0; kk < k; ++kk)
         for (int64_t c = 0; c < n; ++c)
           wt[static_cast<size_t>(kk * n + c)] =
-              act_to_double(act, w_act[static_cast<size_t>(c * k + kk)]);
+              act_bits_to_float(act, w_act[static_cast<size_t>(c * k + kk)]);
       const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
 #pragma omp parallel for schedule(dynamic)
       for (int64_t b = 0; b < blocks; ++b) {

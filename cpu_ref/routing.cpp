@@ -20,10 +20,6 @@
 namespace qmoe::ref {
 namespace {
 
-double act_to_double(DType act, uint16_t bits) {
-  return act == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
-}
-
 std::string str(int64_t v) {
   return std::to_string(v);
 }
@@ -225,7 +221,7 @@ Status router_logits(DType act, const uint16_t* x, int64_t num_tokens, int64_t h
       for (int64_t e = 0; e < num_experts; ++e) {
         double sum = 0.0;
         for (int64_t h = 0; h < hidden; ++h)
-          sum += act_to_double(act, x[t * hidden + h]) *
+          sum += act_bits_to_float(act, x[t * hidden + h]) *
                  static_cast<double>(router_weight[e * hidden + h]);
         out[static_cast<size_t>(t * num_experts + e)] = static_cast<float>(sum);
       }

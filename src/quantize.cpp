@@ -57,8 +57,8 @@ Status round_dense(const float* w, int64_t n, int64_t k, DType t, LogicalMatrix*
   int64_t first_overflow = std::numeric_limits<int64_t>::max();
 #pragma omp parallel for reduction(min : first_overflow) schedule(static)
   for (int64_t i = 0; i < n * k; ++i) {
-    const uint16_t h = t == DType::kBF16 ? float_to_bf16(w[i]) : float_to_fp16(w[i]);
-    const float back = t == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+    const uint16_t h = float_to_act_bits(t, w[i]);
+    const float back = act_bits_to_float(t, h);
     if (std::isinf(back)) first_overflow = std::min(first_overflow, i);
     m.codes[i] = h;
   }

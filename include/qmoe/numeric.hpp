@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "qmoe/format.hpp"
+
 namespace qmoe {
 
 inline uint32_t float_bits(float f) {
@@ -65,6 +67,16 @@ inline float fp16_to_float(uint16_t h) {
   }
   if (exp == 31) return bits_float(sign | 0x7f800000u | (man << 13));
   return bits_float(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+/// A bf16 or fp16 bit pattern (activation type t) as float; exact.
+inline float act_bits_to_float(DType t, uint16_t bits) {
+  return t == DType::kBF16 ? bf16_to_float(bits) : fp16_to_float(bits);
+}
+
+/// float -> bf16 or fp16 bits (activation type t), round to nearest even.
+inline uint16_t float_to_act_bits(DType t, float v) {
+  return t == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
 }
 
 }  // namespace qmoe
