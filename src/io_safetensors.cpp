@@ -205,50 +205,28 @@ class HeaderParser {
       }
       if (p_ == end_) return fail("unterminated escape");
       const char e = *p_++;
-      switch (e) {
-        case '"':
-          s.push_back('"');
-          break;
-        case '\\':
-          s.push_back('\\');
-          break;
-        case '/':
-          s.push_back('/');
-          break;
-        case 'b':
-          s.push_back('\b');
-          break;
-        case 'f':
-          s.push_back('\f');
-          break;
-        case 'n':
-          s.push_back('\n');
-          break;
-        case 'r':
-          s.push_back('\r');
-          break;
-        case 't':
-          s.push_back('\t');
-          break;
-        case 'u': {
-          uint32_t cp = 0;
-          QMOE_RETURN_IF_ERROR(parse_hex4(&cp));
-          if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("unpaired low surrogate in \\u escape");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t low = 0;
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u')
-              return fail("unpaired high surrogate in \\u escape");
-            p_ += 2;
-            QMOE_RETURN_IF_ERROR(parse_hex4(&low));
-            if (low < 0xDC00 || low > 0xDFFF) return fail("unpaired high surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          append_utf8(cp, &s);
-          break;
-        }
-        default:
-          return fail(std::string("bad escape '\\") + e + "'");
+      // The single-character escapes of JSON and the characters they stand for.
+      static constexpr char kEscaped[] = "\"\\/bfnrt";
+      static constexpr char kMeaning[] = "\"\\/\b\f\n\r\t";
+      const char* hit = e != '\0' ? std::strchr(kEscaped, e) : nullptr;
+      if (hit != nullptr) {
+        s.push_back(kMeaning[hit - kEscaped]);
+        continue;
       }
+      if (e != 'u') return fail(std::string("bad escape '\\") + e + "'");
+      uint32_t cp = 0;
+      QMOE_RETURN_IF_ERROR(parse_hex4(&cp));
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("unpaired low surrogate in \\u escape");
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        uint32_t low = 0;
+        if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u')
+          return fail("unpaired high surrogate in \\u escape");
+        p_ += 2;
+        QMOE_RETURN_IF_ERROR(parse_hex4(&low));
+        if (low < 0xDC00 || low > 0xDFFF) return fail("unpaired high surrogate in \\u escape");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+      }
+      append_utf8(cp, &s);
     }
     *out = std::move(s);
     return Status::ok();
