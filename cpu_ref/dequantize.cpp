@@ -23,9 +23,9 @@ Status read_checked(const PackedMatrix& m, detail::Layout* L, std::vector<uint16
 }
 
 void widen(const PackedMatrix& m, const detail::Layout& L, const std::vector<uint16_t>& codes,
-           std::vector<float>* w) {
+           bool bf16_scales, std::vector<float>* w) {
   if (m.format.kind == FormatKind::kInt)
-    detail::decode_int(m, L, codes, w);
+    detail::decode_int(m, L, codes, bf16_scales, w);
   else
     detail::decode_dense(m, codes, w);
 }
@@ -39,7 +39,7 @@ Status dequantize(const PackedMatrix& m, std::vector<float>* w) {
     std::vector<uint16_t> codes;
     QMOE_RETURN_IF_ERROR(read_checked(m, &L, &codes));
     std::vector<float> out;
-    widen(m, L, codes, &out);
+    widen(m, L, codes, /*bf16_scales=*/false, &out);
     *w = std::move(out);
     return Status::ok();
   });
@@ -58,9 +58,9 @@ Status dequantize_to(const PackedMatrix& m, DType act, std::vector<uint16_t>* w)
       *w = std::move(codes);
       return Status::ok();
     }
-    std::vector<float> exact;
-    widen(m, L, codes, &exact);
     const bool bf16 = act == DType::kBF16;
+    std::vector<float> exact;
+    widen(m, L, codes, /*bf16_scales=*/bf16, &exact);
     const int64_t count = static_cast<int64_t>(exact.size());
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < count; ++i) {

@@ -48,9 +48,10 @@ int zero_point(const PackedMatrix& m, const Layout& L, int64_t row, int64_t grou
 /// int formats: logical scales finite and zeros in range; padded rows' and padded groups'
 /// scales and zeros 0 (§2.1, §2.5).
 Status check_int_sections(const PackedMatrix& m, const Layout& L);
-/// int formats: w[n, k] = (q - z) * s, exact in float32.
+/// int formats: w[n, k] = (q - z) * s, exact in float32; with bf16_scales, s is first
+/// rounded to bf16 (the bf16-activation value of §1, still exact in float32).
 void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
-                std::vector<float>* w);
+                bool bf16_scales, std::vector<float>* w);
 
 /// dense formats: w[n, k] = the stored 16-bit float, widened exactly to float32.
 void decode_dense(const PackedMatrix& m, const std::vector<uint16_t>& codes, std::vector<float>* w);

@@ -62,7 +62,7 @@ Status check_int_sections(const PackedMatrix& m, const Layout& L) {
 }
 
 void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
-                std::vector<float>* w) {
+                bool bf16_scales, std::vector<float>* w) {
   w->resize(static_cast<size_t>(L.n * L.k));
   float* out = w->data();
 #pragma omp parallel for schedule(static)
@@ -71,8 +71,11 @@ void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16
       const int64_t g = group_of(L, col);
       const int q = codes[static_cast<size_t>(row * L.k + col)];
       // |q - z| < 2^8 and s has 11 significant bits: the float32 product is exact.
-      out[row * L.k + col] =
-          static_cast<float>(q - zero_point(m, L, row, g)) * scale_at(m, L, row, g);
+      // For bf16 activations the scale is first rounded to bf16 (§1): 8 x 8 significant
+      // bits, still exact in float32.
+      const float s = scale_at(m, L, row, g);
+      out[row * L.k + col] = static_cast<float>(q - zero_point(m, L, row, g)) *
+                             (bf16_scales ? bf16_to_float(float_to_bf16(s)) : s);
     }
   }
 }

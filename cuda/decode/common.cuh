@@ -27,37 +27,67 @@ __host__ __device__ constexpr int ceil_div(int a, int b) {
 
 // ---- Activation traits ------------------------------------------------------------------
 // Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
-// < 2^8) into the A-fragment register RNE_A((q - z) * s) x2 (docs/formats.md §1): the
-// product is formed exactly and rounded once.
+// < 2^8) into the A-fragment register of docs/formats.md §1: RNE_fp16((q - z) * s), or
+// RNE_bf16((q - z) * RNE_bf16(s)); the product is formed exactly and rounded once.
 
 template <class Act>
 struct ActTraits;
 
 template <>
 struct ActTraits<__nv_bfloat16> {
-  /// 2^23 as float bits: OR-ing an integer q < 2^23 into the mantissa gives 2^23 + q exactly.
+  /// bf16 128.0 in both halves: 128 has ulp 1 in bf16, so OR-ing q < 2^7 into each mantissa
+  /// gives the bfloat162 (128 + q0, 128 + q1) exactly, two conversions in one LOP3.
+  static constexpr uint32_t kMagic2 = 0x43004300u;
+  /// 2^23 as float bits: OR-ing q < 2^23 into the mantissa gives 2^23 + q exactly (int8,
+  /// whose codes do not fit the 7-bit bf16 mantissa).
   static constexpr uint32_t kMagic = 0x4B000000u;
 
-  /// Scale and zero of one row's group, prepared once per tile.
-  struct RowQuant {
-    float scale;       ///< s (every fp16 value is exact in fp32)
+  /// Scale (already rounded to bf16, docs/formats.md §1) and zero of one row's group,
+  /// prepared once per tile. Codes of up to 7 bits stay in bf16x2; int8 goes through fp32.
+  template <int kBits, bool kNarrow = (kBits <= 7)>
+  struct RowQuant;
+  template <int kBits>
+  struct RowQuant<kBits, true> {
+    uint32_t scale2;       ///< bfloat162 (s, s)
+    uint32_t zero_magic2;  ///< bfloat162 (128 + z, 128 + z)
+  };
+  template <int kBits>
+  struct RowQuant<kBits, false> {
+    float scale;       ///< s rounded to bf16, as float
     float zero_magic;  ///< 2^23 + z
   };
 
-  __device__ static RowQuant row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
-    return {__half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))),
-            __uint_as_float(kMagic | zero)};
+  template <int kBits>
+  __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
+    const __nv_bfloat16 s = __float2bfloat16_rn(
+        __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))));
+    if constexpr (kBits <= 7) {
+      return {static_cast<uint32_t>(__bfloat16_as_ushort(s)) * 0x10001u,
+              kMagic2 | (zero * 0x10001u)};
+    } else {
+      return {__bfloat162float(s), __uint_as_float(kMagic | zero)};
+    }
   }
 
-  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant& rq) {
-    // bf16 cannot hold the exact product (fp16 scales have 11 significant bits), so go
-    // through fp32: (2^23 + q) - (2^23 + z) is exact, +0 when q == z like the spec's
-    // (q - z) * s; |q - z| < 2^8 times an 11-bit s fits fp32's 24 bits, so the product is
-    // exact and the bf16 conversion is the single RNE rounding.
-    const float q0 = __uint_as_float(kMagic | (q & 0xFFFFu));
-    const float q1 = __uint_as_float(kMagic | (q >> 16));
-    return pack_rn(__fmul_rn(__fsub_rn(q0, rq.zero_magic), rq.scale),
-                   __fmul_rn(__fsub_rn(q1, rq.zero_magic), rq.scale));
+  template <int kBits>
+  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant<kBits>& rq) {
+    if constexpr (kBits <= 7) {
+      // (128 + q) - (128 + z) is exact (+0 when q == z, like the spec's (q - z) * s); with a
+      // bf16 scale the bf16 multiply rounds the exact product (q - z) * s once: the spec's
+      // RNE_bf16((q - z) * RNE_bf16(s)) in two bfloat162 instructions per pair. The _rn forms
+      // (sub.rn / mul.rn.bf16x2 on sm_90; sm_80 has only fma.rn either way) keep ptxas from
+      // contracting or reassociating them, which the spec forbids.
+      const __nv_bfloat162 d = __hsub2_rn(bit_cast<__nv_bfloat162>(q | kMagic2),
+                                          bit_cast<__nv_bfloat162>(rq.zero_magic2));
+      return bit_cast<uint32_t>(__hmul2_rn(d, bit_cast<__nv_bfloat162>(rq.scale2)));
+    } else {
+      // int8: (2^23 + q) - (2^23 + z) is exact; |q - z| < 2^8 times an 8-bit bf16 scale is
+      // exact in fp32, so the bf16 conversion is the single RNE rounding.
+      const float q0 = __uint_as_float(kMagic | (q & 0xFFFFu));
+      const float q1 = __uint_as_float(kMagic | (q >> 16));
+      return pack_rn(__fmul_rn(__fsub_rn(q0, rq.zero_magic), rq.scale),
+                     __fmul_rn(__fsub_rn(q1, rq.zero_magic), rq.scale));
+    }
   }
 
   __device__ static uint32_t pack_rn(float lo, float hi) {
@@ -88,16 +118,19 @@ struct ActTraits<__half> {
   /// the half2 (1024 + q0, 1024 + q1) exactly, two conversions in one LOP3.
   static constexpr uint32_t kMagic2 = 0x64006400u;
 
+  template <int kBits>
   struct RowQuant {
     uint32_t scale2;       ///< half2 (s, s)
     uint32_t zero_magic2;  ///< half2 (1024 + z, 1024 + z)
   };
 
-  __device__ static RowQuant row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
+  template <int kBits>
+  __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
     return {scale_fp16_bits * 0x10001u, kMagic2 | (zero * 0x10001u)};
   }
 
-  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant& rq) {
+  template <int kBits>
+  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant<kBits>& rq) {
     // (1024 + q) - (1024 + z) is exact (integers below 2^11); the fp16 multiply then rounds
     // the exact product (q - z) * s once, to nearest even, subnormals and overflow included:
     // exactly RNE_fp16 of the spec's value.

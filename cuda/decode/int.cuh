@@ -1,5 +1,6 @@
 // cuda/decode/int.cuh — device decoder of the group-wise integer formats int2/3/4/8
-// (docs/formats.md §1, §2.3-2.5): weight = RNE_A((q - z) * s), bit-identical to cpu_ref.
+// (docs/formats.md §1, §2.3-2.5): weight = RNE_fp16((q - z) * s) or
+// RNE_bf16((q - z) * RNE_bf16(s)), bit-identical to cpu_ref.
 //
 // Decoder interface (shared with dense.cuh; both kernels and the dequantize kernel are
 // templated on it):
@@ -38,7 +39,7 @@ struct IntDecoder {
   /// row[t][h]: scale/zero of row gid + 8h for sub-tiles 2t, 2t+1 (a group spans >= 2).
   template <class Act>
   struct Quant {
-    typename ActTraits<Act>::RowQuant row[4][2];
+    typename ActTraits<Act>::template RowQuant<BITS> row[4][2];
   };
 
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
@@ -97,7 +98,7 @@ struct IntDecoder {
         const uint32_t word = (g >> 1) ? rq.scale[h][1] : rq.scale[h][0];
         const uint32_t s = (word >> (16 * (g & 1))) & 0xFFFFu;
         const uint32_t z = ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
-        q.row[t][h] = ActTraits<Act>::row_quant(s, z);
+        q.row[t][h] = ActTraits<Act>::template row_quant<BITS>(s, z);
       }
     }
     return q;
@@ -117,7 +118,8 @@ struct IntDecoder {
     // Register r of the A fragment holds row gid (r even) or gid+8 (r odd) of sub-tile j.
 #pragma unroll
     for (int r = 0; r < 4; ++r)
-      a[r] = ActTraits<Act>::dequant_pair(codes_pair(raw, 4 * j + r), q.row[j >> 1][r & 1]);
+      a[r] = ActTraits<Act>::template dequant_pair<BITS>(codes_pair(raw, 4 * j + r),
+                                                         q.row[j >> 1][r & 1]);
   }
 };
 

@@ -266,6 +266,7 @@ TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
         const Status st = pack(l, &p);
         ASSERT_TRUE(st.is_ok()) << st.to_string();
         const std::vector<float> expect = decoded(l);
+        const std::vector<float> expect_bf16 = decoded(l, /*bf16_scales=*/true);
         const std::vector<float> got = dequantized(p);
         ASSERT_EQ(got.size(), expect.size());
         for (size_t i = 0; i < got.size(); ++i)
@@ -277,7 +278,9 @@ TEST(CpuRefRoundTrip, EveryFormatDecodesPackedLogicalMatrixExactlyOnOddShapes) {
           ASSERT_EQ(rounded.size(), expect.size());
           const bool verbatim = f.kind == FormatKind::kDense && f.dense_dtype == act;
           for (size_t i = 0; i < rounded.size(); ++i) {
-            const uint16_t want = verbatim ? l.codes[i] : to_act(act, expect[i]);
+            const uint16_t want = verbatim              ? l.codes[i]
+                                  : act == DType::kBF16 ? float_to_bf16(expect_bf16[i])
+                                                        : float_to_fp16(expect[i]);
             ASSERT_EQ(rounded[i], want) << dtype_name(act) << " weight " << i;
           }
         }

@@ -132,8 +132,9 @@ inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k,
       [&] { return static_cast<uint8_t>(rng() % codes); });
 }
 
-/// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, or the dense value.
-inline std::vector<float> decoded(const LogicalMatrix& m) {
+/// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, or the dense value;
+/// bf16_scales: the bf16-activation rule, the scale rounded to bf16 first.
+inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
   for (int64_t r = 0; r < m.n; ++r) {
@@ -147,7 +148,9 @@ inline std::vector<float> decoded(const LogicalMatrix& m) {
       const int64_t g = f.group_len(m.k);
       const size_t gi = static_cast<size_t>(r * (m.k / g) + c / g);
       const int z = f.symmetric ? 1 << (f.bits - 1) : m.zeros[gi];
-      w[i] = static_cast<float>(static_cast<int>(m.codes[i]) - z) * fp16_to_float(m.scales[gi]);
+      const float s = fp16_to_float(m.scales[gi]);
+      w[i] = static_cast<float>(static_cast<int>(m.codes[i]) - z) *
+             (bf16_scales ? bf16_to_float(float_to_bf16(s)) : s);
     }
   }
   return w;
