@@ -20,15 +20,15 @@ Status cuda_failure(const char* what, cudaError_t err) {
 /// The device decoder of one descriptor, or an error naming the expert.
 Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
   const std::string who = "DeviceExpertBank::upload: expert " + std::to_string(e);
+  if (d.kind == static_cast<uint8_t>(FormatKind::kInt) && d.groups_pad != 1 && d.group_size != 32 &&
+      d.group_size != 64 && d.group_size != 128)
+    return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
+                            " is not 32, 64, 128 or per-channel");
   const int id = dev::decoder_id(d);
   if (id < 0) return unsupported(who + " has a format no device decoder handles");
   if (d.tile_bytes != dev::decoder_tile_bytes(id))
     return invalid_argument(who + ": descriptor tile_bytes " + std::to_string(d.tile_bytes) +
                             " does not match its format");
-  if (d.kind == static_cast<uint8_t>(FormatKind::kInt) && d.groups_pad != 1 && d.group_size != 32 &&
-      d.group_size != 64 && d.group_size != 128)
-    return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
-                            " is not 32, 64, 128 or per-channel");
   *decoder = id;
   return Status::ok();
 }

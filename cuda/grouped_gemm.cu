@@ -66,6 +66,17 @@ Status check_device(const std::string& fn) {
   return Status::ok();
 }
 
+/// The tile kernel for many tokens per expert: wgmma where the device runs sm_90a code,
+/// else mma.sync (sm_80+).
+template <class Act>
+cudaError_t launch_prefill(const dev::GemmProblem& p, cudaStream_t stream) {
+  bool wgmma = false;
+  const cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&wgmma);
+  if (err != cudaSuccess) return err;
+  return wgmma ? dev::launch_grouped_gemm_wgmma<Act>(p, stream)
+               : dev::launch_grouped_gemm_tc<Act>(p, stream);
+}
+
 template <class Act>
 cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStream_t stream) {
   switch (a.kernel) {
@@ -76,7 +87,7 @@ cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStr
     case KernelChoice::kPrefill:
       p.min_tokens = 1;
       p.max_tokens = INT_MAX;
-      return dev::launch_grouped_gemm_tc<Act>(p, stream);
+      return launch_prefill<Act>(p, stream);
     case KernelChoice::kAuto:
       break;
   }
@@ -87,7 +98,7 @@ cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStr
   if (err != cudaSuccess || a.x.rows <= a.decode_max_tokens) return err;
   p.min_tokens = a.decode_max_tokens + 1;
   p.max_tokens = INT_MAX;
-  return dev::launch_grouped_gemm_tc<Act>(p, stream);
+  return launch_prefill<Act>(p, stream);
 }
 
 }  // namespace

@@ -25,10 +25,20 @@ __host__ __device__ constexpr int ceil_div(int a, int b) {
   return (a + b - 1) / b;
 }
 
+/// (a & b) | c in one LOP3. Written out because ptxas, given two immediates (a code mask and
+/// a magic exponent), emits an AND and an OR: one extra instruction per decoded pair.
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
 // ---- Activation traits ------------------------------------------------------------------
 // Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
 // < 2^8) into the A-fragment register of docs/formats.md §1: RNE_fp16((q - z) * s), or
 // RNE_bf16((q - z) * RNE_bf16(s)); the product is formed exactly and rounded once.
+// kPairBias<kBits> is OR-ed into the pair by the decoder, in the same LOP3 that masks the
+// codes out of their word; dequant_pair takes the biased pair.
 
 template <class Act>
 struct ActTraits;
@@ -41,6 +51,8 @@ struct ActTraits<__nv_bfloat16> {
   /// 2^23 as float bits: OR-ing q < 2^23 into the mantissa gives 2^23 + q exactly (int8,
   /// whose codes do not fit the 7-bit bf16 mantissa).
   static constexpr uint32_t kMagic = 0x4B000000u;
+  template <int kBits>
+  static constexpr uint32_t kPairBias = kBits <= 7 ? kMagic2 : 0u;
 
   /// Scale (already rounded to bf16, docs/formats.md §1) and zero of one row's group,
   /// prepared once per tile. Codes of up to 7 bits stay in bf16x2; int8 goes through fp32.
@@ -77,8 +89,8 @@ struct ActTraits<__nv_bfloat16> {
       // RNE_bf16((q - z) * RNE_bf16(s)) in two bfloat162 instructions per pair. The _rn forms
       // (sub.rn / mul.rn.bf16x2 on sm_90; sm_80 has only fma.rn either way) keep ptxas from
       // contracting or reassociating them, which the spec forbids.
-      const __nv_bfloat162 d = __hsub2_rn(bit_cast<__nv_bfloat162>(q | kMagic2),
-                                          bit_cast<__nv_bfloat162>(rq.zero_magic2));
+      const __nv_bfloat162 d =
+          __hsub2_rn(bit_cast<__nv_bfloat162>(q), bit_cast<__nv_bfloat162>(rq.zero_magic2));
       return bit_cast<uint32_t>(__hmul2_rn(d, bit_cast<__nv_bfloat162>(rq.scale2)));
     } else {
       // int8: (2^23 + q) - (2^23 + z) is exact; |q - z| < 2^8 times an 8-bit bf16 scale is
@@ -117,6 +129,8 @@ struct ActTraits<__half> {
   /// fp16 1024.0 in both halves: 1024 has ulp 1, so OR-ing q < 2^10 into each mantissa gives
   /// the half2 (1024 + q0, 1024 + q1) exactly, two conversions in one LOP3.
   static constexpr uint32_t kMagic2 = 0x64006400u;
+  template <int kBits>
+  static constexpr uint32_t kPairBias = kMagic2;
 
   template <int kBits>
   struct RowQuant {
@@ -134,7 +148,7 @@ struct ActTraits<__half> {
     // (1024 + q) - (1024 + z) is exact (integers below 2^11); the fp16 multiply then rounds
     // the exact product (q - z) * s once, to nearest even, subnormals and overflow included:
     // exactly RNE_fp16 of the spec's value.
-    const __half2 d = __hsub2(bit_cast<__half2>(q | kMagic2), bit_cast<__half2>(rq.zero_magic2));
+    const __half2 d = __hsub2(bit_cast<__half2>(q), bit_cast<__half2>(rq.zero_magic2));
     return bit_cast<uint32_t>(__hmul2(d, bit_cast<__half2>(rq.scale2)));
   }
 

@@ -20,9 +20,14 @@
 
 namespace qmoe::dev {
 
-template <int BITS>
+/// GPT: groups per 16x128 tile along K (4 for g32, 2 for g64, 1 for g128 and per-channel),
+/// a compile-time constant so a tile prepares exactly its own scales and loads them in one
+/// branch-free load (ncu: the run-time group logic was ~15% of the decode kernel's
+/// instructions).
+template <int BITS, int GPT>
 struct IntDecoder {
   static_assert(BITS == 2 || BITS == 3 || BITS == 4 || BITS == 8, "int2/3/4/8 only");
+  static_assert(GPT == 1 || GPT == 2 || GPT == 4, "groups per tile: 1, 2 or 4");
   // int3 = a 2-bit plane (low bits of q) followed by a 1-bit plane (bit 2).
   static constexpr bool kSplit = BITS == 3;
   using Low = CodePlane<kSplit ? 2 : BITS>;
@@ -30,16 +35,16 @@ struct IntDecoder {
   static constexpr int kRawWords = Low::kWords + (kSplit ? High::kWords : 0);
   static constexpr int kTileBytes = Low::kBytes + (kSplit ? High::kBytes : 0);
 
-  /// Rows gid and gid+8 of the strip: up to 4 fp16 scales (one tile's groups) in two words,
-  /// up to 4 zero bytes in one word.
+  /// Rows gid and gid+8 of the strip: the tile's GPT fp16 scales (two per word) and GPT zero
+  /// bytes (one word) of each row.
   struct RawQuant {
-    uint32_t scale[2][2];
+    uint32_t scale[2][(GPT + 1) / 2];
     uint32_t zero[2];
   };
-  /// row[t][h]: scale/zero of row gid + 8h for sub-tiles 2t, 2t+1 (a group spans >= 2).
+  /// row[g][h]: scale/zero of group g of the tile, row gid + 8h.
   template <class Act>
   struct Quant {
-    typename ActTraits<Act>::template RowQuant<BITS> row[4][2];
+    typename ActTraits<Act>::template RowQuant<BITS> row[GPT][2];
   };
 
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
@@ -56,29 +61,28 @@ struct IntDecoder {
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
     if (!pred) return;
-    const int gpt = ep.groups_per_tile;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int row = strip * kTileRows + (lane >> 2) + 8 * h;
       // A tile's groups of one row are contiguous and aligned to their total size (groups_pad
-      // is a multiple of groups_per_tile, sections are 256-byte aligned): one load each.
+      // is a multiple of GPT, sections are 256-byte aligned): one load each.
       const int64_t idx = static_cast<int64_t>(row) * ep.groups_pad +
                           static_cast<int64_t>(kt) * ep.group_tile_stride;
       const uint8_t* s = ep.scales + 2 * idx;
-      if (gpt == 4) {
+      if constexpr (GPT == 4) {
         const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
         rq.scale[h][0] = v.x;
         rq.scale[h][1] = v.y;
-      } else if (gpt == 2) {
+      } else if constexpr (GPT == 2) {
         rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned int*>(s));
       } else {
         rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned short*>(s));
       }
       if (ep.zeros != nullptr) {
         const uint8_t* z = ep.zeros + idx;
-        if (gpt == 4)
+        if constexpr (GPT == 4)
           rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
-        else if (gpt == 2)
+        else if constexpr (GPT == 2)
           rq.zero[h] = __ldg(reinterpret_cast<const unsigned short*>(z));
         else
           rq.zero[h] = __ldg(reinterpret_cast<const unsigned char*>(z));
@@ -90,36 +94,37 @@ struct IntDecoder {
   __device__ static Quant<Act> prepare(const ExpertParams& ep, const RawQuant& rq) {
     Quant<Act> q;
 #pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      const int g = (2 * t) >> ep.subtile_group_shift;  // group within the tile, < gpt
+    for (int g = 0; g < GPT; ++g)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        // Selects, not a runtime-indexed array: keeps rq in registers.
-        const uint32_t word = (g >> 1) ? rq.scale[h][1] : rq.scale[h][0];
-        const uint32_t s = (word >> (16 * (g & 1))) & 0xFFFFu;
+        const uint32_t s = (rq.scale[h][g >> 1] >> (16 * (g & 1))) & 0xFFFFu;
         const uint32_t z = ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
-        q.row[t][h] = ActTraits<Act>::template row_quant<BITS>(s, z);
+        q.row[g][h] = ActTraits<Act>::template row_quant<BITS>(s, z);
       }
-    }
     return q;
   }
 
-  /// Codes of pair p = 4j + r of the lane (q0 in bits 0.., q1 in bits 16..).
+  /// Codes of pair p = 4j + r of the lane (q0 in bits 0.., q1 in bits 16..), OR-ed with the
+  /// activation's bias: one SHF + one LOP3 per plane.
+  template <class Act>
   __device__ static uint32_t codes_pair(const uint32_t (&raw)[kRawWords], int p) {
+    constexpr uint32_t bias = ActTraits<Act>::template kPairBias<BITS>;
     if constexpr (kSplit)
-      return Low::pair(raw, p) | (High::pair(raw + Low::kWords, p) << 2);
+      return and_or(Low::placed(raw, p, 0), Low::kPairMask,
+                    and_or(High::placed(raw + Low::kWords, p, 2), High::kPairMask << 2, bias));
     else
-      return Low::pair(raw, p);
+      return and_or(Low::placed(raw, p, 0), Low::kPairMask, bias);
   }
 
   template <class Act>
   __device__ static void decode_subtile(const uint32_t (&raw)[kRawWords], int j,
                                         const Quant<Act>& q, uint32_t (&a)[4]) {
-    // Register r of the A fragment holds row gid (r even) or gid+8 (r odd) of sub-tile j.
+    // Register r of the A fragment holds row gid (r even) or gid+8 (r odd) of sub-tile j,
+    // which lies in group j * GPT / 8 of the tile.
 #pragma unroll
     for (int r = 0; r < 4; ++r)
-      a[r] = ActTraits<Act>::template dequant_pair<BITS>(codes_pair(raw, 4 * j + r),
-                                                         q.row[j >> 1][r & 1]);
+      a[r] = ActTraits<Act>::template dequant_pair<BITS>(codes_pair<Act>(raw, 4 * j + r),
+                                                         q.row[j * GPT / kSubtiles][r & 1]);
   }
 };
 

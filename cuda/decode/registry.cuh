@@ -1,6 +1,6 @@
 // cuda/decode/registry.cuh — the one place that maps an expert's descriptor to its device
 // decoder. Decoder ids are the bit positions of DeviceBankView::format_mask.
-// Adding a format: one id, and one entry each in decoder_id, decoder_tile_bytes, with_decoder.
+// Adding a format: its ids, and one entry each in decoder_id, decoder_tile_bytes, with_decoder.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -11,14 +11,13 @@
 
 namespace qmoe::dev {
 
+/// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
+/// per tile minor (1, 2, 4).
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,
-  kDecoderInt2 = 2,
-  kDecoderInt3 = 3,
-  kDecoderInt4 = 4,
-  kDecoderInt8 = 5,
-  kNumDecoders = 6,
+  kFirstIntDecoder = 2,
+  kNumDecoders = kFirstIntDecoder + 4 * 3,
 };
 
 /// Decoder of an expert, or -1 for a descriptor no decoder handles.
@@ -29,29 +28,19 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
     return -1;
   }
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
-  switch (d.bits) {
-    case 2:
-      return kDecoderInt2;
-    case 3:
-      return kDecoderInt3;
-    case 4:
-      return kDecoderInt4;
-    case 8:
-      return kDecoderInt8;
-    default:
-      return -1;
-  }
+  const int bits_index = d.bits == 2 ? 0 : d.bits == 3 ? 1 : d.bits == 4 ? 2 : d.bits == 8 ? 3 : -1;
+  const int gpt = groups_per_tile(d);
+  if (bits_index < 0 || gpt == 0) return -1;
+  return kFirstIntDecoder + 3 * bits_index + (gpt == 1 ? 0 : gpt == 2 ? 1 : 2);
 }
 
 /// Bytes of one 16x128 code tile of decoder id (what ExpertDesc::tile_bytes says); 0 if unknown.
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
-  constexpr int kBytes[kNumDecoders] = {DenseDecoder<__nv_bfloat16>::kTileBytes,
-                                        DenseDecoder<__half>::kTileBytes,
-                                        IntDecoder<2>::kTileBytes,
-                                        IntDecoder<3>::kTileBytes,
-                                        IntDecoder<4>::kTileBytes,
-                                        IntDecoder<8>::kTileBytes};
-  return id >= 0 && id < kNumDecoders ? kBytes[id] : 0;
+  constexpr int kIntBytes[4] = {IntDecoder<2, 1>::kTileBytes, IntDecoder<3, 1>::kTileBytes,
+                                IntDecoder<4, 1>::kTileBytes, IntDecoder<8, 1>::kTileBytes};
+  if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
+  if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
+  return id >= kFirstIntDecoder && id < kNumDecoders ? kIntBytes[(id - kFirstIntDecoder) / 3] : 0;
 }
 
 /// The largest tile of the decoders in a format mask (bit i = decoder i); 0 for none.
@@ -63,31 +52,43 @@ __host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {
   return bytes;
 }
 
+/// f(IntDecoder<BITS, GPT>{}) for GPT = 1, 2, 4 by gpt_index 0, 1, 2.
+template <int BITS, class F>
+__device__ __forceinline__ void with_int_decoder(int gpt_index, F&& f) {
+  switch (gpt_index) {
+    case 0:
+      f(IntDecoder<BITS, 1>{});
+      break;
+    case 1:
+      f(IntDecoder<BITS, 2>{});
+      break;
+    case 2:
+      f(IntDecoder<BITS, 4>{});
+      break;
+    default:
+      break;
+  }
+}
+
 /// Calls f(Decoder{}) with the decoder of id; nothing for an unknown id. The id is uniform
 /// per work item, so the switch never diverges inside a warp.
 template <class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
-  switch (id) {
-    case kDecoderDenseBF16:
-      f(DenseDecoder<__nv_bfloat16>{});
-      break;
-    case kDecoderDenseFP16:
-      f(DenseDecoder<__half>{});
-      break;
-    case kDecoderInt2:
-      f(IntDecoder<2>{});
-      break;
-    case kDecoderInt3:
-      f(IntDecoder<3>{});
-      break;
-    case kDecoderInt4:
-      f(IntDecoder<4>{});
-      break;
-    case kDecoderInt8:
-      f(IntDecoder<8>{});
-      break;
+  if (id == kDecoderDenseBF16) return f(DenseDecoder<__nv_bfloat16>{});
+  if (id == kDecoderDenseFP16) return f(DenseDecoder<__half>{});
+  if (id < kFirstIntDecoder || id >= kNumDecoders) return;
+  const int int_index = id - kFirstIntDecoder;
+  switch (int_index / 3) {
+    case 0:
+      return with_int_decoder<2>(int_index % 3, f);
+    case 1:
+      return with_int_decoder<3>(int_index % 3, f);
+    case 2:
+      return with_int_decoder<4>(int_index % 3, f);
+    case 3:
+      return with_int_decoder<8>(int_index % 3, f);
     default:
-      break;
+      return;
   }
 }
 

@@ -57,24 +57,41 @@ struct CodePlane {
     }
   }
 
-  /// Codes of pair p: first element in bits 0.., second in bits 16.. (p is a compile-time
-  /// constant after unrolling, so the word index selects a register).
-  __device__ static uint32_t pair(const uint32_t* words, int p) {
-    return (words[p / kPairsPerWord] >> (C * (p % kPairsPerWord))) & kPairMask;
+  /// The word of pair p shifted so that its codes start at bits `at` and 16 + `at` (other
+  /// bits unmasked: callers mask with kPairMask << at). p and at are compile-time constants
+  /// after unrolling, so the word index selects a register and the shift is one SHF or none.
+  __device__ static uint32_t placed(const uint32_t* words, int p, int at) {
+    const int shift = C * (p % kPairsPerWord) - at;
+    const uint32_t w = words[p / kPairsPerWord];
+    return shift >= 0 ? w >> shift : w << -shift;
   }
 };
 
 /// An expert's sections and group geometry, derived once per work item from its descriptor.
 struct ExpertParams {
-  const uint8_t* codes;     ///< tile (nt, kt) at codes + (nt * k_tiles + kt) * tile_bytes
-  const uint8_t* scales;    ///< fp16 [n_pad, groups_pad]
-  const uint8_t* zeros;     ///< uint8 [n_pad, groups_pad]; nullptr when symmetric
-  int groups_pad;           ///< row stride of scales / zeros
-  int groups_per_tile;      ///< 4, 2 or 1 (g = 32, 64, >= 128 or a single group per row)
-  int group_tile_stride;    ///< first group of tile kt is kt * this (0: one group per row)
-  int subtile_group_shift;  ///< group within the tile of sub-tile j = j >> this
-  uint32_t sym_zero;        ///< z = 2^(bits-1) when symmetric
+  const uint8_t* codes;   ///< tile (nt, kt) at codes + (nt * k_tiles + kt) * tile_bytes
+  const uint8_t* scales;  ///< fp16 [n_pad, groups_pad]
+  const uint8_t* zeros;   ///< uint8 [n_pad, groups_pad]; nullptr when symmetric
+  int groups_pad;         ///< row stride of scales / zeros
+  int group_tile_stride;  ///< first group of tile kt is kt * this (0: one group per row)
+  uint32_t sym_zero;      ///< z = 2^(bits-1) when symmetric
 };
+
+/// Groups per 16x128 tile of an int descriptor (the decoder's GPT): 4, 2 or 1 (g = 32, 64,
+/// 128, or a single group per row: per-channel, whatever K is); 0 for any other group size.
+__host__ __device__ inline int groups_per_tile(const ExpertDesc& d) {
+  if (d.groups_pad == 1) return 1;
+  switch (d.group_size) {
+    case 32:
+      return 4;
+    case 64:
+      return 2;
+    case 128:
+      return 1;
+    default:
+      return 0;
+  }
+}
 
 __device__ __forceinline__ ExpertParams expert_params(const uint8_t* blob, const ExpertDesc& d) {
   ExpertParams p;
@@ -83,10 +100,7 @@ __device__ __forceinline__ ExpertParams expert_params(const uint8_t* blob, const
   p.zeros = d.symmetric ? nullptr : blob + d.zeros_offset;
   p.groups_pad = d.groups_pad;
   // groups_pad == 1 (per-channel, whatever K is) means group 0 for every k, padding included.
-  const bool single_group = d.groups_pad == 1;
-  p.groups_per_tile = single_group ? 1 : kTileCols / d.group_size;
-  p.group_tile_stride = single_group ? 0 : p.groups_per_tile;
-  p.subtile_group_shift = p.groups_per_tile == 4 ? 1 : p.groups_per_tile == 2 ? 2 : 3;
+  p.group_tile_stride = d.groups_pad == 1 ? 0 : groups_per_tile(d);
   p.sym_zero = d.bits < 16 ? 1u << (d.bits - 1) : 0u;
   return p;
 }

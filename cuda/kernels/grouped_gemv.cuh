@@ -8,16 +8,17 @@
 // of up to 8 tokens = one mma n8 chunk); the persistent grid walks the device-built
 // schedule. An expert with more tokens gets one item per 8-token block; token blocks vary
 // fastest, so its weights are re-read from L2, not HBM.
-// Block = 8 warps. Each warp owns R strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense:
-// one ring stage is R tiles) and takes k-tiles round-robin with the other warps of its strip
-// group (1, 2, 4 or 8 warps; each >= 2 k-tiles), so small experts still keep all 8 warps
-// streaming. The B fragments (x) of a k-tile are loaded once and reused by the R strips.
-// Per warp: an 8 KB ring of code stages in shared memory, filled by cp.async stages ahead;
-// each lane copies exactly the chunks it later reads back, so the cp.async wait is the only
-// synchronisation. Scales/zeros are prefetched one k-tile ahead in registers. Weights are
-// the mma A operand (16 rows, decoded in registers), tokens the n8 side.
-// The warps' fp32 partial sums meet in shared memory (each warp's own ring, free once its
-// copies have drained) in a fixed order (deterministic); each output is rounded once.
+// Block = 8 warps. Each warp owns R strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense,
+// lowered per launch when there are too few strips for the grid; one ring stage is R tiles) and
+// takes k-tiles round-robin with the other warps of its strip group (1, 2, 4 or 8 warps; each >=
+// kMinTilesPerWarp k-tiles where K allows), so small experts still keep all 8 warps streaming. The
+// B fragments (x) of a k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of
+// code stages in shared memory, filled by cp.async stages ahead; each lane copies exactly the
+// chunks it later reads back, so the cp.async wait is the only synchronisation. Scales/zeros are
+// prefetched one k-tile ahead in registers. Weights are the mma A operand (16 rows, decoded in
+// registers), tokens the n8 side. The warps' fp32 partial sums meet in shared memory (each warp's
+// own ring, free once its copies have drained) in a fixed order (deterministic); each output is
+// rounded once.
 #pragma once
 #include <cstdint>
 
@@ -33,18 +34,26 @@ constexpr int kTokens = 8;
 /// Shared-memory ring per warp.
 constexpr int kRingBytes = 8192;
 
-/// Strips per warp of a decoder: as many as fit two ring stages, at most 4.
-template <class Dec>
+/// Strips per warp of a decoder: as many as fit two ring stages, at most kStripCap (4, 2 or
+/// 1: the launch lowers the cap when the problem has too few strips to give every block an
+/// item at 4, e.g. a down projection at one token per expert).
+template <class Dec, int kStripCap>
 constexpr int strips_per_warp() {
   constexpr int r = kRingBytes / (2 * Dec::kTileBytes);
-  return r >= 4 ? 4 : r >= 2 ? 2 : 1;
+  constexpr int fit = r >= 4 ? 4 : r >= 2 ? 2 : 1;
+  return fit < kStripCap ? fit : kStripCap;
 }
 
+/// K-tiles each warp streams per item, at least: an item pays one pipeline fill (a DRAM
+/// latency) and one cross-warp reduction, so a warp must stream long enough to hide them
+/// (ncu, Mixtral w13 at 4 k-tiles per warp: 53% of issue slots idle, no warp eligible).
+constexpr int kMinTilesPerWarp = 8;
+
 /// Warps sharing one strip group: the most (power of two, <= 8) that still gives each
-/// >= 2 k-tiles, so every warp overlaps a copy with a multiply.
-__device__ __forceinline__ int warps_per_group(int k_tiles) {
+/// >= kMinTilesPerWarp k-tiles; the block's other warps take other strips of the item.
+__host__ __device__ inline int warps_per_group(int k_tiles) {
   int warps = kBlockWarps;
-  while (warps > 1 && k_tiles < 2 * warps) warps >>= 1;
+  while (warps > 1 && k_tiles < kMinTilesPerWarp * warps) warps >>= 1;
   return warps;
 }
 
@@ -60,23 +69,21 @@ struct Tokens {
 };
 
 /// B fragments (k16 x n8, "col") of the 8 sub-tiles of k-tile kt: lane holds token gid at
-/// k = 2*tig, 2*tig+1 (b[j][0]) and 2*tig+8, 2*tig+9 (b[j][1]); 0 past K and for lanes
-/// beyond the item's tokens (padded weights decode to 0, but x there may hold anything).
+/// k = 2*tig, 2*tig+1 (b[j][0]) and 2*tig+8, 2*tig+9 (b[j][1]). Lanes beyond the item's
+/// tokens read token 0's row and keep it: B column n only feeds output column n, which is
+/// never stored for those tokens. Past K the values must be 0 (padded weights decode to 0,
+/// but x there may hold NaN, and 0 * NaN would poison real columns).
 __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane,
                                        uint32_t (&b)[kSubtiles][2]) {
   const int tok = lane >> 2;
-  const bool ok = tok < t.count;
-  const unsigned short* row = t.x + static_cast<int64_t>(ok ? tok : 0) * t.k;
+  const unsigned short* row = t.x + static_cast<int64_t>(tok < t.count ? tok : 0) * t.k;
   const int k0 = kt * kTileCols + 2 * (lane & 3);
   if ((t.k & 1) == 0 && (kt + 1) * kTileCols <= t.k) {
-    // Whole tile inside K, rows 4-byte aligned (even K): 32-bit loads for every lane (lanes
-    // past the tokens read token 0's row, a valid address, and drop it: no divergence).
+    // Whole tile inside K, rows 4-byte aligned (even K): 32-bit loads, no masking.
 #pragma unroll
     for (int j = 0; j < kSubtiles; ++j) {
-      const uint32_t b0 = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j));
-      const uint32_t b1 = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j + 8));
-      b[j][0] = ok ? b0 : 0u;
-      b[j][1] = ok ? b1 : 0u;
+      b[j][0] = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j));
+      b[j][1] = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j + 8));
     }
     return;
   }
@@ -85,18 +92,17 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane,
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int k = k0 + 16 * j + 8 * h;
-      const uint32_t lo = ok && k < t.k ? static_cast<uint32_t>(__ldg(row + k)) : 0u;
-      const uint32_t hi = ok && k + 1 < t.k ? static_cast<uint32_t>(__ldg(row + k + 1)) : 0u;
+      const uint32_t lo = k < t.k ? static_cast<uint32_t>(__ldg(row + k)) : 0u;
+      const uint32_t hi = k + 1 < t.k ? static_cast<uint32_t>(__ldg(row + k + 1)) : 0u;
       b[j][h] = lo | (hi << 16);
     }
 }
 
 /// One work item: R * (8 / group_warps) strips from strip0 of one expert, t.count tokens.
 /// Whole block (ends with __syncthreads).
-template <class Act, class Dec>
+template <class Act, class Dec, int R>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_warps,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
-  constexpr int R = strips_per_warp<Dec>();
   constexpr int kStageBytes = R * Dec::kTileBytes;
   constexpr int kStages = kRingBytes / kStageBytes;
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
@@ -197,7 +203,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   __syncthreads();
 }
 
-template <class Act>
+template <class Act, int kStripCap>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const Schedule sched = carve_schedule(smem, p.num_experts);
@@ -211,7 +217,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
         if (tokens < p.min_tokens || tokens > p.max_tokens) return 0;
         long long items = 0;
         with_decoder(decoder_id(p.descs[e]), [&](auto decoder) {
-          const int strips_per_item = groups_per_item * strips_per_warp<decltype(decoder)>();
+          const int strips_per_item =
+              groups_per_item * strips_per_warp<decltype(decoder), kStripCap>();
           items = static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
                   ceil_div(tokens, kTokens);
         });
@@ -235,11 +242,52 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     const ExpertParams ep = expert_params(p.blob, desc);
     with_decoder(decoder_id(desc), [&](auto decoder) {
       using Dec = decltype(decoder);
-      const int strip0 =
-          static_cast<int>(local / blocks) * groups_per_item * strips_per_warp<Dec>();
-      run_item<Act, Dec>(p, ep, strip0, group_warps, t, y_rows, rings);
+      constexpr int R = strips_per_warp<Dec, kStripCap>();
+      const int strip0 = static_cast<int>(local / blocks) * groups_per_item * R;
+      run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
     });
   }
+}
+
+}  // namespace gemv
+
+namespace gemv {
+
+template <class Act, int kStripCap>
+cudaError_t launch_with_cap(const GemmProblem& p, cudaStream_t stream) {
+  static GridCache cache;
+  const auto kernel = grouped_gemv_kernel<Act, kStripCap>;
+  int grid = 0;
+  const size_t most = smem_bytes(kMaxExperts);
+  cudaError_t err =
+      persistent_grid(reinterpret_cast<const void*>(kernel), most, most, 0, &cache, &grid);
+  if (err != cudaSuccess) return err;
+  kernel<<<grid, kBlockThreads, smem_bytes(p.num_experts), stream>>>(p);
+  return cudaGetLastError();
+}
+
+/// The strip cap for a launch. Token counts live on the device, but at most min(E, m)
+/// experts have tokens; with equal-cost items a persistent grid takes ceil(items / grid)
+/// rounds of R strips each. Per strip, fewer strips per warp cost more instructions (x
+/// fragments and loop overhead shared by fewer tiles: ~234, 251 and 300 SASS instructions
+/// per int4 tile at R = 4, 2, 1 on sm_90), so the cap minimising rounds * R * cost(R) wins.
+/// `grid` is the resident block count.
+inline int strip_cap(const GemmProblem& p, int grid) {
+  constexpr int kCaps[3] = {4, 2, 1};
+  constexpr long long kCostPerStrip[3] = {234, 251, 300};
+  const long long active = p.m < p.num_experts ? p.m : p.num_experts;
+  const int groups_per_item = kBlockWarps / warps_per_group(p.k_tiles);
+  int best = 0;
+  long long best_cost = 0;
+  for (int i = 0; i < 3; ++i) {
+    const long long items = active * ceil_div(p.n_strips, kCaps[i] * groups_per_item);
+    const long long cost = (items + grid - 1) / grid * kCaps[i] * kCostPerStrip[i];
+    if (i == 0 || cost < best_cost) {
+      best = i;
+      best_cost = cost;
+    }
+  }
+  return kCaps[best];
 }
 
 }  // namespace gemv
@@ -247,14 +295,21 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
 template <class Act>
 cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
-  const auto kernel = gemv::grouped_gemv_kernel<Act>;
   int grid = 0;
   const size_t most = gemv::smem_bytes(kMaxExperts);
+  // Every cap's kernel has the same resources (launch bounds, shared memory): size by one.
   cudaError_t err =
-      persistent_grid(reinterpret_cast<const void*>(kernel), most, most, 0, &cache, &grid);
+      persistent_grid(reinterpret_cast<const void*>(gemv::grouped_gemv_kernel<Act, 4>), most, most,
+                      0, &cache, &grid);
   if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlockThreads, gemv::smem_bytes(p.num_experts), stream>>>(p);
-  return cudaGetLastError();
+  switch (gemv::strip_cap(p, grid)) {
+    case 4:
+      return gemv::launch_with_cap<Act, 4>(p, stream);
+    case 2:
+      return gemv::launch_with_cap<Act, 2>(p, stream);
+    default:
+      return gemv::launch_with_cap<Act, 1>(p, stream);
+  }
 }
 
 }  // namespace qmoe::dev

@@ -44,6 +44,16 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream);
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream);
 
+/// Hopper warpgroup-MMA tile kernel (many tokens per expert; sm_90a only). Launch it only
+/// where grouped_gemm_wgmma_available says so.
+template <class Act>
+cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream);
+/// *available = the current device would run the sm_90a code of the wgmma kernel (compute
+/// capability 9.0 and a 90a build, not PTX JIT-compiled from an older target). Cached per
+/// device; no allocation, no synchronisation (safe during graph capture).
+template <class Act>
+cudaError_t grouped_gemm_wgmma_available(bool* available);
+
 /// Decode-only kernel: w[e][row][col] = RNE_Act(weight) for every expert, [E, n, k].
 template <class Act>
 cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs, int num_experts,

@@ -423,6 +423,16 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceLarge) {
       check_gemm(f, 768, 1024, {1500, 0, 900, 1, 16, 64, 1400, 215}, kAllKernels, 5001));
 }
 
+TEST(GpuKernels, GroupedGemmMatchesReferenceUpTo16384Tokens) {
+  // One expert with 16384 tokens (128 full prefill token blocks), one with a partial last
+  // block, an empty one and a decode-sized one, in mixed formats.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g128", "int2:g64", "bf16", "int8:pc:sym"}) f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 512, {16384, 4097, 0, 3}, kAllKernels, 5501));
+}
+
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();

@@ -1,0 +1,408 @@
+// cuda/kernels/grouped_gemm_wgmma.cuh — the Hopper (sm_90a) tensor-core grouped GEMM
+// ("prefill"): the sibling of grouped_gemm_tc.cuh with warpgroup MMA (wgmma) in place of
+// mma.sync.
+//
+// Work item = (expert with tokens in [min_tokens, max_tokens], block of 128 weight rows,
+// block of 128 tokens); the persistent grid walks the same device-built schedule as the tc
+// kernel, row blocks fastest.
+// Block = 2 warpgroups of 4 warps. Warp w decodes strip w of the row block (16 rows) into
+// A fragments exactly as the tc kernel does; warpgroup g multiplies its 64 rows (strips
+// 4g..4g+3) by the 128 staged tokens with wgmma.m64n128k16, A from registers (the decoded
+// weights never touch shared memory), B = the x tile in shared memory through a matrix
+// descriptor, fp32 accumulators (64 per thread).
+// One kStages-deep cp.async pipeline; stage = k-tile:
+//  - x tile [128 tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
+//    layout wgmma reads (zero-filled past the item's tokens and past K);
+//  - each warp's code tile of its strip, copied verbatim (as in the tc kernel).
+// Epilogue: accumulators rounded once to Act, staged through shared memory, written as
+// 16-byte rows of y (scalar stores where N is not a multiple of 8).
+//
+// Only sm_90a has wgmma: every other target compiles a __trap() body, and the host asks
+// grouped_gemm_wgmma_available before launching.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/decode/registry.cuh"
+#include "cuda/kernels/launch.cuh"
+#include "cuda/kernels/schedule.cuh"
+
+namespace qmoe::dev {
+namespace wg {
+
+constexpr int kStrips = kBlockWarps;  ///< 128 weight rows per item
+constexpr int kWarpgroupWarps = 4;
+constexpr int kTokens = 128;       ///< tokens per item = the wgmma N
+constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64n128 (64 x 128 / 128)
+constexpr int kStages = 3;
+/// One swizzle atom of the 128-byte swizzle: 8 rows of 128 bytes. Rows are 128 bytes (64 k
+/// of one token), so a k-tile is stored as two halves of [128 tokens][128 bytes].
+constexpr int kSwizzleRowBytes = 128;
+constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
+constexpr int kHalfK = kSwizzleRowBytes / 2;             ///< 64 k per half
+constexpr int kUnitsPerRow = 2 * kSwizzleRowBytes / 16;  ///< 16-byte units of one token's 128 k
+constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 16 KB
+constexpr int kXStageBytes = 2 * kXHalfBytes;            ///< 32 KB
+static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
+/// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
+constexpr int kYStride = kStrips * kTileRows + 8;
+static_assert(kTokens * kYStride * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
+
+/// One stage: the x tile, then one code slot of slot_bytes per warp; a multiple of the swizzle
+/// atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern repeats on.
+constexpr int stage_bytes(int slot_bytes) {
+  return (kXStageBytes + kBlockWarps * slot_bytes + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes *
+         kSwizzleAtomBytes;
+}
+
+/// The schedule, up to one atom of padding to align the ring, then the ring.
+constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
+  return schedule_smem_bytes(num_experts) + kSwizzleAtomBytes +
+         static_cast<size_t>(kStages) * stage_bytes(slot_bytes);
+}
+
+/// The tokens of one work item.
+struct XTile {
+  const unsigned short* x;  ///< x row of the item's first token, [count, k]
+  int count;                ///< 1 .. kTokens
+  int k;
+  bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
+};
+
+/// Stages x[0..128)[128 kt .. 128 kt + 128) into `stage` (whole block). 16-byte unit u of
+/// token row r goes to half u / 8, row r, unit (u % 8) ^ (r % 8): the 128-byte swizzle, which
+/// the wgmma descriptor undoes (it XORs address bits 4-6 with bits 7-9).
+__device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int kt) {
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTokens * kUnitsPerRow;
+       idx += kBlockThreads) {
+    const int row = idx / kUnitsPerRow, unit = idx % kUnitsPerRow;
+    const int k = kt * kTileCols + unit * 8;
+    const int valid = row < t.count ? min(max(t.k - k, 0), 8) : 0;  // elements to copy
+    unsigned char* dst =
+        stage + (unit / 8) * kXHalfBytes + row * kSwizzleRowBytes + (((unit % 8) ^ (row & 7)) << 4);
+    if (t.aligned) {
+      // valid is 0 or 8 here; 0 copies nothing and zero-fills (src must still be valid).
+      const unsigned short* src = valid > 0 ? t.x + static_cast<int64_t>(row) * t.k + k : t.x;
+      cp_async_16(smem_addr(dst), src, 2 * valid);
+    } else {
+      // Unaligned rows (K % 8 != 0): element loads, synchronous; the next barrier publishes.
+      const unsigned short* src = t.x + static_cast<int64_t>(row < t.count ? row : 0) * t.k + k;
+      uint32_t v[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(src + 2 * i)) : 0u;
+        const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(src + 2 * i + 1)) : 0u;
+        v[i] = lo | (hi << 16);
+      }
+      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
+    }
+  }
+}
+
+// ---- wgmma (PTX ISA "Asynchronous Warpgroup Level Matrix Multiply-Accumulate") ----------
+
+/// Matrix descriptor of the B operand of sub-tile 0 of a stage (x_stage: shared address of
+/// the stage, 1024-byte aligned): K-major, 128-byte swizzle.
+///  bits  0-13  start address >> 4. Sub-tile j starts at half j / 4 plus 32 * (j % 4)
+///              bytes (16 k): the hardware swizzles the full address (bits 4-6 ^= 7-9), so
+///              the offset start reads units 2 (j % 4) and 2 (j % 4) + 1 of every row as
+///              fill_x stored them.
+///  bits 16-29  leading byte offset >> 4: unused by swizzled K-major layouts (1 by convention).
+///  bits 32-45  stride byte offset >> 4: 1024, from one 8-token group to the next.
+///  bits 49-51  base offset 0: the halves start on 1024-byte boundaries.
+///  bits 62-63  layout type 1 = 128-byte swizzle.
+__device__ __forceinline__ uint64_t x_descriptor(uint32_t x_stage) {
+  return (uint64_t{1} << 62) | (static_cast<uint64_t>(kSwizzleAtomBytes >> 4) << 32) |
+         (uint64_t{1} << 16) | static_cast<uint64_t>((x_stage & 0x3FFFFu) >> 4);
+}
+
+/// Descriptor offset (in 16-byte units, added to the start address field) of sub-tile j.
+__host__ __device__ constexpr uint64_t subtile_descriptor_offset(int j) {
+  return static_cast<uint64_t>(((j / 4) * kXHalfBytes + (j % 4) * 32) >> 4);
+}
+
+/// Orders this thread's register writes (the A fragments) before the next wgmma reads them.
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+/// Pins the accumulators after a wgmma_wait (and before the first wgmma): the asm names them
+/// as read and written, so the compiler cannot move their uses across the wait.
+__device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+/// cp.async and st.shared are generic-proxy writes, wgmma reads shared memory through the
+/// async proxy: each writer fences its own writes before the barrier that publishes them.
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+/// d[64 rows x 128 tokens] += A[64 x 16] * B[16 x 128], warpgroup-wide. Per warp the register
+/// A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15, and d[4c + r]
+/// is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 + 8 (r / 2), token
+/// 8c + 2 (lane % 4) + r % 2. scale-d = 1 (accumulate), scale-a = scale-b = 1, trans-b = 0
+/// (B K-major: each token's k contiguous).
+#define QMOE_WGMMA_M64N128K16(TYPE)                                                                \
+  asm volatile(                                                                                    \
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE                                 \
+      " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, "         \
+      "%18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, "      \
+      "%35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, "      \
+      "%52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, "        \
+      "%68, 1, 1, 1, 0;\n"                                                                         \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), \
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
+        "+f"(d[63])                                                                                \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+
+template <class Act>
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[kAcc], const uint32_t (&a)[4],
+                                                 uint64_t desc) {
+  if constexpr (std::is_same_v<Act, __nv_bfloat16>)
+    QMOE_WGMMA_M64N128K16("bf16");
+  else
+    QMOE_WGMMA_M64N128K16("f16");
+}
+#undef QMOE_WGMMA_M64N128K16
+
+/// acc += W_strips(64 x 128) * x_stage^T over one k-tile (whole warpgroup). Ends with every
+/// wgmma complete, so the stage may be overwritten after the next barrier.
+template <class Act, class Dec>
+__device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWords],
+                                              const typename Dec::RawQuant& rq,
+                                              const ExpertParams& ep, uint32_t x_stage,
+                                              float (&acc)[kAcc]) {
+  const auto q = Dec::template prepare<Act>(ep, rq);
+  const uint64_t desc = x_descriptor(x_stage);
+  // Two A buffers: wgmma j reads a[j % 2] asynchronously, so sub-tile j + 1 decodes into the
+  // other buffer while it runs; wait_group 1 after each commit retires wgmma j - 1, whose
+  // buffer the next decode overwrites.
+  uint32_t a[2][4];
+#pragma unroll
+  for (int j = 0; j < kSubtiles; ++j) {
+    Dec::template decode_subtile<Act>(raw, j, q, a[j & 1]);
+    wgmma_fence();  // the decode wrote registers this wgmma reads
+    wgmma_m64n128k16<Act>(acc, a[j & 1], desc + subtile_descriptor_offset(j));
+    wgmma_commit();
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  fence_accumulators(acc);
+}
+
+/// One work item: row block `row_block` of one expert times t.count tokens. Whole block
+/// (ends with __syncthreads).
+template <class Act, class Dec>
+__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_block,
+                         const XTile& t, unsigned short* y_rows, unsigned char* stages) {
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int strip = row_block * kStrips + warp;
+  // Warps past N still stage x, sync and join their warpgroup's wgmma (it is warpgroup-wide)
+  // with zero codes; their rows are never stored.
+  const bool has_strip = strip < p.n_strips;
+  const uint8_t* strip_codes =
+      ep.codes + static_cast<int64_t>(has_strip ? strip : 0) * p.k_tiles * Dec::kTileBytes;
+  const int stage_size = stage_bytes(p.a_slot_bytes);
+  auto stage = [&](int kt) { return stages + (kt % kStages) * stage_size; };
+  auto code_slot = [&](int kt) { return stage(kt) + kXStageBytes + warp * p.a_slot_bytes; };
+  auto fill = [&](int kt) {
+    fill_x(stage(kt), t, kt);
+    if (has_strip)
+      Dec::copy_codes(strip_codes + static_cast<int64_t>(kt) * Dec::kTileBytes, code_slot(kt),
+                      lane);
+  };
+
+  float acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0.f;
+  fence_accumulators(acc);
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < p.k_tiles) fill(s);
+    cp_async_commit();
+  }
+  typename Dec::RawQuant rq;
+  Dec::load_quant(ep, strip, 0, lane, rq, has_strip);
+
+  for (int kt = 0; kt < p.k_tiles; ++kt) {
+    // Group kt (stage kt) has landed for this thread; the proxy fence hands it (and any
+    // synchronous x stores) to the async proxy, the barrier makes it everyone's and frees the
+    // stage multiplied in iteration kt - 1 (its wgmmas completed there) for refilling.
+    cp_async_wait<kStages - 2>();
+    fence_proxy_async();
+    __syncthreads();
+    if (kt + kStages - 1 < p.k_tiles) fill(kt + kStages - 1);
+    cp_async_commit();  // possibly empty: one group per iteration keeps the count above exact
+
+    const bool more = has_strip && kt + 1 < p.k_tiles;
+    typename Dec::RawQuant next_rq;
+    Dec::load_quant(ep, strip, more ? kt + 1 : 0, lane, next_rq, more);
+    uint32_t raw[Dec::kRawWords] = {};
+    if (has_strip) Dec::read_codes(code_slot(kt), lane, raw);
+    multiply_tile<Act, Dec>(raw, rq, ep, smem_addr(stage(kt)), acc);
+    rq = next_rq;
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Epilogue: y tile [token][row] in the (now idle) stages, then 16-byte rows of y.
+  const int chunks = ceil_div(t.count, 8);
+  auto* ys = reinterpret_cast<unsigned short*>(stages);
+  if (has_strip) {
+#pragma unroll
+    for (int c = 0; c < kAcc / 4; ++c) {
+      if (c < chunks) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
+          const int row = warp * kTileRows + (lane >> 2) + 8 * (r >> 1);
+          ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[4 * c + r]);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  const int n0 = row_block * kStrips * kTileRows;
+  constexpr int kUnitsPerY = kStrips * kTileRows / 8;
+  for (int idx = static_cast<int>(threadIdx.x); idx < t.count * kUnitsPerY; idx += kBlockThreads) {
+    const int tok = idx / kUnitsPerY, unit = idx % kUnitsPerY;
+    const int n = n0 + unit * 8;
+    if (n >= p.n) continue;
+    const unsigned short* src = ys + tok * kYStride + unit * 8;
+    unsigned short* dst = y_rows + static_cast<int64_t>(tok) * p.n + n;
+    if ((p.n & 7) == 0) {
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+    } else {
+      for (int i = 0; i < 8 && n + i < p.n; ++i) dst[i] = src[i];
+    }
+  }
+  __syncthreads();
+}
+
+// One block per SM: three stages of 32 KB of x plus the code slots leave no room for a second.
+template <class Act>
+__global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(const GemmProblem p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
+  extern __shared__ __align__(16) unsigned char smem[];
+  const Schedule sched = carve_schedule(smem, p.num_experts);
+  // The ring starts on the next 1024-byte boundary of the shared address space: the 128-byte
+  // swizzle pattern is anchored there (descriptor base offset 0).
+  const uint32_t ring = smem_addr(smem) + static_cast<uint32_t>(schedule_smem_bytes(p.num_experts));
+  unsigned char* stages = smem + schedule_smem_bytes(p.num_experts) +
+                          ((kSwizzleAtomBytes - ring % kSwizzleAtomBytes) % kSwizzleAtomBytes);
+  const int row_blocks = ceil_div(p.n_strips, kStrips);
+
+  const long long total = build_schedule(
+      p.offsets, p.num_experts, p.m,
+      [&](int e, int tokens) -> long long {
+        if (tokens < p.min_tokens || tokens > p.max_tokens) return 0;
+        // A tile larger than the code slots (a view whose format_mask misses the expert's
+        // format) would overrun its neighbours' slots: such experts are skipped.
+        const int id = decoder_id(p.descs[e]);
+        if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
+        return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
+      },
+      sched);
+
+  const auto* x = static_cast<const unsigned short*>(p.x);
+  auto* y = static_cast<unsigned short*>(p.y);
+  for (long long item = blockIdx.x; item < total; item += gridDim.x) {
+    const int e = find_expert(sched.item_start, p.num_experts, item);
+    const long long local = item - sched.item_start[e];
+    const ExpertDesc desc = p.descs[e];
+    const int row_block = static_cast<int>(local % row_blocks);
+    const int block = static_cast<int>(local / row_blocks);
+    const int row0 = sched.row_begin[e] + block * kTokens;
+    const XTile t{x + static_cast<int64_t>(row0) * p.k,
+                  min(kTokens, sched.row_count[e] - block * kTokens), p.k, (p.k & 7) == 0};
+    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+    const ExpertParams ep = expert_params(p.blob, desc);
+    with_decoder(decoder_id(desc), [&](auto decoder) {
+      run_item<Act, decltype(decoder)>(p, ep, row_block, t, y_rows, stages);
+    });
+  }
+#else
+  // Never launched: grouped_gemm_wgmma_available is false wherever this body is what runs.
+  __trap();
+#endif
+}
+
+}  // namespace wg
+
+template <class Act>
+cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
+  // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket).
+  static GridCache cache;
+  const auto kernel = wg::grouped_gemm_wgmma_kernel<Act>;
+  int size_class = 0;
+  while ((256 << size_class) < p.a_slot_bytes) ++size_class;
+  int grid = 0;
+  cudaError_t err = persistent_grid(
+      reinterpret_cast<const void*>(kernel), wg::smem_bytes(kMaxExperts, kMaxTileBytes),
+      wg::smem_bytes(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  if (err != cudaSuccess) return err;
+  kernel<<<grid, kBlockThreads, wg::smem_bytes(p.num_experts, p.a_slot_bytes), stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <class Act>
+cudaError_t grouped_gemm_wgmma_available(bool* available) {
+  // Per device: 0 = not asked yet, 1 = no, 2 = yes.
+  static std::atomic<int> known[GridCache::kMaxDevices] = {};
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  const bool cacheable = device >= 0 && device < GridCache::kMaxDevices;
+  if (cacheable) {
+    const int v = known[device].load(std::memory_order_relaxed);
+    if (v != 0) {
+      *available = v == 2;
+      return cudaSuccess;
+    }
+  }
+  int major = 0, minor = 0;
+  err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return err;
+  err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (err != cudaSuccess) return err;
+    // sm_90a code runs on compute capability 9.0 only, and exists only in a build whose
+    // architectures name 90a (CMake defines QMOE_HAVE_SM90A; a plain sm_90 build holds the
+    // __trap() body).
+#if defined(QMOE_HAVE_SM90A)
+  bool ok = major == 9 && minor == 0;
+#else
+  bool ok = false;
+#endif
+  if (ok) {
+    // The variant the launch would run: ptxVersion < 90 means PTX JIT-compiled from
+    // compute_80 (CUDA_FORCE_PTX_JIT=1), i.e. the __trap() body.
+    cudaFuncAttributes attr{};
+    err = cudaFuncGetAttributes(&attr,
+                                reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act>));
+    if (err != cudaSuccess) return err;
+    ok = attr.ptxVersion >= 90;
+  }
+  if (cacheable) known[device].store(ok ? 2 : 1, std::memory_order_relaxed);
+  *available = ok;
+  return cudaSuccess;
+}
+
+}  // namespace qmoe::dev
