@@ -35,12 +35,16 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
 }
 
 /// Bytes of one 16x128 code tile of decoder id (what ExpertDesc::tile_bytes says); 0 if unknown.
+/// Selects, not a table: a run-time-indexed constant array would live in local memory.
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
-  constexpr int kIntBytes[4] = {IntDecoder<2, 1>::kTileBytes, IntDecoder<3, 1>::kTileBytes,
-                                IntDecoder<4, 1>::kTileBytes, IntDecoder<8, 1>::kTileBytes};
   if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
   if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
-  return id >= kFirstIntDecoder && id < kNumDecoders ? kIntBytes[(id - kFirstIntDecoder) / 3] : 0;
+  if (id < kFirstIntDecoder || id >= kNumDecoders) return 0;
+  const int bits_index = (id - kFirstIntDecoder) / 3;
+  return bits_index == 0   ? IntDecoder<2, 1>::kTileBytes
+         : bits_index == 1 ? IntDecoder<3, 1>::kTileBytes
+         : bits_index == 2 ? IntDecoder<4, 1>::kTileBytes
+                           : IntDecoder<8, 1>::kTileBytes;
 }
 
 /// The largest tile of the decoders in a format mask (bit i = decoder i); 0 for none.

@@ -206,39 +206,32 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 template <class Act>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const Schedule sched = carve_schedule(smem, p.num_experts);
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts);
   const int row_blocks = ceil_div(p.n_strips, kStrips);
-
-  const long long total = build_schedule(
-      p.offsets, p.num_experts, p.m,
+  const auto* x = static_cast<const unsigned short*>(p.x);
+  auto* y = static_cast<unsigned short*>(p.y);
+  for_each_item(
+      p, smem,
       [&](int e, int tokens) -> long long {
-        if (tokens < p.min_tokens || tokens > p.max_tokens) return 0;
         // A tile larger than the code slots (a view whose format_mask misses the expert's
         // format) would overrun its neighbours' slots: such experts are skipped.
         const int id = decoder_id(p.descs[e]);
         if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
         return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
       },
-      sched);
-
-  const auto* x = static_cast<const unsigned short*>(p.x);
-  auto* y = static_cast<unsigned short*>(p.y);
-  for (long long item = blockIdx.x; item < total; item += gridDim.x) {
-    const int e = find_expert(sched.item_start, p.num_experts, item);
-    const long long local = item - sched.item_start[e];
-    const ExpertDesc desc = p.descs[e];
-    const int row_block = static_cast<int>(local % row_blocks);
-    const int block = static_cast<int>(local / row_blocks);
-    const int row0 = sched.row_begin[e] + block * kTokens;
-    const XTile t{x + static_cast<int64_t>(row0) * p.k,
-                  min(kTokens, sched.row_count[e] - block * kTokens), p.k, (p.k & 7) == 0};
-    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-    const ExpertParams ep = expert_params(p.blob, desc);
-    with_decoder(decoder_id(desc), [&](auto decoder) {
-      run_item<Act, decltype(decoder)>(p, ep, row_block, t, y_rows, stages);
-    });
-  }
+      [&](int e, long long local, int row_begin, int row_count) {
+        const int row_block = static_cast<int>(local % row_blocks);
+        const int block = static_cast<int>(local / row_blocks);
+        const int row0 = row_begin + block * kTokens;
+        const XTile t{x + static_cast<int64_t>(row0) * p.k,
+                      min(kTokens, row_count - block * kTokens), p.k, (p.k & 7) == 0};
+        unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+        const ExpertDesc desc = p.descs[e];
+        const ExpertParams ep = expert_params(p.blob, desc);
+        with_decoder(decoder_id(desc), [&](auto decoder) {
+          run_item<Act, decltype(decoder)>(p, ep, row_block, t, y_rows, stages);
+        });
+      });
 }
 
 }  // namespace tc

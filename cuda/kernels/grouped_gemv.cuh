@@ -206,15 +206,14 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 template <class Act, int kStripCap>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const Schedule sched = carve_schedule(smem, p.num_experts);
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
-
   const int group_warps = warps_per_group(p.k_tiles);
   const int groups_per_item = kBlockWarps / group_warps;
-  const long long total = build_schedule(
-      p.offsets, p.num_experts, p.m,
+  const auto* x = static_cast<const unsigned short*>(p.x);
+  auto* y = static_cast<unsigned short*>(p.y);
+  for_each_item(
+      p, smem,
       [&](int e, int tokens) -> long long {
-        if (tokens < p.min_tokens || tokens > p.max_tokens) return 0;
         long long items = 0;
         with_decoder(decoder_id(p.descs[e]), [&](auto decoder) {
           const int strips_per_item =
@@ -224,34 +223,25 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
         });
         return items;
       },
-      sched);
-
-  const auto* x = static_cast<const unsigned short*>(p.x);
-  auto* y = static_cast<unsigned short*>(p.y);
-  for (long long item = blockIdx.x; item < total; item += gridDim.x) {
-    const int e = find_expert(sched.item_start, p.num_experts, item);
-    const long long local = item - sched.item_start[e];
-    // Token blocks vary fastest: the blocks re-reading a strip group run together (L2 hits).
-    const int blocks = ceil_div(sched.row_count[e], kTokens);
-    const int block = static_cast<int>(local % blocks);
-    const int row0 = sched.row_begin[e] + block * kTokens;
-    const Tokens t{x + static_cast<int64_t>(row0) * p.k,
-                   min(kTokens, sched.row_count[e] - block * kTokens), p.k};
-    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-    const ExpertDesc desc = p.descs[e];
-    const ExpertParams ep = expert_params(p.blob, desc);
-    with_decoder(decoder_id(desc), [&](auto decoder) {
-      using Dec = decltype(decoder);
-      constexpr int R = strips_per_warp<Dec, kStripCap>();
-      const int strip0 = static_cast<int>(local / blocks) * groups_per_item * R;
-      run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
-    });
-  }
+      [&](int e, long long local, int row_begin, int row_count) {
+        // Token blocks vary fastest: the blocks re-reading a strip group run together (L2
+        // hits).
+        const int blocks = ceil_div(row_count, kTokens);
+        const int block = static_cast<int>(local % blocks);
+        const int row0 = row_begin + block * kTokens;
+        const Tokens t{x + static_cast<int64_t>(row0) * p.k,
+                       min(kTokens, row_count - block * kTokens), p.k};
+        unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+        const ExpertDesc desc = p.descs[e];
+        const ExpertParams ep = expert_params(p.blob, desc);
+        with_decoder(decoder_id(desc), [&](auto decoder) {
+          using Dec = decltype(decoder);
+          constexpr int R = strips_per_warp<Dec, kStripCap>();
+          const int strip0 = static_cast<int>(local / blocks) * groups_per_item * R;
+          run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
+        });
+      });
 }
-
-}  // namespace gemv
-
-namespace gemv {
 
 template <class Act, int kStripCap>
 cudaError_t launch_with_cap(const GemmProblem& p, cudaStream_t stream) {
