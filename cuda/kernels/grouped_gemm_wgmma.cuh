@@ -2,18 +2,32 @@
 // ("prefill"): the sibling of grouped_gemm_tc.cuh with warpgroup MMA (wgmma) in place of
 // mma.sync.
 //
-// Work item = (expert with tokens in [min_tokens, max_tokens], block of 128 weight rows,
+// Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows,
 // block of 128 tokens); the persistent grid walks the same device-built schedule as the tc
-// kernel, row blocks fastest.
-// Block = 2 warpgroups of 4 warps. Warp w decodes strip w of the row block (16 rows) into
-// A fragments exactly as the tc kernel does; warpgroup g multiplies its 64 rows (strips
-// 4g..4g+3) by the 128 staged tokens with wgmma.m64n128k16, A from registers (the decoded
-// weights never touch shared memory), B = the x tile in shared memory through a matrix
-// descriptor, fp32 accumulators (64 per thread).
-// One kStages-deep cp.async pipeline; stage = k-tile:
+// kernel, row blocks fastest. Every row block re-reads the token block's x from L2, so 256
+// rows (not 128) halve that traffic per FLOP: a k-tile stages 32 KB of x and 16 code tiles
+// for 256 x 128 x 128 multiply-adds.
+// Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
+// block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
+// 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
+// per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. Per
+// k16 sub-tile the warpgroup issues one wgmma.m64n128k16 per m64 block, A from registers (the
+// decoded weights never touch shared memory), B = the x tile in shared memory through a
+// matrix descriptor (the same for both), fp32 accumulators (2 x 64 per thread). A k-tile's 16
+// wgmmas go strip-major (8 sub-tiles of strip 8g + i, then 8 of 8g + 4 + i), so only one
+// strip's codes and scales are live in registers at a time.
+// One cp.async ring; stage = k-tile:
 //  - x tile [128 tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
 //    layout wgmma reads (zero-filled past the item's tokens and past K);
-//  - each warp's code tile of its strip, copied verbatim (as in the tc kernel).
+//  - 16 code slots, slot s = strip s of the row block, each copied verbatim by the warp that
+//    decodes it (as in the tc kernel).
+// Ring depth by code slot size (ring_stages): up to 1 KB per tile (int2/3/4) gives four
+// stages, two k-tiles prefetched, and the barrier that publishes k-tile kt + 1 runs while the
+// last wgmmas of k-tile kt still do (its refill targets the stage of k-tile kt - 1); int8
+// (three stages) and dense (two) prefetch two and one k-tiles and drain a k-tile's wgmmas
+// before that barrier (its refill targets k-tile kt's own stage). Either way a k-tile ends
+// drained: no wgmma is in flight across the k loop's back edge (ptxas serializes every wgmma
+// of the kernel when one is, C7513).
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
@@ -31,11 +45,13 @@
 namespace qmoe::dev {
 namespace wg {
 
-constexpr int kStrips = kBlockWarps;  ///< 128 weight rows per item
 constexpr int kWarpgroupWarps = 4;
-constexpr int kTokens = 128;       ///< tokens per item = the wgmma N
+constexpr int kM64Strips = 4;                          ///< strips of one wgmma m64 block
+constexpr int kStripsPerWarp = 2;                      ///< = m64 blocks per warpgroup
+constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< 256 weight rows per item
+constexpr int kTokens = 128;                           ///< tokens per item = the wgmma N
 constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64n128 (64 x 128 / 128)
-constexpr int kStages = 3;
+constexpr int kMaxStages = 4;
 /// One swizzle atom of the 128-byte swizzle: 8 rows of 128 bytes. Rows are 128 bytes (64 k
 /// of one token), so a k-tile is stored as two halves of [128 tokens][128 bytes].
 constexpr int kSwizzleRowBytes = 128;
@@ -45,21 +61,66 @@ constexpr int kUnitsPerRow = 2 * kSwizzleRowBytes / 16;  ///< 16-byte units of o
 constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 16 KB
 constexpr int kXStageBytes = 2 * kXHalfBytes;            ///< 32 KB
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
+static_assert(kSubtiles % 2 == 0, "a strip's wgmma count must be even (A buffer parity)");
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
 constexpr int kYStride = kStrips * kTileRows + 8;
-static_assert(kTokens * kYStride * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
+constexpr int kYBytes = kTokens * kYStride * 2;
 
-/// One stage: the x tile, then one code slot of slot_bytes per warp; a multiple of the swizzle
-/// atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern repeats on.
+/// One stage: the x tile, then one code slot of slot_bytes per strip; a multiple of the
+/// swizzle atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern
+/// repeats on.
 constexpr int stage_bytes(int slot_bytes) {
-  return (kXStageBytes + kBlockWarps * slot_bytes + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes *
+  return (kXStageBytes + kStrips * slot_bytes + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes *
          kSwizzleAtomBytes;
 }
+
+/// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
+/// capability 9.0, less a reserve for the kernel's static shared memory (the schedule's block
+/// scan, 2.3 KB), the largest schedule and the alignment pad.
+constexpr int kRingBudget =
+    227 * 1024 - 4096 - static_cast<int>(schedule_smem_bytes(kMaxExperts)) - kSwizzleAtomBytes;
+
+/// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
+constexpr int ring_stages(int slot_bytes) {
+  const int fit = kRingBudget / stage_bytes(slot_bytes);
+  return fit < kMaxStages ? fit : kMaxStages;
+}
+/// k-tiles the ring prefetches ahead of the one being multiplied.
+constexpr int ring_depth(int stages) {
+  return stages >= 3 ? 2 : 1;
+}
+/// The barrier that publishes k-tile kt + 1 (at the end of k-tile kt) refills the stage of
+/// k-tile kt + 1 + depth - stages. With a stage beyond the prefetched ones and the current
+/// one, that is k-tile kt - 1, drained at its end, and the barrier may run while k-tile kt's
+/// last wgmmas still do; otherwise it is k-tile kt itself, drained before the barrier.
+constexpr bool ring_overlaps(int stages) {
+  return stages >= ring_depth(stages) + 2;
+}
+
+/// Every decoder's slot size gives a ring of two stages or more that also holds the y tile.
+constexpr bool ring_fits_every_decoder() {
+  for (int id = 0; id < kNumDecoders; ++id) {
+    const int slot = decoder_tile_bytes(id);
+    if (ring_stages(slot) < 2 || ring_stages(slot) * stage_bytes(slot) < kYBytes) return false;
+  }
+  return true;
+}
+static_assert(ring_fits_every_decoder(), "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + kSwizzleAtomBytes +
-         static_cast<size_t>(kStages) * stage_bytes(slot_bytes);
+         static_cast<size_t>(ring_stages(slot_bytes)) * stage_bytes(slot_bytes);
+}
+
+/// The most any launch takes (the ring size is not monotonic in the slot size).
+constexpr size_t max_smem_bytes() {
+  size_t bytes = 0;
+  for (int id = 0; id < kNumDecoders; ++id) {
+    const size_t b = smem_bytes(kMaxExperts, decoder_tile_bytes(id));
+    if (b > bytes) bytes = b;
+  }
+  return bytes;
 }
 
 /// The tokens of one work item.
@@ -98,6 +159,14 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
       *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
     }
   }
+}
+
+/// Waits until the oldest of `depth` (1 or 2) cp.async groups in flight has landed.
+__device__ __forceinline__ void cp_async_wait_oldest(int depth) {
+  if (depth > 1)
+    cp_async_wait<1>();
+  else
+    cp_async_wait<0>();
 }
 
 // ---- wgmma (PTX ISA "Asynchronous Warpgroup Level Matrix Multiply-Accumulate") ----------
@@ -180,19 +249,18 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[kAcc], const uint32_
 }
 #undef QMOE_WGMMA_M64N128K16
 
-/// acc += W_strips(64 x 128) * x_stage^T over one k-tile (whole warpgroup). Ends with every
-/// wgmma complete, so the stage may be overwritten after the next barrier.
+/// acc += W_strip x x_stage^T over one k-tile for the warpgroup's m64 block whose rows
+/// 16 (warp % 4) .. + 15 are this warp's strip (whole warpgroup): 8 wgmmas, one commit group
+/// each. wgmma n of the item reads a[n % 2]; the wait_group 1 after each commit retires
+/// wgmma n - 1, whose buffer the next decode overwrites (even count per call: the parity
+/// carries over). On return the last wgmma may still run.
 template <class Act, class Dec>
-__device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWords],
-                                              const typename Dec::RawQuant& rq,
-                                              const ExpertParams& ep, uint32_t x_stage,
-                                              float (&acc)[kAcc]) {
-  const auto q = Dec::template prepare<Act>(ep, rq);
-  const uint64_t desc = x_descriptor(x_stage);
-  // Two A buffers: wgmma j reads a[j % 2] asynchronously, so sub-tile j + 1 decodes into the
-  // other buffer while it runs; wait_group 1 after each commit retires wgmma j - 1, whose
-  // buffer the next decode overwrites.
-  uint32_t a[2][4];
+__device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool has_strip, int lane,
+                                               const typename Dec::template Quant<Act>& q,
+                                               uint64_t desc, uint32_t (&a)[2][4],
+                                               float (&acc)[kAcc]) {
+  uint32_t raw[Dec::kRawWords] = {};
+  if (has_strip) Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
     Dec::template decode_subtile<Act>(raw, j, q, a[j & 1]);
@@ -201,8 +269,6 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWor
     wgmma_commit();
     wgmma_wait<1>();
   }
-  wgmma_wait<0>();
-  fence_accumulators(acc);
 }
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
@@ -212,68 +278,114 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
                          const XTile& t, unsigned short* y_rows, unsigned char* stages) {
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int strip = row_block * kStrips + warp;
-  // Warps past N still stage x, sync and join their warpgroup's wgmma (it is warpgroup-wide)
+  // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
+  // block 2 (warp / 4) + b. Strips past N still join their warpgroup's wgmmas (warpgroup-wide)
   // with zero codes; their rows are never stored.
-  const bool has_strip = strip < p.n_strips;
-  const uint8_t* strip_codes =
-      ep.codes + static_cast<int64_t>(has_strip ? strip : 0) * p.k_tiles * Dec::kTileBytes;
-  const int stage_size = stage_bytes(p.a_slot_bytes);
-  auto stage = [&](int kt) { return stages + (kt % kStages) * stage_size; };
-  auto code_slot = [&](int kt) { return stage(kt) + kXStageBytes + warp * p.a_slot_bytes; };
-  auto fill = [&](int kt) {
-    fill_x(stage(kt), t, kt);
-    if (has_strip)
-      Dec::copy_codes(strip_codes + static_cast<int64_t>(kt) * Dec::kTileBytes, code_slot(kt),
-                      lane);
+  int local[kStripsPerWarp], strip[kStripsPerWarp];
+  bool has_strip[kStripsPerWarp];
+  const uint8_t* strip_codes[kStripsPerWarp];
+#pragma unroll
+  for (int b = 0; b < kStripsPerWarp; ++b) {
+    local[b] = (warp / kWarpgroupWarps) * kStripsPerWarp * kM64Strips + b * kM64Strips +
+               warp % kWarpgroupWarps;
+    strip[b] = row_block * kStrips + local[b];
+    has_strip[b] = strip[b] < p.n_strips;
+    strip_codes[b] =
+        ep.codes + static_cast<int64_t>(has_strip[b] ? strip[b] : 0) * p.k_tiles * Dec::kTileBytes;
+  }
+  const int slot_bytes = p.a_slot_bytes;
+  const int stage_size = stage_bytes(slot_bytes);
+  const int n_stages = ring_stages(slot_bytes);
+  const int depth = ring_depth(n_stages);
+  const bool overlap = ring_overlaps(n_stages);
+  auto code_slot = [&](unsigned char* stage, int b) {
+    return stage + kXStageBytes + local[b] * slot_bytes;
+  };
+  auto fill = [&](int kt, int s) {
+    unsigned char* stage = stages + s * stage_size;
+    fill_x(stage, t, kt);
+#pragma unroll
+    for (int b = 0; b < kStripsPerWarp; ++b)
+      if (has_strip[b])
+        Dec::copy_codes(strip_codes[b] + static_cast<int64_t>(kt) * Dec::kTileBytes,
+                        code_slot(stage, b), lane);
   };
 
-  float acc[kAcc];
+  float acc[kStripsPerWarp][kAcc];
 #pragma unroll
-  for (int i = 0; i < kAcc; ++i) acc[i] = 0.f;
-  fence_accumulators(acc);
+  for (int b = 0; b < kStripsPerWarp; ++b) {
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) acc[b][i] = 0.f;
+    fence_accumulators(acc[b]);
+  }
 
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < p.k_tiles) fill(s);
+  // k-tiles 0 .. depth - 1 into stages 0 .. depth - 1, one group each.
+  for (int s = 0; s < depth; ++s) {
+    if (s < p.k_tiles) fill(s, s);
     cp_async_commit();
   }
-  typename Dec::RawQuant rq;
-  Dec::load_quant(ep, strip, 0, lane, rq, has_strip);
+  typename Dec::RawQuant rq[kStripsPerWarp];
+#pragma unroll
+  for (int b = 0; b < kStripsPerWarp; ++b)
+    Dec::load_quant(ep, strip[b], 0, lane, rq[b], has_strip[b]);
 
-  for (int kt = 0; kt < p.k_tiles; ++kt) {
-    // Group kt (stage kt) has landed for this thread; the proxy fence hands it (and any
-    // synchronous x stores) to the async proxy, the barrier makes it everyone's and frees the
-    // stage multiplied in iteration kt - 1 (its wgmmas completed there) for refilling.
-    cp_async_wait<kStages - 2>();
+  // The barrier of k-tile kt: group kt (k-tile kt) has landed for this thread (depth groups
+  // are in flight), the proxy fence hands it (and any synchronous x stores) to the async
+  // proxy, the barrier makes it everyone's; then the stage of k-tile kt + depth - n_stages is
+  // refilled. Code slots are read with plain loads, complete before the barrier.
+  int write_stage = depth;  // stage of k-tile kt + depth
+  auto publish = [&](int kt) {
+    cp_async_wait_oldest(depth);
     fence_proxy_async();
     __syncthreads();
-    if (kt + kStages - 1 < p.k_tiles) fill(kt + kStages - 1);
-    cp_async_commit();  // possibly empty: one group per iteration keeps the count above exact
+    if (kt + depth < p.k_tiles) fill(kt + depth, write_stage);
+    cp_async_commit();  // possibly empty: one group per k-tile keeps the count above exact
+    write_stage = write_stage + 1 < n_stages ? write_stage + 1 : 0;
+  };
 
-    const bool more = has_strip && kt + 1 < p.k_tiles;
-    typename Dec::RawQuant next_rq;
-    Dec::load_quant(ep, strip, more ? kt + 1 : 0, lane, next_rq, more);
-    uint32_t raw[Dec::kRawWords] = {};
-    if (has_strip) Dec::read_codes(code_slot(kt), lane, raw);
-    multiply_tile<Act, Dec>(raw, rq, ep, smem_addr(stage(kt)), acc);
-    rq = next_rq;
+  publish(0);
+  uint32_t a[2][4];    // A buffers: wgmma n of the item reads a[n % 2]
+  int read_stage = 0;  // stage of k-tile kt
+  for (int kt = 0; kt < p.k_tiles; ++kt) {
+    const bool more = kt + 1 < p.k_tiles;
+    unsigned char* stage = stages + read_stage * stage_size;
+    const uint64_t desc = x_descriptor(smem_addr(stage));
+#pragma unroll
+    for (int b = 0; b < kStripsPerWarp; ++b) {
+      const auto q = Dec::template prepare<Act>(ep, rq[b]);
+      // The next k-tile's scales load while this one multiplies (one set of registers).
+      Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
+      multiply_strip<Act, Dec>(code_slot(stage, b), has_strip[b], lane, q, desc, a, acc[b]);
+    }
+    // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
+    // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
+    // Every k-tile ends drained: a wgmma in flight across the loop's back edge would let the
+    // next iteration redefine its input registers, and ptxas would serialize them all.
+    if (!overlap) wgmma_wait<0>();
+    if (more) publish(kt + 1);
+    wgmma_wait<0>();
+#pragma unroll
+    for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
+    read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;
   }
   cp_async_wait<0>();
   __syncthreads();
 
-  // Epilogue: y tile [token][row] in the (now idle) stages, then 16-byte rows of y.
+  // Epilogue: y tile [token][row] in the (now idle) ring, then 16-byte rows of y.
   const int chunks = ceil_div(t.count, 8);
   auto* ys = reinterpret_cast<unsigned short*>(stages);
-  if (has_strip) {
 #pragma unroll
-    for (int c = 0; c < kAcc / 4; ++c) {
-      if (c < chunks) {
+  for (int b = 0; b < kStripsPerWarp; ++b) {
+    if (has_strip[b]) {
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
-          const int row = warp * kTileRows + (lane >> 2) + 8 * (r >> 1);
-          ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[4 * c + r]);
+      for (int c = 0; c < kAcc / 4; ++c) {
+        if (c < chunks) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
+            const int row = local[b] * kTileRows + (lane >> 2) + 8 * (r >> 1);
+            ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[b][4 * c + r]);
+          }
         }
       }
     }
@@ -296,11 +408,13 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
   __syncthreads();
 }
 
-// One block per SM: three stages of 32 KB of x plus the code slots leave no room for a second.
+// One block per SM: the ring takes most of shared memory, and the accumulators (128 per
+// thread) most of the registers.
 template <class Act>
 __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(const GemmProblem p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
+  static_assert(kWarpgroupWarps == kM64Strips, "a warp decodes one strip per m64 block");
   extern __shared__ __align__(16) unsigned char smem[];
   const Schedule sched = carve_schedule(smem, p.num_experts);
   // The ring starts on the next 1024-byte boundary of the shared address space: the 128-byte
@@ -355,9 +469,9 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   int grid = 0;
-  cudaError_t err = persistent_grid(
-      reinterpret_cast<const void*>(kernel), wg::smem_bytes(kMaxExperts, kMaxTileBytes),
-      wg::smem_bytes(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  cudaError_t err =
+      persistent_grid(reinterpret_cast<const void*>(kernel), wg::max_smem_bytes(),
+                      wg::smem_bytes(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
   if (err != cudaSuccess) return err;
   kernel<<<grid, kBlockThreads, wg::smem_bytes(p.num_experts, p.a_slot_bytes), stream>>>(p);
   return cudaGetLastError();
