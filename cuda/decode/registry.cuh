@@ -96,4 +96,13 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
   }
 }
 
+/// Calls f(Decoder{}, params) for expert e of a descriptor table: its decoder and sections.
+template <class F>
+__device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc* descs,
+                                                    int e, F&& f) {
+  const ExpertDesc desc = descs[e];
+  const ExpertParams ep = expert_params(blob, desc);
+  with_decoder(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
+}
+
 }  // namespace qmoe::dev

@@ -58,10 +58,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     const int e = static_cast<int>(t / tiles_per_expert);
     const long long rem = t - e * tiles_per_expert;
     const int strip = static_cast<int>(rem / k_tiles), kt = static_cast<int>(rem % k_tiles);
-    const ExpertDesc desc = descs[e];
-    const ExpertParams ep = expert_params(blob, desc);
     unsigned short* w_expert = w + static_cast<int64_t>(e) * n * k;
-    with_decoder(decoder_id(desc), [&](auto decoder) {
+    with_expert_decoder(blob, descs, e, [&](auto decoder, const ExpertParams& ep) {
       decode_tile<Act, decltype(decoder)>(ep, strip, kt, k_tiles, n, k, slot, w_expert);
     });
   }

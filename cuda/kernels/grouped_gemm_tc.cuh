@@ -22,6 +22,7 @@
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
+#include "cuda/kernels/tile_common.cuh"
 
 namespace qmoe::dev {
 namespace tc {
@@ -31,7 +32,6 @@ constexpr int kTokens = 64;           ///< tokens per item: 8 n8 chunks
 constexpr int kChunks = kTokens / 8;
 constexpr int kStages = 3;
 constexpr int kRowBytes = kTileCols * 2;           ///< one token's 128 k of x
-constexpr int kUnitsPerRow = kRowBytes / 16;       ///< 16-byte units per staged row
 constexpr int kXStageBytes = kTokens * kRowBytes;  ///< 16 KB
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
 constexpr int kYStride = kStrips * kTileRows + 8;
@@ -46,40 +46,12 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + static_cast<size_t>(kStages) * stage_bytes(slot_bytes);
 }
 
-/// The tokens of one work item.
-struct XTile {
-  const unsigned short* x;  ///< x row of the item's first token, [count, k]
-  int count;                ///< 1 .. kTokens
-  int k;
-  bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
-};
-
-/// Stages x[0..64)[128 kt .. 128 kt + 128) into `stage` (whole block). Unit (row, u) goes to
-/// 16-byte slot u ^ (row % 8) of its row.
+/// Stages the x tile of k-tile kt into `stage`: unit u of token row r at 16-byte slot
+/// u ^ (r % 8) of its row, so the 8 rows of an ldmatrix hit 8 bank groups.
 __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int kt) {
-  for (int idx = static_cast<int>(threadIdx.x); idx < kTokens * kUnitsPerRow;
-       idx += kBlockThreads) {
-    const int row = idx / kUnitsPerRow, unit = idx % kUnitsPerRow;
-    const int k = kt * kTileCols + unit * 8;
-    const int valid = row < t.count ? min(max(t.k - k, 0), 8) : 0;  // elements to copy
-    unsigned char* dst = stage + row * kRowBytes + ((unit ^ (row & 7)) << 4);
-    if (t.aligned) {
-      // valid is 0 or 8 here; 0 copies nothing and zero-fills (src must still be valid).
-      const unsigned short* src = valid > 0 ? t.x + static_cast<int64_t>(row) * t.k + k : t.x;
-      cp_async_16(smem_addr(dst), src, 2 * valid);
-    } else {
-      // Unaligned rows (K % 8 != 0): element loads, synchronous; the next barrier publishes.
-      const unsigned short* src = t.x + static_cast<int64_t>(row < t.count ? row : 0) * t.k + k;
-      uint32_t v[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(src + 2 * i)) : 0u;
-        const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(src + 2 * i + 1)) : 0u;
-        v[i] = lo | (hi << 16);
-      }
-      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
-    }
-  }
+  fill_x_tile<kTokens>(t, kt, [&](int row, int unit) {
+    return stage + row * kRowBytes + ((unit ^ (row & 7)) << 4);
+  });
 }
 
 /// acc += W_tile(16 x 128) * x_stage^T for the staged chunk pairs.
@@ -186,52 +158,21 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
     }
   }
   __syncthreads();
-  const int n0 = row_block * kStrips * kTileRows;
-  constexpr int kUnitsPerY = kStrips * kTileRows / 8;
-  for (int idx = static_cast<int>(threadIdx.x); idx < t.count * kUnitsPerY; idx += kBlockThreads) {
-    const int tok = idx / kUnitsPerY, unit = idx % kUnitsPerY;
-    const int n = n0 + unit * 8;
-    if (n >= p.n) continue;
-    const unsigned short* src = ys + tok * kYStride + unit * 8;
-    unsigned short* dst = y_rows + static_cast<int64_t>(tok) * p.n + n;
-    if ((p.n & 7) == 0) {
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
-    } else {
-      for (int i = 0; i < 8 && n + i < p.n; ++i) dst[i] = src[i];
-    }
-  }
-  __syncthreads();
+  store_y_tile<kStrips * kTileRows>(ys, kYStride, t.count, row_block * kStrips * kTileRows, p.n,
+                                    y_rows);
 }
 
 template <class Act>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts);
-  const int row_blocks = ceil_div(p.n_strips, kStrips);
-  const auto* x = static_cast<const unsigned short*>(p.x);
-  auto* y = static_cast<unsigned short*>(p.y);
-  for_each_item(
-      p, smem,
-      [&](int e, int tokens) -> long long {
-        // A tile larger than the code slots (a view whose format_mask misses the expert's
-        // format) would overrun its neighbours' slots: such experts are skipped.
-        const int id = decoder_id(p.descs[e]);
-        if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
-        return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
-      },
-      [&](int e, long long local, int row_begin, int row_count) {
-        const int row_block = static_cast<int>(local % row_blocks);
-        const int block = static_cast<int>(local / row_blocks);
-        const int row0 = row_begin + block * kTokens;
-        const XTile t{x + static_cast<int64_t>(row0) * p.k,
-                      min(kTokens, row_count - block * kTokens), p.k, (p.k & 7) == 0};
-        unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-        const ExpertDesc desc = p.descs[e];
-        const ExpertParams ep = expert_params(p.blob, desc);
-        with_decoder(decoder_id(desc), [&](auto decoder) {
-          run_item<Act, decltype(decoder)>(p, ep, row_block, t, y_rows, stages);
-        });
-      });
+  const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
+  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
+    const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
+    with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
+      run_item<Act, decltype(decoder)>(p, ep, it.row_block, it.x, it.y_rows, stages);
+    });
+  }
 }
 
 }  // namespace tc

@@ -41,6 +41,7 @@
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
+#include "cuda/kernels/tile_common.cuh"
 
 namespace qmoe::dev {
 namespace wg {
@@ -57,7 +58,6 @@ constexpr int kMaxStages = 4;
 constexpr int kSwizzleRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
 constexpr int kHalfK = kSwizzleRowBytes / 2;             ///< 64 k per half
-constexpr int kUnitsPerRow = 2 * kSwizzleRowBytes / 16;  ///< 16-byte units of one token's 128 k
 constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 16 KB
 constexpr int kXStageBytes = 2 * kXHalfBytes;            ///< 32 KB
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
@@ -123,42 +123,14 @@ constexpr size_t max_smem_bytes() {
   return bytes;
 }
 
-/// The tokens of one work item.
-struct XTile {
-  const unsigned short* x;  ///< x row of the item's first token, [count, k]
-  int count;                ///< 1 .. kTokens
-  int k;
-  bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
-};
-
-/// Stages x[0..128)[128 kt .. 128 kt + 128) into `stage` (whole block). 16-byte unit u of
-/// token row r goes to half u / 8, row r, unit (u % 8) ^ (r % 8): the 128-byte swizzle, which
-/// the wgmma descriptor undoes (it XORs address bits 4-6 with bits 7-9).
+/// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
+/// u / 8, row r, unit (u % 8) ^ (r % 8): the 128-byte swizzle, which the wgmma descriptor
+/// undoes (it XORs address bits 4-6 with bits 7-9).
 __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int kt) {
-  for (int idx = static_cast<int>(threadIdx.x); idx < kTokens * kUnitsPerRow;
-       idx += kBlockThreads) {
-    const int row = idx / kUnitsPerRow, unit = idx % kUnitsPerRow;
-    const int k = kt * kTileCols + unit * 8;
-    const int valid = row < t.count ? min(max(t.k - k, 0), 8) : 0;  // elements to copy
-    unsigned char* dst =
-        stage + (unit / 8) * kXHalfBytes + row * kSwizzleRowBytes + (((unit % 8) ^ (row & 7)) << 4);
-    if (t.aligned) {
-      // valid is 0 or 8 here; 0 copies nothing and zero-fills (src must still be valid).
-      const unsigned short* src = valid > 0 ? t.x + static_cast<int64_t>(row) * t.k + k : t.x;
-      cp_async_16(smem_addr(dst), src, 2 * valid);
-    } else {
-      // Unaligned rows (K % 8 != 0): element loads, synchronous; the next barrier publishes.
-      const unsigned short* src = t.x + static_cast<int64_t>(row < t.count ? row : 0) * t.k + k;
-      uint32_t v[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(src + 2 * i)) : 0u;
-        const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(src + 2 * i + 1)) : 0u;
-        v[i] = lo | (hi << 16);
-      }
-      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
-    }
-  }
+  fill_x_tile<kTokens>(t, kt, [&](int row, int unit) {
+    return stage + (unit / 8) * kXHalfBytes + row * kSwizzleRowBytes +
+           (((unit % 8) ^ (row & 7)) << 4);
+  });
 }
 
 /// Waits until the oldest of `depth` (1 or 2) cp.async groups in flight has landed.
@@ -274,8 +246,9 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool h
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
 /// (ends with __syncthreads).
 template <class Act, class Dec>
-__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_block,
-                         const XTile& t, unsigned short* y_rows, unsigned char* stages) {
+__device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
+                                         int row_block, const XTile& t, unsigned short* y_rows,
+                                         unsigned char* stages) {
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
@@ -391,21 +364,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
     }
   }
   __syncthreads();
-  const int n0 = row_block * kStrips * kTileRows;
-  constexpr int kUnitsPerY = kStrips * kTileRows / 8;
-  for (int idx = static_cast<int>(threadIdx.x); idx < t.count * kUnitsPerY; idx += kBlockThreads) {
-    const int tok = idx / kUnitsPerY, unit = idx % kUnitsPerY;
-    const int n = n0 + unit * 8;
-    if (n >= p.n) continue;
-    const unsigned short* src = ys + tok * kYStride + unit * 8;
-    unsigned short* dst = y_rows + static_cast<int64_t>(tok) * p.n + n;
-    if ((p.n & 7) == 0) {
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
-    } else {
-      for (int i = 0; i < 8 && n + i < p.n; ++i) dst[i] = src[i];
-    }
-  }
-  __syncthreads();
+  store_y_tile<kStrips * kTileRows>(ys, kYStride, t.count, row_block * kStrips * kTileRows, p.n,
+                                    y_rows);
 }
 
 // One block per SM: the ring takes most of shared memory, and the accumulators (128 per
@@ -416,41 +376,16 @@ __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(co
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
   static_assert(kWarpgroupWarps == kM64Strips, "a warp decodes one strip per m64 block");
   extern __shared__ __align__(16) unsigned char smem[];
-  const Schedule sched = carve_schedule(smem, p.num_experts);
   // The ring starts on the next 1024-byte boundary of the shared address space: the 128-byte
   // swizzle pattern is anchored there (descriptor base offset 0).
   const uint32_t ring = smem_addr(smem) + static_cast<uint32_t>(schedule_smem_bytes(p.num_experts));
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts) +
                           ((kSwizzleAtomBytes - ring % kSwizzleAtomBytes) % kSwizzleAtomBytes);
-  const int row_blocks = ceil_div(p.n_strips, kStrips);
-
-  const long long total = build_schedule(
-      p.offsets, p.num_experts, p.m,
-      [&](int e, int tokens) -> long long {
-        if (tokens < p.min_tokens || tokens > p.max_tokens) return 0;
-        // A tile larger than the code slots (a view whose format_mask misses the expert's
-        // format) would overrun its neighbours' slots: such experts are skipped.
-        const int id = decoder_id(p.descs[e]);
-        if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
-        return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
-      },
-      sched);
-
-  const auto* x = static_cast<const unsigned short*>(p.x);
-  auto* y = static_cast<unsigned short*>(p.y);
-  for (long long item = blockIdx.x; item < total; item += gridDim.x) {
-    const int e = find_expert(sched.item_start, p.num_experts, item);
-    const long long local = item - sched.item_start[e];
-    const ExpertDesc desc = p.descs[e];
-    const int row_block = static_cast<int>(local % row_blocks);
-    const int block = static_cast<int>(local / row_blocks);
-    const int row0 = sched.row_begin[e] + block * kTokens;
-    const XTile t{x + static_cast<int64_t>(row0) * p.k,
-                  min(kTokens, sched.row_count[e] - block * kTokens), p.k, (p.k & 7) == 0};
-    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-    const ExpertParams ep = expert_params(p.blob, desc);
-    with_decoder(decoder_id(desc), [&](auto decoder) {
-      run_item<Act, decltype(decoder)>(p, ep, row_block, t, y_rows, stages);
+  const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
+  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
+    const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
+    with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
+      run_item<Act, decltype(decoder)>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
 #else

@@ -211,36 +211,31 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const int groups_per_item = kBlockWarps / group_warps;
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
-  for_each_item(
-      p, smem,
-      [&](int e, int tokens) -> long long {
-        long long items = 0;
-        with_decoder(decoder_id(p.descs[e]), [&](auto decoder) {
-          const int strips_per_item =
-              groups_per_item * strips_per_warp<decltype(decoder), kStripCap>();
-          items = static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
-                  ceil_div(tokens, kTokens);
-        });
-        return items;
-      },
-      [&](int e, long long local, int row_begin, int row_count) {
-        // Token blocks vary fastest: the blocks re-reading a strip group run together (L2
-        // hits).
-        const int blocks = ceil_div(row_count, kTokens);
-        const int block = static_cast<int>(local % blocks);
-        const int row0 = row_begin + block * kTokens;
-        const Tokens t{x + static_cast<int64_t>(row0) * p.k,
-                       min(kTokens, row_count - block * kTokens), p.k};
-        unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-        const ExpertDesc desc = p.descs[e];
-        const ExpertParams ep = expert_params(p.blob, desc);
-        with_decoder(decoder_id(desc), [&](auto decoder) {
-          using Dec = decltype(decoder);
-          constexpr int R = strips_per_warp<Dec, kStripCap>();
-          const int strip0 = static_cast<int>(local / blocks) * groups_per_item * R;
-          run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
-        });
-      });
+  const ItemList items = build_item_list(p, smem, [&](int e, int tokens) -> long long {
+    long long count = 0;
+    with_decoder(decoder_id(p.descs[e]), [&](auto decoder) {
+      const int strips_per_item = groups_per_item * strips_per_warp<decltype(decoder), kStripCap>();
+      count =
+          static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) * ceil_div(tokens, kTokens);
+    });
+    return count;
+  });
+  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
+    const ItemRef r = items.at(i);
+    // Token blocks vary fastest: the blocks re-reading a strip group run together (L2 hits).
+    const int blocks = ceil_div(r.row_count, kTokens);
+    const int block = static_cast<int>(r.local % blocks);
+    const int row0 = r.row_begin + block * kTokens;
+    const Tokens t{x + static_cast<int64_t>(row0) * p.k,
+                   min(kTokens, r.row_count - block * kTokens), p.k};
+    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+    with_expert_decoder(p.blob, p.descs, r.expert, [&](auto decoder, const ExpertParams& ep) {
+      using Dec = decltype(decoder);
+      constexpr int R = strips_per_warp<Dec, kStripCap>();
+      const int strip0 = static_cast<int>(r.local / blocks) * groups_per_item * R;
+      run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
+    });
+  }
 }
 
 template <class Act, int kStripCap>

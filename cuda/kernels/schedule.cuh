@@ -88,26 +88,46 @@ __device__ __forceinline__ int find_expert(const long long* item_start, int num_
   return lo;
 }
 
-/// The persistent-grid walk every grouped kernel shares. Builds the schedule at the front of
-/// dynamic shared memory (whole block), then calls run(e, local, row_begin, row_count) for
-/// each item of this block in grid-stride order: item `local` (0-based within expert e) of
-/// the expert whose tokens are rows [row_begin, row_begin + row_count) of x and y.
-/// items_of(e, tokens) -> long long: work items of an expert whose token count lies in
-/// [p.min_tokens, p.max_tokens] (experts outside that range get none without asking).
-template <class ItemsOf, class Run>
-__device__ void for_each_item(const GemmProblem& p, unsigned char* smem, ItemsOf items_of,
-                              Run run) {
-  const Schedule sched = carve_schedule(smem, p.num_experts);
-  const long long total = build_schedule(
+/// Item `local` (0-based within expert e) of the expert whose tokens are rows
+/// [row_begin, row_begin + row_count) of x and y.
+struct ItemRef {
+  int expert;
+  long long local;
+  int row_begin, row_count;
+};
+
+/// A block's copy of the launch's work list; every grouped kernel walks it the same way:
+///   const ItemList items = build_item_list(p, smem, items_of);
+///   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) { items.at(i) ... }
+/// (a loop in the kernel, not a callback: ptxas outlines large lambdas, and a call inside
+/// the wgmma pipeline serialises it).
+struct ItemList {
+  Schedule sched;
+  int num_experts;
+  long long total;
+
+  __device__ ItemRef at(long long item) const {
+    const int e = find_expert(sched.item_start, num_experts, item);
+    return {e, item - sched.item_start[e], sched.row_begin[e], sched.row_count[e]};
+  }
+};
+
+/// Builds the work list at the front of dynamic shared memory (whole block; ends with
+/// __syncthreads). items_of(e, tokens) -> long long: work items of an expert whose token
+/// count lies in [p.min_tokens, p.max_tokens] (experts outside get none without asking).
+template <class ItemsOf>
+__device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
+                                                    ItemsOf items_of) {
+  ItemList list;
+  list.sched = carve_schedule(smem, p.num_experts);
+  list.num_experts = p.num_experts;
+  list.total = build_schedule(
       p.offsets, p.num_experts, p.m,
       [&](int e, int tokens) -> long long {
         return tokens < p.min_tokens || tokens > p.max_tokens ? 0 : items_of(e, tokens);
       },
-      sched);
-  for (long long item = blockIdx.x; item < total; item += gridDim.x) {
-    const int e = find_expert(sched.item_start, p.num_experts, item);
-    run(e, item - sched.item_start[e], sched.row_begin[e], sched.row_count[e]);
-  }
+      list.sched);
+  return list;
 }
 
 }  // namespace qmoe::dev

@@ -1,0 +1,111 @@
+// cuda/kernels/tile_common.cuh — what the two tensor-core tile kernels (mma.sync in
+// grouped_gemm_tc.cuh, wgmma in grouped_gemm_wgmma.cuh) share: the work-item walk, the x
+// tile fill (each kernel passes its own shared-memory layout) and the y tile store.
+#pragma once
+#include <cstdint>
+
+#include "cuda/decode/registry.cuh"
+#include "cuda/kernels/launch.cuh"
+#include "cuda/kernels/schedule.cuh"
+
+namespace qmoe::dev {
+
+/// The tokens of one tile-kernel work item.
+struct XTile {
+  const unsigned short* x;  ///< x row of the item's first token, [count, k]
+  int count;                ///< 1 .. tokens per item
+  int k;
+  bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
+};
+
+/// Stages x rows [0, kTokens) x columns [128 kt, 128 kt + 128) of the item (whole block):
+/// 16-byte unit u of token row r goes to unit_dst(r, u), the kernel's (swizzled) layout.
+/// Zero past the item's tokens and past K. Rows 16-byte aligned: cp.async (issued, not
+/// waited for); otherwise synchronous element loads, published by the kernel's next barrier.
+template <int kTokens, class UnitDst>
+__device__ __forceinline__ void fill_x_tile(const XTile& t, int kt, UnitDst unit_dst) {
+  constexpr int kUnitsPerRow = kTileCols / 8;
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTokens * kUnitsPerRow;
+       idx += kBlockThreads) {
+    const int row = idx / kUnitsPerRow, unit = idx % kUnitsPerRow;
+    const int k = kt * kTileCols + unit * 8;
+    const int valid = row < t.count ? min(max(t.k - k, 0), 8) : 0;  // elements to copy
+    unsigned char* dst = unit_dst(row, unit);
+    if (t.aligned) {
+      // valid is 0 or 8 here; 0 copies nothing and zero-fills (src must still be valid).
+      const unsigned short* src = valid > 0 ? t.x + static_cast<int64_t>(row) * t.k + k : t.x;
+      cp_async_16(smem_addr(dst), src, 2 * valid);
+    } else {
+      const unsigned short* src = t.x + static_cast<int64_t>(row < t.count ? row : 0) * t.k + k;
+      uint32_t v[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(src + 2 * i)) : 0u;
+        const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(src + 2 * i + 1)) : 0u;
+        v[i] = lo | (hi << 16);
+      }
+      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
+    }
+  }
+}
+
+/// Writes the item's y tile, staged in shared memory as ys[token][row] (y_stride elements
+/// per token, kRows rows from weight row n0), to y (whole block; ends with __syncthreads):
+/// 16-byte stores where N % 8 == 0, element stores otherwise; rows past N are skipped.
+template <int kRows>
+__device__ __forceinline__ void store_y_tile(const unsigned short* ys, int y_stride, int count,
+                                             int n0, int n, unsigned short* y_rows) {
+  constexpr int kUnitsPerToken = kRows / 8;
+  for (int idx = static_cast<int>(threadIdx.x); idx < count * kUnitsPerToken;
+       idx += kBlockThreads) {
+    const int tok = idx / kUnitsPerToken, unit = idx % kUnitsPerToken;
+    const int row = n0 + unit * 8;
+    if (row >= n) continue;
+    const unsigned short* src = ys + tok * y_stride + unit * 8;
+    unsigned short* dst = y_rows + static_cast<int64_t>(tok) * n + row;
+    if ((n & 7) == 0) {
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+    } else {
+      for (int i = 0; i < 8 && row + i < n; ++i) dst[i] = src[i];
+    }
+  }
+  __syncthreads();
+}
+
+/// The tile kernels' items: (expert, block of kRowStrips strips, block of kTokens tokens).
+/// A tile larger than the code slots (a view whose format_mask misses the expert's format)
+/// would overrun its neighbours' slots: such experts get no items.
+template <int kRowStrips, int kTokens>
+__device__ __forceinline__ ItemList build_tile_items(const GemmProblem& p, unsigned char* smem) {
+  const int row_blocks = ceil_div(p.n_strips, kRowStrips);
+  return build_item_list(p, smem, [&](int e, int tokens) -> long long {
+    const int id = decoder_id(p.descs[e]);
+    if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
+    return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
+  });
+}
+
+/// One tile item, located: row blocks vary fastest, so consecutive blocks share a token
+/// block of x in L2.
+struct TileItem {
+  int expert;
+  int row_block;
+  XTile x;
+  unsigned short* y_rows;  ///< y row of the item's first token
+};
+
+template <int kRowStrips, int kTokens>
+__device__ __forceinline__ TileItem tile_item(const GemmProblem& p, const ItemRef& r) {
+  const int row_blocks = ceil_div(p.n_strips, kRowStrips);
+  const int block = static_cast<int>(r.local / row_blocks);
+  const int row0 = r.row_begin + block * kTokens;
+  TileItem it;
+  it.expert = r.expert;
+  it.row_block = static_cast<int>(r.local % row_blocks);
+  it.x = XTile{static_cast<const unsigned short*>(p.x) + static_cast<int64_t>(row0) * p.k,
+               min(kTokens, r.row_count - block * kTokens), p.k, (p.k & 7) == 0};
+  it.y_rows = static_cast<unsigned short*>(p.y) + static_cast<int64_t>(row0) * p.n;
+  return it;
+}
+
+}  // namespace qmoe::dev
