@@ -3,29 +3,33 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows,
-// block of 128 tokens); the persistent grid walks the same device-built schedule as the tc
-// kernel, row blocks fastest. Every row block re-reads the token block's x from L2, so 256
-// rows (not 128) halve that traffic per FLOP: a k-tile stages 32 KB of x and 16 code tiles
-// for 256 x 128 x 128 multiply-adds.
+// block of kTokens tokens); the persistent grid walks the same device-built schedule as the
+// tc kernel, row blocks fastest. Every row block re-reads the token block's x from L2, so
+// 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256 bytes of x
+// and 16 code tiles for 256 x kTokens x 128 multiply-adds.
+// kTokens (the wgmma N) is 128, or 64 where experts hold few tokens: the tensor cores
+// multiply every column of the token block, so an expert with 64 tokens or fewer would spend
+// at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it).
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
 // per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. Per
-// k16 sub-tile the warpgroup issues one wgmma.m64n128k16 per m64 block, A from registers (the
-// decoded weights never touch shared memory), B = the x tile in shared memory through a
-// matrix descriptor (the same for both), fp32 accumulators (2 x 64 per thread). A k-tile's 16
-// wgmmas go strip-major (8 sub-tiles of strip 8g + i, then 8 of 8g + 4 + i), so only one
-// strip's codes and scales are live in registers at a time.
+// k16 sub-tile the warpgroup issues one wgmma.m64nNk16 (N = kTokens) per m64 block, A from
+// registers (the decoded weights never touch shared memory), B = the x tile in shared memory
+// through a matrix descriptor (the same for both), fp32 accumulators (2 x N / 2 per thread).
+// A k-tile's 16 wgmmas go strip-major (8 sub-tiles of strip 8g + i, then 8 of 8g + 4 + i),
+// so only one strip's codes and scales are live in registers at a time.
 // One cp.async ring; stage = k-tile:
-//  - x tile [128 tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
+//  - x tile [kTokens tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
 //    layout wgmma reads (zero-filled past the item's tokens and past K);
 //  - 16 code slots, slot s = strip s of the row block, each copied verbatim by the warp that
 //    decodes it (as in the tc kernel).
-// Ring depth by code slot size (ring_stages): up to 1 KB per tile (int2/3/4) gives four
-// stages, two k-tiles prefetched, and the barrier that publishes k-tile kt + 1 runs while the
-// last wgmmas of k-tile kt still do (its refill targets the stage of k-tile kt - 1); int8
-// (three stages) and dense (two) prefetch two and one k-tiles and drain a k-tile's wgmmas
-// before that barrier (its refill targets k-tile kt's own stage). Either way a k-tile ends
+// Ring depth by stage size (ring_stages): with 128 tokens, up to 1 KB per code tile
+// (int2/3/4) gives four stages, two k-tiles prefetched, and the barrier that publishes k-tile
+// kt + 1 runs while the last wgmmas of k-tile kt still do (its refill targets the stage of
+// k-tile kt - 1); int8 (three stages) and dense (two) prefetch two and one k-tiles and drain a
+// k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage). With 64
+// tokens (16 KB of x per stage) int8 gets the fourth stage too. Either way a k-tile ends
 // drained: no wgmma is in flight across the k loop's back edge (ptxas serializes every wgmma
 // of the kernel when one is, C7513).
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
@@ -50,28 +54,34 @@ constexpr int kWarpgroupWarps = 4;
 constexpr int kM64Strips = 4;                          ///< strips of one wgmma m64 block
 constexpr int kStripsPerWarp = 2;                      ///< = m64 blocks per warpgroup
 constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< 256 weight rows per item
-constexpr int kTokens = 128;                           ///< tokens per item = the wgmma N
-constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64n128 (64 x 128 / 128)
 constexpr int kMaxStages = 4;
 /// One swizzle atom of the 128-byte swizzle: 8 rows of 128 bytes. Rows are 128 bytes (64 k
-/// of one token), so a k-tile is stored as two halves of [128 tokens][128 bytes].
+/// of one token), so a k-tile is stored as two halves of [kTokens tokens][128 bytes].
 constexpr int kSwizzleRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
-constexpr int kHalfK = kSwizzleRowBytes / 2;             ///< 64 k per half
-constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 16 KB
-constexpr int kXStageBytes = 2 * kXHalfBytes;            ///< 32 KB
+constexpr int kHalfK = kSwizzleRowBytes / 2;  ///< 64 k per half
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
 static_assert(kSubtiles % 2 == 0, "a strip's wgmma count must be even (A buffer parity)");
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
 constexpr int kYStride = kStrips * kTileRows + 8;
-constexpr int kYBytes = kTokens * kYStride * 2;
+
+/// What the token tile (tokens per item = the wgmma N) sizes.
+template <int kTokens>
+struct TokenTile {
+  static_assert(kTokens == 64 || kTokens == 128, "the kernel's wgmma N is 64 or 128");
+  static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
+  static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 8 or 16 KB, 1024-aligned
+  static constexpr int kXStageBytes = 2 * kXHalfBytes;
+  static constexpr int kYBytes = kTokens * kYStride * 2;
+};
 
 /// One stage: the x tile, then one code slot of slot_bytes per strip; a multiple of the
 /// swizzle atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern
 /// repeats on.
+template <int kTokens>
 constexpr int stage_bytes(int slot_bytes) {
-  return (kXStageBytes + kStrips * slot_bytes + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes *
-         kSwizzleAtomBytes;
+  return (TokenTile<kTokens>::kXStageBytes + kStrips * slot_bytes + kSwizzleAtomBytes - 1) /
+         kSwizzleAtomBytes * kSwizzleAtomBytes;
 }
 
 /// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
@@ -81,8 +91,9 @@ constexpr int kRingBudget =
     227 * 1024 - 4096 - static_cast<int>(schedule_smem_bytes(kMaxExperts)) - kSwizzleAtomBytes;
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
+template <int kTokens>
 constexpr int ring_stages(int slot_bytes) {
-  const int fit = kRingBudget / stage_bytes(slot_bytes);
+  const int fit = kRingBudget / stage_bytes<kTokens>(slot_bytes);
   return fit < kMaxStages ? fit : kMaxStages;
 }
 /// k-tiles the ring prefetches ahead of the one being multiplied.
@@ -98,26 +109,33 @@ constexpr bool ring_overlaps(int stages) {
 }
 
 /// Every decoder's slot size gives a ring of two stages or more that also holds the y tile.
+template <int kTokens>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (ring_stages(slot) < 2 || ring_stages(slot) * stage_bytes(slot) < kYBytes) return false;
+    if (ring_stages<kTokens>(slot) < 2 ||
+        ring_stages<kTokens>(slot) * stage_bytes<kTokens>(slot) < TokenTile<kTokens>::kYBytes)
+      return false;
   }
   return true;
 }
-static_assert(ring_fits_every_decoder(), "every code slot size needs a ring of >= 2 stages");
+static_assert(ring_fits_every_decoder<64>() && ring_fits_every_decoder<128>(),
+              "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
+template <int kTokens>
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + kSwizzleAtomBytes +
-         static_cast<size_t>(ring_stages(slot_bytes)) * stage_bytes(slot_bytes);
+         static_cast<size_t>(ring_stages<kTokens>(slot_bytes)) * stage_bytes<kTokens>(slot_bytes);
 }
 
-/// The most any launch takes (the ring size is not monotonic in the slot size).
+/// The most any launch of the kTokens kernel takes (the ring size is not monotonic in the
+/// slot size).
+template <int kTokens>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    const size_t b = smem_bytes(kMaxExperts, decoder_tile_bytes(id));
+    const size_t b = smem_bytes<kTokens>(kMaxExperts, decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
   return bytes;
@@ -126,9 +144,10 @@ constexpr size_t max_smem_bytes() {
 /// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
 /// u / 8, row r, unit (u % 8) ^ (r % 8): the 128-byte swizzle, which the wgmma descriptor
 /// undoes (it XORs address bits 4-6 with bits 7-9).
+template <int kTokens>
 __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int kt) {
   fill_x_tile<kTokens>(t, kt, [&](int row, int unit) {
-    return stage + (unit / 8) * kXHalfBytes + row * kSwizzleRowBytes +
+    return stage + (unit / 8) * TokenTile<kTokens>::kXHalfBytes + row * kSwizzleRowBytes +
            (((unit % 8) ^ (row & 7)) << 4);
   });
 }
@@ -150,7 +169,8 @@ __device__ __forceinline__ void cp_async_wait_oldest(int depth) {
 ///              the offset start reads units 2 (j % 4) and 2 (j % 4) + 1 of every row as
 ///              fill_x stored them.
 ///  bits 16-29  leading byte offset >> 4: unused by swizzled K-major layouts (1 by convention).
-///  bits 32-45  stride byte offset >> 4: 1024, from one 8-token group to the next.
+///  bits 32-45  stride byte offset >> 4: 1024, from one 8-token group to the next (the
+///              wgmma reads N / 8 groups: exactly one half of the stage's x tile).
 ///  bits 49-51  base offset 0: the halves start on 1024-byte boundaries.
 ///  bits 62-63  layout type 1 = 128-byte swizzle.
 __device__ __forceinline__ uint64_t x_descriptor(uint32_t x_stage) {
@@ -159,8 +179,9 @@ __device__ __forceinline__ uint64_t x_descriptor(uint32_t x_stage) {
 }
 
 /// Descriptor offset (in 16-byte units, added to the start address field) of sub-tile j.
+template <int kTokens>
 __host__ __device__ constexpr uint64_t subtile_descriptor_offset(int j) {
-  return static_cast<uint64_t>(((j / 4) * kXHalfBytes + (j % 4) * 32) >> 4);
+  return static_cast<uint64_t>(((j / 4) * TokenTile<kTokens>::kXHalfBytes + (j % 4) * 32) >> 4);
 }
 
 /// Orders this thread's register writes (the A fragments) before the next wgmma reads them.
@@ -176,6 +197,7 @@ __device__ __forceinline__ void wgmma_wait() {
 }
 /// Pins the accumulators after a wgmma_wait (and before the first wgmma): the asm names them
 /// as read and written, so the compiler cannot move their uses across the wait.
+template <int kAcc>
 __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) asm volatile("" : "+f"(d[i])::"memory");
@@ -186,58 +208,71 @@ __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/// d[64 rows x 128 tokens] += A[64 x 16] * B[16 x 128], warpgroup-wide. Per warp the register
-/// A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15, and d[4c + r]
-/// is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 + 8 (r / 2), token
-/// 8c + 2 (lane % 4) + r % 2. scale-d = 1 (accumulate), scale-a = scale-b = 1, trans-b = 0
-/// (B K-major: each token's k contiguous).
-#define QMOE_WGMMA_M64N128K16(TYPE)                                                                \
-  asm volatile(                                                                                    \
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE                                 \
-      " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, "         \
-      "%18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, "      \
-      "%35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, "      \
-      "%52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, "        \
-      "%68, 1, 1, 1, 0;\n"                                                                         \
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), \
-        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
-        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
-        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
-        "+f"(d[63])                                                                                \
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+/// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 64 or 128). Per warp
+/// the register A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15,
+/// and d[4c + r] (c < N / 8) is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 +
+/// 8 (r / 2), token 8c + 2 (lane % 4) + r % 2. scale-d = 1 (accumulate), scale-a = scale-b =
+/// 1, trans-b = 0 (B K-major: each token's k contiguous).
+/// Inline PTX names operands by number, so the accumulator list {%0, ..., %(N/2 - 1)} and its
+/// "+f" operands come from one list of literal indices (X(i) for accumulators 1 .. N/2 - 1;
+/// accumulator 0 opens the list); A and the descriptor are the operands after them.
+// clang-format off
+#define QMOE_WG_ACC_1_31(X)                                                                 \
+  X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)    \
+  X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29) X(30) X(31)
+#define QMOE_WG_ACC_1_63(X)                                                                       \
+  QMOE_WG_ACC_1_31(X)                                                                             \
+  X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47) \
+  X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
+#define QMOE_WG_ACC_REG(i) ", %" #i
+#define QMOE_WG_ACC_OPERAND(i) , "+f"(d[i])
+#define QMOE_WGMMA(SHAPE, TYPE, ACCS, A_AND_DESC)                              \
+  asm volatile("wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE     \
+               " {%0" ACCS(QMOE_WG_ACC_REG) "}, " A_AND_DESC ", 1, 1, 1, 0;\n" \
+               : "+f"(d[0]) ACCS(QMOE_WG_ACC_OPERAND)                          \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+#define QMOE_WGMMA_ACT(SHAPE, ACCS, A_AND_DESC)       \
+  if constexpr (std::is_same_v<Act, __nv_bfloat16>) { \
+    QMOE_WGMMA(SHAPE, "bf16", ACCS, A_AND_DESC);      \
+  } else {                                            \
+    QMOE_WGMMA(SHAPE, "f16", ACCS, A_AND_DESC);       \
+  }
+// clang-format on
 
-template <class Act>
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[kAcc], const uint32_t (&a)[4],
-                                                 uint64_t desc) {
-  if constexpr (std::is_same_v<Act, __nv_bfloat16>)
-    QMOE_WGMMA_M64N128K16("bf16");
-  else
-    QMOE_WGMMA_M64N128K16("f16");
+template <class Act, int kN>
+__device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
+                                               uint64_t desc) {
+  static_assert(kN == 64 || kN == 128, "one accumulator list per N below");
+  if constexpr (kN == 64) {
+    QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36")
+  } else {
+    QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68")
+  }
 }
-#undef QMOE_WGMMA_M64N128K16
+#undef QMOE_WGMMA_ACT
+#undef QMOE_WGMMA
+#undef QMOE_WG_ACC_OPERAND
+#undef QMOE_WG_ACC_REG
+#undef QMOE_WG_ACC_1_63
+#undef QMOE_WG_ACC_1_31
 
 /// acc += W_strip x x_stage^T over one k-tile for the warpgroup's m64 block whose rows
 /// 16 (warp % 4) .. + 15 are this warp's strip (whole warpgroup): 8 wgmmas, one commit group
 /// each. wgmma n of the item reads a[n % 2]; the wait_group 1 after each commit retires
 /// wgmma n - 1, whose buffer the next decode overwrites (even count per call: the parity
 /// carries over). On return the last wgmma may still run.
-template <class Act, class Dec>
+template <class Act, class Dec, int kTokens>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool has_strip, int lane,
                                                const typename Dec::template Quant<Act>& q,
                                                uint64_t desc, uint32_t (&a)[2][4],
-                                               float (&acc)[kAcc]) {
+                                               float (&acc)[TokenTile<kTokens>::kAcc]) {
   uint32_t raw[Dec::kRawWords] = {};
   if (has_strip) Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
     Dec::template decode_subtile<Act>(raw, j, q, a[j & 1]);
     wgmma_fence();  // the decode wrote registers this wgmma reads
-    wgmma_m64n128k16<Act>(acc, a[j & 1], desc + subtile_descriptor_offset(j));
+    wgmma_m64nNk16<Act, kTokens>(acc, a[j & 1], desc + subtile_descriptor_offset<kTokens>(j));
     wgmma_commit();
     wgmma_wait<1>();
   }
@@ -245,10 +280,11 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool h
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
 /// (ends with __syncthreads).
-template <class Act, class Dec>
+template <class Act, class Dec, int kTokens>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages) {
+  using Tile = TokenTile<kTokens>;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
@@ -267,16 +303,16 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
         ep.codes + static_cast<int64_t>(has_strip[b] ? strip[b] : 0) * p.k_tiles * Dec::kTileBytes;
   }
   const int slot_bytes = p.a_slot_bytes;
-  const int stage_size = stage_bytes(slot_bytes);
-  const int n_stages = ring_stages(slot_bytes);
+  const int stage_size = stage_bytes<kTokens>(slot_bytes);
+  const int n_stages = ring_stages<kTokens>(slot_bytes);
   const int depth = ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
-    return stage + kXStageBytes + local[b] * slot_bytes;
+    return stage + Tile::kXStageBytes + local[b] * slot_bytes;
   };
   auto fill = [&](int kt, int s) {
     unsigned char* stage = stages + s * stage_size;
-    fill_x(stage, t, kt);
+    fill_x<kTokens>(stage, t, kt);
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b)
       if (has_strip[b])
@@ -284,11 +320,11 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                         code_slot(stage, b), lane);
   };
 
-  float acc[kStripsPerWarp][kAcc];
+  float acc[kStripsPerWarp][Tile::kAcc];
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b) {
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i) acc[b][i] = 0.f;
+    for (int i = 0; i < Tile::kAcc; ++i) acc[b][i] = 0.f;
     fence_accumulators(acc[b]);
   }
 
@@ -328,7 +364,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<Act>(ep, rq[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
-      multiply_strip<Act, Dec>(code_slot(stage, b), has_strip[b], lane, q, desc, a, acc[b]);
+      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), has_strip[b], lane, q, desc, a,
+                                        acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
@@ -351,7 +388,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   for (int b = 0; b < kStripsPerWarp; ++b) {
     if (has_strip[b]) {
 #pragma unroll
-      for (int c = 0; c < kAcc / 4; ++c) {
+      for (int c = 0; c < Tile::kAcc / 4; ++c) {
         if (c < chunks) {
 #pragma unroll
           for (int r = 0; r < 4; ++r) {
@@ -368,9 +405,9 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                                     y_rows);
 }
 
-// One block per SM: the ring takes most of shared memory, and the accumulators (128 per
-// thread) most of the registers.
-template <class Act>
+// One block per SM: the ring takes most of shared memory (more than half at either token tile),
+// and the accumulators (kTokens per thread) many of the registers.
+template <class Act, int kTokens>
 __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(const GemmProblem p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
@@ -385,7 +422,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(co
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
-      run_item<Act, decltype(decoder)>(p, ep, it.row_block, it.x, it.y_rows, stages);
+      run_item<Act, decltype(decoder), kTokens>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
 #else
@@ -394,22 +431,46 @@ __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(co
 #endif
 }
 
+template <class Act, int kTokens>
+cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
+  // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
+  // kernel (this function's instantiation).
+  static GridCache cache;
+  const auto kernel = grouped_gemm_wgmma_kernel<Act, kTokens>;
+  int size_class = 0;
+  while ((256 << size_class) < p.a_slot_bytes) ++size_class;
+  int grid = 0;
+  cudaError_t err = persistent_grid(
+      reinterpret_cast<const void*>(kernel), max_smem_bytes<kTokens>(),
+      smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  if (err != cudaSuccess) return err;
+  kernel<<<grid, kBlockThreads, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), stream>>>(p);
+  return cudaGetLastError();
+}
+
+/// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
+/// more) average 64 tokens or fewer. Counts exist only on device, so the host estimates that
+/// mean from what it knows: at most min(E, m / min_tokens) experts qualify (each holds
+/// min_tokens of the m rows), and spreading all m rows over that many gives
+///   mean = ceil(m / min(E, max(1, m / min_tokens))),
+/// the exact mean under even routing when all m rows come here (kPrefill, or kAuto with m / E
+/// above the decode threshold), and never below min_tokens, which every expert here holds:
+/// kAuto with min_tokens = 65 always gets 128. Rounding up leans to 128 at the boundary: 513
+/// rows over 8 experts leave one with 65 or more, which at 64 takes two token blocks (its
+/// weights decoded twice).
+inline int token_tile(const GemmProblem& p) {
+  const int64_t min_tokens = p.min_tokens > 1 ? p.min_tokens : 1;
+  const int64_t fit = p.m / min_tokens > 1 ? p.m / min_tokens : 1;
+  const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
+  const int64_t mean = (p.m + experts - 1) / experts;
+  return mean <= 64 ? 64 : 128;
+}
+
 }  // namespace wg
 
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
-  // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket).
-  static GridCache cache;
-  const auto kernel = wg::grouped_gemm_wgmma_kernel<Act>;
-  int size_class = 0;
-  while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  int grid = 0;
-  cudaError_t err =
-      persistent_grid(reinterpret_cast<const void*>(kernel), wg::max_smem_bytes(),
-                      wg::smem_bytes(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
-  if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlockThreads, wg::smem_bytes(p.num_experts, p.a_slot_bytes), stream>>>(p);
-  return cudaGetLastError();
+  return wg::token_tile(p) == 64 ? wg::launch<Act, 64>(p, stream) : wg::launch<Act, 128>(p, stream);
 }
 
 template <class Act>
@@ -442,10 +503,11 @@ cudaError_t grouped_gemm_wgmma_available(bool* available) {
 #endif
   if (ok) {
     // The variant the launch would run: ptxVersion < 90 means PTX JIT-compiled from
-    // compute_80 (CUDA_FORCE_PTX_JIT=1), i.e. the __trap() body.
+    // compute_80 (CUDA_FORCE_PTX_JIT=1), i.e. the __trap() body. Both token tiles are
+    // compiled in the same unit for the same targets: asking one answers for both.
     cudaFuncAttributes attr{};
-    err = cudaFuncGetAttributes(&attr,
-                                reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act>));
+    err = cudaFuncGetAttributes(
+        &attr, reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act, 128>));
     if (err != cudaSuccess) return err;
     ok = attr.ptxVersion >= 90;
   }

@@ -5,20 +5,19 @@
 // HBM bandwidth, i.e. ~1000 instructions per 1 KB int4 tile, mostly x loads and decode).
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], group of 16-row strips, block
-// of up to 8 tokens = one mma n8 chunk); the persistent grid walks the device-built
-// schedule. An expert with more tokens gets one item per 8-token block; token blocks vary
-// fastest, so its weights are re-read from L2, not HBM.
-// Block = 8 warps. Each warp owns R strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense,
-// lowered per launch when there are too few strips for the grid; one ring stage is R tiles) and
-// takes k-tiles round-robin with the other warps of its strip group (1, 2, 4 or 8 warps; each >=
-// kMinTilesPerWarp k-tiles where K allows), so small experts still keep all 8 warps streaming. The
-// B fragments (x) of a k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of
-// code stages in shared memory, filled by cp.async stages ahead; each lane copies exactly the
-// chunks it later reads back, so the cp.async wait is the only synchronisation. Scales/zeros are
-// prefetched one k-tile ahead in registers. Weights are the mma A operand (16 rows, decoded in
-// registers), tokens the n8 side. The warps' fp32 partial sums meet in shared memory (each warp's
-// own ring, free once its copies have drained) in a fixed order (deterministic); each output is
-// rounded once.
+// of up to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
+// device-built schedule. An expert with more tokens gets one item per token block; token blocks
+// vary fastest, so its weights are re-read from L2, not HBM. Block = 8 warps. Each warp owns R
+// strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch when there are too few
+// strips for the grid; one ring stage is R tiles) and takes k-tiles round-robin with the other
+// warps of its strip group (1, 2, 4 or 8 warps; each >= kMinTilesPerWarp k-tiles where K allows),
+// so small experts still keep all 8 warps streaming. The B fragments (x) of a k-tile are loaded
+// once and reused by the R strips. Per warp: an 8 KB ring of code stages in shared memory, filled
+// by cp.async stages ahead; each lane copies exactly the chunks it later reads back, so the
+// cp.async wait is the only synchronisation. Scales/zeros are prefetched one k-tile ahead in
+// registers. Weights are the mma A operand (16 rows, decoded in registers), tokens the n8 side. The
+// warps' fp32 partial sums meet in shared memory (each warp's own ring, free once its copies have
+// drained) in a fixed order (deterministic); each output is rounded once.
 #pragma once
 #include <cstdint>
 
@@ -29,8 +28,9 @@
 namespace qmoe::dev {
 namespace gemv {
 
-/// Tokens per work item: one n8 chunk (more chunks cost registers the R strips need).
-constexpr int kTokens = 8;
+/// Tokens per mma n8 chunk; an item holds kChunks chunks (1 or 2: each chunk costs the
+/// registers of one more strip, so the launch trades strips per warp for chunks).
+constexpr int kChunkTokens = 8;
 /// Shared-memory ring per warp.
 constexpr int kRingBytes = 8192;
 
@@ -64,18 +64,18 @@ constexpr size_t smem_bytes(int num_experts) {
 /// The tokens of one work item.
 struct Tokens {
   const unsigned short* x;  ///< x row of the item's first token, [count, k]
-  int count;                ///< 1 .. kTokens
+  int count;                ///< 1 .. kChunkTokens * kChunks
   int k;                    ///< row stride and bound of x
 };
 
-/// B fragments (k16 x n8, "col") of the 8 sub-tiles of k-tile kt: lane holds token gid at
-/// k = 2*tig, 2*tig+1 (b[j][0]) and 2*tig+8, 2*tig+9 (b[j][1]). Lanes beyond the item's
-/// tokens read token 0's row and keep it: B column n only feeds output column n, which is
-/// never stored for those tokens. Past K the values must be 0 (padded weights decode to 0,
-/// but x there may hold NaN, and 0 * NaN would poison real columns).
-__device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane,
+/// B fragments (k16 x n8, "col") of chunk c for the 8 sub-tiles of k-tile kt: lane holds
+/// token 8c + gid at k = 2*tig, 2*tig+1 (b[j][0]) and 2*tig+8, 2*tig+9 (b[j][1]). Lanes
+/// beyond the item's tokens read token 0's row and keep it: B column n only feeds output
+/// column n, which is never stored for those tokens. Past K the values must be 0 (padded
+/// weights decode to 0, but x there may hold NaN, and 0 * NaN would poison real columns).
+__device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
                                        uint32_t (&b)[kSubtiles][2]) {
-  const int tok = lane >> 2;
+  const int tok = kChunkTokens * c + (lane >> 2);
   const unsigned short* row = t.x + static_cast<int64_t>(tok < t.count ? tok : 0) * t.k;
   const int k0 = kt * kTileCols + 2 * (lane & 3);
   if ((t.k & 1) == 0 && (kt + 1) * kTileCols <= t.k) {
@@ -98,9 +98,9 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane,
     }
 }
 
-/// One work item: R * (8 / group_warps) strips from strip0 of one expert, t.count tokens.
-/// Whole block (ends with __syncthreads).
-template <class Act, class Dec, int R>
+/// One work item: R * (8 / group_warps) strips from strip0 of one expert, t.count tokens in
+/// C chunks. Whole block (ends with __syncthreads).
+template <class Act, class Dec, int R, int C>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_warps,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
   constexpr int kStageBytes = R * Dec::kTileBytes;
@@ -127,14 +127,16 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
             ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
   };
 
-  float acc[R][4];
+  float acc[R][C][4];
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[r][i] = 0.f;
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][c][i] = 0.f;
 
-      // One cp.async group per stage (empty past the last), so "stage i landed" is always
-      // "at most kAhead - 1 newer groups pending".
+        // One cp.async group per stage (empty past the last), so "stage i landed" is always
+        // "at most kAhead - 1 newer groups pending".
 #pragma unroll
   for (int i = 0; i < kAhead; ++i) {
     if (i < tiles) copy_stage(i, i);
@@ -149,8 +151,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     // Refill the slot of stage i - 1 (this lane read it in the previous iteration).
     if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
     cp_async_commit();
-    uint32_t b[kSubtiles][2];
-    load_b(t, tile_of(i), lane, b);
+    uint32_t b[C][kSubtiles][2];
+#pragma unroll
+    for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
     const uint8_t* stage = ring + (i % kStages) * kStageBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -165,12 +168,13 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       for (int j = 0; j < kSubtiles; ++j) {
         uint32_t a[4];
         Dec::template decode_subtile<Act>(raw, j, q, a);
-        ActTraits<Act>::mma(acc[r], a, b[j][0], b[j][1]);
+#pragma unroll
+        for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
       }
     }
   }
 
-  // Partial sums through this warp's own ring: red[r][i][lane] (zeros for idle warps).
+  // Partial sums through this warp's own ring: red[r][c][i][lane] (zeros for idle warps).
   // The ring is no longer lane-private here: a lane's red words overlap bytes other lanes
   // copied and read, so every lane's copies must have landed and its reads be done first.
   cp_async_wait<0>();
@@ -179,7 +183,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) red[(r * 4 + i) * kWarpSize + lane] = acc[r][i];
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[((r * C + c) * 4 + i) * kWarpSize + lane] = acc[r][c][i];
   __syncthreads();
 
   // Outputs: strip group s (warps s*group_warps ..), strip r of it, row rr, token tok.
@@ -193,8 +199,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     const int n = (strip0 + gs) * kTileRows + rr;
     if (n >= p.n) continue;
     const int g = gs / R, r = gs % R;
-    // C fragment: row rr, column tok -> lane 4*(rr%8) + tok/2, register (tok%2) + 2*(rr/8).
-    const int src = (r * 4 + (tok & 1) + 2 * (rr >> 3)) * kWarpSize + 4 * (rr & 7) + (tok >> 1);
+    // C fragment of chunk tok / 8: row rr, column t8 = tok % 8 -> lane 4*(rr%8) + t8/2,
+    // register (t8%2) + 2*(rr/8).
+    const int c = tok >> 3, t8 = tok & 7;
+    const int src =
+        ((r * C + c) * 4 + (t8 & 1) + 2 * (rr >> 3)) * kWarpSize + 4 * (rr & 7) + (t8 >> 1);
     float sum = 0.f;
     for (int w = g * group_warps; w < (g + 1) * group_warps; ++w)
       sum += reinterpret_cast<const float*>(rings + w * kRingBytes)[src];
@@ -203,8 +212,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   __syncthreads();
 }
 
-template <class Act, int kStripCap>
+template <class Act, int kStripCap, int kChunks>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
+  constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
   const int group_warps = warps_per_group(p.k_tiles);
@@ -233,15 +243,15 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
       using Dec = decltype(decoder);
       constexpr int R = strips_per_warp<Dec, kStripCap>();
       const int strip0 = static_cast<int>(r.local / blocks) * groups_per_item * R;
-      run_item<Act, Dec, R>(p, ep, strip0, group_warps, t, y_rows, rings);
+      run_item<Act, Dec, R, kChunks>(p, ep, strip0, group_warps, t, y_rows, rings);
     });
   }
 }
 
-template <class Act, int kStripCap>
-cudaError_t launch_with_cap(const GemmProblem& p, cudaStream_t stream) {
+template <class Act, int kStripCap, int kChunks>
+cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
-  const auto kernel = grouped_gemv_kernel<Act, kStripCap>;
+  const auto kernel = grouped_gemv_kernel<Act, kStripCap, kChunks>;
   int grid = 0;
   const size_t most = smem_bytes(kMaxExperts);
   cudaError_t err =
@@ -251,28 +261,43 @@ cudaError_t launch_with_cap(const GemmProblem& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-/// The strip cap for a launch. Token counts live on the device, but at most min(E, m)
-/// experts have tokens; with equal-cost items a persistent grid takes ceil(items / grid)
-/// rounds of R strips each. Per strip, fewer strips per warp cost more instructions (x
-/// fragments and loop overhead shared by fewer tiles: ~234, 251 and 300 SASS instructions
-/// per int4 tile at R = 4, 2, 1 on sm_90), so the cap minimising rounds * R * cost(R) wins.
-/// `grid` is the resident block count.
-inline int strip_cap(const GemmProblem& p, int grid) {
+/// A decode-kernel instantiation: at most strip_cap strips per warp, chunks n8 chunks of
+/// tokens per item (strip_cap * chunks <= 4: both cost accumulator and x registers).
+struct Variant {
+  int strip_cap, chunks;
+};
+
+/// The variant for a launch. Token counts live on the device, but at most min(E, m) experts
+/// have tokens, so m / min(E, m) (at most the launch's max_tokens) is their mean count:
+/// above 8, two chunks per item decode each weight once for 16 tokens instead of twice.
+/// With equal-cost items a persistent grid takes ceil(items / grid) rounds of R strips
+/// each; fewer strips per warp cost more instructions per strip (x fragments and loop
+/// overhead shared by fewer tiles: ~234, 251 and 300 SASS instructions per int4 tile at
+/// R = 4, 2, 1 on sm_90), so the cap minimising rounds * R * cost(R) wins. `grid` is the
+/// resident block count.
+inline Variant choose_variant(const GemmProblem& p, int grid) {
   constexpr int kCaps[3] = {4, 2, 1};
   constexpr long long kCostPerStrip[3] = {234, 251, 300};
   const long long active = p.m < p.num_experts ? p.m : p.num_experts;
+  long long mean_tokens = active > 0 ? (p.m + active - 1) / active : 1;
+  if (mean_tokens > p.max_tokens) mean_tokens = p.max_tokens;
+  const int chunks = mean_tokens > kChunkTokens ? 2 : 1;
+  const long long token_blocks =
+      (mean_tokens + kChunkTokens * chunks - 1) / (kChunkTokens * chunks);
   const int groups_per_item = kBlockWarps / warps_per_group(p.k_tiles);
-  int best = 0;
+  int best = -1;
   long long best_cost = 0;
   for (int i = 0; i < 3; ++i) {
-    const long long items = active * ceil_div(p.n_strips, kCaps[i] * groups_per_item);
+    if (kCaps[i] * chunks > 4) continue;
+    const long long items =
+        active * token_blocks * ceil_div(p.n_strips, kCaps[i] * groups_per_item);
     const long long cost = (items + grid - 1) / grid * kCaps[i] * kCostPerStrip[i];
-    if (i == 0 || cost < best_cost) {
+    if (best < 0 || cost < best_cost) {
       best = i;
       best_cost = cost;
     }
   }
-  return kCaps[best];
+  return {kCaps[best], chunks};
 }
 
 }  // namespace gemv
@@ -282,18 +307,23 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
   int grid = 0;
   const size_t most = gemv::smem_bytes(kMaxExperts);
-  // Every cap's kernel has the same resources (launch bounds, shared memory): size by one.
+  // Every variant has the same resources (launch bounds, shared memory): size by one.
   cudaError_t err =
-      persistent_grid(reinterpret_cast<const void*>(gemv::grouped_gemv_kernel<Act, 4>), most, most,
-                      0, &cache, &grid);
+      persistent_grid(reinterpret_cast<const void*>(gemv::grouped_gemv_kernel<Act, 4, 1>), most,
+                      most, 0, &cache, &grid);
   if (err != cudaSuccess) return err;
-  switch (gemv::strip_cap(p, grid)) {
+  const gemv::Variant v = gemv::choose_variant(p, grid);
+  if (v.chunks == 2) {
+    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(p, stream)
+                            : gemv::launch_variant<Act, 1, 2>(p, stream);
+  }
+  switch (v.strip_cap) {
     case 4:
-      return gemv::launch_with_cap<Act, 4>(p, stream);
+      return gemv::launch_variant<Act, 4, 1>(p, stream);
     case 2:
-      return gemv::launch_with_cap<Act, 2>(p, stream);
+      return gemv::launch_variant<Act, 2, 1>(p, stream);
     default:
-      return gemv::launch_with_cap<Act, 1>(p, stream);
+      return gemv::launch_variant<Act, 1, 1>(p, stream);
   }
 }
 
