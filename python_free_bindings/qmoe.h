@@ -163,7 +163,7 @@ typedef enum {
 } qmoe_kernel_t;
 
 /** The C++ API's default decode_max_tokens for QMOE_KERNEL_AUTO (valid range 1..64). */
-#define QMOE_DEFAULT_DECODE_MAX_TOKENS 32
+#define QMOE_DEFAULT_DECODE_MAX_TOKENS 16
 
 /** y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert, fp32 accumulation,
  *  output rounded to y's type. x [m, k] and y [m, n]: both bfloat16 or both float16;
