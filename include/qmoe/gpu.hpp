@@ -60,8 +60,8 @@ struct GroupedGemmArgs {
   MatrixView y;       ///< [m, n] device, same dtype as x (output rounded to it)
   const int32_t* expert_offsets = nullptr;  ///< device, E+1 entries, read on device only
   KernelChoice kernel = KernelChoice::kAuto;
-  int decode_max_tokens =
-      32;  ///< kAuto threshold, 1..64 (H100: the streaming kernel wins up to ~32)
+  /// kAuto threshold, 1..64 (H100 sweep: the kernels cross between 8 and 16 tokens).
+  int decode_max_tokens = 16;
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
