@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -17,6 +16,7 @@
 #include "qmoe/gpu.hpp"
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/gpu/gpu_test_util.hpp"
 
 namespace {
 
@@ -25,39 +25,9 @@ using qmoe::FormatKind;
 using qmoe::FormatSpec;
 using qmoe::KernelChoice;
 
-#define CUDA_CHECK(expr)                                         \
-  do {                                                           \
-    const cudaError_t cuda_check_err_ = (expr);                  \
-    ASSERT_EQ(cuda_check_err_, cudaSuccess)                      \
-        << #expr << ": " << cudaGetErrorString(cuda_check_err_); \
-  } while (0)
-
-constexpr double kMaxNmse = 1e-5;     // docs: bf16 activations, fp32 accumulation vs float64
-constexpr uint16_t kPoison = 0xFFFF;  // NaN in bf16 and in fp16
-
-/// Owning device allocation (tests only).
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) (void)cudaFree(ptr_);
-  }
-  cudaError_t alloc(size_t bytes) {
-    bytes_ = bytes;
-    return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
-  }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using qmoe::gpu_test::DeviceBuffer;
+using qmoe::gpu_test::kMaxNmse;
+using qmoe::gpu_test::kPoison;
 
 FormatSpec parse(const std::string& s) {
   FormatSpec f;
@@ -88,9 +58,6 @@ void print_row(const char* op, const std::string& format, DType act, const char*
 
 uint16_t to_act(DType act, float v) {
   return act == DType::kBF16 ? qmoe::float_to_bf16(v) : qmoe::float_to_fp16(v);
-}
-double from_act(DType act, uint16_t bits) {
-  return act == DType::kBF16 ? qmoe::bf16_to_float(bits) : qmoe::fp16_to_float(bits);
 }
 
 /// How random the stored values are.
@@ -315,24 +282,11 @@ void check_y(const GemmSetup& s, DType act, const std::vector<double>& ref, cons
   const int64_t n = s.bank.n();
   std::vector<uint16_t> y(static_cast<size_t>(s.m_total * n));
   CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
-  double err2 = 0, ref2 = 0;
-  int64_t non_finite = 0, touched = 0;
-  for (int64_t i = 0; i < s.m_used * n; ++i) {
-    const double v = from_act(act, y[static_cast<size_t>(i)]);
-    const double r = ref[static_cast<size_t>(i)];
-    if (!std::isfinite(v)) ++non_finite;
-    err2 += (v - r) * (v - r);
-    ref2 += r * r;
-  }
-  for (int64_t i = s.m_used * n; i < s.m_total * n; ++i)
-    if (y[static_cast<size_t>(i)] != kPoison) ++touched;
-  const double nmse = ref2 > 0 ? err2 / ref2 : err2;
-  // NaN never passes: a NaN nmse fails the comparison below.
-  const bool ok = non_finite == 0 && touched == 0 && nmse <= kMaxNmse;
-  print_row(op, label, act, kernel, s.m_used, n, s.bank.k(), nmse, ok);
-  EXPECT_EQ(non_finite, 0) << label << " " << kernel << ": non-finite outputs";
-  EXPECT_EQ(touched, 0) << label << " " << kernel << ": rows past offsets[E] were written";
-  EXPECT_LE(nmse, kMaxNmse) << label << " " << kernel;
+  const qmoe::gpu_test::OutputError e = qmoe::gpu_test::output_error(act, y, ref);
+  print_row(op, label, act, kernel, s.m_used, n, s.bank.k(), e.nmse, e.ok());
+  EXPECT_EQ(e.non_finite, 0) << label << " " << kernel << ": non-finite outputs";
+  EXPECT_EQ(e.touched, 0) << label << " " << kernel << ": rows past offsets[E] were written";
+  EXPECT_LE(e.nmse, kMaxNmse) << label << " " << kernel;
 }
 
 void reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
@@ -433,6 +387,23 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceUpTo16384Tokens) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 512, {16384, 4097, 0, 3}, kAllKernels, 5501));
 }
 
+TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
+  // The decode kernel picks its instantiation per launch (strips per warp x n8 chunks per
+  // item, grouped_gemv.cuh choose_variant) from n, k, m and the grid. On an H100-sized grid
+  // (132 SMs) these two shapes take the 4-strip, 1-chunk and the 2-strip, 2-chunk variants;
+  // the small shapes elsewhere take the 1- and 2-strip ones. Other grids pick others, still
+  // checked against the reference.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g128", "int2:g32", "int3:g64:sym", "int8:g128", "bf16", "int4:pc",
+                        "int2:g128:sym", "fp16"})
+    f.push_back(parse(s));
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {1, 1, 1, 1, 1, 1, 1, 1}, decode, 5601));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 5602));
+}
+
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
@@ -465,6 +436,9 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
       std::vector<double> ref;
       ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      // The setup copies ran on the legacy default stream, which a non-blocking stream does
+      // not wait for.
+      CUDA_CHECK(cudaDeviceSynchronize());
       size_t bytes = s.workspace_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, stream);
@@ -494,6 +468,7 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
       std::vector<double> ref;
       ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaDeviceSynchronize());  // as above: order the setup before the replay
       CUDA_CHECK(cudaGraphLaunch(exec, stream));
       CUDA_CHECK(cudaStreamSynchronize(stream));
       ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph", label_of(f), "auto16"));

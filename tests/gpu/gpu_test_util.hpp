@@ -1,0 +1,81 @@
+// Helpers the GPU suites share: checked CUDA calls, an owning device buffer, and the check of
+// a kernel's 16-bit output against the float64 CPU reference.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "qmoe/format.hpp"
+#include "qmoe/numeric.hpp"
+
+/// A failed CUDA runtime call is a fatal test failure naming the call.
+#define CUDA_CHECK(expr)                                         \
+  do {                                                           \
+    const cudaError_t cuda_check_err_ = (expr);                  \
+    ASSERT_EQ(cuda_check_err_, cudaSuccess)                      \
+        << #expr << ": " << cudaGetErrorString(cuda_check_err_); \
+  } while (0)
+
+namespace qmoe::gpu_test {
+
+constexpr double kMaxNmse = 1e-5;     // docs: bf16 activations, fp32 accumulation vs float64
+constexpr uint16_t kPoison = 0xFFFF;  // NaN in bf16 and in fp16
+
+/// Owning device allocation (tests only).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr) (void)cudaFree(ptr_);
+  }
+  cudaError_t alloc(size_t bytes) {
+    bytes_ = bytes;
+    return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+/// How far a kernel output is from the reference.
+struct OutputError {
+  double nmse = 0;         ///< sum (y - ref)^2 / sum ref^2 over the reference's elements
+  int64_t non_finite = 0;  ///< of those, elements that are NaN or Inf (the poison included)
+  int64_t touched = 0;     ///< elements past the reference's that no longer hold kPoison
+
+  /// NaN never passes: a NaN nmse fails the comparison.
+  bool ok() const { return non_finite == 0 && touched == 0 && nmse <= kMaxNmse; }
+};
+
+/// y (activation type act, poisoned before the run) against ref, which covers y's first
+/// ref.size() elements; the elements after them must still hold kPoison.
+inline OutputError output_error(DType act, const std::vector<uint16_t>& y,
+                                const std::vector<double>& ref) {
+  OutputError e;
+  double err2 = 0, ref2 = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double v = act == DType::kBF16 ? bf16_to_float(y[i]) : fp16_to_float(y[i]);
+    if (!std::isfinite(v)) ++e.non_finite;
+    err2 += (v - ref[i]) * (v - ref[i]);
+    ref2 += ref[i] * ref[i];
+  }
+  for (size_t i = ref.size(); i < y.size(); ++i)
+    if (y[i] != kPoison) ++e.touched;
+  e.nmse = ref2 > 0 ? err2 / ref2 : err2;
+  return e;
+}
+
+}  // namespace qmoe::gpu_test

@@ -1,0 +1,458 @@
+// The C ABI's CUDA path (python_free_bindings/qmoe.h) on a device, driven as a C caller drives
+// it: experts quantized with qmoe_quantize, a bank built and uploaded, DLPack tensors on
+// kDLCUDA, the CUB-style workspace query and then the run on a caller's stream. The oracle is
+// the C ABI's own CPU reference, qmoe_ref_grouped_gemm, on the same host bank.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "qmoe.h"
+#include "qmoe/gpu.hpp"
+#include "tests/cpu/test_util.hpp"
+#include "tests/gpu/gpu_test_util.hpp"
+
+namespace {
+
+using qmoe::DType;
+using qmoe::gpu_test::DeviceBuffer;
+using qmoe::gpu_test::kMaxNmse;
+using qmoe::gpu_test::kPoison;
+
+constexpr DLDataType kF32{kDLFloat, 32, 1};
+constexpr DLDataType kF64{kDLFloat, 64, 1};
+constexpr DLDataType kBF16{kDLBfloat, 16, 1};
+constexpr DLDataType kFP16{kDLFloat, 16, 1};
+constexpr DLDataType kI32{kDLInt, 32, 1};
+
+DLDataType act_type(DType act) {
+  return act == DType::kBF16 ? kBF16 : kFP16;
+}
+
+/// A compact row-major view (strides NULL) of `data` with the caller's shape array.
+DLTensor tensor(void* data, int64_t* shape, int ndim, DLDataType dtype, DLDevice device) {
+  DLTensor t{};
+  t.data = data;
+  t.device = device;
+  t.ndim = ndim;
+  t.dtype = dtype;
+  t.shape = shape;
+  return t;
+}
+
+std::string last_error() {
+  return qmoe_last_error();
+}
+
+const char* kernel_name(qmoe_kernel_t kernel) {
+  switch (kernel) {
+    case QMOE_KERNEL_DECODE:
+      return "decode";
+    case QMOE_KERNEL_PREFILL:
+      return "prefill";
+    default:
+      return "auto16";
+  }
+}
+
+/// One expert of a bank: its format and how qmoe_quantize makes it.
+struct ExpertSpec {
+  const char* format;
+  qmoe_quant_method_t method;
+};
+
+/// A host bank made through the C ABI, its device copy, and one grouped GEMM problem on the
+/// device: x [m_total, k], y [m_total, n], offsets [E + 1] with offsets[E] = m_used.
+struct Problem {
+  Problem() = default;
+  Problem(const Problem&) = delete;
+  Problem& operator=(const Problem&) = delete;
+  ~Problem() {
+    qmoe_device_bank_destroy(device_bank);
+    qmoe_bank_destroy(bank);
+  }
+
+  DLTensor x_t(DType act) { return tensor(x.as<void>(), x_shape, 2, act_type(act), device); }
+  DLTensor y_t(DType act) { return tensor(y.as<void>(), y_shape, 2, act_type(act), device); }
+  DLTensor offsets_t() { return tensor(offsets_dev.as<void>(), offsets_shape, 1, kI32, device); }
+
+  int64_t n = 0, k = 0, m_used = 0, m_total = 0;
+  std::vector<int32_t> offsets;
+  qmoe_bank_t* bank = nullptr;
+  qmoe_device_bank_t* device_bank = nullptr;
+  DeviceBuffer x, y, offsets_dev;
+  DLDevice device{kDLCUDA, 0};
+  int64_t x_shape[2] = {0, 0}, y_shape[2] = {0, 0}, offsets_shape[1] = {0};
+};
+
+void setup(const std::vector<ExpertSpec>& experts, int64_t n, int64_t k,
+           const std::vector<int32_t>& counts, int64_t extra_rows, uint32_t seed, Problem* p) {
+  ASSERT_EQ(experts.size(), counts.size());
+  p->n = n;
+  p->k = k;
+  CUDA_CHECK(cudaGetDevice(&p->device.device_id));
+  std::vector<qmoe_packed_t*> packed;
+  int64_t w_shape[2] = {n, k}, calib_shape[2] = {64, k};
+  std::vector<float> calib = qmoe::test::gaussian(calib_shape[0] * k, 1.0f, seed + 100);
+  const DLTensor ct = tensor(calib.data(), calib_shape, 2, kF32, DLDevice{kDLCPU, 0});
+  for (size_t e = 0; e < experts.size(); ++e) {
+    std::vector<float> w = qmoe::test::gaussian(n * k, 1.0f, seed + static_cast<uint32_t>(e));
+    const DLTensor wt = tensor(w.data(), w_shape, 2, kF32, DLDevice{kDLCPU, 0});
+    qmoe_packed_t* q = nullptr;
+    const qmoe_status_t st =
+        qmoe_quantize(&wt, experts[e].format, experts[e].method,
+                      experts[e].method == QMOE_QUANT_GPTQ ? &ct : nullptr, &q);
+    EXPECT_EQ(st, QMOE_STATUS_OK) << experts[e].format << ": " << last_error();
+    if (st != QMOE_STATUS_OK) break;
+    packed.push_back(q);
+  }
+  if (packed.size() == experts.size())
+    EXPECT_EQ(qmoe_bank_create(packed.data(), static_cast<int64_t>(packed.size()), &p->bank),
+              QMOE_STATUS_OK)
+        << last_error();
+  for (qmoe_packed_t* q : packed) qmoe_packed_destroy(q);  // the bank holds copies
+  ASSERT_NE(p->bank, nullptr);
+  ASSERT_EQ(qmoe_device_bank_upload(p->bank, &p->device_bank), QMOE_STATUS_OK) << last_error();
+
+  p->offsets.assign(1, 0);
+  for (int32_t c : counts) p->offsets.push_back(p->offsets.back() + c);
+  p->m_used = p->offsets.back();
+  p->m_total = p->m_used + extra_rows;
+  p->x_shape[0] = p->y_shape[0] = p->m_total;
+  p->x_shape[1] = k;
+  p->y_shape[1] = n;
+  p->offsets_shape[0] = static_cast<int64_t>(p->offsets.size());
+  CUDA_CHECK(p->x.alloc(static_cast<size_t>(p->m_total * k) * 2));
+  CUDA_CHECK(p->y.alloc(static_cast<size_t>(p->m_total * n) * 2));
+  CUDA_CHECK(p->offsets_dev.alloc(p->offsets.size() * sizeof(int32_t)));
+  CUDA_CHECK(cudaMemcpy(p->offsets_dev.as<void>(), p->offsets.data(), p->offsets_dev.bytes(),
+                        cudaMemcpyHostToDevice));
+}
+
+/// Fresh random activations of type act in rows [0, m_used) of x on the device, poison in the
+/// rows past them (never read); *x_host receives rows [0, m_used).
+void upload_x(Problem* p, DType act, uint32_t seed, cudaStream_t stream,
+              std::vector<uint16_t>* x_host) {
+  *x_host = qmoe::test::random_activations(act, p->m_used * p->k, 2.0f, seed);
+  std::vector<uint16_t> all(static_cast<size_t>(p->m_total * p->k), kPoison);
+  std::copy(x_host->begin(), x_host->end(), all.begin());
+  CUDA_CHECK(
+      cudaMemcpyAsync(p->x.as<void>(), all.data(), p->x.bytes(), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // `all` dies on return
+}
+
+/// The C ABI's CPU reference for rows [0, m_used): float64 [m_used, n].
+void reference(Problem* p, DType act, std::vector<uint16_t>* x_host, std::vector<double>* ref) {
+  ref->assign(static_cast<size_t>(p->m_used * p->n), 0.0);
+  int64_t x_shape[2] = {p->m_used, p->k}, y_shape[2] = {p->m_used, p->n};
+  const DLTensor xt = tensor(x_host->data(), x_shape, 2, act_type(act), DLDevice{kDLCPU, 0});
+  DLTensor yt = tensor(ref->data(), y_shape, 2, kF64, DLDevice{kDLCPU, 0});
+  ASSERT_EQ(qmoe_ref_grouped_gemm(p->bank, &xt, p->offsets.data(), &yt), QMOE_STATUS_OK)
+      << last_error();
+}
+
+void read_y(const Problem& p, cudaStream_t stream, std::vector<uint16_t>* y) {
+  y->assign(p.y.bytes() / 2, 0);
+  CUDA_CHECK(
+      cudaMemcpyAsync(y->data(), p.y.as<void>(), p.y.bytes(), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+/// y against the reference: finite and within kMaxNmse on rows [0, m_used), poison after.
+void check_y(const Problem& p, DType act, const std::vector<double>& ref, cudaStream_t stream,
+             const char* what) {
+  std::vector<uint16_t> y;
+  ASSERT_NO_FATAL_FAILURE(read_y(p, stream, &y));
+  const qmoe::gpu_test::OutputError e = qmoe::gpu_test::output_error(act, y, ref);
+  std::printf("  c_abi  %-8s %-5s %6lld %5lld %5lld  nmse %10.3e  %s\n", what,
+              qmoe::dtype_name(act), static_cast<long long>(p.m_used), static_cast<long long>(p.n),
+              static_cast<long long>(p.k), e.nmse, e.ok() ? "OK" : "FAIL");
+  EXPECT_EQ(e.non_finite, 0) << what << ": elements not written or not finite";
+  EXPECT_EQ(e.touched, 0) << what << ": rows past offsets[E] were written";
+  EXPECT_LE(e.nmse, kMaxNmse) << what;
+}
+
+/// Poisons y, then the CUB-style pair on `stream`: the size query, a workspace of that size,
+/// the run. Synchronises the stream before returning (the workspace is freed).
+void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream) {
+  CUDA_CHECK(cudaMemsetAsync(p->y.as<void>(), 0xFF, p->y.bytes(), stream));
+  const DLTensor x = p->x_t(act), offsets = p->offsets_t();
+  DLTensor y = p->y_t(act);
+  size_t bytes = 0;
+  ASSERT_EQ(qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
+                              QMOE_DEFAULT_DECODE_MAX_TOKENS, nullptr, &bytes, stream),
+            QMOE_STATUS_OK)
+      << last_error();
+  DeviceBuffer workspace;
+  CUDA_CHECK(workspace.alloc(bytes));
+  ASSERT_EQ(qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
+                              QMOE_DEFAULT_DECODE_MAX_TOKENS, workspace.as<void>(), &bytes, stream),
+            QMOE_STATUS_OK)
+      << last_error();
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+/// A stream the test owns, destroyed with it.
+class Stream {
+ public:
+  Stream() = default;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() {
+    if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+  }
+  // Non-blocking: nothing orders it with the legacy default stream, so work the library
+  // enqueued elsewhere would not be covered by synchronising this one.
+  cudaError_t create() { return cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); }
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+// Seven formats; 0 tokens, decode-sized and > 16 tokens (both kernels under AUTO), n = 72 not
+// a multiple of the 16-row tile.
+const std::vector<ExpertSpec> kMixed = {
+    {"int4:g128", QMOE_QUANT_RTN},   {"int3:g64:sym", QMOE_QUANT_RTN_MSE},
+    {"int2:g32", QMOE_QUANT_GPTQ},   {"int8:pc", QMOE_QUANT_RTN},
+    {"bf16", QMOE_QUANT_RTN},        {"fp16", QMOE_QUANT_RTN_MSE},
+    {"int4:g32:sym", QMOE_QUANT_RTN}};
+const std::vector<int32_t> kMixedCounts = {3, 0, 17, 1, 40, 16, 5};
+
+TEST(CAbiGpu, GroupedGemmMatchesCpuReferenceForEveryKernelOnACallerStream) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  Problem p;
+  ASSERT_NO_FATAL_FAILURE(setup(kMixed, 72, 256, kMixedCounts, /*extra_rows=*/5, 9001, &p));
+  Stream stream;
+  CUDA_CHECK(stream.create());
+  uint32_t seed = 9100;
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    // Fresh activations for every run: a kernel that skipped its work cannot pass on the
+    // previous run's y.
+    for (qmoe_kernel_t kernel : {QMOE_KERNEL_AUTO, QMOE_KERNEL_DECODE, QMOE_KERNEL_PREFILL}) {
+      SCOPED_TRACE(std::string(qmoe::dtype_name(act)) + " " + kernel_name(kernel));
+      std::vector<uint16_t> x;
+      ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, ++seed, stream.get(), &x));
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &ref));
+      ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, kernel, stream.get()));
+      ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, stream.get(), kernel_name(kernel)));
+    }
+  }
+}
+
+TEST(CAbiGpu, GroupedGemmEnqueuesOnlyOnTheCallersStreamAndIsCapturable) {
+  // Captured on the caller's stream, the call must leave kernel nodes in the graph and run
+  // nothing (y keeps its poison); a launch on any other stream, an allocation or a
+  // synchronisation would invalidate the global-mode capture.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  Problem p;
+  ASSERT_NO_FATAL_FAILURE(setup(kMixed, 72, 256, kMixedCounts, /*extra_rows=*/5, 9201, &p));
+  Stream stream;
+  CUDA_CHECK(stream.create());
+  const DType act = DType::kFP16;
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, 9202, stream.get(), &x));
+  std::vector<double> ref;
+  ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &ref));
+  // One plain run first: the launchers' one-time per-device setup happens outside the capture.
+  ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, QMOE_KERNEL_AUTO, stream.get()));
+
+  CUDA_CHECK(cudaMemsetAsync(p.y.as<void>(), 0xFF, p.y.bytes(), stream.get()));
+  const DLTensor xt = p.x_t(act), ot = p.offsets_t();
+  DLTensor yt = p.y_t(act);
+  size_t bytes = 0;
+  ASSERT_EQ(qmoe_grouped_gemm(p.device_bank, &xt, &ot, &yt, QMOE_KERNEL_AUTO,
+                              QMOE_DEFAULT_DECODE_MAX_TOKENS, nullptr, &bytes, stream.get()),
+            QMOE_STATUS_OK)
+      << last_error();
+  DeviceBuffer workspace;
+  CUDA_CHECK(workspace.alloc(bytes));
+  CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeGlobal));
+  const qmoe_status_t st =
+      qmoe_grouped_gemm(p.device_bank, &xt, &ot, &yt, QMOE_KERNEL_AUTO,
+                        QMOE_DEFAULT_DECODE_MAX_TOKENS, workspace.as<void>(), &bytes, stream.get());
+  const std::string message = st == QMOE_STATUS_OK ? "" : last_error();
+  CUDA_CHECK(cudaStreamEndCapture(stream.get(), &graph));
+  ASSERT_EQ(st, QMOE_STATUS_OK) << message;
+  size_t nodes = 0;
+  CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &nodes));
+  EXPECT_GT(nodes, 0u) << "nothing was enqueued on the caller's stream";
+
+  std::vector<uint16_t> y;
+  ASSERT_NO_FATAL_FAILURE(read_y(p, stream.get(), &y));
+  int64_t written = 0;
+  for (uint16_t v : y) written += v != kPoison;
+  EXPECT_EQ(written, 0) << "the captured call ran instead of being recorded";
+
+  cudaGraphExec_t exec = nullptr;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_CHECK(cudaGraphLaunch(exec, stream.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+  ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, stream.get(), "graph"));
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
+// ---- bad arguments --------------------------------------------------------------------------
+
+/// Every argument of one qmoe_grouped_gemm call; a bad case edits one of them.
+struct Call {
+  const qmoe_device_bank_t* bank;
+  DLTensor x, offsets, y;
+  qmoe_kernel_t kernel;
+  int32_t decode_max_tokens;
+  void* workspace;
+  size_t workspace_bytes;
+
+  qmoe_status_t run() {
+    return qmoe_grouped_gemm(bank, &x, &offsets, &y, kernel, decode_max_tokens, workspace,
+                             &workspace_bytes, nullptr);
+  }
+};
+
+struct BadCase {
+  const char* what;
+  /// The size query (workspace NULL) makes the same argument checks and fails too.
+  bool query_fails;
+  std::function<void(Call&)> edit;
+};
+
+// Host buffers and shapes the cases point at; static so that they outlive the calls.
+constexpr int64_t kN = 40, kK = 256, kM = 8;
+int64_t g_shape_x_k[2] = {kM, kK + 32};
+int64_t g_shape_y_n[2] = {kM, kN + 16};
+int64_t g_shape_y_rows[2] = {kM - 1, kN};
+int64_t g_shape_offsets_e[1] = {2};  // E entries instead of E + 1
+int64_t g_strides_y[2] = {1, kM};    // column-major y
+std::vector<uint16_t> g_host_x(kM* kK, 0x3F80);
+std::vector<uint16_t> g_host_y(kM* kN, kPoison);
+std::vector<int32_t> g_host_offsets = {0, 3, kM};
+
+std::vector<BadCase> bad_cases() {
+  const DLDevice host{kDLCPU, 0};
+  return {
+      {"null bank", true, [](Call& c) { c.bank = nullptr; }},
+      {"x on the host (kDLCPU)", true,
+       [=](Call& c) {
+         c.x.data = g_host_x.data();
+         c.x.device = host;
+       }},
+      {"y on the host (kDLCPU)", true,
+       [=](Call& c) {
+         c.y.data = g_host_y.data();
+         c.y.device = host;
+       }},
+      {"expert_offsets on the host (kDLCPU)", true,
+       [=](Call& c) {
+         c.offsets.data = g_host_offsets.data();
+         c.offsets.device = host;
+       }},
+      {"device memory marked kDLCUDAHost", true,
+       [](Call& c) { c.x.device.device_type = kDLCUDAHost; }},
+      {"y float16, x bfloat16", true, [](Call& c) { c.y.dtype = kFP16; }},
+      {"x and y float32", true,
+       [](Call& c) {
+         c.x.dtype = kF32;
+         c.y.dtype = kF32;
+       }},
+      {"int64 expert_offsets", true,
+       [](Call& c) {
+         c.offsets.dtype = DLDataType{kDLInt, 64, 1};
+       }},
+      {"x of another k", true, [](Call& c) { c.x.shape = g_shape_x_k; }},
+      {"y of another n", true, [](Call& c) { c.y.shape = g_shape_y_n; }},
+      {"y with a row fewer than x", true, [](Call& c) { c.y.shape = g_shape_y_rows; }},
+      {"expert_offsets with E entries", true, [](Call& c) { c.offsets.shape = g_shape_offsets_e; }},
+      {"1-d x", true, [](Call& c) { c.x.ndim = 1; }},
+      {"column-major y", true, [](Call& c) { c.y.strides = g_strides_y; }},
+      {"x on another device id", true, [](Call& c) { c.x.device.device_id += 1; }},
+      {"unknown kernel", true, [](Call& c) { c.kernel = static_cast<qmoe_kernel_t>(3); }},
+      {"decode_max_tokens 0", true, [](Call& c) { c.decode_max_tokens = 0; }},
+      {"decode_max_tokens 65", true, [](Call& c) { c.decode_max_tokens = 65; }},
+      // Element-aligned but not 16-byte aligned: the kernels' vector loads need 16.
+      {"x at a 2-byte offset", false, [](Call& c) { c.x.byte_offset = 2; }},
+      {"workspace a byte too small", false, [](Call& c) { c.workspace_bytes -= 1; }},
+  };
+}
+
+TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  Problem p;
+  ASSERT_NO_FATAL_FAILURE(setup({{"int4:g32", QMOE_QUANT_RTN}, {"bf16", QMOE_QUANT_RTN}}, kN, kK,
+                                {3, kM - 3}, /*extra_rows=*/0, 9301, &p));
+  const DType act = DType::kBF16;
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, 9302, nullptr, &x));
+  CUDA_CHECK(cudaMemset(p.y.as<void>(), 0xFF, p.y.bytes()));
+  CUDA_CHECK(cudaDeviceSynchronize());
+
+  Call good{p.device_bank,    p.x_t(act),
+            p.offsets_t(),    p.y_t(act),
+            QMOE_KERNEL_AUTO, QMOE_DEFAULT_DECODE_MAX_TOKENS,
+            nullptr,          0};
+  ASSERT_EQ(good.run(), QMOE_STATUS_OK) << last_error();  // the size query
+  DeviceBuffer workspace;
+  CUDA_CHECK(workspace.alloc(good.workspace_bytes));
+  good.workspace = workspace.as<void>();
+  const size_t needed = good.workspace_bytes;
+
+  const std::string marker = "previous-error-marker";
+  constexpr size_t kSentinelBytes = 987654321;
+  for (const BadCase& bad : bad_cases()) {
+    SCOPED_TRACE(bad.what);
+    Call c = good;
+    bad.edit(c);
+    const size_t given = c.workspace_bytes;
+    ASSERT_NE(qmoe_format_canonical(marker.c_str(), nullptr, 0, nullptr), QMOE_STATUS_OK);
+    EXPECT_EQ(c.run(), QMOE_STATUS_INVALID_ARGUMENT);
+    const std::string message = last_error();
+    EXPECT_EQ(message.rfind("qmoe_grouped_gemm: ", 0), 0u) << message;
+    EXPECT_GT(message.size(), std::string("qmoe_grouped_gemm: ").size() + 5) << message;
+    EXPECT_EQ(message.find(marker), std::string::npos) << message;
+    EXPECT_EQ(c.workspace_bytes, given) << "the run changed *workspace_bytes";
+
+    c.workspace = nullptr;
+    c.workspace_bytes = kSentinelBytes;
+    if (bad.query_fails) {
+      EXPECT_EQ(c.run(), QMOE_STATUS_INVALID_ARGUMENT) << "size query";
+      EXPECT_EQ(c.workspace_bytes, kSentinelBytes) << "a failing size query wrote its output";
+    } else {
+      EXPECT_EQ(c.run(), QMOE_STATUS_OK) << "size query: " << last_error();
+      EXPECT_EQ(c.workspace_bytes, needed);
+    }
+
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> y;
+    ASSERT_NO_FATAL_FAILURE(read_y(p, nullptr, &y));
+    int64_t written = 0;
+    for (uint16_t v : y) written += v != kPoison;
+    for (uint16_t v : g_host_y) written += v != kPoison;
+    EXPECT_EQ(written, 0) << "a rejected call wrote y";
+  }
+
+  // The upload reports its null arguments and leaves *out alone.
+  char sentinel = 0;
+  auto* out = reinterpret_cast<qmoe_device_bank_t*>(&sentinel);
+  EXPECT_EQ(qmoe_device_bank_upload(nullptr, &out), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(out, reinterpret_cast<qmoe_device_bank_t*>(&sentinel));
+  EXPECT_EQ(last_error().rfind("qmoe_device_bank_upload: ", 0), 0u) << last_error();
+  EXPECT_EQ(qmoe_device_bank_upload(p.bank, nullptr), QMOE_STATUS_INVALID_ARGUMENT);
+
+  // The unedited call runs, on the default stream (NULL): the cases above are not vacuous.
+  std::vector<double> ref;
+  ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &ref));
+  ASSERT_EQ(good.run(), QMOE_STATUS_OK) << last_error();
+  CUDA_CHECK(cudaDeviceSynchronize());
+  ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, nullptr, "default"));
+}
+
+}  // namespace
