@@ -10,7 +10,8 @@ OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 BIN=${QMOE_BIN:-build-gpu/bin}
 # Carried prebuilt binaries bring libqmoe_c.so.1 (the GPU suite tests the C ABI) beside them.
-export LD_LIBRARY_PATH="$PWD/$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+lib_dir=$BIN; [[ $lib_dir = /* ]] || lib_dir=$PWD/$BIN
+export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 skip_bench=0
 bench_args="--quick"
 filter="*"
