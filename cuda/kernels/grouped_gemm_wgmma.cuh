@@ -4,7 +4,7 @@
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows,
 // block of kTokens tokens); the persistent grid walks the same device-built schedule as the
-// tc kernel, row blocks fastest. Every row block re-reads the token block's x from L2, so
+// tc kernel, token blocks fastest. Every row block re-reads the token block's x from L2, so
 // 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256 bytes of x
 // and 16 code tiles for 256 x kTokens x 128 multiply-adds.
 // kTokens (the wgmma N) is 128, or 64 where experts hold few tokens: the tensor cores

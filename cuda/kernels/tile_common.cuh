@@ -85,8 +85,10 @@ __device__ __forceinline__ ItemList build_tile_items(const GemmProblem& p, unsig
   });
 }
 
-/// One tile item, located: row blocks vary fastest, so consecutive blocks share a token
-/// block of x in L2.
+/// One tile item, located. Token blocks vary fastest: the blocks running together share one
+/// row block's weight tiles (read from HBM once, then L2 hits), while the expert's x (at
+/// most a few MB) stays in L2 across row blocks. (Row blocks fastest re-streamed every
+/// weight once per token block: an expert's weights exceed L2 on Mixtral-size shapes.)
 struct TileItem {
   int expert;
   int row_block;
@@ -96,12 +98,12 @@ struct TileItem {
 
 template <int kRowStrips, int kTokens>
 __device__ __forceinline__ TileItem tile_item(const GemmProblem& p, const ItemRef& r) {
-  const int row_blocks = ceil_div(p.n_strips, kRowStrips);
-  const int block = static_cast<int>(r.local / row_blocks);
+  const int token_blocks = ceil_div(r.row_count, kTokens);
+  const int block = static_cast<int>(r.local % token_blocks);
   const int row0 = r.row_begin + block * kTokens;
   TileItem it;
   it.expert = r.expert;
-  it.row_block = static_cast<int>(r.local % row_blocks);
+  it.row_block = static_cast<int>(r.local / token_blocks);
   it.x = XTile{static_cast<const unsigned short*>(p.x) + static_cast<int64_t>(row0) * p.k,
                min(kTokens, r.row_count - block * kTokens), p.k, (p.k & 7) == 0};
   it.y_rows = static_cast<unsigned short*>(p.y) + static_cast<int64_t>(row0) * p.n;
