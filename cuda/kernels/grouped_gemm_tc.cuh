@@ -179,15 +179,18 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemm_tc_kernel(const
 
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
-  // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket).
+  // Occupancy depends on the code slot size and the schedule's size: one cached grid per
+  // (expert bucket, log2 slot size).
   static GridCache cache;
   const auto kernel = tc::grouped_gemm_tc_kernel<Act>;
-  int size_class = 0;
-  while ((256 << size_class) < p.a_slot_bytes) ++size_class;
+  int slot_class = 0;  // log2(slot / 256): 0..4
+  while ((256 << slot_class) < p.a_slot_bytes) ++slot_class;
+  const int bucket = expert_bucket(p.num_experts);
   int grid = 0;
-  cudaError_t err = persistent_grid(
-      reinterpret_cast<const void*>(kernel), tc::smem_bytes(kMaxExperts, kMaxTileBytes),
-      tc::smem_bytes(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  cudaError_t err = persistent_grid(reinterpret_cast<const void*>(kernel),
+                                    tc::smem_bytes(kMaxExperts, kMaxTileBytes),
+                                    tc::smem_bytes(bucket_experts(bucket), 256 << slot_class),
+                                    bucket * 5 + slot_class, &cache, &grid);
   if (err != cudaSuccess) return err;
   kernel<<<grid, kBlockThreads, tc::smem_bytes(p.num_experts, p.a_slot_bytes), stream>>>(p);
   return cudaGetLastError();

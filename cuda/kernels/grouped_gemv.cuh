@@ -253,9 +253,9 @@ cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
   const auto kernel = grouped_gemv_kernel<Act, kStripCap, kChunks>;
   int grid = 0;
-  const size_t most = smem_bytes(kMaxExperts);
-  cudaError_t err =
-      persistent_grid(reinterpret_cast<const void*>(kernel), most, most, 0, &cache, &grid);
+  const int bucket = expert_bucket(p.num_experts);
+  cudaError_t err = persistent_grid(reinterpret_cast<const void*>(kernel), smem_bytes(kMaxExperts),
+                                    smem_bytes(bucket_experts(bucket)), bucket, &cache, &grid);
   if (err != cudaSuccess) return err;
   kernel<<<grid, kBlockThreads, smem_bytes(p.num_experts), stream>>>(p);
   return cudaGetLastError();
@@ -306,11 +306,12 @@ template <class Act>
 cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
   int grid = 0;
-  const size_t most = gemv::smem_bytes(kMaxExperts);
+  const int bucket = expert_bucket(p.num_experts);
   // Every variant has the same resources (launch bounds, shared memory): size by one.
   cudaError_t err =
-      persistent_grid(reinterpret_cast<const void*>(gemv::grouped_gemv_kernel<Act, 4, 1>), most,
-                      most, 0, &cache, &grid);
+      persistent_grid(reinterpret_cast<const void*>(gemv::grouped_gemv_kernel<Act, 4, 1>),
+                      gemv::smem_bytes(kMaxExperts), gemv::smem_bytes(bucket_experts(bucket)),
+                      bucket, &cache, &grid);
   if (err != cudaSuccess) return err;
   const gemv::Variant v = gemv::choose_variant(p, grid);
   if (v.chunks == 2) {

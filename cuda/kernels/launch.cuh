@@ -65,11 +65,23 @@ cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs,
 /// allocation, no synchronisation.
 struct GridCache {
   static constexpr int kMaxDevices = 64;
-  static constexpr int kSizeClasses = 8;
+  static constexpr int kSizeClasses = 16;
   std::atomic<int> blocks[kMaxDevices][kSizeClasses] = {};
 };
 cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
                             int size_class, GridCache* cache, int* grid);
+
+/// Occupancy classes by expert count: the block schedule's shared memory grows with E, and a
+/// grid sized for kMaxExperts (16 KB of schedule) would halve the blocks per SM of the
+/// 2-block kernels on an A100 (164 KB per SM) for the usual 8..256 experts.
+constexpr int kExpertBuckets = 3;
+inline int expert_bucket(int num_experts) {
+  return num_experts <= 64 ? 0 : num_experts <= 256 ? 1 : 2;
+}
+/// The most experts of a bucket (what its occupancy is computed for).
+inline int bucket_experts(int bucket) {
+  return bucket == 0 ? 64 : bucket == 1 ? 256 : kMaxExperts;
+}
 
 /// Bytes of the block schedule in dynamic shared memory for num_experts experts.
 constexpr size_t schedule_smem_bytes(int num_experts) {

@@ -52,29 +52,42 @@ class DeviceBuffer {
 
 /// How far a kernel output is from the reference.
 struct OutputError {
-  double nmse = 0;         ///< sum (y - ref)^2 / sum ref^2 over the reference's elements
-  int64_t non_finite = 0;  ///< of those, elements that are NaN or Inf (the poison included)
+  double nmse = 0;         ///< the worst expert's sum (y - ref)^2 / sum ref^2 over its rows
+  int worst_expert = -1;   ///< that expert (-1: no expert has rows)
+  int64_t non_finite = 0;  ///< elements of the reference's rows that are NaN or Inf (poison)
   int64_t touched = 0;     ///< elements past the reference's that no longer hold kPoison
 
   /// NaN never passes: a NaN nmse fails the comparison.
   bool ok() const { return non_finite == 0 && touched == 0 && nmse <= kMaxNmse; }
 };
 
-/// y (activation type act, poisoned before the run) against ref, which covers y's first
-/// ref.size() elements; the elements after them must still hold kPoison.
+/// y (activation type act, poisoned before the run, n columns) against ref, which covers y's
+/// first ref.size() elements: rows [0, offsets[E]). The NMSE is taken per expert (its rows
+/// offsets[e] .. offsets[e+1]) and the worst one reported, so a small expert's error cannot
+/// hide in a large one's sum. The elements after ref's must still hold kPoison.
 inline OutputError output_error(DType act, const std::vector<uint16_t>& y,
-                                const std::vector<double>& ref) {
+                                const std::vector<double>& ref, int64_t n,
+                                const std::vector<int32_t>& offsets) {
   OutputError e;
-  double err2 = 0, ref2 = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double v = act == DType::kBF16 ? bf16_to_float(y[i]) : fp16_to_float(y[i]);
-    if (!std::isfinite(v)) ++e.non_finite;
-    err2 += (v - ref[i]) * (v - ref[i]);
-    ref2 += ref[i] * ref[i];
+  for (size_t ex = 0; ex + 1 < offsets.size(); ++ex) {
+    double err2 = 0, ref2 = 0;
+    for (size_t i = static_cast<size_t>(offsets[ex] * n);
+         i < static_cast<size_t>(offsets[ex + 1] * n); ++i) {
+      const double v = act == DType::kBF16 ? bf16_to_float(y[i]) : fp16_to_float(y[i]);
+      if (!std::isfinite(v)) ++e.non_finite;
+      err2 += (v - ref[i]) * (v - ref[i]);
+      ref2 += ref[i] * ref[i];
+    }
+    if (offsets[ex + 1] == offsets[ex]) continue;
+    const double nmse = ref2 > 0 ? err2 / ref2 : err2;
+    // A NaN nmse must win the comparison (std::max would drop it).
+    if (e.worst_expert < 0 || !(nmse <= e.nmse)) {
+      e.nmse = nmse;
+      e.worst_expert = static_cast<int>(ex);
+    }
   }
   for (size_t i = ref.size(); i < y.size(); ++i)
     if (y[i] != kPoison) ++e.touched;
-  e.nmse = ref2 > 0 ? err2 / ref2 : err2;
   return e;
 }
 
