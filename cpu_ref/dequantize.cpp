@@ -1,5 +1,6 @@
-// cpu_ref/dequantize.cpp — exact dequantization of one packed matrix, and its once-rounded
-// (RNE) form in the activation type: the values every GPU decoder must reproduce bit for bit.
+// cpu_ref/dequantize.cpp — exact dequantization of one packed matrix, and its form in the
+// activation type (docs/formats.md §1: RNE once; bf16 rounds the scale to bf16 first): the
+// values every GPU decoder must reproduce bit for bit.
 #include <string>
 #include <utility>
 

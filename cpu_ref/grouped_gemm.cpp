@@ -1,6 +1,6 @@
 // cpu_ref/grouped_gemm.cpp — grouped expert GEMM over tokens sorted by expert, in float64:
-// y[i, :] = x[i, :] * W_e^T for the rows i of expert e, with W_e rounded once to the
-// activation type (what the GPU kernels multiply) and every product and sum in double.
+// y[i, :] = x[i, :] * W_e^T for the rows i of expert e, with W_e in the activation type by
+// docs/formats.md §1 (what the GPU kernels multiply) and every product and sum in double.
 #include <algorithm>
 #include <string>
 #include <utility>

@@ -116,8 +116,9 @@ QMOE_API qmoe_status_t qmoe_packed_format(const qmoe_packed_t* packed, char* buf
                                           size_t* length);
 
 /** Dequantizes on the CPU into out ([n, k], kDLCPU): float32 gets the exact weights
- *  (q - z) * s; bfloat16 / float16 get them rounded once to nearest even, bit-identical to
- *  what the GPU kernels use. Errors: INVALID_ARGUMENT (null packed, out's dtype/shape/device). */
+ *  (q - z) * s; float16 gets them rounded once to nearest even, bfloat16 gets
+ *  (q - z) * RNE_bf16(s) rounded once (docs/formats.md §1), bit-identical to what the GPU
+ *  kernels use. Errors: INVALID_ARGUMENT (null packed, out's dtype/shape/device). */
 QMOE_API qmoe_status_t qmoe_dequantize(const qmoe_packed_t* packed, DLTensor* out);
 
 /* ---- expert banks and the CPU reference --------------------------------------------- */

@@ -2,8 +2,8 @@
 // per expert).
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 128 weight rows,
-// block of 64 tokens); the persistent grid walks the device-built schedule, row blocks
-// fastest so consecutive blocks share a token block of x in L2.
+// block of 64 tokens); the persistent grid walks the device-built schedule, token blocks
+// fastest (tile_common.cuh: tile_item) so consecutive blocks share a row block's weights.
 // Block = 8 warps; warp w owns strip w of the row block (16 rows x 64 tokens, fp32
 // accumulators = 8 n8 chunks). One kStages-deep cp.async pipeline; stage = k-tile:
 //  - x tile [64 tokens][128 k], zero-filled past the item's tokens and past K, rows

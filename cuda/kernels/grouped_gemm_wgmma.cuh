@@ -494,10 +494,10 @@ cudaError_t grouped_gemm_wgmma_available(bool* available) {
   if (err != cudaSuccess) return err;
   err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
   if (err != cudaSuccess) return err;
-    // sm_90a code runs on compute capability 9.0 only, and exists only in a build whose
-    // architectures name 90a (CMake defines QMOE_HAVE_SM90A; a plain sm_90 build holds the
-    // __trap() body).
 #if defined(QMOE_HAVE_SM90A)
+  // sm_90a code runs on compute capability 9.0 only, and exists only in a build whose
+  // architectures name 90a (CMake defines QMOE_HAVE_SM90A; a plain sm_90 build holds the
+  // __trap() body).
   bool ok = major == 9 && minor == 0;
 #else
   bool ok = false;

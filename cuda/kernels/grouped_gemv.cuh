@@ -135,9 +135,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[r][c][i] = 0.f;
 
-        // One cp.async group per stage (empty past the last), so "stage i landed" is always
-        // "at most kAhead - 1 newer groups pending".
 #pragma unroll
+  // One cp.async group per stage (empty past the last), so "stage i landed" is always
+  // "at most kAhead - 1 newer groups pending".
   for (int i = 0; i < kAhead; ++i) {
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();

@@ -54,7 +54,8 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
 template <class Act>
 cudaError_t grouped_gemm_wgmma_available(bool* available);
 
-/// Decode-only kernel: w[e][row][col] = RNE_Act(weight) for every expert, [E, n, k].
+/// Decode-only kernel: w[e][row][col] = the weight in Act (docs/formats.md §1) for every
+/// expert, [E, n, k].
 template <class Act>
 cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs, int num_experts,
                                    int n, int k, void* w, cudaStream_t stream);

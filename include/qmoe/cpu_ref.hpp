@@ -14,8 +14,9 @@ namespace qmoe::ref {
 /// ((q - z) * s is exact in float32 for every format).
 Status dequantize(const PackedMatrix& m, std::vector<float>* w);
 
-/// Dequantized weights rounded once (RNE) to the activation type `act`, as bit patterns:
-/// the values every GPU kernel must reproduce bit for bit.
+/// Dequantized weights in the activation type `act` by docs/formats.md §1 (fp16: (q - z) * s
+/// rounded once, RNE; bf16: the scale rounded to bf16 first, then the product rounded once),
+/// as bit patterns: the values every GPU kernel must reproduce bit for bit.
 Status dequantize_to(const PackedMatrix& m, DType act, std::vector<uint16_t>* w);
 
 /// Grouped GEMM over tokens sorted by expert: for expert e, rows
