@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build qmoe (CUDA kernels for sm_80 + sm_90 when nvcc is present) and run `qmoe demo`:
+# Build qmoe (CUDA kernels for sm_80 + sm_90a when nvcc is present) and run `qmoe demo`:
 # on the GPU if one is visible, else on the CPU reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
