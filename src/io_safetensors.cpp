@@ -124,28 +124,23 @@ class HeaderParser {
   Status parse(std::vector<RawTensor>* tensors, std::map<std::string, std::string>* metadata) {
     std::set<std::string> names;
     bool seen_metadata = false;
-    QMOE_RETURN_IF_ERROR(expect('{'));
-    if (!consume('}')) {
-      do {
-        std::string key;
-        QMOE_RETURN_IF_ERROR(parse_string(&key));
-        QMOE_RETURN_IF_ERROR(expect(':'));
-        if (key == "__metadata__") {
-          if (seen_metadata) return fail("duplicate \"__metadata__\"");
-          seen_metadata = true;
-          QMOE_RETURN_IF_ERROR(parse_metadata(metadata));
-          continue;
-        }
-        // The writer refuses "" too, so every file read here can be written back.
-        if (key.empty()) return fail("empty tensor name");
-        if (!names.insert(key).second) return fail("duplicate tensor name '" + key + "'");
-        RawTensor t;
-        t.name = key;
-        QMOE_RETURN_IF_ERROR(parse_tensor(&t));
-        tensors->push_back(std::move(t));
-      } while (consume(','));
-      QMOE_RETURN_IF_ERROR(expect('}'));
-    }
+    // (Not QMOE_RETURN_IF_ERROR around the call: its temporary would shadow the lambda's.)
+    const Status members = parse_object([&](std::string key) -> Status {
+      if (key == "__metadata__") {
+        if (seen_metadata) return fail("duplicate \"__metadata__\"");
+        seen_metadata = true;
+        return parse_metadata(metadata);
+      }
+      // The writer refuses "" too, so every file read here can be written back.
+      if (key.empty()) return fail("empty tensor name");
+      if (!names.insert(key).second) return fail("duplicate tensor name '" + key + "'");
+      RawTensor t;
+      t.name = std::move(key);
+      QMOE_RETURN_IF_ERROR(parse_tensor(&t));
+      tensors->push_back(std::move(t));
+      return Status::ok();
+    });
+    if (!members.is_ok()) return members;
     skip_space();  // writers pad the header with spaces so the data section is aligned
     if (p_ != end_) return fail("unexpected bytes after the header object");
     return Status::ok();
@@ -169,6 +164,20 @@ class HeaderParser {
     if (consume(c)) return Status::ok();
     if (p_ == end_) return fail(std::string("expected '") + c + "', header ends");
     return fail(std::string("expected '") + c + "'");
+  }
+
+  /// A JSON object: on_member(key) parses the value of each member, after its key and ':'.
+  template <class OnMember>
+  Status parse_object(OnMember on_member) {
+    QMOE_RETURN_IF_ERROR(expect('{'));
+    if (consume('}')) return Status::ok();
+    do {
+      std::string key;
+      QMOE_RETURN_IF_ERROR(parse_string(&key));
+      QMOE_RETURN_IF_ERROR(expect(':'));
+      QMOE_RETURN_IF_ERROR(on_member(std::move(key)));
+    } while (consume(','));
+    return expect('}');
   }
 
   Status parse_hex4(uint32_t* out) {
@@ -267,53 +276,44 @@ class HeaderParser {
   }
 
   Status parse_metadata(std::map<std::string, std::string>* metadata) {
-    QMOE_RETURN_IF_ERROR(expect('{'));
-    if (consume('}')) return Status::ok();
-    do {
-      std::string key, value;
-      QMOE_RETURN_IF_ERROR(parse_string(&key));
-      QMOE_RETURN_IF_ERROR(expect(':'));
+    return parse_object([&](std::string key) -> Status {
+      std::string value;
       QMOE_RETURN_IF_ERROR(parse_string(&value));
       if (!metadata->emplace(std::move(key), std::move(value)).second)
         return fail("duplicate metadata key");
-    } while (consume(','));
-    return expect('}');
+      return Status::ok();
+    });
   }
 
   Status parse_tensor(RawTensor* t) {
     const std::string where = "tensor '" + t->name + "': ";
     bool has_dtype = false, has_shape = false, has_offsets = false;
-    QMOE_RETURN_IF_ERROR(expect('{'));
-    if (!consume('}')) {
-      do {
-        std::string key;
-        QMOE_RETURN_IF_ERROR(parse_string(&key));
-        QMOE_RETURN_IF_ERROR(expect(':'));
-        if (key == "dtype") {
-          if (has_dtype) return fail(where + "duplicate \"dtype\"");
-          has_dtype = true;
-          std::string name;
-          QMOE_RETURN_IF_ERROR(parse_string(&name));
-          Status st = parse_tensor_dtype(name, &t->dtype);
-          if (!st.is_ok()) return fail(where + st.message());
-        } else if (key == "shape") {
-          if (has_shape) return fail(where + "duplicate \"shape\"");
-          has_shape = true;
-          QMOE_RETURN_IF_ERROR(parse_uint_array(&t->shape));
-        } else if (key == "data_offsets") {
-          if (has_offsets) return fail(where + "duplicate \"data_offsets\"");
-          has_offsets = true;
-          std::vector<int64_t> offsets;
-          QMOE_RETURN_IF_ERROR(parse_uint_array(&offsets));
-          if (offsets.size() != 2) return fail(where + "\"data_offsets\" must hold 2 integers");
-          t->begin = offsets[0];
-          t->end = offsets[1];
-        } else {
-          return fail(where + "unknown key \"" + key + "\"");
-        }
-      } while (consume(','));
-      QMOE_RETURN_IF_ERROR(expect('}'));
-    }
+    const Status members = parse_object([&](const std::string& key) -> Status {
+      if (key == "dtype") {
+        if (has_dtype) return fail(where + "duplicate \"dtype\"");
+        has_dtype = true;
+        std::string name;
+        QMOE_RETURN_IF_ERROR(parse_string(&name));
+        Status st = parse_tensor_dtype(name, &t->dtype);
+        if (!st.is_ok()) return fail(where + st.message());
+      } else if (key == "shape") {
+        if (has_shape) return fail(where + "duplicate \"shape\"");
+        has_shape = true;
+        QMOE_RETURN_IF_ERROR(parse_uint_array(&t->shape));
+      } else if (key == "data_offsets") {
+        if (has_offsets) return fail(where + "duplicate \"data_offsets\"");
+        has_offsets = true;
+        std::vector<int64_t> offsets;
+        QMOE_RETURN_IF_ERROR(parse_uint_array(&offsets));
+        if (offsets.size() != 2) return fail(where + "\"data_offsets\" must hold 2 integers");
+        t->begin = offsets[0];
+        t->end = offsets[1];
+      } else {
+        return fail(where + "unknown key \"" + key + "\"");
+      }
+      return Status::ok();
+    });
+    if (!members.is_ok()) return members;
     if (!has_dtype || !has_shape || !has_offsets)
       return fail(where + "needs \"dtype\", \"shape\" and \"data_offsets\"");
     return Status::ok();
