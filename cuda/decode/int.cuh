@@ -61,14 +61,16 @@ struct IntDecoder {
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
     if (!pred) return;
+    // Rows gid and gid + 8: one 64-bit index, the second row 8 * groups_pad further. A tile's
+    // groups of one row are contiguous and aligned to their total size (groups_pad is a
+    // multiple of GPT, sections are 256-byte aligned): one load per row.
+    const int64_t idx = (static_cast<int64_t>(strip) * kTileRows + (lane >> 2)) * ep.groups_pad +
+                        static_cast<int64_t>(kt) * ep.group_tile_stride;
+    const int row8 = 8 * ep.groups_pad;
+    const uint8_t* s = ep.scales + 2 * idx;
+    const uint8_t* z = ep.zeros + idx;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = strip * kTileRows + (lane >> 2) + 8 * h;
-      // A tile's groups of one row are contiguous and aligned to their total size (groups_pad
-      // is a multiple of GPT, sections are 256-byte aligned): one load each.
-      const int64_t idx = static_cast<int64_t>(row) * ep.groups_pad +
-                          static_cast<int64_t>(kt) * ep.group_tile_stride;
-      const uint8_t* s = ep.scales + 2 * idx;
+    for (int h = 0; h < 2; ++h, s += 2 * row8, z += row8) {
       if constexpr (GPT == 4) {
         const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
         rq.scale[h][0] = v.x;
@@ -79,7 +81,6 @@ struct IntDecoder {
         rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned short*>(s));
       }
       if (ep.zeros != nullptr) {
-        const uint8_t* z = ep.zeros + idx;
         if constexpr (GPT == 4)
           rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
         else if constexpr (GPT == 2)

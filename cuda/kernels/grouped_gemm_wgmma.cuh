@@ -61,7 +61,6 @@ constexpr int kSwizzleRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
 constexpr int kHalfK = kSwizzleRowBytes / 2;  ///< 64 k per half
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
-static_assert(kSubtiles % 2 == 0, "a strip's wgmma count must be even (A buffer parity)");
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
 constexpr int kYStride = kStrips * kTileRows + 8;
 
@@ -256,25 +255,34 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 #undef QMOE_WG_ACC_1_63
 #undef QMOE_WG_ACC_1_31
 
+/// A buffers per warp: wgmma n of a k-tile reads a[n % kABuffers], and the wait after each
+/// commit leaves kABuffers - 1 wgmmas in flight, so the decode of wgmma n + 1 overwrites the
+/// buffer of n + 1 - kABuffers, already retired. Three keep two wgmmas queued per warpgroup
+/// while the next A fragment is decoded (ncu, two: every wgmma waited for its predecessor,
+/// the tensor pipe 45 % busy).
+constexpr int kABuffers = 3;
+
 /// acc += W_strip x x_stage^T over one k-tile for the warpgroup's m64 block whose rows
 /// 16 (warp % 4) .. + 15 are this warp's strip (whole warpgroup): 8 wgmmas, one commit group
-/// each. wgmma n of the item reads a[n % 2]; the wait_group 1 after each commit retires
-/// wgmma n - 1, whose buffer the next decode overwrites (even count per call: the parity
-/// carries over). On return the last wgmma may still run.
+/// each, numbered first .. first + 7 within the k-tile (first: a compile-time constant once
+/// inlined and unrolled, so the buffer index is too). On return the last kABuffers - 1 wgmmas
+/// may still run.
 template <class Act, class Dec, int kTokens>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool has_strip, int lane,
                                                const typename Dec::template Quant<Act>& q,
-                                               uint64_t desc, uint32_t (&a)[2][4],
+                                               uint64_t desc, int first,
+                                               uint32_t (&a)[kABuffers][4],
                                                float (&acc)[TokenTile<kTokens>::kAcc]) {
   uint32_t raw[Dec::kRawWords] = {};
   if (has_strip) Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    Dec::template decode_subtile<Act>(raw, j, q, a[j & 1]);
+    uint32_t(&buf)[4] = a[(first + j) % kABuffers];
+    Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
-    wgmma_m64nNk16<Act, kTokens>(acc, a[j & 1], desc + subtile_descriptor_offset<kTokens>(j));
+    wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j));
     wgmma_commit();
-    wgmma_wait<1>();
+    wgmma_wait<kABuffers - 1>();
   }
 }
 
@@ -353,7 +361,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   };
 
   publish(0);
-  uint32_t a[2][4];    // A buffers: wgmma n of the item reads a[n % 2]
+  uint32_t a[kABuffers][4];  // A buffers: wgmma n of a k-tile reads a[n % kABuffers]
   int read_stage = 0;  // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     const bool more = kt + 1 < p.k_tiles;
@@ -364,8 +372,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<Act>(ep, rq[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
-      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), has_strip[b], lane, q, desc, a,
-                                        acc[b]);
+      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), has_strip[b], lane, q, desc,
+                                        b * kSubtiles, a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.

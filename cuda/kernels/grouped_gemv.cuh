@@ -117,14 +117,19 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   auto tile_of = [&](int i) { return first_kt + i * group_warps; };
   // Strips past N are skipped (warp-uniform); their slots are never read.
   auto strip_ok = [&](int r) { return first_strip + r < p.n_strips; };
+  // Tile (first_strip + r, t) lies at codes0 + r * strip_bytes + t * kTileBytes: one 64-bit
+  // base per item and 32-bit offsets per copy (K <= 2^24, checked by check_bank, keeps them
+  // below 2^31; the 64-bit index per copy was ~10 SASS instructions per tile).
+  const uint8_t* codes0 =
+      ep.codes + static_cast<int64_t>(first_strip) * p.k_tiles * Dec::kTileBytes;
+  const int strip_bytes = p.k_tiles * Dec::kTileBytes;
   auto copy_stage = [&](int i, int slot) {
+    const int tile_off = tile_of(i) * Dec::kTileBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r)
       if (strip_ok(r))
-        Dec::copy_codes(
-            ep.codes +
-                (static_cast<int64_t>(first_strip + r) * p.k_tiles + tile_of(i)) * Dec::kTileBytes,
-            ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
+        Dec::copy_codes(codes0 + (r * strip_bytes + tile_off),
+                        ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
   };
 
   float acc[R][C][4];
