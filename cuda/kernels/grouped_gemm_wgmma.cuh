@@ -194,7 +194,7 @@ template <int kPending>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
-/// Pins the accumulators after a wgmma_wait (and before the first wgmma): the asm names them
+/// Pins the accumulators after a wgmma_wait: the asm names them
 /// as read and written, so the compiler cannot move their uses across the wait.
 template <int kAcc>
 __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
@@ -225,27 +225,28 @@ __device__ __forceinline__ void fence_proxy_async() {
   X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
 #define QMOE_WG_ACC_REG(i) ", %" #i
 #define QMOE_WG_ACC_OPERAND(i) , "+f"(d[i])
-#define QMOE_WGMMA(SHAPE, TYPE, ACCS, A_AND_DESC)                              \
-  asm volatile("wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE     \
-               " {%0" ACCS(QMOE_WG_ACC_REG) "}, " A_AND_DESC ", 1, 1, 1, 0;\n" \
-               : "+f"(d[0]) ACCS(QMOE_WG_ACC_OPERAND)                          \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
-#define QMOE_WGMMA_ACT(SHAPE, ACCS, A_AND_DESC)       \
-  if constexpr (std::is_same_v<Act, __nv_bfloat16>) { \
-    QMOE_WGMMA(SHAPE, "bf16", ACCS, A_AND_DESC);      \
-  } else {                                            \
-    QMOE_WGMMA(SHAPE, "f16", ACCS, A_AND_DESC);       \
+#define QMOE_WGMMA(SHAPE, TYPE, ACCS, A_AND_DESC, ACCUMULATE)                                \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " ACCUMULATE ", 0;\n"                         \
+               "wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE                        \
+               " {%0" ACCS(QMOE_WG_ACC_REG) "}, " A_AND_DESC ", p, 1, 1, 0;\n}\n"                 \
+               : "+f"(d[0]) ACCS(QMOE_WG_ACC_OPERAND)                                           \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate))
+#define QMOE_WGMMA_ACT(SHAPE, ACCS, A_AND_DESC, ACCUMULATE)        \
+  if constexpr (std::is_same_v<Act, __nv_bfloat16>) {             \
+    QMOE_WGMMA(SHAPE, "bf16", ACCS, A_AND_DESC, ACCUMULATE);      \
+  } else {                                                        \
+    QMOE_WGMMA(SHAPE, "f16", ACCS, A_AND_DESC, ACCUMULATE);       \
   }
 // clang-format on
 
 template <class Act, int kN>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
-                                               uint64_t desc) {
+                                               uint64_t desc, int accumulate) {
   static_assert(kN == 64 || kN == 128, "one accumulator list per N below");
   if constexpr (kN == 64) {
-    QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36")
+    QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36", "%37")
   } else {
-    QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68")
+    QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68", "%69")
   }
 }
 #undef QMOE_WGMMA_ACT
@@ -255,34 +256,44 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 #undef QMOE_WG_ACC_1_63
 #undef QMOE_WG_ACC_1_31
 
-/// A buffers per warp: wgmma n of a k-tile reads a[n % kABuffers], and the wait after each
-/// commit leaves kABuffers - 1 wgmmas in flight, so the decode of wgmma n + 1 overwrites the
-/// buffer of n + 1 - kABuffers, already retired. Three keep two wgmmas queued per warpgroup
-/// while the next A fragment is decoded (ncu, two: every wgmma waited for its predecessor,
-/// the tensor pipe 45 % busy).
-constexpr int kABuffers = 3;
+/// A buffers per warp: wgmma n of a k-tile reads a[n % a_buffers], and the wait after each
+/// commit leaves a_buffers - 1 wgmmas in flight, so the decode of wgmma n + 1 overwrites the
+/// buffer of n + 1 - a_buffers, already retired. Three keep two wgmmas queued per warpgroup
+/// while the next A fragment is decoded (ncu at two: every wgmma waited for its predecessor,
+/// the tensor pipe 45 % busy); the decoders with large code tiles (int8, dense) keep two, or
+/// ptxas runs out of registers for the wgmma pipeline and serializes every wgmma of the
+/// kernel (C7511). The same happens (C7515) if any path of the kernel writes accumulators
+/// with ordinary instructions: the first wgmma of an item overwrites them (scale-d = 0)
+/// instead of a zero fill.
+constexpr int kMaxABuffers = 3;
+template <class Dec>
+constexpr int a_buffers() {
+  return Dec::kRawWords <= 8 ? 3 : 2;
+}
 
 /// acc += W_strip x x_stage^T over one k-tile for the warpgroup's m64 block whose rows
 /// 16 (warp % 4) .. + 15 are this warp's strip (whole warpgroup): 8 wgmmas, one commit group
 /// each, numbered first .. first + 7 within the k-tile (first: a compile-time constant once
-/// inlined and unrolled, so the buffer index is too). On return the last kABuffers - 1 wgmmas
-/// may still run.
+/// inlined and unrolled, so the buffer index is too). accumulate = false (the item's first
+/// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
+/// run.
 template <class Act, class Dec, int kTokens>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool has_strip, int lane,
                                                const typename Dec::template Quant<Act>& q,
-                                               uint64_t desc, int first,
-                                               uint32_t (&a)[kABuffers][4],
+                                               uint64_t desc, int first, bool accumulate,
+                                               uint32_t (&a)[kMaxABuffers][4],
                                                float (&acc)[TokenTile<kTokens>::kAcc]) {
   uint32_t raw[Dec::kRawWords] = {};
   if (has_strip) Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t(&buf)[4] = a[(first + j) % kABuffers];
+    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec>()];
     Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
-    wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j));
+    wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j),
+                                 accumulate || j > 0);
     wgmma_commit();
-    wgmma_wait<kABuffers - 1>();
+    wgmma_wait<a_buffers<Dec>() - 1>();
   }
 }
 
@@ -329,12 +340,6 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   };
 
   float acc[kStripsPerWarp][Tile::kAcc];
-#pragma unroll
-  for (int b = 0; b < kStripsPerWarp; ++b) {
-#pragma unroll
-    for (int i = 0; i < Tile::kAcc; ++i) acc[b][i] = 0.f;
-    fence_accumulators(acc[b]);
-  }
 
   // k-tiles 0 .. depth - 1 into stages 0 .. depth - 1, one group each.
   for (int s = 0; s < depth; ++s) {
@@ -361,7 +366,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   };
 
   publish(0);
-  uint32_t a[kABuffers][4];  // A buffers: wgmma n of a k-tile reads a[n % kABuffers]
+  uint32_t a[kMaxABuffers][4];  // A buffers: wgmma n of a k-tile reads a[n % a_buffers]
   int read_stage = 0;  // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     const bool more = kt + 1 < p.k_tiles;
@@ -373,7 +378,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       // The next k-tile's scales load while this one multiplies (one set of registers).
       Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
       multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), has_strip[b], lane, q, desc,
-                                        b * kSubtiles, a, acc[b]);
+                                        b * kSubtiles, kt > 0, a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
