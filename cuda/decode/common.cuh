@@ -186,13 +186,19 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr));
 }
 
-/// Copies src_bytes (0..16) from global to shared and zero-fills the rest of the 16 bytes.
-/// src must be 16-byte aligned (and valid even when src_bytes == 0). .cg: cached in L2
-/// only, so streamed weights do not evict the small, reused activations from L1.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes)
-               : "memory");
+/// Copies 16 bytes from global to shared; src 16-byte aligned. .cg: cached in L2 only, so
+/// streamed weights do not evict the small, reused activations from L1.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+/// The same, or (zero_fill) 16 zero bytes without reading src (the ignore-src form: one
+/// predicated LDGSTS; a run-time source size costs ~6 more instructions per copy).
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool zero_fill) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\ncp.async.cg.shared.global [%0], [%1], 16, p;\n}\n" ::"r"(
+          dst),
+      "l"(src), "r"(static_cast<int>(zero_fill))
+      : "memory");
 }
 /// 8-byte variant (only .ca exists for 8 bytes); src 8-byte aligned.
 __device__ __forceinline__ void cp_async_8(uint32_t dst, const void* src) {

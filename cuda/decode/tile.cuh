@@ -33,7 +33,7 @@ struct CodePlane {
 #pragma unroll
       for (int ch = 0; ch < kWords / 4; ++ch) {
         const int off = ch * kChunkStrideBytes + lane * 16;
-        cp_async_16(smem_addr(plane_smem + off), plane + off, 16);
+        cp_async_16(smem_addr(plane_smem + off), plane + off);
       }
     }
   }

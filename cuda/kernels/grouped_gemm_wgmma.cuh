@@ -278,13 +278,15 @@ constexpr int a_buffers() {
 /// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
 /// run.
 template <class Act, class Dec, int kTokens>
-__device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, bool has_strip, int lane,
+__device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int lane,
                                                const typename Dec::template Quant<Act>& q,
                                                uint64_t desc, int first, bool accumulate,
                                                uint32_t (&a)[kMaxABuffers][4],
                                                float (&acc)[TokenTile<kTokens>::kAcc]) {
-  uint32_t raw[Dec::kRawWords] = {};
-  if (has_strip) Dec::read_codes(codes_smem, lane, raw);
+  // A strip past N decodes whatever its slot holds (never copied for it): each output row
+  // depends only on its own weight row, and those rows are never stored.
+  uint32_t raw[Dec::kRawWords];
+  Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
     uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec>()];
@@ -377,8 +379,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<Act>(ep, rq[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
-      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), has_strip[b], lane, q, desc,
-                                        b * kSubtiles, kt > 0, a, acc[b]);
+      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
+                                        a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.

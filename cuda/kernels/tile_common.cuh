@@ -38,25 +38,27 @@ __device__ __forceinline__ void fill_x_tile(const XTile& t, int kt, UnitDst unit
   const int k_valid = min(max(t.k - k, 0), 8);  // elements of this unit inside K
   const unsigned short* src = t.x + static_cast<int64_t>(row0) * t.k + k;
   const int64_t pass_stride = static_cast<int64_t>(kRowsPerPass) * t.k;
+  if (t.aligned) {
+    // K % 8 == 0: a unit is all inside K or all past it. Zero-filled units read nothing.
+#pragma unroll
+    for (int pass = 0; pass < kTokens / kRowsPerPass; ++pass, src += pass_stride) {
+      const int row = row0 + pass * kRowsPerPass;
+      cp_async_16(smem_addr(unit_dst(row, unit)), src, row >= t.count || k_valid == 0);
+    }
+    return;
+  }
 #pragma unroll
   for (int pass = 0; pass < kTokens / kRowsPerPass; ++pass, src += pass_stride) {
     const int row = row0 + pass * kRowsPerPass;
     const int valid = row < t.count ? k_valid : 0;  // elements to copy
-    unsigned char* dst = unit_dst(row, unit);
-    if (t.aligned) {
-      // valid is 0 or 8 here; 0 copies nothing and zero-fills (src must still be valid).
-      cp_async_16(smem_addr(dst), valid > 0 ? src : t.x, 2 * valid);
-    } else {
-      const unsigned short* from = valid > 0 ? src : t.x;
-      uint32_t v[4];
+    uint32_t v[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(from + 2 * i)) : 0u;
-        const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(from + 2 * i + 1)) : 0u;
-        v[i] = lo | (hi << 16);
-      }
-      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t lo = 2 * i < valid ? static_cast<uint32_t>(__ldg(src + 2 * i)) : 0u;
+      const uint32_t hi = 2 * i + 1 < valid ? static_cast<uint32_t>(__ldg(src + 2 * i + 1)) : 0u;
+      v[i] = lo | (hi << 16);
     }
+    *reinterpret_cast<uint4*>(unit_dst(row, unit)) = make_uint4(v[0], v[1], v[2], v[3]);
   }
 }
 
