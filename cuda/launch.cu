@@ -6,7 +6,7 @@
 namespace qmoe::dev {
 
 cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
-                            int size_class, GridCache* cache, int* grid) {
+                            int size_class, GridCache* cache, GridSize* grid) {
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
@@ -14,8 +14,9 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
                          size_class < GridCache::kSizeClasses;
   if (cacheable) {
     const int blocks = cache->blocks[device][size_class].load(std::memory_order_relaxed);
-    if (blocks > 0) {
-      *grid = blocks;
+    const int pdl = cache->pdl[device].load(std::memory_order_relaxed);
+    if (blocks > 0 && pdl > 0) {
+      *grid = GridSize{blocks, pdl == 2};
       return cudaSuccess;
     }
   }
@@ -39,10 +40,33 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
   int sms = 0;
   err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
+  int major = 0;
+  err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return err;
   const int blocks = sms * std::max(per_sm, 1);
-  if (cacheable) cache->blocks[device][size_class].store(blocks, std::memory_order_relaxed);
-  *grid = blocks;
+  const bool pdl = major >= 9 && attr.ptxVersion >= 90;
+  if (cacheable) {
+    cache->blocks[device][size_class].store(blocks, std::memory_order_relaxed);
+    cache->pdl[device].store(pdl ? 2 : 1, std::memory_order_relaxed);
+  }
+  *grid = GridSize{blocks, pdl};
   return cudaSuccess;
+}
+
+cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size_t smem_bytes,
+                                  const GemmProblem& p, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(grid.blocks));
+  config.blockDim = dim3(kBlockThreads);
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = grid.pdl ? 1 : 0;
+  void* args[] = {const_cast<GemmProblem*>(&p)};
+  return cudaLaunchKernelExC(&config, kernel, args);
 }
 
 }  // namespace qmoe::dev

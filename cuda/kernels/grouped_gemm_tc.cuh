@@ -182,18 +182,17 @@ cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
   // Occupancy depends on the code slot size and the schedule's size: one cached grid per
   // (expert bucket, log2 slot size).
   static GridCache cache;
-  const auto kernel = tc::grouped_gemm_tc_kernel<Act>;
+  const auto* kernel = reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act>);
   int slot_class = 0;  // log2(slot / 256): 0..4
   while ((256 << slot_class) < p.a_slot_bytes) ++slot_class;
   const int bucket = expert_bucket(p.num_experts);
-  int grid = 0;
-  cudaError_t err = persistent_grid(reinterpret_cast<const void*>(kernel),
-                                    tc::smem_bytes(kMaxExperts, kMaxTileBytes),
+  GridSize grid;
+  cudaError_t err = persistent_grid(kernel, tc::smem_bytes(kMaxExperts, kMaxTileBytes),
                                     tc::smem_bytes(bucket_experts(bucket), 256 << slot_class),
                                     bucket * 5 + slot_class, &cache, &grid);
   if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlockThreads, tc::smem_bytes(p.num_experts, p.a_slot_bytes), stream>>>(p);
-  return cudaGetLastError();
+  return launch_grouped_kernel(kernel, grid, tc::smem_bytes(p.num_experts, p.a_slot_bytes), p,
+                               stream);
 }
 
 }  // namespace qmoe::dev

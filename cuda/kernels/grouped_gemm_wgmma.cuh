@@ -451,16 +451,16 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
-  const auto kernel = grouped_gemm_wgmma_kernel<Act, kTokens>;
+  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  int grid = 0;
-  cudaError_t err = persistent_grid(
-      reinterpret_cast<const void*>(kernel), max_smem_bytes<kTokens>(),
-      smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  GridSize grid;
+  cudaError_t err =
+      persistent_grid(kernel, max_smem_bytes<kTokens>(),
+                      smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
   if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlockThreads, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), stream>>>(p);
-  return cudaGetLastError();
+  return launch_grouped_kernel(kernel, grid, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), p,
+                               stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or

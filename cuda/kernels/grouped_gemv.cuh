@@ -256,14 +256,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
 template <class Act, int kStripCap, int kChunks>
 cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
-  const auto kernel = grouped_gemv_kernel<Act, kStripCap, kChunks>;
-  int grid = 0;
+  const auto* kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks>);
+  GridSize grid;
   const int bucket = expert_bucket(p.num_experts);
-  cudaError_t err = persistent_grid(reinterpret_cast<const void*>(kernel), smem_bytes(kMaxExperts),
+  cudaError_t err = persistent_grid(kernel, smem_bytes(kMaxExperts),
                                     smem_bytes(bucket_experts(bucket)), bucket, &cache, &grid);
   if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlockThreads, smem_bytes(p.num_experts), stream>>>(p);
-  return cudaGetLastError();
+  return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
 /// A decode-kernel instantiation: at most strip_cap strips per warp, chunks n8 chunks of
@@ -310,7 +309,7 @@ inline Variant choose_variant(const GemmProblem& p, int grid) {
 template <class Act>
 cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
-  int grid = 0;
+  GridSize grid;
   const int bucket = expert_bucket(p.num_experts);
   // Every variant has the same resources (launch bounds, shared memory): size by one.
   cudaError_t err =
@@ -318,7 +317,7 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
                       gemv::smem_bytes(kMaxExperts), gemv::smem_bytes(bucket_experts(bucket)),
                       bucket, &cache, &grid);
   if (err != cudaSuccess) return err;
-  const gemv::Variant v = gemv::choose_variant(p, grid);
+  const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
   if (v.chunks == 2) {
     return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(p, stream)
                             : gemv::launch_variant<Act, 1, 2>(p, stream);

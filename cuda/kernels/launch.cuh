@@ -64,13 +64,27 @@ cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs,
 /// smem_bytes of dynamic shared memory. Also opts the kernel in to smem_limit bytes (the most
 /// any launch of it uses). Computed once per (device, size_class) and cached in `cache`; no
 /// allocation, no synchronisation.
+/// Also records whether launches of the kernel on that device may use programmatic dependent
+/// launch: compute capability 9.0+ and code built for it (not JIT-compiled from compute_80
+/// PTX, which lacks the kernel side of it).
 struct GridCache {
   static constexpr int kMaxDevices = 64;
   static constexpr int kSizeClasses = 16;
   std::atomic<int> blocks[kMaxDevices][kSizeClasses] = {};
+  std::atomic<int> pdl[kMaxDevices] = {};  ///< 0 = not asked yet, 1 = no, 2 = yes
+};
+struct GridSize {
+  int blocks = 0;
+  bool pdl = false;
 };
 cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
-                            int size_class, GridCache* cache, int* grid);
+                            int size_class, GridCache* cache, GridSize* grid);
+
+/// kernel<<<grid.blocks, kBlockThreads, smem_bytes, stream>>>(p), with programmatic dependent
+/// launch where grid.pdl says so: the grid's launch overlaps the previous kernel's tail
+/// (kernels wait in build_item_list). Returns the launch error.
+cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size_t smem_bytes,
+                                  const GemmProblem& p, cudaStream_t stream);
 
 /// Occupancy classes by expert count: the block schedule's shared memory grows with E, and a
 /// grid sized for kMaxExperts (16 KB of schedule) would halve the blocks per SM of the

@@ -112,12 +112,27 @@ struct ItemList {
   }
 };
 
+/// Programmatic dependent launch (launch_grouped_kernel): this grid may have started while
+/// the previous kernel of the stream was still running, so nothing of x, expert_offsets or y
+/// is touched before that kernel has completed and its writes are visible; then the next
+/// kernel's blocks may launch (they take SM slots only as this grid's blocks exit, and wait
+/// the same way). A no-op for a launch without the attribute; only sm_90+ has it, and the
+/// host sets the attribute only for sm_90+ code (the compute_80 PTX lacks these lines).
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 /// Builds the work list at the front of dynamic shared memory (whole block; ends with
-/// __syncthreads). items_of(e, tokens) -> long long: work items of an expert whose token
-/// count lies in [p.min_tokens, p.max_tokens] (experts outside get none without asking).
+/// __syncthreads), after wait_for_previous_kernel. items_of(e, tokens) -> long long: work
+/// items of an expert whose token count lies in [p.min_tokens, p.max_tokens] (experts outside
+/// get none without asking).
 template <class ItemsOf>
 __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
                                                     ItemsOf items_of) {
+  wait_for_previous_kernel();
   ItemList list;
   list.sched = carve_schedule(smem, p.num_experts);
   list.num_experts = p.num_experts;
