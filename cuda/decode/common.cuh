@@ -195,8 +195,11 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
 /// predicated LDGSTS; a run-time source size costs ~6 more instructions per copy).
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool zero_fill) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\ncp.async.cg.shared.global [%0], [%1], 16, p;\n}\n" ::"r"(
-          dst),
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %2, 0;\n"
+      "cp.async.cg.shared.global [%0], [%1], 16, p;\n"
+      "}\n" ::"r"(dst),
       "l"(src), "r"(static_cast<int>(zero_fill))
       : "memory");
 }

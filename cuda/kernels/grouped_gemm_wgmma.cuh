@@ -18,7 +18,11 @@
 // registers (the decoded weights never touch shared memory), B = the x tile in shared memory
 // through a matrix descriptor (the same for both), fp32 accumulators (2 x N / 2 per thread).
 // A k-tile's 16 wgmmas go strip-major (8 sub-tiles of strip 8g + i, then 8 of 8g + 4 + i),
-// so only one strip's codes and scales are live in registers at a time.
+// so only one strip's codes and scales are live in registers at a time; each is committed
+// alone, and the warpgroup keeps up to two in flight while it decodes the next A fragment
+// (a_buffers: three A buffers for 2/3/4-bit, two for int8 and dense). The item's first wgmma
+// of each strip overwrites the accumulators (scale-d = 0): no ordinary instruction writes
+// them, which ptxas requires to keep the wgmmas pipelined (C7515).
 // One cp.async ring; stage = k-tile:
 //  - x tile [kTokens tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
 //    layout wgmma reads (zero-filled past the item's tokens and past K);
@@ -30,8 +34,10 @@
 // k-tile kt - 1); int8 (three stages) and dense (two) prefetch two and one k-tiles and drain a
 // k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage). With 64
 // tokens (16 KB of x per stage) int8 gets the fourth stage too. Either way a k-tile ends
-// drained: no wgmma is in flight across the k loop's back edge (ptxas serializes every wgmma
-// of the kernel when one is, C7513).
+// drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
+// flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
+// all (C7513). (Measured on an H100: two buffers with no drain, whose parity does carry over,
+// ran within 1-3 % of this, either way.)
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
@@ -369,7 +375,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 
   publish(0);
   uint32_t a[kMaxABuffers][4];  // A buffers: wgmma n of a k-tile reads a[n % a_buffers]
-  int read_stage = 0;  // stage of k-tile kt
+  int read_stage = 0;           // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     const bool more = kt + 1 < p.k_tiles;
     unsigned char* stage = stages + read_stage * stage_size;
@@ -455,9 +461,9 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   GridSize grid;
-  cudaError_t err =
-      persistent_grid(kernel, max_smem_bytes<kTokens>(),
-                      smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache, &grid);
+  cudaError_t err = persistent_grid(kernel, max_smem_bytes<kTokens>(),
+                                    smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class,
+                                    &cache, &grid);
   if (err != cudaSuccess) return err;
   return launch_grouped_kernel(kernel, grid, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), p,
                                stream);

@@ -68,7 +68,10 @@ struct GroupedGemmArgs {
 /// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]).
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype and the kernel options). Never allocates, never synchronises; capturable in a
-/// CUDA graph. Rows of y outside [0, offsets[E]) are not written.
+/// CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order holds as for
+/// any launch; where the device and the build's code are sm_90+, the kernels are launched with
+/// programmatic dependent launch, so their launch overlaps the previous kernel's tail (they
+/// wait for it to complete before reading expert_offsets or x or writing y).
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
 /// no device, row strides other than cols), kCudaError (launch failure).
