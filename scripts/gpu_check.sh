@@ -40,10 +40,7 @@ if [[ ! -x $BIN/qmoe_gpu_tests ]]; then
 fi
 chmod +x "$BIN"/* 2>/dev/null
 step gpu_tests_sm90 tests_sm90.log "$BIN/qmoe_gpu_tests" --gtest_filter="$filter"
-# The benchmark runs second, on a GPU that has done little yet: a sweep placed after the
-# minutes of PTX JIT and sanitizer runs measured the issue-bound streaming kernel up to ~15 %
-# slower than bench-first calls of the same day and commit family (H100, 2026-11-23; the
-# bandwidth-bound cuBLAS baseline did not move; cause not established).
+# The benchmark runs second, before the minutes of PTX JIT and sanitizer runs.
 if ((skip_bench == 0)); then
   # shellcheck disable=SC2086
   step bench bench.log "$BIN/qmoe" bench $bench_args --out "$OUT" --commit "${QMOE_COMMIT:-unknown}"
