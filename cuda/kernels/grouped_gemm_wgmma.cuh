@@ -37,7 +37,7 @@
 // drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
 // flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
 // all (C7513). (Measured on an H100: two buffers with no drain, whose parity does carry over,
-// ran within 1-3 % of this, either way.)
+// ran the same: median time ratio 1.00, 0.94 to 1.08 over 48 cases, bench/results/ab-2026-11-23.)
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
