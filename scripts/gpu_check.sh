@@ -5,13 +5,8 @@
 # Logs go to $OUT (default ./gpu_out); a short table is printed last.
 #   usage: scripts/gpu_check.sh [--skip-bench] [--bench-args "..."] [--tests-filter F]
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-BIN=${QMOE_BIN:-build-gpu/bin}
-# Carried prebuilt binaries bring libqmoe_c.so.1 (the GPU suite tests the C ABI) beside them.
-lib_dir=$BIN; [[ $lib_dir = /* ]] || lib_dir=$PWD/$BIN
-export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# shellcheck source=scripts/gpu_env.sh
+source "$(dirname "$0")/gpu_env.sh"
 skip_bench=0
 bench_args="--quick"
 filter="*"

@@ -4,12 +4,8 @@
 # SASS of the hottest kernel with its stall samples (CSV). Clocks are left alone.
 #   usage: scripts/gpu_profile.sh NAME KERNEL_REGEX LAUNCHES "BENCH ARGS" [NAME ...]
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-BIN=${QMOE_BIN:-build-gpu/bin}
-lib_dir=$BIN; [[ $lib_dir = /* ]] || lib_dir=$PWD/$BIN
-export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# shellcheck source=scripts/gpu_env.sh
+source "$(dirname "$0")/gpu_env.sh"
 while (($# >= 4)); do
   name=$1 regex=$2 count=$3 args=$4; shift 4
   t0=$SECONDS
