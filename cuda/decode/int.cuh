@@ -68,9 +68,10 @@ struct IntDecoder {
                         static_cast<int64_t>(kt) * ep.group_tile_stride;
     const int row8 = 8 * ep.groups_pad;
     const uint8_t* s = ep.scales + 2 * idx;
-    const uint8_t* z = ep.zeros + idx;
+    // Integer arithmetic for the zeros: ep.zeros is null for symmetric formats.
+    uintptr_t z = reinterpret_cast<uintptr_t>(ep.zeros) + static_cast<uintptr_t>(idx);
 #pragma unroll
-    for (int h = 0; h < 2; ++h, s += 2 * row8, z += row8) {
+    for (int h = 0; h < 2; ++h, s += 2 * row8, z += static_cast<uintptr_t>(row8)) {
       if constexpr (GPT == 4) {
         const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
         rq.scale[h][0] = v.x;
