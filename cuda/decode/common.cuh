@@ -193,7 +193,7 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
 }
 /// The same, or (zero_fill) 16 zero bytes without reading src (the ignore-src form: one
 /// predicated LDGSTS; a run-time source size costs ~6 more instructions per copy).
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool zero_fill) {
+__device__ __forceinline__ void cp_async_16_or_zero(uint32_t dst, const void* src, bool zero_fill) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"

@@ -200,8 +200,8 @@ template <int kPending>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
-/// Pins the accumulators after a wgmma_wait: the asm names them
-/// as read and written, so the compiler cannot move their uses across the wait.
+/// Pins the accumulators after a wgmma_wait: the asm names them as read and written, so the
+/// compiler cannot move their uses across the wait.
 template <int kAcc>
 __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
 #pragma unroll
@@ -216,11 +216,13 @@ __device__ __forceinline__ void fence_proxy_async() {
 /// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 64 or 128). Per warp
 /// the register A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15,
 /// and d[4c + r] (c < N / 8) is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 +
-/// 8 (r / 2), token 8c + 2 (lane % 4) + r % 2. scale-d = 1 (accumulate), scale-a = scale-b =
-/// 1, trans-b = 0 (B K-major: each token's k contiguous).
+/// 8 (r / 2), token 8c + 2 (lane % 4) + r % 2. scale-d = accumulate != 0 (0: d = A * B, the
+/// item's first wgmma), scale-a = scale-b = 1, trans-b = 0 (B K-major: each token's k
+/// contiguous).
 /// Inline PTX names operands by number, so the accumulator list {%0, ..., %(N/2 - 1)} and its
 /// "+f" operands come from one list of literal indices (X(i) for accumulators 1 .. N/2 - 1;
-/// accumulator 0 opens the list); A and the descriptor are the operands after them.
+/// accumulator 0 opens the list); A, the descriptor and `accumulate` are the operands after
+/// them.
 // clang-format off
 #define QMOE_WG_ACC_1_31(X)                                                                 \
   X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)    \
@@ -316,7 +318,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int lane = static_cast<int>(threadIdx.x) & 31;
   // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
   // block 2 (warp / 4) + b. Strips past N still join their warpgroup's wgmmas (warpgroup-wide)
-  // with zero codes; their rows are never stored.
+  // with whatever their slot holds; their rows are never stored.
   int local[kStripsPerWarp], strip[kStripsPerWarp];
   bool has_strip[kStripsPerWarp];
   const uint8_t* strip_codes[kStripsPerWarp];
@@ -347,6 +349,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                         code_slot(stage, b), lane);
   };
 
+  // Not initialised on purpose: the first wgmma of each strip overwrites them (scale-d = 0);
+  // a zero fill here would make ptxas serialize every wgmma of the kernel (C7515).
   float acc[kStripsPerWarp][Tile::kAcc];
 
   // k-tiles 0 .. depth - 1 into stages 0 .. depth - 1, one group each.

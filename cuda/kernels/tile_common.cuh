@@ -43,7 +43,7 @@ __device__ __forceinline__ void fill_x_tile(const XTile& t, int kt, UnitDst unit
 #pragma unroll
     for (int pass = 0; pass < kTokens / kRowsPerPass; ++pass, src += pass_stride) {
       const int row = row0 + pass * kRowsPerPass;
-      cp_async_16(smem_addr(unit_dst(row, unit)), src, row >= t.count || k_valid == 0);
+      cp_async_16_or_zero(smem_addr(unit_dst(row, unit)), src, row >= t.count || k_valid == 0);
     }
     return;
   }

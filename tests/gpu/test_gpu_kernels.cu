@@ -504,6 +504,84 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
+/// Spins for `cycles` clocks, then copies x and the offsets into place (one block): a kernel
+/// that writes grouped_gemm's inputs late, right before it in the stream. On sm_90+ it lets
+/// the next kernel launch at once (programmatic dependent launch), so a grouped_gemm that
+/// read its inputs before griddepcontrol.wait would see them unwritten.
+__global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_elems,
+                                  int32_t* offsets, const int32_t* offsets_src, int offsets_len,
+                                  long long cycles) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
+  }
+  for (int64_t i = threadIdx.x; i < x_elems; i += blockDim.x) x[i] = x_src[i];
+  for (int i = static_cast<int>(threadIdx.x); i < offsets_len; i += static_cast<int>(blockDim.x))
+    offsets[i] = offsets_src[i];
+}
+
+// Stream order across kernels, which programmatic dependent launch (sm_90+) must keep: a slow
+// kernel writes x and expert_offsets just before grouped_gemm, and a second grouped_gemm reads
+// the first one's y as its x, all on one stream with no host synchronisation in between. Read
+// too early, x is poison (NaN) and the offsets route no rows, so y would be wrong or untouched.
+TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  std::vector<FormatSpec> f;
+  for (const char* name : {"int4:g128", "int8:g64", "bf16", "int2:g32"}) f.push_back(parse(name));
+  const std::vector<int32_t> counts = {5, 40, 0, 17};  // kAuto: both kernels
+  constexpr int64_t kDim = 256;                        // n == k: y feeds the next call's x
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, kDim, kDim, counts, /*extra_rows=*/3, 7101, &s));
+  DeviceBuffer x_src, offsets_src, y2;
+  CUDA_CHECK(x_src.alloc(s.x.bytes()));
+  CUDA_CHECK(offsets_src.alloc(s.offsets_dev.bytes()));
+  CUDA_CHECK(y2.alloc(s.y.bytes()));
+  CUDA_CHECK(cudaMemcpy(offsets_src.as<void>(), s.offsets.data(), offsets_src.bytes(),
+                        cudaMemcpyHostToDevice));
+  cudaStream_t stream = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const KernelRun run{KernelChoice::kAuto, 16};
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, 7102, &s, &x));  // into s.x; staged below
+    CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));
+    CUDA_CHECK(cudaMemset(s.x.as<void>(), 0xFF, s.x.bytes()));
+    CUDA_CHECK(cudaMemset(s.offsets_dev.as<void>(), 0, s.offsets_dev.bytes()));
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaMemset(y2.as<void>(), 0xFF, y2.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());  // the setup ran on the legacy default stream
+
+    write_inputs_late<<<1, 256, 0, stream>>>(
+        s.x.as<uint16_t>(), x_src.as<uint16_t>(), s.m_total * kDim, s.offsets_dev.as<int32_t>(),
+        offsets_src.as<int32_t>(), static_cast<int>(s.offsets.size()), 20'000'000LL);
+    CUDA_CHECK(cudaGetLastError());
+    qmoe::GroupedGemmArgs first = args_for(s, act, run);
+    qmoe::GroupedGemmArgs second = first;
+    second.x = qmoe::matrix_view(static_cast<const void*>(s.y.as<void>()), s.m_total, kDim, act);
+    second.y = qmoe::matrix_view(y2.as<void>(), s.m_total, kDim, act);
+    for (const qmoe::GroupedGemmArgs* a : {&first, &second}) {
+      size_t bytes = s.workspace_bytes;
+      const qmoe::Status st = qmoe::grouped_gemm(*a, s.workspace.as<void>(), &bytes, stream);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+
+    std::vector<double> ref;
+    ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain1", label_of(f), "auto16"));
+    // The second call against the reference of the first call's actual output.
+    std::vector<uint16_t> y1(static_cast<size_t>(s.m_total * kDim));
+    CUDA_CHECK(cudaMemcpy(y1.data(), s.y.as<void>(), y1.size() * 2, cudaMemcpyDeviceToHost));
+    ASSERT_NO_FATAL_FAILURE(reference(s, act, y1, &ref));
+    CUDA_CHECK(cudaMemcpy(s.y.as<void>(), y2.as<void>(), y2.bytes(), cudaMemcpyDeviceToDevice));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain2", label_of(f), "auto16"));
+  }
+  CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   std::vector<FormatSpec> f;
