@@ -16,40 +16,26 @@
 #include "qmoe/cpu_ref.hpp"
 #include "qmoe/gpu.hpp"
 #include "qmoe/quantize.hpp"
+#include "tests/cpu/c_abi_test_util.hpp"
 #include "tests/cpu/test_util.hpp"
 
 namespace {
 
+using qmoe::c_abi_test::kBF16;
+using qmoe::c_abi_test::kF32;
+using qmoe::c_abi_test::kF64;
+using qmoe::c_abi_test::kFP16;
+using qmoe::c_abi_test::kI32;
+using qmoe::c_abi_test::last_error;
+using qmoe::c_abi_test::tensor;
 using qmoe::test::gaussian;
 using qmoe::test::parse_format;
 using qmoe::test::quantized;
 using qmoe::test::random_activations;
 
-constexpr DLDataType kF32{kDLFloat, 32, 1};
-constexpr DLDataType kF64{kDLFloat, 64, 1};
-constexpr DLDataType kBF16{kDLBfloat, 16, 1};
-constexpr DLDataType kFP16{kDLFloat, 16, 1};
-constexpr DLDataType kI32{kDLInt, 32, 1};
-
-/// A compact row-major view (strides NULL) of `data` with the caller's shape array.
-DLTensor tensor(void* data, int64_t* shape, int ndim, DLDataType dtype,
-                DLDeviceType device = kDLCPU) {
-  DLTensor t{};
-  t.data = data;
-  t.device = DLDevice{device, 0};
-  t.ndim = ndim;
-  t.dtype = dtype;
-  t.shape = shape;
-  return t;
-}
-
 template <typename T>
 bool same_bytes(const std::vector<T>& a, const void* b, size_t count) {
   return a.size() == count && std::memcmp(a.data(), b, count * sizeof(T)) == 0;
-}
-
-std::string last_error() {
-  return qmoe_last_error();
 }
 
 TEST(CAbiVersion, LibraryMatchesTheHeaderAbiAndHasASemanticVersion) {
@@ -704,9 +690,9 @@ TEST(CAbiGpu, WithoutADeviceEveryGpuCallIsUnsupported) {
   int64_t x_shape[2] = {4, 128}, y_shape[2] = {4, 32}, o_shape[1] = {2};
   alignas(16) static uint16_t x[4 * 128], y[4 * 32];
   static int32_t offsets[2] = {0, 4};
-  const DLTensor xt = tensor(x, x_shape, 2, kBF16, kDLCUDA);
-  DLTensor yt = tensor(y, y_shape, 2, kBF16, kDLCUDA);
-  const DLTensor ot = tensor(offsets, o_shape, 1, kI32, kDLCUDA);
+  const DLTensor xt = tensor(x, x_shape, 2, kBF16, DLDevice{kDLCUDA, 0});
+  DLTensor yt = tensor(y, y_shape, 2, kBF16, DLDevice{kDLCUDA, 0});
+  const DLTensor ot = tensor(offsets, o_shape, 1, kI32, DLDevice{kDLCUDA, 0});
   size_t bytes = 999;
   EXPECT_EQ(qmoe_grouped_gemm(nullptr, &xt, &ot, &yt, QMOE_KERNEL_AUTO,
                               QMOE_DEFAULT_DECODE_MAX_TOKENS, nullptr, &bytes, nullptr),

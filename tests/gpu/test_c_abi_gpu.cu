@@ -14,39 +14,26 @@
 
 #include "qmoe.h"
 #include "qmoe/gpu.hpp"
+#include "tests/cpu/c_abi_test_util.hpp"
 #include "tests/cpu/test_util.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 
 namespace {
 
 using qmoe::DType;
+using qmoe::c_abi_test::kBF16;
+using qmoe::c_abi_test::kF32;
+using qmoe::c_abi_test::kF64;
+using qmoe::c_abi_test::kFP16;
+using qmoe::c_abi_test::kI32;
+using qmoe::c_abi_test::last_error;
+using qmoe::c_abi_test::tensor;
 using qmoe::gpu_test::DeviceBuffer;
 using qmoe::gpu_test::kMaxNmse;
 using qmoe::gpu_test::kPoison;
 
-constexpr DLDataType kF32{kDLFloat, 32, 1};
-constexpr DLDataType kF64{kDLFloat, 64, 1};
-constexpr DLDataType kBF16{kDLBfloat, 16, 1};
-constexpr DLDataType kFP16{kDLFloat, 16, 1};
-constexpr DLDataType kI32{kDLInt, 32, 1};
-
 DLDataType act_type(DType act) {
   return act == DType::kBF16 ? kBF16 : kFP16;
-}
-
-/// A compact row-major view (strides NULL) of `data` with the caller's shape array.
-DLTensor tensor(void* data, int64_t* shape, int ndim, DLDataType dtype, DLDevice device) {
-  DLTensor t{};
-  t.data = data;
-  t.device = device;
-  t.ndim = ndim;
-  t.dtype = dtype;
-  t.shape = shape;
-  return t;
-}
-
-std::string last_error() {
-  return qmoe_last_error();
 }
 
 const char* kernel_name(qmoe_kernel_t kernel) {
