@@ -54,6 +54,17 @@ struct ActTraits<__nv_bfloat16> {
   template <int kBits>
   static constexpr uint32_t kPairBias = kBits <= 7 ? kMagic2 : 0u;
 
+  // Affine decode (the weight-streaming kernel, int.cuh): the biased pair itself is the A
+  // operand, exact while 128 + q fits the 8 significant bits (codes of up to 7 bits).
+  template <int kBits>
+  static constexpr bool kExactBiasedCodes = kBits <= 7;
+  static constexpr float kCodeBias = 128.f;
+  static constexpr uint32_t kOnes2 = 0x3F803F80u;  ///< bfloat162 (1, 1)
+  /// Scale of the affine decode: the spec's RNE_bf16(s), as float.
+  __device__ static float affine_scale(uint32_t scale_fp16_bits) {
+    return __bfloat162float(scale_of(scale_fp16_bits));
+  }
+
   /// Scale (already rounded to bf16, docs/formats.md §1) and zero of one row's group,
   /// prepared once per tile. Codes of up to 7 bits stay in bf16x2; int8 goes through fp32.
   template <int kBits, bool kNarrow = (kBits <= 7)>
@@ -69,10 +80,15 @@ struct ActTraits<__nv_bfloat16> {
     float zero_magic;  ///< 2^23 + z
   };
 
+  /// The spec's scale RNE_bf16(s) of an fp16 scale.
+  __device__ static __nv_bfloat16 scale_of(uint32_t scale_fp16_bits) {
+    return __float2bfloat16_rn(
+        __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))));
+  }
+
   template <int kBits>
   __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
-    const __nv_bfloat16 s = __float2bfloat16_rn(
-        __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))));
+    const __nv_bfloat16 s = scale_of(scale_fp16_bits);
     if constexpr (kBits <= 7) {
       return {static_cast<uint32_t>(__bfloat16_as_ushort(s)) * 0x10001u,
               kMagic2 | (zero * 0x10001u)};
@@ -131,6 +147,15 @@ struct ActTraits<__half> {
   static constexpr uint32_t kMagic2 = 0x64006400u;
   template <int kBits>
   static constexpr uint32_t kPairBias = kMagic2;
+
+  // Affine decode: 1024 + q is exact for codes below 2^10, so every int format qualifies.
+  template <int kBits>
+  static constexpr bool kExactBiasedCodes = kBits <= 10;
+  static constexpr float kCodeBias = 1024.f;
+  static constexpr uint32_t kOnes2 = 0x3C003C00u;  ///< half2 (1, 1)
+  __device__ static float affine_scale(uint32_t scale_fp16_bits) {
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits)));
+  }
 
   template <int kBits>
   struct RowQuant {

@@ -20,6 +20,9 @@ struct DenseDecoder {
   struct RawQuant {};
   template <class Act>
   struct Quant {};
+  static constexpr int kGroupsPerTile = 1;
+  template <class Act>
+  static constexpr bool kAffine = false;  // no codes: the weights are the A registers
 
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
     Plane::copy_async(tile, tile_smem, lane);

@@ -12,6 +12,12 @@
 //   load_quant(ep, strip, kt, lane, rq, pred)      the lane's scales/zeros of tile (strip, kt)
 //   prepare<Act>(ep, rq) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
+// and, for the weight-streaming kernel, the affine form of the same decode:
+//   kGroupsPerTile, kAffine<Act>                   groups per row of a tile; whether it exists
+//   prepare_affine<Act>(ep, rq) -> Affine          per row and group: s and B + z as float
+//   biased_subtile<Act>(raw, j, a[4])              A fragment of B + q (exact in Act)
+// W x = s * (sum_k (B + q) x_k - (B + z) sum_k x_k) per group: the kernel multiplies the biased
+// codes on the tensor cores and applies s and z to fp32 partial sums (grouped_gemv.cuh).
 #pragma once
 #include <cstdint>
 
@@ -47,6 +53,16 @@ struct IntDecoder {
     typename ActTraits<Act>::template RowQuant<BITS> row[GPT][2];
   };
 
+  static constexpr int kGroupsPerTile = GPT;
+  template <class Act>
+  static constexpr bool kAffine = ActTraits<Act>::template kExactBiasedCodes<BITS>;
+  /// [g][h]: group g of the tile, row gid + 8h: s (as the spec rounds it for Act) and B + z,
+  /// B the code bias of Act (ActTraits::kCodeBias).
+  struct Affine {
+    float scale[GPT][2];
+    float zero_bias[GPT][2];
+  };
+
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
     Low::copy_async(tile, tile_smem, lane);
     if constexpr (kSplit) High::copy_async(tile + Low::kBytes, tile_smem + Low::kBytes, lane);
@@ -61,17 +77,21 @@ struct IntDecoder {
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
     if (!pred) return;
-    // Rows gid and gid + 8: one 64-bit index, the second row 8 * groups_pad further. A tile's
+    // Rows gid and gid + 8, 8 * groups_pad apart. 32-bit indices (check_bank keeps an
+    // expert's n_pad * groups_pad below 2^30): the strip term is loop-invariant, and a
+    // 64-bit index per tile cost ~10 instructions of the decode kernel's strip loop. A tile's
     // groups of one row are contiguous and aligned to their total size (groups_pad is a
     // multiple of GPT, sections are 256-byte aligned): one load per row.
-    const int64_t idx = (static_cast<int64_t>(strip) * kTileRows + (lane >> 2)) * ep.groups_pad +
-                        static_cast<int64_t>(kt) * ep.group_tile_stride;
-    const int row8 = 8 * ep.groups_pad;
-    const uint8_t* s = ep.scales + 2 * idx;
-    // Integer arithmetic for the zeros: ep.zeros is null for symmetric formats.
-    uintptr_t z = reinterpret_cast<uintptr_t>(ep.zeros) + static_cast<uintptr_t>(idx);
+    const uint32_t idx0 =
+        static_cast<uint32_t>((strip * kTileRows + (lane >> 2)) * ep.groups_pad +
+                              kt * ep.group_tile_stride);
+    const uint32_t row8 = 8u * static_cast<uint32_t>(ep.groups_pad);
 #pragma unroll
-    for (int h = 0; h < 2; ++h, s += 2 * row8, z += static_cast<uintptr_t>(row8)) {
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t idx = idx0 + h * row8;
+      const uint8_t* s = ep.scales + 2u * idx;
+      // Integer arithmetic for the zeros: ep.zeros is null for symmetric formats.
+      const uintptr_t z = reinterpret_cast<uintptr_t>(ep.zeros) + idx;
       if constexpr (GPT == 4) {
         const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
         rq.scale[h][0] = v.x;
@@ -92,16 +112,37 @@ struct IntDecoder {
     }
   }
 
+  /// fp16 scale bits and zero of group g, row gid + 8h.
+  __device__ static uint32_t scale_bits(const RawQuant& rq, int g, int h) {
+    return (rq.scale[h][g >> 1] >> (16 * (g & 1))) & 0xFFFFu;
+  }
+  __device__ static uint32_t zero_of(const ExpertParams& ep, const RawQuant& rq, int g, int h) {
+    return ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
+  }
+
   template <class Act>
   __device__ static Quant<Act> prepare(const ExpertParams& ep, const RawQuant& rq) {
     Quant<Act> q;
 #pragma unroll
     for (int g = 0; g < GPT; ++g)
 #pragma unroll
+      for (int h = 0; h < 2; ++h)
+        q.row[g][h] =
+            ActTraits<Act>::template row_quant<BITS>(scale_bits(rq, g, h), zero_of(ep, rq, g, h));
+    return q;
+  }
+
+  template <class Act>
+  __device__ static Affine prepare_affine(const ExpertParams& ep, const RawQuant& rq) {
+    Affine q;
+#pragma unroll
+    for (int g = 0; g < GPT; ++g)
+#pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint32_t s = (rq.scale[h][g >> 1] >> (16 * (g & 1))) & 0xFFFFu;
-        const uint32_t z = ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
-        q.row[g][h] = ActTraits<Act>::template row_quant<BITS>(s, z);
+        q.scale[g][h] = ActTraits<Act>::affine_scale(scale_bits(rq, g, h));
+        // 2^23 + z as float bits, minus 2^23 - B: B + z exactly, two instructions, no I2F.
+        q.zero_bias[g][h] = __uint_as_float(0x4B000000u | zero_of(ep, rq, g, h)) -
+                            (8388608.f - ActTraits<Act>::kCodeBias);
       }
     return q;
   }
@@ -116,6 +157,13 @@ struct IntDecoder {
                     and_or(High::placed(raw + Low::kWords, p, 2), High::kPairMask << 2, bias));
     else
       return and_or(Low::placed(raw, p, 0), Low::kPairMask, bias);
+  }
+
+  template <class Act>
+  __device__ static void biased_subtile(const uint32_t (&raw)[kRawWords], int j, uint32_t (&a)[4]) {
+    static_assert(kAffine<Act>, "B + q is not exact in this activation type");
+#pragma unroll
+    for (int r = 0; r < 4; ++r) a[r] = codes_pair<Act>(raw, 4 * j + r);
   }
 
   template <class Act>

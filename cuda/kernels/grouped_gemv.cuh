@@ -106,6 +106,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kStageBytes = R * Dec::kTileBytes;
   constexpr int kStages = kRingBytes / kStageBytes;
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
+  constexpr bool kAffine = Dec::template kAffine<Act>;
+  constexpr int kGroups = Dec::kGroupsPerTile;
+  constexpr int kSubtilesPerGroup = kSubtiles / kGroups;
+  const uint32_t kOnes[4] = {ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2,
+                             ActTraits<Act>::kOnes2};
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const int first_strip = strip0 + (warp / group_warps) * R;
@@ -159,22 +164,66 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     uint32_t b[C][kSubtiles][2];
 #pragma unroll
     for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
+    // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
+    // 2 * (lane % 4) + e of chunk c (the C-fragment columns), by an mma of a ones matrix per
+    // sub-tile, shared by the R strips.
+    float x_sum[kAffine ? kGroups : 1][C][2];
+    if constexpr (kAffine) {
+#pragma unroll
+      for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          float sum[4] = {};
+#pragma unroll
+          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
+            ActTraits<Act>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
+          x_sum[g][c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
+          x_sum[g][c][1] = sum[1];
+        }
+    }
     const uint8_t* stage = ring + (i % kStages) * kStageBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (!strip_ok(r)) continue;
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
-      const auto q = Dec::template prepare<Act>(ep, rq[r]);
-      // Prefetch this strip's next scales now that its current ones are consumed.
-      Dec::load_quant(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0, lane, rq[r],
-                      i + 1 < tiles);
+      if constexpr (kAffine) {
+        const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
+        Dec::load_quant(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0, lane, rq[r],
+                        i + 1 < tiles);
+        // Per group: part = sum of (B + q) x over its sub-tiles (exact products, fp32 sums of
+        // at most 128 terms), then acc += s * (part - (B + z) * x_sum). C-fragment register e
+        // is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
 #pragma unroll
-      for (int j = 0; j < kSubtiles; ++j) {
-        uint32_t a[4];
-        Dec::template decode_subtile<Act>(raw, j, q, a);
+        for (int g = 0; g < kGroups; ++g) {
+          float part[C][4] = {};
 #pragma unroll
-        for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j) {
+            uint32_t a[4];
+            Dec::template biased_subtile<Act>(raw, j, a);
+#pragma unroll
+            for (int c = 0; c < C; ++c) ActTraits<Act>::mma(part[c], a, b[c][j][0], b[c][j][1]);
+          }
+#pragma unroll
+          for (int c = 0; c < C; ++c)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              acc[r][c][e] =
+                  fmaf(q.scale[g][e >> 1],
+                       fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], part[c][e]), acc[r][c][e]);
+        }
+      } else {
+        const auto q = Dec::template prepare<Act>(ep, rq[r]);
+        // Prefetch this strip's next scales now that its current ones are consumed.
+        Dec::load_quant(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0, lane, rq[r],
+                        i + 1 < tiles);
+#pragma unroll
+        for (int j = 0; j < kSubtiles; ++j) {
+          uint32_t a[4];
+          Dec::template decode_subtile<Act>(raw, j, q, a);
+#pragma unroll
+          for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+        }
       }
     }
   }

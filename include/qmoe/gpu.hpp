@@ -72,9 +72,16 @@ struct GroupedGemmArgs {
 /// any launch; where the device and the build's code are sm_90+, the kernels are launched with
 /// programmatic dependent launch, so their launch overlaps the previous kernel's tail (they
 /// wait for it to complete before reading expert_offsets or x or writing y).
+/// Numerics: the prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the
+/// activation type); the decode kernel, for the int formats whose biased codes are exact in
+/// the activation type (all but int8 with bf16), multiplies the codes and applies each
+/// group's scale and zero to the fp32 partial sums, i.e. it uses (q - z) * s unrounded. Both
+/// stay within the tests' normalised error of the float64 reference; results of the two
+/// kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols), kCudaError (launch failure).
+/// no device, row strides other than cols, more than 2^30 scales per expert: n * k beyond
+/// ~2^35), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 
