@@ -115,8 +115,10 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const int first_strip = strip0 + (warp / group_warps) * R;
-  // This warp's k-tiles: a contiguous run of the strip group's (A/B on the H100: 1-3 % faster
-  // than dealing them round-robin to the group's warps).
+  // This warp's k-tiles: a contiguous run of the strip group's. A/B on the H100 against
+  // dealing them round-robin to the group's warps: g128 rows 1-3 % faster (with the decode
+  // disabled too, so it is the memory side), DeepSeek-V3 int4:g32 6-7 % slower (not
+  // understood; Mixtral int4:g32 5 % faster).
   const int run = ceil_div(p.k_tiles, group_warps);
   const int first_kt = (warp % group_warps) * run;
   const int tiles =
