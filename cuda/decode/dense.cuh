@@ -31,6 +31,7 @@ struct DenseDecoder {
                                     uint32_t (&raw)[kRawWords]) {
     Plane::read(tile_smem, lane, raw);
   }
+  template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams&, int, int, int, RawQuant&, bool) {}
   template <class Act>
   __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant&) {

@@ -9,7 +9,7 @@
 //                                                  raw (prefetchable) and prepared
 //   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks
 //   read_codes(tile_smem, lane, raw)               the lane's code words, from shared memory
-//   load_quant(ep, strip, kt, lane, rq, pred)      the lane's scales/zeros of tile (strip, kt)
+//   load_quant<Index>(ep, strip, kt, lane, rq, pred) the lane's scales/zeros of tile (strip, kt)
 //   prepare<Act>(ep, rq) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
@@ -73,17 +73,21 @@ struct IntDecoder {
     if constexpr (kSplit) High::read(tile_smem + Low::kBytes, lane, raw + Low::kWords);
   }
 
+  /// Index: int64_t, or uint32_t where the caller has checked n_pad * groups_pad < 2^30
+  /// (check_bank does): the decode kernel's strip loop is ~2-4 % faster with 32-bit indices,
+  /// while in the wgmma kernel they made ptxas spill more (Mixtral int4 T=1024 0.81x ->
+  /// 0.69x cuBLAS), so the tile kernels keep 64-bit ones.
+  template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
     if (!pred) return;
-    // Rows gid and gid + 8: one 64-bit index, the second row 8 * groups_pad further. A tile's
-    // groups of one row are contiguous and aligned to their total size (groups_pad is a
-    // multiple of GPT, sections are 256-byte aligned): one load per row. (32-bit indices cut
-    // ~2 % of the decode kernel's loop but made ptxas spill more in the wgmma kernel:
-    // Mixtral int4 T=1024 0.81x -> 0.69x cuBLAS; not kept.)
-    const int64_t idx = (static_cast<int64_t>(strip) * kTileRows + (lane >> 2)) * ep.groups_pad +
-                        static_cast<int64_t>(kt) * ep.group_tile_stride;
+    // Rows gid and gid + 8: one index, the second row 8 * groups_pad further. A tile's groups
+    // of one row are contiguous and aligned to their total size (groups_pad is a multiple of
+    // GPT, sections are 256-byte aligned): one load per row.
+    const Index idx = (static_cast<Index>(strip) * kTileRows + static_cast<Index>(lane >> 2)) *
+                          static_cast<Index>(ep.groups_pad) +
+                      static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride);
     const int row8 = 8 * ep.groups_pad;
     const uint8_t* s = ep.scales + 2 * idx;
     // Integer arithmetic for the zeros: ep.zeros is null for symmetric formats.

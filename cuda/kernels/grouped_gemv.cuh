@@ -160,7 +160,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   typename Dec::RawQuant rq[R];
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    Dec::load_quant(ep, first_strip + r, tile_of(0), lane, rq[r], tiles > 0 && strip_ok(r));
+    Dec::template load_quant<uint32_t>(ep, first_strip + r, tile_of(0), lane, rq[r],
+                                       tiles > 0 && strip_ok(r));
   for (int i = 0; i < tiles; ++i) {
     cp_async_wait<kAhead - 1>();
     // Refill the slot of stage i - 1 (this lane read it in the previous iteration).
@@ -194,8 +195,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
       if constexpr (kAffine) {
         const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
-        Dec::load_quant(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0, lane, rq[r],
-                        i + 1 < tiles);
+        Dec::template load_quant<uint32_t>(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0,
+                                           lane, rq[r], i + 1 < tiles);
         // Per group: part = sum of (B + q) x over its sub-tiles (exact products, fp32 sums of
         // at most 128 terms), then acc += s * (part - (B + z) * x_sum). C-fragment register e
         // is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
@@ -220,8 +221,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       } else {
         const auto q = Dec::template prepare<Act>(ep, rq[r]);
         // Prefetch this strip's next scales now that its current ones are consumed.
-        Dec::load_quant(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0, lane, rq[r],
-                        i + 1 < tiles);
+        Dec::template load_quant<uint32_t>(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0,
+                                           lane, rq[r], i + 1 < tiles);
 #pragma unroll
         for (int j = 0; j < kSubtiles; ++j) {
           uint32_t a[4];

@@ -80,7 +80,8 @@ struct GroupedGemmArgs {
 /// kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols), kCudaError (launch failure).
+/// no device, row strides other than cols, more than 2^30 scales per expert: n * k beyond
+/// ~2^35), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 

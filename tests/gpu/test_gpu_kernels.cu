@@ -665,6 +665,15 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     expect_code(a, StatusCode::kInvalidArgument, "bank k < 0");
   }
   {
+    // Within [1, 2^24] each, but 2^30 scales per expert: beyond the decoders' 32-bit indices.
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.n = int64_t{1} << 20;
+    a.bank.k = int64_t{1} << 15;
+    a.x.cols = a.bank.k;
+    a.y.cols = a.bank.n;
+    expect_code(a, StatusCode::kUnsupported, "more than 2^30 scales per expert");
+  }
+  {
     qmoe::GroupedGemmArgs a = good;
     a.bank.blob = nullptr;
     expect_code(a, StatusCode::kInvalidArgument, "null bank blob");
