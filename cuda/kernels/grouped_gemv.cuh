@@ -11,14 +11,15 @@
 // strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch when there are too few
 // strips for the grid; one ring stage is R tiles) and streams a contiguous run of the k-tiles,
 // K split between the warps of its strip group (1, 2, 4 or 8; each >= kMinTilesPerWarp k-tiles
-// where K allows),
-// so small experts still keep all 8 warps streaming. The B fragments (x) of a k-tile are loaded
-// once and reused by the R strips. Per warp: an 8 KB ring of code stages in shared memory, filled
-// by cp.async stages ahead; each lane copies exactly the chunks it later reads back, so the
-// cp.async wait is the only synchronisation. Scales/zeros are prefetched one k-tile ahead in
-// registers. Weights are the mma A operand (16 rows, decoded in registers), tokens the n8 side. The
-// warps' fp32 partial sums meet in shared memory (each warp's own ring, free once its copies have
-// drained) in a fixed order (deterministic); each output is rounded once.
+// where K allows), so small experts still keep all 8 warps streaming. The B fragments (x) of a
+// k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in
+// shared memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later
+// reads back, so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one
+// k-tile ahead in registers. Weights are the mma A operand (16 rows, decoded in registers), tokens
+// the n8 side; int codes go in as B + q ("affine decode", int.cuh), their scales and zeros applied
+// to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
+// own ring, free once its copies have drained) in a fixed order (deterministic); each output is
+// rounded once.
 #pragma once
 #include <cstdint>
 
