@@ -35,6 +35,16 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
 
 }  // namespace
 
+Status current_device(int* device) {
+  if (device == nullptr) return invalid_argument("current_device: null output");
+  const cudaError_t err = cudaGetDevice(device);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return unsupported(std::string("current_device: ") + cudaGetErrorString(err));
+  }
+  return Status::ok();
+}
+
 bool gpu_available() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);

@@ -36,13 +36,6 @@ Status check_bank(const DeviceBankView& b, const std::string& fn) {
   if (b.n < 1 || b.k < 1 || b.n > kMaxDim || b.k > kMaxDim)
     return invalid_argument(fn + ": bank dims [" + std::to_string(b.n) + ", " +
                             std::to_string(b.k) + "] must be in [1, 2^24]");
-  // The decode kernel indexes an expert's scales and zeros with 32-bit integers: at most
-  // n_pad * groups_pad < 2^30 entries (groups_pad <= k_pad / 32); a matrix needs ~2^35
-  // weights to reach it.
-  const int64_t n_pad = (b.n + 15) / 16 * 16, k_pad = (b.k + 127) / 128 * 128;
-  if (n_pad * (k_pad / 32) >= (int64_t{1} << 30))
-    return unsupported(fn + ": bank dims [" + std::to_string(b.n) + ", " + std::to_string(b.k) +
-                       "] give more than 2^30 scales per expert");
   if (b.format_mask == 0)
     return invalid_argument(fn + ": bank format_mask is empty (use DeviceExpertBank::view())");
   if ((b.format_mask >> dev::kNumDecoders) != 0)
@@ -116,6 +109,14 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (workspace_bytes == nullptr) return invalid_argument(fn + ": workspace_bytes is null");
   QMOE_RETURN_IF_ERROR(check_bank(args.bank, fn));
   QMOE_RETURN_IF_ERROR(check_dtype(args.x.dtype, fn));
+  // The decode kernel indexes an expert's scales and zeros with 32-bit integers: an expert
+  // may have at most n_pad * k_pad / 32 (its scale count at g32) < 2^30; a matrix needs ~2^35
+  // weights to reach it. (The tile and dequantize kernels index with 64 bits.)
+  const int64_t n_pad = (args.bank.n + 15) / 16 * 16, k_pad = (args.bank.k + 127) / 128 * 128;
+  if (n_pad * (k_pad / 32) >= (int64_t{1} << 30))
+    return unsupported(fn + ": bank dims [" + std::to_string(args.bank.n) + ", " +
+                       std::to_string(args.bank.k) +
+                       "] allow 2^30 or more scales per expert (n_pad * k_pad / 32)");
   const int64_t m = args.x.rows;
   if (m < 0 || m > INT_MAX)
     return invalid_argument(fn + ": m = x.rows = " + std::to_string(m) +

@@ -168,9 +168,11 @@ typedef enum {
 
 /** y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert, fp32 accumulation,
  *  output rounded to y's type. x [m, k] and y [m, n]: both bfloat16 or both float16;
- *  expert_offsets: int32 [E+1] read on device only; all kDLCUDA on the current device; x and
- *  y data (after byte_offset) 16-byte aligned (checked when the kernels are enqueued, not by
- *  the size query). decode_max_tokens must be 1..64 whatever the kernel choice.
+ *  expert_offsets: int32 [E+1] read on device only, not validated (each expert's rows are
+ *  clamped into [0, m]: bad offsets never reach outside x and y, their experts' results are
+ *  unspecified); all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
+ *  otherwise); x and y data (after byte_offset) 16-byte aligned (checked when the kernels are
+ *  enqueued, not by the size query). decode_max_tokens must be 1..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  otherwise *workspace_bytes is the workspace size and the kernels are enqueued on `stream`
  *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).

@@ -571,6 +571,12 @@ qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const DLTensor* 
     if (x->device.device_id != y->device.device_id ||
         x->device.device_id != expert_offsets->device.device_id)
       return invalid_argument("x, y and expert_offsets must be on the same device");
+    int current = 0;
+    QMOE_RETURN_IF_ERROR(qmoe::current_device(&current));
+    if (x->device.device_id != current)
+      return invalid_argument("x, y and expert_offsets are on device " +
+                              std::to_string(x->device.device_id) + ", the current device is " +
+                              std::to_string(current) + " (cudaSetDevice)");
     qmoe::GroupedGemmArgs args;
     QMOE_RETURN_IF_ERROR(to_kernel(kernel, &args.kernel));
     args.bank = view;

@@ -14,6 +14,10 @@ bool gpu_available() {
   return false;
 }
 
+Status current_device(int*) {
+  return no_cuda();
+}
+
 DeviceExpertBank::~DeviceExpertBank() = default;
 DeviceExpertBank::DeviceExpertBank(DeviceExpertBank&&) noexcept = default;
 DeviceExpertBank& DeviceExpertBank::operator=(DeviceExpertBank&&) noexcept = default;

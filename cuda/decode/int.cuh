@@ -1,6 +1,7 @@
 // cuda/decode/int.cuh — device decoder of the group-wise integer formats int2/3/4/8
 // (docs/formats.md §1, §2.3-2.5): weight = RNE_fp16((q - z) * s) or
-// RNE_bf16((q - z) * RNE_bf16(s)), bit-identical to cpu_ref.
+// RNE_bf16((q - z) * RNE_bf16(s)), bit-identical to cpu_ref (decode_subtile; the affine form
+// below skips the weights and is exact only up to the kernel's fp32 sums).
 //
 // Decoder interface (shared with dense.cuh; both kernels and the dequantize kernel are
 // templated on it):

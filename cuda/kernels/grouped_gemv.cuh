@@ -15,8 +15,9 @@
 // k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in
 // shared memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later
 // reads back, so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one
-// k-tile ahead in registers. Weights are the mma A operand (16 rows, decoded in registers), tokens
-// the n8 side; int codes go in as B + q ("affine decode", int.cuh), their scales and zeros applied
+// k-tile ahead in registers. Weights are the mma A operand (16 rows, from the codes in
+// registers), tokens the n8 side: dense weights as they are, int8 with bf16 decoded exactly,
+// other int codes as B + q ("affine decode", int.cuh) with their scales and zeros applied
 // to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
 // own ring, free once its copies have drained) in a fixed order (deterministic); each output is
 // rounded once.

@@ -16,7 +16,8 @@ Status dequantize(const PackedMatrix& m, std::vector<float>* w);
 
 /// Dequantized weights in the activation type `act` by docs/formats.md §1 (fp16: (q - z) * s
 /// rounded once, RNE; bf16: the scale rounded to bf16 first, then the product rounded once),
-/// as bit patterns: the values every GPU kernel must reproduce bit for bit.
+/// as bit patterns: the values the dequantize kernel and the tile GEMM kernels reproduce bit for
+/// bit (the decode GEMM kernel does not form weights: docs/formats.md §1).
 Status dequantize_to(const PackedMatrix& m, DType act, std::vector<uint16_t>* w);
 
 /// Grouped GEMM over tokens sorted by expert: for expert e, rows

@@ -15,6 +15,10 @@ namespace qmoe {
 /// True when the library was built with CUDA and a device is visible.
 bool gpu_available();
 
+/// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without
+/// CUDA or a device.
+Status current_device(int* device);
+
 /// Non-owning view of a bank on the device: what the kernels take.
 struct DeviceBankView {
   const uint8_t* blob = nullptr;      ///< device image (ExpertBank::build_image)
@@ -65,7 +69,10 @@ struct GroupedGemmArgs {
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
-/// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]).
+/// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]). Offsets
+/// are read on the device only, so they are not validated: each expert's rows are clamped into
+/// [0, m] (a decreasing pair gives no rows), so bad offsets never make the kernels touch
+/// memory outside x and y; the results for such experts are unspecified.
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype and the kernel options). Never allocates, never synchronises; capturable in a
 /// CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order holds as for
@@ -80,8 +87,8 @@ struct GroupedGemmArgs {
 /// kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols, more than 2^30 scales per expert: n * k beyond
-/// ~2^35), kCudaError (launch failure).
+/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),
+/// kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 

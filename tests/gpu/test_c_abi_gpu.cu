@@ -362,6 +362,12 @@ std::vector<BadCase> bad_cases() {
       {"1-d x", true, [](Call& c) { c.x.ndim = 1; }},
       {"column-major y", true, [](Call& c) { c.y.strides = g_strides_y; }},
       {"x on another device id", true, [](Call& c) { c.x.device.device_id += 1; }},
+      {"all tensors on a device other than the current one", true,
+       [](Call& c) {
+         c.x.device.device_id += 1;
+         c.y.device.device_id += 1;
+         c.offsets.device.device_id += 1;
+       }},
       {"unknown kernel", true, [](Call& c) { c.kernel = static_cast<qmoe_kernel_t>(3); }},
       {"decode_max_tokens 0", true, [](Call& c) { c.decode_max_tokens = 0; }},
       {"decode_max_tokens 65", true, [](Call& c) { c.decode_max_tokens = 65; }},
