@@ -50,6 +50,24 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+/// A stream the test owns, destroyed with it.
+class Stream {
+ public:
+  Stream() = default;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() {
+    if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+  }
+  // Non-blocking: nothing orders it with the legacy default stream, so work the library
+  // enqueued elsewhere would not be covered by synchronising this one.
+  cudaError_t create() { return cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); }
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
 /// How far a kernel output is from the reference.
 struct OutputError {
   double nmse = 0;         ///< the worst expert's sum (y - ref)^2 / sum ref^2 over its rows

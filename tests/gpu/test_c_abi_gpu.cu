@@ -31,6 +31,7 @@ using qmoe::c_abi_test::tensor;
 using qmoe::gpu_test::DeviceBuffer;
 using qmoe::gpu_test::kMaxNmse;
 using qmoe::gpu_test::kPoison;
+using qmoe::gpu_test::Stream;
 
 DLDataType act_type(DType act) {
   return act == DType::kBF16 ? kBF16 : kFP16;
@@ -183,24 +184,6 @@ void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream) 
       << last_error();
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
-
-/// A stream the test owns, destroyed with it.
-class Stream {
- public:
-  Stream() = default;
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  ~Stream() {
-    if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
-  }
-  // Non-blocking: nothing orders it with the legacy default stream, so work the library
-  // enqueued elsewhere would not be covered by synchronising this one.
-  cudaError_t create() { return cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); }
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
 
 // Seven formats; 0 tokens, decode-sized and > 16 tokens (both kernels under AUTO), n = 72 not
 // a multiple of the 16-row tile.

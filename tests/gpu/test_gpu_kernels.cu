@@ -28,6 +28,7 @@ using qmoe::KernelChoice;
 using qmoe::gpu_test::DeviceBuffer;
 using qmoe::gpu_test::kMaxNmse;
 using qmoe::gpu_test::kPoison;
+using qmoe::gpu_test::Stream;
 
 FormatSpec parse(const std::string& s) {
   FormatSpec f;
@@ -462,8 +463,9 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   for (const char* s : {"int4:g32", "bf16", "int3:g64", "int8:pc"}) f.push_back(parse(s));
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 72, 256, {2, 20, 0, 9}, /*extra_rows=*/33, 7001, &s));
-  cudaStream_t stream = nullptr;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  Stream owned_stream;
+  CUDA_CHECK(owned_stream.create());
+  const cudaStream_t stream = owned_stream.get();
   const KernelRun run{KernelChoice::kAuto, 16};
   for (DType act : {DType::kBF16, DType::kFP16}) {
     set_tokens({2, 20, 0, 9}, &s);
@@ -517,7 +519,6 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
     CUDA_CHECK(cudaGraphExecDestroy(exec));
     CUDA_CHECK(cudaGraphDestroy(graph));
   }
-  CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
 /// Spins for `cycles` clocks, then copies x and the offsets into place (one block): a kernel
@@ -557,8 +558,9 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   CUDA_CHECK(y2.alloc(s.y.bytes()));
   CUDA_CHECK(cudaMemcpy(offsets_src.as<void>(), s.offsets.data(), offsets_src.bytes(),
                         cudaMemcpyHostToDevice));
-  cudaStream_t stream = nullptr;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  Stream owned_stream;
+  CUDA_CHECK(owned_stream.create());
+  const cudaStream_t stream = owned_stream.get();
   const KernelRun run{KernelChoice::kAuto, 16};
   for (DType act : {DType::kBF16, DType::kFP16}) {
     std::vector<uint16_t> x;
@@ -595,7 +597,6 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
     CUDA_CHECK(cudaMemcpy(s.y.as<void>(), y2.as<void>(), y2.bytes(), cudaMemcpyDeviceToDevice));
     ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain2", label_of(f), "auto16"));
   }
-  CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
