@@ -112,7 +112,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   // The decode kernel indexes an expert's scales and zeros with 32-bit integers: an expert
   // may have at most n_pad * k_pad / 32 (its scale count at g32) < 2^30; a matrix needs ~2^35
   // weights to reach it. (The tile and dequantize kernels index with 64 bits.)
-  const int64_t n_pad = (args.bank.n + 15) / 16 * 16, k_pad = (args.bank.k + 127) / 128 * 128;
+  const int64_t n_pad = (args.bank.n + kTileRows - 1) / kTileRows * kTileRows;
+  const int64_t k_pad = (args.bank.k + kTileCols - 1) / kTileCols * kTileCols;
   if (n_pad * (k_pad / 32) >= (int64_t{1} << 30))
     return unsupported(fn + ": bank dims [" + std::to_string(args.bank.n) + ", " +
                        std::to_string(args.bank.k) +

@@ -75,9 +75,9 @@ struct IntDecoder {
   }
 
   /// Index: int64_t, or uint32_t where the caller has checked n_pad * groups_pad < 2^30
-  /// (check_bank does): the decode kernel's strip loop is ~2-4 % faster with 32-bit indices,
-  /// while in the wgmma kernel they made ptxas spill more (Mixtral int4 T=1024 0.81x ->
-  /// 0.69x cuBLAS), so the tile kernels keep 64-bit ones.
+  /// (grouped_gemm does, for the decode kernel): the decode kernel's strip loop is ~2-4 % faster
+  /// with 32-bit indices, while in the wgmma kernel they made ptxas spill more (Mixtral int4 T=1024
+  /// 0.81x -> 0.69x cuBLAS), so the tile kernels keep 64-bit ones.
   template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
                                     RawQuant& rq, bool pred) {
