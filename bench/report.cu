@@ -72,8 +72,10 @@ Status write_json(const std::string& path, const RunInfo& info,
   std::fprintf(o, "{\n  \"device\": %s,\n  \"date\": %s,\n  \"commit\": %s,\n",
                json_string(info.device).c_str(), json_string(info.date).c_str(),
                json_string(info.commit).c_str());
-  std::fprintf(o, "  \"copy_GBps\": %.1f,\n  \"bf16_TFLOPs\": %.1f,\n  \"rows\": [",
-               info.copy_gb_per_s, info.bf16_tflop_per_s);
+  std::fprintf(o,
+               "  \"copy_GBps\": %.1f,\n  \"read_GBps\": %.1f,\n  \"bf16_TFLOPs\": %.1f,\n"
+               "  \"rows\": [",
+               info.copy_gb_per_s, info.read_gb_per_s, info.bf16_tflop_per_s);
   for (size_t i = 0; i < rows.size(); ++i) {
     const ResultRow& r = rows[i];
     char baseline[32] = "null";

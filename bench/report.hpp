@@ -30,7 +30,8 @@ struct RunInfo {
   std::string device;
   std::string date;  ///< yyyy-mm-dd, UTC
   std::string commit;
-  double copy_gb_per_s = 0;
+  double copy_gb_per_s = 0;  ///< read + written per second (measure_copy_bandwidth)
+  double read_gb_per_s = 0;  ///< read per second (measure_read_bandwidth)
   double bf16_tflop_per_s = 0;
 };
 
@@ -39,7 +40,7 @@ std::string device_slug(const std::string& name);
 /// Today's date in UTC, yyyy-mm-dd.
 std::string utc_date();
 
-/// Writes {"device","date","commit","copy_GBps","bf16_TFLOPs","rows":[...]}.
+/// Writes {"device","date","commit","copy_GBps","read_GBps","bf16_TFLOPs","rows":[...]}.
 Status write_json(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows);
 /// The rows as CSV, plus pct_of_floor (100 * floor / time) and speedup_vs_bf16 columns.
 Status write_csv(const std::string& path, const std::vector<ResultRow>& rows);

@@ -20,8 +20,14 @@ using GraphBody = std::function<Status(cudaStream_t)>;
 Status time_graph(cudaStream_t stream, int launches, int reps, const GraphBody& body,
                   double* us_per_launch);
 
-/// Device-to-device cudaMemcpyAsync of 1 GiB: bytes read + written per second, in GB/s.
+/// Copy of 1 GiB, device to device: bytes read + written per second, in GB/s, the faster of
+/// cudaMemcpyAsync and a 16-byte-vector copy kernel (on the H200 the graph's memcpy node
+/// reached 2765 GB/s while kernels read at over 3.2 TB/s).
 Status measure_copy_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s);
+
+/// Read-only stream of 1 GiB by a 16-byte-vector kernel: bytes read per second, in GB/s (what
+/// a weight-streaming kernel can reach at best).
+Status measure_read_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s);
 
 /// cublasGemmEx 8192^3, bf16 in/out, fp32 compute, random data, in TFLOP/s.
 Status measure_bf16_tensor_rate(const GpuContext& ctx, int reps, double* tflop_per_s);

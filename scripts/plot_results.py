@@ -101,8 +101,9 @@ def plot(data, png_path):
                fontsize=8, bbox_to_anchor=(0.05, 0.0))
     fig.legend(handles=format_handles, loc="lower right", ncol=len(format_handles), title="format",
                fontsize=8, bbox_to_anchor=(0.95, 0.0))
+    read = f"read {data['read_GBps']:.0f} GB/s, " if "read_GBps" in data else ""
     fig.suptitle(f"qmoe {', '.join(ops)} on {data['device']} ({data['date']}, commit "
-                 f"{data['commit']}): copy {data['copy_GBps']:.0f} GB/s, "
+                 f"{data['commit']}): copy {data['copy_GBps']:.0f} GB/s, {read}"
                  f"bf16 {data['bf16_TFLOPs']:.0f} TFLOP/s", fontsize=11)
     fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     fig.savefig(png_path, dpi=120)

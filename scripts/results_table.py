@@ -16,8 +16,10 @@ def main():
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as f:
         data = json.load(f)
+    read = f", read {data['read_GBps']:.0f} GB/s" if "read_GBps" in data else ""
     print(f"{data['device']}, {data['date']}, commit {data['commit']}: copy "
-          f"{data['copy_GBps']:.0f} GB/s (read + write), bf16 cuBLAS {data['bf16_TFLOPs']:.0f} TFLOP/s.")
+          f"{data['copy_GBps']:.0f} GB/s (read + write){read}, bf16 cuBLAS "
+          f"{data['bf16_TFLOPs']:.0f} TFLOP/s.")
     shapes, formats, cells = [], [], {}
     for r in data["rows"]:
         if r["shape"] not in shapes:
