@@ -26,8 +26,10 @@ Status time_graph(cudaStream_t stream, int launches, int reps, const GraphBody& 
 Status measure_copy_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s);
 
 /// Read-only stream of 1 GiB by a 16-byte-vector kernel: bytes read per second, in GB/s (what
-/// a weight-streaming kernel can reach at best).
-Status measure_read_bandwidth(const GpuContext& ctx, int reps, double* gb_per_s);
+/// a weight-streaming kernel can reach at best), on each of 4 buffers held at once: the best
+/// and the worst buffer's rate.
+Status measure_read_bandwidth(const GpuContext& ctx, int reps, double* best_gb_per_s,
+                              double* worst_gb_per_s);
 
 /// cublasGemmEx 8192^3, bf16 in/out, fp32 compute, random data, in TFLOP/s.
 Status measure_bf16_tensor_rate(const GpuContext& ctx, int reps, double* tflop_per_s);
