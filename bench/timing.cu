@@ -103,9 +103,8 @@ constexpr int kUnroll = 4;
 // Buffers of kCopyBytes the read rate is measured on.
 constexpr int kReadBuffers = 4;
 
-__global__ void __launch_bounds__(kStreamThreads) copy_kernel(const uint4* __restrict__ src,
-                                                              uint4* __restrict__ dst,
-                                                              int64_t n) {
+__global__ void __launch_bounds__(kStreamThreads)
+    copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kStreamThreads;
   int64_t i = static_cast<int64_t>(blockIdx.x) * kStreamThreads + threadIdx.x;
   for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
@@ -119,8 +118,8 @@ __global__ void __launch_bounds__(kStreamThreads) copy_kernel(const uint4* __res
 }
 
 // Reads every word and folds them by XOR; each block writes its fold, so no load is dead.
-__global__ void __launch_bounds__(kStreamThreads) read_kernel(const uint4* __restrict__ src,
-                                                              int64_t n, uint32_t* folds) {
+__global__ void __launch_bounds__(kStreamThreads)
+    read_kernel(const uint4* __restrict__ src, int64_t n, uint32_t* folds) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kStreamThreads;
   int64_t i = static_cast<int64_t>(blockIdx.x) * kStreamThreads + threadIdx.x;
   uint32_t fold = 0;

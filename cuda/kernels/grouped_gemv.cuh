@@ -127,21 +127,25 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       first_strip < p.n_strips && first_kt < p.k_tiles ? min(run, p.k_tiles - first_kt) : 0;
   uint8_t* ring = rings + warp * kRingBytes;
   auto tile_of = [&](int i) { return first_kt + i; };
-  // Strips past N are skipped (warp-uniform); their slots are never read.
-  auto strip_ok = [&](int r) { return first_strip + r < p.n_strips; };
-  // Tile (first_strip + r, t) lies at codes0 + r * strip_bytes + t * kTileBytes: one 64-bit
-  // base per item and 32-bit offsets per copy (K <= 2^24, checked by check_bank, keeps them
-  // below 2^31; the 64-bit index per copy was ~10 SASS instructions per tile).
+  // Strips past N (only in an expert's last item) copy the tiles and load the scales of the
+  // item's last strip again instead of predicating every copy and load (their slots and
+  // scales are never used: the multiply skips them); with the unpredicated scale loads below,
+  // A/B on the H200: int2/3/4 0.89-1.00x the time (bench/results/ab-2026-12-01/refill).
+  const int valid_strips = max(min(R, p.n_strips - first_strip), 1);
+  auto strip_of = [&](int r) { return first_strip + min(r, valid_strips - 1); };
+  // Tile (strip_of(r), t) lies at codes0 + (strip_of(r) - first_strip) * strip_bytes +
+  // t * kTileBytes: one 64-bit base per item and 32-bit offsets per copy (K <= 2^24, checked by
+  // check_bank, keeps them below 2^31; the 64-bit index per copy was ~10 SASS instructions per
+  // tile).
   const uint8_t* codes0 =
       ep.codes + static_cast<int64_t>(first_strip) * p.k_tiles * Dec::kTileBytes;
   const int strip_bytes = p.k_tiles * Dec::kTileBytes;
   auto copy_stage = [&](int i, int slot) {
-    const int tile_off = tile_of(i) * Dec::kTileBytes;
+    const uint8_t* tile = codes0 + tile_of(i) * Dec::kTileBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (strip_ok(r))
-        Dec::copy_codes(codes0 + (r * strip_bytes + tile_off),
-                        ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
+      Dec::copy_codes(tile + (strip_of(r) - first_strip) * strip_bytes,
+                      ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
   };
 
   float acc[R][C][4];
@@ -162,8 +166,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   typename Dec::RawQuant rq[R];
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    Dec::template load_quant<uint32_t>(ep, first_strip + r, tile_of(0), lane, rq[r],
-                                       tiles > 0 && strip_ok(r));
+    Dec::template load_quant<uint32_t>(ep, strip_of(r), tile_of(0), lane, rq[r], tiles > 0);
   for (int i = 0; i < tiles; ++i) {
     cp_async_wait<kAhead - 1>();
     // Refill the slot of stage i - 1 (this lane read it in the previous iteration).
@@ -190,15 +193,17 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
         }
     }
     const uint8_t* stage = ring + (i % kStages) * kStageBytes;
+    // The scales of the next k-tile (affine decode: the last one again at the end, no
+    // predicate).
+    const int next_kt = tile_of(min(i + 1, tiles - 1));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      if (!strip_ok(r)) continue;
+      if (r >= valid_strips) continue;
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
       if constexpr (kAffine) {
         const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
-        Dec::template load_quant<uint32_t>(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0,
-                                           lane, rq[r], i + 1 < tiles);
+        Dec::template load_quant<uint32_t>(ep, strip_of(r), next_kt, lane, rq[r], true);
         // Per group: part = sum of (B + q) x over its sub-tiles (exact products, fp32 sums of
         // at most 128 terms), then acc += s * (part - (B + z) * x_sum). C-fragment register e
         // is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
@@ -222,8 +227,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
         }
       } else {
         const auto q = Dec::template prepare<Act>(ep, rq[r]);
-        // Prefetch this strip's next scales now that its current ones are consumed.
-        Dec::template load_quant<uint32_t>(ep, first_strip + r, i + 1 < tiles ? tile_of(i + 1) : 0,
+        // Prefetch this strip's next scales now that its current ones are consumed. (Here,
+        // for int8 with bf16 and dense tiles, the predicated form measured 2-6 % faster.)
+        Dec::template load_quant<uint32_t>(ep, strip_of(r), i + 1 < tiles ? tile_of(i + 1) : 0,
                                            lane, rq[r], i + 1 < tiles);
 #pragma unroll
         for (int j = 0; j < kSubtiles; ++j) {
