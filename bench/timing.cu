@@ -186,6 +186,7 @@ Status measure_read_bandwidth(const GpuContext& ctx, int reps, double* best_gb_p
   QMOE_RETURN_IF_ERROR(resident_blocks(reinterpret_cast<const void*>(read_kernel), &blocks));
   DeviceBuffer folds;
   QMOE_RETURN_IF_ERROR(folds.allocate(static_cast<int64_t>(blocks) * 4));
+  QMOE_CUDA_TRY(cudaMemsetAsync(folds.data(), 0, static_cast<size_t>(blocks) * 4, ctx.stream()));
   // Several buffers, all held at once (each its own physical pages): the read rate of one
   // 1 GiB buffer differed by ~10 % between processes on the H200.
   DeviceBuffer src[kReadBuffers];
