@@ -10,6 +10,7 @@
 
 #include "bench/bench.hpp"
 #include "bench/check.hpp"
+#include "bench/gpu_clock.hpp"
 #include "bench/gpu_context.hpp"
 #include "bench/grouped_gemm_runs.hpp"
 #include "bench/launch_plan.hpp"
@@ -44,11 +45,13 @@ class Sweep {
 
   Status init() {
     QMOE_RETURN_IF_ERROR(ctx_.init());
+    clock_.init();
     info_.device = ctx_.device_name();
     info_.date = utc_date();
     info_.commit = opt_.commit;
-    std::printf("device %s, L2 %.0f MiB\n", info_.device.c_str(),
-                static_cast<double>(ctx_.l2_bytes()) / (1 << 20));
+    std::printf("device %s, L2 %.0f MiB, SM clock per row: %s\n", info_.device.c_str(),
+                static_cast<double>(ctx_.l2_bytes()) / (1 << 20),
+                clock_.available() ? "NVML" : "not available (no NVML)");
     QMOE_RETURN_IF_ERROR(measure_copy_bandwidth(ctx_, kRateReps, &info_.copy_gb_per_s));
     double worst_read = 0;
     QMOE_RETURN_IF_ERROR(
@@ -171,7 +174,10 @@ class Sweep {
       return Status::ok();
     }
     QMOE_RETURN_IF_ERROR(st);
+    const ClockSample clock = clock_.sample();
     ResultRow row;
+    row.sm_mhz = clock.sm_mhz;
+    row.clock_reasons = clock.reasons;
     row.shape = shape.name;
     row.tokens = plan.tokens();
     row.format = format.name;
@@ -190,7 +196,9 @@ class Sweep {
     std::printf("%-44s %9.1f us  floor %9.1f us (%5.1f%%)", label.c_str(), row.time_us,
                 row.floor_us, row.pct_of_floor());
     if (row.has_baseline()) std::printf("  %5.2fx vs bf16", row.speedup_vs_bf16());
-    std::printf("  (%d launches/graph)\n", plan.launches());
+    std::printf("  (%d launches/graph", plan.launches());
+    if (row.sm_mhz >= 0) std::printf(", SM %d MHz", row.sm_mhz);
+    std::printf(")\n");
     std::fflush(stdout);
     rows_.push_back(row);
     return Status::ok();
@@ -198,6 +206,7 @@ class Sweep {
 
   const BenchOptions& opt_;
   GpuContext ctx_;
+  GpuClock clock_;
   RunInfo info_;
   std::vector<ResultRow> rows_;
   std::map<int64_t, double> baseline_us_;  // per token count, for the current shape

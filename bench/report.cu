@@ -78,16 +78,18 @@ Status write_json(const std::string& path, const RunInfo& info,
                info.copy_gb_per_s, info.read_gb_per_s, info.bf16_tflop_per_s);
   for (size_t i = 0; i < rows.size(); ++i) {
     const ResultRow& r = rows[i];
-    char baseline[32] = "null";
+    char baseline[32] = "null", sm_mhz[16] = "null";
     if (r.has_baseline()) std::snprintf(baseline, sizeof baseline, "%.3f", r.baseline_us);
+    if (r.sm_mhz >= 0) std::snprintf(sm_mhz, sizeof sm_mhz, "%d", r.sm_mhz);
     std::fprintf(o,
                  "%s\n    {\"op\": %s, \"shape\": %s, \"tokens\": %lld, \"format\": %s, "
                  "\"kernel\": %s, \"time_us\": %.3f, \"floor_us\": %.3f, \"baseline_us\": %s, "
-                 "\"bytes\": %lld, \"flops\": %lld}",
+                 "\"bytes\": %lld, \"flops\": %lld, \"sm_mhz\": %s, \"clock_reasons\": %llu}",
                  i == 0 ? "" : ",", json_string(r.op).c_str(), json_string(r.shape).c_str(),
                  static_cast<long long>(r.tokens), json_string(r.format).c_str(),
                  json_string(r.kernel).c_str(), r.time_us, r.floor_us, baseline,
-                 static_cast<long long>(r.bytes), static_cast<long long>(r.flops));
+                 static_cast<long long>(r.bytes), static_cast<long long>(r.flops), sm_mhz,
+                 static_cast<unsigned long long>(r.clock_reasons));
   }
   std::fprintf(o, "\n  ]\n}\n");
   return finish(path, std::move(f));
@@ -99,7 +101,7 @@ Status write_csv(const std::string& path, const std::vector<ResultRow>& rows) {
   std::FILE* o = f.get();
   std::fprintf(o,
                "op,shape,tokens,format,kernel,time_us,floor_us,baseline_us,bytes,flops,"
-               "pct_of_floor,speedup_vs_bf16\n");
+               "pct_of_floor,speedup_vs_bf16,sm_mhz,clock_reasons\n");
   for (const ResultRow& r : rows) {
     std::fprintf(o, "%s,%s,%lld,%s,%s,%.3f,%.3f,", r.op.c_str(), r.shape.c_str(),
                  static_cast<long long>(r.tokens), r.format.c_str(), r.kernel.c_str(), r.time_us,
@@ -108,7 +110,9 @@ Status write_csv(const std::string& path, const std::vector<ResultRow>& rows) {
     std::fprintf(o, ",%lld,%lld,%.2f,", static_cast<long long>(r.bytes),
                  static_cast<long long>(r.flops), r.pct_of_floor());
     if (r.has_baseline()) std::fprintf(o, "%.3f", r.speedup_vs_bf16());
-    std::fprintf(o, "\n");
+    std::fprintf(o, ",");
+    if (r.sm_mhz >= 0) std::fprintf(o, "%d", r.sm_mhz);
+    std::fprintf(o, ",%llu\n", static_cast<unsigned long long>(r.clock_reasons));
   }
   return finish(path, std::move(f));
 }

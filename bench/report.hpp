@@ -20,6 +20,8 @@ struct ResultRow {
   double baseline_us = -1;  ///< < 0: no baseline measured (written as null / empty)
   int64_t bytes = 0;        ///< packed weight bytes of the active experts + activations
   int64_t flops = 0;
+  int sm_mhz = -1;             ///< SM clock right after the timed replays; -1: not read
+  uint64_t clock_reasons = 0;  ///< NVML clocks-event reasons then (0x4: software power cap)
 
   bool has_baseline() const { return baseline_us > 0; }
   double pct_of_floor() const { return 100.0 * floor_us / time_us; }
