@@ -103,8 +103,11 @@ constexpr int kUnroll = 4;
 // Buffers of kCopyBytes the read rate is measured on.
 constexpr int kReadBuffers = 4;
 
-__global__ void __launch_bounds__(kStreamThreads)
-    copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, int64_t n) {
+/// Grid-stride pass over n 16-byte words: kUnroll loads issued before any is used, then
+/// visit(i, word) for each.
+template <class Visit>
+__device__ __forceinline__ void stream_words(const uint4* __restrict__ src, int64_t n,
+                                             Visit visit) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kStreamThreads;
   int64_t i = static_cast<int64_t>(blockIdx.x) * kStreamThreads + threadIdx.x;
   for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
@@ -112,28 +115,21 @@ __global__ void __launch_bounds__(kStreamThreads)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) v[u] = __ldcs(src + i + u * stride);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) __stcs(dst + i + u * stride, v[u]);
+    for (int u = 0; u < kUnroll; ++u) visit(i + u * stride, v[u]);
   }
-  for (; i < n; i += stride) __stcs(dst + i, __ldcs(src + i));
+  for (; i < n; i += stride) visit(i, __ldcs(src + i));
+}
+
+__global__ void __launch_bounds__(kStreamThreads)
+    copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, int64_t n) {
+  stream_words(src, n, [&](int64_t i, const uint4& v) { __stcs(dst + i, v); });
 }
 
 // Reads every word and folds them by XOR; each block writes its fold, so no load is dead.
 __global__ void __launch_bounds__(kStreamThreads)
     read_kernel(const uint4* __restrict__ src, int64_t n, uint32_t* folds) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kStreamThreads;
-  int64_t i = static_cast<int64_t>(blockIdx.x) * kStreamThreads + threadIdx.x;
   uint32_t fold = 0;
-  for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
-    uint4 v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = __ldcs(src + i + u * stride);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) fold ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-  }
-  for (; i < n; i += stride) {
-    const uint4 v = __ldcs(src + i);
-    fold ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
+  stream_words(src, n, [&](int64_t, const uint4& v) { fold ^= v.x ^ v.y ^ v.z ^ v.w; });
   fold ^= __shfl_xor_sync(0xffffffffu, fold, 16);
   fold ^= __shfl_xor_sync(0xffffffffu, fold, 8);
   fold ^= __shfl_xor_sync(0xffffffffu, fold, 4);

@@ -133,7 +133,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // A/B on the H200: int2/3/4 0.89-1.00x the time (bench/results/ab-2026-12-01/refill).
   const int valid_strips = max(min(R, p.n_strips - first_strip), 1);
   auto strip_of = [&](int r) { return first_strip + min(r, valid_strips - 1); };
-  // Tile (strip_of(r), t) lies at codes0 + (strip_of(r) - first_strip) * strip_bytes +
+  // Tile (strip_of(r), t) lies at codes0 + min(r, valid_strips - 1) * strip_bytes +
   // t * kTileBytes: one 64-bit base per item and 32-bit offsets per copy (K <= 2^24, checked by
   // check_bank, keeps them below 2^31; the 64-bit index per copy was ~10 SASS instructions per
   // tile).
@@ -144,7 +144,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     const uint8_t* tile = codes0 + tile_of(i) * Dec::kTileBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      Dec::copy_codes(tile + (strip_of(r) - first_strip) * strip_bytes,
+      Dec::copy_codes(tile + min(r, valid_strips - 1) * strip_bytes,
                       ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
   };
 
