@@ -14,11 +14,15 @@
 //   prepare<Act>(ep, rq) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
-//   kGroupsPerTile, kAffine<Act>                   groups per row of a tile; whether it exists
-//   prepare_affine<Act>(ep, rq) -> Affine          per row and group: s and B + z as float
-//   biased_subtile<Act>(raw, j, a[4])              A fragment of B + q (exact in Act)
-// W x = s * (sum_k (B + q) x_k - (B + z) sum_k x_k) per group: the kernel multiplies the biased
-// codes on the tensor cores and applies s and z to fp32 partial sums (grouped_gemv.cuh).
+//   kGroupsPerTile                                 groups per row of a tile
+//   kAffineParts<Act>, kAffine<Act>                parts of the affine form (0: none)
+//   part_weight(d)                                 weight of part d's digit in q
+//   prepare_affine<Act>(ep, rq) -> Affine          per row and group: s and B W + z as float
+//   biased_subtile<Act>(raw, j, d, a[4])           A fragment of B + (digit d of q), exact in Act
+// W x = s * (sum_d w_d sum_k (B + q_d) x_k - (B W + z) sum_k x_k) per group, q = sum_d w_d q_d
+// and W = sum_d w_d: the kernel multiplies the biased digits on the tensor cores and applies
+// s and z to fp32 partial sums (grouped_gemv.cuh). One part (d = q, w = 1) wherever B + q is
+// exact in Act; int8 with bf16 takes two (below).
 #pragma once
 #include <cstdint>
 
@@ -55,10 +59,21 @@ struct IntDecoder {
   };
 
   static constexpr int kGroupsPerTile = GPT;
+  /// int8 codes do not fit bf16's 8 significant bits next to the bias 128, so with bf16 an int8
+  /// code q = 16 h + l goes in two parts: A = 128 + l, and 128 + 8 h (the high nibble moved to
+  /// bit 3, where it still lies inside the 7 mantissa bits), weighted 1 and 2 (16 h = 2 * 8 h).
+  /// Two mma per sub-tile instead of the exact fp32 dequantization (~8 instructions per pair).
   template <class Act>
-  static constexpr bool kAffine = ActTraits<Act>::template kExactBiasedCodes<BITS>;
-  /// [g][h]: group g of the tile, row gid + 8h: s (as the spec rounds it for Act) and B + z,
-  /// B the code bias of Act (ActTraits::kCodeBias).
+  static constexpr int kAffineParts = ActTraits<Act>::template kExactBiasedCodes<BITS> ? 1
+                                      : BITS == 8                                      ? 2
+                                                                                       : 0;
+  template <class Act>
+  static constexpr bool kAffine = kAffineParts<Act> > 0;
+  __host__ __device__ static constexpr float part_weight(int d) { return d == 0 ? 1.f : 2.f; }
+  template <class Act>
+  static constexpr float kBiasWeight = kAffineParts<Act> == 2 ? 3.f : 1.f;
+  /// [g][h]: group g of the tile, row gid + 8h: s (as the spec rounds it for Act) and B W + z,
+  /// B the code bias of Act (ActTraits::kCodeBias), W the sum of the part weights (1 or 3).
   struct Affine {
     float scale[GPT][2];
     float zero_bias[GPT][2];
@@ -145,7 +160,7 @@ struct IntDecoder {
         q.scale[g][h] = ActTraits<Act>::affine_scale(scale_bits(rq, g, h));
         // 2^23 + z as float bits, minus 2^23 - B: B + z exactly, two instructions, no I2F.
         q.zero_bias[g][h] = __uint_as_float(0x4B000000u | zero_of(ep, rq, g, h)) -
-                            (8388608.f - ActTraits<Act>::kCodeBias);
+                            (8388608.f - ActTraits<Act>::kCodeBias * kBiasWeight<Act>);
       }
     return q;
   }
@@ -162,11 +177,23 @@ struct IntDecoder {
       return and_or(Low::placed(raw, p, 0), Low::kPairMask, bias);
   }
 
+  /// Part d of sub-tile j's A fragment: B + q, or with two parts B + l (d = 0) and B + 8 h.
   template <class Act>
-  __device__ static void biased_subtile(const uint32_t (&raw)[kRawWords], int j, uint32_t (&a)[4]) {
-    static_assert(kAffine<Act>, "B + q is not exact in this activation type");
+  __device__ static void biased_subtile(const uint32_t (&raw)[kRawWords], int j, int d,
+                                        uint32_t (&a)[4]) {
+    static_assert(kAffine<Act>, "no affine form in this activation type");
 #pragma unroll
-    for (int r = 0; r < 4; ++r) a[r] = codes_pair<Act>(raw, 4 * j + r);
+    for (int r = 0; r < 4; ++r) {
+      if constexpr (kAffineParts<Act> == 1) {
+        a[r] = codes_pair<Act>(raw, 4 * j + r);
+      } else {
+        // Low nibble at bit 0, or high nibble shifted to bit 3 ("codes at bit -1": one more
+        // right shift); either way one SHF (none for the even pairs' low nibbles) and one LOP3.
+        const uint32_t magic = ActTraits<Act>::kMagic2;
+        a[r] = d == 0 ? and_or(Low::placed(raw, 4 * j + r, 0), 0x000F000Fu, magic)
+                      : and_or(Low::placed(raw, 4 * j + r, -1), 0x00780078u, magic);
+      }
+    }
   }
 
   template <class Act>

@@ -16,13 +16,14 @@
 // shared memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later
 // reads back, so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one
 // k-tile ahead in registers. Weights are the mma A operand (16 rows, from the codes in
-// registers), tokens the n8 side: dense weights as they are, int8 with bf16 decoded exactly,
-// other int codes as B + q ("affine decode", int.cuh) with their scales and zeros applied
-// to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
+// registers), tokens the n8 side: dense weights as they are, int codes as B + q ("affine
+// decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied to the
+// fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
 // own ring, free once its copies have drained) in a fixed order (deterministic); each output is
 // rounded once.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
@@ -202,35 +203,42 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
       if constexpr (kAffine) {
+        constexpr int kParts = Dec::template kAffineParts<Act>;
         const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
         Dec::template load_quant<uint32_t>(ep, strip_of(r), next_kt, lane, rq[r], true);
-        // Per group: part = sum of (B + q) x over its sub-tiles (exact products, fp32 sums of
-        // at most 128 terms), then acc += s * (part - (B + z) * x_sum). C-fragment register e
-        // is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
+        // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
+        // sums of at most 128 terms), then acc += s * (sum_d w_d part[d] - (B W + z) * x_sum).
+        // C-fragment register e is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
 #pragma unroll
         for (int g = 0; g < kGroups; ++g) {
-          float part[C][4] = {};
+          float part[kParts][C][4] = {};
 #pragma unroll
-          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j) {
-            uint32_t a[4];
-            Dec::template biased_subtile<Act>(raw, j, a);
+          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
 #pragma unroll
-            for (int c = 0; c < C; ++c) ActTraits<Act>::mma(part[c], a, b[c][j][0], b[c][j][1]);
-          }
+            for (int d = 0; d < kParts; ++d) {
+              uint32_t a[4];
+              Dec::template biased_subtile<Act>(raw, j, d, a);
+#pragma unroll
+              for (int c = 0; c < C; ++c)
+                ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
+            }
 #pragma unroll
           for (int c = 0; c < C; ++c)
 #pragma unroll
-            for (int e = 0; e < 4; ++e)
+            for (int e = 0; e < 4; ++e) {
+              float sum = part[0][c][e];
+#pragma unroll
+              for (int d = 1; d < kParts; ++d) sum = fmaf(Dec::part_weight(d), part[d][c][e], sum);
               acc[r][c][e] =
-                  fmaf(q.scale[g][e >> 1],
-                       fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], part[c][e]), acc[r][c][e]);
+                  fmaf(q.scale[g][e >> 1], fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], sum),
+                       acc[r][c][e]);
+            }
         }
       } else {
+        // Dense tiles: no scales to prefetch (every int format takes the affine path).
+        static_assert(std::is_empty_v<typename Dec::RawQuant>,
+                      "a scaled decoder without the affine form needs a scale prefetch");
         const auto q = Dec::template prepare<Act>(ep, rq[r]);
-        // Prefetch this strip's next scales now that its current ones are consumed. (Here,
-        // for int8 with bf16 and dense tiles, the predicated form measured 2-6 % faster.)
-        Dec::template load_quant<uint32_t>(ep, strip_of(r), i + 1 < tiles ? tile_of(i + 1) : 0,
-                                           lane, rq[r], i + 1 < tiles);
 #pragma unroll
         for (int j = 0; j < kSubtiles; ++j) {
           uint32_t a[4];
