@@ -158,7 +158,7 @@ struct IntDecoder {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         q.scale[g][h] = ActTraits<Act>::affine_scale(scale_bits(rq, g, h));
-        // 2^23 + z as float bits, minus 2^23 - B: B + z exactly, two instructions, no I2F.
+        // 2^23 + z as float bits, minus 2^23 - B W: B W + z exactly, two instructions, no I2F.
         q.zero_bias[g][h] = __uint_as_float(0x4B000000u | zero_of(ep, rq, g, h)) -
                             (8388608.f - ActTraits<Act>::kCodeBias * kBiasWeight<Act>);
       }
