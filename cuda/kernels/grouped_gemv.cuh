@@ -8,10 +8,10 @@
 // of up to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. Block = 8 warps. Each warp owns R
-// strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch when there are too few
-// strips for the grid; one ring stage is R tiles) and streams a contiguous run of the k-tiles,
-// K split between the warps of its strip group (1, 2, 4 or 8; each >= kMinTilesPerWarp k-tiles
-// where K allows), so small experts still keep all 8 warps streaming. The B fragments (x) of a
+// strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch; one ring stage is R
+// tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip
+// group (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep
+// all 8 warps streaming. The B fragments (x) of a
 // k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in
 // shared memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later
 // reads back, so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one
@@ -48,14 +48,15 @@ constexpr int strips_per_warp() {
   return fit < kStripCap ? fit : kStripCap;
 }
 
-/// K-tiles each warp streams per item, at least: an item pays one pipeline fill (a DRAM
-/// latency) and one cross-warp reduction, so a warp must stream long enough to hide them
-/// (ncu, Mixtral w13 at 4 k-tiles per warp: 53% of issue slots idle, no warp eligible).
+/// K-tiles each warp streams per item, at least, unless choose_variant finds a shorter run
+/// cheaper: an item pays one pipeline fill (a DRAM latency) and one cross-warp reduction, so a
+/// warp must stream long enough to hide them (ncu, Mixtral w13 at 4 k-tiles per warp: 53% of
+/// issue slots idle, no warp eligible).
 constexpr int kMinTilesPerWarp = 8;
 
-/// Warps sharing one strip group: the most (power of two, <= 8) that still gives each
-/// >= kMinTilesPerWarp k-tiles; the block's other warps take other strips of the item.
-__host__ __device__ inline int warps_per_group(int k_tiles) {
+/// Warps sharing one strip group by the rule above: the most (power of two, <= 8) that still
+/// gives each >= kMinTilesPerWarp k-tiles; the block's other warps take other strips.
+inline int min_tile_warps(int k_tiles) {
   int warps = kBlockWarps;
   while (warps > 1 && k_tiles < kMinTilesPerWarp * warps) warps >>= 1;
   return warps;
@@ -293,7 +294,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
-  const int group_warps = warps_per_group(p.k_tiles);
+  const int group_warps = p.group_warps;
   const int groups_per_item = kBlockWarps / group_warps;
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
@@ -343,43 +344,60 @@ cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
-/// A decode-kernel instantiation: at most strip_cap strips per warp, chunks n8 chunks of
-/// tokens per item (strip_cap * chunks <= 4: both cost accumulator and x registers).
+/// A decode-kernel launch: instantiation (at most strip_cap strips per warp, chunks n8 chunks
+/// of tokens per item; strip_cap * chunks <= 4: both cost accumulator and x registers) and the
+/// warps sharing a strip group's k-tiles.
 struct Variant {
-  int strip_cap, chunks;
+  int strip_cap, chunks, group_warps;
 };
 
 /// The variant for a launch. Token counts live on the device, but at most min(E, m) experts
 /// have tokens, so m / min(E, m) (at most the launch's max_tokens) is their mean count:
 /// above 8, two chunks per item decode each weight once for 16 tokens instead of twice.
-/// With equal-cost items a persistent grid takes ceil(items / grid) rounds of R strips
-/// each; fewer strips per warp cost more instructions per strip (x fragments and loop
-/// overhead shared by fewer tiles: ~234, 251 and 300 SASS instructions per int4 tile at
-/// R = 4, 2, 1 on sm_90), so the cap minimising rounds * R * cost(R) wins. `grid` is the
-/// resident block count.
+/// With equal-cost items a persistent grid takes ceil(items / grid) rounds; an item costs a
+/// warp a fixed part (pipeline fill, reduction, item set-up) and its run of k-tiles times R
+/// tiles. Fewer strips per warp cost more per tile (x fragments and loop overhead shared by
+/// fewer tiles: ~234, 251 and 300 SASS instructions per int4 tile at R = 4, 2, 1 on sm_90).
+/// The costs below are those counts refitted, with the fixed part, to per-launch
+/// measurements on the H200 (5 shapes x T = 1, 4, 16 x int2/int4/int8/bf16, every R and K
+/// split forced in turn: bench/results/ab-2026-12-02-s7): at one round the latency of a
+/// warp's instructions rules, so R = 1 and 2 cost the same per tile. The K split is the
+/// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
+/// grid at one token per expert); splitting further measured slower. `grid` is the resident
+/// block count.
 inline Variant choose_variant(const GemmProblem& p, int grid) {
   constexpr int kCaps[3] = {4, 2, 1};
-  constexpr long long kCostPerStrip[3] = {234, 251, 300};
+  constexpr long long kTileCost[3] = {234, 280, 280};
+  constexpr long long kItemCost = 1000;
   const long long active = p.m < p.num_experts ? p.m : p.num_experts;
   long long mean_tokens = active > 0 ? (p.m + active - 1) / active : 1;
   if (mean_tokens > p.max_tokens) mean_tokens = p.max_tokens;
   const int chunks = mean_tokens > kChunkTokens ? 2 : 1;
   const long long token_blocks =
       (mean_tokens + kChunkTokens * chunks - 1) / (kChunkTokens * chunks);
-  const int groups_per_item = kBlockWarps / warps_per_group(p.k_tiles);
-  int best = -1;
-  long long best_cost = 0;
-  for (int i = 0; i < 3; ++i) {
-    if (kCaps[i] * chunks > 4) continue;
-    const long long items =
-        active * token_blocks * ceil_div(p.n_strips, kCaps[i] * groups_per_item);
-    const long long cost = (items + grid - 1) / grid * kCaps[i] * kCostPerStrip[i];
-    if (best < 0 || cost < best_cost) {
-      best = i;
-      best_cost = cost;
+  // Strips per warp the largest tile of the bank allows (strips_per_warp: two ring stages).
+  const int slot = p.a_slot_bytes > 0 ? p.a_slot_bytes : kMaxTileBytes;
+  const int fit = kRingBytes / (2 * slot) >= 4 ? 4 : kRingBytes / (2 * slot) >= 2 ? 2 : 1;
+  const int min_warps = min_tile_warps(p.k_tiles);
+  const int max_warps =
+      2 * min_warps <= kBlockWarps && 2 * min_warps <= p.k_tiles ? 2 * min_warps : min_warps;
+  Variant best{};
+  long long best_cost = -1;
+  for (int warps = min_warps; warps <= max_warps; warps *= 2)
+    for (int i = 0; i < 3; ++i) {
+      if (kCaps[i] * chunks > 4) continue;
+      const int r = kCaps[i] < fit ? kCaps[i] : fit;
+      const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : 2] * chunks;
+      const long long items =
+          active * token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));
+      const long long run = ceil_div(p.k_tiles, warps);
+      const long long cost = (items + grid - 1) / grid * (kItemCost + run * r * tile_cost);
+      if (best_cost < 0 || cost < best_cost) {
+        best = {kCaps[i], chunks, warps};
+        best_cost = cost;
+      }
     }
-  }
-  return {kCaps[best], chunks};
+  return best;
 }
 
 }  // namespace gemv
@@ -391,17 +409,19 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   const cudaError_t err = gemv::variant_grid<Act, 4, 1>(p, &grid);
   if (err != cudaSuccess) return err;
   const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
+  GemmProblem pv = p;
+  pv.group_warps = v.group_warps;
   if (v.chunks == 2) {
-    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(p, stream)
-                            : gemv::launch_variant<Act, 1, 2>(p, stream);
+    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
+                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
   }
   switch (v.strip_cap) {
     case 4:
-      return gemv::launch_variant<Act, 4, 1>(p, stream);
+      return gemv::launch_variant<Act, 4, 1>(pv, stream);
     case 2:
-      return gemv::launch_variant<Act, 2, 1>(p, stream);
+      return gemv::launch_variant<Act, 2, 1>(pv, stream);
     default:
-      return gemv::launch_variant<Act, 1, 1>(p, stream);
+      return gemv::launch_variant<Act, 1, 1>(pv, stream);
   }
 }
 

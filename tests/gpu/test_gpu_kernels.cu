@@ -409,8 +409,9 @@ TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
   // The decode kernel's affine path forms s * (sum (B + q) x - (B + z) sum x) with B = 128
   // (bf16) or 1024 (fp16): activations with a large common offset make the two terms large
   // and nearly cancel, so the fp32 sums' rounding shows most there. x ~ N(4, 1), K up to 33
-  // k-tiles. K = 2176 and 4224 also split K between 2 and 4 warps with uneven runs (9 + 8;
-  // 9, 9, 9, 6 k-tiles).
+  // k-tiles. K = 2176 and 4224 also split K between 4 and 8 warps with uneven runs (5, 5, 5, 2
+  // k-tiles; six warps of 5, one of 3 and an idle one: choose_variant on any grid of at least
+  // 15 blocks).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   std::vector<FormatSpec> f;
