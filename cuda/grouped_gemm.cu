@@ -167,6 +167,7 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.m = m;
   p.offsets = args.expert_offsets;
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
+  p.min_tile_bytes = dev::min_tile_bytes(b.format_mask);
   const cudaError_t err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(args, p, stream)
                                                   : launch_grouped<__half>(args, p, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);

@@ -56,6 +56,15 @@ __host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {
   return bytes;
 }
 
+/// The smallest tile of the decoders in a format mask; 0 for none.
+__host__ __device__ constexpr int min_tile_bytes(uint32_t format_mask) {
+  int bytes = 0;
+  for (int id = 0; id < kNumDecoders; ++id)
+    if (((format_mask >> id) & 1u) != 0 && (bytes == 0 || decoder_tile_bytes(id) < bytes))
+      bytes = decoder_tile_bytes(id);
+  return bytes;
+}
+
 /// f(IntDecoder<BITS, GPT>{}) for GPT = 1, 2, 4 by gpt_index 0, 1, 2.
 template <int BITS, class F>
 __device__ __forceinline__ void with_int_decoder(int gpt_index, F&& f) {

@@ -33,8 +33,9 @@ struct GemmProblem {
   int64_t m;
   const int32_t* offsets;  ///< [num_experts + 1], device
   int min_tokens, max_tokens;
-  int a_slot_bytes;  ///< largest code tile among the bank's formats (tile kernel's slots)
-  int group_warps;   ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
+  int a_slot_bytes;    ///< largest code tile among the bank's formats (tile kernel's slots)
+  int min_tile_bytes;  ///< smallest code tile among the bank's formats (decode kernel's model)
+  int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).
