@@ -103,10 +103,13 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
     }
 }
 
-/// One work item: R * (8 / group_warps) strips from strip0 of one expert, t.count tokens in
-/// C chunks. Whole block (ends with __syncthreads).
+/// One work item: R * (8 >> group_shift) strips from strip0 of one expert, t.count tokens in
+/// C chunks; 1 << group_shift warps share a strip group's k-tiles. Whole block (ends with
+/// __syncthreads). Powers of two throughout: shifts, not the ~20-instruction integer
+/// divisions, in this once-per-item code (which a warp runs in series with its k-tiles: at one
+/// item per block it is ~30 % of a small launch's time).
 template <class Act, class Dec, int R, int C>
-__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_warps,
+__device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
   constexpr int kStageBytes = R * Dec::kTileBytes;
   constexpr int kStages = kRingBytes / kStageBytes;
@@ -118,13 +121,15 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
                              ActTraits<Act>::kOnes2};
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int first_strip = strip0 + (warp / group_warps) * R;
+  constexpr int kStripShift = R == 4 ? 2 : R == 2 ? 1 : 0;
+  const int group_warps = 1 << group_shift;
+  const int first_strip = strip0 + ((warp >> group_shift) << kStripShift);
   // This warp's k-tiles: a contiguous run of the strip group's. A/B on the H100 against
   // dealing them round-robin to the group's warps: g128 rows 1-3 % faster (with the decode
   // disabled too, so it is the memory side), DeepSeek-V3 int4:g32 6-7 % slower (not
   // understood; Mixtral int4:g32 5 % faster).
-  const int run = ceil_div(p.k_tiles, group_warps);
-  const int first_kt = (warp % group_warps) * run;
+  const int run = (p.k_tiles + group_warps - 1) >> group_shift;
+  const int first_kt = (warp & (group_warps - 1)) * run;
   const int tiles =
       first_strip < p.n_strips && first_kt < p.k_tiles ? min(run, p.k_tiles - first_kt) : 0;
   uint8_t* ring = rings + warp * kRingBytes;
@@ -265,14 +270,14 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       for (int i = 0; i < 4; ++i) red[((r * C + c) * 4 + i) * kWarpSize + lane] = acc[r][c][i];
   __syncthreads();
 
-  // Outputs: strip group s (warps s*group_warps ..), strip r of it, row rr, token tok.
-  const int groups = kBlockWarps / group_warps;
-  const int per_strip = t.count * kTileRows;
-  for (int idx = static_cast<int>(threadIdx.x); idx < groups * R * per_strip;
+  // Outputs: token tok, strip gs of the item (strip group gs / R, strip gs % R of it), row rr;
+  // consecutive threads take consecutive output rows n (strips of an item are adjacent).
+  const int strips_shift = 3 - group_shift + kStripShift;  // log2 of the item's strips
+  for (int idx = static_cast<int>(threadIdx.x); idx < t.count << (strips_shift + 4);
        idx += kBlockThreads) {
-    const int gs = idx / per_strip;  // strip index within the item: group gs / R, strip gs % R
-    const int rem = idx - gs * per_strip;
-    const int tok = rem >> 4, rr = rem & 15;  // consecutive threads: consecutive output rows n
+    const int rr = idx & 15;
+    const int gs = (idx >> 4) & ((1 << strips_shift) - 1);
+    const int tok = idx >> (strips_shift + 4);
     const int n = (strip0 + gs) * kTileRows + rr;
     if (n >= p.n) continue;
     const int g = gs / R, r = gs % R;
@@ -294,8 +299,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
-  const int group_warps = p.group_warps;
-  const int groups_per_item = kBlockWarps / group_warps;
+  const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
+  const int groups_per_item = kBlockWarps >> group_shift;
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
   const ItemList items = build_item_list(p, smem, [&](int e, int tokens) -> long long {
@@ -310,8 +315,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const ItemRef r = items.at(i);
     // Token blocks vary fastest: the blocks re-reading a strip group run together (L2 hits).
+    // One token block (the decode case: at most kTokens tokens) needs no 64-bit division.
     const int blocks = ceil_div(r.row_count, kTokens);
-    const int block = static_cast<int>(r.local % blocks);
+    const long long strip_group = blocks == 1 ? r.local : r.local / blocks;
+    const int block = static_cast<int>(r.local - strip_group * blocks);
     const int row0 = r.row_begin + block * kTokens;
     const Tokens t{x + static_cast<int64_t>(row0) * p.k,
                    min(kTokens, r.row_count - block * kTokens), p.k};
@@ -319,8 +326,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     with_expert_decoder(p.blob, p.descs, r.expert, [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       constexpr int R = strips_per_warp<Dec, kStripCap>();
-      const int strip0 = static_cast<int>(r.local / blocks) * groups_per_item * R;
-      run_item<Act, Dec, R, kChunks>(p, ep, strip0, group_warps, t, y_rows, rings);
+      const int strip0 = static_cast<int>(strip_group) * groups_per_item * R;
+      run_item<Act, Dec, R, kChunks>(p, ep, strip0, group_shift, t, y_rows, rings);
     });
   }
 }
