@@ -4,23 +4,22 @@
 // (ncu on the first version: 0.54 issued instructions per cycle per scheduler for 17% of
 // HBM bandwidth, i.e. ~1000 instructions per 1 KB int4 tile, mostly x loads and decode).
 //
-// Work item = (expert with tokens in [min_tokens, max_tokens], group of 16-row strips, block
-// of up to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
+// Work item = (expert with tokens in [min_tokens, max_tokens], group of 16-row strips, block of up
+// to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. Block = 8 warps. Each warp owns R
 // strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch; one ring stage is R
-// tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip
-// group (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep
-// all 8 warps streaming. The B fragments (x) of a
-// k-tile are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in
-// shared memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later
-// reads back, so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one
-// k-tile ahead in registers. Weights are the mma A operand (16 rows, from the codes in
-// registers), tokens the n8 side: dense weights as they are, int codes as B + q ("affine
-// decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied to the
-// fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
-// own ring, free once its copies have drained) in a fixed order (deterministic); each output is
-// rounded once.
+// tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip group
+// (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps
+// streaming. The B fragments (x) of a k-tile are loaded once and reused by the R strips. Per warp:
+// an 8 KB ring of code stages in shared memory, filled by cp.async stages ahead; each lane copies
+// exactly the chunks it later reads back, so the cp.async wait is the only synchronisation.
+// Scales/zeros are prefetched one k-tile ahead in registers. Weights are the mma A operand (16
+// rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as
+// B + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros
+// applied to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each
+// warp's own ring, free once its copies have drained) in a fixed order (deterministic); each output
+// is rounded once.
 #pragma once
 #include <cstdint>
 #include <type_traits>
