@@ -23,8 +23,6 @@ struct DenseDecoder {
   static constexpr int kGroupsPerTile = 1;
   template <class Act>
   static constexpr int kAffineParts = 0;  // no codes: the weights are the A registers
-  template <class Act>
-  static constexpr bool kAffine = false;
 
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
     Plane::copy_async(tile, tile_smem, lane);

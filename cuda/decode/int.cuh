@@ -15,7 +15,7 @@
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
 //   kGroupsPerTile                                 groups per row of a tile
-//   kAffineParts<Act>, kAffine<Act>                parts of the affine form (0: none)
+//   kAffineParts<Act>                              parts of the affine form (0: none)
 //   part_weight(d)                                 weight of part d's digit in q
 //   prepare_affine<Act>(ep, rq) -> Affine          per row and group: s and B W + z as float
 //   biased_subtile<Act>(raw, j, d, a[4])           A fragment of B + (digit d of q), exact in Act
@@ -67,8 +67,6 @@ struct IntDecoder {
   static constexpr int kAffineParts = ActTraits<Act>::template kExactBiasedCodes<BITS> ? 1
                                       : BITS == 8                                      ? 2
                                                                                        : 0;
-  template <class Act>
-  static constexpr bool kAffine = kAffineParts<Act> > 0;
   __host__ __device__ static constexpr float part_weight(int d) { return d == 0 ? 1.f : 2.f; }
   template <class Act>
   static constexpr float kBiasWeight = kAffineParts<Act> == 2 ? 3.f : 1.f;
@@ -181,7 +179,7 @@ struct IntDecoder {
   template <class Act>
   __device__ static void biased_subtile(const uint32_t (&raw)[kRawWords], int j, int d,
                                         uint32_t (&a)[4]) {
-    static_assert(kAffine<Act>, "no affine form in this activation type");
+    static_assert(kAffineParts<Act> > 0, "no affine form in this activation type");
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       if constexpr (kAffineParts<Act> == 1) {

@@ -37,13 +37,17 @@ constexpr int kChunkTokens = 8;
 /// Shared-memory ring per warp.
 constexpr int kRingBytes = 8192;
 
-/// Strips per warp of a decoder: as many as fit two ring stages, at most kStripCap (4, 2 or
-/// 1: the launch lowers the cap when the problem has too few strips to give every block an
-/// item at 4, e.g. a down projection at one token per expert).
+/// Strips per warp whose tiles of tile_bytes fit two ring stages: 4, 2 or 1.
+__host__ __device__ constexpr int ring_strips(int tile_bytes) {
+  return kRingBytes / (2 * tile_bytes) >= 4 ? 4 : kRingBytes / (2 * tile_bytes) >= 2 ? 2 : 1;
+}
+
+/// Strips per warp of a decoder: ring_strips of its tile, at most kStripCap (4, 2 or 1: the
+/// launch lowers the cap when the problem has too few strips to give every block an item at
+/// 4, e.g. a down projection at one token per expert).
 template <class Dec, int kStripCap>
 constexpr int strips_per_warp() {
-  constexpr int r = kRingBytes / (2 * Dec::kTileBytes);
-  constexpr int fit = r >= 4 ? 4 : r >= 2 ? 2 : 1;
+  constexpr int fit = ring_strips(Dec::kTileBytes);
   return fit < kStripCap ? fit : kStripCap;
 }
 
@@ -113,7 +117,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kStageBytes = R * Dec::kTileBytes;
   constexpr int kStages = kRingBytes / kStageBytes;
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
-  constexpr bool kAffine = Dec::template kAffine<Act>;
+  constexpr bool kAffine = Dec::template kAffineParts < Act >> 0;
   constexpr int kGroups = Dec::kGroupsPerTile;
   constexpr int kSubtilesPerGroup = kSubtiles / kGroups;
   const uint32_t kOnes[4] = {ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2,
@@ -385,8 +389,7 @@ inline Variant choose_variant(const GemmProblem& p, int grid) {
   // bank experts with larger tiles take fewer strips per warp, so more items than counted here
   // (counting them at the largest tile's instead made int2/3/4 + int8 banks 10 % slower at
   // 4 tokens on the small shapes: most of their experts then ran at 4 strips in too few items).
-  const int slot = p.min_tile_bytes > 0 ? p.min_tile_bytes : kMaxTileBytes;
-  const int fit = kRingBytes / (2 * slot) >= 4 ? 4 : kRingBytes / (2 * slot) >= 2 ? 2 : 1;
+  const int fit = ring_strips(p.min_tile_bytes > 0 ? p.min_tile_bytes : kMaxTileBytes);
   const int min_warps = min_tile_warps(p.k_tiles);
   const int max_warps =
       2 * min_warps <= kBlockWarps && 2 * min_warps <= p.k_tiles ? 2 * min_warps : min_warps;
