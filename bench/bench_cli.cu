@@ -167,8 +167,8 @@ class Sweep {
   Status measure_qmoe(const MoeShape& shape, const BankFormat& format, const LaunchPlan& plan,
                       const WeightPool& pool, const std::string& label) {
     double us = 0;
-    const Status st =
-        time_qmoe_grouped_gemm(ctx_, pool, plan, opt_.kernel, opt_.reps, &workspace_, &us);
+    const Status st = time_qmoe_grouped_gemm(ctx_, pool, plan, opt_.kernel, opt_.decode_max_tokens,
+                                             opt_.reps, &workspace_, &us);
     if (st.code() == StatusCode::kUnsupported) {
       std::printf("%-44s skipped: %s\n", label.c_str(), st.to_string().c_str());
       return Status::ok();

@@ -62,8 +62,8 @@ struct GroupedCall {
 }  // namespace
 
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
-                              KernelChoice kernel, int reps, DeviceBuffer* workspace,
-                              double* us_per_launch) {
+                              KernelChoice kernel, int decode_max_tokens, int reps,
+                              DeviceBuffer* workspace, double* us_per_launch) {
   std::vector<GroupedGemmArgs> calls;
   for (int r = 0; r < plan.launches(); ++r) {
     for (int p = 0; p < kProjections; ++p) {
@@ -81,6 +81,7 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
       a.y = matrix_view(p == 0 ? plan.h(r) : plan.y(r), plan.rows(), proj.n, DType::kBF16);
       a.expert_offsets = plan.offsets(r);
       a.kernel = kernel;
+      a.decode_max_tokens = decode_max_tokens;
       calls.push_back(a);
     }
   }

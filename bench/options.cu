@@ -170,9 +170,16 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       parse_formats(value_or("--formats", quick ? kQuickFormats : kDefaultFormats), &o.formats));
 
   o.kernel_name = value_or("--kernel", "auto");
-  if (o.kernel_name == "auto")
+  if (o.kernel_name == "auto") {
     o.kernel = KernelChoice::kAuto;
-  else if (o.kernel_name == "decode")
+  } else if (o.kernel_name.rfind("auto:", 0) == 0) {
+    int64_t threshold = 0;
+    if (!parse_positive(o.kernel_name.substr(5), kMaxDecodeMaxTokens, &threshold))
+      return invalid_argument("bad --kernel '" + o.kernel_name + "' (auto:N needs N in 1.." +
+                              std::to_string(kMaxDecodeMaxTokens) + ")");
+    o.kernel = KernelChoice::kAuto;
+    o.decode_max_tokens = static_cast<int>(threshold);
+  } else if (o.kernel_name == "decode")
     o.kernel = KernelChoice::kDecode;
   else if (o.kernel_name == "prefill")
     o.kernel = KernelChoice::kPrefill;
@@ -221,7 +228,9 @@ void print_usage(std::FILE* to) {
     std::fprintf(to, "\n                     %-10s %s", mix.name, mix.description);
   std::fprintf(
       to,
-      "\n  --kernel K       auto | decode | prefill (default auto)\n"
+      "\n  --kernel K       auto | auto:N | decode | prefill (default auto: one kernel per call,\n"
+      "                   chosen from the mean tokens per expert; auto:N: per expert, the\n"
+      "                   decode kernel up to N tokens (1..64), the tile kernel above)\n"
       "  --reps N         timed graph replays per measurement, median reported "
       "(default %d;\n"
       "                   long replays get fewer, >= 5, to keep a measurement near 0.4 s)\n"

@@ -43,6 +43,7 @@ struct BenchOptions {
   std::vector<BankFormat> formats;
   KernelChoice kernel = KernelChoice::kAuto;
   std::string kernel_name = "auto";
+  int decode_max_tokens = 0;  ///< kAuto's threshold: --kernel auto:N; 0 (auto): chosen per call
   int reps = 0;
   std::string out_dir = "bench/results";
   std::string commit;  ///< --commit, else $QMOE_COMMIT, else "unknown"

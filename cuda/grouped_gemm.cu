@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/decode/registry.cuh"
+#include "cuda/kernels/kernel_split.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "qmoe/gpu.hpp"
 
@@ -21,7 +22,6 @@ namespace {
 /// (null workspace = size query) without a zero-byte allocation, which yields null.
 constexpr size_t kWorkspaceBytes = 256;
 constexpr int64_t kMaxDim = int64_t{1} << 24;  // as packed_layout
-constexpr int kMaxDecodeTokens = 64;           // beyond, the tile kernel always wins
 constexpr uintptr_t kRowAlign = 16;
 
 Status cuda_failure(const std::string& what, cudaError_t err) {
@@ -66,39 +66,31 @@ Status check_device(const std::string& fn) {
   return Status::ok();
 }
 
-/// The tile kernel for many tokens per expert: wgmma where the device runs sm_90a code,
-/// else mma.sync (sm_80+).
-template <class Act>
-cudaError_t launch_prefill(const dev::GemmProblem& p, cudaStream_t stream) {
-  bool wgmma = false;
-  const cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&wgmma);
-  if (err != cudaSuccess) return err;
-  return wgmma ? dev::launch_grouped_gemm_wgmma<Act>(p, stream)
-               : dev::launch_grouped_gemm_tc<Act>(p, stream);
-}
-
+/// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
+/// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
+/// mma.sync), each skipped when it has no expert (kernel_split.cuh).
 template <class Act>
 cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStream_t stream) {
-  switch (a.kernel) {
-    case KernelChoice::kDecode:
-      p.min_tokens = 1;
-      p.max_tokens = INT_MAX;
-      return dev::launch_grouped_gemv<Act>(p, stream);
-    case KernelChoice::kPrefill:
-      p.min_tokens = 1;
-      p.max_tokens = INT_MAX;
-      return launch_prefill<Act>(p, stream);
-    case KernelChoice::kAuto:
-      break;
+  bool wgmma = false;
+  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&wgmma);
+  if (err != cudaSuccess) return err;
+  int device = 0, sms = 0;
+  err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  const dev::KernelSplit split = dev::split_kernels(a, wgmma, sms);
+  if (split.decode_max > 0) {
+    p.min_tokens = 1;
+    p.max_tokens = split.decode_max;
+    err = dev::launch_grouped_gemv<Act>(p, stream);
+    // No expert holds more than m tokens: with m <= decode_max the tile kernel has no work.
+    if (err != cudaSuccess || p.m <= split.decode_max) return err;
   }
-  p.min_tokens = 1;
-  p.max_tokens = a.decode_max_tokens;
-  cudaError_t err = dev::launch_grouped_gemv<Act>(p, stream);
-  // No expert holds more than m tokens: with m <= threshold the tile kernel has no work.
-  if (err != cudaSuccess || a.x.rows <= a.decode_max_tokens) return err;
-  p.min_tokens = a.decode_max_tokens + 1;
+  p.min_tokens = split.decode_max + 1;
   p.max_tokens = INT_MAX;
-  return launch_prefill<Act>(p, stream);
+  return wgmma ? dev::launch_grouped_gemm_wgmma<Act>(p, stream)
+               : dev::launch_grouped_gemm_tc<Act>(p, stream);
 }
 
 }  // namespace
@@ -125,9 +117,10 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (args.kernel != KernelChoice::kAuto && args.kernel != KernelChoice::kDecode &&
       args.kernel != KernelChoice::kPrefill)
     return invalid_argument(fn + ": unknown kernel choice");
-  if (args.decode_max_tokens < 1 || args.decode_max_tokens > kMaxDecodeTokens)
+  if (args.decode_max_tokens < 0 || args.decode_max_tokens > kMaxDecodeMaxTokens)
     return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
-                            " must be in [1, " + std::to_string(kMaxDecodeTokens) + "]");
+                            " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +
+                            "] (0: chosen per call)");
   if (workspace == nullptr) {
     *workspace_bytes = kWorkspaceBytes;
     return Status::ok();

@@ -157,14 +157,17 @@ QMOE_API qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_dev
 QMOE_API void qmoe_device_bank_destroy(qmoe_device_bank_t* bank);
 
 typedef enum {
-  QMOE_KERNEL_AUTO = 0,    /**< per expert on device: decode if tokens <= decode_max_tokens */
+  QMOE_KERNEL_AUTO = 0,    /**< by decode_max_tokens: 0 = one kernel per call, chosen from
+                              the mean tokens per expert; 1..64 = per expert on device, decode
+                              if its tokens <= decode_max_tokens (docs/dispatch.md §4) */
   QMOE_KERNEL_DECODE = 1,  /**< weight-streaming kernel for every expert */
   QMOE_KERNEL_PREFILL = 2, /**< tensor-core tile kernel for every expert */
   QMOE_KERNEL_FORCE_INT32 = 0x7fffffff
 } qmoe_kernel_t;
 
-/** The C++ API's default decode_max_tokens for QMOE_KERNEL_AUTO (valid range 1..64). */
-#define QMOE_DEFAULT_DECODE_MAX_TOKENS 16
+/** The C++ API's default decode_max_tokens for QMOE_KERNEL_AUTO (valid range 0..64; 0 = the
+ *  kernel chosen per call). */
+#define QMOE_DEFAULT_DECODE_MAX_TOKENS 0
 
 /** y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert, fp32 accumulation,
  *  output rounded to y's type. x [m, k] and y [m, n]: both bfloat16 or both float16;
@@ -172,7 +175,7 @@ typedef enum {
  *  clamped into [0, m]: bad offsets never reach outside x and y, their experts' results are
  *  unspecified); all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
  *  otherwise); x and y data (after byte_offset) 16-byte aligned (checked when the kernels are
- *  enqueued, not by the size query). decode_max_tokens must be 1..64 whatever the kernel choice.
+ *  enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  otherwise *workspace_bytes is the workspace size and the kernels are enqueued on `stream`
  *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).

@@ -60,6 +60,7 @@ constexpr int kWarpgroupWarps = 4;
 constexpr int kM64Strips = 4;                          ///< strips of one wgmma m64 block
 constexpr int kStripsPerWarp = 2;                      ///< = m64 blocks per warpgroup
 constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< 256 weight rows per item
+static_assert(kStrips * kTileRows == kWgmmaItemRows, "kernel_split.cuh counts items by it");
 constexpr int kMaxStages = 4;
 /// One swizzle atom of the 128-byte swizzle: 8 rows of 128 bytes. Rows are 128 bytes (64 k
 /// of one token), so a k-tile is stored as two halves of [kTokens tokens][128 bytes].

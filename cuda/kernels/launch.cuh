@@ -17,6 +17,8 @@ constexpr int kMaxExperts = 1024;
 /// Threads per block of every grouped kernel: 8 warps.
 constexpr int kBlockThreads = 256;
 constexpr int kBlockWarps = kBlockThreads / 32;
+/// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
+constexpr int kWgmmaItemRows = 256;
 /// Largest code tile of any format (dense: 16 x 128 x 2 bytes).
 constexpr int kMaxTileBytes = kTileRows * kTileCols * 2;
 

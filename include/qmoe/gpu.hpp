@@ -53,10 +53,13 @@ class DeviceExpertBank {
 
 /// Which kernel runs an expert's tokens.
 enum class KernelChoice : uint8_t {
-  kAuto = 0,     ///< per expert, on device: decode if tokens <= decode_max_tokens, else prefill
+  kAuto = 0,     ///< by decode_max_tokens: per call (0, the default) or per expert on device
   kDecode = 1,   ///< weight-streaming kernel for every expert
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
 };
+
+/// Largest GroupedGemmArgs::decode_max_tokens (beyond it the tile kernel always wins).
+constexpr int kMaxDecodeMaxTokens = 64;
 
 struct GroupedGemmArgs {
   DeviceBankView bank;
@@ -64,8 +67,16 @@ struct GroupedGemmArgs {
   MatrixView y;       ///< [m, n] device, same dtype as x (output rounded to it)
   const int32_t* expert_offsets = nullptr;  ///< device, E+1 entries, read on device only
   KernelChoice kernel = KernelChoice::kAuto;
-  /// kAuto threshold, 1..64 (H100 sweep: the kernels cross between 8 and 16 tokens).
-  int decode_max_tokens = 16;
+  /// kAuto only (checked always), 0..kMaxDecodeMaxTokens.
+  /// 0 (default): one kernel for every expert, chosen per call from what the host knows (the
+  /// mean tokens per active expert m / min(E, m), N, the bank's formats; docs/dispatch.md §4):
+  /// integer formats run the decode kernel up to a mean of 10 tokens, the tile kernel above;
+  /// dense banks the wgmma kernel once its items fill the SMs. No launch for the unused kernel.
+  /// Measured on sm_90a only: elsewhere 0 means the per-expert threshold 16.
+  /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
+  /// the tile kernel for the others (two launches; the second is skipped when m is at most
+  /// the threshold). For routing far from uniform (a few hot experts).
+  int decode_max_tokens = 0;
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,

@@ -352,7 +352,7 @@ std::vector<BadCase> bad_cases() {
          c.offsets.device.device_id += 1;
        }},
       {"unknown kernel", true, [](Call& c) { c.kernel = static_cast<qmoe_kernel_t>(3); }},
-      {"decode_max_tokens 0", true, [](Call& c) { c.decode_max_tokens = 0; }},
+      {"decode_max_tokens -1", true, [](Call& c) { c.decode_max_tokens = -1; }},
       {"decode_max_tokens 65", true, [](Call& c) { c.decode_max_tokens = 65; }},
       // Element-aligned but not 16-byte aligned: the kernels' vector loads need 16.
       {"x at a 2-byte offset", false, [](Call& c) { c.x.byte_offset = 2; }},

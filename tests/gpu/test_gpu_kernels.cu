@@ -41,6 +41,7 @@ const char* kernel_name(KernelChoice k, int threshold) {
   static thread_local char buf[16];
   if (k == KernelChoice::kDecode) return "decode";
   if (k == KernelChoice::kPrefill) return "prefill";
+  if (threshold == 0) return "auto";  // one kernel per call, chosen from the mean (adaptive)
   std::snprintf(buf, sizeof(buf), "auto%d", threshold);
   return buf;
 }
@@ -212,8 +213,12 @@ struct KernelRun {
   KernelChoice kernel;
   int decode_max_tokens;
 };
-const std::vector<KernelRun> kAllKernels = {
-    {KernelChoice::kDecode, 16}, {KernelChoice::kPrefill, 16}, {KernelChoice::kAuto, 16}};
+/// kAuto twice: the default (one kernel per call, chosen from the mean tokens per expert) and a
+/// per-expert threshold (both kernels, each expert in one).
+const std::vector<KernelRun> kAllKernels = {{KernelChoice::kDecode, 0},
+                                            {KernelChoice::kPrefill, 0},
+                                            {KernelChoice::kAuto, 16},
+                                            {KernelChoice::kAuto, 0}};
 
 /// A bank and token distribution on the device, ready for grouped_gemm.
 struct GemmSetup {
@@ -642,10 +647,10 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     a.y.data = s.y.as<uint16_t>() + 4;
     expect_code(a, StatusCode::kInvalidArgument, "misaligned y");
   }
-  for (int t : {0, 65}) {
+  for (int t : {-1, 65}) {
     qmoe::GroupedGemmArgs a = good;
     a.decode_max_tokens = t;
-    expect_code(a, StatusCode::kInvalidArgument, "decode_max_tokens out of [1, 64]");
+    expect_code(a, StatusCode::kInvalidArgument, "decode_max_tokens out of [0, 64]");
   }
   {
     qmoe::GroupedGemmArgs a = good;
@@ -705,7 +710,7 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   {
     size_t bytes = 0;
     qmoe::GroupedGemmArgs a = good;
-    a.decode_max_tokens = 0;
+    a.decode_max_tokens = -1;
     EXPECT_EQ(qmoe::grouped_gemm(a, nullptr, &bytes, nullptr).code(), StatusCode::kInvalidArgument)
         << "size query of a bad problem";
     EXPECT_EQ(qmoe::grouped_gemm(good, ws, nullptr, nullptr).code(), StatusCode::kInvalidArgument)

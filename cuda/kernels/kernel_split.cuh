@@ -1,0 +1,68 @@
+// cuda/kernels/kernel_split.cuh — which kernel takes which experts in one grouped_gemm call
+// (KernelChoice and decode_max_tokens, include/qmoe/gpu.hpp; docs/dispatch.md §4). Host code,
+// shared by grouped_gemm.cu and the tests (it runs without a device).
+#pragma once
+#include <climits>
+#include <cstdint>
+
+#include "cuda/decode/registry.cuh"
+#include "cuda/kernels/launch.cuh"
+#include "qmoe/gpu.hpp"
+
+namespace qmoe::dev {
+
+/// The decode kernel takes the experts with 1..decode_max tokens, the tile kernel those with
+/// more. decode_max = 0: no decode launch; decode_max >= m: no tile launch.
+struct KernelSplit {
+  int decode_max;
+};
+
+/// Where the per-call choice is not measured (no wgmma: the sm_80 path), kAuto's default is
+/// the per-expert threshold of before (H100, session 2: the kernels cross between 8 and 16
+/// tokens per expert).
+constexpr int kUnmeasuredDecodeMax = 16;
+/// Mean tokens per active expert at or below which the per-call choice runs the decode kernel
+/// for every expert of a bank with an integer format, above which the tile kernel.
+constexpr int kAdaptiveDecodeMean = 10;
+
+/// kAuto with decode_max_tokens = 0 (the default): one kernel for every expert of the call,
+/// chosen from what the host knows: m rows over at most min(E, m) active experts (a mean of
+/// m / min(E, m) tokens each), N and the bank's formats; `sms` is the device's SM count.
+/// Measured on the H200 (5 shapes x T = 1..4096, int2/int4/int8/bf16, every fixed threshold
+/// 1..64 against each kernel alone: bench/results/kernel-split-2026-12-02): splitting a call's
+/// experts between the two kernels is rarely best, each launch then holds part of the experts
+/// but pays a whole launch and pipeline fill (Mixtral at 16 tokens per expert: 1.3x the time
+/// of the tile kernel alone).
+/// - Integer formats: the decode kernel up to a mean of kAdaptiveDecodeMean, the tile kernel
+///   above (summed over the rows within 2 % of the best fixed choice per row for int2/int4,
+///   4 % for int8).
+/// - Dense banks: the wgmma kernel streams bf16 weights faster than the decode kernel (0.8x
+///   the time at 1-8 tokens per expert) once its items (256 rows of an active expert) fill
+///   the SMs; with fewer (one or two experts at T = 1) the decode kernel's K split wins.
+inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms) {
+  if (!wgmma) return {kUnmeasuredDecodeMax};
+  const int64_t m = a.x.rows;
+  const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
+  const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);
+  if (a.bank.format_mask != 0 && (a.bank.format_mask & ~dense) == 0) {
+    const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
+    return {items >= sms ? 0 : INT_MAX};
+  }
+  return {m <= kAdaptiveDecodeMean * active ? INT_MAX : 0};
+}
+
+/// The split for a call (decode_max_tokens 0 = adaptive_split).
+inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) {
+  switch (a.kernel) {
+    case KernelChoice::kDecode:
+      return {INT_MAX};
+    case KernelChoice::kPrefill:
+      return {0};
+    case KernelChoice::kAuto:
+      break;
+  }
+  if (a.decode_max_tokens > 0) return {a.decode_max_tokens};
+  return adaptive_split(a, wgmma, sms);
+}
+
+}  // namespace qmoe::dev

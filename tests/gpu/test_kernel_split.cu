@@ -1,0 +1,84 @@
+// Which kernel takes which experts of a grouped_gemm call (kernel_split.cuh): host code, so
+// these run without a device.
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "cuda/kernels/kernel_split.cuh"
+
+namespace {
+
+using qmoe::KernelChoice;
+using qmoe::dev::kAdaptiveDecodeMean;
+using qmoe::dev::split_kernels;
+
+constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;  // some integer decoder
+constexpr uint32_t kBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
+constexpr uint32_t kFP16 = 1u << qmoe::dev::kDecoderDenseFP16;
+constexpr int kSms = 132;
+
+/// decode_max of a call with m rows over `experts` experts of [n, 4096] in the formats of mask.
+int decode_max(KernelChoice kernel, int threshold, int64_t m, int experts, uint32_t mask,
+               bool wgmma, int64_t n = 4096) {
+  qmoe::GroupedGemmArgs a;
+  a.kernel = kernel;
+  a.decode_max_tokens = threshold;
+  a.x.rows = m;
+  a.bank.num_experts = experts;
+  a.bank.n = n;
+  a.bank.format_mask = mask;
+  return split_kernels(a, wgmma, kSms).decode_max;
+}
+
+TEST(KernelSplit, FixedChoicesIgnoreTheThreshold) {
+  for (int t : {0, 1, 16, 64})
+    for (bool wgmma : {false, true}) {
+      EXPECT_EQ(decode_max(KernelChoice::kDecode, t, 5000, 8, kBF16, wgmma), INT_MAX);
+      EXPECT_EQ(decode_max(KernelChoice::kPrefill, t, 1, 128, kInt, wgmma), 0);
+    }
+}
+
+TEST(KernelSplit, AutoWithAThresholdSplitsPerExpert) {
+  for (int t : {1, 16, 64})
+    for (uint32_t mask : {kInt, kBF16, kInt | kBF16})
+      for (bool wgmma : {false, true})
+        EXPECT_EQ(decode_max(KernelChoice::kAuto, t, 4096, 64, mask, wgmma), t);
+}
+
+TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
+  // Integer banks (with or without dense experts): the decode kernel for every expert up to a
+  // mean of kAdaptiveDecodeMean tokens per active expert (m / min(E, m)), the tile kernel above.
+  for (uint32_t mask : {kInt, kInt | kBF16, kInt | kFP16})
+    for (int experts : {8, 64, 256}) {
+      const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, mask, true), INT_MAX);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge + 1, experts, mask, true), 0);
+      // Fewer rows than experts: at most one token each.
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, experts - 1, experts, mask, true), INT_MAX);
+    }
+  // No rows: the decode kernel (no division by zero active experts).
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 0, 8, kInt, true), INT_MAX);
+}
+
+TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheSms) {
+  for (uint32_t mask : {kBF16, kFP16, kBF16 | kFP16}) {
+    // Mixtral at T = 1: 2 active experts; w13 (N = 28672) has 2 x 112 items, w2 (N = 4096) 2 x 16.
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 2, 8, mask, true, 28672), 0);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 2, 8, mask, true, 4096), INT_MAX);
+    // 132 items exactly fill the SMs; whatever the mean.
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 33, 64, mask, true, 1024), 0);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 32, 64, mask, true, 1024), INT_MAX);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 100000, 64, mask, true, 1024), 0);
+  }
+}
+
+TEST(KernelSplit, AdaptiveAutoKeepsThePerExpertThresholdWhereUnmeasured) {
+  // Without the wgmma kernel (the sm_80 path) the per-call choice was not measured.
+  for (uint32_t mask : {kInt, kBF16})
+    for (int64_t m : {1, 64, 100000})
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, false),
+                qmoe::dev::kUnmeasuredDecodeMax);
+}
+
+}  // namespace
