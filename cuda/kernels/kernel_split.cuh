@@ -37,8 +37,11 @@ constexpr int kAdaptiveDecodeMean = 10;
 ///   above (summed over the rows within 2 % of the best fixed choice per row for int2/int4,
 ///   4 % for int8).
 /// - Dense banks: the wgmma kernel streams bf16 weights faster than the decode kernel (0.8x
-///   the time at 1-8 tokens per expert) once its items (256 rows of an active expert) fill
-///   the SMs; with fewer (one or two experts at T = 1) the decode kernel's K split wins.
+///   the time at 1-8 tokens per expert, 92-97 % of the read floor on DeepSeek-V3) once its
+///   items (256 rows of an active expert, one SM each) fill at least 3/4 of the SMs (measured:
+///   128+ items on 132 SMs faster, 48-66 slower: the decode kernel splits K to keep every SM
+///   streaming), and at any item count above the integer rule's mean (the decode kernel reads
+///   the weights again per 16 tokens).
 inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms) {
   if (!wgmma) return {kUnmeasuredDecodeMax};
   const int64_t m = a.x.rows;
@@ -46,7 +49,7 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);
   if (a.bank.format_mask != 0 && (a.bank.format_mask & ~dense) == 0) {
     const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
-    return {items >= sms ? 0 : INT_MAX};
+    return {4 * items >= 3 * int64_t{sms} || m > kAdaptiveDecodeMean * active ? 0 : INT_MAX};
   }
   return {m <= kAdaptiveDecodeMean * active ? INT_MAX : 0};
 }

@@ -71,7 +71,8 @@ struct GroupedGemmArgs {
   /// 0 (default): one kernel for every expert, chosen per call from what the host knows (the
   /// mean tokens per active expert m / min(E, m), N, the bank's formats; docs/dispatch.md §4):
   /// integer formats run the decode kernel up to a mean of 10 tokens, the tile kernel above;
-  /// dense banks the wgmma kernel once its items fill the SMs. No launch for the unused kernel.
+  /// dense banks the wgmma kernel above that mean or where its items fill 3/4 of the SMs. No
+  /// launch for the unused kernel.
   /// Measured on sm_90a only: elsewhere 0 means the per-expert threshold 16.
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most

@@ -66,10 +66,16 @@ TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheS
     // Mixtral at T = 1: 2 active experts; w13 (N = 28672) has 2 x 112 items, w2 (N = 4096) 2 x 16.
     EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 2, 8, mask, true, 28672), 0);
     EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 2, 8, mask, true, 4096), INT_MAX);
-    // 132 items exactly fill the SMs; whatever the mean.
-    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 33, 64, mask, true, 1024), 0);
-    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 32, 64, mask, true, 1024), INT_MAX);
-    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 100000, 64, mask, true, 1024), 0);
+    // Items for 3/4 of the 132 SMs (99): 25 experts x 4 row blocks of N = 1024, not 24 x 4.
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 25, 64, mask, true, 1024), 0);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 24, 64, mask, true, 1024), INT_MAX);
+    // Few items but many tokens per expert (Mixtral w2 at T = 4096: 8 x 16 items): tile
+    // kernel above the integer rule's mean, decode kernel up to it.
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 8192, 8, mask, true, 1024), 0);
+    EXPECT_EQ(
+        decode_max(KernelChoice::kAuto, 0, 8 * (kAdaptiveDecodeMean + 1), 8, mask, true, 1024), 0);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 8 * kAdaptiveDecodeMean, 8, mask, true, 1024),
+              INT_MAX);
   }
 }
 
