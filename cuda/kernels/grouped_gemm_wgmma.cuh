@@ -7,9 +7,11 @@
 // tc kernel, token blocks fastest. Every row block re-reads the token block's x from L2, so
 // 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256 bytes of x
 // and 16 code tiles for 256 x kTokens x 128 multiply-adds.
-// kTokens (the wgmma N) is 128, or 64 where experts hold few tokens: the tensor cores
+// kTokens (the wgmma N) is 128, or 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
-// at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it).
+// at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
+// 32 two blocks share an SM (blocks_per_sm): with few tokens the kernel streams weights and
+// its decode chains, not the tensor cores, set the pace.
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
@@ -74,7 +76,8 @@ constexpr int kYStride = kStrips * kTileRows + 8;
 /// What the token tile (tokens per item = the wgmma N) sizes.
 template <int kTokens>
 struct TokenTile {
-  static_assert(kTokens == 64 || kTokens == 128, "the kernel's wgmma N is 64 or 128");
+  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 128,
+                "the kernel's wgmma N is 32, 64 or 128");
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
   static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 8 or 16 KB, 1024-aligned
   static constexpr int kXStageBytes = 2 * kXHalfBytes;
@@ -90,16 +93,39 @@ constexpr int stage_bytes(int slot_bytes) {
          kSwizzleAtomBytes * kSwizzleAtomBytes;
 }
 
+/// Blocks per SM: one at 64 and 128 tokens (the accumulators take most registers, the ring
+/// most of shared memory); two at 32 (16 accumulators per strip): where the tile kernel
+/// streams weights for few tokens per expert its decode chains need more warps to hide their
+/// latency than one block's 2 per scheduler.
+template <int kTokens>
+constexpr int blocks_per_sm() {
+  return kTokens == 32 ? 2 : 1;
+}
+
 /// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
-/// capability 9.0, less a reserve for the kernel's static shared memory (the schedule's block
-/// scan, 2.3 KB), the largest schedule and the alignment pad.
-constexpr int kRingBudget =
-    227 * 1024 - 4096 - static_cast<int>(schedule_smem_bytes(kMaxExperts)) - kSwizzleAtomBytes;
+/// capability 9.0 (of 228 KB per SM, less 1 KB per resident block), shared by the blocks of an
+/// SM, less a reserve for the kernel's static shared memory (the schedule's block scan,
+/// 2.3 KB), the largest schedule and the alignment pad.
+template <int kTokens>
+constexpr int ring_budget() {
+  return (228 * 1024) / blocks_per_sm<kTokens>() - 1024 - 4096 -
+         static_cast<int>(schedule_smem_bytes(kMaxExperts)) - kSwizzleAtomBytes;
+}
+
+/// Largest code slot a token tile serves. The 32-token kernel is compiled for the 2/3/4-bit
+/// decoders only (token_tile sends other banks to the 64-token tile): within the 128
+/// registers of two blocks per SM the int8 and dense paths (16 and 32 code words per lane)
+/// leave no registers for the wgmma pipeline, and ptxas then serializes every wgmma of the
+/// kernel (C7512).
+template <int kTokens>
+constexpr int max_slot_bytes() {
+  return kTokens == 32 ? 1024 : kMaxTileBytes;
+}
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
 template <int kTokens>
 constexpr int ring_stages(int slot_bytes) {
-  const int fit = kRingBudget / stage_bytes<kTokens>(slot_bytes);
+  const int fit = ring_budget<kTokens>() / stage_bytes<kTokens>(slot_bytes);
   return fit < kMaxStages ? fit : kMaxStages;
 }
 /// k-tiles the ring prefetches ahead of the one being multiplied.
@@ -114,18 +140,21 @@ constexpr bool ring_overlaps(int stages) {
   return stages >= ring_depth(stages) + 2;
 }
 
-/// Every decoder's slot size gives a ring of two stages or more that also holds the y tile.
+/// Every slot size the token tile serves gives a ring of two stages or more that also holds
+/// the y tile.
 template <int kTokens>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
+    if (slot > max_slot_bytes<kTokens>()) continue;
     if (ring_stages<kTokens>(slot) < 2 ||
         ring_stages<kTokens>(slot) * stage_bytes<kTokens>(slot) < TokenTile<kTokens>::kYBytes)
       return false;
   }
   return true;
 }
-static_assert(ring_fits_every_decoder<64>() && ring_fits_every_decoder<128>(),
+static_assert(ring_fits_every_decoder<32>() && ring_fits_every_decoder<64>() &&
+                  ring_fits_every_decoder<128>(),
               "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
@@ -141,6 +170,7 @@ template <int kTokens>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
+    if (decoder_tile_bytes(id) > max_slot_bytes<kTokens>()) continue;
     const size_t b = smem_bytes<kTokens>(kMaxExperts, decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
@@ -214,7 +244,7 @@ __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 64 or 128). Per warp
+/// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 32, 64 or 128). Per warp
 /// the register A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15,
 /// and d[4c + r] (c < N / 8) is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 +
 /// 8 (r / 2), token 8c + 2 (lane % 4) + r % 2. scale-d = accumulate != 0 (0: d = A * B, the
@@ -225,9 +255,11 @@ __device__ __forceinline__ void fence_proxy_async() {
 /// accumulator 0 opens the list); A, the descriptor and `accumulate` are the operands after
 /// them.
 // clang-format off
+#define QMOE_WG_ACC_1_15(X)                                                                 \
+  X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define QMOE_WG_ACC_1_31(X)                                                                 \
-  X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)    \
-  X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29) X(30) X(31)
+  QMOE_WG_ACC_1_15(X)                                                                       \
+  X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29) X(30) X(31)
 #define QMOE_WG_ACC_1_63(X)                                                                       \
   QMOE_WG_ACC_1_31(X)                                                                             \
   X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47) \
@@ -251,8 +283,10 @@ __device__ __forceinline__ void fence_proxy_async() {
 template <class Act, int kN>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
                                                uint64_t desc, int accumulate) {
-  static_assert(kN == 64 || kN == 128, "one accumulator list per N below");
-  if constexpr (kN == 64) {
+  static_assert(kN == 32 || kN == 64 || kN == 128, "one accumulator list per N below");
+  if constexpr (kN == 32) {
+    QMOE_WGMMA_ACT("m64n32k16", QMOE_WG_ACC_1_15, "{%16, %17, %18, %19}, %20", "%21")
+  } else if constexpr (kN == 64) {
     QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36", "%37")
   } else {
     QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68", "%69")
@@ -264,6 +298,7 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 #undef QMOE_WG_ACC_REG
 #undef QMOE_WG_ACC_1_63
 #undef QMOE_WG_ACC_1_31
+#undef QMOE_WG_ACC_1_15
 
 /// A buffers per warp: wgmma n of a k-tile reads a[n % a_buffers], and the wait after each
 /// commit leaves a_buffers - 1 wgmmas in flight, so the decode of wgmma n + 1 overwrites the
@@ -431,10 +466,11 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                                     y_rows);
 }
 
-// One block per SM: the ring takes most of shared memory (more than half at either token tile),
-// and the accumulators (kTokens per thread) many of the registers.
+// blocks_per_sm: one at 64 and 128 tokens (the ring takes most of shared memory, the
+// accumulators, kTokens per thread, many of the registers), two at 32.
 template <class Act, int kTokens>
-__global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(const GemmProblem p) {
+__global__ void __launch_bounds__(kBlockThreads, blocks_per_sm<kTokens>())
+    grouped_gemm_wgmma_kernel(const GemmProblem p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
   static_assert(kWarpgroupWarps == kM64Strips, "a warp decodes one strip per m64 block");
@@ -448,7 +484,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(co
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
-      run_item<Act, decltype(decoder), kTokens>(p, ep, it.row_block, it.x, it.y_rows, stages);
+      using Dec = decltype(decoder);
+      // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
+      if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens>())
+        run_item<Act, Dec, kTokens>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
 #else
@@ -457,19 +496,26 @@ __global__ void __launch_bounds__(kBlockThreads, 1) grouped_gemm_wgmma_kernel(co
 #endif
 }
 
+/// The persistent grid of the kTokens kernel for p's code slots.
 template <class Act, int kTokens>
-cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
+cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
+  return persistent_grid(kernel, max_smem_bytes<kTokens>(),
+                         smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache,
+                         grid);
+}
+
+template <class Act, int kTokens>
+cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  cudaError_t err = persistent_grid(kernel, max_smem_bytes<kTokens>(),
-                                    smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class,
-                                    &cache, &grid);
+  const cudaError_t err = tile_grid<Act, kTokens>(p, &grid);
   if (err != cudaSuccess) return err;
+  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
   return launch_grouped_kernel(kernel, grid, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), p,
                                stream);
 }
@@ -483,21 +529,47 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// The bound sits well under 64 because routing is not even: an expert above 64 tokens takes
 /// two 64-token blocks and has its weights decoded twice (H100, Mixtral int4 at a mean of 64:
 /// the 64 tile took 1017 us where the 128 tile took 854 us).
+/// 32 likewise, for banks whose code slots the 32-token tile serves (max_slot_bytes), when
+/// the items, estimated as (those experts) x (row blocks), are at least the 32-token kernel's
+/// grid (launch_grouped_gemm_wgmma): its second block per SM pays off only with items to run
+/// in it, and has a shallower ring (A/B on the H200 without this condition: Mixtral, whose w2
+/// has 8 x 16 items, 0.95-1.06x the time of the 64-token tile; the other shapes 0.69-0.72x).
 constexpr int64_t kMaxMeanFor64 = 40;
+constexpr int64_t kMaxMeanFor32 = 20;
 
-inline int token_tile(const GemmProblem& p) {
+struct TokenTileChoice {
+  int tokens;     ///< 32, 64 or 128
+  int64_t items;  ///< estimated items of the launch at 32 tokens
+};
+
+inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t min_tokens = p.min_tokens > 1 ? p.min_tokens : 1;
   const int64_t fit = p.m / min_tokens > 1 ? p.m / min_tokens : 1;
   const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
   const int64_t mean = (p.m + experts - 1) / experts;
-  return mean <= kMaxMeanFor64 ? 64 : 128;
+  const int64_t items = experts * ceil_div(p.n_strips, kStrips);
+  if (mean <= kMaxMeanFor32 && p.a_slot_bytes <= max_slot_bytes<32>()) return {32, items};
+  return {mean <= kMaxMeanFor64 ? 64 : 128, items};
 }
 
 }  // namespace wg
 
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
-  return wg::token_tile(p) == 64 ? wg::launch<Act, 64>(p, stream) : wg::launch<Act, 128>(p, stream);
+  const wg::TokenTileChoice tile = wg::token_tile(p);
+  switch (tile.tokens) {
+    case 32: {
+      GridSize grid;
+      const cudaError_t err = wg::tile_grid<Act, 32>(p, &grid);
+      if (err != cudaSuccess) return err;
+      return tile.items >= grid.blocks ? wg::launch<Act, 32>(p, stream)
+                                       : wg::launch<Act, 64>(p, stream);
+    }
+    case 64:
+      return wg::launch<Act, 64>(p, stream);
+    default:
+      return wg::launch<Act, 128>(p, stream);
+  }
 }
 
 template <class Act>
