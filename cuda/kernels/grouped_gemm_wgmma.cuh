@@ -79,7 +79,7 @@ struct TokenTile {
   static_assert(kTokens == 32 || kTokens == 64 || kTokens == 128,
                 "the kernel's wgmma N is 32, 64 or 128");
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
-  static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 8 or 16 KB, 1024-aligned
+  static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4, 8 or 16 KB, 1024-aligned
   static constexpr int kXStageBytes = 2 * kXHalfBytes;
   static constexpr int kYBytes = kTokens * kYStride * 2;
 };
@@ -119,7 +119,7 @@ constexpr int ring_budget() {
 /// kernel (C7512).
 template <int kTokens>
 constexpr int max_slot_bytes() {
-  return kTokens == 32 ? 1024 : kMaxTileBytes;
+  return kTokens == 32 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
 }
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).

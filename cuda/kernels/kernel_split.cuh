@@ -22,8 +22,10 @@ struct KernelSplit {
 /// tokens per expert).
 constexpr int kUnmeasuredDecodeMax = 16;
 /// Mean tokens per active expert at or below which the per-call choice runs the decode kernel
-/// for every expert of a bank with an integer format, above which the tile kernel.
+/// for every expert of a bank with an integer format, above which the tile kernel; lower where
+/// the wgmma kernel would take the call with its two-blocks-per-SM 32-token tile.
 constexpr int kAdaptiveDecodeMean = 10;
+constexpr int kAdaptiveDecodeMeanTwoBlock = 6;
 
 /// kAuto with decode_max_tokens = 0 (the default): one kernel for every expert of the call,
 /// chosen from what the host knows: m rows over at most min(E, m) active experts (a mean of
@@ -35,7 +37,12 @@ constexpr int kAdaptiveDecodeMean = 10;
 /// of the tile kernel alone).
 /// - Integer formats: the decode kernel up to a mean of kAdaptiveDecodeMean, the tile kernel
 ///   above (summed over the rows within 2 % of the best fixed choice per row for int2/int4,
-///   4 % for int8).
+///   4 % for int8). Banks of 2/3/4-bit experts whose items (256 rows of an active expert)
+///   reach the wgmma kernel's 32-token grid (estimated: two blocks per SM) run there at 2/3
+///   of its former time, which moves their boundary to kAdaptiveDecodeMeanTwoBlock (H200,
+///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
+///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
+///   0.60-0.76 at 10; bench/results/wgmma32-2026-12-02/boundary).
 /// - Dense banks: the wgmma kernel streams bf16 weights faster than the decode kernel (0.8x
 ///   the time at 1-8 tokens per expert, 92-97 % of the read floor on DeepSeek-V3) once its
 ///   items (256 rows of an active expert, one SM each) fill at least 3/4 of the SMs (measured:
@@ -46,12 +53,14 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   if (!wgmma) return {kUnmeasuredDecodeMax};
   const int64_t m = a.x.rows;
   const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
+  const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
   const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);
-  if (a.bank.format_mask != 0 && (a.bank.format_mask & ~dense) == 0) {
-    const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
+  if (a.bank.format_mask != 0 && (a.bank.format_mask & ~dense) == 0)
     return {4 * items >= 3 * int64_t{sms} || m > kAdaptiveDecodeMean * active ? 0 : INT_MAX};
-  }
-  return {m <= kAdaptiveDecodeMean * active ? INT_MAX : 0};
+  const bool two_block_tile =
+      max_tile_bytes(a.bank.format_mask) <= kWgmmaTwoBlockMaxSlotBytes && items >= 2 * int64_t{sms};
+  const int bound = two_block_tile ? kAdaptiveDecodeMeanTwoBlock : kAdaptiveDecodeMean;
+  return {m <= bound * active ? INT_MAX : 0};
 }
 
 /// The split for a call (decode_max_tokens 0 = adaptive_split).

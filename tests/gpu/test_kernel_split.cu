@@ -11,9 +11,11 @@ namespace {
 
 using qmoe::KernelChoice;
 using qmoe::dev::kAdaptiveDecodeMean;
+using qmoe::dev::kAdaptiveDecodeMeanTwoBlock;
 using qmoe::dev::split_kernels;
 
-constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;  // some integer decoder
+constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;         // int2, g128
+constexpr uint32_t kInt8 = 1u << (qmoe::dev::kFirstIntDecoder + 9);  // int8, g128
 constexpr uint32_t kBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
 constexpr uint32_t kFP16 = 1u << qmoe::dev::kDecoderDenseFP16;
 constexpr int kSms = 132;
@@ -48,8 +50,10 @@ TEST(KernelSplit, AutoWithAThresholdSplitsPerExpert) {
 
 TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
   // Integer banks (with or without dense experts): the decode kernel for every expert up to a
-  // mean of kAdaptiveDecodeMean tokens per active expert (m / min(E, m)), the tile kernel above.
-  for (uint32_t mask : {kInt, kInt | kBF16, kInt | kFP16})
+  // mean of kAdaptiveDecodeMean tokens per active expert (m / min(E, m)), the tile kernel
+  // above. int8 and dense tiles keep the wgmma kernel off its 32-token tile; so do too few
+  // items (N = 256: one row block per expert, fewer than 2 x 132 items).
+  for (uint32_t mask : {kInt8, kInt | kInt8, kInt | kBF16, kInt | kFP16})
     for (int experts : {8, 64, 256}) {
       const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, mask, true), INT_MAX);
@@ -57,8 +61,28 @@ TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
       // Fewer rows than experts: at most one token each.
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, experts - 1, experts, mask, true), INT_MAX);
     }
+  for (int experts : {8, 64, 256}) {
+    const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, kInt, true, 256), INT_MAX);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge + 1, experts, kInt, true, 256), 0);
+  }
   // No rows: the decode kernel (no division by zero active experts).
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 0, 8, kInt, true), INT_MAX);
+}
+
+TEST(KernelSplit, AdaptiveAutoMovesTheBoundaryWhereTheTwoBlockTileRuns) {
+  // 2/3/4-bit banks whose items reach the 32-token tile's grid (2 x 132): boundary at
+  // kAdaptiveDecodeMeanTwoBlock. Qwen3 w13 (N = 1536: 6 row blocks x 128 experts) and Mixtral
+  // w13 (N = 28672: 112 x 8); Mixtral w2 (N = 4096: 16 x 8 = 128 items) keeps the other.
+  const int64_t low = kAdaptiveDecodeMeanTwoBlock, high = kAdaptiveDecodeMean;
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128, 128, kInt, true, 1536), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128 + 1, 128, kInt, true, 1536), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8, 8, kInt, true, 28672), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8 + 1, 8, kInt, true, 28672), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8, 8, kInt, true, 4096), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8 + 1, 8, kInt, true, 4096), 0);
+  // An int8 expert in the bank: the 64-token tile, the other boundary.
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 128, 128, kInt | kInt8, true, 1536), INT_MAX);
 }
 
 TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheSms) {
