@@ -184,7 +184,8 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
   else if (o.kernel_name == "prefill")
     o.kernel = KernelChoice::kPrefill;
   else
-    return invalid_argument("bad --kernel '" + o.kernel_name + "' (auto, decode or prefill)");
+    return invalid_argument("bad --kernel '" + o.kernel_name +
+                            "' (auto, auto:N, decode or prefill)");
 
   int64_t reps = quick ? kQuickReps : kDefaultReps;
   if (values.count("--reps") && !parse_positive(values["--reps"], 100000, &reps))

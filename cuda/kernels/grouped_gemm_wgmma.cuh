@@ -35,7 +35,9 @@
 // kt + 1 runs while the last wgmmas of k-tile kt still do (its refill targets the stage of
 // k-tile kt - 1); int8 (three stages) and dense (two) prefetch two and one k-tiles and drain a
 // k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage). With 64
-// tokens (16 KB of x per stage) int8 gets the fourth stage too. Either way a k-tile ends
+// tokens (16 KB of x per stage) int8 gets the fourth stage too. With 32 tokens the ring has
+// half the SM (two blocks): int2/int3 four stages, int4 three (two prefetched, no overlap).
+// Either way a k-tile ends
 // drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
 // flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
 // all (C7513). (Measured on an H100: two buffers with no drain, whose parity does carry over,
@@ -512,6 +514,9 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
 
 template <class Act, int kTokens>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
+  // The kernel runs only experts whose tiles fit its slots (the 32-token one is compiled for
+  // 2/3/4-bit decoders only): a larger tile in the bank would leave its rows unwritten.
+  if (p.a_slot_bytes > max_slot_bytes<kTokens>()) return cudaErrorInvalidValue;
   GridSize grid;
   const cudaError_t err = tile_grid<Act, kTokens>(p, &grid);
   if (err != cudaSuccess) return err;
@@ -602,7 +607,7 @@ cudaError_t grouped_gemm_wgmma_available(bool* available) {
 #endif
   if (ok) {
     // The variant the launch would run: ptxVersion < 90 means PTX JIT-compiled from
-    // compute_80 (CUDA_FORCE_PTX_JIT=1), i.e. the __trap() body. Both token tiles are
+    // compute_80 (CUDA_FORCE_PTX_JIT=1), i.e. the __trap() body. All token tiles are
     // compiled in the same unit for the same targets: asking one answers for both.
     cudaFuncAttributes attr{};
     err = cudaFuncGetAttributes(

@@ -15,6 +15,7 @@ using qmoe::dev::kAdaptiveDecodeMeanTwoBlock;
 using qmoe::dev::split_kernels;
 
 constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;         // int2, g128
+constexpr uint32_t kInt4 = 1u << (qmoe::dev::kFirstIntDecoder + 6);  // int4, g128
 constexpr uint32_t kInt8 = 1u << (qmoe::dev::kFirstIntDecoder + 9);  // int8, g128
 constexpr uint32_t kBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
 constexpr uint32_t kFP16 = 1u << qmoe::dev::kDecoderDenseFP16;
@@ -81,8 +82,14 @@ TEST(KernelSplit, AdaptiveAutoMovesTheBoundaryWhereTheTwoBlockTileRuns) {
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8 + 1, 8, kInt, true, 28672), 0);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8, 8, kInt, true, 4096), INT_MAX);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8 + 1, 8, kInt, true, 4096), 0);
-  // An int8 expert in the bank: the 64-token tile, the other boundary.
+  // An int8 expert in the bank: the 64-token tile, the other boundary. int4 (1 KB tiles, the
+  // largest the 32-token tile takes) keeps the low one.
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 128, 128, kInt | kInt8, true, 1536), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128 + 1, 128, kInt4, true, 1536), 0);
+  // Items exactly at the estimated grid (2 x 132): 264 experts of one row block (N = 256)
+  // take the low boundary, 263 the high one (mean 7 between them).
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 7 * 264, 264, kInt, true, 256), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 7 * 263, 263, kInt, true, 256), INT_MAX);
 }
 
 TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheSms) {
