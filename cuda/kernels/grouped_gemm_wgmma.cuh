@@ -512,17 +512,23 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
                          grid);
 }
 
+/// Launches the kTokens kernel on `grid` (tile_grid's).
 template <class Act, int kTokens>
-cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
+cudaError_t launch(const GemmProblem& p, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (the 32-token one is compiled for
   // 2/3/4-bit decoders only): a larger tile in the bank would leave its rows unwritten.
   if (p.a_slot_bytes > max_slot_bytes<kTokens>()) return cudaErrorInvalidValue;
-  GridSize grid;
-  const cudaError_t err = tile_grid<Act, kTokens>(p, &grid);
-  if (err != cudaSuccess) return err;
   const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
   return launch_grouped_kernel(kernel, grid, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), p,
                                stream);
+}
+
+template <class Act, int kTokens>
+cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
+  GridSize grid;
+  const cudaError_t err = tile_grid<Act, kTokens>(p, &grid);
+  if (err != cudaSuccess) return err;
+  return launch<Act, kTokens>(p, grid, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -567,7 +573,7 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
       GridSize grid;
       const cudaError_t err = wg::tile_grid<Act, 32>(p, &grid);
       if (err != cudaSuccess) return err;
-      return tile.items >= grid.blocks ? wg::launch<Act, 32>(p, stream)
+      return tile.items >= grid.blocks ? wg::launch<Act, 32>(p, grid, stream)
                                        : wg::launch<Act, 64>(p, stream);
     }
     case 64:

@@ -117,7 +117,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kStageBytes = R * Dec::kTileBytes;
   constexpr int kStages = kRingBytes / kStageBytes;
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
-  constexpr bool kAffine = Dec::template kAffineParts < Act >> 0;
+  constexpr int kParts = Dec::template kAffineParts<Act>;
+  constexpr bool kAffine = kParts > 0;
   constexpr int kGroups = Dec::kGroupsPerTile;
   constexpr int kSubtilesPerGroup = kSubtiles / kGroups;
   const uint32_t kOnes[4] = {ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2,
@@ -212,7 +213,6 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
       if constexpr (kAffine) {
-        constexpr int kParts = Dec::template kAffineParts<Act>;
         const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
         Dec::template load_quant<uint32_t>(ep, strip_of(r), next_kt, lane, rq[r], true);
         // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32

@@ -42,7 +42,7 @@ constexpr int kAdaptiveDecodeMeanTwoBlock = 6;
 ///   of its former time, which moves their boundary to kAdaptiveDecodeMeanTwoBlock (H200,
 ///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
 ///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
-///   0.60-0.76 at 10; bench/results/wgmma32-2026-12-02/boundary).
+///   0.60-0.94 at 10 (Mixtral the 0.86-0.94); bench/results/wgmma32-2026-12-02/boundary).
 /// - Dense banks: the wgmma kernel streams bf16 weights faster than the decode kernel (0.8x
 ///   the time at 1-8 tokens per expert, 92-97 % of the read floor on DeepSeek-V3) once its
 ///   items (256 rows of an active expert, one SM each) fill at least 3/4 of the SMs (measured:
