@@ -10,8 +10,9 @@
 // kTokens (the wgmma N) is 128, or 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
-// 32 two blocks share an SM (blocks_per_sm): with few tokens the kernel streams weights and
-// its decode chains, not the tensor cores, set the pace.
+// 32 and 64 tokens, for banks of 2/3/4-bit codes, two blocks share an SM (kBlocks): with few
+// tokens the kernel streams weights and its decode chains, not the tensor cores, set the pace,
+// and one block's 2 warps per scheduler hide too little of their latency.
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
@@ -95,39 +96,30 @@ constexpr int stage_bytes(int slot_bytes) {
          kSwizzleAtomBytes * kSwizzleAtomBytes;
 }
 
-/// Blocks per SM: one at 64 and 128 tokens (the accumulators take most registers, the ring
-/// most of shared memory); two at 32 (16 accumulators per strip): where the tile kernel
-/// streams weights for few tokens per expert its decode chains need more warps to hide their
-/// latency than one block's 2 per scheduler.
-template <int kTokens>
-constexpr int blocks_per_sm() {
-  return kTokens == 32 ? 2 : 1;
-}
-
 /// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
 /// capability 9.0 (of 228 KB per SM, less 1 KB per resident block), shared by the blocks of an
 /// SM, less a reserve for the kernel's static shared memory (the schedule's block scan,
 /// 2.3 KB), the largest schedule and the alignment pad.
-template <int kTokens>
+template <int kBlocks>
 constexpr int ring_budget() {
-  return (228 * 1024) / blocks_per_sm<kTokens>() - 1024 - 4096 -
-         static_cast<int>(schedule_smem_bytes(kMaxExperts)) - kSwizzleAtomBytes;
+  return (228 * 1024) / kBlocks - 1024 - 4096 - static_cast<int>(schedule_smem_bytes(kMaxExperts)) -
+         kSwizzleAtomBytes;
 }
 
-/// Largest code slot a token tile serves. The 32-token kernel is compiled for the 2/3/4-bit
-/// decoders only (token_tile sends other banks to the 64-token tile): within the 128
-/// registers of two blocks per SM the int8 and dense paths (16 and 32 code words per lane)
-/// leave no registers for the wgmma pipeline, and ptxas then serializes every wgmma of the
-/// kernel (C7512).
-template <int kTokens>
+/// Largest code slot a kernel serves. At two blocks per SM it is compiled for the 2/3/4-bit
+/// decoders only (token_tile sends other banks to a one-block tile): within the 128 registers
+/// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
+/// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
+/// (C7512).
+template <int kBlocks>
 constexpr int max_slot_bytes() {
-  return kTokens == 32 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
+  return kBlocks == 2 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
 }
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
-template <int kTokens>
+template <int kTokens, int kBlocks>
 constexpr int ring_stages(int slot_bytes) {
-  const int fit = ring_budget<kTokens>() / stage_bytes<kTokens>(slot_bytes);
+  const int fit = ring_budget<kBlocks>() / stage_bytes<kTokens>(slot_bytes);
   return fit < kMaxStages ? fit : kMaxStages;
 }
 /// k-tiles the ring prefetches ahead of the one being multiplied.
@@ -144,36 +136,38 @@ constexpr bool ring_overlaps(int stages) {
 
 /// Every slot size the token tile serves gives a ring of two stages or more that also holds
 /// the y tile.
-template <int kTokens>
+template <int kTokens, int kBlocks>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > max_slot_bytes<kTokens>()) continue;
-    if (ring_stages<kTokens>(slot) < 2 ||
-        ring_stages<kTokens>(slot) * stage_bytes<kTokens>(slot) < TokenTile<kTokens>::kYBytes)
+    if (slot > max_slot_bytes<kBlocks>()) continue;
+    if (ring_stages<kTokens, kBlocks>(slot) < 2 ||
+        ring_stages<kTokens, kBlocks>(slot) * stage_bytes<kTokens>(slot) <
+            TokenTile<kTokens>::kYBytes)
       return false;
   }
   return true;
 }
-static_assert(ring_fits_every_decoder<32>() && ring_fits_every_decoder<64>() &&
-                  ring_fits_every_decoder<128>(),
+static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>() &&
+                  ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<128, 1>(),
               "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
-template <int kTokens>
+template <int kTokens, int kBlocks>
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + kSwizzleAtomBytes +
-         static_cast<size_t>(ring_stages<kTokens>(slot_bytes)) * stage_bytes<kTokens>(slot_bytes);
+         static_cast<size_t>(ring_stages<kTokens, kBlocks>(slot_bytes)) *
+             stage_bytes<kTokens>(slot_bytes);
 }
 
 /// The most any launch of the kTokens kernel takes (the ring size is not monotonic in the
 /// slot size).
-template <int kTokens>
+template <int kTokens, int kBlocks>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > max_slot_bytes<kTokens>()) continue;
-    const size_t b = smem_bytes<kTokens>(kMaxExperts, decoder_tile_bytes(id));
+    if (decoder_tile_bytes(id) > max_slot_bytes<kBlocks>()) continue;
+    const size_t b = smem_bytes<kTokens, kBlocks>(kMaxExperts, decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
   return bytes;
@@ -347,7 +341,7 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
 /// (ends with __syncthreads).
-template <class Act, class Dec, int kTokens>
+template <class Act, class Dec, int kTokens, int kBlocks>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages) {
@@ -371,7 +365,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   }
   const int slot_bytes = p.a_slot_bytes;
   const int stage_size = stage_bytes<kTokens>(slot_bytes);
-  const int n_stages = ring_stages<kTokens>(slot_bytes);
+  const int n_stages = ring_stages<kTokens, kBlocks>(slot_bytes);
   const int depth = ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
@@ -468,10 +462,10 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                                     y_rows);
 }
 
-// blocks_per_sm: one at 64 and 128 tokens (the ring takes most of shared memory, the
-// accumulators, kTokens per thread, many of the registers), two at 32.
-template <class Act, int kTokens>
-__global__ void __launch_bounds__(kBlockThreads, blocks_per_sm<kTokens>())
+// kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit
+// decoders at 32 and 64 tokens (max_slot_bytes).
+template <class Act, int kTokens, int kBlocks>
+__global__ void __launch_bounds__(kBlockThreads, kBlocks)
     grouped_gemm_wgmma_kernel(const GemmProblem p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
@@ -488,8 +482,8 @@ __global__ void __launch_bounds__(kBlockThreads, blocks_per_sm<kTokens>())
     with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
-      if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens>())
-        run_item<Act, Dec, kTokens>(p, ep, it.row_block, it.x, it.y_rows, stages);
+      if constexpr (Dec::kTileBytes <= max_slot_bytes<kBlocks>())
+        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
 #else
@@ -498,37 +492,40 @@ __global__ void __launch_bounds__(kBlockThreads, blocks_per_sm<kTokens>())
 #endif
 }
 
-/// The persistent grid of the kTokens kernel for p's code slots.
-template <class Act, int kTokens>
+/// The persistent grid of the (kTokens, kBlocks) kernel for p's code slots.
+template <class Act, int kTokens, int kBlocks>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
-  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
+  const auto* kernel =
+      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  return persistent_grid(kernel, max_smem_bytes<kTokens>(),
-                         smem_bytes<kTokens>(kMaxExperts, 256 << size_class), size_class, &cache,
-                         grid);
+  return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks>(),
+                         smem_bytes<kTokens, kBlocks>(kMaxExperts, 256 << size_class), size_class,
+                         &cache, grid);
 }
 
-/// Launches the kTokens kernel on `grid` (tile_grid's).
-template <class Act, int kTokens>
+/// Launches the (kTokens, kBlocks) kernel on `grid` (tile_grid's).
+template <class Act, int kTokens, int kBlocks>
 cudaError_t launch(const GemmProblem& p, const GridSize& grid, cudaStream_t stream) {
-  // The kernel runs only experts whose tiles fit its slots (the 32-token one is compiled for
-  // 2/3/4-bit decoders only): a larger tile in the bank would leave its rows unwritten.
-  if (p.a_slot_bytes > max_slot_bytes<kTokens>()) return cudaErrorInvalidValue;
-  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens>);
-  return launch_grouped_kernel(kernel, grid, smem_bytes<kTokens>(p.num_experts, p.a_slot_bytes), p,
-                               stream);
+  // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
+  // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
+  // unwritten.
+  if (p.a_slot_bytes > max_slot_bytes<kBlocks>()) return cudaErrorInvalidValue;
+  const auto* kernel =
+      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
+  return launch_grouped_kernel(
+      kernel, grid, smem_bytes<kTokens, kBlocks>(p.num_experts, p.a_slot_bytes), p, stream);
 }
 
-template <class Act, int kTokens>
+template <class Act, int kTokens, int kBlocks>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = tile_grid<Act, kTokens>(p, &grid);
+  const cudaError_t err = tile_grid<Act, kTokens, kBlocks>(p, &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kTokens>(p, grid, stream);
+  return launch<Act, kTokens, kBlocks>(p, grid, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -550,7 +547,8 @@ constexpr int64_t kMaxMeanFor32 = 20;
 
 struct TokenTileChoice {
   int tokens;     ///< 32, 64 or 128
-  int64_t items;  ///< estimated items of the launch at 32 tokens
+  int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<2>) or 1
+  int64_t items;  ///< estimated items of the launch (one token block per expert)
 };
 
 inline TokenTileChoice token_tile(const GemmProblem& p) {
@@ -559,8 +557,9 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, kStrips);
-  if (mean <= kMaxMeanFor32 && p.a_slot_bytes <= max_slot_bytes<32>()) return {32, items};
-  return {mean <= kMaxMeanFor64 ? 64 : 128, items};
+  const int blocks = p.a_slot_bytes <= max_slot_bytes<2>() ? 2 : 1;
+  if (mean <= kMaxMeanFor32 && blocks == 2) return {32, 2, items};
+  return {mean <= kMaxMeanFor64 ? 64 : 128, mean <= kMaxMeanFor64 ? blocks : 1, items};
 }
 
 }  // namespace wg
@@ -568,19 +567,17 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
   const wg::TokenTileChoice tile = wg::token_tile(p);
-  switch (tile.tokens) {
-    case 32: {
-      GridSize grid;
-      const cudaError_t err = wg::tile_grid<Act, 32>(p, &grid);
-      if (err != cudaSuccess) return err;
-      return tile.items >= grid.blocks ? wg::launch<Act, 32>(p, grid, stream)
-                                       : wg::launch<Act, 64>(p, stream);
-    }
-    case 64:
-      return wg::launch<Act, 64>(p, stream);
-    default:
-      return wg::launch<Act, 128>(p, stream);
-  }
+  if (tile.tokens == 128) return wg::launch<Act, 128, 1>(p, stream);
+  if (tile.blocks == 1) return wg::launch<Act, 64, 1>(p, stream);
+  // Two blocks per SM pay off only with items to run in the second one (and have a shallower
+  // ring): below the two-block grid the one-block 64-token tile runs.
+  GridSize grid;
+  const cudaError_t err =
+      tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid) : wg::tile_grid<Act, 64, 2>(p, &grid);
+  if (err != cudaSuccess) return err;
+  if (tile.items < grid.blocks) return wg::launch<Act, 64, 1>(p, stream);
+  return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
+                           : wg::launch<Act, 64, 2>(p, grid, stream);
 }
 
 template <class Act>
@@ -617,7 +614,7 @@ cudaError_t grouped_gemm_wgmma_available(bool* available) {
     // compiled in the same unit for the same targets: asking one answers for both.
     cudaFuncAttributes attr{};
     err = cudaFuncGetAttributes(
-        &attr, reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act, 128>));
+        &attr, reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act, 128, 1>));
     if (err != cudaSuccess) return err;
     ok = attr.ptxVersion >= 90;
   }

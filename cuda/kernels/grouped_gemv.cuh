@@ -139,9 +139,12 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   uint8_t* ring = rings + warp * kRingBytes;
   auto tile_of = [&](int i) { return first_kt + i; };
   // Strips past N (only in an expert's last item) copy the tiles and load the scales of the
-  // item's last strip again instead of predicating every copy and load (their slots and
-  // scales are never used: the multiply skips them); with the unpredicated scale loads below,
-  // A/B on the H200: int2/3/4 0.89-1.00x the time (bench/results/ab-2026-12-01/refill).
+  // item's last strip again instead of predicating every copy and load; with the unpredicated
+  // scale loads below, A/B on the H200: int2/3/4 0.89-1.00x the time
+  // (bench/results/ab-2026-12-01/refill). They are multiplied too (their rows are never
+  // stored): with no branch per strip the k-tile is one basic block, and ptxas interleaves the
+  // strips' shared-memory reads, decode chains and mma chains (A/B: 0.93-1.00x for the int
+  // formats, bench/results/s9-2026-12-02).
   const int valid_strips = max(min(R, p.n_strips - first_strip), 1);
   auto strip_of = [&](int r) { return first_strip + min(r, valid_strips - 1); };
   // Tile (strip_of(r), t) lies at codes0 + min(r, valid_strips - 1) * strip_bytes +
@@ -209,7 +212,6 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     const int next_kt = tile_of(min(i + 1, tiles - 1));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      if (r >= valid_strips) continue;
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
       if constexpr (kAffine) {

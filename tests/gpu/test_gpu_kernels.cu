@@ -452,16 +452,16 @@ TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {40, 1, 0, 30}, runs, seed++));
 }
 
-TEST(GpuKernels, GroupedGemmTwoBlockTileMatchesReferenceSmall) {
-  // The wgmma kernel's 32-token tile (two blocks per SM) runs banks of 2/3/4-bit experts at a
-  // mean of <= 20 tokens per expert when the items (experts x 256-row blocks) are at least its
-  // grid: 24 experts x 12 row blocks of N = 2830 = 288 items cover the 264 blocks of a
-  // 132-SM device. An expert with 33 tokens takes two token blocks; K = 640 (5 k-tiles, a
-  // multiple of every group size) wraps every ring; N is unaligned. The per-call kAuto also
-  // picks the tile kernel here (mean 13 > 6, the boundary where the 32-token tile runs). The
-  // test cannot see which tile ran: on a device with more than 144 SMs these items would not
-  // reach the grid and it would check the 64-token tile instead. "Small" so that the
-  // sanitizers run it.
+TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
+  // The wgmma kernel runs banks of 2/3/4-bit experts at two blocks per SM, with a 32-token tile
+  // at a mean of <= 20 tokens per expert and a 64-token one at <= 40, when the items (experts x
+  // 256-row blocks) are at least its grid: 24 experts x 12 row blocks of N = 2830 = 288 items
+  // cover the 264 blocks of a 132-SM device. Experts with 33 (first call) and 41-70 tokens
+  // (second) take two token blocks; K = 640 (5 k-tiles, a multiple of every group size) wraps
+  // every ring; N is unaligned. The per-call kAuto also picks the tile kernel here (means 13
+  // and 31 > 6, the boundary where the 32-token tile runs). The test cannot see which tile ran:
+  // on a device with more than 144 SMs these items would not reach the grid and it would check
+  // the one-block 64-token tile instead. "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   std::vector<FormatSpec> f;
@@ -472,6 +472,9 @@ TEST(GpuKernels, GroupedGemmTwoBlockTileMatchesReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {12, 0,  1,  20, 33, 7, 15, 18, 9,  11, 14, 16,
                                                     3,  25, 10, 12, 19, 8, 13, 6,  17, 2,  21, 9},
                                      runs, 6401));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
+                                                    70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
+                                     runs, 6402));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
