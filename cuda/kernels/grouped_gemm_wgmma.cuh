@@ -537,17 +537,23 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// The bound sits well under 64 because routing is not even: an expert above 64 tokens takes
 /// two 64-token blocks and has its weights decoded twice (H100, Mixtral int4 at a mean of 64:
 /// the 64 tile took 1017 us where the 128 tile took 854 us).
-/// 32 likewise, for banks whose code slots the 32-token tile serves (max_slot_bytes), when
-/// the items, estimated as (those experts) x (row blocks), are at least the 32-token kernel's
-/// grid (launch_grouped_gemm_wgmma): its second block per SM pays off only with items to run
-/// in it, and has a shallower ring (A/B on the H200 without this condition: Mixtral, whose w2
-/// has 8 x 16 items, 0.95-1.06x the time of the 64-token tile; the other shapes 0.69-0.72x).
+/// Banks whose code slots the two-block kernels serve (max_slot_bytes<2>, 2/3/4-bit) take the
+/// 32-token tile up to a mean of 20 and the 64-token one up to 48, both at two blocks per SM,
+/// when the items, estimated as (those experts) x (row blocks), are at least that kernel's grid
+/// (launch_grouped_gemm_wgmma): the second block per SM pays off only with items to run in it,
+/// and has a shallower ring. A/B on the H200 (bench/results/s9-2026-12-02): the two-block
+/// 64-token tile took 0.80-0.87x the time of the one-block one at means of 24-36 and 0.62-0.88x
+/// that of the 128-token tile at 48; at 64 it was mixed (int2/int4 0.91-0.98x, int3 up to 1.14x),
+/// above it slower (1.05-1.27x at 72-128). Without the item condition (32-token tile): Mixtral,
+/// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
 constexpr int64_t kMaxMeanFor64 = 40;
-constexpr int64_t kMaxMeanFor32 = 20;
+constexpr int64_t kMaxMeanFor32TwoBlock = 20;
+constexpr int64_t kMaxMeanFor64TwoBlock = 48;
 
 struct TokenTileChoice {
   int tokens;     ///< 32, 64 or 128
   int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<2>) or 1
+  int fallback;   ///< tokens of the one-block tile where the items do not reach the grid
   int64_t items;  ///< estimated items of the launch (one token block per expert)
 };
 
@@ -557,9 +563,12 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, kStrips);
-  const int blocks = p.a_slot_bytes <= max_slot_bytes<2>() ? 2 : 1;
-  if (mean <= kMaxMeanFor32 && blocks == 2) return {32, 2, items};
-  return {mean <= kMaxMeanFor64 ? 64 : 128, mean <= kMaxMeanFor64 ? blocks : 1, items};
+  const int one_block = mean <= kMaxMeanFor64 ? 64 : 128;
+  if (p.a_slot_bytes <= max_slot_bytes<2>()) {
+    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, items};
+    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, items};
+  }
+  return {one_block, 1, one_block, items};
 }
 
 }  // namespace wg
@@ -567,17 +576,19 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
   const wg::TokenTileChoice tile = wg::token_tile(p);
-  if (tile.tokens == 128) return wg::launch<Act, 128, 1>(p, stream);
-  if (tile.blocks == 1) return wg::launch<Act, 64, 1>(p, stream);
-  // Two blocks per SM pay off only with items to run in the second one (and have a shallower
-  // ring): below the two-block grid the one-block 64-token tile runs.
-  GridSize grid;
-  const cudaError_t err =
-      tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid) : wg::tile_grid<Act, 64, 2>(p, &grid);
-  if (err != cudaSuccess) return err;
-  if (tile.items < grid.blocks) return wg::launch<Act, 64, 1>(p, stream);
-  return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
-                           : wg::launch<Act, 64, 2>(p, grid, stream);
+  if (tile.blocks == 2) {
+    // Two blocks per SM pay off only with items to run in the second one (and have a
+    // shallower ring): below the two-block grid the one-block tile runs.
+    GridSize grid;
+    const cudaError_t err = tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid)
+                                              : wg::tile_grid<Act, 64, 2>(p, &grid);
+    if (err != cudaSuccess) return err;
+    if (tile.items >= grid.blocks)
+      return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
+                               : wg::launch<Act, 64, 2>(p, grid, stream);
+  }
+  return tile.fallback == 64 ? wg::launch<Act, 64, 1>(p, stream)
+                             : wg::launch<Act, 128, 1>(p, stream);
 }
 
 template <class Act>
