@@ -454,14 +454,15 @@ TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
 
 TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   // The wgmma kernel runs banks of 2/3/4-bit experts at two blocks per SM, with a 32-token tile
-  // at a mean of <= 20 tokens per expert and a 64-token one at <= 40, when the items (experts x
+  // at a mean of <= 20 tokens per expert and a 64-token one at <= 48, when the items (experts x
   // 256-row blocks) are at least its grid: 24 experts x 12 row blocks of N = 2830 = 288 items
-  // cover the 264 blocks of a 132-SM device. Experts with 33 (first call) and 41-70 tokens
-  // (second) take two token blocks; K = 640 (5 k-tiles, a multiple of every group size) wraps
-  // every ring; N is unaligned. The per-call kAuto also picks the tile kernel here (means 13
-  // and 31 > 6, the boundary where the 32-token tile runs). The test cannot see which tile ran:
-  // on a device with more than 144 SMs these items would not reach the grid and it would check
-  // the one-block 64-token tile instead. "Small" so that the sanitizers run it.
+  // cover the 264 blocks of a 132-SM device. Means 13 (32-token tile), 32 and 46 (64-token tile;
+  // at 46 the 128-token tile ran before session 9); experts with 33 and 41-70 tokens take two
+  // token blocks; K = 640 (5 k-tiles, a multiple of every group size) wraps every ring; N is
+  // unaligned. The per-call kAuto also picks the tile kernel here (every mean > 6, the boundary
+  // where the 32-token tile runs). The test cannot see which tile ran: on a device with more
+  // than 144 SMs these items would not reach the grid and it would check the one-block tiles
+  // instead. "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   std::vector<FormatSpec> f;
@@ -475,6 +476,9 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
                                                     70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
                                      runs, 6402));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {45, 0,  52, 38, 70, 41, 47, 44, 66, 42, 49, 43,
+                                                    51, 46, 40, 48, 39, 55, 44, 47, 43, 50, 45, 46},
+                                     runs, 6403));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
