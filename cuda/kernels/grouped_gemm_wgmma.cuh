@@ -36,8 +36,9 @@
 // kt + 1 runs while the last wgmmas of k-tile kt still do (its refill targets the stage of
 // k-tile kt - 1); int8 (three stages) and dense (two) prefetch two and one k-tiles and drain a
 // k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage). With 64
-// tokens (16 KB of x per stage) int8 gets the fourth stage too. With 32 tokens the ring has
-// half the SM (two blocks): int2/int3 four stages, int4 three (two prefetched, no overlap).
+// tokens (16 KB of x per stage) int8 gets the fourth stage too. At two blocks per SM the ring
+// has half the SM: with 32 tokens int2/int3 four stages, int4 three (two prefetched, no
+// overlap); with 64 tokens int2/int3 three, int4 two (one prefetched).
 // Either way a k-tile ends
 // drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
 // flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
@@ -160,8 +161,8 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
              stage_bytes<kTokens>(slot_bytes);
 }
 
-/// The most any launch of the kTokens kernel takes (the ring size is not monotonic in the
-/// slot size).
+/// The most any launch of the (kTokens, kBlocks) kernel takes (the ring size is not monotonic in
+/// the slot size).
 template <int kTokens, int kBlocks>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;

@@ -19,7 +19,8 @@ constexpr int kBlockThreads = 256;
 constexpr int kBlockWarps = kBlockThreads / 32;
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
-/// Largest code tile of the wgmma kernel's 32-token, two-blocks-per-SM variant (2/3/4-bit).
+/// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;
+/// 2/3/4-bit).
 constexpr int kWgmmaTwoBlockMaxSlotBytes = 1024;
 /// Largest code tile of any format (dense: 16 x 128 x 2 bytes).
 constexpr int kMaxTileBytes = kTileRows * kTileCols * 2;

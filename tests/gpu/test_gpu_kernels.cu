@@ -457,12 +457,15 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   // at a mean of <= 20 tokens per expert and a 64-token one at <= 48, when the items (experts x
   // 256-row blocks) are at least its grid: 24 experts x 12 row blocks of N = 2830 = 288 items
   // cover the 264 blocks of a 132-SM device. Means 13 (32-token tile), 32 and 46 (64-token tile;
-  // at 46 the 128-token tile ran before session 9); experts with 33 and 41-70 tokens take two
-  // token blocks; K = 640 (5 k-tiles, a multiple of every group size) wraps every ring; N is
-  // unaligned. The per-call kAuto also picks the tile kernel here (every mean > 6, the boundary
-  // where the 32-token tile runs). The test cannot see which tile ran: on a device with more
-  // than 144 SMs these items would not reach the grid and it would check the one-block tiles
-  // instead. "Small" so that the sanitizers run it.
+  // at 46 the 128-token tile ran before session 9); experts with 33 tokens (32-token tile) and
+  // 66 or 70 (64-token tile) take two token blocks; K = 640 (5 k-tiles, a multiple of every
+  // group size) wraps the rings; N is unaligned. The ring depth follows the bank's largest code
+  // tile: with int4 in the bank 3 stages at 32 tokens and 2 at 64; the int2/int3-only bank
+  // below gets 4 and 3 (the depth where the refill overlaps the last wgmmas). The per-call
+  // kAuto also picks the tile kernel here (every mean > 6, the boundary where the 32-token tile
+  // runs). The test cannot see which tile ran: on a device with more than 144 SMs these items
+  // would not reach the grid and it would check the one-block tiles instead. "Small" so that
+  // the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   std::vector<FormatSpec> f;
@@ -479,6 +482,16 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {45, 0,  52, 38, 70, 41, 47, 44, 66, 42, 49, 43,
                                                     51, 46, 40, 48, 39, 55, 44, 47, 43, 50, 45, 46},
                                      runs, 6403));
+  std::vector<FormatSpec> narrow;
+  for (int e = 0; e < 24; ++e) narrow.push_back(parse(e % 2 == 0 ? "int2:g32" : "int3:g64:sym"));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(
+      narrow, 2830, 640,
+      {12, 0, 1, 20, 33, 7, 15, 18, 9, 11, 14, 16, 3, 25, 10, 12, 19, 8, 13, 6, 17, 2, 21, 9}, runs,
+      6404));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 2830, 640,
+                                     {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
+                                      70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
+                                     runs, 6405));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
