@@ -2,21 +2,24 @@
 // ("prefill"): the sibling of grouped_gemm_tc.cuh with warpgroup MMA (wgmma) in place of
 // mma.sync.
 //
-// Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows,
-// block of kTokens tokens); the persistent grid walks the same device-built schedule as the
-// tc kernel, token blocks fastest. Every row block re-reads the token block's x from L2, so
-// 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256 bytes of x
-// and 16 code tiles for 256 x kTokens x 128 multiply-adds.
+// Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
+// at 256 tokens), block of kTokens tokens); the persistent grid walks the same device-built
+// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
+// x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
+// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds.
 // kTokens (the wgmma N) is 128, or 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
 // 32 and 64 tokens, for banks of 2/3/4-bit codes, two blocks share an SM (kBlocks): with few
 // tokens the kernel streams weights and its decode chains, not the tensor cores, set the pace,
-// and one block's 2 warps per scheduler hide too little of their latency.
+// and one block's 2 warps per scheduler hide too little of their latency. At 256 tokens (banks
+// of 2/3/4-bit codes, many tokens per expert) a warpgroup owns one m64 block instead of two:
+// the same 128 accumulators per thread, but each weight is decoded once per 256 tokens.
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
-// per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. Per
+// per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. (At
+// 256 tokens: m64 block g, strip 4g + i.) Per
 // k16 sub-tile the warpgroup issues one wgmma.m64nNk16 (N = kTokens) per m64 block, A from
 // registers (the decoded weights never touch shared memory), B = the x tile in shared memory
 // through a matrix descriptor (the same for both), fp32 accumulators (2 x N / 2 per thread).
@@ -29,16 +32,16 @@
 // One cp.async ring; stage = k-tile:
 //  - x tile [kTokens tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
 //    layout wgmma reads (zero-filled past the item's tokens and past K);
-//  - 16 code slots, slot s = strip s of the row block, each copied verbatim by the warp that
-//    decodes it (as in the tc kernel).
-// Ring depth by stage size (ring_stages): with 128 tokens, up to 1 KB per code tile
-// (int2/3/4) gives four stages, two k-tiles prefetched, and the barrier that publishes k-tile
-// kt + 1 runs while the last wgmmas of k-tile kt still do (its refill targets the stage of
-// k-tile kt - 1); int8 (three stages) and dense (two) prefetch two and one k-tiles and drain a
-// k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage). With 64
-// tokens (16 KB of x per stage) int8 gets the fourth stage too. At two blocks per SM the ring
-// has half the SM: with 32 tokens int2/int3 four stages, int4 three (two prefetched, no
-// overlap); with 64 tokens int2/int3 three, int4 two (one prefetched).
+//  - 16 code slots (8 at 256 tokens), slot s = strip s of the row block, each copied verbatim
+//    by the warp that decodes it (as in the tc kernel).
+// Ring depth by stage size (ring_stages): four stages prefetch two k-tiles, three prefetch one;
+// with either, the barrier that publishes k-tile kt + 1 runs while the last wgmmas of k-tile
+// kt still do (its refill targets the stage of k-tile kt - 1). Two stages prefetch one k-tile
+// and drain a k-tile's wgmmas before that barrier (its refill targets k-tile kt's own stage).
+// With 128 tokens, up to 1 KB per code tile (int2/3/4) gives four stages, int8 three, dense
+// two; with 64 tokens int8 gets the fourth stage too; 256 tokens (64 KB of x per stage, 2/3/4-
+// bit only) three. At two blocks per SM the ring has half the SM: with 32 tokens int2/int3
+// four stages, int4 three; with 64 tokens int2/int3 three, int4 two.
 // Either way a k-tile ends
 // drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
 // flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
@@ -63,10 +66,7 @@ namespace qmoe::dev {
 namespace wg {
 
 constexpr int kWarpgroupWarps = 4;
-constexpr int kM64Strips = 4;                          ///< strips of one wgmma m64 block
-constexpr int kStripsPerWarp = 2;                      ///< = m64 blocks per warpgroup
-constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< 256 weight rows per item
-static_assert(kStrips * kTileRows == kWgmmaItemRows, "kernel_split.cuh counts items by it");
+constexpr int kM64Strips = 4;  ///< strips of one wgmma m64 block
 constexpr int kMaxStages = 4;
 /// One swizzle atom of the 128-byte swizzle: 8 rows of 128 bytes. Rows are 128 bytes (64 k
 /// of one token), so a k-tile is stored as two halves of [kTokens tokens][128 bytes].
@@ -74,58 +74,77 @@ constexpr int kSwizzleRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
 constexpr int kHalfK = kSwizzleRowBytes / 2;  ///< 64 k per half
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
-/// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
-constexpr int kYStride = kStrips * kTileRows + 8;
-
-/// What the token tile (tokens per item = the wgmma N) sizes.
+/// What the token tile (tokens per item = the wgmma N) sizes. Up to 128 tokens a warpgroup
+/// owns two m64 blocks (256 rows per item); at 256 it owns one (128 rows per item), which keeps
+/// the accumulators per thread at 128 and decodes each weight once per 256 tokens, not 128.
 template <int kTokens>
 struct TokenTile {
-  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 128,
-                "the kernel's wgmma N is 32, 64 or 128");
+  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 128 || kTokens == 256,
+                "the kernel's wgmma N is 32, 64, 128 or 256");
+  static constexpr int kStripsPerWarp = kTokens == 256 ? 1 : 2;  ///< = m64 blocks per warpgroup
+  static constexpr int kStrips = kBlockWarps * kStripsPerWarp;   ///< strips per item
+  static constexpr int kRows = kStrips * kTileRows;              ///< weight rows per item
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
-  static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4, 8 or 16 KB, 1024-aligned
+  static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4 .. 32 KB, 1024-aligned
   static constexpr int kXStageBytes = 2 * kXHalfBytes;
+  /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
+  static constexpr int kYStride = kRows + 8;
   static constexpr int kYBytes = kTokens * kYStride * 2;
 };
+static_assert(TokenTile<128>::kRows == kWgmmaItemRows, "kernel_split.cuh counts items by it");
 
 /// One stage: the x tile, then one code slot of slot_bytes per strip; a multiple of the
 /// swizzle atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern
 /// repeats on.
 template <int kTokens>
 constexpr int stage_bytes(int slot_bytes) {
-  return (TokenTile<kTokens>::kXStageBytes + kStrips * slot_bytes + kSwizzleAtomBytes - 1) /
+  return (TokenTile<kTokens>::kXStageBytes + TokenTile<kTokens>::kStrips * slot_bytes +
+          kSwizzleAtomBytes - 1) /
          kSwizzleAtomBytes * kSwizzleAtomBytes;
+}
+
+/// Experts per bank a kernel's schedule holds: kMaxExperts, but 256 for the 256-token tile,
+/// whose three ring stages (64 KB of x each) leave room for no larger schedule (token_tile
+/// picks it only for banks of 256 experts or fewer).
+template <int kTokens>
+constexpr int max_experts() {
+  return kTokens == 256 ? 256 : kMaxExperts;
 }
 
 /// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
 /// capability 9.0 (of 228 KB per SM, less 1 KB per resident block), shared by the blocks of an
 /// SM, less a reserve for the kernel's static shared memory (the schedule's block scan,
 /// 2.3 KB), the largest schedule and the alignment pad.
-template <int kBlocks>
+template <int kTokens, int kBlocks>
 constexpr int ring_budget() {
-  return (228 * 1024) / kBlocks - 1024 - 4096 - static_cast<int>(schedule_smem_bytes(kMaxExperts)) -
-         kSwizzleAtomBytes;
+  return (228 * 1024) / kBlocks - 1024 - 4096 -
+         static_cast<int>(schedule_smem_bytes(max_experts<kTokens>())) - kSwizzleAtomBytes;
 }
 
 /// Largest code slot a kernel serves. At two blocks per SM it is compiled for the 2/3/4-bit
 /// decoders only (token_tile sends other banks to a one-block tile): within the 128 registers
 /// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
-/// (C7512).
-template <int kBlocks>
+/// (C7512). The 256-token tile serves them too: with int8 or dense slots only two of its
+/// stages fit, one k-tile prefetched.
+template <int kTokens, int kBlocks>
 constexpr int max_slot_bytes() {
-  return kBlocks == 2 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
+  return kBlocks == 2 || kTokens == 256 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
 }
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
 template <int kTokens, int kBlocks>
 constexpr int ring_stages(int slot_bytes) {
-  const int fit = ring_budget<kBlocks>() / stage_bytes<kTokens>(slot_bytes);
+  const int fit = ring_budget<kTokens, kBlocks>() / stage_bytes<kTokens>(slot_bytes);
   return fit < kMaxStages ? fit : kMaxStages;
 }
-/// k-tiles the ring prefetches ahead of the one being multiplied.
+/// k-tiles the ring prefetches ahead of the one being multiplied: two with four stages, else
+/// one, so that three stages still overlap the refill with the last wgmmas (below). H200 A/B
+/// (bench/results/s10-2026-12-02): with three stages, one prefetched k-tile and the overlap
+/// took 0.93-0.96x the time of two prefetched and a drained barrier on the 256-token tile, and
+/// 0.96-0.99x on int8 banks at 128 tokens.
 constexpr int ring_depth(int stages) {
-  return stages >= 3 ? 2 : 1;
+  return stages >= 4 ? 2 : 1;
 }
 /// The barrier that publishes k-tile kt + 1 (at the end of k-tile kt) refills the stage of
 /// k-tile kt + 1 + depth - stages. With a stage beyond the prefetched ones and the current
@@ -141,7 +160,7 @@ template <int kTokens, int kBlocks>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > max_slot_bytes<kBlocks>()) continue;
+    if (slot > max_slot_bytes<kTokens, kBlocks>()) continue;
     if (ring_stages<kTokens, kBlocks>(slot) < 2 ||
         ring_stages<kTokens, kBlocks>(slot) * stage_bytes<kTokens>(slot) <
             TokenTile<kTokens>::kYBytes)
@@ -150,7 +169,8 @@ constexpr bool ring_fits_every_decoder() {
   return true;
 }
 static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>() &&
-                  ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<128, 1>(),
+                  ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<128, 1>() &&
+                  ring_fits_every_decoder<256, 1>(),
               "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
@@ -167,8 +187,8 @@ template <int kTokens, int kBlocks>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > max_slot_bytes<kBlocks>()) continue;
-    const size_t b = smem_bytes<kTokens, kBlocks>(kMaxExperts, decoder_tile_bytes(id));
+    if (decoder_tile_bytes(id) > max_slot_bytes<kTokens, kBlocks>()) continue;
+    const size_t b = smem_bytes<kTokens, kBlocks>(max_experts<kTokens>(), decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
   return bytes;
@@ -241,7 +261,7 @@ __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 32, 64 or 128). Per warp
+/// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 32 .. 256). Per warp
 /// the register A operand is the mma.sync m16n8k16 A fragment of rows 16 (warp % 4) .. +15,
 /// and d[4c + r] (c < N / 8) is that warp's mma.sync C fragment of n8 chunk c: row lane / 4 +
 /// 8 (r / 2), token 8c + 2 (lane % 4) + r % 2. scale-d = accumulate != 0 (0: d = A * B, the
@@ -261,6 +281,13 @@ __device__ __forceinline__ void fence_proxy_async() {
   QMOE_WG_ACC_1_31(X)                                                                             \
   X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47) \
   X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
+#define QMOE_WG_ACC_1_127(X)                                                                       \
+  QMOE_WG_ACC_1_63(X)                                                                              \
+  X(64) X(65) X(66) X(67) X(68) X(69) X(70) X(71) X(72) X(73) X(74) X(75) X(76) X(77) X(78) X(79)  \
+  X(80) X(81) X(82) X(83) X(84) X(85) X(86) X(87) X(88) X(89) X(90) X(91) X(92) X(93) X(94) X(95)  \
+  X(96) X(97) X(98) X(99) X(100) X(101) X(102) X(103) X(104) X(105) X(106) X(107) X(108) X(109)    \
+  X(110) X(111) X(112) X(113) X(114) X(115) X(116) X(117) X(118) X(119) X(120) X(121) X(122)       \
+  X(123) X(124) X(125) X(126) X(127)
 #define QMOE_WG_ACC_REG(i) ", %" #i
 #define QMOE_WG_ACC_OPERAND(i) , "+f"(d[i])
 #define QMOE_WGMMA(SHAPE, TYPE, ACCS, A_AND_DESC, ACCUMULATE)                                \
@@ -280,19 +307,22 @@ __device__ __forceinline__ void fence_proxy_async() {
 template <class Act, int kN>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
                                                uint64_t desc, int accumulate) {
-  static_assert(kN == 32 || kN == 64 || kN == 128, "one accumulator list per N below");
+  static_assert(kN == 32 || kN == 64 || kN == 128 || kN == 256, "one accumulator list per N below");
   if constexpr (kN == 32) {
     QMOE_WGMMA_ACT("m64n32k16", QMOE_WG_ACC_1_15, "{%16, %17, %18, %19}, %20", "%21")
   } else if constexpr (kN == 64) {
     QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36", "%37")
-  } else {
+  } else if constexpr (kN == 128) {
     QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68", "%69")
+  } else {
+    QMOE_WGMMA_ACT("m64n256k16", QMOE_WG_ACC_1_127, "{%128, %129, %130, %131}, %132", "%133")
   }
 }
 #undef QMOE_WGMMA_ACT
 #undef QMOE_WGMMA
 #undef QMOE_WG_ACC_OPERAND
 #undef QMOE_WG_ACC_REG
+#undef QMOE_WG_ACC_1_127
 #undef QMOE_WG_ACC_1_63
 #undef QMOE_WG_ACC_1_31
 #undef QMOE_WG_ACC_1_15
@@ -347,6 +377,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages) {
   using Tile = TokenTile<kTokens>;
+  constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
@@ -359,7 +390,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   for (int b = 0; b < kStripsPerWarp; ++b) {
     local[b] = (warp / kWarpgroupWarps) * kStripsPerWarp * kM64Strips + b * kM64Strips +
                warp % kWarpgroupWarps;
-    strip[b] = row_block * kStrips + local[b];
+    strip[b] = row_block * Tile::kStrips + local[b];
     has_strip[b] = strip[b] < p.n_strips;
     strip_codes[b] =
         ep.codes + static_cast<int64_t>(has_strip[b] ? strip[b] : 0) * p.k_tiles * Dec::kTileBytes;
@@ -452,15 +483,14 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
           for (int r = 0; r < 4; ++r) {
             const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
             const int row = local[b] * kTileRows + (lane >> 2) + 8 * (r >> 1);
-            ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[b][4 * c + r]);
+            ys[tok * Tile::kYStride + row] = ActTraits<Act>::to_bits_rn(acc[b][4 * c + r]);
           }
         }
       }
     }
   }
   __syncthreads();
-  store_y_tile<kStrips * kTileRows>(ys, kYStride, t.count, row_block * kStrips * kTileRows, p.n,
-                                    y_rows);
+  store_y_tile<Tile::kRows>(ys, Tile::kYStride, t.count, row_block * Tile::kRows, p.n, y_rows);
 }
 
 // kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit
@@ -477,13 +507,14 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   const uint32_t ring = smem_addr(smem) + static_cast<uint32_t>(schedule_smem_bytes(p.num_experts));
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts) +
                           ((kSwizzleAtomBytes - ring % kSwizzleAtomBytes) % kSwizzleAtomBytes);
+  constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
-      if constexpr (Dec::kTileBytes <= max_slot_bytes<kBlocks>())
+      if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
         run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
@@ -514,7 +545,8 @@ cudaError_t launch(const GemmProblem& p, const GridSize& grid, cudaStream_t stre
   // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
   // unwritten.
-  if (p.a_slot_bytes > max_slot_bytes<kBlocks>()) return cudaErrorInvalidValue;
+  if (p.a_slot_bytes > max_slot_bytes<kTokens, kBlocks>() || p.num_experts > max_experts<kTokens>())
+    return cudaErrorInvalidValue;
   const auto* kernel =
       reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
   return launch_grouped_kernel(
@@ -538,7 +570,7 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// The bound sits well under 64 because routing is not even: an expert above 64 tokens takes
 /// two 64-token blocks and has its weights decoded twice (H100, Mixtral int4 at a mean of 64:
 /// the 64 tile took 1017 us where the 128 tile took 854 us).
-/// Banks whose code slots the two-block kernels serve (max_slot_bytes<2>, 2/3/4-bit) take the
+/// Banks whose code slots the two-block kernels serve (max_slot_bytes<64, 2>, 2/3/4-bit) take the
 /// 32-token tile up to a mean of 20 and the 64-token one up to 48, both at two blocks per SM,
 /// when the items, estimated as (those experts) x (row blocks), are at least that kernel's grid
 /// (launch_grouped_gemm_wgmma): the second block per SM pays off only with items to run in it,
@@ -550,10 +582,23 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 constexpr int64_t kMaxMeanFor64 = 40;
 constexpr int64_t kMaxMeanFor32TwoBlock = 20;
 constexpr int64_t kMaxMeanFor64TwoBlock = 48;
+/// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>) and at most max_experts<256>() experts
+/// take the 256-token tile at a mean of kMinMeanFor256 tokens per expert or more where K is at
+/// least kMinKFor256, and from kMinMeanFor256ShortK at any K. It decodes each weight once per
+/// 256 tokens, but an expert's last token block is padded to 256 columns of wgmma work and an
+/// item carries a larger pipeline fill and epilogue, which only long items and many tokens
+/// amortise. H200 A/B against the 128-token tile (bench/results/s10-2026-12-02), with this
+/// rule: Mixtral (K = 4096, 14336) at means 256-4096 int3 0.90-0.93x the time, int4 0.96-1.00x,
+/// int2 0.97-1.03x; DeepSeek-V2-Lite and OLMoE at means 1536-2048 int3 0.92-0.93x, int2/int4
+/// 0.98-1.01x. With the 256-token tile forced at means 256-512 and K <= 2048 (Qwen3, OLMoE,
+/// DeepSeek-V2-Lite): 0.97-1.14x, int2/int4 1.04-1.14x. The bounds come from these five shapes.
+constexpr int64_t kMinMeanFor256 = 256;
+constexpr int kMinKFor256 = 4096;
+constexpr int64_t kMinMeanFor256ShortK = 1536;
 
 struct TokenTileChoice {
-  int tokens;     ///< 32, 64 or 128
-  int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<2>) or 1
+  int tokens;     ///< 32, 64, 128 or 256
+  int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
   int fallback;   ///< tokens of the one-block tile where the items do not reach the grid
   int64_t items;  ///< estimated items of the launch (one token block per expert)
 };
@@ -563,9 +608,13 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t fit = p.m / min_tokens > 1 ? p.m / min_tokens : 1;
   const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
   const int64_t mean = (p.m + experts - 1) / experts;
-  const int64_t items = experts * ceil_div(p.n_strips, kStrips);
+  const int64_t items = experts * ceil_div(p.n_strips, TokenTile<128>::kStrips);
+  const bool long_k = p.k >= kMinKFor256;
+  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
+      p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
+    return {256, 1, 256, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : 128;
-  if (p.a_slot_bytes <= max_slot_bytes<2>()) {
+  if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
     if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, items};
     if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, items};
   }
@@ -588,8 +637,14 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
       return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
                                : wg::launch<Act, 64, 2>(p, grid, stream);
   }
-  return tile.fallback == 64 ? wg::launch<Act, 64, 1>(p, stream)
-                             : wg::launch<Act, 128, 1>(p, stream);
+  switch (tile.fallback) {
+    case 64:
+      return wg::launch<Act, 64, 1>(p, stream);
+    case 128:
+      return wg::launch<Act, 128, 1>(p, stream);
+    default:
+      return wg::launch<Act, 256, 1>(p, stream);
+  }
 }
 
 template <class Act>

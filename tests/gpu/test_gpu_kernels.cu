@@ -428,8 +428,8 @@ TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
 }
 
 TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
-  // The wgmma kernel's ring depth follows the bank's largest code tile (int2/3/4: 4 stages
-  // with the refill overlapping the last wgmma; int8: 3 at 128 tokens, 4 at 64; dense: 2) and
+  // The wgmma kernel's ring depth follows the bank's largest code tile (int2/3/4: 4 stages;
+  // int8: 3 at 128 tokens, 4 at 64, the refill overlapping the last wgmmas; dense: 2) and
   // its token tile follows the mean tokens per expert (128 here for the first counts, 64 for
   // the second). K = 896 is 7 k-tiles, so every ring wraps; K = 707 and N = 75 are unaligned.
   // "Small" so that the sanitizers run it too.
@@ -461,7 +461,7 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   // 66 or 70 (64-token tile) take two token blocks; K = 640 (5 k-tiles, a multiple of every
   // group size) wraps the rings; N is unaligned. The ring depth follows the bank's largest code
   // tile: with int4 in the bank 3 stages at 32 tokens and 2 at 64; the int2/int3-only bank
-  // below gets 4 and 3 (the depth where the refill overlaps the last wgmmas). The per-call
+  // below gets 4 and 3 (from 3 stages the refill overlaps the last wgmmas). The per-call
   // kAuto also picks the tile kernel here (every mean > 6, the boundary where the 32-token tile
   // runs). The test cannot see which tile ran: on a device with more than 144 SMs these items
   // would not reach the grid and it would check the one-block tiles instead. "Small" so that
@@ -492,6 +492,28 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
                                      {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
                                       70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
                                      runs, 6405));
+}
+
+TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
+  // Banks of 2/3/4-bit experts take the wgmma kernel's 256-token tile (one m64 block per
+  // warpgroup, 128 rows per item, three ring stages with one k-tile prefetched) at a mean of
+  // >= 256 tokens per expert where K >= 4096, and from a mean of 1536 at any K. First case:
+  // K = 4160 (33 k-tiles, the last half empty: a multiple of 64 and 32, not of 128), mean 269;
+  // experts of 300, 257 and 520 tokens end in token blocks of 44, 1 and 8. Second: K = 640, mean
+  // 1559, blocks of 64, 1 and 28 at the ends. N = 200 is unaligned (the last item holds 72 rows).
+  // The int2/int3-only bank takes the same stage count (three) with smaller slots. The test
+  // cannot see which tile ran; "Small" so that the sanitizers run it.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc"}) f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 4160, {300, 0, 257, 520}, runs, 6601));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {1600, 0, 1537, 3100}, runs, 6602));
+  std::vector<FormatSpec> narrow;
+  for (const char* s : {"int2:g64", "int3:pc", "int2:pc:sym", "int3:g32"})
+    narrow.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 200, 4160, {300, 0, 257, 520}, runs, 6603));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
