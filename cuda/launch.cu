@@ -55,6 +55,12 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
 
 cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size_t smem_bytes,
                                   const GemmProblem& p, cudaStream_t stream) {
+  void* args[] = {const_cast<GemmProblem*>(&p)};
+  return launch_grouped_kernel_args(kernel, grid, smem_bytes, args, stream);
+}
+
+cudaError_t launch_grouped_kernel_args(const void* kernel, const GridSize& grid, size_t smem_bytes,
+                                       void** args, cudaStream_t stream) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(grid.blocks));
   config.blockDim = dim3(kBlockThreads);
@@ -65,7 +71,6 @@ cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attr;
   config.numAttrs = grid.pdl ? 1 : 0;
-  void* args[] = {const_cast<GemmProblem*>(&p)};
   return cudaLaunchKernelExC(&config, kernel, args);
 }
 

@@ -29,9 +29,12 @@
 // (a_buffers: three A buffers for 2/3/4-bit, two for int8 and dense). The item's first wgmma
 // of each strip overwrites the accumulators (scale-d = 0): no ordinary instruction writes
 // them, which ptxas requires to keep the wgmmas pipelined (C7515).
-// One cp.async ring; stage = k-tile:
+// One ring; stage = k-tile:
 //  - x tile [kTokens tokens][128 k] as two 64-k halves, each in the 128-byte-swizzle K-major
-//    layout wgmma reads (zero-filled past the item's tokens and past K);
+//    layout wgmma reads (zero-filled past the item's tokens and past K). At 128 and 256 tokens
+//    (kXByTma) thread 0 loads both halves by TMA (one tensor-map box each, swizzled by the
+//    copy engine, completing on the stage's mbarrier) where K % 8 == 0; otherwise every thread
+//    copies its 16-byte units with cp.async (synchronous loads where K % 8 != 0);
 //  - 16 code slots (8 at 256 tokens), slot s = strip s of the row block, each copied verbatim
 //    by the warp that decodes it (as in the tc kernel).
 // Ring depth by stage size (ring_stages): four stages prefetch two k-tiles, three prefetch one;
@@ -53,6 +56,9 @@
 // Only sm_90a has wgmma: every other target compiles a __trap() body, and the host asks
 // grouped_gemm_wgmma_available before launching.
 #pragma once
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <atomic>
 #include <cstdint>
 #include <type_traits>
@@ -89,6 +95,12 @@ struct TokenTile {
   static constexpr int kXStageBytes = 2 * kXHalfBytes;
   /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
   static constexpr int kYStride = kRows + 8;
+  /// x comes by TMA (where the host could build its tensor map, x_tensor_map) at 128 and 256
+  /// tokens. H200 A/B against cp.async (bench/results/s10-2026-12-02/tma): dense bf16 banks
+  /// 0.87-0.93x the time at T >= 1024, the 256-token tile 0.93-0.96x, the 128-token tile with
+  /// integer banks 0.98-1.02x; the 64-token tiles were slower (int8 at one block per SM
+  /// 1.12-1.13x, the two-block tiles up to 1.09x), and keep cp.async.
+  static constexpr bool kXByTma = kTokens >= 128;
   static constexpr int kYBytes = kTokens * kYStride * 2;
 };
 static_assert(TokenTile<128>::kRows == kWgmmaItemRows, "kernel_split.cuh counts items by it");
@@ -203,6 +215,37 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
     return stage + (unit / 8) * TokenTile<kTokens>::kXHalfBytes + row * kSwizzleRowBytes +
            (((unit % 8) ^ (row & 7)) << 4);
   });
+}
+
+// ---- TMA and mbarriers (PTX ISA "cp.async.bulk.tensor", "mbarrier") ----------------------
+
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+/// The one arrival of a stage's fill: the barrier's phase completes once `bytes` have landed.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+/// Box (c0, c1) of the tensor map into shared memory at dst, completing on mbarrier bar.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+      "%3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
 }
 
 /// Waits until the oldest of `depth` (1 or 2) cp.async groups in flight has landed.
@@ -375,7 +418,8 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 template <class Act, class Dec, int kTokens, int kBlocks>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
-                                         unsigned char* stages) {
+                                         unsigned char* stages, const CUtensorMap* x_map,
+                                         uint32_t x_bars, uint32_t& x_phases) {
   using Tile = TokenTile<kTokens>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
@@ -403,9 +447,31 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   auto code_slot = [&](unsigned char* stage, int b) {
     return stage + Tile::kXStageBytes + local[b] * slot_bytes;
   };
+  // x by TMA (p.x_tma): thread 0 issues both halves of a stage, which complete on the stage's
+  // mbarrier (x_bars + 8 s; its phase parity is bit s of x_phases, the same in every thread).
+  // The box holds kTokens rows from the item's first: rows past its tokens belong to the next
+  // expert (their output columns are never stored), rows past m and columns past K are zero.
+  // The previous item's epilogue wrote and read this ring through the generic proxy: each
+  // thread fences its accesses before the barrier that precedes the first TMA write.
+  const bool tma = Tile::kXByTma && p.x_tma != 0;
+  if (tma) {
+    fence_proxy_async();
+    __syncthreads();
+  }
   auto fill = [&](int kt, int s) {
     unsigned char* stage = stages + s * stage_size;
-    fill_x<kTokens>(stage, t, kt);
+    if (tma) {
+      if (threadIdx.x == 0) {
+        const uint32_t bar = x_bars + 8 * s;
+        mbarrier_arrive_expect_tx(bar, Tile::kXStageBytes);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          tma_load_2d(smem_addr(stage) + h * Tile::kXHalfBytes, x_map, kt * kTileCols + h * kHalfK,
+                      t.row, bar);
+      }
+    } else {
+      fill_x<kTokens>(stage, t, kt);
+    }
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b)
       if (has_strip[b])
@@ -432,8 +498,14 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   // proxy, the barrier makes it everyone's; then the stage of k-tile kt + depth - n_stages is
   // refilled. Code slots are read with plain loads, complete before the barrier.
   int write_stage = depth;  // stage of k-tile kt + depth
+  int wait_stage = 0;       // stage of k-tile kt
   auto publish = [&](int kt) {
     cp_async_wait_oldest(depth);
+    if (tma) {
+      mbarrier_wait(x_bars + 8 * wait_stage, (x_phases >> wait_stage) & 1u);
+      x_phases ^= 1u << wait_stage;
+    }
+    wait_stage = wait_stage + 1 < n_stages ? wait_stage + 1 : 0;
     fence_proxy_async();
     __syncthreads();
     if (kt + depth < p.k_tiles) fill(kt + depth, write_stage);
@@ -497,7 +569,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 // decoders at 32 and 64 tokens (max_slot_bytes).
 template <class Act, int kTokens, int kBlocks>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
-    grouped_gemm_wgmma_kernel(const GemmProblem p) {
+    grouped_gemm_wgmma_kernel(const GemmProblem p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kBlockWarps == 2 * kWarpgroupWarps, "a block is two warpgroups");
   static_assert(kWarpgroupWarps == kM64Strips, "a warp decodes one strip per m64 block");
@@ -507,6 +579,14 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   const uint32_t ring = smem_addr(smem) + static_cast<uint32_t>(schedule_smem_bytes(p.num_experts));
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts) +
                           ((kSwizzleAtomBytes - ring % kSwizzleAtomBytes) % kSwizzleAtomBytes);
+  // One mbarrier per ring stage for the TMA fills of x, published by the schedule's barrier.
+  __shared__ __align__(8) uint64_t x_bar_storage[kMaxStages];
+  const uint32_t x_bars = smem_addr(x_bar_storage);
+  uint32_t x_phases = 0;
+  if (TokenTile<kTokens>::kXByTma && p.x_tma != 0 && threadIdx.x == 0) {
+    for (int s = 0; s < kMaxStages; ++s) mbarrier_init(x_bars + 8 * s, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
@@ -515,7 +595,8 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
-        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages);
+        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, &x_map,
+                                             x_bars, x_phases);
     });
   }
 #else
@@ -539,18 +620,50 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
                          &cache, grid);
 }
 
+/// The tensor map of x ([m, k] 16-bit elements, rows of k) in boxes of 64 k x box_rows rows with
+/// the 128-byte swizzle fill_x also writes, zeros out of bounds. False (the kernel then copies
+/// x with cp.async) where K % 8 != 0 (rows not 16-byte multiples) or the driver lacks TMA.
+inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
+  if (p.k % 8 != 0) return false;
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();  // not sticky: leave no error behind for the caller
+      fn = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.k), static_cast<cuuint64_t>(p.m)};
+  const cuuint64_t row_bytes[1] = {static_cast<cuuint64_t>(p.k) * 2};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kHalfK), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t steps[2] = {1, 1};
+  return encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void*>(p.x), dims, row_bytes,
+                box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 /// Launches the (kTokens, kBlocks) kernel on `grid` (tile_grid's).
 template <class Act, int kTokens, int kBlocks>
-cudaError_t launch(const GemmProblem& p, const GridSize& grid, cudaStream_t stream) {
+cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
   // unwritten.
-  if (p.a_slot_bytes > max_slot_bytes<kTokens, kBlocks>() || p.num_experts > max_experts<kTokens>())
+  if (problem.a_slot_bytes > max_slot_bytes<kTokens, kBlocks>() ||
+      problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel =
       reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
-  return launch_grouped_kernel(
-      kernel, grid, smem_bytes<kTokens, kBlocks>(p.num_experts, p.a_slot_bytes), p, stream);
+  GemmProblem p = problem;
+  CUtensorMap x_map{};
+  p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
+  void* args[] = {&p, &x_map};
+  return launch_grouped_kernel_args(
+      kernel, grid, smem_bytes<kTokens, kBlocks>(p.num_experts, p.a_slot_bytes), args, stream);
 }
 
 template <class Act, int kTokens, int kBlocks>

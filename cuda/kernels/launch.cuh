@@ -41,6 +41,7 @@ struct GemmProblem {
   int a_slot_bytes;    ///< largest code tile among the bank's formats (tile kernel's slots)
   int min_tile_bytes;  ///< smallest code tile among the bank's formats (decode kernel's model)
   int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
+  int x_tma;  ///< wgmma kernel: x tiles come by TMA through its tensor map (set by its launcher)
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).
@@ -92,6 +93,9 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
 /// (kernels wait in build_item_list). Returns the launch error.
 cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size_t smem_bytes,
                                   const GemmProblem& p, cudaStream_t stream);
+/// The same for a kernel whose parameters are `args` (pointers to each, in order).
+cudaError_t launch_grouped_kernel_args(const void* kernel, const GridSize& grid, size_t smem_bytes,
+                                       void** args, cudaStream_t stream);
 
 /// Occupancy classes by expert count: the block schedule's shared memory grows with E, and a
 /// grid sized for kMaxExperts (16 KB of schedule) would halve the blocks per SM of the

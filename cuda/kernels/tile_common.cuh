@@ -16,6 +16,7 @@ struct XTile {
   int count;                ///< 1 .. tokens per item
   int k;
   bool aligned;  ///< K % 8 == 0: rows are 16-byte aligned, cp.async applies
+  int row;       ///< index of that row in x
 };
 
 /// Stages x rows [0, kTokens) x columns [128 kt, 128 kt + 128) of the item (whole block):
@@ -118,7 +119,7 @@ __device__ __forceinline__ TileItem tile_item(const GemmProblem& p, const ItemRe
   it.expert = r.expert;
   it.row_block = static_cast<int>(r.local / token_blocks);
   it.x = XTile{static_cast<const unsigned short*>(p.x) + static_cast<int64_t>(row0) * p.k,
-               min(kTokens, r.row_count - block * kTokens), p.k, (p.k & 7) == 0};
+               min(kTokens, r.row_count - block * kTokens), p.k, (p.k & 7) == 0, row0};
   it.y_rows = static_cast<unsigned short*>(p.y) + static_cast<int64_t>(row0) * p.n;
   return it;
 }
