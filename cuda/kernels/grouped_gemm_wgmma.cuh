@@ -6,7 +6,8 @@
 // at 256 tokens), block of kTokens tokens); the persistent grid walks the same device-built
 // schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
 // x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
-// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds.
+// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
+// of x per token and 8 code tiles for 128 x 256 x 128).
 // kTokens (the wgmma N) is 128, or 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
@@ -18,11 +19,11 @@
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
-// per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. (At
-// 256 tokens: m64 block g, strip 4g + i.) Per
+// per warp the register A operand of wgmma is the mma.sync A fragment of those 16 rows. Per
 // k16 sub-tile the warpgroup issues one wgmma.m64nNk16 (N = kTokens) per m64 block, A from
 // registers (the decoded weights never touch shared memory), B = the x tile in shared memory
 // through a matrix descriptor (the same for both), fp32 accumulators (2 x N / 2 per thread).
+// (At 256 tokens: m64 block g, strip 4g + i, 8 wgmmas per k-tile, N / 2 = 128 accumulators.)
 // A k-tile's 16 wgmmas go strip-major (8 sub-tiles of strip 8g + i, then 8 of 8g + 4 + i),
 // so only one strip's codes and scales are live in registers at a time; each is committed
 // alone, and the warpgroup keeps up to two in flight while it decodes the next A fragment
@@ -137,8 +138,8 @@ constexpr int ring_budget() {
 /// decoders only (token_tile sends other banks to a one-block tile): within the 128 registers
 /// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
-/// (C7512). The 256-token tile serves them too: with int8 or dense slots only two of its
-/// stages fit, one k-tile prefetched.
+/// (C7512). The 256-token tile also serves the 2/3/4-bit decoders only: with int8 or dense
+/// slots only two of its stages would fit.
 template <int kTokens, int kBlocks>
 constexpr int max_slot_bytes() {
   return kBlocks == 2 || kTokens == 256 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
@@ -425,8 +426,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   // Strip b of the warp: strip local[b] of the row block = rows 16 (warp % 4) .. + 15 of m64
-  // block 2 (warp / 4) + b. Strips past N still join their warpgroup's wgmmas (warpgroup-wide)
-  // with whatever their slot holds; their rows are never stored.
+  // block kStripsPerWarp (warp / 4) + b. Strips past N still join their warpgroup's wgmmas
+  // (warpgroup-wide) with whatever their slot holds; their rows are never stored.
   int local[kStripsPerWarp], strip[kStripsPerWarp];
   bool has_strip[kStripsPerWarp];
   const uint8_t* strip_codes[kStripsPerWarp];
@@ -616,24 +617,30 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks>(),
-                         smem_bytes<kTokens, kBlocks>(kMaxExperts, 256 << size_class), size_class,
-                         &cache, grid);
+                         smem_bytes<kTokens, kBlocks>(max_experts<kTokens>(), 256 << size_class),
+                         size_class, &cache, grid);
 }
 
 /// The tensor map of x ([m, k] 16-bit elements, rows of k) in boxes of 64 k x box_rows rows with
-/// the 128-byte swizzle fill_x also writes, zeros out of bounds. False (the kernel then copies
-/// x with cp.async) where K % 8 != 0 (rows not 16-byte multiples) or the driver lacks TMA.
+/// the 128-byte swizzle fill_x also writes, zeros out of bounds. False where K % 8 != 0 (rows not
+/// 16-byte multiples: the kernel then loads x element by element) or the driver lacks TMA
+/// (cp.async).
 inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
   if (p.k % 8 != 0) return false;
   static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      (void)cudaGetLastError();  // not sticky: leave no error behind for the caller
-      fn = nullptr;
-    }
+#if CUDART_VERSION >= 12050
+    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                             cudaEnableDefault, &found);
+#else
+    const cudaError_t err =
+        cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &found);
+#endif
+    // A failed lookup is not sticky: clear it so that the caller's next cudaGetLastError does
+    // not report it (it runs once per process).
+    if (err != cudaSuccess) (void)cudaGetLastError();
+    if (err != cudaSuccess || found != cudaDriverEntryPointSuccess) fn = nullptr;
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
   if (encode == nullptr) return false;

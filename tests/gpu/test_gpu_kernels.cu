@@ -497,12 +497,14 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   // Banks of 2/3/4-bit experts take the wgmma kernel's 256-token tile (one m64 block per
   // warpgroup, 128 rows per item, three ring stages with one k-tile prefetched) at a mean of
-  // >= 256 tokens per expert where K >= 4096, and from a mean of 1536 at any K. First case:
-  // K = 4160 (33 k-tiles, the last half empty: a multiple of 64 and 32, not of 128), mean 269;
-  // experts of 300, 257 and 520 tokens end in token blocks of 44, 1 and 8. Second: K = 640, mean
-  // 1559, blocks of 64, 1 and 28 at the ends. N = 200 is unaligned (the last item holds 72 rows).
-  // The int2/int3-only bank takes the same stage count (three) with smaller slots. The test
-  // cannot see which tile ran; "Small" so that the sanitizers run it.
+  // >= 256 tokens per expert where K >= 4096, and from a mean of 1536 at any K (the host's mean
+  // counts x's 3 extra rows). First case: K = 4160 (33 k-tiles, the last half empty: a
+  // multiple of 64 and 32, not of 128), mean 270; experts of 300, 257 and 520 tokens end in
+  // token blocks of 44, 1 and 8. Second: K = 640, mean 1560, blocks of 64, 1 and 28 at the
+  // ends. N = 200 is not a multiple of the 128 rows of an item (the last holds 72). The
+  // int2/int3-only bank takes the same stage count (three) with smaller slots. The last case
+  // has K = 4099 (x rows not 16-byte multiples: no TMA, element loads) and N = 203 (element
+  // stores of y). The test cannot see which tile ran; "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
@@ -514,6 +516,23 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   for (const char* s : {"int2:g64", "int3:pc", "int2:pc:sym", "int3:g32"})
     narrow.push_back(parse(s));
   ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 200, 4160, {300, 0, 257, 520}, runs, 6603));
+  std::vector<FormatSpec> per_channel;
+  for (const char* s : {"int4:pc", "int3:pc:sym", "int2:pc", "int4:pc:sym"})
+    per_channel.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, runs, 6604));
+}
+
+TEST(GpuKernels, GroupedGemm256TokenTileRunsSeveralItemsPerBlock) {
+  // 11 token blocks x 17 row blocks (N = 2050) = 187 items of the 256-token tile: on a grid of
+  // up to 186 blocks (one per SM: 132 on an H100 or H200) some block runs two, so its second item
+  // starts with the TMA mbarriers' phases left by the first. K = 4288 is 34 k-tiles: the three
+  // stages are filled 12, 11 and 11 times per item, so the phase bits differ between items.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
+  std::vector<FormatSpec> f;
+  for (const char* s : {"int4:g64", "int3:g32:sym", "int2:g64", "int4:pc"}) f.push_back(parse(s));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2050, 4288, {300, 530, 600, 520}, runs, 6701));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
