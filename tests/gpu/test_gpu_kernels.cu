@@ -37,6 +37,13 @@ FormatSpec parse(const std::string& s) {
   return f;
 }
 
+/// One expert format per name, in order.
+std::vector<FormatSpec> parse_all(const std::vector<const char*>& names) {
+  std::vector<FormatSpec> f;
+  for (const char* s : names) f.push_back(parse(s));
+  return f;
+}
+
 const char* kernel_name(KernelChoice k, int threshold) {
   static thread_local char buf[16];
   if (k == KernelChoice::kDecode) return "decode";
@@ -219,6 +226,10 @@ const std::vector<KernelRun> kAllKernels = {{KernelChoice::kDecode, 0},
                                             {KernelChoice::kPrefill, 0},
                                             {KernelChoice::kAuto, 16},
                                             {KernelChoice::kAuto, 0}};
+/// The tile kernel for every expert, and kAuto's default (the tile-choice tests, whose means
+/// make its per-call choice the tile kernel too).
+const std::vector<KernelRun> kTileKernelRuns = {{KernelChoice::kPrefill, 0},
+                                                {KernelChoice::kAuto, 0}};
 
 /// A bank and token distribution on the device, ready for grouped_gemm.
 struct GemmSetup {
@@ -350,15 +361,12 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
   std::vector<KernelRun> runs = kAllKernels;
   runs.push_back({KernelChoice::kAuto, 64});
   runs.push_back({KernelChoice::kAuto, 1});
-  std::vector<FormatSpec> a;
-  for (const char* s : {"int2:g32", "int4:g128", "int8:g64", "bf16", "int3:g64:sym", "fp16",
-                        "int4:pc", "int3:g128"})
-    a.push_back(parse(s));
+  const std::vector<FormatSpec> a = parse_all({"int2:g32", "int4:g128", "int8:g64", "bf16",
+                                               "int3:g64:sym", "fp16", "int4:pc", "int3:g128"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(a, 200, 384, {0, 1, 7, 16, 17, 63, 200, 0}, runs, 3001));
-  std::vector<FormatSpec> b;
-  for (const char* s : {"int2:g64:sym", "int3:g32", "int4:g32:sym", "int8:pc:sym", "bf16", "fp16",
-                        "int4:g64", "int8:g32"})
-    b.push_back(parse(s));
+  const std::vector<FormatSpec> b =
+      parse_all({"int2:g64:sym", "int3:g32", "int4:g32:sym", "int8:pc:sym", "bf16", "fp16",
+                 "int4:g64", "int8:g32"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(b, 72, 320, {300, 1, 0, 5, 64, 65, 2, 0}, runs, 3002));
 }
 
@@ -366,19 +374,16 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   // K = 203 and N = 75: rows of x and y are not 16-byte (nor 4-byte) aligned.
-  std::vector<FormatSpec> f;
-  for (const char* s : {"bf16", "fp16", "int4:pc", "int8:pc:sym", "int2:pc", "int3:pc"})
-    f.push_back(parse(s));
+  const std::vector<FormatSpec> f =
+      parse_all({"bf16", "fp16", "int4:pc", "int8:pc:sym", "int2:pc", "int3:pc"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 203, {5, 0, 70, 1, 16, 33}, kAllKernels, 4001));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceLarge) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g128", "int2:g64", "int3:g32:sym", "int8:g128", "bf16", "int4:g32",
-                        "int3:pc", "fp16"})
-    f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g64", "int3:g32:sym", "int8:g128",
+                                               "bf16", "int4:g32", "int3:pc", "fp16"});
   ASSERT_NO_FATAL_FAILURE(
       check_gemm(f, 768, 1024, {1500, 0, 900, 1, 16, 64, 1400, 215}, kAllKernels, 5001));
 }
@@ -388,8 +393,7 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceUpTo16384Tokens) {
   // block, an empty one and a decode-sized one, in mixed formats.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g128", "int2:g64", "bf16", "int8:pc:sym"}) f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g64", "bf16", "int8:pc:sym"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 512, {16384, 4097, 0, 3}, kAllKernels, 5501));
 }
 
@@ -401,10 +405,8 @@ TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
   // checked against the reference.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g128", "int2:g32", "int3:g64:sym", "int8:g128", "bf16", "int4:pc",
-                        "int2:g128:sym", "fp16"})
-    f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g32", "int3:g64:sym", "int8:g128",
+                                               "bf16", "int4:pc", "int2:g128:sym", "fp16"});
   const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {1, 1, 1, 1, 1, 1, 1, 1}, decode, 5601));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 5602));
@@ -419,9 +421,8 @@ TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
   // 15 blocks).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int2:g128", "int3:g128:sym", "int4:g32", "int8:g128", "int4:pc"})
-    f.push_back(parse(s));
+  const std::vector<FormatSpec> f =
+      parse_all({"int2:g128", "int3:g128:sym", "int4:g32", "int8:g128", "int4:pc"});
   const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 48, 4224, {1, 16, 5, 0, 9}, decode, 5701, 4.f));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 2176, {3, 1, 0, 12, 1}, decode, 5702, 4.f));
@@ -441,13 +442,11 @@ TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
       {"int8:g128", "int4:g32", "int8:pc:sym", "int2:g64"}};
   uint32_t seed = 6501;
   for (const auto& names : banks) {
-    std::vector<FormatSpec> f;
-    for (const char* s : names) f.push_back(parse(s));
+    const std::vector<FormatSpec> f = parse_all(names);
     ASSERT_NO_FATAL_FAILURE(check_gemm(f, 128, 896, {150, 0, 90, 200}, runs, seed++));
     ASSERT_NO_FATAL_FAILURE(check_gemm(f, 128, 896, {40, 1, 0, 30}, runs, seed++));
   }
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:pc", "int8:pc", "int2:pc:sym", "int3:pc"}) f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:pc", "int8:pc", "int2:pc:sym", "int3:pc"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {150, 0, 90, 200}, runs, seed++));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {40, 1, 0, 30}, runs, seed++));
 }
@@ -472,26 +471,25 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
   for (int e = 0; e < 24; ++e)
     f.push_back(parse(std::vector<const char*>{"int4:g128", "int3:g64:sym", "int2:g32",
                                                "int4:pc"}[static_cast<size_t>(e % 4)]));
-  const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {12, 0,  1,  20, 33, 7, 15, 18, 9,  11, 14, 16,
                                                     3,  25, 10, 12, 19, 8, 13, 6,  17, 2,  21, 9},
-                                     runs, 6401));
+                                     kTileKernelRuns, 6401));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
                                                     70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
-                                     runs, 6402));
+                                     kTileKernelRuns, 6402));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, {45, 0,  52, 38, 70, 41, 47, 44, 66, 42, 49, 43,
                                                     51, 46, 40, 48, 39, 55, 44, 47, 43, 50, 45, 46},
-                                     runs, 6403));
+                                     kTileKernelRuns, 6403));
   std::vector<FormatSpec> narrow;
   for (int e = 0; e < 24; ++e) narrow.push_back(parse(e % 2 == 0 ? "int2:g32" : "int3:g64:sym"));
   ASSERT_NO_FATAL_FAILURE(check_gemm(
       narrow, 2830, 640,
-      {12, 0, 1, 20, 33, 7, 15, 18, 9, 11, 14, 16, 3, 25, 10, 12, 19, 8, 13, 6, 17, 2, 21, 9}, runs,
-      6404));
+      {12, 0, 1, 20, 33, 7, 15, 18, 9, 11, 14, 16, 3, 25, 10, 12, 19, 8, 13, 6, 17, 2, 21, 9},
+      kTileKernelRuns, 6404));
   ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 2830, 640,
                                      {30, 0,  41, 22, 64, 27, 35, 18, 39, 21, 33, 29,
                                       70, 25, 31, 38, 19, 28, 36, 24, 40, 26, 23, 37},
-                                     runs, 6405));
+                                     kTileKernelRuns, 6405));
 }
 
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
@@ -507,19 +505,16 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   // stores of y). The test cannot see which tile ran; "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc"}) f.push_back(parse(s));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 4160, {300, 0, 257, 520}, runs, 6601));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {1600, 0, 1537, 3100}, runs, 6602));
-  std::vector<FormatSpec> narrow;
-  for (const char* s : {"int2:g64", "int3:pc", "int2:pc:sym", "int3:g32"})
-    narrow.push_back(parse(s));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 200, 4160, {300, 0, 257, 520}, runs, 6603));
-  std::vector<FormatSpec> per_channel;
-  for (const char* s : {"int4:pc", "int3:pc:sym", "int2:pc", "int4:pc:sym"})
-    per_channel.push_back(parse(s));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, runs, 6604));
+  const std::vector<FormatSpec> f = parse_all({"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 4160, {300, 0, 257, 520}, kTileKernelRuns, 6601));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {1600, 0, 1537, 3100}, kTileKernelRuns, 6602));
+  const std::vector<FormatSpec> narrow =
+      parse_all({"int2:g64", "int3:pc", "int2:pc:sym", "int3:g32"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 200, 4160, {300, 0, 257, 520}, kTileKernelRuns, 6603));
+  const std::vector<FormatSpec> per_channel =
+      parse_all({"int4:pc", "int3:pc:sym", "int2:pc", "int4:pc:sym"});
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, kTileKernelRuns, 6604));
 }
 
 TEST(GpuKernels, GroupedGemm256TokenTileRunsSeveralItemsPerBlock) {
@@ -529,17 +524,14 @@ TEST(GpuKernels, GroupedGemm256TokenTileRunsSeveralItemsPerBlock) {
   // stages are filled 12, 11 and 11 times per item, so the phase bits differ between items.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const std::vector<KernelRun> runs = {{KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}};
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g64", "int3:g32:sym", "int2:g64", "int4:pc"}) f.push_back(parse(s));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2050, 4288, {300, 530, 600, 520}, runs, 6701));
+  const std::vector<FormatSpec> f = parse_all({"int4:g64", "int3:g32:sym", "int2:g64", "int4:pc"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2050, 4288, {300, 530, 600, 520}, kTileKernelRuns, 6701));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g32", "bf16", "int2:g64", "int8:g128"}) f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16", "int2:g64", "int8:g128"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17}, kAllKernels, 6001));
   // All tokens on one expert.
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 0, 150, 0}, kAllKernels, 6002));
@@ -548,8 +540,7 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
 TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g32", "bf16", "int3:g64", "int8:pc"}) f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"});
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 72, 256, {2, 20, 0, 9}, /*extra_rows=*/33, 7001, &s));
   Stream owned_stream;
@@ -635,8 +626,7 @@ __global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_
 TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  std::vector<FormatSpec> f;
-  for (const char* name : {"int4:g128", "int8:g64", "bf16", "int2:g32"}) f.push_back(parse(name));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int8:g64", "bf16", "int2:g32"});
   const std::vector<int32_t> counts = {5, 40, 0, 17};  // kAuto: both kernels
   constexpr int64_t kDim = 256;                        // n == k: y feeds the next call's x
   GemmSetup s;
@@ -690,8 +680,7 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
 
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  std::vector<FormatSpec> f;
-  for (const char* s : {"int4:g32", "bf16"}) f.push_back(parse(s));
+  const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16"});
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 40, 256, {3, 5}, /*extra_rows=*/0, 8001, &s));
   CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
