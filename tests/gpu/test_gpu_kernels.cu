@@ -517,15 +517,28 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
       check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, kTileKernelRuns, 6604));
 }
 
-TEST(GpuKernels, GroupedGemm256TokenTileRunsSeveralItemsPerBlock) {
-  // 11 token blocks x 17 row blocks (N = 2050) = 187 items of the 256-token tile: on a grid of
-  // up to 186 blocks (one per SM: 132 on an H100 or H200) some block runs two, so its second item
-  // starts with the TMA mbarriers' phases left by the first. K = 4288 is 34 k-tiles: the three
-  // stages are filled 12, 11 and 11 times per item, so the phase bits differ between items.
+TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {
+  // The 128- and 256-token tiles hand their ring stages over through full/empty mbarriers
+  // whose phase bits carry from one item of a block to the next, so the cases have more items
+  // than an H100 or H200 has SMs (the grid: one block per SM, up to 186 blocks on a 132-SM
+  // device), and k-tile counts that fill the stages unevenly. 256-token tile: 11 token blocks x
+  // 17 row blocks (N = 2050) = 187 items; K = 4288 is 34 k-tiles, its three stages are filled
+  // 12, 11 and 11 times per item. 128-token tile (mean 587 < 1536 at K < 4096): 21 token blocks
+  // x 7 row blocks (N = 1550) = 147 items; K = 1152 is 9 k-tiles; 2/3/4-bit banks have four
+  // stages (filled 3, 2, 2, 2 times), banks with int8 three, with dense experts two (the refill
+  // then waits for its own k-tile's stage).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g64", "int3:g32:sym", "int2:g64", "int4:pc"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2050, 4288, {300, 530, 600, 520}, kTileKernelRuns, 6701));
+  const std::vector<std::vector<const char*>> banks = {
+      {"int4:g128", "int3:g64", "int2:g32:sym", "int4:pc"},
+      {"int8:g128", "int4:g32", "int2:pc", "int3:g128"},
+      {"bf16", "int4:g64", "fp16", "int8:pc:sym"}};
+  uint32_t seed = 6702;
+  for (const auto& names : banks)
+    ASSERT_NO_FATAL_FAILURE(
+        check_gemm(parse_all(names), 1550, 1152, {700, 520, 600, 530}, kTileKernelRuns, seed++));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
