@@ -518,7 +518,7 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
 }
 
 TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {
-  // The 128- and 256-token tiles hand their ring stages over through full/empty mbarriers
+  // The 128- and 256-token tiles wait for each ring stage's x (TMA) on an mbarrier per stage
   // whose phase bits carry from one item of a block to the next, so the cases have more items
   // than an H100 or H200 has SMs (the grid: one block per SM, up to 186 blocks on a 132-SM
   // device), and k-tile counts that fill the stages unevenly. 256-token tile: 11 token blocks x
@@ -526,7 +526,7 @@ TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {
   // 12, 11 and 11 times per item. 128-token tile (mean 587 < 1536 at K < 4096): 21 token blocks
   // x 7 row blocks (N = 1550) = 147 items; K = 1152 is 9 k-tiles; 2/3/4-bit banks have four
   // stages (filled 3, 2, 2, 2 times), banks with int8 three, with dense experts two (the refill
-  // then waits for its own k-tile's stage).
+  // then targets the stage of the k-tile just multiplied, after a drain).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g64", "int3:g32:sym", "int2:g64", "int4:pc"});
