@@ -415,11 +415,11 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 }
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
-/// (ends with __syncthreads).
+/// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma).
 template <class Act, class Dec, int kTokens, int kBlocks>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
-                                         unsigned char* stages, const CUtensorMap* x_map,
+                                         unsigned char* stages, bool tma, const CUtensorMap* x_map,
                                          uint32_t x_bars, uint32_t& x_phases) {
   using Tile = TokenTile<kTokens>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
@@ -448,13 +448,12 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   auto code_slot = [&](unsigned char* stage, int b) {
     return stage + Tile::kXStageBytes + local[b] * slot_bytes;
   };
-  // x by TMA (p.x_tma): thread 0 issues both halves of a stage, which complete on the stage's
+  // x by TMA (tma): thread 0 issues both halves of a stage, which complete on the stage's
   // mbarrier (x_bars + 8 s; its phase parity is bit s of x_phases, the same in every thread).
   // The box holds kTokens rows from the item's first: rows past its tokens belong to the next
   // expert (their output columns are never stored), rows past m and columns past K are zero.
   // The previous item's epilogue wrote and read this ring through the generic proxy: each
   // thread fences its accesses before the barrier that precedes the first TMA write.
-  const bool tma = Tile::kXByTma && p.x_tma != 0;
   if (tma) {
     fence_proxy_async();
     __syncthreads();
@@ -498,15 +497,14 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   // are in flight), the proxy fence hands it (and any synchronous x stores) to the async
   // proxy, the barrier makes it everyone's; then the stage of k-tile kt + depth - n_stages is
   // refilled. Code slots are read with plain loads, complete before the barrier.
+  int read_stage = 0;       // stage of k-tile kt, the one publish(kt) waits for
   int write_stage = depth;  // stage of k-tile kt + depth
-  int wait_stage = 0;       // stage of k-tile kt
   auto publish = [&](int kt) {
     cp_async_wait_oldest(depth);
     if (tma) {
-      mbarrier_wait(x_bars + 8 * wait_stage, (x_phases >> wait_stage) & 1u);
-      x_phases ^= 1u << wait_stage;
+      mbarrier_wait(x_bars + 8 * read_stage, (x_phases >> read_stage) & 1u);
+      x_phases ^= 1u << read_stage;
     }
-    wait_stage = wait_stage + 1 < n_stages ? wait_stage + 1 : 0;
     fence_proxy_async();
     __syncthreads();
     if (kt + depth < p.k_tiles) fill(kt + depth, write_stage);
@@ -516,7 +514,6 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 
   publish(0);
   uint32_t a[kMaxABuffers][4];  // A buffers: wgmma n of a k-tile reads a[n % a_buffers]
-  int read_stage = 0;           // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     const bool more = kt + 1 < p.k_tiles;
     unsigned char* stage = stages + read_stage * stage_size;
@@ -533,12 +530,12 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
     // Every k-tile ends drained: a wgmma in flight across the loop's back edge would let the
     // next iteration redefine its input registers, and ptxas would serialize them all.
+    read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
     wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
-    read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -584,7 +581,8 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   __shared__ __align__(8) uint64_t x_bar_storage[kMaxStages];
   const uint32_t x_bars = smem_addr(x_bar_storage);
   uint32_t x_phases = 0;
-  if (TokenTile<kTokens>::kXByTma && p.x_tma != 0 && threadIdx.x == 0) {
+  const bool x_tma = TokenTile<kTokens>::kXByTma && p.x_tma != 0;
+  if (x_tma && threadIdx.x == 0) {
     for (int s = 0; s < kMaxStages; ++s) mbarrier_init(x_bars + 8 * s, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -596,8 +594,8 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
-        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, &x_map,
-                                             x_bars, x_phases);
+        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
+                                             &x_map, x_bars, x_phases);
     });
   }
 #else
