@@ -191,4 +191,14 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
   return detail::run_catching("packed_layout", [&] { return layout_of(f, n_out, k_in, out); });
 }
 
+int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
+                          int64_t group) {
+  if (f.kind != FormatKind::kInt) return -1;
+  // Groups per tile column: 128 / g, or the one group of a per-channel row.
+  const int64_t gpt = f.group_size == 0 ? 1 : kTileCols / f.group_size;
+  const int64_t r = row % kTileRows;
+  return (row / kTileRows * layout.groups_pad + group / gpt * gpt) * kTileRows +
+         (r % 8) * 2 * gpt + (r / 8) * gpt + group % gpt;
+}
+
 }  // namespace qmoe

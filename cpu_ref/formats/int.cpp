@@ -10,8 +10,18 @@
 namespace qmoe::ref::detail {
 namespace {
 
+/// Entry of (row, group) in the scales and zeros sections (§2.5): blocks of the 16 rows of a
+/// strip x the groups of one tile column (128 / group_len of them, or the single group of a
+/// per-channel row), rows gid and gid + 8 side by side inside a block.
+int64_t param_index(const Layout& L, int64_t row, int64_t group) {
+  const int64_t per_tile = L.per_channel ? 1 : 128 / L.group_len;
+  const int64_t strip = row / 16, r = row % 16;
+  const int64_t block = strip * L.groups_pad + group / per_tile * per_tile;
+  return block * 16 + (r % 8) * 2 * per_tile + (r / 8) * per_tile + group % per_tile;
+}
+
 uint16_t scale_bits_at(const PackedMatrix& m, const Layout& L, int64_t row, int64_t group) {
-  const uint8_t* p = m.blob.data() + L.scales_offset + 2 * (row * L.groups_pad + group);
+  const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, group);
   return static_cast<uint16_t>(p[0] | p[1] << 8);  // little-endian
 }
 
@@ -31,7 +41,7 @@ int64_t group_of(const Layout& L, int64_t col) {
 
 int zero_point(const PackedMatrix& m, const Layout& L, int64_t row, int64_t group) {
   if (m.format.symmetric) return 1 << (m.format.bits - 1);
-  return m.blob[static_cast<size_t>(L.zeros_offset + row * L.groups_pad + group)];
+  return m.blob[static_cast<size_t>(L.zeros_offset + param_index(L, row, group))];
 }
 
 Status check_int_sections(const PackedMatrix& m, const Layout& L) {

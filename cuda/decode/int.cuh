@@ -46,11 +46,12 @@ struct IntDecoder {
   static constexpr int kRawWords = Low::kWords + (kSplit ? High::kWords : 0);
   static constexpr int kTileBytes = Low::kBytes + (kSplit ? High::kBytes : 0);
 
-  /// Rows gid and gid+8 of the strip: the tile's GPT fp16 scales (two per word) and GPT zero
-  /// bytes (one word) of each row.
+  /// Rows gid and gid+8 of the strip, as stored in the tile's parameter block (docs/formats.md
+  /// §2.5): fp16 scale i = h * GPT + g in half i % 2 of scale[i / 2], zero i in byte i % 4 of
+  /// zero[i / 4] (row gid + 8h, group g of the tile).
   struct RawQuant {
-    uint32_t scale[2][(GPT + 1) / 2];
-    uint32_t zero[2];
+    uint32_t scale[GPT];
+    uint32_t zero[(GPT + 1) / 2];
   };
   /// row[g][h]: scale/zero of group g of the tile, row gid + 8h.
   template <class Act>
@@ -96,44 +97,51 @@ struct IntDecoder {
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
     if (!pred) return;
-    // Rows gid and gid + 8: one index, the second row 8 * groups_pad further. A tile's groups
-    // of one row are contiguous and aligned to their total size (groups_pad is a multiple of
-    // GPT, sections are 256-byte aligned): one load per row.
-    const Index idx = (static_cast<Index>(strip) * kTileRows + static_cast<Index>(lane >> 2)) *
-                          static_cast<Index>(ep.groups_pad) +
-                      static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride);
-    const int row8 = 8 * ep.groups_pad;
+    // The lanes of gid read 2 * GPT entries of the tile's parameter block (rows gid and gid + 8,
+    // side by side): one aligned load each for scales and zeros (sections are 256-byte
+    // aligned, a block is 16 * GPT entries, the lane's part 2 * GPT of them).
+    const Index idx =
+        (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
+         static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
+            static_cast<Index>(kTileRows) +
+        static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
     const uint8_t* s = ep.scales + 2 * idx;
-    // Integer arithmetic for the zeros: ep.zeros is null for symmetric formats.
-    uintptr_t z = reinterpret_cast<uintptr_t>(ep.zeros) + static_cast<uintptr_t>(idx);
-#pragma unroll
-    for (int h = 0; h < 2; ++h, s += 2 * row8, z += static_cast<uintptr_t>(row8)) {
+    if constexpr (GPT == 4) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(s));
+      rq.scale[0] = v.x;
+      rq.scale[1] = v.y;
+      rq.scale[2] = v.z;
+      rq.scale[3] = v.w;
+    } else if constexpr (GPT == 2) {
+      const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
+      rq.scale[0] = v.x;
+      rq.scale[1] = v.y;
+    } else {
+      rq.scale[0] = __ldg(reinterpret_cast<const unsigned int*>(s));
+    }
+    // ep.zeros is null for symmetric formats.
+    if (ep.zeros != nullptr) {
+      const uint8_t* z = ep.zeros + idx;
       if constexpr (GPT == 4) {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
-        rq.scale[h][0] = v.x;
-        rq.scale[h][1] = v.y;
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(z));
+        rq.zero[0] = v.x;
+        rq.zero[1] = v.y;
       } else if constexpr (GPT == 2) {
-        rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned int*>(s));
+        rq.zero[0] = __ldg(reinterpret_cast<const unsigned int*>(z));
       } else {
-        rq.scale[h][0] = __ldg(reinterpret_cast<const unsigned short*>(s));
-      }
-      if (ep.zeros != nullptr) {
-        if constexpr (GPT == 4)
-          rq.zero[h] = __ldg(reinterpret_cast<const unsigned int*>(z));
-        else if constexpr (GPT == 2)
-          rq.zero[h] = __ldg(reinterpret_cast<const unsigned short*>(z));
-        else
-          rq.zero[h] = __ldg(reinterpret_cast<const unsigned char*>(z));
+        rq.zero[0] = __ldg(reinterpret_cast<const unsigned short*>(z));
       }
     }
   }
 
   /// fp16 scale bits and zero of group g, row gid + 8h.
   __device__ static uint32_t scale_bits(const RawQuant& rq, int g, int h) {
-    return (rq.scale[h][g >> 1] >> (16 * (g & 1))) & 0xFFFFu;
+    const int i = h * GPT + g;
+    return (rq.scale[i >> 1] >> (16 * (i & 1))) & 0xFFFFu;
   }
   __device__ static uint32_t zero_of(const ExpertParams& ep, const RawQuant& rq, int g, int h) {
-    return ep.zeros != nullptr ? (rq.zero[h] >> (8 * g)) & 0xFFu : ep.sym_zero;
+    const int i = h * GPT + g;
+    return ep.zeros != nullptr ? (rq.zero[i >> 2] >> (8 * (i & 3))) & 0xFFu : ep.sym_zero;
   }
 
   template <class Act>

@@ -70,9 +70,9 @@ struct CodePlane {
 /// An expert's sections and group geometry, derived once per work item from its descriptor.
 struct ExpertParams {
   const uint8_t* codes;   ///< tile (nt, kt) at codes + (nt * k_tiles + kt) * tile_bytes
-  const uint8_t* scales;  ///< fp16 [n_pad, groups_pad]
-  const uint8_t* zeros;   ///< uint8 [n_pad, groups_pad]; nullptr when symmetric
-  int groups_pad;         ///< row stride of scales / zeros
+  const uint8_t* scales;  ///< fp16 parameter blocks (docs/formats.md §2.5)
+  const uint8_t* zeros;   ///< uint8, the same blocks; nullptr when symmetric
+  int groups_pad;         ///< a strip's blocks hold 16 * groups_pad entries
   int group_tile_stride;  ///< first group of tile kt is kt * this (0: one group per row)
   uint32_t sym_zero;      ///< z = 2^(bits-1) when symmetric
 };

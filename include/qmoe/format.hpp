@@ -86,4 +86,10 @@ struct PackedLayout {
 /// Layout of an [n_out, k_in] matrix in format f. Errors on bad dims / format.
 Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out);
 
+/// Entry index of (row, group) in the scales (fp16, byte 2 * index) and zeros (uint8, byte
+/// index) sections of an int format: parameter blocks per (strip, tile column), rows in lane
+/// order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for a dense format.
+int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
+                          int64_t group);
+
 }  // namespace qmoe

@@ -121,8 +121,9 @@ class SafetensorsWriter {
 
 // ---- packed expert banks in safetensors (docs/files.md) ----------------------------------
 
-/// Version of the bank convention, stored as metadata "qmoe.version".
-constexpr int kBankFileVersion = 1;
+/// Version of the bank convention, stored as metadata "qmoe.version". 2: scales and zeros in
+/// parameter blocks (docs/formats.md §2.5); version 1 files (row-major) are not read.
+constexpr int kBankFileVersion = 2;
 
 /// Adds bank `name` (e.g. "layers.0.w13"): tensor "<name>.expert.<e>" (U8 [bytes], the packed
 /// blob verbatim) per expert, metadata "<name>.format.<e>", "<name>.shape" = "n,k",

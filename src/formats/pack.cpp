@@ -197,7 +197,7 @@ Status read_group_params(const PackedMatrix& p, int64_t groups, LogicalMatrix* m
   const bool has_zeros = !p.format.symmetric;
   for (int64_t row = 0; row < L.n_pad; ++row) {
     for (int64_t j = 0; j < L.groups_pad; ++j) {
-      const int64_t at = row * L.groups_pad + j;
+      const int64_t at = group_param_index(p.format, L, row, j);
       const uint16_t s = static_cast<uint16_t>(blob[L.scales_offset + 2 * at] |
                                                blob[L.scales_offset + 2 * at + 1] << 8);
       const uint8_t z = has_zeros ? blob[L.zeros_offset + at] : 0;
@@ -250,7 +250,7 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
   for (int64_t row = 0; row < logical.n; ++row) {
     for (int64_t j = 0; j < groups; ++j) {
       const size_t src = static_cast<size_t>(row * groups + j);
-      const int64_t dst = row * layout.groups_pad + j;
+      const int64_t dst = group_param_index(f, layout, row, j);
       const uint16_t s = logical.scales[src];
       blob[layout.scales_offset + 2 * dst] = static_cast<uint8_t>(s);
       blob[layout.scales_offset + 2 * dst + 1] = static_cast<uint8_t>(s >> 8);

@@ -28,6 +28,8 @@ using test::parse_format;
 using test::put_fp16;
 using test::random_activations;
 using test::random_logical;
+using test::scale_byte;
+using test::zero_byte;
 using test::shape_name;
 using test::to_act;
 
@@ -117,15 +119,15 @@ const std::vector<SpecExample>& spec_examples() {
   static const std::vector<SpecExample> examples = {
       // format, n, k, row, col, code bits, code, scale byte, scale, zero byte, zero,
       //   value, bf16, fp16, scales offset, zeros offset, total bytes
-      {"int4:g128", 16, 128, 9, 18, {{84, 4, 4}}, 12, 1042, 0x211F, 1289, 7,
+      {"int4:g128", 16, 128, 9, 18, {{84, 4, 4}}, 12, 1030, 0x211F, 1283, 7,
        0.05001068115234375f, 0x3D4D, 0x2A67, 1024, 1280, 1536},
-      {"int2:g32", 16, 128, 9, 50, {{85, 2, 2}}, 3, 586, 0x3266, 805, 1,
+      {"int2:g32", 16, 128, 9, 50, {{85, 2, 2}}, 3, 538, 0x3266, 781, 1,
        0.39990234375f, 0x3ECD, 0x3666, 512, 768, 1024},
-      {"int3:g64:sym", 16, 128, 9, 82, {{89, 2, 2}, {556, 5, 1}}, 7, 806, 0x2E66, -1, 0,
+      {"int3:g64:sym", 16, 128, 9, 82, {{89, 2, 2}, {556, 5, 1}}, 7, 782, 0x2E66, -1, 0,
        0.2999267578125f, 0x3E9A, 0x34CC, 768, -1, 1024},
       {"int8:g128", 16, 256, 9, 146, {{2137, 0, 8}}, 200, 4134, 0x2123, 4371, 131,
        0.69225311279296875f, 0x3F31, 0x398A, 4096, 4352, 4608},
-      {"int4:pc", 16, 100, 9, 99, {{602, 4, 4}}, 3, 1042, 0x2C4A, 1289, 10,
+      {"int4:pc", 16, 100, 9, 99, {{602, 4, 4}}, 3, 1030, 0x2C4A, 1283, 10,
        -0.4691162109375f, 0xBEF0, 0xB782, 1024, 1280, 1536},
       {"bf16", 16, 128, 9, 18, {{596, 0, 8}, {597, 0, 8}}, 0xBE2A, -1, 0, -1, 0,
        -0.166015625f, 0xBE2A, 0xB150, -1, -1, 4096},
@@ -415,7 +417,7 @@ TEST(CpuRefBadInput, GroupedGemmRejectsCorruptExpertWithoutWriting) {
   std::vector<PackedMatrix> experts;
   for (const char* format : {"int4:g32", "int8:pc"})
     experts.push_back(packed(random_logical(parse_format(format), 17, 96, rng)));
-  put_fp16(&experts[1], experts[1].layout.scales_offset + 2 * 5, 0x7C00);  // +inf scale, row 5
+  put_fp16(&experts[1], scale_byte(experts[1], 5, 0), 0x7C00);  // +inf scale, row 5
   ExpertBank bank;
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &bank).is_ok());
   const std::vector<uint16_t> x = random_activations(DType::kFP16, 4 * 96, 2.0f, rng);
@@ -477,10 +479,10 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   m.layout.k = 128;  // k disagrees with k_pad and the section sizes
   expect_rejected(m, "k_pad");
   m = good;
-  put_fp16(&m, m.layout.scales_offset + 2 * (32 * m.layout.groups_pad + 2), 0x7E00);  // NaN
+  put_fp16(&m, scale_byte(m, 32, 2), 0x7E00);  // NaN
   expect_rejected(m, "scale of row 32, group 2 is not finite");
   m = good;
-  m.blob[static_cast<size_t>(m.layout.zeros_offset + 1 * m.layout.groups_pad + 1)] = 8;
+  m.blob[static_cast<size_t>(zero_byte(m, 1, 1))] = 8;
   expect_rejected(m, "zero of row 1, group 1 is 8");
 
   std::vector<uint16_t> bits = {9, 8};
@@ -497,13 +499,13 @@ TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {
   const PackedMatrix good = valid_int3_33x192(rng);
   const PackedLayout& L = good.layout;
   PackedMatrix m = good;
-  put_fp16(&m, L.scales_offset + 2 * (40 * L.groups_pad), 0x7E00);  // NaN
+  put_fp16(&m, scale_byte(m, 40, 0), 0x7E00);  // NaN
   expect_rejected(m, "scale of padded row 40, group 0 is 0x7E00");
   m = good;
-  put_fp16(&m, L.scales_offset + 2 * (1 * L.groups_pad + 3), 0x8000);  // -0.0
+  put_fp16(&m, scale_byte(m, 1, 3), 0x8000);  // -0.0
   expect_rejected(m, "scale of padded row 1, group 3 is 0x8000");
   m = good;
-  m.blob[static_cast<size_t>(L.zeros_offset + 40 * L.groups_pad)] = 2;
+  m.blob[static_cast<size_t>(zero_byte(m, 40, 0))] = 2;
   expect_rejected(m, "zero of padded row 40, group 0 is 2");
   // (1, 200): tile 1 (at byte 768), sub-tile 4, lane 4, element 4, pair 18; plane 0 word 2
   // slot 2, so bits 4..5 of tile byte 72.

@@ -1,5 +1,6 @@
 // FormatSpec: string round trips, rejected strings, exact bits/weight and packed layout sizes
 // (docs/formats.md §1-2).
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -200,6 +201,39 @@ TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
       EXPECT_GE(L.total_bytes, L.zeros_offset + L.zeros_bytes);
       EXPECT_LT(L.total_bytes - (L.codes_bytes + L.scales_bytes + L.zeros_bytes),
                 3 * kSectionAlign);
+    }
+  }
+}
+
+// §2.5: every (row, group) of the padded grid has its own entry, and the 2 * GPT entries of
+// the lanes of one gid in one tile column (rows gid and gid + 8) are adjacent and aligned.
+TEST(FormatLayout, GroupParametersFillTheirBlocksOncePerEntry) {
+  const int64_t shapes[][2] = {{17, 384}, {40, 256}, {5, 77}};
+  for (const FormatSpec& f : all_formats()) {
+    if (f.kind != FormatKind::kInt) {
+      PackedLayout L;
+      ASSERT_TRUE(packed_layout(f, 16, 128, &L).is_ok());
+      EXPECT_EQ(group_param_index(f, L, 0, 0), -1);
+      continue;
+    }
+    for (const auto& s : shapes) {
+      PackedLayout L;
+      if (!packed_layout(f, s[0], s[1], &L).is_ok()) continue;
+      SCOPED_TRACE(shape_name(f, s[0], s[1]));
+      const int64_t gpt = f.group_size == 0 ? 1 : 128 / f.group_size;
+      std::vector<int> seen(static_cast<size_t>(L.n_pad * L.groups_pad), 0);
+      for (int64_t row = 0; row < L.n_pad; ++row)
+        for (int64_t j = 0; j < L.groups_pad; ++j) {
+          const int64_t i = group_param_index(f, L, row, j);
+          ASSERT_GE(i, 0);
+          ASSERT_LT(i, L.n_pad * L.groups_pad);
+          ++seen[static_cast<size_t>(i)];
+          // The lanes' word: rows gid and gid + 8 of tile column j / gpt, groups in order.
+          const int64_t first = group_param_index(f, L, row % 8 + row / 16 * 16, j / gpt * gpt);
+          EXPECT_EQ(first % (2 * gpt), 0);
+          EXPECT_EQ(i - first, (row % 16) / 8 * gpt + j % gpt);
+        }
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), L.n_pad * L.groups_pad);
     }
   }
 }

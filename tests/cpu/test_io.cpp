@@ -22,6 +22,7 @@ namespace qmoe {
 namespace {
 
 using test::bank_of;
+using test::scale_byte;
 using test::gaussian;
 using test::quantized;
 
@@ -456,7 +457,7 @@ TEST(IoBank, SaveLoadRoundTripIsByteExactForMixedFormats) {
   EXPECT_EQ(f.metadata.at("layers.0.w13.shape"), "40,256");
   EXPECT_EQ(f.metadata.at("layers.0.w13.experts"), "7");
   EXPECT_EQ(f.metadata.at("layers.0.w13.format.1"), "int3:g64:sym");
-  EXPECT_EQ(f.metadata.at("qmoe.version"), "1");
+  EXPECT_EQ(f.metadata.at("qmoe.version"), "2");
   ExpertBank loaded;
   Status st = load_bank(f, "layers.0.w13", &loaded);
   ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -500,7 +501,7 @@ TEST(IoBank, CorruptBanksAreRejectedAndNothingIsReturned) {
   const std::vector<Case> cases = {
       {"padded row's scale set",
        [&](Contents& c) {
-         blob0(c)[static_cast<size_t>(L.scales_offset + 2 * L.groups_pad * (L.n_pad - 1))] ^= 1;
+         blob0(c)[static_cast<size_t>(scale_byte(bank.expert(0), L.n_pad - 1, 0))] ^= 1;
        },
        "expert 0", bad},
       {"tail byte set", [&](Contents& c) { blob0(c).back() ^= 0x80; }, "expert 0", bad},
@@ -568,8 +569,11 @@ TEST(IoBank, CorruptBanksAreRejectedAndNothingIsReturned) {
        bad},
       {"version garbage", [](Contents& c) { c.metadata["qmoe.version"] = "1.0"; },
        "bad \"qmoe.version\"", bad},
-      {"newer version", [](Contents& c) { c.metadata["qmoe.version"] = "2"; }, "qmoe.version 2",
+      {"newer version", [](Contents& c) { c.metadata["qmoe.version"] = "3"; }, "qmoe.version 3",
        StatusCode::kUnsupported},
+      // Version 1 stored scales and zeros row-major (before the parameter blocks of §2.5).
+      {"version 1 layout", [](Contents& c) { c.metadata["qmoe.version"] = "1"; },
+       "qmoe.version 1", StatusCode::kUnsupported},
   };
   for (const Case& c : cases) {
     Contents contents = Contents::of(good);

@@ -27,7 +27,9 @@ using test::packed;
 using test::parse_format;
 using test::put_fp16;
 using test::random_logical;
+using test::scale_byte;
 using test::shape_name;
+using test::zero_byte;
 
 std::vector<FormatSpec> int_formats() {
   std::vector<FormatSpec> v;
@@ -173,13 +175,12 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
       if (!is_int) continue;
       for (int64_t r = 0; r < L.n_pad; ++r) {
         for (int64_t j = 0; j < L.groups_pad; ++j) {
-          const int64_t idx = r * L.groups_pad + j;
+          const int64_t at = scale_byte(p, r, j);
           const bool real = r < n && j < groups;
-          const uint16_t s = static_cast<uint16_t>(p.blob[L.scales_offset + 2 * idx] |
-                                                   p.blob[L.scales_offset + 2 * idx + 1] << 8);
+          const uint16_t s = static_cast<uint16_t>(p.blob[at] | p.blob[at + 1] << 8);
           EXPECT_EQ(s, real ? m.scales[r * groups + j] : 0) << r << "," << j;
           if (!f.symmetric) {
-            EXPECT_EQ(p.blob[L.zeros_offset + idx], real ? m.zeros[r * groups + j] : 0);
+            EXPECT_EQ(p.blob[zero_byte(p, r, j)], real ? m.zeros[r * groups + j] : 0);
           }
         }
       }
@@ -206,9 +207,10 @@ TEST(PackBits, WorkedExampleOfTheSpecPutsItsCodeInByte84) {
     if (i != 84) {
       EXPECT_EQ(p.blob[i], 0) << i;
     }
-  EXPECT_EQ(p.blob[1024 + 2 * 9], 0x1F);
-  EXPECT_EQ(p.blob[1024 + 2 * 9 + 1], 0x21);
-  EXPECT_EQ(p.blob[1280 + 9], 7);
+  // Row 9 = gid 1, h 1: entry 1 * 2 + 1 = 3 of the strip's parameter block (§2.5).
+  EXPECT_EQ(p.blob[1024 + 2 * 3], 0x1F);
+  EXPECT_EQ(p.blob[1024 + 2 * 3 + 1], 0x21);
+  EXPECT_EQ(p.blob[1280 + 3], 7);
   EXPECT_EQ(decode_packed(p)[9 * 128 + 18], 0.05001068115234375f);
 }
 
@@ -276,10 +278,10 @@ TEST(PackValidation, UnpackRejectsBlobsThatDoNotMatchTheirLayout) {
 
 /// Overwrites entry (row, group) of the scales section (fp16 bits) or the zeros section.
 void set_scale(PackedMatrix* p, int64_t row, int64_t group, uint16_t bits) {
-  put_fp16(p, p->layout.scales_offset + 2 * (row * p->layout.groups_pad + group), bits);
+  put_fp16(p, scale_byte(*p, row, group), bits);
 }
 void set_zero(PackedMatrix* p, int64_t row, int64_t group, uint8_t z) {
-  p->blob[static_cast<size_t>(p->layout.zeros_offset + row * p->layout.groups_pad + group)] = z;
+  p->blob[static_cast<size_t>(zero_byte(*p, row, group))] = z;
 }
 
 // unpack accepts only what pack can produce: real zeros in range and real scales finite (as
@@ -294,7 +296,7 @@ TEST(PackValidation, UnpackRejectsValuesAndPaddingThatPackNeverWrites) {
   const PackedMatrix int4 = packed(random_logical(parse_format("int4:pc"), 5, 77, 23));
   const PackedMatrix bf16 = packed(random_logical(parse_format("bf16"), 3, 10, 24));
   const PackedMatrix int8 = packed(random_logical(parse_format("int8:g128"), 17, 128, 25));
-  const uint8_t int4_zero2 = int4.blob[static_cast<size_t>(int4.layout.zeros_offset + 2)];
+  const uint8_t int4_zero2 = int4.blob[static_cast<size_t>(zero_byte(int4, 2, 0))];
   struct Case {
     const char* what;
     PackedMatrix p;

@@ -187,6 +187,14 @@ inline void put_fp16(PackedMatrix* m, int64_t byte, uint16_t h) {
   m->blob[static_cast<size_t>(byte + 1)] = static_cast<uint8_t>(h >> 8);
 }
 
+/// Blob bytes of the scale (fp16) and zero (uint8) of (row, group) of an int matrix (§2.5).
+inline int64_t scale_byte(const PackedMatrix& m, int64_t row, int64_t group) {
+  return m.layout.scales_offset + 2 * group_param_index(m.format, m.layout, row, group);
+}
+inline int64_t zero_byte(const PackedMatrix& m, int64_t row, int64_t group) {
+  return m.layout.zeros_offset + group_param_index(m.format, m.layout, row, group);
+}
+
 /// w [n, k] quantized into format f with options opt, packed; an error is a test failure.
 inline PackedMatrix quantized(const std::vector<float>& w, int64_t n, int64_t k,
                               const FormatSpec& f, const QuantizeOptions& opt = {}) {
