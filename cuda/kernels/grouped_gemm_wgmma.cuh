@@ -8,7 +8,7 @@
 // x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
 // bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
 // of x per token and 8 code tiles for 128 x 256 x 128).
-// kTokens (the wgmma N) is 128, or 64 or 32 where experts hold few tokens: the tensor cores
+// kTokens (the wgmma N) is 128, or 96, 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
 // 32 and 64 tokens, for banks of 2/3/4-bit codes, two blocks share an SM (kBlocks): with few
@@ -86,13 +86,15 @@ static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
 /// the accumulators per thread at 128 and decodes each weight once per 256 tokens, not 128.
 template <int kTokens>
 struct TokenTile {
-  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 128 || kTokens == 256,
-                "the kernel's wgmma N is 32, 64, 128 or 256");
+  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 96 || kTokens == 128 ||
+                    kTokens == 256,
+                "the kernel's wgmma N is 32, 64, 96, 128 or 256");
   static constexpr int kStripsPerWarp = kTokens == 256 ? 1 : 2;  ///< = m64 blocks per warpgroup
   static constexpr int kStrips = kBlockWarps * kStripsPerWarp;   ///< strips per item
   static constexpr int kRows = kStrips * kTileRows;              ///< weight rows per item
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
   static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4 .. 32 KB, 1024-aligned
+  static_assert(kTokens % 8 == 0, "whole 8-row swizzle atoms per x half");
   static constexpr int kXStageBytes = 2 * kXHalfBytes;
   /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
   static constexpr int kYStride = kRows + 8;
@@ -321,9 +323,11 @@ __device__ __forceinline__ void fence_proxy_async() {
 #define QMOE_WG_ACC_1_31(X)                                                                 \
   QMOE_WG_ACC_1_15(X)                                                                       \
   X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29) X(30) X(31)
-#define QMOE_WG_ACC_1_63(X)                                                                       \
+#define QMOE_WG_ACC_1_47(X)                                                                       \
   QMOE_WG_ACC_1_31(X)                                                                             \
-  X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47) \
+  X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47)
+#define QMOE_WG_ACC_1_63(X)                                                                       \
+  QMOE_WG_ACC_1_47(X)                                                                             \
   X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
 #define QMOE_WG_ACC_1_127(X)                                                                       \
   QMOE_WG_ACC_1_63(X)                                                                              \
@@ -351,11 +355,14 @@ __device__ __forceinline__ void fence_proxy_async() {
 template <class Act, int kN>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
                                                uint64_t desc, int accumulate) {
-  static_assert(kN == 32 || kN == 64 || kN == 128 || kN == 256, "one accumulator list per N below");
+  static_assert(kN == 32 || kN == 64 || kN == 96 || kN == 128 || kN == 256,
+                "one accumulator list per N below");
   if constexpr (kN == 32) {
     QMOE_WGMMA_ACT("m64n32k16", QMOE_WG_ACC_1_15, "{%16, %17, %18, %19}, %20", "%21")
   } else if constexpr (kN == 64) {
     QMOE_WGMMA_ACT("m64n64k16", QMOE_WG_ACC_1_31, "{%32, %33, %34, %35}, %36", "%37")
+  } else if constexpr (kN == 96) {
+    QMOE_WGMMA_ACT("m64n96k16", QMOE_WG_ACC_1_47, "{%48, %49, %50, %51}, %52", "%53")
   } else if constexpr (kN == 128) {
     QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68", "%69")
   } else {
@@ -368,6 +375,7 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 #undef QMOE_WG_ACC_REG
 #undef QMOE_WG_ACC_1_127
 #undef QMOE_WG_ACC_1_63
+#undef QMOE_WG_ACC_1_47
 #undef QMOE_WG_ACC_1_31
 #undef QMOE_WG_ACC_1_15
 
@@ -698,6 +706,13 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// above it slower (1.05-1.27x at 72-128). Without the item condition (32-token tile): Mixtral,
 /// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
 constexpr int64_t kMaxMeanFor64 = 40;
+/// Above kMaxMeanFor64 (and the two-block tiles' bounds) the one-block tile has 96 tokens up to
+/// a mean of kMaxMeanFor96, 128 above. Under uniform routing an expert's count stays within
+/// about three standard deviations (sqrt(mean)) of the mean, 97 at a mean of 72: one token
+/// block for nearly every expert, with a third of the 96 columns padding at a mean of 64
+/// where the 128-token tile pads half of them (its wgmma work, which bounds that tile there:
+/// Mixtral int4 at T = 256, a mean of 64, ran at 2.9x the compute floor, session 10's sweep).
+constexpr int64_t kMaxMeanFor96 = 72;
 constexpr int64_t kMaxMeanFor32TwoBlock = 20;
 constexpr int64_t kMaxMeanFor64TwoBlock = 48;
 /// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>) and at most max_experts<256>() experts
@@ -715,7 +730,7 @@ constexpr int kMinKFor256 = 4096;
 constexpr int64_t kMinMeanFor256ShortK = 1536;
 
 struct TokenTileChoice {
-  int tokens;     ///< 32, 64, 128 or 256
+  int tokens;     ///< 32, 64, 96, 128 or 256
   int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
   int fallback;   ///< tokens of the one-block tile where the items do not reach the grid
   int64_t items;  ///< estimated items of the launch (one token block per expert)
@@ -731,7 +746,7 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
       p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
     return {256, 1, 256, items};
-  const int one_block = mean <= kMaxMeanFor64 ? 64 : 128;
+  const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
     if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, items};
     if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, items};
@@ -758,6 +773,8 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
   switch (tile.fallback) {
     case 64:
       return wg::launch<Act, 64, 1>(p, stream);
+    case 96:
+      return wg::launch<Act, 96, 1>(p, stream);
     case 128:
       return wg::launch<Act, 128, 1>(p, stream);
     default:

@@ -432,7 +432,9 @@ TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
   // The wgmma kernel's ring depth follows the bank's largest code tile (int2/3/4: 4 stages;
   // int8: 3 at 128 tokens, 4 at 64, the refill overlapping the last wgmmas; dense: 2) and
   // its token tile follows the mean tokens per expert (128 here for the first counts, 64 for
-  // the second). K = 896 is 7 k-tiles, so every ring wraps; K = 707 and N = 75 are unaligned.
+  // the second, 96 for the third: a mean of 57, where the expert of 97 tokens takes a second
+  // token block of one). K = 896 is 7 k-tiles, so every ring wraps; K = 707 and N = 75 are
+  // unaligned.
   // "Small" so that the sanitizers run it too.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
@@ -445,10 +447,12 @@ TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
     const std::vector<FormatSpec> f = parse_all(names);
     ASSERT_NO_FATAL_FAILURE(check_gemm(f, 128, 896, {150, 0, 90, 200}, runs, seed++));
     ASSERT_NO_FATAL_FAILURE(check_gemm(f, 128, 896, {40, 1, 0, 30}, runs, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_gemm(f, 128, 896, {60, 97, 0, 70}, runs, seed++));
   }
   const std::vector<FormatSpec> f = parse_all({"int4:pc", "int8:pc", "int2:pc:sym", "int3:pc"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {150, 0, 90, 200}, runs, seed++));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {40, 1, 0, 30}, runs, seed++));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 75, 707, {60, 97, 0, 70}, runs, seed++));
 }
 
 TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
