@@ -197,8 +197,8 @@ int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64
   // Groups per tile column: 128 / g, or the one group of a per-channel row.
   const int64_t gpt = f.group_size == 0 ? 1 : kTileCols / f.group_size;
   const int64_t r = row % kTileRows;
-  return (row / kTileRows * layout.groups_pad + group / gpt * gpt) * kTileRows +
-         (r % 8) * 2 * gpt + (r / 8) * gpt + group % gpt;
+  return (row / kTileRows * layout.groups_pad + group / gpt * gpt) * kTileRows + (r % 8) * 2 * gpt +
+         (r / 8) * gpt + group % gpt;
 }
 
 }  // namespace qmoe

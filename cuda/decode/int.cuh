@@ -100,11 +100,10 @@ struct IntDecoder {
     // The lanes of gid read 2 * GPT entries of the tile's parameter block (rows gid and gid + 8,
     // side by side): one aligned load each for scales and zeros (sections are 256-byte
     // aligned, a block is 16 * GPT entries, the lane's part 2 * GPT of them).
-    const Index idx =
-        (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
-         static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
-            static_cast<Index>(kTileRows) +
-        static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
+    const Index idx = (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
+                       static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
+                          static_cast<Index>(kTileRows) +
+                      static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
     const uint8_t* s = ep.scales + 2 * idx;
     if constexpr (GPT == 4) {
       const uint4 v = __ldg(reinterpret_cast<const uint4*>(s));

@@ -29,9 +29,9 @@ using test::put_fp16;
 using test::random_activations;
 using test::random_logical;
 using test::scale_byte;
-using test::zero_byte;
 using test::shape_name;
 using test::to_act;
+using test::zero_byte;
 
 // A random normal (so nonzero) positive fp16 pattern.
 uint16_t random_normal_fp16(std::mt19937& rng) {

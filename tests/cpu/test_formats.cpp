@@ -1,8 +1,8 @@
 // FormatSpec: string round trips, rejected strings, exact bits/weight and packed layout sizes
 // (docs/formats.md §1-2).
-#include <algorithm>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 

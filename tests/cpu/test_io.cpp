@@ -22,9 +22,9 @@ namespace qmoe {
 namespace {
 
 using test::bank_of;
-using test::scale_byte;
 using test::gaussian;
 using test::quantized;
+using test::scale_byte;
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "qmoe_io_" + name;
@@ -572,8 +572,8 @@ TEST(IoBank, CorruptBanksAreRejectedAndNothingIsReturned) {
       {"newer version", [](Contents& c) { c.metadata["qmoe.version"] = "3"; }, "qmoe.version 3",
        StatusCode::kUnsupported},
       // Version 1 stored scales and zeros row-major (before the parameter blocks of §2.5).
-      {"version 1 layout", [](Contents& c) { c.metadata["qmoe.version"] = "1"; },
-       "qmoe.version 1", StatusCode::kUnsupported},
+      {"version 1 layout", [](Contents& c) { c.metadata["qmoe.version"] = "1"; }, "qmoe.version 1",
+       StatusCode::kUnsupported},
   };
   for (const Case& c : cases) {
     Contents contents = Contents::of(good);
