@@ -3,20 +3,19 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
-// at 192 and 256 tokens), block of kTokens tokens); the persistent grid walks the same
-// device-built schedule as the tc kernel, token blocks fastest. Every row block re-reads the
-// token block's x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages
-// kTokens x 256 bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256
-// tokens: 512 bytes of x per token and 8 code tiles for 128 x 256 x 128).
-// kTokens (the wgmma N) is 128, or 96, 64 or 32 where experts hold few tokens, 192 or 256
-// where they hold many: the tensor cores multiply every column of the token block, so an
-// expert with 64 tokens or fewer would spend at least half of them on zero padding at N = 128
-// (launch_grouped_gemm_wgmma picks it). At 32 and 64 tokens, for banks of 2/3/4-bit codes,
-// two blocks share an SM (kBlocks): with few tokens the kernel streams weights and its decode
-// chains, not the tensor cores, set the pace, and one block's 2 warps per scheduler hide too
-// little of their latency. At 192 and 256 tokens (banks of 2/3/4-bit codes, many tokens per
-// expert) a warpgroup owns one m64 block instead of two: 96 or 128 accumulators per thread,
-// and each weight is decoded once per 192 or 256 tokens.
+// at 256 tokens), block of kTokens tokens); the persistent grid walks the same device-built
+// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
+// x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
+// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
+// of x per token and 8 code tiles for 128 x 256 x 128).
+// kTokens (the wgmma N) is 128, or 96, 64 or 32 where experts hold few tokens: the tensor cores
+// multiply every column of the token block, so an expert with 64 tokens or fewer would spend
+// at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
+// 32 and 64 tokens, for banks of 2/3/4-bit codes, two blocks share an SM (kBlocks): with few
+// tokens the kernel streams weights and its decode chains, not the tensor cores, set the pace,
+// and one block's 2 warps per scheduler hide too little of their latency. At 256 tokens (banks
+// of 2/3/4-bit codes, many tokens per expert) a warpgroup owns one m64 block instead of two:
+// the same 128 accumulators per thread, but each weight is decoded once per 256 tokens.
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
@@ -37,8 +36,7 @@
 //    (kXByTma) thread 0 loads both halves by TMA (one tensor-map box each, swizzled by the
 //    copy engine, completing on the stage's mbarrier) where K % 8 == 0; otherwise every thread
 //    copies its 16-byte units with cp.async (synchronous loads where K % 8 != 0);
-//  - 16 code slots (8 at 192 and 256 tokens), slot s = strip s of the row block, each copied
-//  verbatim
+//  - 16 code slots (8 at 256 tokens), slot s = strip s of the row block, each copied verbatim
 //    by the warp that decodes it (as in the tc kernel).
 // Ring depth by stage size (ring_stages): four stages prefetch two k-tiles, three prefetch one;
 // with either, the barrier that publishes k-tile kt + 1 runs while the last wgmmas of k-tile
@@ -88,14 +86,11 @@ static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
 /// the accumulators per thread at 128 and decodes each weight once per 256 tokens, not 128.
 template <int kTokens>
 struct TokenTile {
-  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 96 || kTokens == 128 ||
-                    kTokens == 192 || kTokens == 256,
-                "the kernel's wgmma N is 32, 64, 96, 128, 192 or 256");
-  /// The wide tiles (192, 256 tokens) own one m64 block per warpgroup: 96 or 128 accumulators.
-  static constexpr bool kWide = kTokens >= 192;
-  static constexpr int kStripsPerWarp = kWide ? 1 : 2;          ///< = m64 blocks per warpgroup
-  static constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< strips per item
-  static constexpr int kRows = kStrips * kTileRows;             ///< weight rows per item
+  static_assert(kTokens == 32 || kTokens == 64 || kTokens == 96 || kTokens == 128 || kTokens == 256,
+                "the kernel's wgmma N is 32, 64, 96, 128 or 256");
+  static constexpr int kStripsPerWarp = kTokens == 256 ? 1 : 2;  ///< = m64 blocks per warpgroup
+  static constexpr int kStrips = kBlockWarps * kStripsPerWarp;   ///< strips per item
+  static constexpr int kRows = kStrips * kTileRows;              ///< weight rows per item
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
   static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4 .. 32 KB, 1024-aligned
   static_assert(kTokens % 8 == 0, "whole 8-row swizzle atoms per x half");
@@ -127,7 +122,7 @@ constexpr int stage_bytes(int slot_bytes) {
 /// picks it only for banks of 256 experts or fewer).
 template <int kTokens>
 constexpr int max_experts() {
-  return TokenTile<kTokens>::kWide ? 256 : kMaxExperts;
+  return kTokens == 256 ? 256 : kMaxExperts;
 }
 
 /// Dynamic shared memory the ring may take: the 227 KB a block may opt in to on compute
@@ -148,7 +143,7 @@ constexpr int ring_budget() {
 /// slots only two of its stages would fit.
 template <int kTokens, int kBlocks>
 constexpr int max_slot_bytes() {
-  return kBlocks == 2 || TokenTile<kTokens>::kWide ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
+  return kBlocks == 2 || kTokens == 256 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
 }
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
@@ -333,12 +328,10 @@ __device__ __forceinline__ void fence_proxy_async() {
 #define QMOE_WG_ACC_1_63(X)                                                                       \
   QMOE_WG_ACC_1_47(X)                                                                             \
   X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
-#define QMOE_WG_ACC_1_95(X)                                                                        \
+#define QMOE_WG_ACC_1_127(X)                                                                       \
   QMOE_WG_ACC_1_63(X)                                                                              \
   X(64) X(65) X(66) X(67) X(68) X(69) X(70) X(71) X(72) X(73) X(74) X(75) X(76) X(77) X(78) X(79)  \
-  X(80) X(81) X(82) X(83) X(84) X(85) X(86) X(87) X(88) X(89) X(90) X(91) X(92) X(93) X(94) X(95)
-#define QMOE_WG_ACC_1_127(X)                                                                       \
-  QMOE_WG_ACC_1_95(X)                                                                              \
+  X(80) X(81) X(82) X(83) X(84) X(85) X(86) X(87) X(88) X(89) X(90) X(91) X(92) X(93) X(94) X(95)  \
   X(96) X(97) X(98) X(99) X(100) X(101) X(102) X(103) X(104) X(105) X(106) X(107) X(108) X(109)    \
   X(110) X(111) X(112) X(113) X(114) X(115) X(116) X(117) X(118) X(119) X(120) X(121) X(122)       \
   X(123) X(124) X(125) X(126) X(127)
@@ -361,7 +354,7 @@ __device__ __forceinline__ void fence_proxy_async() {
 template <class Act, int kN>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_t (&a)[4],
                                                uint64_t desc, int accumulate) {
-  static_assert(kN == 32 || kN == 64 || kN == 96 || kN == 128 || kN == 192 || kN == 256,
+  static_assert(kN == 32 || kN == 64 || kN == 96 || kN == 128 || kN == 256,
                 "one accumulator list per N below");
   if constexpr (kN == 32) {
     QMOE_WGMMA_ACT("m64n32k16", QMOE_WG_ACC_1_15, "{%16, %17, %18, %19}, %20", "%21")
@@ -371,8 +364,6 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
     QMOE_WGMMA_ACT("m64n96k16", QMOE_WG_ACC_1_47, "{%48, %49, %50, %51}, %52", "%53")
   } else if constexpr (kN == 128) {
     QMOE_WGMMA_ACT("m64n128k16", QMOE_WG_ACC_1_63, "{%64, %65, %66, %67}, %68", "%69")
-  } else if constexpr (kN == 192) {
-    QMOE_WGMMA_ACT("m64n192k16", QMOE_WG_ACC_1_95, "{%96, %97, %98, %99}, %100", "%101")
   } else {
     QMOE_WGMMA_ACT("m64n256k16", QMOE_WG_ACC_1_127, "{%128, %129, %130, %131}, %132", "%133")
   }
@@ -382,7 +373,6 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 #undef QMOE_WG_ACC_OPERAND
 #undef QMOE_WG_ACC_REG
 #undef QMOE_WG_ACC_1_127
-#undef QMOE_WG_ACC_1_95
 #undef QMOE_WG_ACC_1_63
 #undef QMOE_WG_ACC_1_47
 #undef QMOE_WG_ACC_1_31
@@ -737,15 +727,9 @@ constexpr int64_t kMaxMeanFor64TwoBlock = 48;
 constexpr int64_t kMinMeanFor256 = 256;
 constexpr int kMinKFor256 = 4096;
 constexpr int64_t kMinMeanFor256ShortK = 1536;
-/// Between the 128- and 256-token tiles, where K >= kMinKFor256 (the same banks): 192 tokens
-/// (one m64 block per warpgroup, 96 accumulators) above a mean of kMaxMeanFor128. At a mean of
-/// 128 half the experts hold more than 128 tokens and take a second 128-token block, i.e. a
-/// second decode of all their weights; 192 covers a mean up to ~150 within three standard
-/// deviations and still pads fewer columns than 256 below a mean of 256.
-constexpr int64_t kMaxMeanFor128 = 96;
 
 struct TokenTileChoice {
-  int tokens;     ///< 32, 64, 96, 128, 192 or 256
+  int tokens;     ///< 32, 64, 96, 128 or 256
   int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
   int fallback;   ///< tokens of the one-block tile where the items do not reach the grid
   int64_t items;  ///< estimated items of the launch (one token block per expert)
@@ -758,10 +742,9 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, TokenTile<128>::kStrips);
   const bool long_k = p.k >= kMinKFor256;
-  const bool wide =
-      p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>();
-  if (wide && mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK)) return {256, 1, 256, items};
-  if (wide && long_k && mean > kMaxMeanFor128) return {192, 1, 192, items};
+  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
+      p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
+    return {256, 1, 256, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
     if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, items};
@@ -793,8 +776,6 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
       return wg::launch<Act, 96, 1>(p, stream);
     case 128:
       return wg::launch<Act, 128, 1>(p, stream);
-    case 192:
-      return wg::launch<Act, 192, 1>(p, stream);
     default:
       return wg::launch<Act, 256, 1>(p, stream);
   }
