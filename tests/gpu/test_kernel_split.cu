@@ -128,12 +128,12 @@ qmoe::dev::wg::TokenTileChoice tile_of(int64_t m, int experts, int slot_bytes, i
 
 TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   // int8 code tiles (2 KB) never take the two-block tiles: 64 tokens up to a mean of 40, 96 up
-  // to 72, 128 above.
+  // to 76, 128 above.
   const int int8 = 2048, int4 = 1024;
   EXPECT_EQ(tile_of(8 * 40, 8, int8).tokens, 64);
   EXPECT_EQ(tile_of(8 * 41, 8, int8).tokens, 96);
-  EXPECT_EQ(tile_of(8 * 72, 8, int8).tokens, 96);
-  EXPECT_EQ(tile_of(8 * 72 + 1, 8, int8).tokens, 128);
+  EXPECT_EQ(tile_of(8 * 76, 8, int8).tokens, 96);
+  EXPECT_EQ(tile_of(8 * 76 + 1, 8, int8).tokens, 128);
   // 2/3/4-bit tiles: the two-block 32/64-token tiles up to a mean of 48 (one-block fallback
   // for launches whose items do not fill that grid), then the one-block 96 and 128.
   EXPECT_EQ(tile_of(8 * 20, 8, int4).tokens, 32);
@@ -143,7 +143,7 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   const auto mixtral_t256 = tile_of(512, 8, int4, 28672);  // a mean of 64
   EXPECT_EQ(mixtral_t256.tokens, 96);
   EXPECT_EQ(mixtral_t256.blocks, 1);
-  EXPECT_EQ(tile_of(8 * 73, 8, int4).tokens, 128);
+  EXPECT_EQ(tile_of(8 * 77, 8, int4).tokens, 128);
   // 256 tokens from a mean of 256 where K >= 4096, from 1536 at shorter K.
   EXPECT_EQ(tile_of(8 * 256, 8, int4).tokens, 256);
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
