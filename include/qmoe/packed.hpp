@@ -59,7 +59,8 @@ struct ExpertDesc {
   uint8_t bits;            ///< code bits (16 for dense)
   uint8_t symmetric;       ///< 1: zero point is 2^(bits-1), no zeros section
   int32_t group_size;      ///< effective group length along K (K for per-channel), >= 1
-  int32_t groups_pad;      ///< scale columns per row (row stride of scales and zeros)
+  int32_t groups_pad;      ///< scale columns per row; a strip's parameter blocks hold 16 * this
+                           ///< entries (docs/formats.md §2.5)
   int32_t tile_bytes;      ///< bytes of one 16x128 code tile
 };
 

@@ -140,11 +140,14 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 20, 8, int4).blocks, 2);
   EXPECT_EQ(tile_of(8 * 48, 8, int4).tokens, 64);
   EXPECT_EQ(tile_of(8 * 48, 8, int4).fallback, 96);
+  EXPECT_EQ(tile_of(8 * 49, 8, int4).tokens, 96);
+  EXPECT_EQ(tile_of(8 * 49, 8, int4).blocks, 1);
   const auto mixtral_t256 = tile_of(512, 8, int4, 28672);  // a mean of 64
   EXPECT_EQ(mixtral_t256.tokens, 96);
   EXPECT_EQ(mixtral_t256.blocks, 1);
   EXPECT_EQ(tile_of(8 * 77, 8, int4).tokens, 128);
   // 256 tokens from a mean of 256 where K >= 4096, from 1536 at shorter K.
+  EXPECT_EQ(tile_of(8 * 255, 8, int4).tokens, 128);
   EXPECT_EQ(tile_of(8 * 256, 8, int4).tokens, 256);
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
 }
