@@ -14,10 +14,10 @@ namespace {
 /// strip x the groups of one tile column (128 / group_len of them, or the single group of a
 /// per-channel row), rows gid and gid + 8 side by side inside a block.
 int64_t param_index(const Layout& L, int64_t row, int64_t group) {
-  const int64_t per_tile = L.per_channel ? 1 : 128 / L.group_len;
-  const int64_t strip = row / 16, r = row % 16;
+  const int64_t per_tile = L.per_channel ? 1 : kTileCols / L.group_len;
+  const int64_t strip = row / kTileRows, r = row % kTileRows;
   const int64_t block = strip * L.groups_pad + group / per_tile * per_tile;
-  return block * 16 + (r % 8) * 2 * per_tile + (r / 8) * per_tile + group % per_tile;
+  return block * kTileRows + (r % 8) * 2 * per_tile + (r / 8) * per_tile + group % per_tile;
 }
 
 uint16_t scale_bits_at(const PackedMatrix& m, const Layout& L, int64_t row, int64_t group) {

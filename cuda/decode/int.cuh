@@ -31,6 +31,29 @@
 
 namespace qmoe::dev {
 
+/// The kBytes (2, 4, 8 or 16) bytes at src, aligned to their size, in one load: little-endian
+/// words (2 bytes: the low half of words[0]).
+template <int kBytes, int kWords>
+__device__ __forceinline__ void load_words(const uint8_t* src, uint32_t (&words)[kWords]) {
+  static_assert(kWords == (kBytes + 3) / 4, "one word per 4 bytes");
+  if constexpr (kBytes == 16) {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(src));
+    words[0] = v.x;
+    words[1] = v.y;
+    words[2] = v.z;
+    words[3] = v.w;
+  } else if constexpr (kBytes == 8) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(src));
+    words[0] = v.x;
+    words[1] = v.y;
+  } else if constexpr (kBytes == 4) {
+    words[0] = __ldg(reinterpret_cast<const unsigned int*>(src));
+  } else {
+    static_assert(kBytes == 2, "2, 4, 8 or 16 bytes");
+    words[0] = __ldg(reinterpret_cast<const unsigned short*>(src));
+  }
+}
+
 /// GPT: groups per 16x128 tile along K (4 for g32, 2 for g64, 1 for g128 and per-channel),
 /// a compile-time constant so a tile prepares exactly its own scales and loads them in one
 /// branch-free load (ncu: the run-time group logic was ~15% of the decode kernel's
@@ -104,33 +127,9 @@ struct IntDecoder {
                        static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
                           static_cast<Index>(kTileRows) +
                       static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
-    const uint8_t* s = ep.scales + 2 * idx;
-    if constexpr (GPT == 4) {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(s));
-      rq.scale[0] = v.x;
-      rq.scale[1] = v.y;
-      rq.scale[2] = v.z;
-      rq.scale[3] = v.w;
-    } else if constexpr (GPT == 2) {
-      const uint2 v = __ldg(reinterpret_cast<const uint2*>(s));
-      rq.scale[0] = v.x;
-      rq.scale[1] = v.y;
-    } else {
-      rq.scale[0] = __ldg(reinterpret_cast<const unsigned int*>(s));
-    }
+    load_words<4 * GPT>(ep.scales + 2 * idx, rq.scale);
     // ep.zeros is null for symmetric formats.
-    if (ep.zeros != nullptr) {
-      const uint8_t* z = ep.zeros + idx;
-      if constexpr (GPT == 4) {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(z));
-        rq.zero[0] = v.x;
-        rq.zero[1] = v.y;
-      } else if constexpr (GPT == 2) {
-        rq.zero[0] = __ldg(reinterpret_cast<const unsigned int*>(z));
-      } else {
-        rq.zero[0] = __ldg(reinterpret_cast<const unsigned short*>(z));
-      }
-    }
+    if (ep.zeros != nullptr) load_words<2 * GPT>(ep.zeros + idx, rq.zero);
   }
 
   /// fp16 scale bits and zero of group g, row gid + 8h.
