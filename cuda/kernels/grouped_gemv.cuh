@@ -11,15 +11,16 @@
 // strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch; one ring stage is R
 // tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip group
 // (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps
-// streaming. The B fragments (x) of a k-tile are loaded once and reused by the R strips. Per warp:
-// an 8 KB ring of code stages in shared memory, filled by cp.async stages ahead; each lane copies
-// exactly the chunks it later reads back, so the cp.async wait is the only synchronisation.
-// Scales/zeros are prefetched one k-tile ahead in registers. Weights are the mma A operand (16
-// rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as
-// B + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros
-// applied to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each
-// warp's own ring, free once its copies have drained) in a fixed order (deterministic); each output
-// is rounded once.
+// streaming. A last round that would leave over half the blocks idle runs as half items
+// (half_items: twice the warps per strip group on half the strips). The B fragments (x) of a k-tile
+// are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in shared
+// memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later reads back,
+// so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one k-tile ahead in
+// registers. Weights are the mma A operand (16 rows, from the codes in registers), tokens the n8
+// side: dense weights as they are, int codes as B + q ("affine decode", int.cuh; int8 with bf16 as
+// two digits) with their scales and zeros applied to the fp32 sums of each group. The warps' fp32
+// partial sums meet in shared memory (each warp's own ring, free once its copies have drained) in a
+// fixed order (deterministic); each output is rounded once.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -106,6 +107,19 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
     }
 }
 
+/// Items of a launch's last round to run as half items: twice the warps per strip group on half
+/// its strips (group_shift + 1), so that the round takes about half a whole item's time.
+/// Only where every half still gets a block of its own (at most grid / 2 items in the last
+/// round) and a strip group has warps to double (group_shift < 3); otherwise 0. A/B on the
+/// H200 (bench/results/s13-2026-12-02): with this rule small shapes at 8-16 tokens per expert
+/// 0.87-0.97x the time; splitting every partial round instead cost up to 1.22x where blocks
+/// then ran two halves (a whole item's fixed part twice), and gained nothing on Mixtral's
+/// gate/up at one token (448 items on 264 blocks: a block alone on its SM runs no faster).
+__host__ __device__ constexpr long long half_items(long long items, long long grid,
+                                                   int group_shift) {
+  return group_shift < 3 && 2 * (items % grid) <= grid ? items % grid : 0;
+}
+
 /// One work item: R * (8 >> group_shift) strips from strip0 of one expert, t.count tokens in
 /// C chunks; 1 << group_shift warps share a strip group's k-tiles. Whole block (ends with
 /// __syncthreads). Powers of two throughout: shifts, not the ~20-instruction integer
@@ -182,13 +196,15 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   for (int r = 0; r < R; ++r)
     Dec::template load_quant<uint32_t>(ep, strip_of(r), tile_of(0), lane, rq[r], tiles > 0);
   for (int i = 0; i < tiles; ++i) {
+    // x first: its loads then wait in the memory pipeline behind none of this k-tile's code
+    // copies, and their latency overlaps the stage wait and the refill.
+    uint32_t b[C][kSubtiles][2];
+#pragma unroll
+    for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
     cp_async_wait<kAhead - 1>();
     // Refill the slot of stage i - 1 (this lane read it in the previous iteration).
     if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
     cp_async_commit();
-    uint32_t b[C][kSubtiles][2];
-#pragma unroll
-    for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
     // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
     // 2 * (lane % 4) + e of chunk c (the C-fragment columns), by an mma of a ones matrix per
     // sub-tile, shared by the R strips.
@@ -317,8 +333,15 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     });
     return count;
   });
-  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
-    const ItemRef r = items.at(i);
+  // The last round's items may run as half items (half_items): whole items first, then the
+  // halves, two per split item, one per block.
+  const long long halved = half_items(items.total, gridDim.x, group_shift);
+  const long long whole = items.total - halved;
+  for (long long i = blockIdx.x; i < whole + 2 * halved; i += gridDim.x) {
+    const bool half_item = i >= whole;
+    const ItemRef r = items.at(half_item ? whole + ((i - whole) >> 1) : i);
+    const int half = half_item ? static_cast<int>(i - whole) & 1 : 0;
+    const int item_shift = group_shift + (half_item ? 1 : 0);
     // Token blocks vary fastest: the blocks re-reading a strip group run together (L2 hits).
     // One token block (the decode case: at most kTokens tokens) needs no 64-bit division.
     const int blocks = ceil_div(r.row_count, kTokens);
@@ -331,8 +354,9 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     with_expert_decoder(p.blob, p.descs, r.expert, [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       constexpr int R = strips_per_warp<Dec, kStripCap>();
-      const int strip0 = static_cast<int>(strip_group) * groups_per_item * R;
-      run_item<Act, Dec, R, kChunks>(p, ep, strip0, group_shift, t, y_rows, rings);
+      const int strip0 =
+          (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
+      run_item<Act, Dec, R, kChunks>(p, ep, strip0, item_shift, t, y_rows, rings);
     });
   }
 }

@@ -68,4 +68,14 @@ TEST(DecodeVariant, SplitsKFurtherOnlyWhereItemsWouldLeaveTheGridIdle) {
   EXPECT_EQ(large.group_warps, 4);
 }
 
+TEST(DecodeVariant, HalvesOnlyALastRoundWhoseHalvesGetABlockEach) {
+  using qmoe::dev::gemv::half_items;
+  EXPECT_EQ(half_items(264 + 100, 264, 2), 100);  // one whole round, then 200 halves
+  EXPECT_EQ(half_items(132, 264, 0), 132);        // exactly one half per block
+  EXPECT_EQ(half_items(133, 264, 0), 0);          // two halves on a block cost more than a whole
+  EXPECT_EQ(half_items(448, 264, 2), 0);          // Mixtral's gate/up at one token (measured)
+  EXPECT_EQ(half_items(528, 264, 1), 0);          // whole rounds only
+  EXPECT_EQ(half_items(100, 264, 3), 0);          // 8 warps per strip group: none to double
+}
+
 }  // namespace

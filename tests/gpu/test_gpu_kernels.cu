@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/kernels/grouped_gemv.cuh"
 #include "qmoe/cpu_ref.hpp"
 #include "qmoe/gpu.hpp"
 #include "qmoe/numeric.hpp"
@@ -426,6 +427,43 @@ TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
   const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 48, 4224, {1, 16, 5, 0, 9}, decode, 5701, 4.f));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 2176, {3, 1, 0, 12, 1}, decode, 5702, 4.f));
+}
+
+TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
+  // A last round of at most grid / 2 items runs as half items, after the whole rounds
+  // (grouped_gemv.cuh half_items). n is picked so that 8 experts with one token each have at
+  // least one whole round and a last round of >= grid / 8 items under choose_variant on a grid of
+  // 2 blocks per SM (the decode kernel's occupancy on H100- and A100-class parts): whole and half
+  // items in one launch, most experts' strips in both.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  int device = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int grid = 2 * sms, k = 1024, experts = 8;
+  int n = 0;
+  long long items = 0, halved = 0;
+  for (int cand = 16; cand <= 65536 && n == 0; cand += 16) {
+    qmoe::dev::GemmProblem p{};
+    p.num_experts = experts;
+    p.n = cand;
+    p.k = k;
+    p.n_strips = cand / 16;
+    p.k_tiles = k / 128;
+    p.m = experts;
+    p.max_tokens = 1;
+    p.min_tile_bytes = 1024;  // int4: four strips per warp fit the ring
+    const qmoe::dev::gemv::Variant v = qmoe::dev::gemv::choose_variant(p, grid);
+    const int strips_per_item = v.strip_cap * (8 / v.group_warps);
+    items = experts * static_cast<long long>((p.n_strips + strips_per_item - 1) / strips_per_item);
+    halved = qmoe::dev::gemv::half_items(items, grid, __builtin_ctz(v.group_warps));
+    if (items > grid && halved >= grid / 8) n = cand;
+  }
+  ASSERT_GT(n, 0);
+  std::printf("n = %d: %lld items on %d blocks, %lld of them in halves\n", n, items, grid, halved);
+  const std::vector<FormatSpec> f(static_cast<size_t>(experts), parse("int4:g128"));
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5801));
 }
 
 TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
