@@ -111,10 +111,11 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
 /// its strips (group_shift + 1), so that the round takes about half a whole item's time.
 /// Only where every half still gets a block of its own (at most grid / 2 items in the last
 /// round) and a strip group has warps to double (group_shift < 3); otherwise 0. A/B on the
-/// H200 (bench/results/s13-2026-12-02): with this rule small shapes at 8-16 tokens per expert
-/// 0.87-0.97x the time; splitting every partial round instead cost up to 1.22x where blocks
-/// then ran two halves (a whole item's fixed part twice), and gained nothing on Mixtral's
-/// gate/up at one token (448 items on 264 blocks: a block alone on its SM runs no faster).
+/// H200 (bench/results/s13-2026-12-02): DS-V2-Lite, OLMoE and Qwen3 at T = 8 and 16 tokens
+/// 0.93-0.98x the time (median per shape and T), elsewhere 0.98-1.01x; splitting every partial
+/// round instead cost up to 1.22x where blocks then ran two halves (a whole item's fixed part
+/// twice), and gained nothing on Mixtral's gate/up at one token (448 items on 264 blocks: a
+/// block that ends early does not speed up its SM's other block).
 __host__ __device__ constexpr long long half_items(long long items, long long grid,
                                                    int group_shift) {
   return group_shift < 3 && 2 * (items % grid) <= grid ? items % grid : 0;
