@@ -434,7 +434,8 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   // (grouped_gemv.cuh half_items). n is picked so that 8 experts with one token each have at
   // least one whole round and a last round of >= grid / 8 items under choose_variant on a grid of
   // 2 blocks per SM (the decode kernel's occupancy on H100- and A100-class parts): whole and half
-  // items in one launch, most experts' strips in both.
+  // items in one launch (items run in expert order, so the last expert's are split between the
+  // two).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   int device = 0, sms = 0;
