@@ -65,45 +65,50 @@ __host__ __device__ constexpr int min_tile_bytes(uint32_t format_mask) {
   return bytes;
 }
 
-/// f(IntDecoder<BITS, GPT>{}) for GPT = 1, 2, 4 by gpt_index 0, 1, 2.
-template <int BITS, class F>
-__device__ __forceinline__ void with_int_decoder(int gpt_index, F&& f) {
-  switch (gpt_index) {
-    case 0:
-      f(IntDecoder<BITS, 1>{});
-      break;
-    case 1:
-      f(IntDecoder<BITS, 2>{});
-      break;
-    case 2:
-      f(IntDecoder<BITS, 4>{});
-      break;
-    default:
-      break;
-  }
-}
-
 /// Calls f(Decoder{}) with the decoder of id; nothing for an unknown id. The id is uniform
-/// per work item, so the switch never diverges inside a warp.
+/// per work item, so the switch never diverges inside a warp. One flat switch: each jump on
+/// the way to a decoder's code lands on cold code once per work item, and a short launch runs
+/// one or two items per block. ncu (Qwen3 down projection at one token per expert, decode
+/// kernel): the nested switch this replaced (bits, then groups per tile) reached int4:g128's
+/// code in four jumps, its three stops 8 % of the stall samples ("no instruction"); ptxas makes
+/// this one a compare tree, two jumps. A/B (bench/results/s13-2026-12-02/flat-dispatch): decode
+/// at T = 1 0.98-0.99x on the small shapes, the tile kernels on Qwen3 at T = 1024-4096 0.90-0.97x.
 template <class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
-  if (id == kDecoderDenseBF16) return f(DenseDecoder<__nv_bfloat16>{});
-  if (id == kDecoderDenseFP16) return f(DenseDecoder<__half>{});
-  if (id < kFirstIntDecoder || id >= kNumDecoders) return;
-  const int int_index = id - kFirstIntDecoder;
-  switch (int_index / 3) {
-    case 0:
-      return with_int_decoder<2>(int_index % 3, f);
-    case 1:
-      return with_int_decoder<3>(int_index % 3, f);
-    case 2:
-      return with_int_decoder<4>(int_index % 3, f);
-    case 3:
-      return with_int_decoder<8>(int_index % 3, f);
+  switch (id) {
+    case kDecoderDenseBF16:
+      return f(DenseDecoder<__nv_bfloat16>{});
+    case kDecoderDenseFP16:
+      return f(DenseDecoder<__half>{});
+    case kFirstIntDecoder + 0:
+      return f(IntDecoder<2, 1>{});
+    case kFirstIntDecoder + 1:
+      return f(IntDecoder<2, 2>{});
+    case kFirstIntDecoder + 2:
+      return f(IntDecoder<2, 4>{});
+    case kFirstIntDecoder + 3:
+      return f(IntDecoder<3, 1>{});
+    case kFirstIntDecoder + 4:
+      return f(IntDecoder<3, 2>{});
+    case kFirstIntDecoder + 5:
+      return f(IntDecoder<3, 4>{});
+    case kFirstIntDecoder + 6:
+      return f(IntDecoder<4, 1>{});
+    case kFirstIntDecoder + 7:
+      return f(IntDecoder<4, 2>{});
+    case kFirstIntDecoder + 8:
+      return f(IntDecoder<4, 4>{});
+    case kFirstIntDecoder + 9:
+      return f(IntDecoder<8, 1>{});
+    case kFirstIntDecoder + 10:
+      return f(IntDecoder<8, 2>{});
+    case kFirstIntDecoder + 11:
+      return f(IntDecoder<8, 4>{});
     default:
       return;
   }
 }
+static_assert(kNumDecoders == kFirstIntDecoder + 12, "with_decoder has a case per decoder id");
 
 /// Calls f(Decoder{}, params) for expert e of a descriptor table: its decoder and sections.
 template <class F>

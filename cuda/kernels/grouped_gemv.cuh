@@ -43,13 +43,11 @@ __host__ __device__ constexpr int ring_strips(int tile_bytes) {
   return kRingBytes / (2 * tile_bytes) >= 4 ? 4 : kRingBytes / (2 * tile_bytes) >= 2 ? 2 : 1;
 }
 
-/// Strips per warp of a decoder: ring_strips of its tile, at most kStripCap (4, 2 or 1: the
-/// launch lowers the cap when the problem has too few strips to give every block an item at
-/// 4, e.g. a down projection at one token per expert).
-template <class Dec, int kStripCap>
-constexpr int strips_per_warp() {
-  constexpr int fit = ring_strips(Dec::kTileBytes);
-  return fit < kStripCap ? fit : kStripCap;
+/// Strips per warp of a decoder with tiles of tile_bytes: ring_strips of its tile, at most
+/// strip_cap (4, 2 or 1: the launch lowers the cap when the problem has too few strips to give
+/// every block an item at 4, e.g. a down projection at one token per expert).
+__host__ __device__ constexpr int strips_per_warp(int tile_bytes, int strip_cap) {
+  return ring_strips(tile_bytes) < strip_cap ? ring_strips(tile_bytes) : strip_cap;
 }
 
 /// K-tiles each warp streams per item, at least, unless choose_variant finds a shorter run
@@ -325,14 +323,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const int groups_per_item = kBlockWarps >> group_shift;
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
+  // An expert's items follow from its tile size alone: no decoder dispatch per expert here.
   const ItemList items = build_item_list(p, smem, [&](int e, int tokens) -> long long {
-    long long count = 0;
-    with_decoder(decoder_id(p.descs[e]), [&](auto decoder) {
-      const int strips_per_item = groups_per_item * strips_per_warp<decltype(decoder), kStripCap>();
-      count =
-          static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) * ceil_div(tokens, kTokens);
-    });
-    return count;
+    const int tile_bytes = decoder_tile_bytes(decoder_id(p.descs[e]));
+    if (tile_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
+    const int strips_per_item = groups_per_item * strips_per_warp(tile_bytes, kStripCap);
+    return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
+           ceil_div(tokens, kTokens);
   });
   // The last round's items may run as half items (half_items): whole items first, then the
   // halves, two per split item, one per block.
@@ -354,7 +351,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
     with_expert_decoder(p.blob, p.descs, r.expert, [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
-      constexpr int R = strips_per_warp<Dec, kStripCap>();
+      constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
       const int strip0 =
           (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
       run_item<Act, Dec, R, kChunks>(p, ep, strip0, item_shift, t, y_rows, rings);
