@@ -409,11 +409,11 @@ inline Variant choose_variant(const GemmProblem& p, int grid) {
   const int chunks = mean_tokens > kChunkTokens ? 2 : 1;
   const long long token_blocks =
       (mean_tokens + kChunkTokens * chunks - 1) / (kChunkTokens * chunks);
-  // Strips per warp of the bank's smallest tile (strips_per_warp: two ring stages). In a mixed
+  // Items counted at the bank's smallest tile (its strips per warp: two ring stages). In a mixed
   // bank experts with larger tiles take fewer strips per warp, so more items than counted here
   // (counting them at the largest tile's instead made int2/3/4 + int8 banks 10 % slower at
   // 4 tokens on the small shapes: most of their experts then ran at 4 strips in too few items).
-  const int fit = ring_strips(p.min_tile_bytes > 0 ? p.min_tile_bytes : kMaxTileBytes);
+  const int tile_bytes = p.min_tile_bytes > 0 ? p.min_tile_bytes : kMaxTileBytes;
   const int min_warps = min_tile_warps(p.k_tiles);
   const int max_warps =
       2 * min_warps <= kBlockWarps && 2 * min_warps <= p.k_tiles ? 2 * min_warps : min_warps;
@@ -422,7 +422,7 @@ inline Variant choose_variant(const GemmProblem& p, int grid) {
   for (int warps = min_warps; warps <= max_warps; warps *= 2)
     for (int i = 0; i < 3; ++i) {
       if (kCaps[i] * chunks > 4) continue;
-      const int r = kCaps[i] < fit ? kCaps[i] : fit;
+      const int r = strips_per_warp(tile_bytes, kCaps[i]);
       const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : 2] * chunks;
       const long long items =
           active * token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));

@@ -453,9 +453,10 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
     p.k_tiles = k / 128;
     p.m = experts;
     p.max_tokens = 1;
-    p.min_tile_bytes = 1024;  // int4: four strips per warp fit the ring
+    p.min_tile_bytes = 1024;  // int4
     const qmoe::dev::gemv::Variant v = qmoe::dev::gemv::choose_variant(p, grid);
-    const int strips_per_item = v.strip_cap * (8 / v.group_warps);
+    const int strips_per_item = qmoe::dev::gemv::strips_per_warp(p.min_tile_bytes, v.strip_cap) *
+                                (qmoe::dev::kBlockWarps / v.group_warps);
     items = experts * static_cast<long long>((p.n_strips + strips_per_item - 1) / strips_per_item);
     halved = qmoe::dev::gemv::half_items(items, grid, __builtin_ctz(v.group_warps));
     if (items > grid && halved >= grid / 8) n = cand;
