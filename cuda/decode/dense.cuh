@@ -33,6 +33,9 @@ struct DenseDecoder {
   }
   template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams&, int, int, int, RawQuant&, bool) {}
+  static constexpr int kQuantChunks = 0;  // no parameter blocks
+  static constexpr int kQuantBytes = 0;
+  __device__ static void read_quant(const ExpertParams&, const uint8_t*, int, RawQuant&) {}
   template <class Act>
   __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant&) {
     return {};

@@ -11,6 +11,10 @@
 //   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks
 //   read_codes(tile_smem, lane, raw)               the lane's code words, from shared memory
 //   load_quant<Index>(ep, strip, kt, lane, rq, pred) the lane's scales/zeros of tile (strip, kt)
+//   kQuantChunks, kQuantBytes                      16-byte chunks, bytes of a tile's parameter
+//                                                  block as staged in shared memory
+//   quant_chunk(ep, strip, c) -> QuantChunk        where chunk c of that block comes from
+//   read_quant(ep, quant_smem, lane, rq)           the lane's scales/zeros, from that block
 //   prepare<Act>(ep, rq) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
@@ -31,26 +35,28 @@
 
 namespace qmoe::dev {
 
-/// The kBytes (2, 4, 8 or 16) bytes at src, aligned to their size, in one load: little-endian
-/// words (2 bytes: the low half of words[0]).
-template <int kBytes, int kWords>
+/// The kBytes (2, 4, 8 or 16) bytes at src, aligned to their size, in one load (global memory
+/// through the read-only path, or shared memory): little-endian words (2 bytes: the low half of
+/// words[0]).
+template <int kBytes, bool kShared = false, int kWords>
 __device__ __forceinline__ void load_words(const uint8_t* src, uint32_t (&words)[kWords]) {
   static_assert(kWords == (kBytes + 3) / 4, "one word per 4 bytes");
+  auto load = [](const auto* p) { return kShared ? *p : __ldg(p); };
   if constexpr (kBytes == 16) {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(src));
+    const uint4 v = load(reinterpret_cast<const uint4*>(src));
     words[0] = v.x;
     words[1] = v.y;
     words[2] = v.z;
     words[3] = v.w;
   } else if constexpr (kBytes == 8) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(src));
+    const uint2 v = load(reinterpret_cast<const uint2*>(src));
     words[0] = v.x;
     words[1] = v.y;
   } else if constexpr (kBytes == 4) {
-    words[0] = __ldg(reinterpret_cast<const unsigned int*>(src));
+    words[0] = load(reinterpret_cast<const unsigned int*>(src));
   } else {
     static_assert(kBytes == 2, "2, 4, 8 or 16 bytes");
-    words[0] = __ldg(reinterpret_cast<const unsigned short*>(src));
+    words[0] = load(reinterpret_cast<const unsigned short*>(src));
   }
 }
 
@@ -130,6 +136,37 @@ struct IntDecoder {
     load_words<4 * GPT>(ep.scales + 2 * idx, rq.scale);
     // ep.zeros is null for symmetric formats.
     if (ep.zeros != nullptr) load_words<2 * GPT>(ep.zeros + idx, rq.zero);
+  }
+
+  /// A tile's parameter block staged in shared memory by the weight-streaming kernel (cp.async,
+  /// with the codes), so that its k-tile loop issues no global load but x's: 16 * GPT fp16
+  /// scales, then 16 * GPT zeros (the entries and order of global memory's block).
+  /// Why: loaded into registers one k-tile ahead, ptxas gave the scale and zero loads the
+  /// scoreboards of the k-tile's shared-memory code reads (it has six; SASS control bits), so
+  /// those reads waited for the next k-tile's global loads: 9 % of the stall samples on one
+  /// instruction in ncu of Mixtral's gate/up at one token (s13-2026-12-02/ncu-a730de0). A/B on
+  /// the H200 (bench/results/s14-2026-12-02): g128 int formats 0.93-0.99x the time, int4:g32
+  /// 1.00-1.05x, median 0.986x over 150 decode rows.
+  static constexpr int kQuantChunks = 3 * GPT;
+  static constexpr int kQuantBytes = 16 * kQuantChunks;
+  /// Source of 16-byte chunk c of the staged parameter blocks of a strip's tiles (chunks
+  /// 0 .. 2 GPT - 1 scales, then GPT of zeros): tile kt's at src + kt * kt_stride; src null for
+  /// a chunk not copied (the zeros of a symmetric format). 32-bit offsets: the caller checks
+  /// n_pad * groups_pad < 2^30, as for load_quant<uint32_t>.
+  __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
+    const uint32_t first = static_cast<uint32_t>(strip) * static_cast<uint32_t>(ep.groups_pad) *
+                           static_cast<uint32_t>(kTileRows);
+    const uint32_t kt_entries = static_cast<uint32_t>(ep.group_tile_stride) * kTileRows;
+    if (c < 2 * GPT) return {ep.scales + 2 * first + 16 * c, 2 * kt_entries};
+    return {ep.zeros == nullptr ? nullptr : ep.zeros + first + 16 * (c - 2 * GPT), kt_entries};
+  }
+  /// The lane's scales and zeros (load_quant's words) from a tile's staged parameter block.
+  __device__ static void read_quant(const ExpertParams& ep, const uint8_t* quant_smem, int lane,
+                                    RawQuant& rq) {
+    const int entry = (lane >> 2) * 2 * GPT;
+    load_words<4 * GPT, true>(quant_smem + 2 * entry, rq.scale);
+    // Symmetric: zero_of takes ep.sym_zero instead.
+    if (ep.zeros != nullptr) load_words<2 * GPT, true>(quant_smem + 32 * GPT + entry, rq.zero);
   }
 
   /// fp16 scale bits and zero of group g, row gid + 8h.

@@ -77,6 +77,13 @@ struct ExpertParams {
   uint32_t sym_zero;      ///< z = 2^(bits-1) when symmetric
 };
 
+/// Where one 16-byte chunk of a strip's staged parameter blocks comes from (int.cuh,
+/// quant_chunk): tile kt's chunk at src + kt * kt_stride; src null for a chunk not copied.
+struct QuantChunk {
+  const uint8_t* src;
+  uint32_t kt_stride;
+};
+
 /// Groups per 16x128 tile of an int descriptor (the decoder's GPT): 4, 2 or 1 (g = 32, 64,
 /// 128, or a single group per row: per-channel, whatever K is); 0 for any other group size.
 __host__ __device__ inline int groups_per_tile(const ExpertDesc& d) {

@@ -13,14 +13,14 @@
 // (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps
 // streaming. A last round that would leave over half the blocks idle runs as half items
 // (half_items: twice the warps per strip group on half the strips). The B fragments (x) of a k-tile
-// are loaded once and reused by the R strips. Per warp: an 8 KB ring of code stages in shared
-// memory, filled by cp.async stages ahead; each lane copies exactly the chunks it later reads back,
-// so the cp.async wait is the only synchronisation. Scales/zeros are prefetched one k-tile ahead in
-// registers. Weights are the mma A operand (16 rows, from the codes in registers), tokens the n8
-// side: dense weights as they are, int codes as B + q ("affine decode", int.cuh; int8 with bf16 as
-// two digits) with their scales and zeros applied to the fp32 sums of each group. The warps' fp32
-// partial sums meet in shared memory (each warp's own ring, free once its copies have drained) in a
-// fixed order (deterministic); each output is rounded once.
+// are loaded once and reused by the R strips. Per warp: a 9.5 KB ring of stages in shared memory
+// (R code tiles and their scale/zero blocks), filled by cp.async stages ahead; each lane copies
+// exactly the code chunks it later reads back, the few lanes copying a stage's parameter blocks
+// share them through one __syncwarp per k-tile. Weights are the mma A operand (16 rows, from the
+// codes in registers), tokens the n8 side: dense weights as they are, int codes as B + q ("affine
+// decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied to the fp32
+// sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's own ring,
+// free once its copies have drained) in a fixed order (deterministic); each output is rounded once.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -35,10 +35,13 @@ namespace gemv {
 /// Tokens per mma n8 chunk; an item holds kChunks chunks (1 or 2: each chunk costs the
 /// registers of one more strip, so the launch trades strips per warp for chunks).
 constexpr int kChunkTokens = 8;
-/// Shared-memory ring per warp.
-constexpr int kRingBytes = 8192;
+/// Shared-memory ring per warp: code tiles and their parameter blocks. 9.5 KB: two stages of
+/// 4 int4:g32 tiles with their blocks (4 x (1024 + 192) B); the strips per warp follow from the
+/// tiles alone (ring_strips), as in the 8 KB ring of the codes-only stages before.
+constexpr int kRingBytes = 9728;
 
-/// Strips per warp whose tiles of tile_bytes fit two ring stages: 4, 2 or 1.
+/// Strips per warp whose tiles of tile_bytes fit two ring stages: 4, 2 or 1 (run_item checks
+/// that two stages still fit with the tiles' parameter blocks).
 __host__ __device__ constexpr int ring_strips(int tile_bytes) {
   return kRingBytes / (2 * tile_bytes) >= 4 ? 4 : kRingBytes / (2 * tile_bytes) >= 2 ? 2 : 1;
 }
@@ -127,8 +130,11 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 template <class Act, class Dec, int R, int C>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
-  constexpr int kStageBytes = R * Dec::kTileBytes;
+  // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
+  constexpr int kQuantBytes = Dec::kQuantBytes;
+  constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
   constexpr int kStages = kRingBytes / kStageBytes;
+  static_assert(kStages >= 2, "a ring holds at least two stages");
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
   constexpr int kParts = Dec::template kAffineParts<Act>;
   constexpr bool kAffine = kParts > 0;
@@ -167,12 +173,33 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   const uint8_t* codes0 =
       ep.codes + static_cast<int64_t>(first_strip) * p.k_tiles * Dec::kTileBytes;
   const int strip_bytes = p.k_tiles * Dec::kTileBytes;
+  // The stage's R parameter blocks are R * kQuantChunks 16-byte chunks, side by side: chunk q
+  // is copied by lane q % 32 in pass q / 32, from a source fixed per item (one copy per lane
+  // and pass per stage, no per-strip address arithmetic in the loop).
+  constexpr int kQuantPasses = (R * Dec::kQuantChunks + kWarpSize - 1) / kWarpSize;
+  QuantChunk quant_src[kQuantPasses > 0 ? kQuantPasses : 1];
+  if constexpr (kQuantPasses > 0) {
+#pragma unroll
+    for (int pass = 0; pass < kQuantPasses; ++pass) {
+      const int q = lane + kWarpSize * pass;
+      quant_src[pass] =
+          q < R * Dec::kQuantChunks
+              ? Dec::quant_chunk(ep, strip_of(q / Dec::kQuantChunks), q % Dec::kQuantChunks)
+              : QuantChunk{nullptr, 0};
+    }
+  }
   auto copy_stage = [&](int i, int slot) {
     const uint8_t* tile = codes0 + tile_of(i) * Dec::kTileBytes;
+    uint8_t* stage = ring + slot * kStageBytes;
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      Dec::copy_codes(tile + min(r, valid_strips - 1) * strip_bytes,
-                      ring + slot * kStageBytes + r * Dec::kTileBytes, lane);
+      Dec::copy_codes(tile + min(r, valid_strips - 1) * strip_bytes, stage + r * Dec::kTileBytes,
+                      lane);
+#pragma unroll
+    for (int pass = 0; pass < kQuantPasses; ++pass)
+      if (quant_src[pass].src != nullptr)
+        cp_async_16(smem_addr(stage + R * Dec::kTileBytes + 16 * (lane + kWarpSize * pass)),
+                    quant_src[pass].src + tile_of(i) * quant_src[pass].kt_stride);
   };
 
   float acc[R][C][4];
@@ -190,10 +217,6 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
-  typename Dec::RawQuant rq[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-    Dec::template load_quant<uint32_t>(ep, strip_of(r), tile_of(0), lane, rq[r], tiles > 0);
   for (int i = 0; i < tiles; ++i) {
     // x first: its loads then wait in the memory pipeline behind none of this k-tile's code
     // copies, and their latency overlaps the stage wait and the refill.
@@ -201,7 +224,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 #pragma unroll
     for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
     cp_async_wait<kAhead - 1>();
-    // Refill the slot of stage i - 1 (this lane read it in the previous iteration).
+    // Parameter blocks are read by other lanes than those that copied them: the sync makes
+    // stage i's copies visible to the whole warp, and orders every lane's reads of stage i - 1
+    // before the refill below overwrites them. Code tiles need neither (lane-private).
+    if constexpr (kQuantBytes > 0) __syncwarp();
+    // Refill the slot of stage i - 1.
     if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
     cp_async_commit();
     // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
@@ -222,16 +249,14 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
         }
     }
     const uint8_t* stage = ring + (i % kStages) * kStageBytes;
-    // The scales of the next k-tile (affine decode: the last one again at the end, no
-    // predicate).
-    const int next_kt = tile_of(min(i + 1, tiles - 1));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       uint32_t raw[Dec::kRawWords];
       Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
+      typename Dec::RawQuant rq{};
+      Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
       if constexpr (kAffine) {
-        const auto q = Dec::template prepare_affine<Act>(ep, rq[r]);
-        Dec::template load_quant<uint32_t>(ep, strip_of(r), next_kt, lane, rq[r], true);
+        const auto q = Dec::template prepare_affine<Act>(ep, rq);
         // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
         // sums of at most 128 terms), then acc += s * (sum_d w_d part[d] - (B W + z) * x_sum).
         // C-fragment register e is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
@@ -261,10 +286,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
             }
         }
       } else {
-        // Dense tiles: no scales to prefetch (every int format takes the affine path).
-        static_assert(std::is_empty_v<typename Dec::RawQuant>,
-                      "a scaled decoder without the affine form needs a scale prefetch");
-        const auto q = Dec::template prepare<Act>(ep, rq[r]);
+        // Dense tiles (every int format takes the affine path).
+        const auto q = Dec::template prepare<Act>(ep, rq);
 #pragma unroll
         for (int j = 0; j < kSubtiles; ++j) {
           uint32_t a[4];
