@@ -145,8 +145,8 @@ struct IntDecoder {
   /// scoreboards of the k-tile's shared-memory code reads (it has six; SASS control bits), so
   /// those reads waited for the next k-tile's global loads: 9 % of the stall samples on one
   /// instruction in ncu of Mixtral's gate/up at one token (s13-2026-12-02/ncu-a730de0). A/B on
-  /// the H200 (bench/results/s14-2026-12-02): g128 int formats 0.93-0.99x the time, int4:g32
-  /// 1.00-1.05x, median 0.986x over 150 decode rows.
+  /// the H200 (bench/results/s14-2026-12-02): g128 int formats 0.92-1.00x the time, int4:g32
+  /// 1.00-1.06x, median 0.986x over 150 decode rows.
   static constexpr int kQuantChunks = 3 * GPT;
   static constexpr int kQuantBytes = 16 * kQuantChunks;
   /// Source of 16-byte chunk c of the staged parameter blocks of a strip's tiles (chunks

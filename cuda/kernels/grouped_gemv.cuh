@@ -23,7 +23,6 @@
 // free once its copies have drained) in a fixed order (deterministic); each output is rounded once.
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
