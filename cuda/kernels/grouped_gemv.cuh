@@ -34,9 +34,9 @@ namespace gemv {
 /// Tokens per mma n8 chunk; an item holds kChunks chunks (1 or 2: each chunk costs the
 /// registers of one more strip, so the launch trades strips per warp for chunks).
 constexpr int kChunkTokens = 8;
-/// Shared-memory ring per warp: code tiles and their parameter blocks. 9.5 KB: two stages of
-/// 4 int4:g32 tiles with their blocks (4 x (1024 + 192) B); the strips per warp follow from the
-/// tiles alone (ring_strips), as in the 8 KB ring of the codes-only stages before.
+/// Shared-memory ring per warp: two stages of code tiles and their parameter blocks. 9.5 KB: two
+/// stages of 4 int4:g32 tiles with their blocks (4 x (1024 + 192) B); the strips per warp follow
+/// from the tiles alone (ring_strips), as in the 8 KB ring of the codes-only stages before.
 constexpr int kRingBytes = 9728;
 
 /// Strips per warp whose tiles of tile_bytes fit two ring stages: 4, 2 or 1 (run_item checks
@@ -132,8 +132,13 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
-  constexpr int kStages = kRingBytes / kStageBytes;
-  static_assert(kStages >= 2, "a ring holds at least two stages");
+  // Two stages, whatever fits: one is multiplied while the next lands. Smaller stages used to
+  // fill the ring (int2 at R = 4 four stages, R = 1 up to nine), and every form of more bytes in
+  // flight per warp measured slower (A/B, bench/results/s14-2026-12-02/ab-call7: capping all at
+  // two took int2:g128 to 0.88-0.95x and the one-token rows of DS-V2-Lite and OLMoE to
+  // 0.78-0.88x; Mixtral int3 at T >= 2 1.02-1.04x).
+  constexpr int kStages = 2;
+  static_assert(kStages * kStageBytes <= kRingBytes, "two stages fit the ring");
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
   constexpr int kParts = Dec::template kAffineParts<Act>;
   constexpr bool kAffine = kParts > 0;
