@@ -13,14 +13,15 @@
 // (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps
 // streaming. A last round that would leave over half the blocks idle runs as half items
 // (half_items: twice the warps per strip group on half the strips). The B fragments (x) of a k-tile
-// are loaded once and reused by the R strips. Per warp: a 9.5 KB ring of stages in shared memory
-// (R code tiles and their scale/zero blocks), filled by cp.async stages ahead; each lane copies
-// exactly the code chunks it later reads back, the few lanes copying a stage's parameter blocks
-// share them through one __syncwarp per k-tile. Weights are the mma A operand (16 rows, from the
-// codes in registers), tokens the n8 side: dense weights as they are, int codes as B + q ("affine
-// decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied to the fp32
-// sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's own ring,
-// free once its copies have drained) in a fixed order (deterministic); each output is rounded once.
+// are loaded once and reused by the R strips. Per warp: a 9.5 KB ring of two stages in shared
+// memory (R code tiles and their scale/zero blocks), each filled by cp.async one stage ahead; each
+// lane copies exactly the code chunks it later reads back, the few lanes copying a stage's
+// parameter blocks share them through one __syncwarp per k-tile. Weights are the mma A operand (16
+// rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as B
+// + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied
+// to the fp32 sums of each group. The warps' fp32 partial sums meet in shared memory (each warp's
+// own ring, free once its copies have drained) in a fixed order (deterministic); each output is
+// rounded once.
 #pragma once
 #include <cstdint>
 
