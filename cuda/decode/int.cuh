@@ -10,7 +10,7 @@
 //                                                  raw (prefetchable) and prepared
 //   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks
 //   read_codes(tile_smem, lane, raw)               the lane's code words, from shared memory
-//   load_quant<Index>(ep, strip, kt, lane, rq, pred) the lane's scales/zeros of tile (strip, kt)
+//   load_quant(ep, strip, kt, lane, rq, pred)      the lane's scales/zeros of tile (strip, kt)
 //   kQuantChunks, kQuantBytes                      16-byte chunks, bytes of a tile's parameter
 //                                                  block as staged in shared memory
 //   quant_chunk(ep, strip, c) -> QuantChunk        where chunk c of that block comes from
@@ -117,11 +117,8 @@ struct IntDecoder {
     if constexpr (kSplit) High::read(tile_smem + Low::kBytes, lane, raw + Low::kWords);
   }
 
-  /// Index: int64_t, or uint32_t where the caller has checked n_pad * groups_pad < 2^30
-  /// (grouped_gemm does, for the decode kernel): the decode kernel's strip loop is ~2-4 % faster
-  /// with 32-bit indices, while in the wgmma kernel they made ptxas spill more (Mixtral int4 T=1024
-  /// 0.81x -> 0.69x cuBLAS), so the tile kernels keep 64-bit ones.
-  template <class Index = int64_t>
+  /// 64-bit indices: in the wgmma kernel 32-bit ones made ptxas spill more (Mixtral int4 T=1024
+  /// 0.81x -> 0.69x cuBLAS). (The decode kernel stages the blocks instead: quant_chunk.)
   __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
@@ -129,10 +126,10 @@ struct IntDecoder {
     // The lanes of gid read 2 * GPT entries of the tile's parameter block (rows gid and gid + 8,
     // side by side): one aligned load each for scales and zeros (sections are 256-byte
     // aligned, a block is 16 * GPT entries, the lane's part 2 * GPT of them).
-    const Index idx = (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
-                       static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
-                          static_cast<Index>(kTileRows) +
-                      static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
+    const int64_t idx = (static_cast<int64_t>(strip) * static_cast<int64_t>(ep.groups_pad) +
+                         static_cast<int64_t>(kt) * static_cast<int64_t>(ep.group_tile_stride)) *
+                            static_cast<int64_t>(kTileRows) +
+                        static_cast<int64_t>(lane >> 2) * static_cast<int64_t>(2 * GPT);
     load_words<4 * GPT>(ep.scales + 2 * idx, rq.scale);
     // ep.zeros is null for symmetric formats.
     if (ep.zeros != nullptr) load_words<2 * GPT>(ep.zeros + idx, rq.zero);
@@ -152,7 +149,7 @@ struct IntDecoder {
   /// Source of 16-byte chunk c of the staged parameter blocks of a strip's tiles (chunks
   /// 0 .. 2 GPT - 1 scales, then GPT of zeros): tile kt's at src + kt * kt_stride; src null for
   /// a chunk not copied (the zeros of a symmetric format). 32-bit offsets: the caller checks
-  /// n_pad * groups_pad < 2^30, as for load_quant<uint32_t>.
+  /// n_pad * groups_pad < 2^30 (grouped_gemm does).
   __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
     const uint32_t first = static_cast<uint32_t>(strip) * static_cast<uint32_t>(ep.groups_pad) *
                            static_cast<uint32_t>(kTileRows);
