@@ -16,6 +16,9 @@
 // and one block's 2 warps per scheduler hide too little of their latency. At 256 tokens (banks
 // of 2/3/4-bit codes, many tokens per expert) a warpgroup owns one m64 block instead of two:
 // the same 128 accumulators per thread, but each weight is decoded once per 256 tokens.
+// For the same reason a call at 128 or 256 tokens runs the experts' short last token blocks
+// (a quarter of the tile or less) in a second launch, of the two-block 32- or 64-token tile
+// (launch_with_tail; the rows each launch takes: expert_rows, launch.cuh).
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
@@ -594,7 +597,10 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
-  const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
+  // The tiles launch_with_tail splits calls between: the 128- and 256-token ones (head rows)
+  // and the two-block ones (tail rows).
+  constexpr bool kRowSplit = kTokens >= 128 || kBlocks == 2;
+  const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
@@ -757,6 +763,45 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   return {one_block, 1, one_block, items};
 }
 
+/// The kTokens tile (128 or 256, one block per SM) for every row but the experts' short last
+/// token blocks, of at most kTail tokens, then the two-block kTail tile (32 or 64) for those.
+/// Why: the tensor cores multiply every column of a token block, so a last block of a few
+/// tokens costs a whole kTokens item. With routing spread evenly the counts sit close to the
+/// mean, and where the mean is a multiple of the tile (Mixtral at T = 4096: 1024 +- 28 tokens
+/// per expert in 256-token blocks) about half of the experts end in such a block: ~12 % of the
+/// launch's wgmma work at T = 4096, ~50 % at T = 1024. The kTail tile decodes those rows'
+/// weights once more but multiplies kTail columns. Its items (the short blocks' experts x 256-
+/// row blocks) each run a whole K, so where they are fewer than its grid the launch is one
+/// round of long items on part of the SMs: the split is taken only where tail_items, the
+/// host's estimate (half the active experts, the fraction with a short block at a mean that is
+/// a multiple of the tile, times the row blocks), reach the kTail tile's grid, as the two-block
+/// tiles' own rule has it. A/B on the H200 (bench/results/s17-2026-12-03, int2/int4 at
+/// T = 1024 and 4096 on five shapes): with this rule median 0.979x the time, DeepSeek-V3 at
+/// T = 4096 0.86x, Mixtral 0.90-0.96x; splitting every such call instead: median 0.971x, but
+/// DeepSeek-V2-Lite at T = 1024 (192 and 256 tail items) 1.02-1.04x and Mixtral at T = 1024
+/// 0.95-0.99x, where the down projection's 64 items of 56 k-tiles each ran as one round.
+/// With no short block anywhere the tail launch has no items. Banks whose code slots the
+/// two-block tiles do not take (int8, dense) keep one launch.
+template <class Act, int kTokens, int kTail>
+cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStream_t stream) {
+  static_assert(kTail == kTokens / 4, "the tail tile is a quarter of the main one");
+  static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
+  if (p.a_slot_bytes > max_slot_bytes<kTail, 2>()) return launch<Act, kTokens, 1>(p, stream);
+  GridSize grid;
+  const cudaError_t grid_err = tile_grid<Act, kTail, 2>(p, &grid);
+  if (grid_err != cudaSuccess) return grid_err;
+  if (tail_items < grid.blocks) return launch<Act, kTokens, 1>(p, stream);
+  GemmProblem head = p;
+  head.rows_part = kHeadRows;
+  head.rows_block = kTokens;
+  head.tail_rows = kTail;
+  const cudaError_t err = launch<Act, kTokens, 1>(head, stream);
+  if (err != cudaSuccess) return err;
+  GemmProblem tail = head;
+  tail.rows_part = kTailRows;
+  return launch<Act, kTail, 2>(tail, grid, stream);
+}
+
 }  // namespace wg
 
 template <class Act>
@@ -779,9 +824,9 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream)
     case 96:
       return wg::launch<Act, 96, 1>(p, stream);
     case 128:
-      return wg::launch<Act, 128, 1>(p, stream);
+      return wg::launch_with_tail<Act, 128, 32>(p, tile.items / 2, stream);
     default:
-      return wg::launch<Act, 256, 1>(p, stream);
+      return wg::launch_with_tail<Act, 256, 64>(p, tile.items / 2, stream);
   }
 }
 

@@ -25,8 +25,33 @@ constexpr int kWgmmaTwoBlockMaxSlotBytes = 1024;
 /// Largest code tile of any format (dense: 16 x 128 x 2 bytes).
 constexpr int kMaxTileBytes = kTileRows * kTileCols * 2;
 
+/// Which rows of an expert a launch takes (GemmProblem::rows_part; the wgmma kernel's split
+/// of short last token blocks into a launch of a narrower tile, launch_grouped_gemm_wgmma).
+enum RowsPart : int {
+  kAllRows = 0,   ///< every row
+  kHeadRows = 1,  ///< all but a short last block (tail_rows)
+  kTailRows = 2,  ///< only a short last block
+};
+
+/// Rows [first, first + count) of an expert's `tokens` that a launch with rows_part `part`
+/// takes. With token blocks of `block` (a power of two), the last block holds
+/// r = tokens % block; where 1 <= r <= tail (a short last block), kHeadRows takes the first
+/// tokens - r rows and kTailRows the last r; otherwise kHeadRows takes all of them and
+/// kTailRows none.
+struct RowRange {
+  int first, count;
+};
+__host__ __device__ constexpr RowRange expert_rows(int tokens, int part, int block, int tail) {
+  const int r = part == kAllRows || block <= 0 ? 0 : tokens & (block - 1);
+  const bool short_tail = r >= 1 && r <= tail;
+  if (part == kHeadRows) return {0, short_tail ? tokens - r : tokens};
+  if (part == kTailRows) return short_tail ? RowRange{tokens - r, r} : RowRange{0, 0};
+  return {0, tokens};
+}
+
 /// One grouped GEMM launch. A kernel takes the experts whose token count lies in
-/// [min_tokens, max_tokens]; the others cost it one comparison.
+/// [min_tokens, max_tokens] (the others cost it one comparison), and of their rows those
+/// expert_rows(tokens, rows_part, rows_block, tail_rows) gives.
 struct GemmProblem {
   const uint8_t* blob;
   const ExpertDesc* descs;
@@ -42,6 +67,9 @@ struct GemmProblem {
   int min_tile_bytes;  ///< smallest code tile among the bank's formats (decode kernel's model)
   int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
   int x_tma;  ///< wgmma kernel: x tiles come by TMA through its tensor map (set by its launcher)
+  int rows_part;   ///< RowsPart (kAllRows unless the wgmma launcher splits the call)
+  int rows_block;  ///< token block of rows_part's split (a power of two)
+  int tail_rows;   ///< most rows of a short last block
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).

@@ -15,8 +15,8 @@ namespace qmoe::dev {
 
 struct Schedule {
   long long* item_start;  ///< [E + 1]: first item of expert e; item_start[E] = total
-  int* row_begin;         ///< [E]: first row of x / y of expert e
-  int* row_count;         ///< [E]: its tokens
+  int* row_begin;         ///< [E]: first row of x / y of expert e this launch takes
+  int* row_count;         ///< [E]: how many (its tokens, or part of them: expert_rows)
 };
 
 /// Carves the schedule arrays from the front of dynamic shared memory (schedule_smem_bytes).
@@ -30,12 +30,14 @@ __device__ __forceinline__ Schedule carve_schedule(unsigned char* smem, int num_
 }
 
 /// Builds the schedule (whole block; ends with __syncthreads) and returns the item count.
-/// items_of(e, tokens) -> long long: work items of expert e (0 if this kernel skips it).
+/// rows_of(tokens) -> RowRange: the rows of an expert of `tokens` tokens this launch takes
+/// (count 0: none); items_of(e, rows) -> long long: work items of expert e over that many
+/// rows (0 if this kernel skips it). The schedule holds those rows as the expert's.
 /// Every expert's rows are clamped into [0, m), so a malformed offsets table cannot make the
 /// kernels read or write outside x / y.
-template <class ItemsOf>
+template <class ItemsOf, class RowsOf>
 __device__ long long build_schedule(const int32_t* offsets, int num_experts, int64_t m,
-                                    ItemsOf items_of, const Schedule& s) {
+                                    ItemsOf items_of, RowsOf rows_of, const Schedule& s) {
   constexpr int kPerThread = kMaxExperts / kBlockThreads;
   using Scan = cub::BlockScan<long long, kBlockThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
@@ -53,9 +55,10 @@ __device__ long long build_schedule(const int32_t* offsets, int num_experts, int
       const int64_t lo = min(max(static_cast<int64_t>(offsets[e]), int64_t{0}), rows);
       const int64_t hi = min(max(static_cast<int64_t>(offsets[e + 1]), lo), rows);
       const int tokens = static_cast<int>(hi - lo);
-      s.row_begin[e] = static_cast<int>(lo);
-      s.row_count[e] = tokens;
-      items[i] = tokens > 0 ? items_of(e, tokens) : 0;
+      const RowRange rows = rows_of(tokens);
+      s.row_begin[e] = static_cast<int>(lo) + rows.first;
+      s.row_count[e] = rows.count;
+      items[i] = rows.count > 0 ? items_of(e, rows.count) : 0;
       sum += items[i];
     }
   }
@@ -126,10 +129,12 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 /// Builds the work list at the front of dynamic shared memory (whole block; ends with
-/// __syncthreads), after wait_for_previous_kernel. items_of(e, tokens) -> long long: work
+/// __syncthreads), after wait_for_previous_kernel. items_of(e, rows) -> long long: work
 /// items of an expert whose token count lies in [p.min_tokens, p.max_tokens] (experts outside
-/// get none without asking).
-template <class ItemsOf>
+/// get none without asking), over its rows, or with kRowSplit over those that p's row split
+/// gives this launch (expert_rows; the kernels the wgmma launcher splits calls between; the
+/// others compile without it).
+template <bool kRowSplit = false, class ItemsOf>
 __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
                                                     ItemsOf items_of) {
   wait_for_previous_kernel();
@@ -137,9 +142,11 @@ __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsign
   list.sched = carve_schedule(smem, p.num_experts);
   list.num_experts = p.num_experts;
   list.total = build_schedule(
-      p.offsets, p.num_experts, p.m,
-      [&](int e, int tokens) -> long long {
-        return tokens < p.min_tokens || tokens > p.max_tokens ? 0 : items_of(e, tokens);
+      p.offsets, p.num_experts, p.m, items_of,
+      [&](int tokens) {
+        if (tokens < p.min_tokens || tokens > p.max_tokens) return RowRange{0, 0};
+        if constexpr (kRowSplit) return expert_rows(tokens, p.rows_part, p.rows_block, p.tail_rows);
+        return RowRange{0, tokens};
       },
       list.sched);
   return list;

@@ -78,6 +78,9 @@ struct GroupedGemmArgs {
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).
+  /// On sm_90a a tile-kernel launch of the 128- or 256-token tile is itself two launches for
+  /// banks of 2/3/4-bit experts: the experts' short last token blocks run in a narrower tile
+  /// (docs/dispatch.md §4).
   int decode_max_tokens = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qmoe/cpu_ref.hpp"
@@ -138,9 +139,11 @@ const std::vector<SpecExample>& spec_examples() {
   return examples;
 }
 
-const SpecExample& spec_example(const std::string& format) {
+// A C string, not a std::string: g++ 13 flags a reference returned from a call with a temporary
+// std::string argument as possibly dangling (-Wdangling-reference), an error with QMOE_WERROR.
+const SpecExample& spec_example(const char* format) {
   for (const SpecExample& ex : spec_examples())
-    if (format == ex.format) return ex;
+    if (std::string_view(format) == ex.format) return ex;
   ADD_FAILURE() << "no example for " << format;
   return spec_examples().front();
 }

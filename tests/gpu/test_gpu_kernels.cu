@@ -561,6 +561,34 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
       check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, kTileKernelRuns, 6604));
 }
 
+TEST(GpuKernels, GroupedGemmShortLastBlocksRunInTheTailTileSmall) {
+  // At 128 and 256 tokens the wgmma launcher runs each expert's short last token block (a
+  // quarter of the tile or less) in a second launch of the two-block 32- or 64-token tile
+  // (launch_with_tail), for banks whose code slots that tile takes (2/3/4-bit), where its
+  // estimated items (half the experts x 256-row blocks) reach its grid: 48 experts x 12 row
+  // blocks (N = 2830) / 2 = 288 >= the 264 blocks of a 132-SM device. 128-token tile (K = 640,
+  // mean 150): 20 tokens (the tail launch alone), 300 = 256 + 44 and 100 (the head launch
+  // alone), 260 = 256 + 4, 140 = 128 + 12 and 129 = 128 + 1 (both), 250 = 128 + 122 (head).
+  // A bank with an int8 expert runs one launch (the two-block tiles do not take its slots).
+  // The test cannot see which launches ran: on a device with more than 144 SMs it checks the
+  // unsplit launch. (The 256-token tile's split was checked on the GPU with every such call
+  // split, session 17.)
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<int32_t> pattern = {20, 300, 0, 260, 140, 129, 100, 250};
+  std::vector<int32_t> counts;
+  std::vector<FormatSpec> f, with_int8;
+  for (int e = 0; e < 48; ++e) {
+    counts.push_back(pattern[static_cast<size_t>(e % 8)]);
+    const char* name = std::vector<const char*>{"int4:g64", "int3:g32:sym", "int2:g128",
+                                                "int4:pc"}[static_cast<size_t>(e % 4)];
+    f.push_back(parse(name));
+    with_int8.push_back(parse(e == 5 ? "int8:g128" : name));
+  }
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, counts, kTileKernelRuns, 6801));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(with_int8, 2830, 640, counts, kTileKernelRuns, 6802));
+}
+
 TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {
   // The 128- and 256-token tiles wait for each ring stage's x (TMA) on an mbarrier per stage
   // whose phase bits carry from one item of a block to the next, so the cases have more items

@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <utility>
 
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 #include "cuda/kernels/kernel_split.cuh"
@@ -161,3 +162,30 @@ TEST(KernelSplit, AdaptiveAutoKeepsThePerExpertThresholdWhereUnmeasured) {
 }
 
 }  // namespace
+
+TEST(WgmmaTailSplit, HeadAndTailLaunchesPartitionEachExpertsRows) {
+  // launch_with_tail: the 128- or 256-token tile takes all rows but a short last token block
+  // (a quarter of the tile or less), the 32- or 64-token tile that block; together every row
+  // once, the tail rows last.
+  using qmoe::dev::expert_rows;
+  using qmoe::dev::RowRange;
+  for (const auto& [block, tail] : {std::pair{256, 64}, std::pair{128, 32}})
+    for (int tokens = 0; tokens <= 3 * block + 5; ++tokens) {
+      const RowRange all = expert_rows(tokens, qmoe::dev::kAllRows, block, tail);
+      const RowRange head = expert_rows(tokens, qmoe::dev::kHeadRows, block, tail);
+      const RowRange rest = expert_rows(tokens, qmoe::dev::kTailRows, block, tail);
+      SCOPED_TRACE(testing::Message() << "block " << block << " tokens " << tokens);
+      EXPECT_EQ(all.first, 0);
+      EXPECT_EQ(all.count, tokens);
+      EXPECT_EQ(head.first, 0);
+      EXPECT_EQ(head.count + rest.count, tokens);
+      const int r = tokens % block;
+      const bool short_tail = r >= 1 && r <= tail;
+      EXPECT_EQ(rest.count, short_tail ? r : 0);
+      if (short_tail) EXPECT_EQ(rest.first, head.count);
+      EXPECT_EQ(head.count % block, short_tail ? 0 : r);
+    }
+  // No token block (the launches that do not split): all rows in the head part.
+  EXPECT_EQ(expert_rows(300, qmoe::dev::kHeadRows, 0, 64).count, 300);
+  EXPECT_EQ(expert_rows(300, qmoe::dev::kTailRows, 0, 64).count, 0);
+}
