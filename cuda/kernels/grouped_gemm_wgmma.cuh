@@ -574,8 +574,10 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 }
 
 // kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit
-// decoders at 32 and 64 tokens (max_slot_bytes).
-template <class Act, int kTokens, int kBlocks>
+// decoders at 32 and 64 tokens (max_slot_bytes). kRowSplit: the launch takes the rows of each
+// expert that p's row split gives it (launch_with_tail); a separate instantiation, so that the
+// launches that do not split run the kernel as it was before the split existed.
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     grouped_gemm_wgmma_kernel(const GemmProblem p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -597,9 +599,6 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
-  // The tiles launch_with_tail splits calls between: the 128- and 256-token ones (head rows)
-  // and the two-block ones (tail rows).
-  constexpr bool kRowSplit = kTokens >= 128 || kBlocks == 2;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
@@ -617,14 +616,14 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
 #endif
 }
 
-/// The persistent grid of the (kTokens, kBlocks) kernel for p's code slots.
-template <class Act, int kTokens, int kBlocks>
+/// The persistent grid of the (kTokens, kBlocks, kRowSplit) kernel for p's code slots.
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
   const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
+      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks>(),
@@ -665,8 +664,8 @@ inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/// Launches the (kTokens, kBlocks) kernel on `grid` (tile_grid's).
-template <class Act, int kTokens, int kBlocks>
+/// Launches the (kTokens, kBlocks, kRowSplit) kernel on `grid` (tile_grid's).
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
@@ -675,7 +674,7 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
       problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks>);
+      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit>);
   GemmProblem p = problem;
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
@@ -684,12 +683,12 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
       kernel, grid, smem_bytes<kTokens, kBlocks>(p.num_experts, p.a_slot_bytes), args, stream);
 }
 
-template <class Act, int kTokens, int kBlocks>
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = tile_grid<Act, kTokens, kBlocks>(p, &grid);
+  const cudaError_t err = tile_grid<Act, kTokens, kBlocks, kRowSplit>(p, &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kTokens, kBlocks>(p, grid, stream);
+  return launch<Act, kTokens, kBlocks, kRowSplit>(p, grid, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -775,11 +774,16 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// round of long items on part of the SMs: the split is taken only where tail_items, the
 /// host's estimate (half the active experts, the fraction with a short block at a mean that is
 /// a multiple of the tile, times the row blocks), reach the kTail tile's grid, as the two-block
-/// tiles' own rule has it. A/B on the H200 (bench/results/s17-2026-12-03, int2/int4 at
-/// T = 1024 and 4096 on five shapes): with this rule median 0.979x the time, DeepSeek-V3 at
-/// T = 4096 0.86x, Mixtral 0.90-0.96x; splitting every such call instead: median 0.971x, but
-/// DeepSeek-V2-Lite at T = 1024 (192 and 256 tail items) 1.02-1.04x and Mixtral at T = 1024
-/// 0.95-0.99x, where the down projection's 64 items of 56 k-tiles each ran as one round.
+/// tiles' own rule has it. A/B on the H200 (bench/results/s17-2026-12-03; int2/3/4 g128, five
+/// shapes, T = 1 .. 16384): DeepSeek-V3 at T = 4096 and 16384 0.85-0.91x the time, Mixtral at
+/// T = 1024 0.88-0.93x and 4096 0.95-0.97x, Qwen3 at T = 4096 0.95-1.00x, but DeepSeek-V2-Lite
+/// (K = 2048 and 1408, 128-token tile) 1.02-1.05x where its gate/up projection splits: at
+/// T = 1024 (96 +- 9 tokens per expert) hardly any block is short, so that is the cost of the
+/// tail launch alone (a launch, and the next kernel's start behind it), and at T = 4096 the
+/// short-K items it saves are cheap. A K bound on the rule is the next
+/// step (not measured). Splitting every such call instead (int2/int4, T = 1024 and 4096):
+/// Mixtral at T = 1024 0.95-0.99x where this rule gave 0.90-0.95x (it leaves the down
+/// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
 /// two-block tiles do not take (int8, dense) keep one launch.
 template <class Act, int kTokens, int kTail>
@@ -788,18 +792,18 @@ cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStrea
   static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
   if (p.a_slot_bytes > max_slot_bytes<kTail, 2>()) return launch<Act, kTokens, 1>(p, stream);
   GridSize grid;
-  const cudaError_t grid_err = tile_grid<Act, kTail, 2>(p, &grid);
+  const cudaError_t grid_err = tile_grid<Act, kTail, 2, true>(p, &grid);
   if (grid_err != cudaSuccess) return grid_err;
   if (tail_items < grid.blocks) return launch<Act, kTokens, 1>(p, stream);
   GemmProblem head = p;
   head.rows_part = kHeadRows;
   head.rows_block = kTokens;
   head.tail_rows = kTail;
-  const cudaError_t err = launch<Act, kTokens, 1>(head, stream);
+  const cudaError_t err = launch<Act, kTokens, 1, true>(head, stream);
   if (err != cudaSuccess) return err;
   GemmProblem tail = head;
   tail.rows_part = kTailRows;
-  return launch<Act, kTail, 2>(tail, grid, stream);
+  return launch<Act, kTail, 2, true>(tail, grid, stream);
 }
 
 }  // namespace wg
