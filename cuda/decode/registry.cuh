@@ -110,11 +110,26 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
 }
 static_assert(kNumDecoders == kFirstIntDecoder + 12, "with_decoder has a case per decoder id");
 
+/// Descriptor e of a device table, every field read by one of five independent 8-byte loads.
+/// Why: read field by field as the code needs them (decoder_id's kind, bits, groups_pad,
+/// group_size; expert_params' zeros_offset only where not symmetric), ptxas issued each load
+/// behind the branch on the previous field: four dependent global loads per expert in the
+/// schedule build and two per work item (SASS of the decode kernel), each a memory latency
+/// that every warp of the block waits out before its first weight copy.
+__device__ __forceinline__ ExpertDesc load_desc(const ExpertDesc* descs, int e) {
+  static_assert(sizeof(ExpertDesc) == 40 && alignof(ExpertDesc) == 8, "five 8-byte words");
+  const auto* src = reinterpret_cast<const unsigned long long*>(descs + e);
+  unsigned long long words[5];
+#pragma unroll
+  for (int i = 0; i < 5; ++i) words[i] = __ldg(src + i);
+  return bit_cast<ExpertDesc>(words);
+}
+
 /// Calls f(Decoder{}, params) for expert e of a descriptor table: its decoder and sections.
 template <class F>
 __device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc* descs,
                                                     int e, F&& f) {
-  const ExpertDesc desc = descs[e];
+  const ExpertDesc desc = load_desc(descs, e);
   const ExpertParams ep = expert_params(blob, desc);
   with_decoder(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
 }

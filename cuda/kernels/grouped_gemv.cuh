@@ -352,8 +352,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
   // An expert's items follow from its tile size alone: no decoder dispatch per expert here.
-  const ItemList items = build_item_list(p, smem, [&](int e, int tokens) -> long long {
-    const int tile_bytes = decoder_tile_bytes(decoder_id(p.descs[e]));
+  const ItemList items = build_item_list(p, smem, [&](int decoder, int tokens) -> long long {
+    const int tile_bytes = decoder_tile_bytes(decoder);
     if (tile_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
     const int strips_per_item = groups_per_item * strips_per_warp(tile_bytes, kStripCap);
     return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cub/block/block_scan.cuh>
 
+#include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
 
 namespace qmoe::dev {
@@ -30,14 +31,18 @@ __device__ __forceinline__ Schedule carve_schedule(unsigned char* smem, int num_
 }
 
 /// Builds the schedule (whole block; ends with __syncthreads) and returns the item count.
-/// rows_of(tokens) -> RowRange: the rows of an expert of `tokens` tokens this launch takes
-/// (count 0: none); items_of(e, rows) -> long long: work items of expert e over that many
-/// rows (0 if this kernel skips it). The schedule holds those rows as the expert's.
-/// Every expert's rows are clamped into [0, m), so a malformed offsets table cannot make the
-/// kernels read or write outside x / y.
-template <class ItemsOf, class RowsOf>
+/// key_of(e) -> int: what items_of needs to know of expert e (the kernels: its decoder id),
+/// read for every expert before its token count is known, so that its loads and the offsets'
+/// are in flight together (one memory latency per block; behind the count they were a second
+/// one). rows_of(tokens) -> RowRange: the rows of an expert of `tokens` tokens this launch
+/// takes (count 0: none); items_of(key, rows) -> long long: work items of an expert of that
+/// key over that many rows (0 if this kernel skips it). The schedule holds those rows as the
+/// expert's. Every expert's rows are clamped into [0, m), so a malformed offsets table cannot
+/// make the kernels read or write outside x / y.
+template <class KeyOf, class ItemsOf, class RowsOf>
 __device__ long long build_schedule(const int32_t* offsets, int num_experts, int64_t m,
-                                    ItemsOf items_of, RowsOf rows_of, const Schedule& s) {
+                                    KeyOf key_of, ItemsOf items_of, RowsOf rows_of,
+                                    const Schedule& s) {
   constexpr int kPerThread = kMaxExperts / kBlockThreads;
   using Scan = cub::BlockScan<long long, kBlockThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
@@ -52,13 +57,17 @@ __device__ long long build_schedule(const int32_t* offsets, int num_experts, int
     items[i] = 0;
     const int e = e0 + i;
     if (i < per_thread && e < num_experts) {
-      const int64_t lo = min(max(static_cast<int64_t>(offsets[e]), int64_t{0}), rows);
-      const int64_t hi = min(max(static_cast<int64_t>(offsets[e + 1]), lo), rows);
+      // The offsets' loads first: ptxas issues loads in program order where key_of branches
+      // (decoder_id), so read after key_of they waited for its loads to land.
+      const int32_t first = offsets[e], end = offsets[e + 1];
+      const int key = key_of(e);
+      const int64_t lo = min(max(static_cast<int64_t>(first), int64_t{0}), rows);
+      const int64_t hi = min(max(static_cast<int64_t>(end), lo), rows);
       const int tokens = static_cast<int>(hi - lo);
       const RowRange rows = rows_of(tokens);
       s.row_begin[e] = static_cast<int>(lo) + rows.first;
       s.row_count[e] = rows.count;
-      items[i] = rows.count > 0 ? items_of(e, rows.count) : 0;
+      items[i] = rows.count > 0 ? items_of(key, rows.count) : 0;
       sum += items[i];
     }
   }
@@ -129,9 +138,10 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 /// Builds the work list at the front of dynamic shared memory (whole block; ends with
-/// __syncthreads), after wait_for_previous_kernel. items_of(e, rows) -> long long: work
-/// items of an expert whose token count lies in [p.min_tokens, p.max_tokens] (experts outside
-/// get none without asking), over its rows, or with kRowSplit over those that p's row split
+/// __syncthreads), after wait_for_previous_kernel. items_of(decoder, rows) -> long long: work
+/// items of an expert with that decoder id (decoder_id: -1 for none) whose token count lies in
+/// [p.min_tokens, p.max_tokens] (experts outside get none without asking), over its rows, or
+/// with kRowSplit over those that p's row split
 /// gives this launch (expert_rows; the kernels the wgmma launcher splits calls between; the
 /// others compile without it).
 template <bool kRowSplit = false, class ItemsOf>
@@ -142,7 +152,8 @@ __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsign
   list.sched = carve_schedule(smem, p.num_experts);
   list.num_experts = p.num_experts;
   list.total = build_schedule(
-      p.offsets, p.num_experts, p.m, items_of,
+      p.offsets, p.num_experts, p.m, [&](int e) { return decoder_id(load_desc(p.descs, e)); },
+      items_of,
       [&](int tokens) {
         if (tokens < p.min_tokens || tokens > p.max_tokens) return RowRange{0, 0};
         if constexpr (kRowSplit) return expert_rows(tokens, p.rows_part, p.rows_block, p.tail_rows);

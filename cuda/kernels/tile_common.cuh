@@ -93,9 +93,8 @@ __device__ __forceinline__ void store_y_tile(const unsigned short* ys, int y_str
 template <int kRowStrips, int kTokens, bool kRowSplit = false>
 __device__ __forceinline__ ItemList build_tile_items(const GemmProblem& p, unsigned char* smem) {
   const int row_blocks = ceil_div(p.n_strips, kRowStrips);
-  return build_item_list<kRowSplit>(p, smem, [&](int e, int tokens) -> long long {
-    const int id = decoder_id(p.descs[e]);
-    if (id < 0 || decoder_tile_bytes(id) > p.a_slot_bytes) return 0;
+  return build_item_list<kRowSplit>(p, smem, [&](int decoder, int tokens) -> long long {
+    if (decoder < 0 || decoder_tile_bytes(decoder) > p.a_slot_bytes) return 0;
     return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
   });
 }
