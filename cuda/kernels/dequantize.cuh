@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     const long long rem = t - e * tiles_per_expert;
     const int strip = static_cast<int>(rem / k_tiles), kt = static_cast<int>(rem % k_tiles);
     unsigned short* w_expert = w + static_cast<int64_t>(e) * n * k;
-    with_expert_decoder(blob, descs, e, [&](auto decoder, const ExpertParams& ep) {
+    with_expert_decoder(blob, descs[e], [&](auto decoder, const ExpertParams& ep) {
       decode_tile<Act, decltype(decoder)>(ep, strip, kt, k_tiles, n, k, slot, w_expert);
     });
   }

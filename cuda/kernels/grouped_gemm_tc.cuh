@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemm_tc_kernel(const
   const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
-    with_expert_decoder(p.blob, p.descs, it.expert, [&](auto decoder, const ExpertParams& ep) {
+    with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
       run_item<Act, decltype(decoder)>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
