@@ -377,13 +377,14 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     const Tokens t{x + static_cast<int64_t>(row0) * p.k,
                    min(kTokens, r.row_count - block * kTokens), p.k};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
-    with_expert_decoder(p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
-      using Dec = decltype(decoder);
-      constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
-      const int strip0 =
-          (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
-      run_item<Act, Dec, R, kChunks>(p, ep, strip0, item_shift, t, y_rows, rings);
-    });
+    with_expert_decoder(
+        p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
+          using Dec = decltype(decoder);
+          constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
+          const int strip0 =
+              (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
+          run_item<Act, Dec, R, kChunks>(p, ep, strip0, item_shift, t, y_rows, rings);
+        });
   }
 }
 

@@ -141,9 +141,8 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 /// __syncthreads), after wait_for_previous_kernel. items_of(decoder, rows) -> long long: work
 /// items of an expert with that decoder id (decoder_id: -1 for none) whose token count lies in
 /// [p.min_tokens, p.max_tokens] (experts outside get none without asking), over its rows, or
-/// with kRowSplit over those that p's row split
-/// gives this launch (expert_rows; the kernels the wgmma launcher splits calls between; the
-/// others compile without it).
+/// with kRowSplit over those that p's row split gives this launch (expert_rows; the kernels
+/// the wgmma launcher splits calls between; the others compile without it).
 template <bool kRowSplit = false, class ItemsOf>
 __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
                                                     ItemsOf items_of) {
