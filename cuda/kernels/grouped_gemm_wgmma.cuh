@@ -780,8 +780,9 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// (K = 2048 and 1408, 128-token tile) 1.02-1.05x where its gate/up projection splits: at
 /// T = 1024 (96 +- 9 tokens per expert) hardly any block is short, so that is the cost of the
 /// tail launch alone (a launch, and the next kernel's start behind it), and at T = 4096 the
-/// short-K items it saves are cheap. A K bound on the rule is the next
-/// step (not measured). Splitting every such call instead (int2/int4, T = 1024 and 4096):
+/// short-K items it saves are cheap. A bound K >= 4096 on the rule lost as much as it won
+/// (bench/results/s18-2026-12-03/ab-tail-rule: DS-V2-Lite 0.95-0.96x, DeepSeek-V3 T = 4096
+/// 1.06x, median 1.003x). Splitting every such call instead (int2/int4, T = 1024 and 4096):
 /// Mixtral at T = 1024 0.95-0.99x where this rule gave 0.90-0.95x (it leaves the down
 /// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
