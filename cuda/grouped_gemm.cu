@@ -12,14 +12,16 @@
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/kernel_split.cuh"
 #include "cuda/kernels/launch.cuh"
+#include "cuda/kernels/x_digits.cuh"
 #include "qmoe/gpu.hpp"
 
 namespace qmoe {
 
 namespace {
 
-/// The kernels need no scratch memory; a non-zero size keeps the CUB convention usable
-/// (null workspace = size query) without a zero-byte allocation, which yields null.
+/// Scratch memory every call asks for: a non-zero size keeps the CUB convention usable (null
+/// workspace = size query) without a zero-byte allocation, which yields null; x's digits for the
+/// decode kernel's integer decode follow it (digits_bytes).
 constexpr size_t kWorkspaceBytes = 256;
 constexpr int64_t kMaxDim = int64_t{1} << 24;  // as packed_layout
 constexpr uintptr_t kRowAlign = 16;
@@ -66,20 +68,34 @@ Status check_device(const std::string& fn) {
   return Status::ok();
 }
 
-/// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
-/// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
-/// mma.sync), each skipped when it has no expert (kernel_split.cuh).
+/// The call's split between the kernels on the current device (kernel_split.cuh).
 template <class Act>
-cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStream_t stream) {
-  bool wgmma = false;
-  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&wgmma);
+cudaError_t call_split(const GroupedGemmArgs& a, bool* wgmma, dev::KernelSplit* split) {
+  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(wgmma);
   if (err != cudaSuccess) return err;
   int device = 0, sms = 0;
   err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  const dev::KernelSplit split = dev::split_kernels(a, wgmma, sms);
+  *split = dev::split_kernels(a, *wgmma, sms);
+  return cudaSuccess;
+}
+
+/// Workspace the call needs beyond kWorkspaceBytes: x as digits (x_digits.cuh) for every row,
+/// where the decode kernel runs on a bank with integer-mma decoders.
+size_t digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  if (split.decode_max == 0 || (a.bank.format_mask & dev::kImmaDecoderMask) == 0) return 0;
+  return dev::xdig::workspace_bytes(a.x.rows, dev::ceil_div(static_cast<int>(a.bank.k), kTileCols));
+}
+
+/// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
+/// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
+/// mma.sync), each skipped when it has no expert (kernel_split.cuh).
+template <class Act>
+cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmProblem p,
+                           cudaStream_t stream) {
+  cudaError_t err = cudaSuccess;
   if (split.decode_max > 0) {
     p.min_tokens = 1;
     p.max_tokens = split.decode_max;
@@ -89,6 +105,8 @@ cudaError_t launch_grouped(const GroupedGemmArgs& a, dev::GemmProblem p, cudaStr
   }
   p.min_tokens = split.decode_max + 1;
   p.max_tokens = INT_MAX;
+  p.x_digits = nullptr;
+  p.x_info = nullptr;
   return wgmma ? dev::launch_grouped_gemm_wgmma<Act>(p, stream)
                : dev::launch_grouped_gemm_tc<Act>(p, stream);
 }
@@ -122,12 +140,19 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
                             " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +
                             "] (0: chosen per call)");
   if (workspace == nullptr) {
-    *workspace_bytes = kWorkspaceBytes;
+    // Without a usable device (the call itself would fail), the size for a decode launch.
+    bool wgmma = false;
+    dev::KernelSplit split{INT_MAX};
+    const cudaError_t err = args.x.dtype == DType::kBF16
+                                ? call_split<__nv_bfloat16>(args, &wgmma, &split)
+                                : call_split<__half>(args, &wgmma, &split);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      split = dev::KernelSplit{INT_MAX};
+    }
+    *workspace_bytes = kWorkspaceBytes + digits_bytes(args, split);
     return Status::ok();
   }
-  if (*workspace_bytes < kWorkspaceBytes)
-    return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
-                            std::to_string(kWorkspaceBytes) + " needed");
   const ConstMatrixView& x = args.x;
   const MatrixView& y = args.y;
   if (x.data == nullptr || y.data == nullptr || args.expert_offsets == nullptr)
@@ -161,8 +186,24 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.offsets = args.expert_offsets;
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
   p.min_tile_bytes = dev::min_tile_bytes(b.format_mask);
-  const cudaError_t err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(args, p, stream)
-                                                  : launch_grouped<__half>(args, p, stream);
+  bool wgmma = false;
+  dev::KernelSplit split{};
+  cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
+                                            : call_split<__half>(args, &wgmma, &split);
+  if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+  const size_t digits = digits_bytes(args, split);
+  if (*workspace_bytes < kWorkspaceBytes + digits)
+    return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
+                            std::to_string(kWorkspaceBytes + digits) + " needed");
+  if (digits > 0) {
+    // Records first (kRecordBytes per row and k-tile), then TileInfo; both 256-byte aligned.
+    auto* base = static_cast<uint8_t*>(workspace) + kWorkspaceBytes;
+    p.x_digits = base;
+    p.x_info =
+        base + static_cast<size_t>(m) * static_cast<size_t>(p.k_tiles) * dev::xdig::kRecordBytes;
+  }
+  err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
+                                : launch_grouped<__half>(split, wgmma, p, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }

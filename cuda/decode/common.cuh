@@ -197,6 +197,25 @@ struct ActTraits<__half> {
   }
 };
 
+// ---- Integer mma (the weight-streaming kernel's integer decode, x_digits.cuh) --------------
+
+/// d += A[16x32] * B[32x8], u8 codes times u8 (lo) or s8 (hi) digits of x, s32 accumulate
+/// (exact: |d| stays below 2^31 for every int format, x_digits.cuh).
+template <bool kSignedB>
+__device__ __forceinline__ void imma(int (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                     uint32_t b1) {
+  if constexpr (kSignedB)
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 // ---- Shared memory: ldmatrix, cp.async ------------------------------------------------------
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {

@@ -23,6 +23,7 @@ struct DenseDecoder {
   static constexpr int kGroupsPerTile = 1;
   template <class Act>
   static constexpr int kAffineParts = 0;  // no codes: the weights are the A registers
+  static constexpr int kImmaMap = -1;     // nor integer-mma decode
 
   __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
     Plane::copy_async(tile, tile_smem, lane);

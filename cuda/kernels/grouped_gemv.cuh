@@ -23,11 +23,13 @@
 // own ring, free once its copies have drained) in a fixed order (deterministic); each output is
 // rounded once.
 #pragma once
+#include <climits>
 #include <cstdint>
 
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
+#include "cuda/kernels/x_digits.cuh"
 
 namespace qmoe::dev {
 namespace gemv {
@@ -76,7 +78,53 @@ struct Tokens {
   const unsigned short* x;  ///< x row of the item's first token, [count, k]
   int count;                ///< 1 .. kChunkTokens * kChunks
   int k;                    ///< row stride and bound of x
+  const uint8_t* digits;    ///< x_digits records of the item's first token (or null)
+  const xdig::TileInfo* info;
+  int k_tiles;  ///< records per token
 };
+
+/// The integer decode's B fragments of chunk c at k-tile kt (x_digits.cuh): bd[d][2 i + h] =
+/// digit d (0 lo, 1 hi) of IMMA i, half h, for token 8c + gid (token 0's beyond the item's
+/// tokens, as load_b). Two 16-byte loads per digit: the lane's 32 bytes are contiguous.
+__device__ __forceinline__ void load_digits(const Tokens& t, int kt, int lane, int c, int map,
+                                            uint32_t (&bd)[2][8]) {
+  const int tok = kChunkTokens * c + (lane >> 2);
+  const uint8_t* rec = t.digits +
+                       ((tok < t.count ? tok : 0) * t.k_tiles + kt) * xdig::kRecordBytes +
+                       map * 2 * xdig::kDigitBytes + (lane & 3) * 32;
+#pragma unroll
+  for (int d = 0; d < 2; ++d)
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(rec + d * xdig::kDigitBytes + 16 * q));
+      bd[d][4 * q + 0] = v.x;
+      bd[d][4 * q + 1] = v.y;
+      bd[d][4 * q + 2] = v.z;
+      bd[d][4 * q + 3] = v.w;
+    }
+}
+
+/// The lane's token columns 2 (lane % 4) + e of chunk c at k-tile kt: sums of x_int over each of
+/// the tile's kGroups groups, and the x scale.
+template <int kGroups>
+__device__ __forceinline__ void load_x_info(const Tokens& t, int kt, int lane, int c,
+                                            int (&xsum)[kGroups][2], float (&sx)[2]) {
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int tok = kChunkTokens * c + 2 * (lane & 3) + e;
+    const xdig::TileInfo* info = t.info + (tok < t.count ? tok : 0) * t.k_tiles + kt;
+    const int4 v = __ldg(reinterpret_cast<const int4*>(info->xsum));
+    sx[e] = __ldg(&info->scale);
+    const int b[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g) {
+      int sum = 0;
+#pragma unroll
+      for (int j = g * (4 / kGroups); j < (g + 1) * (4 / kGroups); ++j) sum += b[j];
+      xsum[g][e] = sum;
+    }
+  }
+}
 
 /// B fragments (k16 x n8, "col") of chunk c for the 8 sub-tiles of k-tile kt: lane holds
 /// token 8c + gid at k = 2*tig, 2*tig+1 (b[j][0]) and 2*tig+8, 2*tig+9 (b[j][1]). Lanes
@@ -141,7 +189,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kStages = 2;
   static_assert(kStages * kStageBytes <= kRingBytes, "two stages fit the ring");
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
-  constexpr int kParts = Dec::template kAffineParts<Act>;
+  // Integer-mma decode wherever the decoder has it (the launcher filled x's digits).
+  constexpr bool kImma = Dec::kImmaMap >= 0;
+  constexpr int kParts = kImma ? 0 : Dec::template kAffineParts<Act>;
   constexpr bool kAffine = kParts > 0;
   constexpr int kGroups = Dec::kGroupsPerTile;
   constexpr int kSubtilesPerGroup = kSubtiles / kGroups;
@@ -222,83 +272,134 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
-  for (int i = 0; i < tiles; ++i) {
-    // x first: its loads then wait in the memory pipeline behind none of this k-tile's code
-    // copies, and their latency overlaps the stage wait and the refill.
-    uint32_t b[C][kSubtiles][2];
-#pragma unroll
-    for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
+  // Waits for stage i and refills the slot of stage i - 1.
+  auto advance = [&](int i) {
     cp_async_wait<kAhead - 1>();
     // Parameter blocks are read by other lanes than those that copied them: the sync makes
     // stage i's copies visible to the whole warp, and orders every lane's reads of stage i - 1
     // before the refill below overwrites them. Code tiles need neither (lane-private).
     if constexpr (kQuantBytes > 0) __syncwarp();
-    // Refill the slot of stage i - 1.
     if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
     cp_async_commit();
-    // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
-    // 2 * (lane % 4) + e of chunk c (the C-fragment columns), by an mma of a ones matrix per
-    // sub-tile, shared by the R strips.
-    float x_sum[kAffine ? kGroups : 1][C][2];
-    if constexpr (kAffine) {
+  };
+  for (int i = 0; i < tiles; ++i) {
+    if constexpr (kImma) {
+      // x digits first, as x in the other path below.
+      uint32_t bd[C][2][8];
+      int xsum[C][kGroups][2];
+      float sx[C][2];
 #pragma unroll
-      for (int g = 0; g < kGroups; ++g)
+      for (int c = 0; c < C; ++c) {
+        load_digits(t, tile_of(i), lane, c, Dec::kImmaMap, bd[c]);
+        load_x_info<kGroups>(t, tile_of(i), lane, c, xsum[c], sx[c]);
+      }
+      advance(i);
+      const uint8_t* stage = ring + (i % kStages) * kStageBytes;
 #pragma unroll
-        for (int c = 0; c < C; ++c) {
-          float sum[4] = {};
-#pragma unroll
-          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
-            ActTraits<Act>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
-          x_sum[g][c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
-          x_sum[g][c][1] = sum[1];
-        }
-    }
-    const uint8_t* stage = ring + (i % kStages) * kStageBytes;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      uint32_t raw[Dec::kRawWords];
-      Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
-      typename Dec::RawQuant rq{};
-      Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
-      if constexpr (kAffine) {
-        const auto q = Dec::template prepare_affine<Act>(ep, rq);
-        // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
-        // sums of at most 128 terms), then acc += s * (sum_d w_d part[d] - (B W + z) * x_sum).
-        // C-fragment register e is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
+      for (int r = 0; r < R; ++r) {
+        uint32_t raw[Dec::kRawWords];
+        Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
+        typename Dec::RawQuant rq{};
+        Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
+        const auto q = Dec::template prepare_imma<Act>(ep, rq);
 #pragma unroll
         for (int g = 0; g < kGroups; ++g) {
-          float part[kParts][C][4] = {};
+          // Per group: P = sum q x_int = 256 (sum q hi) + sum q lo, exact in int32; then
+          // acc += s s_x (P - z sum x_int). C-fragment register e: row gid + 8 (e / 2), token
+          // column 2 (lane % 4) + e % 2.
+          int lo[C][4] = {}, hi[C][4] = {};
 #pragma unroll
-          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
+          for (int m = g * Dec::kImmaPerGroup; m < (g + 1) * Dec::kImmaPerGroup; ++m) {
+            uint32_t a[4];
+            Dec::imma_a(raw, m, a);
 #pragma unroll
-            for (int d = 0; d < kParts; ++d) {
-              uint32_t a[4];
-              Dec::template biased_subtile<Act>(raw, j, d, a);
-#pragma unroll
-              for (int c = 0; c < C; ++c)
-                ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
+            for (int c = 0; c < C; ++c) {
+              imma<false>(lo[c], a, bd[c][0][2 * m], bd[c][0][2 * m + 1]);
+              imma<true>(hi[c], a, bd[c][1][2 * m], bd[c][1][2 * m + 1]);
             }
+          }
 #pragma unroll
           for (int c = 0; c < C; ++c)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-              float sum = part[0][c][e];
-#pragma unroll
-              for (int d = 1; d < kParts; ++d) sum = fmaf(Dec::part_weight(d), part[d][c][e], sum);
+              const int sum = hi[c][e] * 256 + lo[c][e] - q.zero[g][e >> 1] * xsum[c][g][e & 1];
               acc[r][c][e] =
-                  fmaf(q.scale[g][e >> 1], fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], sum),
-                       acc[r][c][e]);
+                  fmaf(static_cast<float>(sum), q.scale[g][e >> 1] * sx[c][e & 1], acc[r][c][e]);
             }
         }
-      } else {
-        // Dense tiles (every int format takes the affine path).
-        const auto q = Dec::template prepare<Act>(ep, rq);
+      }
+    } else {
+      // x first: its loads then wait in the memory pipeline behind none of this k-tile's code
+      // copies, and their latency overlaps the stage wait and the refill.
+      uint32_t b[C][kSubtiles][2];
 #pragma unroll
-        for (int j = 0; j < kSubtiles; ++j) {
-          uint32_t a[4];
-          Dec::template decode_subtile<Act>(raw, j, q, a);
+      for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
+      advance(i);
+      // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
+      // 2 * (lane % 4) + e of chunk c (the C-fragment columns), by an mma of a ones matrix per
+      // sub-tile, shared by the R strips.
+      float x_sum[kAffine ? kGroups : 1][C][2];
+      if constexpr (kAffine) {
 #pragma unroll
-          for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+        for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+          for (int c = 0; c < C; ++c) {
+            float sum[4] = {};
+#pragma unroll
+            for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
+              ActTraits<Act>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
+            x_sum[g][c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
+            x_sum[g][c][1] = sum[1];
+          }
+      }
+      const uint8_t* stage = ring + (i % kStages) * kStageBytes;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        uint32_t raw[Dec::kRawWords];
+        Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
+        typename Dec::RawQuant rq{};
+        Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
+        if constexpr (kAffine) {
+          const auto q = Dec::template prepare_affine<Act>(ep, rq);
+          // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
+          // sums of at most 128 terms), then acc += s * (sum_d w_d part[d] - (B W + z) * x_sum).
+          // C-fragment register e is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
+#pragma unroll
+          for (int g = 0; g < kGroups; ++g) {
+            float part[kParts][C][4] = {};
+#pragma unroll
+            for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
+#pragma unroll
+              for (int d = 0; d < kParts; ++d) {
+                uint32_t a[4];
+                Dec::template biased_subtile<Act>(raw, j, d, a);
+#pragma unroll
+                for (int c = 0; c < C; ++c)
+                  ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
+              }
+#pragma unroll
+            for (int c = 0; c < C; ++c)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) {
+                float sum = part[0][c][e];
+#pragma unroll
+                for (int d = 1; d < kParts; ++d)
+                  sum = fmaf(Dec::part_weight(d), part[d][c][e], sum);
+                acc[r][c][e] =
+                    fmaf(q.scale[g][e >> 1], fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], sum),
+                         acc[r][c][e]);
+              }
+          }
+        } else {
+          // Dense tiles (every int format takes the affine path).
+          const auto q = Dec::template prepare<Act>(ep, rq);
+#pragma unroll
+          for (int j = 0; j < kSubtiles; ++j) {
+            uint32_t a[4];
+            Dec::template decode_subtile<Act>(raw, j, q, a);
+#pragma unroll
+            for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+          }
         }
       }
     }
@@ -374,8 +475,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     const long long strip_group = blocks == 1 ? r.local : r.local / blocks;
     const int block = static_cast<int>(r.local - strip_group * blocks);
     const int row0 = r.row_begin + block * kTokens;
+    const int64_t row_records = static_cast<int64_t>(row0) * p.k_tiles;
     const Tokens t{x + static_cast<int64_t>(row0) * p.k,
-                   min(kTokens, r.row_count - block * kTokens), p.k};
+                   min(kTokens, r.row_count - block * kTokens),
+                   p.k,
+                   p.x_digits + row_records * xdig::kRecordBytes,
+                   static_cast<const xdig::TileInfo*>(p.x_info) + row_records,
+                   p.k_tiles};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
     with_expert_decoder(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
@@ -471,8 +577,23 @@ template <class Act>
 cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   // Every variant has the same resources (launch bounds, shared memory): size by one.
   GridSize grid;
-  const cudaError_t err = gemv::variant_grid<Act, 4, 1>(p, &grid);
+  cudaError_t err = gemv::variant_grid<Act, 4, 1>(p, &grid);
   if (err != cudaSuccess) return err;
+  if (p.x_digits != nullptr) {
+    // x as digits for the integer decode: one warp per (row, k-tile), before the kernel (which
+    // waits for it like for any previous kernel).
+    const int64_t blocks = (p.m * p.k_tiles + kBlockWarps - 1) / kBlockWarps;
+    if (blocks > INT_MAX) return cudaErrorInvalidValue;
+    const auto* x = static_cast<const unsigned short*>(p.x);
+    int64_t m = p.m;
+    int k = p.k, k_tiles = p.k_tiles;
+    uint8_t* records = p.x_digits;
+    auto* info = static_cast<xdig::TileInfo*>(p.x_info);
+    void* args[] = {&x, &m, &k, &k_tiles, &records, &info};
+    err = launch_grouped_kernel_args(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
+                                     GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
+    if (err != cudaSuccess) return err;
+  }
   const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;

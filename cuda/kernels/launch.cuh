@@ -70,6 +70,11 @@ struct GemmProblem {
   int rows_part;   ///< RowsPart (kAllRows unless the wgmma launcher splits the call)
   int rows_block;  ///< token block of rows_part's split (a power of two)
   int tail_rows;   ///< most rows of a short last block
+  /// Decode kernel, banks with integer-mma decoders (IntDecoder::kImmaMap): x as digits
+  /// (x_digits.cuh) in the workspace, [m][k_tiles] records and TileInfo; the launcher fills
+  /// them before the kernel runs. Null where the bank has no such decoder.
+  uint8_t* x_digits;
+  void* x_info;
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).

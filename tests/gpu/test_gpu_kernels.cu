@@ -243,6 +243,8 @@ struct GemmSetup {
   size_t workspace_bytes = 0;
 };
 
+qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& run);
+
 void set_tokens(const std::vector<int32_t>& counts, GemmSetup* s) {
   s->offsets.assign(1, 0);
   for (int32_t c : counts) s->offsets.push_back(s->offsets.back() + c);
@@ -264,9 +266,10 @@ void setup_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
   CUDA_CHECK(s->offsets_dev.alloc(s->offsets.size() * sizeof(int32_t)));
   CUDA_CHECK(cudaMemcpy(s->offsets_dev.as<void>(), s->offsets.data(), s->offsets_dev.bytes(),
                         cudaMemcpyHostToDevice));
-  qmoe::GroupedGemmArgs args;
-  args.bank = s->dbank.view();
-  const qmoe::Status q = qmoe::grouped_gemm(args, nullptr, &s->workspace_bytes, nullptr);
+  // The size for the decode kernel on every row: the most any run of this setup needs (x as
+  // digits, x_digits.cuh).
+  const qmoe::Status q = qmoe::grouped_gemm(args_for(*s, DType::kBF16, {KernelChoice::kDecode, 0}),
+                                            nullptr, &s->workspace_bytes, nullptr);
   ASSERT_TRUE(q.is_ok()) << q.to_string();
   CUDA_CHECK(s->workspace.alloc(s->workspace_bytes));
 }
