@@ -168,7 +168,7 @@ class Sweep {
                       const WeightPool& pool, const std::string& label) {
     double us = 0;
     const Status st = time_qmoe_grouped_gemm(ctx_, pool, plan, opt_.kernel, opt_.decode_max_tokens,
-                                             opt_.reps, &workspace_, &us);
+                                             opt_.integer_decode, opt_.reps, &workspace_, &us);
     if (st.code() == StatusCode::kUnsupported) {
       std::printf("%-44s skipped: %s\n", label.c_str(), st.to_string().c_str());
       return Status::ok();
@@ -181,7 +181,9 @@ class Sweep {
     row.shape = shape.name;
     row.tokens = plan.tokens();
     row.format = format.name;
-    row.kernel = opt_.kernel_name;
+    row.kernel =
+        opt_.kernel_name +
+        (opt_.integer_decode == IntegerDecode::kAuto ? "" : "+int-" + opt_.integer_decode_name);
     row.time_us = us;
     const double bytes = plan.bytes_per_launch();
     row.bytes = static_cast<int64_t>(bytes + 0.5);

@@ -62,8 +62,9 @@ struct GroupedCall {
 }  // namespace
 
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
-                              KernelChoice kernel, int decode_max_tokens, int reps,
-                              DeviceBuffer* workspace, double* us_per_launch) {
+                              KernelChoice kernel, int decode_max_tokens,
+                              IntegerDecode integer_decode, int reps, DeviceBuffer* workspace,
+                              double* us_per_launch) {
   std::vector<GroupedGemmArgs> calls;
   for (int r = 0; r < plan.launches(); ++r) {
     for (int p = 0; p < kProjections; ++p) {
@@ -82,6 +83,7 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
       a.expert_offsets = plan.offsets(r);
       a.kernel = kernel;
       a.decode_max_tokens = decode_max_tokens;
+      a.integer_decode = integer_decode;
       calls.push_back(a);
     }
   }

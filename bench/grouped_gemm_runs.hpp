@@ -10,13 +10,14 @@
 
 namespace qmoe::bench {
 
-/// qmoe::grouped_gemm on the pool's packed banks (kernel choice and kAuto threshold as in
-/// GroupedGemmArgs). `workspace` grows as needed and may be
+/// qmoe::grouped_gemm on the pool's packed banks (kernel choice, kAuto threshold and integer
+/// decode as in GroupedGemmArgs). `workspace` grows as needed and may be
 /// kept across calls. Errors: qmoe's status (kUnsupported: no kernel for this format/arch),
 /// kCudaError.
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
-                              KernelChoice kernel, int decode_max_tokens, int reps,
-                              DeviceBuffer* workspace, double* us_per_launch);
+                              KernelChoice kernel, int decode_max_tokens,
+                              IntegerDecode integer_decode, int reps, DeviceBuffer* workspace,
+                              double* us_per_launch);
 
 /// cublasGemmEx per active expert and projection (host-known counts), bf16 in/out, fp32
 /// compute. `pool` must be a dense bf16 pool: a slot's codes are its [n, k] row-major

@@ -151,7 +151,7 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       continue;
     }
     static const char* const kValued[] = {"--shapes", "--tokens", "--formats", "--kernel",
-                                          "--reps",   "--out",    "--commit"};
+                                          "--reps",   "--out",    "--commit",  "--integer-decode"};
     bool valued = false;
     for (const char* name : kValued) valued = valued || arg == name;
     if (!valued) return invalid_argument("unknown option '" + arg + "'");
@@ -186,6 +186,17 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
   else
     return invalid_argument("bad --kernel '" + o.kernel_name +
                             "' (auto, auto:N, decode or prefill)");
+
+  o.integer_decode_name = value_or("--integer-decode", "auto");
+  if (o.integer_decode_name == "auto")
+    o.integer_decode = IntegerDecode::kAuto;
+  else if (o.integer_decode_name == "on")
+    o.integer_decode = IntegerDecode::kOn;
+  else if (o.integer_decode_name == "off")
+    o.integer_decode = IntegerDecode::kOff;
+  else
+    return invalid_argument("bad --integer-decode '" + o.integer_decode_name +
+                            "' (auto, on or off)");
 
   int64_t reps = quick ? kQuickReps : kDefaultReps;
   if (values.count("--reps") && !parse_positive(values["--reps"], 100000, &reps))
@@ -232,6 +243,8 @@ void print_usage(std::FILE* to) {
       "\n  --kernel K       auto | auto:N | decode | prefill (default auto: one kernel per call,\n"
       "                   chosen from the mean tokens per expert; auto:N: per expert, the\n"
       "                   decode kernel up to N tokens (1..64), the tile kernel above)\n"
+      "  --integer-decode D  auto | on | off: the decode kernel's integer-mma decode of int2\n"
+      "                   and int8 experts (default auto: by the launch's size)\n"
       "  --reps N         timed graph replays per measurement, median reported "
       "(default %d;\n"
       "                   long replays get fewer, >= 5, to keep a measurement near 0.4 s)\n"

@@ -44,6 +44,8 @@ struct BenchOptions {
   KernelChoice kernel = KernelChoice::kAuto;
   std::string kernel_name = "auto";
   int decode_max_tokens = 0;  ///< kAuto's threshold: --kernel auto:N; 0 (auto): chosen per call
+  IntegerDecode integer_decode = IntegerDecode::kAuto;  ///< --integer-decode
+  std::string integer_decode_name = "auto";
   int reps = 0;
   std::string out_dir = "bench/results";
   std::string commit;  ///< --commit, else $QMOE_COMMIT, else "unknown"

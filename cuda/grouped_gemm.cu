@@ -83,9 +83,9 @@ cudaError_t call_split(const GroupedGemmArgs& a, bool* wgmma, dev::KernelSplit* 
 }
 
 /// Workspace the call needs beyond kWorkspaceBytes: x as digits (x_digits.cuh) for every row,
-/// where the decode kernel runs on a bank with integer-mma decoders.
+/// where the decode kernel runs and takes the integer-mma decode (decode_imma).
 size_t digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
-  if (split.decode_max == 0 || (a.bank.format_mask & dev::kImmaDecoderMask) == 0) return 0;
+  if (split.decode_max == 0 || !dev::decode_imma(a)) return 0;
   return dev::xdig::workspace_bytes(a.x.rows, dev::ceil_div(static_cast<int>(a.bank.k), kTileCols));
 }
 
@@ -135,6 +135,9 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (args.kernel != KernelChoice::kAuto && args.kernel != KernelChoice::kDecode &&
       args.kernel != KernelChoice::kPrefill)
     return invalid_argument(fn + ": unknown kernel choice");
+  if (args.integer_decode != IntegerDecode::kAuto && args.integer_decode != IntegerDecode::kOff &&
+      args.integer_decode != IntegerDecode::kOn)
+    return invalid_argument(fn + ": unknown integer_decode");
   if (args.decode_max_tokens < 0 || args.decode_max_tokens > kMaxDecodeMaxTokens)
     return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
                             " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +

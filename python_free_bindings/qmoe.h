@@ -177,7 +177,10 @@ typedef enum {
  *  otherwise); x and y data (after byte_offset) 16-byte aligned (checked when the kernels are
  *  enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
- *  otherwise *workspace_bytes is the workspace size and the kernels are enqueued on `stream`
+ *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
+ *  integer decode of int2 and int8 experts, which this call takes by its default rule, as
+ *  qmoe::IntegerDecode::kAuto); otherwise *workspace_bytes is the workspace size and the
+ *  kernels are enqueued on `stream`
  *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).
  *  Errors: UNSUPPORTED, INVALID_ARGUMENT (tensors, options, workspace too small),
  *  CUDA_ERROR (launch). */

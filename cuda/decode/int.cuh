@@ -234,13 +234,17 @@ struct IntDecoder {
     }
   }
 
-  /// Integer-mma decode (the weight-streaming kernel, grouped_gemv.cuh): the codes themselves,
-  /// as u8, are the A operand of mma.m16n8k32 and x comes as two 8-bit digits of a 16-bit
-  /// fixed-point copy (x_digits.cuh); W x = s * s_x * (sum q x_int - z sum x_int) per group,
-  /// the sums exact in int32. kImmaMap: which order of k the lane's A bytes take (x_digits
-  /// writes x's digits in both): 0 for int4 and int8, 1 for int2, -1 (none) for int3, whose
-  /// 1-bit plane would need a different shift per byte.
-  static constexpr int kImmaMap = BITS == 2 ? 1 : BITS == 3 ? -1 : 0;
+  /// Integer-mma decode (the weight-streaming kernel, grouped_gemv.cuh, where the launch takes
+  /// it: decode_imma, kernel_split.cuh): the codes themselves, as u8, are the A operand of
+  /// mma.m16n8k32 and x comes as two 8-bit digits of a 16-bit fixed-point copy (x_digits.cuh);
+  /// W x = s * s_x * (sum q x_int - z sum x_int) per group, the sums exact in int32. kImmaMap:
+  /// which order of k the lane's A bytes take (x_digits writes x's digits in both): 1 for int2,
+  /// 0 for int8, -1 (none) otherwise. Measured on the H200 against the bf16 affine decode
+  /// (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's time on large launches, int8
+  /// 0.93-1.0x; int4 (split by one mask and one shift per two registers, the k-tile loop 23 %
+  /// fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode; int3's 1-bit plane would
+  /// need a different shift per byte.
+  static constexpr int kImmaMap = BITS == 2 ? 1 : BITS == 8 ? 0 : -1;
   /// IMMAs (k32) per group of the tile.
   static constexpr int kImmaPerGroup = 4 / GPT;
   struct ImmaQuant {
@@ -261,22 +265,14 @@ struct IntDecoder {
   }
   /// A fragment (u8 codes) of IMMA i, k = 32 i .. 32 i + 31 of the tile: registers 0 and 2 row
   /// gid, 1 and 3 row gid + 8 (PTX m16n8k32 layout), each four codes of the lane's own k.
-  /// int4: word j holds sub-tile j's pairs, row gid's codes in nibbles 0, 2, 4, 6 and row
-  /// gid + 8's in 1, 3, 5, 7, so one mask (and one shift) splits a word into the two rows' bytes
-  /// (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0). int2: word i holds
-  /// sub-tiles 2i and 2i + 1, a 2-bit code per pair and sub-tile in each byte; shifts 0, 2, 4, 6
-  /// give the four registers (map 1). int8: a byte per code already; one PRMT per register
-  /// gathers a row's bytes from the sub-tile's two words in map 0's order.
+  /// int2: word i holds sub-tiles 2i and 2i + 1, one 2-bit code of each pair of both in every
+  /// byte; shifts 0, 2, 4, 6 and one mask give the four registers (k = 2 tig, 2 tig + 16,
+  /// 2 tig + 1, 2 tig + 17 of the IMMA's 32, plus 8 for registers 2 and 3: map 1). int8: a
+  /// byte per code already; one PRMT per register gathers a row's bytes from a sub-tile's two
+  /// words (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0).
   __device__ static void imma_a(const uint32_t (&raw)[kRawWords], int i, uint32_t (&a)[4]) {
     static_assert(kImmaMap >= 0, "no integer-mma decode for this format");
-    if constexpr (BITS == 4) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint32_t w = raw[2 * i + h];
-        a[2 * h] = w & 0x0F0F0F0Fu;
-        a[2 * h + 1] = (w >> 4) & 0x0F0F0F0Fu;
-      }
-    } else if constexpr (BITS == 2) {
+    if constexpr (BITS == 2) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) a[r] = (raw[i] >> (2 * r)) & 0x03030303u;
     } else {

@@ -47,14 +47,12 @@ __host__ __device__ constexpr int decoder_tile_bytes(int id) {
                            : IntDecoder<8, 1>::kTileBytes;
 }
 
-/// Decoders with the integer-mma decode (IntDecoder::kImmaMap >= 0: int2, int4, int8): a bank
-/// with any of them needs x as digits (x_digits.cuh) wherever the decode kernel runs.
-constexpr uint32_t kImmaDecoderMask = 0x7u << (kFirstIntDecoder + 0) |
-                                      0x7u << (kFirstIntDecoder + 6) |
-                                      0x7u << (kFirstIntDecoder + 9);
+/// Decoders with the integer-mma decode (IntDecoder::kImmaMap >= 0: int2 and int8, any group).
+constexpr uint32_t kImmaInt2Mask = 0x7u << kFirstIntDecoder;
+constexpr uint32_t kImmaInt8Mask = 0x7u << (kFirstIntDecoder + 9);
 static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap < 0 &&
-                  IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
-              "kImmaDecoderMask names the int decoders with an integer-mma decode");
+                  IntDecoder<4, 1>::kImmaMap < 0 && IntDecoder<8, 1>::kImmaMap >= 0,
+              "kImmaInt2Mask and kImmaInt8Mask name the decoders with an integer-mma decode");
 
 /// The largest tile of the decoders in a format mask (bit i = decoder i); 0 for none.
 __host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {

@@ -175,7 +175,7 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 /// __syncthreads). Powers of two throughout: shifts, not the ~20-instruction integer
 /// divisions, in this once-per-item code (which a warp runs in series with its k-tiles: at one
 /// item per block it is ~30 % of a small launch's time).
-template <class Act, class Dec, int R, int C>
+template <class Act, class Dec, int R, int C, bool kImmaLaunch>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
@@ -189,8 +189,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kStages = 2;
   static_assert(kStages * kStageBytes <= kRingBytes, "two stages fit the ring");
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
-  // Integer-mma decode wherever the decoder has it (the launcher filled x's digits).
-  constexpr bool kImma = Dec::kImmaMap >= 0;
+  // Integer-mma decode where the launch takes it (its launcher filled x's digits) and the
+  // decoder has it.
+  constexpr bool kImma = kImmaLaunch && Dec::kImmaMap >= 0;
   constexpr int kParts = kImma ? 0 : Dec::template kAffineParts<Act>;
   constexpr bool kAffine = kParts > 0;
   constexpr int kGroups = Dec::kGroupsPerTile;
@@ -443,7 +444,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   __syncthreads();
 }
 
-template <class Act, int kStripCap, int kChunks>
+template <class Act, int kStripCap, int kChunks, bool kImma>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -489,27 +490,29 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
-          run_item<Act, Dec, R, kChunks>(p, ep, strip0, item_shift, t, y_rows, rings);
+          run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings);
         });
   }
 }
 
 /// The persistent grid of a variant (cached per variant and expert bucket).
-template <class Act, int kStripCap, int kChunks>
+template <class Act, int kStripCap, int kChunks, bool kImma = false>
 cudaError_t variant_grid(const GemmProblem& p, GridSize* grid) {
   static GridCache cache;
-  const auto* kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks>);
+  const auto* kernel =
+      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma>);
   const int bucket = expert_bucket(p.num_experts);
   return persistent_grid(kernel, smem_bytes(kMaxExperts), smem_bytes(bucket_experts(bucket)),
                          bucket, &cache, grid);
 }
 
-template <class Act, int kStripCap, int kChunks>
+template <class Act, int kStripCap, int kChunks, bool kImma = false>
 cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = variant_grid<Act, kStripCap, kChunks>(p, &grid);
+  const cudaError_t err = variant_grid<Act, kStripCap, kChunks, kImma>(p, &grid);
   if (err != cudaSuccess) return err;
-  const auto* kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks>);
+  const auto* kernel =
+      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma>);
   return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
@@ -579,9 +582,20 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
   cudaError_t err = gemv::variant_grid<Act, 4, 1>(p, &grid);
   if (err != cudaSuccess) return err;
-  if (p.x_digits != nullptr) {
-    // x as digits for the integer decode: one warp per (row, k-tile), before the kernel (which
-    // waits for it like for any previous kernel).
+  const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
+  GemmProblem pv = p;
+  pv.group_warps = v.group_warps;
+  if (v.chunks == 2) {
+    // 16-token items keep the bf16 decode: their digits would cost registers the two chunks'
+    // x fragments already take (the 2-strip variant spills at 128).
+    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
+                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
+  }
+  // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
+  const bool imma = p.x_digits != nullptr;
+  if (imma) {
+    // x as digits: one warp per (row, k-tile), a kernel before this launch (which waits for it
+    // as for any previous kernel).
     const int64_t blocks = (p.m * p.k_tiles + kBlockWarps - 1) / kBlockWarps;
     if (blocks > INT_MAX) return cudaErrorInvalidValue;
     const auto* x = static_cast<const unsigned short*>(p.x);
@@ -594,20 +608,16 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
                                      GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
     if (err != cudaSuccess) return err;
   }
-  const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
-  GemmProblem pv = p;
-  pv.group_warps = v.group_warps;
-  if (v.chunks == 2) {
-    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
-                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
-  }
   switch (v.strip_cap) {
     case 4:
-      return gemv::launch_variant<Act, 4, 1>(pv, stream);
+      return imma ? gemv::launch_variant<Act, 4, 1, true>(pv, stream)
+                  : gemv::launch_variant<Act, 4, 1>(pv, stream);
     case 2:
-      return gemv::launch_variant<Act, 2, 1>(pv, stream);
+      return imma ? gemv::launch_variant<Act, 2, 1, true>(pv, stream)
+                  : gemv::launch_variant<Act, 2, 1>(pv, stream);
     default:
-      return gemv::launch_variant<Act, 1, 1>(pv, stream);
+      return imma ? gemv::launch_variant<Act, 1, 1, true>(pv, stream)
+                  : gemv::launch_variant<Act, 1, 1>(pv, stream);
   }
 }
 

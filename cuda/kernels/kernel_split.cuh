@@ -77,4 +77,27 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
   return adaptive_split(a, wgmma, sms);
 }
 
+/// Code bytes of the active experts (min(E, m) of them) at or above which a decode launch of a
+/// bank with int2 (int8) experts takes their integer-mma decode (IntegerDecode::kAuto;
+/// IntDecoder::kImmaMap, x_digits.cuh). It costs a kernel before the launch that converts x
+/// (~2-3 us in a graph) and gains a share of the launch's time: int2 0.76-0.93x, int8
+/// 0.93-1.0x where that kernel is paid off (H200, bench/results/s19-2026-12-03); one-token
+/// launches of the small shapes ran 1.1-1.24x with it.
+constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
+constexpr int64_t kImmaInt8MinBytes = int64_t{256} << 20;
+
+/// Whether the call's decode launch takes the integer-mma decode for its int2 and int8 experts
+/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
+inline bool decode_imma(const GroupedGemmArgs& a) {
+  const uint32_t mask = a.bank.format_mask;
+  if (a.integer_decode == IntegerDecode::kOff || (mask & (kImmaInt2Mask | kImmaInt8Mask)) == 0)
+    return false;
+  if (a.integer_decode == IntegerDecode::kOn) return true;
+  const int64_t m = a.x.rows;
+  const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
+  const int64_t weights = active * a.bank.n * a.bank.k;
+  return ((mask & kImmaInt2Mask) != 0 && weights / 4 >= kImmaInt2MinBytes) ||
+         ((mask & kImmaInt8Mask) != 0 && weights >= kImmaInt8MinBytes);
+}
+
 }  // namespace qmoe::dev

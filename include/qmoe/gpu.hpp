@@ -58,6 +58,22 @@ enum class KernelChoice : uint8_t {
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
 };
 
+/// How the decode kernel multiplies the codes of int2 and int8 experts (docs/dispatch.md §5).
+enum class IntegerDecode : uint8_t {
+  /// kOn where the decode launch streams enough int2 (int8) codes to repay converting x: the
+  /// active experts' codes at 32 MiB (256 MiB) or more (min(E, m) experts); otherwise kOff.
+  kAuto = 0,
+  /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
+  /// to the fp32 partial sums (the only decode of int3, int4 and dense experts).
+  kOff = 1,
+  /// Codes as u8 in integer mma (m16n8k32) and x as 16-bit fixed point per 128-wide k-tile of a
+  /// row (two 8-bit digits; each value within 2^-15 of the tile's largest), sums exact in int32,
+  /// then scaled in fp32. Costs a kernel before the decode launch and workspace of m *
+  /// ceil(k / 128) * 544 bytes. Launches of 16-token items (a mean above 8 tokens per active
+  /// expert) keep kOff.
+  kOn = 2,
+};
+
 /// Largest GroupedGemmArgs::decode_max_tokens (beyond it the tile kernel always wins).
 constexpr int kMaxDecodeMaxTokens = 64;
 
@@ -82,6 +98,8 @@ struct GroupedGemmArgs {
   /// banks of 2/3/4-bit experts: the experts' short last token blocks run in a narrower tile
   /// (docs/dispatch.md §4).
   int decode_max_tokens = 0;
+  /// The decode kernel's arithmetic for int2 and int8 experts (IntegerDecode).
+  IntegerDecode integer_decode = IntegerDecode::kAuto;
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
@@ -90,15 +108,19 @@ struct GroupedGemmArgs {
 /// [0, m] (a decreasing pair gives no rows), so bad offsets never make the kernels touch
 /// memory outside x and y; the results for such experts are unspecified.
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
-/// x.dtype and the kernel options). Never allocates, never synchronises; capturable in a
-/// CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order holds as for
+/// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
+/// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
+/// kernels only; calls on one stream may share one. Never allocates, never synchronises;
+/// capturable in a CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order holds as for
 /// any launch; where the device and the build's code are sm_90+, the kernels are launched with
 /// programmatic dependent launch, so their launch overlaps the previous kernel's tail (they
 /// wait for it to complete before reading expert_offsets or x or writing y).
 /// Numerics: the prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the
 /// activation type); the decode kernel, for the int formats whose biased codes are exact in
 /// the activation type (all but int8 with bf16), multiplies the codes and applies each
-/// group's scale and zero to the fp32 partial sums, i.e. it uses (q - z) * s unrounded. Both
+/// group's scale and zero to the fp32 partial sums, i.e. it uses (q - z) * s unrounded; with
+/// the integer decode (int2 and int8, IntegerDecode) it multiplies the codes by x as 16-bit
+/// fixed point per 128-wide k-tile of a row (within 2^-15 of the tile's largest value). Both
 /// stay within the tests' normalised error of the float64 reference; results of the two
 /// kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,

@@ -45,9 +45,11 @@ std::vector<FormatSpec> parse_all(const std::vector<const char*>& names) {
   return f;
 }
 
-const char* kernel_name(KernelChoice k, int threshold) {
+const char* kernel_name(KernelChoice k, int threshold,
+                        qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto) {
   static thread_local char buf[16];
-  if (k == KernelChoice::kDecode) return "decode";
+  if (k == KernelChoice::kDecode)
+    return integer_decode == qmoe::IntegerDecode::kOn ? "decode-i8" : "decode";
   if (k == KernelChoice::kPrefill) return "prefill";
   if (threshold == 0) return "auto";  // one kernel per call, chosen from the mean (adaptive)
   std::snprintf(buf, sizeof(buf), "auto%d", threshold);
@@ -220,10 +222,14 @@ TEST(GpuKernels, DequantIsBitIdenticalToCpuRefSmall) {
 struct KernelRun {
   KernelChoice kernel;
   int decode_max_tokens;
+  qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto;
 };
-/// kAuto twice: the default (one kernel per call, chosen from the mean tokens per expert) and a
-/// per-expert threshold (both kernels, each expert in one).
+/// The decode kernel twice: with kAuto's choice of decode (at these sizes the bf16 / fp16 one)
+/// and with the integer-mma decode of int2 and int8 experts forced; kAuto twice: the default
+/// (one kernel per call, chosen from the mean tokens per expert) and a per-expert threshold
+/// (both kernels, each expert in one).
 const std::vector<KernelRun> kAllKernels = {{KernelChoice::kDecode, 0},
+                                            {KernelChoice::kDecode, 0, qmoe::IntegerDecode::kOn},
                                             {KernelChoice::kPrefill, 0},
                                             {KernelChoice::kAuto, 16},
                                             {KernelChoice::kAuto, 0}};
@@ -266,10 +272,11 @@ void setup_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
   CUDA_CHECK(s->offsets_dev.alloc(s->offsets.size() * sizeof(int32_t)));
   CUDA_CHECK(cudaMemcpy(s->offsets_dev.as<void>(), s->offsets.data(), s->offsets_dev.bytes(),
                         cudaMemcpyHostToDevice));
-  // The size for the decode kernel on every row: the most any run of this setup needs (x as
-  // digits, x_digits.cuh).
-  const qmoe::Status q = qmoe::grouped_gemm(args_for(*s, DType::kBF16, {KernelChoice::kDecode, 0}),
-                                            nullptr, &s->workspace_bytes, nullptr);
+  // The size for the decode kernel with the integer decode on every row: the most any run of
+  // this setup needs (x as digits, x_digits.cuh).
+  const qmoe::Status q = qmoe::grouped_gemm(
+      args_for(*s, DType::kBF16, {KernelChoice::kDecode, 0, qmoe::IntegerDecode::kOn}), nullptr,
+      &s->workspace_bytes, nullptr);
   ASSERT_TRUE(q.is_ok()) << q.to_string();
   CUDA_CHECK(s->workspace.alloc(s->workspace_bytes));
 }
@@ -293,6 +300,7 @@ qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& r
   a.expert_offsets = s.offsets_dev.as<int32_t>();
   a.kernel = run.kernel;
   a.decode_max_tokens = run.decode_max_tokens;
+  a.integer_decode = run.integer_decode;
   return a;
 }
 
@@ -337,7 +345,8 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       ASSERT_NO_FATAL_FAILURE(
-          check_y(s, act, ref, "gemm", label, kernel_name(run.kernel, run.decode_max_tokens)));
+          check_y(s, act, ref, "gemm", label,
+                  kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode)));
     }
   }
 }
@@ -411,7 +420,8 @@ TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g32", "int3:g64:sym", "int8:g128",
                                                "bf16", "int4:pc", "int2:g128:sym", "fp16"});
-  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {1, 1, 1, 1, 1, 1, 1, 1}, decode, 5601));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 5602));
 }
@@ -419,15 +429,17 @@ TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
 TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
   // The decode kernel's affine path forms s * (sum (B + q) x - (B + z) sum x) with B = 128
   // (bf16) or 1024 (fp16): activations with a large common offset make the two terms large
-  // and nearly cancel, so the fp32 sums' rounding shows most there. x ~ N(4, 1), K up to 33
-  // k-tiles. K = 2176 and 4224 also split K between 4 and 8 warps with uneven runs (5, 5, 5, 2
-  // k-tiles; six warps of 5, one of 3 and an idle one: choose_variant on any grid of at least
-  // 15 blocks).
+  // and nearly cancel, so the fp32 sums' rounding shows most there (the integer decode's
+  // int32 sums are exact, but its 16-bit x is relative to each tile's largest value). x ~ N(4, 1),
+  // K up to 33 k-tiles. K = 2176 and 4224 also split K between 4 and 8 warps with uneven runs (5,
+  // 5, 5, 2 k-tiles; six warps of 5, one of 3 and an idle one: choose_variant on any grid of at
+  // least 15 blocks).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f =
       parse_all({"int2:g128", "int3:g128:sym", "int4:g32", "int8:g128", "int4:pc"});
-  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 48, 4224, {1, 16, 5, 0, 9}, decode, 5701, 4.f));
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 2176, {3, 1, 0, 12, 1}, decode, 5702, 4.f));
 }
@@ -467,7 +479,8 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   ASSERT_GT(n, 0);
   std::printf("n = %d: %lld items on %d blocks, %lld of them in halves\n", n, items, grid, halved);
   const std::vector<FormatSpec> f(static_cast<size_t>(experts), parse("int4:g128"));
-  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16}};
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5801));
 }
 
@@ -634,7 +647,8 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const KernelRun run{KernelChoice::kAuto, 16};
+  // The integer decode forced: its kernel converting x must wait for x too.
+  const KernelRun run{KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn};
   for (DType act : {DType::kBF16, DType::kFP16}) {
     set_tokens({2, 20, 0, 9}, &s);
     CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
@@ -866,6 +880,30 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     qmoe::GroupedGemmArgs a = good;
     a.bank.num_experts = 5000;
     expect_code(a, StatusCode::kUnsupported, "more experts than the schedule holds");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.integer_decode = static_cast<qmoe::IntegerDecode>(9);
+    expect_code(a, StatusCode::kInvalidArgument, "unknown integer_decode");
+  }
+  {
+    // The integer decode's digits of x need more workspace than the size query of a call
+    // without them gave (int2 in the bank).
+    const std::vector<FormatSpec> f2 = parse_all({"int2:g32", "bf16"});
+    GemmSetup s2;
+    ASSERT_NO_FATAL_FAILURE(setup_gemm(f2, 40, 256, {3, 5}, /*extra_rows=*/0, 8002, &s2));
+    qmoe::GroupedGemmArgs off = args_for(s2, DType::kBF16, {KernelChoice::kDecode, 0});
+    off.integer_decode = qmoe::IntegerDecode::kOff;
+    qmoe::GroupedGemmArgs on = off;
+    on.integer_decode = qmoe::IntegerDecode::kOn;
+    size_t off_bytes = 0, on_bytes = 0;
+    ASSERT_TRUE(qmoe::grouped_gemm(off, nullptr, &off_bytes, nullptr).is_ok());
+    ASSERT_TRUE(qmoe::grouped_gemm(on, nullptr, &on_bytes, nullptr).is_ok());
+    EXPECT_GT(on_bytes, off_bytes);
+    size_t bytes = off_bytes;
+    EXPECT_EQ(qmoe::grouped_gemm(on, s2.workspace.as<void>(), &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "workspace sized without the integer decode";
   }
   {
     size_t bytes = 0;
