@@ -78,21 +78,26 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 }
 
 /// Code bytes of the active experts (min(E, m) of them) at or above which a decode launch of a
-/// bank with int2 (int8) experts takes their integer-mma decode (IntegerDecode::kAuto;
+/// bank of int2 (int8) experts takes their integer-mma decode (IntegerDecode::kAuto;
 /// IntDecoder::kImmaMap, x_digits.cuh). It costs a kernel before the launch that converts x
-/// (~2-3 us in a graph) and gains a share of the launch's time: int2 0.76-0.93x, int8
-/// 0.93-1.0x where that kernel is paid off (H200, bench/results/s19-2026-12-03); one-token
-/// launches of the small shapes ran 1.1-1.24x with it.
+/// (~2-3 us in a graph) and gains a share of the launch's time where that is paid off: int2
+/// 0.80-0.92x at these sizes, int8 0.93-0.98x (H200, bench/results/s19-2026-12-03); one-token
+/// launches of the small shapes ran 1.1-1.2x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 constexpr int64_t kImmaInt8MinBytes = int64_t{256} << 20;
 
 /// Whether the call's decode launch takes the integer-mma decode for its int2 and int8 experts
-/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
+/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items). kAuto
+/// only for banks of int2 and int8 experts alone: with int3, int4 or dense experts beside them
+/// (the benchmark's mixed:rr) it was slower on the small shapes at 16 tokens (1.03-1.06x), and
+/// 1.06-1.25x where a layer's gate/up launch took it and its down launch did not (each launch
+/// then runs another instantiation of the kernel, both cold in the instruction cache).
 inline bool decode_imma(const GroupedGemmArgs& a) {
   const uint32_t mask = a.bank.format_mask;
-  if (a.integer_decode == IntegerDecode::kOff || (mask & (kImmaInt2Mask | kImmaInt8Mask)) == 0)
-    return false;
+  const uint32_t imma = kImmaInt2Mask | kImmaInt8Mask;
+  if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
+  if ((mask & ~imma) != 0) return false;
   const int64_t m = a.x.rows;
   const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
   const int64_t weights = active * a.bank.n * a.bank.k;
