@@ -78,31 +78,31 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 }
 
 /// Code bytes of the active experts (min(E, m) of them) at or above which a decode launch of a
-/// bank of int2 (int8) experts takes their integer-mma decode (IntegerDecode::kAuto;
+/// bank of int2 experts takes their integer-mma decode (IntegerDecode::kAuto;
 /// IntDecoder::kImmaMap, x_digits.cuh). It costs a kernel before the launch that converts x
 /// (~2-3 us in a graph) and gains a share of the launch's time where that is paid off: int2
-/// 0.80-0.92x at these sizes, int8 0.93-0.98x (H200, bench/results/s19-2026-12-03); one-token
-/// launches of the small shapes ran 1.1-1.2x with it.
+/// 0.80-0.93x at these sizes (H200, bench/results/s19-2026-12-03); one-token launches of the
+/// small shapes ran 1.18-1.21x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
-constexpr int64_t kImmaInt8MinBytes = int64_t{256} << 20;
 
 /// Whether the call's decode launch takes the integer-mma decode for its int2 and int8 experts
 /// (launch_grouped_gemv still keeps the other decode for launches of 16-token items). kAuto
-/// only for banks of int2 and int8 experts alone: with int3, int4 or dense experts beside them
-/// (the benchmark's mixed:rr) it was slower on the small shapes at 16 tokens (1.03-1.06x), and
-/// 1.06-1.25x where a layer's gate/up launch took it and its down launch did not (each launch
-/// then runs another instantiation of the kernel, both cold in the instruction cache).
+/// takes it only for banks of int2 experts alone (measured, bench/results/s19-2026-12-03):
+/// - int8 gained 0.91-0.97x only on DeepSeek-V3 and Mixtral at 8+ active experts, and where a
+///   layer's gate/up launch took it and its down launch did not (any size bound between the
+///   two, whose code bytes differ 2x) the small shapes' T = 16 rows ran 1.015-1.02x;
+/// - banks mixing int3, int4 or dense experts with them (mixed:rr) ran 1.03-1.06x on the small
+///   shapes at T = 16, and 1.06-1.25x with that gate/up-only split.
+/// kOn forces it for int2 and int8 experts in any bank.
 inline bool decode_imma(const GroupedGemmArgs& a) {
   const uint32_t mask = a.bank.format_mask;
   const uint32_t imma = kImmaInt2Mask | kImmaInt8Mask;
   if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
-  if ((mask & ~imma) != 0) return false;
+  if ((mask & ~kImmaInt2Mask) != 0) return false;
   const int64_t m = a.x.rows;
   const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
-  const int64_t weights = active * a.bank.n * a.bank.k;
-  return ((mask & kImmaInt2Mask) != 0 && weights / 4 >= kImmaInt2MinBytes) ||
-         ((mask & kImmaInt8Mask) != 0 && weights >= kImmaInt8MinBytes);
+  return active * a.bank.n * a.bank.k / 4 >= kImmaInt2MinBytes;
 }
 
 }  // namespace qmoe::dev

@@ -60,8 +60,9 @@ enum class KernelChoice : uint8_t {
 
 /// How the decode kernel multiplies the codes of int2 and int8 experts (docs/dispatch.md §5).
 enum class IntegerDecode : uint8_t {
-  /// kOn where the decode launch streams enough int2 (int8) codes to repay converting x: the
-  /// active experts' codes at 32 MiB (256 MiB) or more (min(E, m) experts); otherwise kOff.
+  /// kOn for banks of int2 experts alone where the decode launch streams enough codes to repay
+  /// converting x: the active experts' (min(E, m)) at 32 MiB or more; otherwise kOff
+  /// (int8 and banks mixing other formats measured no gain at kAuto's level of knowledge).
   kAuto = 0,
   /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
   /// to the fp32 partial sums (the only decode of int3, int4 and dense experts).
@@ -111,18 +112,17 @@ struct GroupedGemmArgs {
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Never allocates, never synchronises;
-/// capturable in a CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order holds as for
-/// any launch; where the device and the build's code are sm_90+, the kernels are launched with
-/// programmatic dependent launch, so their launch overlaps the previous kernel's tail (they
-/// wait for it to complete before reading expert_offsets or x or writing y).
-/// Numerics: the prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the
-/// activation type); the decode kernel, for the int formats whose biased codes are exact in
-/// the activation type (all but int8 with bf16), multiplies the codes and applies each
-/// group's scale and zero to the fp32 partial sums, i.e. it uses (q - z) * s unrounded; with
-/// the integer decode (int2 and int8, IntegerDecode) it multiplies the codes by x as 16-bit
-/// fixed point per 128-wide k-tile of a row (within 2^-15 of the tile's largest value). Both
-/// stay within the tests' normalised error of the float64 reference; results of the two
-/// kernels for one expert may differ in the last bits.
+/// capturable in a CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order
+/// holds as for any launch; where the device and the build's code are sm_90+, the kernels are
+/// launched with programmatic dependent launch, so their launch overlaps the previous kernel's tail
+/// (they wait for it to complete before reading expert_offsets or x or writing y). Numerics: the
+/// prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the activation type);
+/// the decode kernel, for the int formats whose biased codes are exact in the activation type (all
+/// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
+/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int2 and int8,
+/// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
+/// (within 2^-15 of the tile's largest value). Both stay within the tests' normalised error of the
+/// float64 reference; results of the two kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
 /// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),

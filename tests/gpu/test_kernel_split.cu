@@ -224,11 +224,10 @@ TEST(KernelSplit, IntegerDecodeOnlyForInt2AndInt8) {
   // Active experts are min(E, m): more rows than experts add nothing.
   EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt2, 4096, 4096),
             imma(IntegerDecode::kAuto, 8, 8, kInt2, 4096, 4096));
-  // int8 at 256 MiB of codes (8 experts of [4096, 7168]: 224 MiB; 16: 448 MiB); an int2 + int8
-  // bank by either bound.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8, 64, kInt8G128, 4096, 7168));
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 16, 64, kInt8G128, 4096, 7168));
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8, 64, kInt2 | kInt8G128, 4096, 7168));
+  // int8 (alone or beside int2) only when forced.
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8G128, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt2 | kInt8G128, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt2 | kInt8G128, 16, 128));
   // kAuto never with other formats in the bank, whatever the size.
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt2 | kInt4G128, 28672, 4096));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt8G128 | kDenseBF16, 28672, 4096));
