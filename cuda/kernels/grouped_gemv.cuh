@@ -273,6 +273,12 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
+  // Strip r's code words and parameter words of stage i (in slot i % kStages).
+  auto read_strip = [&](int i, int r, uint32_t(&raw)[Dec::kRawWords], typename Dec::RawQuant& rq) {
+    const uint8_t* stage = ring + (i % kStages) * kStageBytes;
+    Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
+    Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
+  };
   // Waits for stage i and refills the slot of stage i - 1.
   auto advance = [&](int i) {
     cp_async_wait<kAhead - 1>();
@@ -295,13 +301,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
         load_x_info<kGroups>(t, tile_of(i), lane, c, xsum[c], sx[c]);
       }
       advance(i);
-      const uint8_t* stage = ring + (i % kStages) * kStageBytes;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         uint32_t raw[Dec::kRawWords];
-        Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
         typename Dec::RawQuant rq{};
-        Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
+        read_strip(i, r, raw, rq);
         const auto q = Dec::template prepare_imma<Act>(ep, rq);
 #pragma unroll
         for (int g = 0; g < kGroups; ++g) {
@@ -353,13 +357,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
             x_sum[g][c][1] = sum[1];
           }
       }
-      const uint8_t* stage = ring + (i % kStages) * kStageBytes;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         uint32_t raw[Dec::kRawWords];
-        Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
         typename Dec::RawQuant rq{};
-        Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
+        read_strip(i, r, raw, rq);
         if constexpr (kAffine) {
           const auto q = Dec::template prepare_affine<Act>(ep, rq);
           // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
@@ -392,7 +394,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
               }
           }
         } else {
-          // Dense tiles (every int format takes the affine path).
+          // Dense tiles (every int format takes the affine or the integer path).
           const auto q = Dec::template prepare<Act>(ep, rq);
 #pragma unroll
           for (int j = 0; j < kSubtiles; ++j) {
