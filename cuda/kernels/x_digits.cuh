@@ -2,9 +2,10 @@
 // integer-mma decode of the weight-streaming kernel (grouped_gemv.cuh, IntDecoder::imma_a).
 //
 // Why: with bf16 mma the int codes must become bf16 pairs first (one SHF + one LOP3 per pair of
-// weights, ~45 % of that kernel's instructions for int4). mma.m16n8k32 on u8 codes takes four
-// codes per register, split out of their words by one mask (int4: and one shift per two
-// registers), so the decode shrinks ~2.3x (int8: from two bf16 parts to one PRMT per register).
+// weights). mma.m16n8k32 on u8 codes takes four codes per register, split out of their words by
+// one shift and one mask for int2 (one register of four codes against two bf16 pairs) and one
+// PRMT for int8 (against two bf16 parts with two mma each); int4 measured no faster with it
+// (IntDecoder::kImmaMap).
 // x must then be integer: per (row, k-tile) x_int = RNE(x * 2^(14 - E)), E = floor(log2 max |x|)
 // over the tile's 128 k, so |x_int| <= 32767 (bf16 and fp16 carry 8 and 11 significant bits:
 // the largest value maps exactly) and each value is off by at most 2^-15 of the tile's largest.
@@ -25,6 +26,7 @@
 
 #include "cuda/decode/common.cuh"
 #include "cuda/decode/tile.cuh"
+#include "cuda/kernels/schedule.cuh"
 
 namespace qmoe::dev::xdig {
 
@@ -65,11 +67,7 @@ template <class Act>
 __global__ void __launch_bounds__(256)
     x_digits_kernel(const unsigned short* x, int64_t m, int k, int k_tiles, uint8_t* records,
                     TileInfo* info) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // Programmatic dependent launch: x comes from the previous kernel.
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  wait_for_previous_kernel();  // x comes from the previous kernel
   const int64_t w = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x) & 31;
   if (w >= m * k_tiles) return;  // warp-uniform

@@ -192,11 +192,6 @@ TEST(WgmmaTailSplit, HeadAndTailLaunchesPartitionEachExpertsRows) {
 
 namespace {
 
-constexpr uint32_t kInt2 = 1u << qmoe::dev::kFirstIntDecoder;            // int2, g128
-constexpr uint32_t kInt4G128 = 1u << (qmoe::dev::kFirstIntDecoder + 6);  // int4, g128
-constexpr uint32_t kInt8G128 = 1u << (qmoe::dev::kFirstIntDecoder + 9);  // int8, g128
-constexpr uint32_t kDenseBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
-
 /// decode_imma of a call with m rows over `experts` experts of [n, k] in the formats of mask.
 bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int64_t n, int64_t k) {
   qmoe::GroupedGemmArgs a;
@@ -212,25 +207,25 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
 TEST(KernelSplit, IntegerDecodeOnlyForInt2AndInt8) {
   using qmoe::IntegerDecode;
   // Forced on: wherever the bank has int2 or int8 experts; off: never.
-  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt2, 16, 128));
-  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt8G128 | kInt4G128 | kDenseBF16, 16, 128));
-  EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kInt4G128 | kDenseBF16, 16, 128));
-  EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt2, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt, 16, 128));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt8 | kInt4 | kBF16, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kInt4 | kBF16, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt, 28672, 4096));
   // kAuto, int2: Mixtral's gate/up and down at one token per expert (2 active experts: 56 and
   // 28 MiB of int2 codes) against the 32 MiB bound; with 8 active experts the down too.
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 2, 8, kInt2, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 2, 8, kInt2, 4096, 14336));
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8, 8, kInt2, 4096, 14336));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 2, 8, kInt, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 2, 8, kInt, 4096, 14336));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 14336));
   // Active experts are min(E, m): more rows than experts add nothing.
-  EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt2, 4096, 4096),
-            imma(IntegerDecode::kAuto, 8, 8, kInt2, 4096, 4096));
+  EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt, 4096, 4096),
+            imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 4096));
   // int8 (alone or beside int2) only when forced.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8G128, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt2 | kInt8G128, 28672, 4096));
-  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt2 | kInt8G128, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt | kInt8, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt | kInt8, 16, 128));
   // kAuto never with other formats in the bank, whatever the size.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt2 | kInt4G128, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt8G128 | kDenseBF16, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt | kInt4, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt8 | kBF16, 28672, 4096));
 }
 
 }  // namespace
