@@ -224,25 +224,6 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
 
 // ---- TMA and mbarriers (PTX ISA "cp.async.bulk.tensor", "mbarrier") ----------------------
 
-__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-/// The one arrival of a stage's fill: the barrier's phase completes once `bytes` have landed.
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
 /// Box (c0, c1) of the tensor map into shared memory at dst, completing on mbarrier bar.
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1,
                                             uint32_t bar) {
@@ -302,11 +283,6 @@ template <int kAcc>
 __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-/// cp.async and st.shared are generic-proxy writes, wgmma reads shared memory through the
-/// async proxy: each writer fences its own writes before the barrier that publishes them.
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
 /// d[64 rows x N tokens] += A[64 x 16] * B[16 x N], warpgroup-wide (N = 32 .. 256). Per warp

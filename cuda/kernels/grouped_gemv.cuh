@@ -14,9 +14,10 @@
 // streaming. A last round that would leave over half the blocks idle runs as half items
 // (half_items: twice the warps per strip group on half the strips). The B fragments (x) of a k-tile
 // are loaded once and reused by the R strips. Per warp: a 9.5 KB ring of two stages in shared
-// memory (R code tiles and their scale/zero blocks), each filled by cp.async one stage ahead; each
-// lane copies exactly the code chunks it later reads back, the few lanes copying a stage's
-// parameter blocks share them through one __syncwarp per k-tile. Weights are the mma A operand (16
+// memory (R code tiles and their scale/zero blocks), each filled one stage ahead: on sm_90+ tiles
+// of >= 1 KB by bulk copies from lane 0 on an mbarrier per slot, else each lane cp.async-copies
+// exactly the code chunks it later reads back; the few lanes copying a stage's parameter blocks
+// (cp.async) share them through one __syncwarp per k-tile. Weights are the mma A operand (16
 // rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as B
 // + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied
 // to the fp32 sums of each group; or, in launches that take the integer decode (int2, int8:
@@ -71,8 +72,13 @@ inline int min_tile_warps(int k_tiles) {
   return warps;
 }
 
+/// Per warp, after the rings: the two mbarriers on which its ring stages' code copies complete
+/// (sm_90+: bulk copies, run_item).
+constexpr int kBarrierBytes = 16;
+
 constexpr size_t smem_bytes(int num_experts) {
-  return schedule_smem_bytes(num_experts) + static_cast<size_t>(kBlockWarps) * kRingBytes;
+  return schedule_smem_bytes(num_experts) +
+         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes);
 }
 
 /// The tokens of one work item.
@@ -179,7 +185,8 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 /// item per block it is ~30 % of a small launch's time).
 template <class Act, class Dec, int R, int C, bool kImmaLaunch>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
-                         const Tokens& t, unsigned short* y_rows, uint8_t* rings) {
+                         const Tokens& t, unsigned short* y_rows, uint8_t* rings, uint32_t bars,
+                         uint32_t& bar_phases) {
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
@@ -190,6 +197,20 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // 0.78-0.88x; Mixtral int3 at T >= 2 1.02-1.04x).
   constexpr int kStages = 2;
   static_assert(kStages * kStageBytes <= kRingBytes, "two stages fit the ring");
+  // Code tiles of 1 KB and more (int4, int8, dense) by bulk copy on sm_90+: lane 0 issues one
+  // copy per tile, completing on the slot's mbarrier (bars + 8 slot; bar_phases bit slot = the
+  // parity of its next phase, kept across items). Diagnostic builds on the H200
+  // (bench/results/s20-2026-12-03): the kernel with its multiplications removed streamed int4
+  // at 63 % of the read floor with cp.async (Mixtral T = 1) and 70 % with bulk copies; neither
+  // three stages, stage-contiguous tiles, L2 prefetches nor longer runs moved it. With the
+  // multiplications: int4 and int8 0.94-0.99x the time, but int2 and int3 (512 and 768-byte
+  // tiles: four elected copies per stage for half the bytes) 1.02-1.09x, so they keep the
+  // lanes' cp.async, as do the parameter blocks (small, scattered) and sm_80.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr bool kBulk = Dec::kTileBytes >= 1024;
+#else
+  constexpr bool kBulk = false;
+#endif
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
   // Integer-mma decode where the launch takes it (its launcher filled x's digits) and the
   // decoder has it.
@@ -249,10 +270,21 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   auto copy_stage = [&](int i, int slot) {
     const uint8_t* tile = codes0 + tile_of(i) * Dec::kTileBytes;
     uint8_t* stage = ring + slot * kStageBytes;
+    if constexpr (kBulk) {
+      if (lane == 0) {
+        mbarrier_arrive_expect_tx(bars + 8 * slot, R * Dec::kTileBytes);
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-      Dec::copy_codes(tile + min(r, valid_strips - 1) * strip_bytes, stage + r * Dec::kTileBytes,
-                      lane);
+        for (int r = 0; r < R; ++r)
+          bulk_copy_g2s(smem_addr(stage + r * Dec::kTileBytes),
+                        tile + min(r, valid_strips - 1) * strip_bytes, Dec::kTileBytes,
+                        bars + 8 * slot);
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        Dec::copy_codes(tile + min(r, valid_strips - 1) * strip_bytes, stage + r * Dec::kTileBytes,
+                        lane);
+    }
 #pragma unroll
     for (int pass = 0; pass < kQuantPasses; ++pass)
       if (quant_src[pass].src != nullptr)
@@ -284,10 +316,16 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // Waits for stage i and refills the slot of stage i - 1.
   auto advance = [&](int i) {
     cp_async_wait<kAhead - 1>();
-    // Parameter blocks are read by other lanes than those that copied them: the sync makes
-    // stage i's copies visible to the whole warp, and orders every lane's reads of stage i - 1
-    // before the refill below overwrites them. Code tiles need neither (lane-private).
-    if constexpr (kQuantBytes > 0) __syncwarp();
+    if constexpr (kBulk) {
+      const int slot = i % kStages;
+      mbarrier_wait(bars + 8 * slot, (bar_phases >> slot) & 1u);
+      bar_phases ^= 1u << slot;
+    }
+    // Parameter blocks (and bulk-copied tiles) are written by other lanes than those that read
+    // them: the sync makes stage i's cp.async copies visible to the whole warp, and orders every
+    // lane's reads of stage i - 1 before the refill below overwrites them. cp.async code tiles
+    // need neither (lane-private).
+    if constexpr (kQuantBytes > 0 || kBulk) __syncwarp();
     if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
     cp_async_commit();
   };
@@ -445,6 +483,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
       sum += reinterpret_cast<const float*>(rings + w * kRingBytes)[src];
     y_rows[static_cast<int64_t>(tok) * p.n + n] = ActTraits<Act>::to_bits_rn(sum);
   }
+  // This item's copies and partial sums went through the generic proxy; the next item's bulk
+  // copies (whatever this item's decoder) write the rings through the async proxy.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  fence_proxy_async();
+#endif
   __syncthreads();
 }
 
@@ -457,6 +500,18 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const int groups_per_item = kBlockWarps >> group_shift;
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
+  // The warp's ring mbarriers (run_item), initialised once: their phases continue across items.
+  const uint32_t bars = smem_addr(rings + kBlockWarps * kRingBytes +
+                                  (static_cast<int>(threadIdx.x) >> 5) * kBarrierBytes);
+  uint32_t bar_phases = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if ((threadIdx.x & 31) == 0) {
+    mbarrier_init(bars, 1);
+    mbarrier_init(bars + 8, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncwarp();
+#endif
   // An expert's items follow from its tile size alone: no decoder dispatch per expert here.
   const ItemList items = build_item_list(p, smem, [&](int decoder, int tokens) -> long long {
     const int tile_bytes = decoder_tile_bytes(decoder);
@@ -494,7 +549,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
-          run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings);
+          run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
+                                                bar_phases);
         });
   }
 }
