@@ -261,8 +261,20 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // ---- mbarriers and bulk copies (sm_90+; PTX ISA "mbarrier", "cp.async.bulk") ---------------
 
+/// Whether this compilation pass emits sm_90+ device code (bulk copies, mbarrier transaction
+/// counts, the async proxy); false in the host pass and for the compute_80 PTX.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr bool kAsyncProxy = true;
+#else
+constexpr bool kAsyncProxy = false;
+#endif
+
 __device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+/// Makes the initialising thread's mbarrier_init visible to the async proxy (bulk copies, TMA).
+__device__ __forceinline__ void mbarrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 /// The one arrival of a stage's fill: the barrier's phase completes once `bytes` have landed.
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {

@@ -8,7 +8,10 @@
 //   kRawWords, kTileBytes                          code words per lane, bytes per tile
 //   RawQuant, Quant<Act>                           per-lane scale/zero words of one tile,
 //                                                  raw (prefetchable) and prepared
-//   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks
+//   copy_codes(tile, tile_smem, lane)              cp.async of the lane's code chunks; a tile's
+//                                                  image in shared memory is its global bytes
+//                                                  at the same offsets (the decode kernel may
+//                                                  bulk-copy whole tiles instead)
 //   read_codes(tile_smem, lane, raw)               the lane's code words, from shared memory
 //   load_quant(ep, strip, kt, lane, rq, pred)      the lane's scales/zeros of tile (strip, kt)
 //   kQuantChunks, kQuantBytes                      16-byte chunks, bytes of a tile's parameter

@@ -572,7 +572,7 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   const bool x_tma = TokenTile<kTokens>::kXByTma && p.x_tma != 0;
   if (x_tma && threadIdx.x == 0) {
     for (int s = 0; s < kMaxStages; ++s) mbarrier_init(x_bars + 8 * s, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbarrier_init_fence();
   }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);

@@ -206,11 +206,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // multiplications: int4 and int8 0.94-0.99x the time, but int2 and int3 (512 and 768-byte
   // tiles: four elected copies per stage for half the bytes) 1.02-1.09x, so they keep the
   // lanes' cp.async, as do the parameter blocks (small, scattered) and sm_80.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr bool kBulk = Dec::kTileBytes >= 1024;
-#else
-  constexpr bool kBulk = false;
-#endif
+  constexpr bool kBulk = kAsyncProxy && Dec::kTileBytes >= 1024;
   constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
   // Integer-mma decode where the launch takes it (its launcher filled x's digits) and the
   // decoder has it.
@@ -485,9 +481,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   }
   // This item's copies and partial sums went through the generic proxy; the next item's bulk
   // copies (whatever this item's decoder) write the rings through the async proxy.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  fence_proxy_async();
-#endif
+  if constexpr (kAsyncProxy) fence_proxy_async();
   __syncthreads();
 }
 
@@ -504,14 +498,14 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const uint32_t bars = smem_addr(rings + kBlockWarps * kRingBytes +
                                   (static_cast<int>(threadIdx.x) >> 5) * kBarrierBytes);
   uint32_t bar_phases = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if ((threadIdx.x & 31) == 0) {
-    mbarrier_init(bars, 1);
-    mbarrier_init(bars + 8, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  if constexpr (kAsyncProxy) {
+    if ((threadIdx.x & 31) == 0) {
+      mbarrier_init(bars, 1);
+      mbarrier_init(bars + 8, 1);
+      mbarrier_init_fence();
+    }
+    __syncwarp();
   }
-  __syncwarp();
-#endif
   // An expert's items follow from its tile size alone: no decoder dispatch per expert here.
   const ItemList items = build_item_list(p, smem, [&](int decoder, int tokens) -> long long {
     const int tile_bytes = decoder_tile_bytes(decoder);
