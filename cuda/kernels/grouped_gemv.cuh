@@ -44,11 +44,20 @@ constexpr int kChunkTokens = 8;
 /// stages of 4 int4:g32 tiles with their blocks (4 x (1024 + 192) B); the strips per warp follow
 /// from the tiles alone (ring_strips), as in the 8 KB ring of the codes-only stages before.
 constexpr int kRingBytes = 9728;
+/// Stages of a ring, whatever fits: one is multiplied while the next lands. Smaller stages used
+/// to fill the ring (int2 at R = 4 four stages, R = 1 up to nine), and every form of more bytes
+/// in flight per warp measured slower (A/B, bench/results/s14-2026-12-02/ab-call7: capping all
+/// at two took int2:g128 to 0.88-0.95x and the one-token rows of DS-V2-Lite and OLMoE to
+/// 0.78-0.88x; Mixtral int3 at T >= 2 1.02-1.04x; again with bulk copies,
+/// bench/results/s21-2026-12-03/ab-stages).
+constexpr int kRingStages = 2;
 
-/// Strips per warp whose tiles of tile_bytes fit two ring stages: 4, 2 or 1 (run_item checks
-/// that two stages still fit with the tiles' parameter blocks).
+/// Strips per warp whose tiles of tile_bytes fit the ring's stages: 4, 2 or 1 (run_item checks
+/// that they still fit with the tiles' parameter blocks).
 __host__ __device__ constexpr int ring_strips(int tile_bytes) {
-  return kRingBytes / (2 * tile_bytes) >= 4 ? 4 : kRingBytes / (2 * tile_bytes) >= 2 ? 2 : 1;
+  return kRingBytes / (kRingStages * tile_bytes) >= 4   ? 4
+         : kRingBytes / (kRingStages * tile_bytes) >= 2 ? 2
+                                                        : 1;
 }
 
 /// Strips per warp of a decoder with tiles of tile_bytes: ring_strips of its tile, at most
@@ -72,9 +81,9 @@ inline int min_tile_warps(int k_tiles) {
   return warps;
 }
 
-/// Per warp, after the rings: the two mbarriers on which its ring stages' code copies complete
-/// (sm_90+: bulk copies, run_item).
-constexpr int kBarrierBytes = 16;
+/// Per warp, after the rings: one 8-byte mbarrier per ring stage, on which the stage's code
+/// copies complete (sm_90+: bulk copies, run_item).
+constexpr int kBarrierBytes = 8 * kRingStages;
 
 constexpr size_t smem_bytes(int num_experts) {
   return schedule_smem_bytes(num_experts) +
@@ -190,13 +199,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
-  // Two stages, whatever fits: one is multiplied while the next lands. Smaller stages used to
-  // fill the ring (int2 at R = 4 four stages, R = 1 up to nine), and every form of more bytes in
-  // flight per warp measured slower (A/B, bench/results/s14-2026-12-02/ab-call7: capping all at
-  // two took int2:g128 to 0.88-0.95x and the one-token rows of DS-V2-Lite and OLMoE to
-  // 0.78-0.88x; Mixtral int3 at T >= 2 1.02-1.04x).
-  constexpr int kStages = 2;
-  static_assert(kStages * kStageBytes <= kRingBytes, "two stages fit the ring");
+  static_assert(kRingStages * kStageBytes <= kRingBytes, "the stages fit the ring");
   // Code tiles of 1 KB and more (int4, int8, dense) by bulk copy on sm_90+: lane 0 issues one
   // copy per tile, completing on the slot's mbarrier (bars + 8 slot; bar_phases bit slot = the
   // parity of its next phase, kept across items). Diagnostic builds on the H200
@@ -207,7 +210,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // tiles: four elected copies per stage for half the bytes) 1.02-1.09x, so they keep the
   // lanes' cp.async, as do the parameter blocks (small, scattered) and sm_80.
   constexpr bool kBulk = kAsyncProxy && Dec::kTileBytes >= 1024;
-  constexpr int kAhead = kStages - 1;  // stages in flight while one is multiplied
+  constexpr int kAhead = kRingStages - 1;  // stages in flight while one is multiplied
   // Integer-mma decode where the launch takes it (its launcher filled x's digits) and the
   // decoder has it.
   constexpr bool kImma = kImmaLaunch && Dec::kImmaMap >= 0;
@@ -303,9 +306,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
-  // Strip r's code words and parameter words of stage i (in slot i % kStages).
+  // Strip r's code words and parameter words of stage i (in slot i % kRingStages).
   auto read_strip = [&](int i, int r, uint32_t(&raw)[Dec::kRawWords], typename Dec::RawQuant& rq) {
-    const uint8_t* stage = ring + (i % kStages) * kStageBytes;
+    const uint8_t* stage = ring + (i % kRingStages) * kStageBytes;
     Dec::read_codes(stage + r * Dec::kTileBytes, lane, raw);
     Dec::read_quant(ep, stage + R * Dec::kTileBytes + r * kQuantBytes, lane, rq);
   };
@@ -313,7 +316,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   auto advance = [&](int i) {
     cp_async_wait<kAhead - 1>();
     if constexpr (kBulk) {
-      const int slot = i % kStages;
+      const int slot = i % kRingStages;
       mbarrier_wait(bars + 8 * slot, (bar_phases >> slot) & 1u);
       bar_phases ^= 1u << slot;
     }
@@ -322,7 +325,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     // lane's reads of stage i - 1 before the refill below overwrites them. cp.async code tiles
     // need neither (lane-private).
     if constexpr (kQuantBytes > 0 || kBulk) __syncwarp();
-    if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kStages);
+    if (i + kAhead < tiles) copy_stage(i + kAhead, (i + kAhead) % kRingStages);
     cp_async_commit();
   };
   for (int i = 0; i < tiles; ++i) {
@@ -500,8 +503,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   uint32_t bar_phases = 0;
   if constexpr (kAsyncProxy) {
     if ((threadIdx.x & 31) == 0) {
-      mbarrier_init(bars, 1);
-      mbarrier_init(bars + 8, 1);
+      for (int slot = 0; slot < kRingStages; ++slot) mbarrier_init(bars + 8 * slot, 1);
       mbarrier_init_fence();
     }
     __syncwarp();
