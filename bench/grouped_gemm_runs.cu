@@ -93,9 +93,12 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
     QMOE_RETURN_IF_ERROR(grouped_gemm(a, nullptr, &bytes, ctx.stream()));
     workspace_bytes = std::max(workspace_bytes, bytes);
   }
-  // Launches run one after another on one stream, so they can share one workspace.
+  // Launches run one after another on one stream, so they can share one workspace, prepared
+  // (the decode kernel's work counter lives there, docs/dispatch.md §6).
   QMOE_RETURN_IF_ERROR(
       workspace->reserve(std::max<int64_t>(static_cast<int64_t>(workspace_bytes), kSectionAlign)));
+  QMOE_RETURN_IF_ERROR(
+      prepare_workspace(workspace->data(), static_cast<size_t>(workspace->bytes()), ctx.stream()));
   auto body = [&](cudaStream_t s) {
     for (const GroupedGemmArgs& a : calls) {
       size_t bytes = static_cast<size_t>(workspace->bytes());

@@ -205,9 +205,30 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     p.x_info =
         base + static_cast<size_t>(m) * static_cast<size_t>(p.k_tiles) * dev::xdig::kRecordBytes;
   }
+  p.work = static_cast<dev::WorkCounters*>(workspace);
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
                                 : launch_grouped<__half>(split, wgmma, p, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
+  return Status::ok();
+}
+
+Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  const std::string fn = "prepare_workspace";
+  static_assert(sizeof(dev::WorkCounters) == 16 && sizeof(dev::WorkCounters) <= kWorkspaceBytes,
+                "the counters fit the reserved bytes");
+  if (workspace == nullptr) return invalid_argument(fn + ": workspace is null");
+  if (workspace_bytes < kWorkspaceBytes)
+    return invalid_argument(fn + ": workspace of " + std::to_string(workspace_bytes) +
+                            " bytes; grouped_gemm needs at least " +
+                            std::to_string(kWorkspaceBytes));
+  QMOE_RETURN_IF_ERROR(check_device(fn));
+  // tickets and exits zero, then the armed word (kArmed is one byte repeated).
+  auto* counters = static_cast<unsigned char*>(workspace);
+  cudaError_t err = cudaMemsetAsync(counters, 0, offsetof(dev::WorkCounters, armed), stream);
+  if (err == cudaSuccess)
+    err = cudaMemsetAsync(counters + offsetof(dev::WorkCounters, armed), dev::kArmedByte,
+                          sizeof(dev::WorkCounters::armed), stream);
+  if (err != cudaSuccess) return cuda_failure(fn + ": cudaMemsetAsync", err);
   return Status::ok();
 }
 

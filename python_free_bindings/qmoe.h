@@ -189,6 +189,15 @@ QMOE_API qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const D
                                          qmoe_kernel_t kernel, int32_t decode_max_tokens,
                                          void* workspace, size_t* workspace_bytes, void* stream);
 
+/** Arms a qmoe_grouped_gemm workspace (at least 256 bytes) for the decode kernel's on-demand
+ *  work hand-out: writes its first 16 bytes on `stream` (a cudaStream_t; NULL = default
+ *  stream; capturable). Call once after allocating it, and again after anything but qmoe wrote
+ *  those bytes: calls keep a work counter there between them. A workspace never prepared gives
+ *  the same results with work dealt round-robin (multi-round decode launches slower).
+ *  Errors: UNSUPPORTED, INVALID_ARGUMENT (NULL workspace, fewer than 256 bytes), CUDA_ERROR. */
+QMOE_API qmoe_status_t qmoe_prepare_workspace(void* workspace, size_t workspace_bytes,
+                                              void* stream);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -587,3 +587,10 @@ qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const DLTensor* 
     return qmoe::grouped_gemm(args, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
   });
 }
+
+qmoe_status_t qmoe_prepare_workspace(void* workspace, size_t workspace_bytes, void* stream) {
+  return guarded("qmoe_prepare_workspace", [&]() -> Status {
+    QMOE_RETURN_IF_ERROR(require_gpu());
+    return qmoe::prepare_workspace(workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+  });
+}

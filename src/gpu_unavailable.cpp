@@ -29,6 +29,9 @@ Status DeviceExpertBank::upload(const ExpertBank&, DeviceExpertBank*) {
 Status grouped_gemm(const GroupedGemmArgs&, void*, size_t*, cudaStream_t) {
   return no_cuda();
 }
+Status prepare_workspace(void*, size_t, cudaStream_t) {
+  return no_cuda();
+}
 Status dequantize_bank(const DeviceBankView&, DType, void*, cudaStream_t) {
   return no_cuda();
 }

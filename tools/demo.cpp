@@ -127,6 +127,7 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
     st = grouped_gemm(a, nullptr, &ws_bytes, nullptr);
     void* ws = nullptr;
     if (st.is_ok() && ws_bytes > 0) st = cuda(cudaMalloc(&ws, ws_bytes));
+    if (st.is_ok()) st = prepare_workspace(ws, ws_bytes, nullptr);
     if (st.is_ok()) st = grouped_gemm(a, ws, &ws_bytes, nullptr);
     if (st.is_ok()) st = cuda(cudaDeviceSynchronize());
     if (st.is_ok()) st = cuda(cudaMemcpy(yh.data(), dy, yh.size() * 2, cudaMemcpyDeviceToHost));

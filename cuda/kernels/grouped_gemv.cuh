@@ -195,7 +195,7 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 template <class Act, class Dec, int R, int C, bool kImmaLaunch>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings, uint32_t bars,
-                         uint32_t& bar_phases) {
+                         uint32_t& bar_phases, const NextItem& next) {
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
@@ -450,6 +450,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // Partial sums through this warp's own ring: red[r][c][i][lane] (zeros for idle warps).
   // The ring is no longer lane-private here: a lane's red words overlap bytes other lanes
   // copied and read, so every lane's copies must have landed and its reads be done first.
+  const NextItem::Draw drawn = next.draw();  // used after the reduction (work_queue.cuh)
   cp_async_wait<0>();
   __syncwarp();
   float* red = reinterpret_cast<float*>(ring);
@@ -485,6 +486,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // This item's copies and partial sums went through the generic proxy; the next item's bulk
   // copies (whatever this item's decoder) write the rings through the async proxy.
   if constexpr (kAsyncProxy) fence_proxy_async();
+  next.publish(drawn);
   __syncthreads();
 }
 
@@ -520,7 +522,12 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   // halves, two per split item, one per block.
   const long long halved = half_items(items.total, gridDim.x, group_shift);
   const long long whole = items.total - halved;
-  for (long long i = blockIdx.x; i < whole + 2 * halved; i += gridDim.x) {
+  const long long units = whole + 2 * halved;
+  // Units after the first round go to whichever block is free (work_queue.cuh); each item
+  // publishes the block's next unit in the slot of its parity (the other may still be read).
+  __shared__ long long next_unit[2];
+  int parity = 0;
+  for (long long i = blockIdx.x; i < units; i = next_unit[parity], parity ^= 1) {
     const bool half_item = i >= whole;
     const ItemRef r = items.at(half_item ? whole + ((i - whole) >> 1) : i);
     const int half = half_item ? static_cast<int>(i - whole) & 1 : 0;
@@ -539,6 +546,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
                    static_cast<const xdig::TileInfo*>(p.x_info) + row_records,
                    p.k_tiles};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+    const NextItem next{p.work, i, units, &next_unit[parity]};
     with_expert_decoder(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
@@ -546,9 +554,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
           run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
-                                                bar_phases);
+                                                bar_phases, next);
         });
   }
+  leave_work_queue(p.work, units);
 }
 
 /// The persistent grid of a variant (cached per variant and expert bucket).

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/kernels/work_queue.cuh"
 #include "qmoe/packed.hpp"
 
 namespace qmoe::dev {
@@ -75,6 +76,8 @@ struct GemmProblem {
   /// them before the kernel runs. Null where the bank has no such decoder.
   uint8_t* x_digits;
   void* x_info;
+  /// Decode kernel: the work counters at the front of the call's workspace (work_queue.cuh).
+  WorkCounters* work;
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).

@@ -111,7 +111,8 @@ struct GroupedGemmArgs {
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
-/// kernels only; calls on one stream may share one. Never allocates, never synchronises;
+/// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
+/// first 16 bytes then carry the decode kernel's work counter from call to call. Never allocates, never synchronises;
 /// capturable in a CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order
 /// holds as for any launch; where the device and the build's code are sm_90+, the kernels are
 /// launched with programmatic dependent launch, so their launch overlaps the previous kernel's tail
@@ -129,6 +130,18 @@ struct GroupedGemmArgs {
 /// kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
+
+/// Arms a grouped_gemm workspace (at least the 256 bytes every call asks for) for the decode
+/// kernel's on-demand item hand-out: writes its first 16 bytes on `stream` (two
+/// cudaMemsetAsync; capturable). Call it once after allocating the workspace, and again after
+/// anything but grouped_gemm wrote those bytes: calls keep a work counter there between them
+/// (each launch leaves it ready for the next; graph replays included). Calls on a workspace that
+/// was not prepared give the same results with the work items dealt round-robin to the blocks,
+/// which leaves one of a SM's two blocks to run its last items alone (H200: multi-round decode
+/// launches up to ~1.2x the time; docs/dispatch.md §6).
+/// Errors: kInvalidArgument (null workspace, workspace_bytes < 256), kUnsupported (no CUDA),
+/// kCudaError.
+Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 /// Decode-only kernel: dequantize every expert of the bank to `dtype` into w ([E, n, k],
 /// device). Used to prove GPU decode is bit-identical to ref::dequantize_to.

@@ -46,6 +46,9 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   y[0] = 0x1234;
   EXPECT_EQ(grouped_gemm(a, ws, &bytes, nullptr).code(), StatusCode::kUnsupported);
   EXPECT_EQ(y[0], 0x1234);
+  ws[0] = 0x77;
+  EXPECT_EQ(prepare_workspace(ws, sizeof(ws), nullptr).code(), StatusCode::kUnsupported);
+  EXPECT_EQ(ws[0], 0x77);
   PackedMatrix m;
   m.format = FormatSpec::integer(4, 128, false);
   ASSERT_TRUE(packed_layout(m.format, 32, 128, &m.layout).is_ok());

@@ -699,6 +699,9 @@ TEST(CAbiGpu, WithoutADeviceEveryGpuCallIsUnsupported) {
             QMOE_STATUS_UNSUPPORTED);
   EXPECT_EQ(bytes, 999u);
   EXPECT_NE(last_error().find("qmoe_grouped_gemm: "), std::string::npos) << last_error();
+  alignas(16) static unsigned char ws[256];
+  EXPECT_EQ(qmoe_prepare_workspace(ws, sizeof(ws), nullptr), QMOE_STATUS_UNSUPPORTED);
+  EXPECT_NE(last_error().find("qmoe_prepare_workspace: "), std::string::npos) << last_error();
   qmoe_bank_destroy(bank);
 }
 

@@ -165,8 +165,8 @@ void check_y(const Problem& p, DType act, const std::vector<double>& ref, cudaSt
   EXPECT_LE(e.nmse, kMaxNmse) << what << ": worst expert " << e.worst_expert;
 }
 
-/// Poisons y, then the CUB-style pair on `stream`: the size query, a workspace of that size,
-/// the run. Synchronises the stream before returning (the workspace is freed).
+/// Poisons y, then the CUB-style pair on `stream`: the size query, a workspace of that size
+/// (prepared), the run. Synchronises the stream before returning (the workspace is freed).
 void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream) {
   CUDA_CHECK(cudaMemsetAsync(p->y.as<void>(), 0xFF, p->y.bytes(), stream));
   const DLTensor x = p->x_t(act), offsets = p->offsets_t();
@@ -178,6 +178,8 @@ void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream) 
       << last_error();
   DeviceBuffer workspace;
   CUDA_CHECK(workspace.alloc(bytes));
+  ASSERT_EQ(qmoe_prepare_workspace(workspace.as<void>(), bytes, stream), QMOE_STATUS_OK)
+      << last_error();
   ASSERT_EQ(qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
                               QMOE_DEFAULT_DECODE_MAX_TOKENS, workspace.as<void>(), &bytes, stream),
             QMOE_STATUS_OK)
@@ -380,6 +382,9 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
   CUDA_CHECK(workspace.alloc(good.workspace_bytes));
   good.workspace = workspace.as<void>();
   const size_t needed = good.workspace_bytes;
+  EXPECT_EQ(qmoe_prepare_workspace(nullptr, needed, nullptr), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(last_error().rfind("qmoe_prepare_workspace: ", 0), 0u) << last_error();
+  EXPECT_EQ(qmoe_prepare_workspace(good.workspace, 255, nullptr), QMOE_STATUS_INVALID_ARGUMENT);
 
   const std::string marker = "previous-error-marker";
   constexpr size_t kSentinelBytes = 987654321;

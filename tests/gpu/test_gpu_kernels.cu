@@ -279,6 +279,10 @@ void setup_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       &s->workspace_bytes, nullptr);
   ASSERT_TRUE(q.is_ok()) << q.to_string();
   CUDA_CHECK(s->workspace.alloc(s->workspace_bytes));
+  // Armed: decode launches hand out their later items on demand (work_queue.cuh).
+  const qmoe::Status w =
+      qmoe::prepare_workspace(s->workspace.as<void>(), s->workspace_bytes, nullptr);
+  ASSERT_TRUE(w.is_ok()) << w.to_string();
 }
 
 /// Fresh random activations for rows [0, m_used) (rows past it hold poison: never read).
@@ -780,6 +784,92 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   }
 }
 
+TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
+  // Items past a block's first go to whichever block is free, by tickets from the counters at
+  // the front of a prepared workspace (work_queue.cuh); in a workspace never prepared, to block
+  // i % grid. Each output has one writer and a fixed order of sums, so both give bit-identical
+  // y. Several launches and graph replays share one workspace: each leaves the counters idle
+  // for the next. Formats of every tile size in one bank.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  int device = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
+                                               "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
+  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant), so at
+  // most 16 strips per item; the counts make 16 token blocks, so n_strips = 4 * sms gives at
+  // least two rounds of items on the 2 * sms blocks.
+  const std::vector<int32_t> counts = {40, 1, 48, 24, 0, 17, 33, 25};
+  const int64_t n = 4 * sms * 16, k = 256;
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, n, k, counts, /*extra_rows=*/3, 9101, &s));
+  DeviceBuffer plain;  // never prepared: round-robin order, whatever its bytes say
+  CUDA_CHECK(plain.alloc(s.workspace_bytes));
+  CUDA_CHECK(cudaMemset(plain.as<void>(), 0xA7, s.workspace_bytes));
+  Stream owned_stream;
+  CUDA_CHECK(owned_stream.create());
+  const cudaStream_t stream = owned_stream.get();
+  const KernelRun run{KernelChoice::kDecode, 16};
+  const std::string label = label_of(f);
+  auto call = [&](DType act, void* ws) {
+    size_t bytes = s.workspace_bytes;
+    const qmoe::Status st = qmoe::grouped_gemm(args_for(s, act, run), ws, &bytes, stream);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+  };
+  auto read_y = [&](std::vector<uint16_t>* y) {
+    y->resize(static_cast<size_t>(s.m_total * n));
+    CUDA_CHECK(cudaMemcpy(y->data(), s.y.as<void>(), y->size() * 2, cudaMemcpyDeviceToHost));
+  };
+  auto expect_idle_counters = [&](const char* when) {
+    qmoe::dev::WorkCounters c{};
+    CUDA_CHECK(cudaMemcpy(&c, s.workspace.as<void>(), sizeof(c), cudaMemcpyDeviceToHost));
+    EXPECT_EQ(c.tickets, 0u) << when;
+    EXPECT_EQ(c.exits, 0u) << when;
+    EXPECT_EQ(c.armed, qmoe::dev::kArmed) << when;
+  };
+  expect_idle_counters("prepared");
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    std::vector<uint16_t> x, y_plain, y;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, 9102, &s, &x));
+    std::vector<double> ref;
+    ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    ASSERT_NO_FATAL_FAILURE(call(act, plain.as<void>()));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-rr"));
+    read_y(&y_plain);
+    for (int rep = 0; rep < 3; ++rep) {
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaDeviceSynchronize());
+      ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      if (rep == 0) ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-q"));
+      read_y(&y);
+      EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
+      expect_idle_counters("after a launch");
+    }
+    // Graph replays, back to back, then one more plain launch on the same workspace.
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    call(act, s.workspace.as<void>());
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    cudaGraphExec_t exec = nullptr;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    read_y(&y);
+    EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
+    expect_idle_counters("after graph replays");
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+  }
+}
+
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16"});
@@ -914,6 +1004,11 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     EXPECT_EQ(qmoe::grouped_gemm(good, ws, nullptr, nullptr).code(), StatusCode::kInvalidArgument)
         << "null workspace_bytes";
   }
+  EXPECT_EQ(qmoe::prepare_workspace(nullptr, s.workspace_bytes, nullptr).code(),
+            StatusCode::kInvalidArgument)
+      << "prepare_workspace with a null workspace";
+  EXPECT_EQ(qmoe::prepare_workspace(ws, 255, nullptr).code(), StatusCode::kInvalidArgument)
+      << "prepare_workspace with fewer than 256 bytes";
   EXPECT_EQ(qmoe::dequantize_bank(good.bank, DType::kBF16, nullptr, nullptr).code(),
             StatusCode::kInvalidArgument)
       << "dequantize_bank with null output";
