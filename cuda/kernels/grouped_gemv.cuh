@@ -450,7 +450,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // Partial sums through this warp's own ring: red[r][c][i][lane] (zeros for idle warps).
   // The ring is no longer lane-private here: a lane's red words overlap bytes other lanes
   // copied and read, so every lane's copies must have landed and its reads be done first.
-  const NextItem::Draw drawn = next.draw(p.work);  // used after the reduction (work_queue.cuh)
+  const NextItem::Draw drawn = next.draw();  // used after the reduction (work_queue.cuh)
   cp_async_wait<0>();
   __syncwarp();
   float* red = reinterpret_cast<float*>(ring);
@@ -523,12 +523,11 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const long long halved = half_items(items.total, gridDim.x, group_shift);
   const long long whole = items.total - halved;
   const long long units = whole + 2 * halved;
-  // Units after the first round go to whichever block is free (work_queue.cuh).
-  const bool draws = p.work != nullptr && units > gridDim.x;
+  // Units after the first round go to whichever block is free (work_queue.cuh); each item
+  // publishes the block's next unit in the slot of its parity (the other may still be read).
+  __shared__ long long next_unit[2];
   int parity = 0;
-  for (long long i = blockIdx.x; i < units; parity ^= 1) {
-    const NextItem next{draws, parity};
-    next.start(i);
+  for (long long i = blockIdx.x; i < units; i = next_unit[parity], parity ^= 1) {
     const bool half_item = i >= whole;
     const ItemRef r = items.at(half_item ? whole + ((i - whole) >> 1) : i);
     const int half = half_item ? static_cast<int>(i - whole) & 1 : 0;
@@ -547,6 +546,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
                    static_cast<const xdig::TileInfo*>(p.x_info) + row_records,
                    p.k_tiles};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+    const NextItem next{p.work, i, units, &next_unit[parity]};
     with_expert_decoder(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
@@ -556,9 +556,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
                                                 bar_phases, next);
         });
-    i = next.next();
   }
-  leave_work_queue(p.work, draws);
+  leave_work_queue(p.work, units);
 }
 
 /// The persistent grid of a variant (cached per variant and expert bucket).

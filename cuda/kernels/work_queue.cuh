@@ -37,32 +37,24 @@ struct WorkCounters {
 constexpr unsigned long long kArmed = 0x5A5A5A5A5A5A5A5Aull;
 constexpr unsigned char kArmedByte = 0x5A;
 
-/// The block's next item, in shared memory: item_slots()[parity] of its current item (the
-/// other slot may still be read by the block's threads for the item before).
-__device__ __forceinline__ long long* item_slots() {
-  __shared__ long long slots[2];
-  return slots;
-}
-
-/// A block's claim on its next item. Thread 0 writes the round-robin successor (item +
-/// gridDim.x) to the slot before the item (start); where the launch hands items out (draws),
-/// it draws a ticket when the item's k-tiles are done and publishes item gridDim.x + ticket
-/// before the item's last block barrier, so the atomic's latency runs under the item's
-/// reduction. Only `draws` and `parity` stay live through the item's k-tiles.
+/// A block's claim on its next item: drawn by thread 0 when its k-tiles are done, published
+/// through shared memory before the item's last block barrier, so that the atomic's latency
+/// runs under the item's reduction (the draw's values are not used before publish).
 struct NextItem {
-  bool draws;  ///< the launch has more items than blocks, and a counter
-  int parity;  ///< slot of the current item
+  WorkCounters* work;  ///< null: the static order
+  long long item;      ///< the block's current item
+  long long units;     ///< items of the launch
+  long long* slot;     ///< shared memory, read by the block after the barrier
 
   struct Draw {
     unsigned long long armed;
     unsigned int ticket;
   };
-  __device__ __forceinline__ void start(long long item) const {
-    if (threadIdx.x == 0) item_slots()[parity] = item + gridDim.x;
-  }
-  __device__ __forceinline__ Draw draw(WorkCounters* work) const {
+  /// Thread 0 takes a ticket where a launch has more than one round of items (units >
+  /// gridDim.x; otherwise no block has a second item and there is nothing to hand out).
+  __device__ __forceinline__ Draw draw() const {
     Draw d{0, 0};
-    if (threadIdx.x == 0 && draws) {
+    if (threadIdx.x == 0 && work != nullptr && units > gridDim.x) {
       // Both in flight together; the armed word never changes during a launch.
       d.armed = *static_cast<volatile unsigned long long*>(&work->armed);
       d.ticket = atomicAdd(&work->tickets, 1u);
@@ -70,18 +62,16 @@ struct NextItem {
     return d;
   }
   __device__ __forceinline__ void publish(const Draw& d) const {
-    if (threadIdx.x == 0 && d.armed == kArmed)
-      item_slots()[parity] = static_cast<long long>(gridDim.x) + d.ticket;
+    if (threadIdx.x == 0)
+      *slot = d.armed == kArmed ? static_cast<long long>(gridDim.x) + d.ticket : item + gridDim.x;
   }
-  /// After the item's last barrier: the block's next item.
-  __device__ __forceinline__ long long next() const { return item_slots()[parity]; }
 };
 
 /// Counts the block out (thread 0, after its last draw); the last block resets the counters for
 /// the next launch. Every other block has drawn its last ticket before its exit count, so
-/// nothing draws one after the reset. Launches that drew none (draws false) have nothing to count.
-__device__ __forceinline__ void leave_work_queue(WorkCounters* work, bool draws) {
-  if (threadIdx.x != 0 || !draws) return;
+/// nothing draws one after the reset. Launches of one round drew none: nothing to count.
+__device__ __forceinline__ void leave_work_queue(WorkCounters* work, long long units) {
+  if (threadIdx.x != 0 || work == nullptr || units <= gridDim.x) return;
   __threadfence();
   if (atomicAdd(&work->exits, 1u) == gridDim.x - 1) {
     work->tickets = 0;
