@@ -329,6 +329,13 @@ void reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+/// *sms = the current device's SM count.
+void sm_count(int* sms) {
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
+}
+
 /// Runs each kernel choice on the case for both activation types and checks it.
 void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
                 const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
@@ -457,9 +464,8 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   // two).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  int device = 0, sms = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const int grid = 2 * sms, k = 1024, experts = 8;
   int n = 0;
   long long items = 0, halved = 0;
@@ -792,9 +798,8 @@ TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
   // for the next. Formats of every tile size in one bank.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  int device = 0, sms = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
                                                "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
   // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant), so at
