@@ -7,7 +7,8 @@
 // Work item = (expert with tokens in [min_tokens, max_tokens], group of 16-row strips, block of up
 // to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
-// vary fastest, so its weights are re-read from L2, not HBM. Block = 8 warps. Each warp owns R
+// vary fastest, so its weights are re-read from L2, not HBM. A block runs item blockIdx.x, then
+// whichever item is next when it is free (work_queue.cuh). Block = 8 warps. Each warp owns R
 // strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch; one ring stage is R
 // tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip group
 // (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps

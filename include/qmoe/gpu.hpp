@@ -112,11 +112,12 @@ struct GroupedGemmArgs {
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
-/// first 16 bytes then carry the decode kernel's work counter from call to call. Never allocates, never synchronises;
-/// capturable in a CUDA graph. Rows of y outside [0, offsets[E]) are not written. Stream order
-/// holds as for any launch; where the device and the build's code are sm_90+, the kernels are
-/// launched with programmatic dependent launch, so their launch overlaps the previous kernel's tail
-/// (they wait for it to complete before reading expert_offsets or x or writing y). Numerics: the
+/// first 16 bytes then carry the decode kernel's work counter from call to call. Never
+/// allocates, never synchronises; capturable in a CUDA graph. Rows of y outside [0, offsets[E])
+/// are not written. Stream order holds as for any launch; where the device and the build's code
+/// are sm_90+, the kernels are launched with programmatic dependent launch, so their launch
+/// overlaps the previous kernel's tail (they wait for it to complete before reading
+/// expert_offsets or x or writing y). Numerics: the
 /// prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the activation type);
 /// the decode kernel, for the int formats whose biased codes are exact in the activation type (all
 /// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
@@ -138,7 +139,7 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
 /// (each launch leaves it ready for the next; graph replays included). Calls on a workspace that
 /// was not prepared give the same results with the work items dealt round-robin to the blocks,
 /// which leaves one of a SM's two blocks to run its last items alone (H200: multi-round decode
-/// launches up to ~1.2x the time; docs/dispatch.md §6).
+/// launches up to ~1.13x the time; docs/dispatch.md §6).
 /// Errors: kInvalidArgument (null workspace, workspace_bytes < 256), kUnsupported (no CUDA),
 /// kCudaError.
 Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t stream);
