@@ -406,8 +406,7 @@ template <class Act, class Dec, int kTokens, int kBlocks>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
-                                         uint32_t x_bars, uint32_t& x_phases,
-                                         const NextItem& next) {
+                                         uint32_t x_bars, uint32_t& x_phases) {
   using Tile = TokenTile<kTokens>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
@@ -524,7 +523,6 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
   }
-  const NextItem::Draw drawn = next.draw();  // published after the epilogue (work_queue.cuh)
   cp_async_wait<0>();
   __syncthreads();
 
@@ -547,7 +545,6 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       }
     }
   }
-  next.publish(drawn);
   __syncthreads();
   store_y_tile<Tile::kRows>(ys, Tile::kYStride, t.count, row_block * Tile::kRows, p.n, y_rows);
 }
@@ -579,22 +576,16 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
-  // Items after a block's first go to whichever block is free (work_queue.cuh); each item
-  // publishes the block's next one in the slot of its parity (the other may still be read).
-  __shared__ long long next_item[2];
-  int parity = 0;
-  for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
+  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
-    const NextItem next{p.work, i, items.total, &next_item[parity]};
     with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
         run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
-                                             &x_map, x_bars, x_phases, next);
+                                             &x_map, x_bars, x_phases);
     });
   }
-  leave_work_queue(p.work, items.total);
 #else
   // Never launched: grouped_gemm_wgmma_available is false wherever this body is what runs.
   __trap();

@@ -790,25 +790,21 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   }
 }
 
-TEST(GpuKernels, GroupedGemmHandsOutItemsOnDemandSmall) {
-  // The decode kernel and the wgmma tile kernel (sm_90a; elsewhere the mma.sync tile kernel,
-  // round-robin always): items past a block's first go to whichever block is free, by tickets
-  // from the counters at the front of a prepared workspace (work_queue.cuh); in a workspace
-  // never prepared, to block i % grid. Each output has one writer and a fixed order of sums, so
-  // both give bit-identical y. Several launches and graph replays share one workspace: each
-  // leaves the counters idle for the next. Formats of every tile size in one bank.
+TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
+  // Items past a block's first go to whichever block is free, by tickets from the counters at
+  // the front of a prepared workspace (work_queue.cuh); in a workspace never prepared, to block
+  // i % grid. Each output has one writer and a fixed order of sums, so both give bit-identical
+  // y. Several launches and graph replays share one workspace: each leaves the counters idle
+  // for the next. Formats of every tile size in one bank.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   int sms = 0;
   ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
                                                "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
-  // Decode: a mean above 8 tokens gives 16-token items of at most 2 strips per warp
-  // (choose_variant), so at most 16 strips per item; the counts make 16 token blocks, so
-  // n_strips = 4 * sms gives at least two rounds of items on the 2 * sms blocks. The tile
-  // kernels' items (at most 256 rows: >= sms / 4 per expert with tokens, 1.75 * sms in all)
-  // outnumber their blocks too (one per SM: the int8 and bf16 experts' tiles keep the
-  // two-block tiles out).
+  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant), so at
+  // most 16 strips per item; the counts make 16 token blocks, so n_strips = 4 * sms gives at
+  // least two rounds of items on the 2 * sms blocks.
   const std::vector<int32_t> counts = {40, 1, 48, 24, 0, 17, 33, 25};
   const int64_t n = 4 * sms * 16, k = 256;
   GemmSetup s;
@@ -819,8 +815,9 @@ TEST(GpuKernels, GroupedGemmHandsOutItemsOnDemandSmall) {
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
+  const KernelRun run{KernelChoice::kDecode, 16};
   const std::string label = label_of(f);
-  auto call = [&](DType act, const KernelRun& run, void* ws) {
+  auto call = [&](DType act, void* ws) {
     size_t bytes = s.workspace_bytes;
     const qmoe::Status st = qmoe::grouped_gemm(args_for(s, act, run), ws, &bytes, stream);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -829,7 +826,7 @@ TEST(GpuKernels, GroupedGemmHandsOutItemsOnDemandSmall) {
     y->resize(static_cast<size_t>(s.m_total * n));
     CUDA_CHECK(cudaMemcpy(y->data(), s.y.as<void>(), y->size() * 2, cudaMemcpyDeviceToHost));
   };
-  auto expect_idle_counters = [&](const std::string& when) {
+  auto expect_idle_counters = [&](const char* when) {
     qmoe::dev::WorkCounters c{};
     CUDA_CHECK(cudaMemcpy(&c, s.workspace.as<void>(), sizeof(c), cudaMemcpyDeviceToHost));
     EXPECT_EQ(c.tickets, 0u) << when;
@@ -838,49 +835,43 @@ TEST(GpuKernels, GroupedGemmHandsOutItemsOnDemandSmall) {
   };
   expect_idle_counters("prepared");
   for (DType act : {DType::kBF16, DType::kFP16}) {
-    std::vector<uint16_t> x;
+    std::vector<uint16_t> x, y_plain, y;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, 9102, &s, &x));
     std::vector<double> ref;
     ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
-    for (const KernelRun& run :
-         {KernelRun{KernelChoice::kDecode, 16}, KernelRun{KernelChoice::kPrefill, 16}}) {
-      const std::string name = kernel_name(run.kernel, run.decode_max_tokens);
-      std::vector<uint16_t> y_plain, y;
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    ASSERT_NO_FATAL_FAILURE(call(act, plain.as<void>()));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-rr"));
+    read_y(&y_plain);
+    for (int rep = 0; rep < 3; ++rep) {
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
       CUDA_CHECK(cudaDeviceSynchronize());
-      ASSERT_NO_FATAL_FAILURE(call(act, run, plain.as<void>()));
+      ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
       CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, (name + "-rr").c_str()));
-      read_y(&y_plain);
-      for (int rep = 0; rep < 3; ++rep) {
-        CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-        CUDA_CHECK(cudaDeviceSynchronize());
-        ASSERT_NO_FATAL_FAILURE(call(act, run, s.workspace.as<void>()));
-        CUDA_CHECK(cudaStreamSynchronize(stream));
-        if (rep == 0)
-          ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, (name + "-q").c_str()));
-        read_y(&y);
-        EXPECT_TRUE(y == y_plain) << name << " launch " << rep << ": on-demand order changed y";
-        expect_idle_counters(name + " after a launch");
-      }
-      // Graph replays, back to back, then one more plain launch on the same workspace.
-      cudaGraph_t graph = nullptr;
-      CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-      call(act, run, s.workspace.as<void>());
-      CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-      cudaGraphExec_t exec = nullptr;
-      CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-      CUDA_CHECK(cudaDeviceSynchronize());
-      for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
-      ASSERT_NO_FATAL_FAILURE(call(act, run, s.workspace.as<void>()));
-      CUDA_CHECK(cudaStreamSynchronize(stream));
+      if (rep == 0) ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-q"));
       read_y(&y);
-      EXPECT_TRUE(y == y_plain) << name << " graph replays: on-demand order changed y";
-      expect_idle_counters(name + " after graph replays");
-      CUDA_CHECK(cudaGraphExecDestroy(exec));
-      CUDA_CHECK(cudaGraphDestroy(graph));
+      EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
+      expect_idle_counters("after a launch");
     }
+    // Graph replays, back to back, then one more plain launch on the same workspace.
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    call(act, s.workspace.as<void>());
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    cudaGraphExec_t exec = nullptr;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    read_y(&y);
+    EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
+    expect_idle_counters("after graph replays");
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CUDA_CHECK(cudaGraphDestroy(graph));
   }
 }
 
