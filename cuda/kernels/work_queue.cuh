@@ -2,9 +2,9 @@
 //
 // Why: the decode kernel runs two blocks per SM, and they do not run at the same speed (the
 // warp schedulers favour the older block's warps, presumably): the block that arrived first
-// runs its items faster (H200, session 22:
-// Mixtral int3 at T = 4, on every SM the lower-index block's first item took ~19 us and the
-// other's ~50 us; int4 ~23 against ~25 us, then 16 against 22 us per later item). With items
+// runs its items faster (H200, session 22: Mixtral int3 at T = 4, on every SM the lower-index
+// block's first item took ~19 us and the other's ~50 us; int4 ~23 against ~25 us, then 16
+// against 22 us per later item). With items
 // dealt round-robin (item i to block i % grid) each block gets the same count, so the slow one
 // finishes long after its neighbour and runs its last items alone on a half-empty SM. Items
 // handed out on demand go to whichever block is free.
