@@ -4,10 +4,9 @@
 // warp schedulers favour the older block's warps, presumably): the block that arrived first
 // runs its items faster (H200, session 22: Mixtral int3 at T = 4, on every SM the lower-index
 // block's first item took ~19 us and the other's ~50 us; int4 ~23 against ~25 us, then 16
-// against 22 us per later item). With items
-// dealt round-robin (item i to block i % grid) each block gets the same count, so the slow one
-// finishes long after its neighbour and runs its last items alone on a half-empty SM. Items
-// handed out on demand go to whichever block is free.
+// against 22 us per later item). With items dealt round-robin (item i to block i % grid) each
+// block gets the same count, so the slow one finishes long after its neighbour and runs its last
+// items alone on a half-empty SM. Items handed out on demand go to whichever block is free.
 //
 // How: each block takes item blockIdx.x first (no atomic before any work starts), then tickets
 // from a counter in the call's workspace: item gridDim.x + ticket. Thread 0 draws the next
