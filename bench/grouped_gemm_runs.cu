@@ -84,6 +84,9 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
       a.kernel = kernel;
       a.decode_max_tokens = decode_max_tokens;
       a.integer_decode = integer_decode;
+      // The down projection's offsets are the gate/up call's, final before that call's kernels
+      // ran: as in a model's layer, the w2 call may build its schedule early.
+      a.offsets_precede_previous_kernel = p == 1;
       calls.push_back(a);
     }
   }

@@ -187,6 +187,7 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.y = y.data;
   p.m = m;
   p.offsets = args.expert_offsets;
+  p.early_schedule = args.offsets_precede_previous_kernel ? 1 : 0;
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
   p.min_tile_bytes = dev::min_tile_bytes(b.format_mask);
   bool wgmma = false;

@@ -196,7 +196,7 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 template <class Act, class Dec, int R, int C, bool kImmaLaunch>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings, uint32_t bars,
-                         uint32_t& bar_phases, const NextItem& next) {
+                         uint32_t& bar_phases, const NextItem& next, bool wait_first) {
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
@@ -307,6 +307,9 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
+  // A launch with an early schedule (GemmProblem::early_schedule) waits for the previous kernel
+  // here, in its blocks' first items: the first weights are in flight, x is not read yet.
+  if (wait_first) wait_for_previous_kernel();
   // Strip r's code words and parameter words of stage i (in slot i % kRingStages).
   auto read_strip = [&](int i, int r, uint32_t(&raw)[Dec::kRawWords], typename Dec::RawQuant& rq) {
     const uint8_t* stage = ring + (i % kRingStages) * kStageBytes;
@@ -512,13 +515,20 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     __syncwarp();
   }
   // An expert's items follow from its tile size alone: no decoder dispatch per expert here.
-  const ItemList items = build_item_list(p, smem, [&](int decoder, int tokens) -> long long {
-    const int tile_bytes = decoder_tile_bytes(decoder);
-    if (tile_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
-    const int strips_per_item = groups_per_item * strips_per_warp(tile_bytes, kStripCap);
-    return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
-           ceil_div(tokens, kTokens);
-  });
+  // With an early schedule (offsets and bank final before the previous kernel) the block waits
+  // for that kernel only in its first item, once the item's first weight copies are issued:
+  // schedule and fill then overlap the previous kernel's tail (PDL, sm_90+).
+  bool wait_pending = p.early_schedule != 0;
+  const ItemList items = build_item_list(
+      p, smem,
+      [&](int decoder, int tokens) -> long long {
+        const int tile_bytes = decoder_tile_bytes(decoder);
+        if (tile_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
+        const int strips_per_item = groups_per_item * strips_per_warp(tile_bytes, kStripCap);
+        return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
+               ceil_div(tokens, kTokens);
+      },
+      !wait_pending);
   // The last round's items may run as half items (half_items): whole items first, then the
   // halves, two per split item, one per block.
   const long long halved = half_items(items.total, gridDim.x, group_shift);
@@ -555,9 +565,12 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
           run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
-                                                bar_phases, next);
+                                                bar_phases, next, wait_pending);
         });
+    wait_pending = false;
   }
+  // A block without items waits too: the grid's completion must imply the previous kernel's.
+  if (wait_pending) wait_for_previous_kernel();
   leave_work_queue(p.work, units);
 }
 
@@ -660,8 +673,9 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
   const bool imma = p.x_digits != nullptr;
   if (imma) {
-    // x as digits: one warp per (row, k-tile), a kernel before this launch (which waits for it
-    // as for any previous kernel).
+    // x as digits: one warp per (row, k-tile), a kernel before this launch. It writes neither
+    // the offsets nor the bank and lets this launch start only after its own wait for its
+    // predecessor, so this launch may build its schedule while it runs (early_schedule).
     const int64_t blocks = (p.m * p.k_tiles + kBlockWarps - 1) / kBlockWarps;
     if (blocks > INT_MAX) return cudaErrorInvalidValue;
     const auto* x = static_cast<const unsigned short*>(p.x);
@@ -673,6 +687,7 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
     err = launch_grouped_kernel_args(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
                                      GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
     if (err != cudaSuccess) return err;
+    pv.early_schedule = 1;
   }
   switch (v.strip_cap) {
     case 4:

@@ -78,6 +78,12 @@ struct GemmProblem {
   void* x_info;
   /// Decode kernel: the work counters at the front of the call's workspace (work_queue.cuh).
   WorkCounters* work;
+  /// Decode kernel: offsets and the bank were final before the previous kernel in the stream
+  /// passed its own wait for its predecessor, and that kernel does not write them (grouped_gemm
+  /// sets it after its own x_digits launch, and where the caller promises it:
+  /// GroupedGemmArgs::offsets_precede_previous_kernel). The blocks then build their schedule
+  /// and issue their first item's weight copies before waiting for that kernel (run_item).
+  int early_schedule;
 };
 
 /// Weight-streaming kernel (few tokens per expert; any count works, 16 per work item).

@@ -138,15 +138,17 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 /// Builds the work list at the front of dynamic shared memory (whole block; ends with
-/// __syncthreads), after wait_for_previous_kernel. items_of(decoder, rows) -> long long: work
+/// __syncthreads), after wait_for_previous_kernel where `wait` (a kernel that passes false
+/// must wait before it reads x or writes y, and in every block, so that its completion still
+/// implies the previous kernel's). items_of(decoder, rows) -> long long: work
 /// items of an expert with that decoder id (decoder_id: -1 for none) whose token count lies in
 /// [p.min_tokens, p.max_tokens] (experts outside get none without asking), over its rows, or
 /// with kRowSplit over those that p's row split gives this launch (expert_rows; the kernels
 /// the wgmma launcher splits calls between; the others compile without it).
 template <bool kRowSplit = false, class ItemsOf>
 __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
-                                                    ItemsOf items_of) {
-  wait_for_previous_kernel();
+                                                    ItemsOf items_of, bool wait = true) {
+  if (wait) wait_for_previous_kernel();
   ItemList list;
   list.sched = carve_schedule(smem, p.num_experts);
   list.num_experts = p.num_experts;

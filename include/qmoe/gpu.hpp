@@ -101,6 +101,16 @@ struct GroupedGemmArgs {
   int decode_max_tokens = 0;
   /// The decode kernel's arithmetic for int2 and int8 experts (IntegerDecode).
   IntegerDecode integer_decode = IntegerDecode::kAuto;
+  /// A promise that lets the decode kernel start before the previous kernel in the stream has
+  /// completed (sm_90+, programmatic dependent launch): expert_offsets and the bank are not
+  /// written by that kernel, and were final when it started (or, where it was itself launched
+  /// early, as grouped_gemm's kernels are, when it waited for its predecessor). True for a
+  /// layer's down projection called right after its gate/up projection on the same offsets.
+  /// The decode kernel's blocks then build their work schedule and issue their first weight
+  /// copies while that kernel's last blocks run, and wait for it before reading x (H200:
+  /// docs/dispatch.md §7). false (default): nothing is read before the previous kernel has
+  /// completed. A false promise is a race between the two kernels: results are unspecified.
+  bool offsets_precede_previous_kernel = false;
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,

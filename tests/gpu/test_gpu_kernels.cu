@@ -735,6 +735,12 @@ __global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_
 // kernel writes x and expert_offsets just before grouped_gemm, and a second grouped_gemm reads
 // the first one's y as its x, all on one stream with no host synchronisation in between. Read
 // too early, x is poison (NaN) and the offsets route no rows, so y would be wrong or untouched.
+// The second call runs with and without offsets_precede_previous_kernel (its offsets are the
+// first call's: its decode kernel may build its schedule early, but must read x only after the
+// first call's kernels), each with the integer decode forced on too (whose decode launch always
+// schedules early behind the kernel converting x), and with both calls in kAuto (decode, then
+// tile kernel) or in the decode kernel alone (then the second call's early blocks start while
+// the first call's decode launch is still writing the rows they read).
 TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
@@ -752,10 +758,18 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const KernelRun run{KernelChoice::kAuto, 16};
-  for (DType act : {DType::kBF16, DType::kFP16}) {
+  for (int variant = 0; variant < 16; ++variant) {
+    const DType act = (variant & 1) != 0 ? DType::kFP16 : DType::kBF16;
+    const bool early = (variant & 2) != 0;
+    const bool imma = (variant & 4) != 0;
+    const bool decode_only = (variant & 8) != 0;
+    const KernelRun run{decode_only ? KernelChoice::kDecode : KernelChoice::kAuto,
+                        decode_only ? 0 : 16,
+                        imma ? qmoe::IntegerDecode::kOn : qmoe::IntegerDecode::kAuto};
+    const std::string label = std::string(early ? "early" : "plain") + (imma ? "+imma" : "") +
+                              (decode_only ? "/decode" : "/auto16");
     std::vector<uint16_t> x;
-    ASSERT_NO_FATAL_FAILURE(upload_x(act, 7102, &s, &x));  // into s.x; staged below
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, 7102 + static_cast<uint32_t>(variant), &s, &x));
     CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));
     CUDA_CHECK(cudaMemset(s.x.as<void>(), 0xFF, s.x.bytes()));
     CUDA_CHECK(cudaMemset(s.offsets_dev.as<void>(), 0, s.offsets_dev.bytes()));
@@ -771,6 +785,7 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
     qmoe::GroupedGemmArgs second = first;
     second.x = qmoe::matrix_view(static_cast<const void*>(s.y.as<void>()), s.m_total, kDim, act);
     second.y = qmoe::matrix_view(y2.as<void>(), s.m_total, kDim, act);
+    second.offsets_precede_previous_kernel = early;
     for (const qmoe::GroupedGemmArgs* a : {&first, &second}) {
       size_t bytes = s.workspace_bytes;
       const qmoe::Status st = qmoe::grouped_gemm(*a, s.workspace.as<void>(), &bytes, stream);
@@ -780,13 +795,13 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
 
     std::vector<double> ref;
     ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
-    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain1", label_of(f), "auto16"));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain1", label_of(f), label.c_str()));
     // The second call against the reference of the first call's actual output.
     std::vector<uint16_t> y1(static_cast<size_t>(s.m_total * kDim));
     CUDA_CHECK(cudaMemcpy(y1.data(), s.y.as<void>(), y1.size() * 2, cudaMemcpyDeviceToHost));
     ASSERT_NO_FATAL_FAILURE(reference(s, act, y1, &ref));
     CUDA_CHECK(cudaMemcpy(s.y.as<void>(), y2.as<void>(), y2.bytes(), cudaMemcpyDeviceToDevice));
-    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain2", label_of(f), "auto16"));
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain2", label_of(f), label.c_str()));
   }
 }
 
