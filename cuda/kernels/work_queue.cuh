@@ -37,6 +37,13 @@ struct WorkCounters {
 constexpr unsigned long long kArmed = 0x5A5A5A5A5A5A5A5Aull;
 constexpr unsigned char kArmedByte = 0x5A;
 
+/// Whether a launch hands items out through the counters: a workspace was given and some block
+/// has a second item (more items than blocks). NextItem::draw and leave_work_queue must agree:
+/// a launch that draws tickets must also count its blocks out, or the counters never reset.
+__device__ __forceinline__ bool hands_out_items(const WorkCounters* work, long long units) {
+  return work != nullptr && units > gridDim.x;
+}
+
 /// A block's claim on its next item: drawn by thread 0 when its k-tiles are done, published
 /// through shared memory before the item's last block barrier, so that the atomic's latency
 /// runs under the item's reduction (the draw's values are not used before publish).
@@ -54,7 +61,7 @@ struct NextItem {
   /// gridDim.x; otherwise no block has a second item and there is nothing to hand out).
   __device__ __forceinline__ Draw draw() const {
     Draw d{0, 0};
-    if (threadIdx.x == 0 && work != nullptr && units > gridDim.x) {
+    if (threadIdx.x == 0 && hands_out_items(work, units)) {
       // Both in flight together; the armed word never changes during a launch.
       d.armed = *static_cast<volatile unsigned long long*>(&work->armed);
       d.ticket = atomicAdd(&work->tickets, 1u);
@@ -71,7 +78,7 @@ struct NextItem {
 /// the next launch. Every other block has drawn its last ticket before its exit count, so
 /// nothing draws one after the reset. Launches of one round drew none: nothing to count.
 __device__ __forceinline__ void leave_work_queue(WorkCounters* work, long long units) {
-  if (threadIdx.x != 0 || work == nullptr || units <= gridDim.x) return;
+  if (threadIdx.x != 0 || !hands_out_items(work, units)) return;
   __threadfence();
   if (atomicAdd(&work->exits, 1u) == gridDim.x - 1) {
     work->tickets = 0;
