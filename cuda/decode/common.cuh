@@ -302,11 +302,6 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
       "l"(src), "r"(bytes), "r"(bar)
       : "memory");
 }
-/// Asks the bulk copy engine to bring `bytes` (a multiple of 16) at global src (16-byte aligned)
-/// into L2; nothing to wait for (a hint). sm_90+.
-__device__ __forceinline__ void bulk_prefetch_l2(const void* src, uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
-}
 /// cp.async and st.shared are generic-proxy writes; wgmma and bulk copies access shared memory
 /// through the async proxy: each thread fences its own accesses before the barrier that orders
 /// them against the async ones.

@@ -308,17 +308,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     cp_async_commit();
   }
   // A launch with an early schedule (GemmProblem::early_schedule) waits for the previous kernel
-  // here, in its blocks' first items: the first weights are in flight, x is not read yet. While
-  // it waits, the rest of the warp's run of this item goes to L2 (lane r: strip r's tiles, which
-  // lie side by side), so that its later stages are L2 hits.
-  if (wait_first) {
-    if constexpr (kAsyncProxy) {
-      if (lane < R && lane < valid_strips && tiles > kAhead)
-        bulk_prefetch_l2(codes0 + lane * strip_bytes + tile_of(kAhead) * Dec::kTileBytes,
-                         (tiles - kAhead) * Dec::kTileBytes);
-    }
-    wait_for_previous_kernel();
-  }
+  // here, in its blocks' first items: the first weights are in flight, x is not read yet.
+  if (wait_first) wait_for_previous_kernel();
   // Strip r's code words and parameter words of stage i (in slot i % kRingStages).
   auto read_strip = [&](int i, int r, uint32_t(&raw)[Dec::kRawWords], typename Dec::RawQuant& rq) {
     const uint8_t* stage = ring + (i % kRingStages) * kStageBytes;
