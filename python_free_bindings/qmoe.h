@@ -189,6 +189,44 @@ QMOE_API qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const D
                                          qmoe_kernel_t kernel, int32_t decode_max_tokens,
                                          void* workspace, size_t* workspace_bytes, void* stream);
 
+/** How the decode kernel multiplies int2 and int8 experts (qmoe::IntegerDecode,
+ *  docs/dispatch.md §5). */
+typedef enum {
+  QMOE_INTEGER_DECODE_AUTO = 0, /**< the integer decode where it measured faster (the default) */
+  QMOE_INTEGER_DECODE_OFF = 1,  /**< codes in bf16 / fp16 mma, scales on the fp32 sums */
+  QMOE_INTEGER_DECODE_ON = 2,   /**< codes in integer mma, x as 16-bit fixed point per k-tile */
+  QMOE_INTEGER_DECODE_FORCE_INT32 = 0x7fffffff
+} qmoe_integer_decode_t;
+
+/** Options of qmoe_grouped_gemm_ex (the C++ API's GroupedGemmArgs fields). Fill them with
+ *  qmoe_grouped_gemm_options_init (the defaults, and struct_size), then change what you need. */
+typedef struct {
+  /** sizeof(qmoe_grouped_gemm_options_t) as the caller was compiled: a library built from
+   *  another header version rejects a size it does not know (QMOE_STATUS_INVALID_ARGUMENT). */
+  uint32_t struct_size;
+  qmoe_kernel_t kernel;                 /**< QMOE_KERNEL_AUTO */
+  int32_t decode_max_tokens;            /**< QMOE_DEFAULT_DECODE_MAX_TOKENS (0..64) */
+  qmoe_integer_decode_t integer_decode; /**< QMOE_INTEGER_DECODE_AUTO */
+  /** 0 (default) or 1: the promise that expert_offsets and the bank are not written by the
+   *  previous kernel in the stream and were final when it started (or, where it was itself
+   *  launched early, as qmoe's kernels are, when it waited for its predecessor); e.g. a
+   *  layer's down projection called right after its gate/up projection on the same offsets.
+   *  On sm_90+ the decode kernel then builds its schedule and starts its first weight copies
+   *  while that kernel finishes (docs/dispatch.md §7). A false promise is a race. */
+  int32_t offsets_precede_previous_kernel;
+} qmoe_grouped_gemm_options_t;
+
+/** Writes the default options, struct_size included; NULL is a no-op. */
+QMOE_API void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* options);
+
+/** qmoe_grouped_gemm with every option of the C++ API; options NULL = the defaults. The same
+ *  contract and errors, plus INVALID_ARGUMENT for an unknown struct_size, integer_decode or
+ *  offsets_precede_previous_kernel other than 0 or 1. */
+QMOE_API qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,
+                                            const DLTensor* expert_offsets, DLTensor* y,
+                                            const qmoe_grouped_gemm_options_t* options,
+                                            void* workspace, size_t* workspace_bytes, void* stream);
+
 /** Arms a qmoe_grouped_gemm workspace (at least 256 bytes) for the decode kernel's on-demand
  *  work hand-out: writes its first 16 bytes on `stream` (a cudaStream_t; NULL = default
  *  stream; capturable). Call once after allocating it, and again after anything but qmoe wrote

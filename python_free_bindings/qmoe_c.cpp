@@ -305,6 +305,72 @@ Status check_size(size_t got, const Checked& to) {
   return Status::ok();
 }
 
+Status to_integer_decode(const qmoe_integer_decode_t& decode, qmoe::IntegerDecode* out) {
+  switch (raw_value(decode)) {
+    case QMOE_INTEGER_DECODE_AUTO:
+      *out = qmoe::IntegerDecode::kAuto;
+      return Status::ok();
+    case QMOE_INTEGER_DECODE_OFF:
+      *out = qmoe::IntegerDecode::kOff;
+      return Status::ok();
+    case QMOE_INTEGER_DECODE_ON:
+      *out = qmoe::IntegerDecode::kOn;
+      return Status::ok();
+  }
+  return invalid_argument("unknown integer_decode " + std::to_string(raw_value(decode)));
+}
+
+/// qmoe_grouped_gemm(_ex)'s checks and call; options NULL = the defaults.
+Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
+                         const DLTensor* expert_offsets, DLTensor* y,
+                         const qmoe_grouped_gemm_options_t* options, void* workspace,
+                         size_t* workspace_bytes, void* stream) {
+  QMOE_RETURN_IF_ERROR(require_gpu());
+  qmoe_grouped_gemm_options_t opt;
+  qmoe_grouped_gemm_options_init(&opt);
+  if (options != nullptr) {
+    if (options->struct_size != sizeof(qmoe_grouped_gemm_options_t))
+      return invalid_argument("options.struct_size = " + std::to_string(options->struct_size) +
+                              ", this library's is " +
+                              std::to_string(sizeof(qmoe_grouped_gemm_options_t)) +
+                              " (qmoe_grouped_gemm_options_init sets it)");
+    opt = *options;
+  }
+  if (bank == nullptr || workspace_bytes == nullptr)
+    return invalid_argument("bank and workspace_bytes must not be null");
+  if (opt.offsets_precede_previous_kernel != 0 && opt.offsets_precede_previous_kernel != 1)
+    return invalid_argument("offsets_precede_previous_kernel must be 0 or 1, got " +
+                            std::to_string(opt.offsets_precede_previous_kernel));
+  const qmoe::DeviceBankView& view = bank->bank.view();
+  const unsigned act = bit(Elem::kBF16) | bit(Elem::kFP16);
+  Checked xc, yc, oc;
+  QMOE_RETURN_IF_ERROR(check_tensor(x, "x", kDLCUDA, act, {kAnyDim, view.k}, &xc));
+  const int64_t m = xc.dims[0];
+  QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCUDA, act, {m, view.n}, &yc));
+  QMOE_RETURN_IF_ERROR(check_tensor(expert_offsets, "expert_offsets", kDLCUDA, bit(Elem::kI32),
+                                    {int64_t{view.num_experts} + 1}, &oc));
+  if (xc.elem != yc.elem) return invalid_argument("x and y must have the same dtype");
+  if (x->device.device_id != y->device.device_id ||
+      x->device.device_id != expert_offsets->device.device_id)
+    return invalid_argument("x, y and expert_offsets must be on the same device");
+  int current = 0;
+  QMOE_RETURN_IF_ERROR(qmoe::current_device(&current));
+  if (x->device.device_id != current)
+    return invalid_argument("x, y and expert_offsets are on device " +
+                            std::to_string(x->device.device_id) + ", the current device is " +
+                            std::to_string(current) + " (cudaSetDevice)");
+  qmoe::GroupedGemmArgs args;
+  QMOE_RETURN_IF_ERROR(to_kernel(opt.kernel, &args.kernel));
+  QMOE_RETURN_IF_ERROR(to_integer_decode(opt.integer_decode, &args.integer_decode));
+  args.bank = view;
+  args.x = qmoe::matrix_view(static_cast<const void*>(xc.data), m, view.k, act_dtype(xc.elem));
+  args.y = qmoe::matrix_view(yc.data, m, view.n, act_dtype(yc.elem));
+  args.expert_offsets = static_cast<const int32_t*>(oc.data);
+  args.decode_max_tokens = opt.decode_max_tokens;
+  args.offsets_precede_previous_kernel = opt.offsets_precede_previous_kernel != 0;
+  return qmoe::grouped_gemm(args, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+}
+
 }  // namespace
 
 // ---- versions and errors ----------------------------------------------------------------
@@ -551,40 +617,37 @@ void qmoe_device_bank_destroy(qmoe_device_bank_t* bank) {
   delete bank;
 }
 
+void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* options) {
+  if (options == nullptr) return;
+  *options = qmoe_grouped_gemm_options_t{};
+  options->struct_size = sizeof(qmoe_grouped_gemm_options_t);
+  options->kernel = QMOE_KERNEL_AUTO;
+  options->decode_max_tokens = QMOE_DEFAULT_DECODE_MAX_TOKENS;
+  options->integer_decode = QMOE_INTEGER_DECODE_AUTO;
+  options->offsets_precede_previous_kernel = 0;
+}
+
+qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,
+                                   const DLTensor* expert_offsets, DLTensor* y,
+                                   const qmoe_grouped_gemm_options_t* options, void* workspace,
+                                   size_t* workspace_bytes, void* stream) {
+  return guarded("qmoe_grouped_gemm_ex", [&]() -> Status {
+    return grouped_gemm_call(bank, x, expert_offsets, y, options, workspace, workspace_bytes,
+                             stream);
+  });
+}
+
 qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const DLTensor* x,
                                 const DLTensor* expert_offsets, DLTensor* y, qmoe_kernel_t kernel,
                                 int32_t decode_max_tokens, void* workspace, size_t* workspace_bytes,
                                 void* stream) {
   return guarded("qmoe_grouped_gemm", [&]() -> Status {
-    QMOE_RETURN_IF_ERROR(require_gpu());
-    if (bank == nullptr || workspace_bytes == nullptr)
-      return invalid_argument("bank and workspace_bytes must not be null");
-    const qmoe::DeviceBankView& view = bank->bank.view();
-    const unsigned act = bit(Elem::kBF16) | bit(Elem::kFP16);
-    Checked xc, yc, oc;
-    QMOE_RETURN_IF_ERROR(check_tensor(x, "x", kDLCUDA, act, {kAnyDim, view.k}, &xc));
-    const int64_t m = xc.dims[0];
-    QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCUDA, act, {m, view.n}, &yc));
-    QMOE_RETURN_IF_ERROR(check_tensor(expert_offsets, "expert_offsets", kDLCUDA, bit(Elem::kI32),
-                                      {int64_t{view.num_experts} + 1}, &oc));
-    if (xc.elem != yc.elem) return invalid_argument("x and y must have the same dtype");
-    if (x->device.device_id != y->device.device_id ||
-        x->device.device_id != expert_offsets->device.device_id)
-      return invalid_argument("x, y and expert_offsets must be on the same device");
-    int current = 0;
-    QMOE_RETURN_IF_ERROR(qmoe::current_device(&current));
-    if (x->device.device_id != current)
-      return invalid_argument("x, y and expert_offsets are on device " +
-                              std::to_string(x->device.device_id) + ", the current device is " +
-                              std::to_string(current) + " (cudaSetDevice)");
-    qmoe::GroupedGemmArgs args;
-    QMOE_RETURN_IF_ERROR(to_kernel(kernel, &args.kernel));
-    args.bank = view;
-    args.x = qmoe::matrix_view(static_cast<const void*>(xc.data), m, view.k, act_dtype(xc.elem));
-    args.y = qmoe::matrix_view(yc.data, m, view.n, act_dtype(yc.elem));
-    args.expert_offsets = static_cast<const int32_t*>(oc.data);
-    args.decode_max_tokens = decode_max_tokens;
-    return qmoe::grouped_gemm(args, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+    qmoe_grouped_gemm_options_t options;
+    qmoe_grouped_gemm_options_init(&options);
+    options.kernel = kernel;
+    options.decode_max_tokens = decode_max_tokens;
+    return grouped_gemm_call(bank, x, expert_offsets, y, &options, workspace, workspace_bytes,
+                             stream);
   });
 }
 

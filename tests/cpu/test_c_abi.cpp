@@ -669,6 +669,24 @@ TEST(CAbiErrors, LastErrorIsPerThreadAndKeptAcrossSuccessfulCalls) {
   EXPECT_EQ(last_error(), mine);
 }
 
+TEST(CAbiOptions, InitWritesTheDefaultsAndTheStructSize) {
+  qmoe_grouped_gemm_options_t o;
+  std::memset(&o, 0x5A, sizeof(o));
+  qmoe_grouped_gemm_options_init(&o);
+  EXPECT_EQ(o.struct_size, sizeof(qmoe_grouped_gemm_options_t));
+  EXPECT_EQ(o.kernel, QMOE_KERNEL_AUTO);
+  EXPECT_EQ(o.decode_max_tokens, QMOE_DEFAULT_DECODE_MAX_TOKENS);
+  EXPECT_EQ(o.integer_decode, QMOE_INTEGER_DECODE_AUTO);
+  EXPECT_EQ(o.offsets_precede_previous_kernel, 0);
+  // The C++ API's defaults, field by field.
+  const qmoe::GroupedGemmArgs cpp;
+  EXPECT_EQ(static_cast<int>(cpp.kernel), static_cast<int>(o.kernel));
+  EXPECT_EQ(cpp.decode_max_tokens, o.decode_max_tokens);
+  EXPECT_EQ(static_cast<int>(cpp.integer_decode), static_cast<int>(o.integer_decode));
+  EXPECT_EQ(cpp.offsets_precede_previous_kernel, o.offsets_precede_previous_kernel != 0);
+  qmoe_grouped_gemm_options_init(nullptr);  // a no-op
+}
+
 TEST(CAbiGpu, WithoutADeviceEveryGpuCallIsUnsupported) {
   if (qmoe::gpu_available()) GTEST_SKIP() << "a CUDA device is visible";
   std::vector<float> w = gaussian(32 * 128, 1.0f, 40);
@@ -699,6 +717,12 @@ TEST(CAbiGpu, WithoutADeviceEveryGpuCallIsUnsupported) {
             QMOE_STATUS_UNSUPPORTED);
   EXPECT_EQ(bytes, 999u);
   EXPECT_NE(last_error().find("qmoe_grouped_gemm: "), std::string::npos) << last_error();
+  qmoe_grouped_gemm_options_t options;
+  qmoe_grouped_gemm_options_init(&options);
+  EXPECT_EQ(qmoe_grouped_gemm_ex(nullptr, &xt, &ot, &yt, &options, nullptr, &bytes, nullptr),
+            QMOE_STATUS_UNSUPPORTED);
+  EXPECT_EQ(bytes, 999u);
+  EXPECT_NE(last_error().find("qmoe_grouped_gemm_ex: "), std::string::npos) << last_error();
   alignas(16) static unsigned char ws[256];
   EXPECT_EQ(qmoe_prepare_workspace(ws, sizeof(ws), nullptr), QMOE_STATUS_UNSUPPORTED);
   EXPECT_NE(last_error().find("qmoe_prepare_workspace: "), std::string::npos) << last_error();

@@ -166,24 +166,27 @@ void check_y(const Problem& p, DType act, const std::vector<double>& ref, cudaSt
 }
 
 /// Poisons y, then the CUB-style pair on `stream`: the size query, a workspace of that size
-/// (prepared), the run. Synchronises the stream before returning (the workspace is freed).
-void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream) {
+/// (prepared), the run; by qmoe_grouped_gemm(kernel), or by qmoe_grouped_gemm_ex(ex) where ex
+/// is given. Synchronises the stream before returning (the workspace is freed).
+void run_gemm(Problem* p, DType act, qmoe_kernel_t kernel, cudaStream_t stream,
+              const qmoe_grouped_gemm_options_t* ex = nullptr) {
   CUDA_CHECK(cudaMemsetAsync(p->y.as<void>(), 0xFF, p->y.bytes(), stream));
   const DLTensor x = p->x_t(act), offsets = p->offsets_t();
   DLTensor y = p->y_t(act);
+  auto call = [&](void* workspace, size_t* bytes) {
+    return ex != nullptr
+               ? qmoe_grouped_gemm_ex(p->device_bank, &x, &offsets, &y, ex, workspace, bytes,
+                                      stream)
+               : qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
+                                   QMOE_DEFAULT_DECODE_MAX_TOKENS, workspace, bytes, stream);
+  };
   size_t bytes = 0;
-  ASSERT_EQ(qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
-                              QMOE_DEFAULT_DECODE_MAX_TOKENS, nullptr, &bytes, stream),
-            QMOE_STATUS_OK)
-      << last_error();
+  ASSERT_EQ(call(nullptr, &bytes), QMOE_STATUS_OK) << last_error();
   DeviceBuffer workspace;
   CUDA_CHECK(workspace.alloc(bytes));
   ASSERT_EQ(qmoe_prepare_workspace(workspace.as<void>(), bytes, stream), QMOE_STATUS_OK)
       << last_error();
-  ASSERT_EQ(qmoe_grouped_gemm(p->device_bank, &x, &offsets, &y, kernel,
-                              QMOE_DEFAULT_DECODE_MAX_TOKENS, workspace.as<void>(), &bytes, stream),
-            QMOE_STATUS_OK)
-      << last_error();
+  ASSERT_EQ(call(workspace.as<void>(), &bytes), QMOE_STATUS_OK) << last_error();
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
@@ -214,6 +217,27 @@ TEST(CAbiGpu, GroupedGemmMatchesCpuReferenceForEveryKernelOnACallerStream) {
       ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &ref));
       ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, kernel, stream.get()));
       ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, stream.get(), kernel_name(kernel)));
+    }
+    // qmoe_grouped_gemm_ex with the options qmoe_grouped_gemm lacks: the integer decode forced
+    // on and off, a per-expert threshold, the early-start promise (true here: the offsets were
+    // uploaded before any kernel of this stream ran).
+    qmoe_grouped_gemm_options_t decode_imma, auto16;
+    qmoe_grouped_gemm_options_init(&decode_imma);
+    decode_imma.kernel = QMOE_KERNEL_DECODE;
+    decode_imma.integer_decode = QMOE_INTEGER_DECODE_ON;
+    decode_imma.offsets_precede_previous_kernel = 1;
+    qmoe_grouped_gemm_options_init(&auto16);
+    auto16.decode_max_tokens = 16;
+    auto16.integer_decode = QMOE_INTEGER_DECODE_OFF;
+    for (const auto* options : {&decode_imma, &auto16}) {
+      const char* what = options == &auto16 ? "ex:auto16" : "ex:imma";
+      SCOPED_TRACE(std::string(qmoe::dtype_name(act)) + " " + what);
+      std::vector<uint16_t> x;
+      ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, ++seed, stream.get(), &x));
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &ref));
+      ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, QMOE_KERNEL_AUTO, stream.get(), options));
+      ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, stream.get(), what));
     }
   }
 }
@@ -417,6 +441,46 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
     int64_t written = 0;
     for (uint16_t v : y) written += v != kPoison;
     for (uint16_t v : g_host_y) written += v != kPoison;
+    EXPECT_EQ(written, 0) << "a rejected call wrote y";
+  }
+
+  // qmoe_grouped_gemm_ex's own options: each bad one is rejected, by the size query too.
+  {
+    qmoe_grouped_gemm_options_t defaults;
+    qmoe_grouped_gemm_options_init(&defaults);
+    const std::vector<std::pair<const char*, std::function<void(qmoe_grouped_gemm_options_t&)>>>
+        bad_options = {
+            {"struct_size", [](qmoe_grouped_gemm_options_t& o) { o.struct_size -= 4; }},
+            {"integer_decode",
+             [](qmoe_grouped_gemm_options_t& o) {
+               o.integer_decode = static_cast<qmoe_integer_decode_t>(3);
+             }},
+            {"offsets_precede_previous_kernel",
+             [](qmoe_grouped_gemm_options_t& o) { o.offsets_precede_previous_kernel = 2; }},
+            {"kernel",
+             [](qmoe_grouped_gemm_options_t& o) { o.kernel = static_cast<qmoe_kernel_t>(9); }},
+            {"decode_max_tokens", [](qmoe_grouped_gemm_options_t& o) { o.decode_max_tokens = 65; }},
+        };
+    for (const auto& [what, edit] : bad_options) {
+      SCOPED_TRACE(what);
+      qmoe_grouped_gemm_options_t o = defaults;
+      edit(o);
+      for (void* ws : {good.workspace, static_cast<void*>(nullptr)}) {
+        size_t bytes = ws != nullptr ? needed : kSentinelBytes;
+        const size_t given = bytes;
+        EXPECT_EQ(qmoe_grouped_gemm_ex(good.bank, &good.x, &good.offsets, &good.y, &o, ws, &bytes,
+                                       nullptr),
+                  QMOE_STATUS_INVALID_ARGUMENT);
+        EXPECT_EQ(last_error().rfind("qmoe_grouped_gemm_ex: ", 0), 0u) << last_error();
+        EXPECT_NE(last_error().find(what), std::string::npos) << last_error();
+        EXPECT_EQ(bytes, given);
+      }
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> y;
+    ASSERT_NO_FATAL_FAILURE(read_y(p, nullptr, &y));
+    int64_t written = 0;
+    for (uint16_t v : y) written += v != kPoison;
     EXPECT_EQ(written, 0) << "a rejected call wrote y";
   }
 
