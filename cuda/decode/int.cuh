@@ -241,13 +241,12 @@ struct IntDecoder {
   /// it: decode_imma, kernel_split.cuh): the codes themselves, as u8, are the A operand of
   /// mma.m16n8k32 and x comes as two 8-bit digits of a 16-bit fixed-point copy (x_digits.cuh);
   /// W x = s * s_x * (sum q x_int - z sum x_int) per group, the sums exact in int32. kImmaMap:
-  /// which order of k the lane's A bytes take (x_digits writes x's digits in both): 1 for int2,
-  /// 0 for int8, -1 (none) otherwise. Measured on the H200 against the bf16 affine decode
-  /// (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's time on large launches, int8
-  /// 0.93-1.0x; int4 (split by one mask and one shift per two registers, the k-tile loop 23 %
-  /// fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode; int3's 1-bit plane would
-  /// need a different shift per byte.
-  static constexpr int kImmaMap = BITS == 2 ? 1 : BITS == 8 ? 0 : -1;
+  /// which order of k the lane's A bytes take (x_digits writes x's digits in both): 1 for int2
+  /// and int3 (whose 2-bit plane is int2's), 0 for int8, -1 (none) otherwise. Measured on the H200
+  /// against the bf16 affine decode (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's
+  /// time on large launches, int8 0.93-1.0x; int4 (split by one mask and one shift per two
+  /// registers, the k-tile loop 23 % fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode.
+  static constexpr int kImmaMap = BITS == 2 || BITS == 3 ? 1 : BITS == 8 ? 0 : -1;
   /// IMMAs (k32) per group of the tile.
   static constexpr int kImmaPerGroup = 4 / GPT;
   struct ImmaQuant {
@@ -272,12 +271,26 @@ struct IntDecoder {
   /// byte; shifts 0, 2, 4, 6 and one mask give the four registers (k = 2 tig, 2 tig + 16,
   /// 2 tig + 1, 2 tig + 17 of the IMMA's 32, plus 8 for registers 2 and 3: map 1). int8: a
   /// byte per code already; one PRMT per register gathers a row's bytes from a sub-tile's two
-  /// words (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0).
+  /// words (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0). int3: int2's
+  /// bytes from the 2-bit plane, plus bit 2 from the 1-bit plane, where pair p's two codes sit at
+  /// bits p % 16 and 16 + p % 16 of word p / 16 (CodePlane): register r of IMMA i needs the bits
+  /// of pairs 8 i + r and 8 i + 4 + r, 4 apart there and 8 apart in the register. One PRMT of
+  /// the word and the word >> 4 per IMMA puts them 8 apart (byte n, bit r), so that each register
+  /// takes one shift and one LOP3 more than int2's.
   __device__ static void imma_a(const uint32_t (&raw)[kRawWords], int i, uint32_t (&a)[4]) {
     static_assert(kImmaMap >= 0, "no integer-mma decode for this format");
     if constexpr (BITS == 2) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) a[r] = (raw[i] >> (2 * r)) & 0x03030303u;
+    } else if constexpr (BITS == 3) {
+      const uint32_t high = raw[Low::kWords + i / 2] >> (8 * (i % 2));
+      // Bytes: codes 0 of pairs 8i..8i+3, of 8i+4..8i+7, codes 1 of the same (bit r: pair + r).
+      const uint32_t spread = __byte_perm(high, high >> 4, 0x6240);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const uint32_t bit2 = r <= 2 ? spread << (2 - r) : spread >> (r - 2);
+        a[r] = ((raw[i] >> (2 * r)) & 0x03030303u) | (bit2 & 0x04040404u);
+      }
     } else {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {

@@ -96,7 +96,7 @@ constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 /// kOn forces it for int2 and int8 experts in any bank.
 inline bool decode_imma(const GroupedGemmArgs& a) {
   const uint32_t mask = a.bank.format_mask;
-  const uint32_t imma = kImmaInt2Mask | kImmaInt8Mask;
+  const uint32_t imma = kImmaInt2Mask | kImmaInt3Mask | kImmaInt8Mask;
   if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
   if ((mask & ~kImmaInt2Mask) != 0) return false;
