@@ -178,7 +178,7 @@ typedef enum {
  *  enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
- *  integer decode of int2 and int8 experts, which this call takes by its default rule, as
+ *  integer decode of int2, int3 and int8 experts, which this call takes by its default rule, as
  *  qmoe::IntegerDecode::kAuto); otherwise *workspace_bytes is the workspace size and the
  *  kernels are enqueued on `stream`
  *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).
@@ -189,7 +189,7 @@ QMOE_API qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const D
                                          qmoe_kernel_t kernel, int32_t decode_max_tokens,
                                          void* workspace, size_t* workspace_bytes, void* stream);
 
-/** How the decode kernel multiplies int2 and int8 experts (qmoe::IntegerDecode,
+/** How the decode kernel multiplies int2, int3 and int8 experts (qmoe::IntegerDecode,
  *  docs/dispatch.md §5). */
 typedef enum {
   QMOE_INTEGER_DECODE_AUTO = 0, /**< the integer decode where it measured faster (the default) */

@@ -245,7 +245,8 @@ struct IntDecoder {
   /// and int3 (whose 2-bit plane is int2's), 0 for int8, -1 (none) otherwise. Measured on the H200
   /// against the bf16 affine decode (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's
   /// time on large launches, int8 0.93-1.0x; int4 (split by one mask and one shift per two
-  /// registers, the k-tile loop 23 % fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode.
+  /// registers, the k-tile loop 23 % fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode;
+  /// int3 0.69-0.97x (session 23, bench/results/s23-2026-12-03/ab-int3-imma).
   static constexpr int kImmaMap = BITS == 2 || BITS == 3 ? 1 : BITS == 8 ? 0 : -1;
   /// IMMAs (k32) per group of the tile.
   static constexpr int kImmaPerGroup = 4 / GPT;

@@ -85,20 +85,26 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 /// small shapes ran 1.18-1.21x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 
-/// Whether the call's decode launch takes the integer-mma decode for its int2 and int8 experts
-/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items). kAuto
-/// takes it only for banks of int2 experts alone (measured, bench/results/s19-2026-12-03):
+/// Whether the call's decode launch takes the integer-mma decode for its int2, int3 and int8
+/// experts (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
+/// kAuto takes it for banks of int3 experts alone, and for banks of int2 experts alone above a
+/// size (measured, bench/results/s23-2026-12-03/ab-int3-imma and s19-2026-12-03):
+/// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
+///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
+///   16, one-token small shapes included (0.94-0.97x, conversion kernel and all);
 /// - int8 gained 0.91-0.97x only on DeepSeek-V3 and Mixtral at 8+ active experts, and where a
 ///   layer's gate/up launch took it and its down launch did not (any size bound between the
 ///   two, whose code bytes differ 2x) the small shapes' T = 16 rows ran 1.015-1.02x;
-/// - banks mixing int3, int4 or dense experts with them (mixed:rr) ran 1.03-1.06x on the small
-///   shapes at T = 16, and 1.06-1.25x with that gate/up-only split.
-/// kOn forces it for int2 and int8 experts in any bank.
+/// - banks mixing int3, int4 or dense experts with int2 / int8 (mixed:rr) ran 1.03-1.06x on the
+///   small shapes at T = 16, and 1.06-1.25x with that gate/up-only split (measured before int3
+///   had the integer decode; mixed banks with it are not measured under kAuto).
+/// kOn forces it for int2, int3 and int8 experts in any bank.
 inline bool decode_imma(const GroupedGemmArgs& a) {
   const uint32_t mask = a.bank.format_mask;
   const uint32_t imma = kImmaInt2Mask | kImmaInt3Mask | kImmaInt8Mask;
   if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
+  if ((mask & ~kImmaInt3Mask) == 0) return true;
   if ((mask & ~kImmaInt2Mask) != 0) return false;
   const int64_t m = a.x.rows;
   const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;

@@ -4,7 +4,8 @@
 // Why: with bf16 mma the int codes must become bf16 pairs first (one SHF + one LOP3 per pair of
 // weights). mma.m16n8k32 on u8 codes takes four codes per register, split out of their words by
 // one shift and one mask for int2 (one register of four codes against two bf16 pairs) and one
-// PRMT for int8 (against two bf16 parts with two mma each); int4 measured no faster with it
+// PRMT for int8 (against two bf16 parts with two mma each), int2's plus one PRMT per IMMA and a
+// shift and LOP3 per register for int3 (int2's k order); int4 measured no faster with it
 // (IntDecoder::kImmaMap).
 // x must then be integer: per (row, k-tile) x_int = RNE(x * 2^(14 - E)), E = floor(log2 max |x|)
 // over the tile's 128 k, so |x_int| <= 32767 (bf16 and fp16 carry 8 and 11 significant bits:

@@ -58,14 +58,16 @@ enum class KernelChoice : uint8_t {
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
 };
 
-/// How the decode kernel multiplies the codes of int2 and int8 experts (docs/dispatch.md §5).
+/// How the decode kernel multiplies the codes of int2, int3 and int8 experts (docs/dispatch.md
+/// §5).
 enum class IntegerDecode : uint8_t {
-  /// kOn for banks of int2 experts alone where the decode launch streams enough codes to repay
-  /// converting x: the active experts' (min(E, m)) at 32 MiB or more; otherwise kOff
-  /// (int8 and banks mixing other formats measured no gain at kAuto's level of knowledge).
+  /// kOn for banks of int3 experts alone, and for banks of int2 experts alone where the decode
+  /// launch streams enough codes to repay converting x: the active experts' (min(E, m)) at 32
+  /// MiB or more; otherwise kOff (int8 and banks mixing formats measured no gain at kAuto's
+  /// level of knowledge).
   kAuto = 0,
   /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
-  /// to the fp32 partial sums (the only decode of int3, int4 and dense experts).
+  /// to the fp32 partial sums (the only decode of int4 and dense experts).
   kOff = 1,
   /// Codes as u8 in integer mma (m16n8k32) and x as 16-bit fixed point per 128-wide k-tile of a
   /// row (two 8-bit digits; each value within 2^-15 of the tile's largest), sums exact in int32,
@@ -99,7 +101,7 @@ struct GroupedGemmArgs {
   /// banks of 2/3/4-bit experts: the experts' short last token blocks run in a narrower tile
   /// (docs/dispatch.md §4).
   int decode_max_tokens = 0;
-  /// The decode kernel's arithmetic for int2 and int8 experts (IntegerDecode).
+  /// The decode kernel's arithmetic for int2, int3 and int8 experts (IntegerDecode).
   IntegerDecode integer_decode = IntegerDecode::kAuto;
   /// A promise that lets the decode kernel start before the previous kernel in the stream has
   /// completed (sm_90+, programmatic dependent launch): expert_offsets and the bank are not
@@ -131,7 +133,7 @@ struct GroupedGemmArgs {
 /// prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the activation type);
 /// the decode kernel, for the int formats whose biased codes are exact in the activation type (all
 /// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
-/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int2 and int8,
+/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int2, int3, int8,
 /// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
 /// (within 2^-15 of the tile's largest value). Both stay within the tests' normalised error of the
 /// float64 reference; results of the two kernels for one expert may differ in the last bits.

@@ -17,6 +17,7 @@ using qmoe::dev::kAdaptiveDecodeMeanTwoBlock;
 using qmoe::dev::split_kernels;
 
 constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;         // int2, g128
+constexpr uint32_t kInt3 = 1u << (qmoe::dev::kFirstIntDecoder + 3);  // int3, g128
 constexpr uint32_t kInt4 = 1u << (qmoe::dev::kFirstIntDecoder + 6);  // int4, g128
 constexpr uint32_t kInt8 = 1u << (qmoe::dev::kFirstIntDecoder + 9);  // int8, g128
 constexpr uint32_t kBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
@@ -204,10 +205,18 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
   return qmoe::dev::decode_imma(a);
 }
 
-TEST(KernelSplit, IntegerDecodeOnlyForInt2AndInt8) {
+TEST(KernelSplit, IntegerDecodeOnlyForInt2Int3AndInt8) {
   using qmoe::IntegerDecode;
-  // Forced on: wherever the bank has int2 or int8 experts; off: never.
+  // Forced on: wherever the bank has int2, int3 or int8 experts; off: never.
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt, 16, 128));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt3 | kInt4, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt3, 28672, 4096));
+  // kAuto, int3 alone: at any size (one token on the smallest shapes included).
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt3, 16, 128));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 64, kInt3, 28672, 4096));
+  // ... but not beside other formats, int2 included (not measured).
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt4, 28672, 4096));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt8 | kInt4 | kBF16, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kInt4 | kBF16, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt, 28672, 4096));
