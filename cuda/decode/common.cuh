@@ -33,6 +33,27 @@ __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
   return d;
 }
 
+/// `#pragma unroll` for loops in __host__ __device__ functions: host compilers warn on it.
+#if defined(__CUDA_ARCH__)
+#define QMOE_UNROLL _Pragma("unroll")
+#else
+#define QMOE_UNROLL
+#endif
+
+/// PRMT: byte n of the result is byte s_n (nibble n of s, 0..7) of the pair (x, y), x's bytes
+/// 0..3, y's 4..7. Host code too, so that the CPU can check the decoders' A bytes (tests).
+__host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(x, y, s);
+#else
+  const uint64_t both = static_cast<uint64_t>(y) << 32 | x;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; ++n)
+    r |= static_cast<uint32_t>(both >> (8 * ((s >> (4 * n)) & 7)) & 0xFF) << (8 * n);
+  return r;
+#endif
+}
+
 // ---- Activation traits ------------------------------------------------------------------
 // Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
 // < 2^8) into the A-fragment register of docs/formats.md §1: RNE_fp16((q - z) * s), or

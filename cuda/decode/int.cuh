@@ -114,8 +114,8 @@ struct IntDecoder {
     Low::copy_async(tile, tile_smem, lane);
     if constexpr (kSplit) High::copy_async(tile + Low::kBytes, tile_smem + Low::kBytes, lane);
   }
-  __device__ static void read_codes(const uint8_t* tile_smem, int lane,
-                                    uint32_t (&raw)[kRawWords]) {
+  __host__ __device__ static void read_codes(const uint8_t* tile_smem, int lane,
+                                             uint32_t (&raw)[kRawWords]) {
     Low::read(tile_smem, lane, raw);
     if constexpr (kSplit) High::read(tile_smem + Low::kBytes, lane, raw + Low::kWords);
   }
@@ -278,25 +278,26 @@ struct IntDecoder {
   /// of pairs 8 i + r and 8 i + 4 + r, 4 apart there and 8 apart in the register. One PRMT of
   /// the word and the word >> 4 per IMMA puts them 8 apart (byte n, bit r), so that each register
   /// takes one shift and one LOP3 more than int2's.
-  __device__ static void imma_a(const uint32_t (&raw)[kRawWords], int i, uint32_t (&a)[4]) {
+  __host__ __device__ static void imma_a(const uint32_t (&raw)[kRawWords], int i,
+                                         uint32_t (&a)[4]) {
     static_assert(kImmaMap >= 0, "no integer-mma decode for this format");
     if constexpr (BITS == 2) {
-#pragma unroll
+      QMOE_UNROLL
       for (int r = 0; r < 4; ++r) a[r] = (raw[i] >> (2 * r)) & 0x03030303u;
     } else if constexpr (BITS == 3) {
       const uint32_t high = raw[Low::kWords + i / 2] >> (8 * (i % 2));
       // Bytes: codes 0 of pairs 8i..8i+3, of 8i+4..8i+7, codes 1 of the same (bit r: pair + r).
-      const uint32_t spread = __byte_perm(high, high >> 4, 0x6240);
-#pragma unroll
+      const uint32_t spread = byte_perm(high, high >> 4, 0x6240);
+      QMOE_UNROLL
       for (int r = 0; r < 4; ++r) {
         const uint32_t bit2 = r <= 2 ? spread << (2 - r) : spread >> (r - 2);
         a[r] = ((raw[i] >> (2 * r)) & 0x03030303u) | (bit2 & 0x04040404u);
       }
     } else {
-#pragma unroll
+      QMOE_UNROLL
       for (int h = 0; h < 2; ++h) {
-        a[2 * h] = __byte_perm(raw[4 * i + 2 * h], raw[4 * i + 2 * h + 1], 0x6240);
-        a[2 * h + 1] = __byte_perm(raw[4 * i + 2 * h], raw[4 * i + 2 * h + 1], 0x7351);
+        a[2 * h] = byte_perm(raw[4 * i + 2 * h], raw[4 * i + 2 * h + 1], 0x6240);
+        a[2 * h + 1] = byte_perm(raw[4 * i + 2 * h], raw[4 * i + 2 * h + 1], 0x7351);
       }
     }
   }

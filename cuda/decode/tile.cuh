@@ -39,13 +39,13 @@ struct CodePlane {
   }
 
   /// The lane's words of the plane, from shared memory.
-  __device__ static void read(const uint8_t* plane_smem, int lane, uint32_t* words) {
+  __host__ __device__ static void read(const uint8_t* plane_smem, int lane, uint32_t* words) {
     if constexpr (C == 1) {
       const uint2 v = *reinterpret_cast<const uint2*>(plane_smem + lane * 8);
       words[0] = v.x;
       words[1] = v.y;
     } else {
-#pragma unroll
+      QMOE_UNROLL
       for (int ch = 0; ch < kWords / 4; ++ch) {
         const uint4 v =
             *reinterpret_cast<const uint4*>(plane_smem + ch * kChunkStrideBytes + lane * 16);
