@@ -63,9 +63,12 @@ struct GroupedCall {
 
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
                               KernelChoice kernel, int decode_max_tokens,
-                              IntegerDecode integer_decode, int reps, DeviceBuffer* workspace,
-                              double* us_per_launch) {
+                              IntegerDecode integer_decode, LayerEpilogue epilogue, int reps,
+                              DeviceBuffer* workspace, double* us_per_launch) {
   std::vector<GroupedGemmArgs> calls;
+  // Per call: where the activation kernel after it writes (silu-kernel's gate/up calls: h_in,
+  // from the call's y = h), or null for none.
+  std::vector<void*> activation_to;
   for (int r = 0; r < plan.launches(); ++r) {
     for (int p = 0; p < kProjections; ++p) {
       const ProjectionPool& proj = projection_pool(pool, p);
@@ -87,7 +90,14 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
       // The down projection's offsets are the gate/up call's, final before that call's kernels
       // ran: as in a model's layer, the w2 call may build its schedule early.
       a.offsets_precede_previous_kernel = p == 1;
+      // With an activation the gate/up call's output is the down call's input (h_in).
+      if (p == 0 && epilogue == LayerEpilogue::kSiluFused) {
+        a.y = matrix_view(plan.h_in(r), plan.rows(), proj.n / 2, DType::kBF16);
+        a.epilogue = Epilogue::kSiluMulInterleaved;
+      }
       calls.push_back(a);
+      activation_to.push_back(p == 0 && epilogue == LayerEpilogue::kSiluKernel ? plan.h_in(r)
+                                                                               : nullptr);
     }
   }
   size_t workspace_bytes = 0;
@@ -103,9 +113,13 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
   QMOE_RETURN_IF_ERROR(
       prepare_workspace(workspace->data(), static_cast<size_t>(workspace->bytes()), ctx.stream()));
   auto body = [&](cudaStream_t s) {
-    for (const GroupedGemmArgs& a : calls) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const GroupedGemmArgs& a = calls[i];
       size_t bytes = static_cast<size_t>(workspace->bytes());
       QMOE_RETURN_IF_ERROR(grouped_gemm(a, workspace->data(), &bytes, s));
+      if (activation_to[i] != nullptr)
+        QMOE_RETURN_IF_ERROR(silu_mul_interleaved(
+            a.y, matrix_view(activation_to[i], a.y.rows, a.y.cols / 2, DType::kBF16), s));
     }
     return Status::ok();
   };

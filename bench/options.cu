@@ -21,6 +21,8 @@ const std::vector<NamedMix>& named_mixes() {
       {"mixed:rr",
        "experts round-robin over int2:g128, int3:g128, int4:g128, int8:g128",
        {"int2:g128", "int3:g128", "int4:g128", "int8:g128"}},
+      {"mixed:lo", "experts round-robin over int2:g128, int3:g128", {"int2:g128", "int3:g128"}},
+      {"mixed:hi", "experts round-robin over int4:g128, int8:g128", {"int4:g128", "int8:g128"}},
   };
   return mixes;
 }
@@ -150,8 +152,9 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       quick = true;
       continue;
     }
-    static const char* const kValued[] = {"--shapes", "--tokens", "--formats", "--kernel",
-                                          "--reps",   "--out",    "--commit",  "--integer-decode"};
+    static const char* const kValued[] = {"--shapes", "--tokens",         "--formats",
+                                          "--kernel", "--reps",           "--out",
+                                          "--commit", "--integer-decode", "--epilogue"};
     bool valued = false;
     for (const char* name : kValued) valued = valued || arg == name;
     if (!valued) return invalid_argument("unknown option '" + arg + "'");
@@ -197,6 +200,16 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
   else
     return invalid_argument("bad --integer-decode '" + o.integer_decode_name +
                             "' (auto, on or off)");
+
+  o.epilogue_name = value_or("--epilogue", "none");
+  if (o.epilogue_name == "none")
+    o.epilogue = LayerEpilogue::kNone;
+  else if (o.epilogue_name == "silu")
+    o.epilogue = LayerEpilogue::kSiluFused;
+  else if (o.epilogue_name == "silu-kernel")
+    o.epilogue = LayerEpilogue::kSiluKernel;
+  else
+    return invalid_argument("bad --epilogue '" + o.epilogue_name + "' (none, silu or silu-kernel)");
 
   int64_t reps = quick ? kQuickReps : kDefaultReps;
   if (values.count("--reps") && !parse_positive(values["--reps"], 100000, &reps))
@@ -245,6 +258,11 @@ void print_usage(std::FILE* to) {
       "                   decode kernel up to N tokens (1..64), the tile kernel above)\n"
       "  --integer-decode D  auto | on | off: the decode kernel's integer-mma decode of int2\n"
       "                   and int8 experts (default auto: by the launch's size)\n"
+      "  --epilogue E     none | silu | silu-kernel: what qmoe's layer does between its GEMMs\n"
+      "                   (default none: the GEMMs alone, as the baselines; silu: the gate/up\n"
+      "                   call's fused gated-SiLU epilogue writes the down projection's input;\n"
+      "                   silu-kernel: the same activation as a kernel of its own). The floor\n"
+      "                   and the baselines count the GEMMs only\n"
       "  --reps N         timed graph replays per measurement, median reported "
       "(default %d;\n"
       "                   long replays get fewer, >= 5, to keep a measurement near 0.4 s)\n"

@@ -37,6 +37,13 @@ struct BankFormat {
 /// Parses "int4:g128", "bf16", ... or "mixed:<name>". Errors: kInvalidArgument naming the text.
 Status parse_bank_format(const std::string& text, BankFormat* out);
 
+/// What the timed qmoe layer does between its two GEMMs (--epilogue).
+enum class LayerEpilogue {
+  kNone,        ///< none: w2 reads an input of its own (the GEMMs alone, as the baselines)
+  kSiluFused,   ///< silu: gate/up with Epilogue::kSiluMulInterleaved writes w2's input
+  kSiluKernel,  ///< silu-kernel: gate/up, then silu_mul_interleaved writes w2's input
+};
+
 struct BenchOptions {
   std::vector<MoeShape> shapes;
   std::vector<int64_t> tokens;
@@ -46,6 +53,8 @@ struct BenchOptions {
   int decode_max_tokens = 0;  ///< kAuto's threshold: --kernel auto:N; 0 (auto): chosen per call
   IntegerDecode integer_decode = IntegerDecode::kAuto;  ///< --integer-decode
   std::string integer_decode_name = "auto";
+  LayerEpilogue epilogue = LayerEpilogue::kNone;  ///< --epilogue
+  std::string epilogue_name = "none";
   int reps = 0;
   std::string out_dir = "bench/results";
   std::string commit;  ///< --commit, else $QMOE_COMMIT, else "unknown"

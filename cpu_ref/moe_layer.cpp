@@ -102,6 +102,29 @@ Status silu_and_mul(DType act, const double* gate_up, int64_t rows, int64_t inte
   });
 }
 
+Status silu_and_mul_interleaved(DType act, const double* gate_up, int64_t rows,
+                                int64_t intermediate, std::vector<uint16_t>* h) {
+  return detail::no_throw("ref::silu_and_mul_interleaved", [&]() -> Status {
+    if (intermediate < 8 || intermediate % 8 != 0 || intermediate >= detail::kMaxDim)
+      return invalid_argument(
+          "ref::silu_and_mul_interleaved: intermediate must be a positive multiple of 8 below "
+          "2^31");
+    if (rows < 0 || rows >= detail::kMaxDim)
+      return invalid_argument("ref::silu_and_mul_interleaved: rows must be in [0, 2^31)");
+    if (gate_up == nullptr && rows > 0)
+      return invalid_argument("ref::silu_and_mul_interleaved: gate_up is null");
+    // Back to gate-first columns, then the one definition of the activation.
+    const int64_t width = 2 * intermediate;
+    std::vector<double> gate_first(static_cast<size_t>(rows * width));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c) {
+        const int64_t dst = (c / 16) * 8 + c % 8 + ((c / 8) % 2 == 1 ? intermediate : 0);
+        gate_first[static_cast<size_t>(r * width + dst)] = gate_up[r * width + c];
+      }
+    return silu_and_mul(act, gate_first.data(), rows, intermediate, h);
+  });
+}
+
 Status moe_layer_forward(const MoeLayerInputs& in, std::vector<double>* y) {
   return detail::no_throw(kForward, [&]() -> Status {
     const std::string at = std::string(kForward) + ": ";

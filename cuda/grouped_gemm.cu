@@ -89,6 +89,23 @@ size_t digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
   return dev::xdig::workspace_bytes(a.x.rows, dev::ceil_div(static_cast<int>(a.bank.k), kTileCols));
 }
 
+/// Whether the call launches the tile kernel (for experts above split.decode_max tokens).
+bool runs_tile_kernel(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  return a.x.rows > split.decode_max;
+}
+
+/// Bytes of x's digits rounded up to the 256-byte alignment of what follows them.
+size_t aligned_digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  return (digits_bytes(a, split) + 255) / 256 * 256;
+}
+
+/// Workspace for the [m, n] product where the gated-SiLU epilogue meets a tile-kernel launch
+/// (the tile kernels write their product; a kernel then applies the activation).
+size_t product_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  if (a.epilogue != Epilogue::kSiluMulInterleaved || !runs_tile_kernel(a, split)) return 0;
+  return static_cast<size_t>(a.x.rows) * static_cast<size_t>(a.bank.n) * 2;
+}
+
 /// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
 /// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
 /// mma.sync), each skipped when it has no expert (kernel_split.cuh).
@@ -103,6 +120,8 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmP
     // No expert holds more than m tokens: with m <= decode_max the tile kernel has no work.
     if (err != cudaSuccess || p.m <= split.decode_max) return err;
   }
+  // The tile kernels write [m, n] (grouped_gemm routes a gated epilogue around them).
+  if (p.epilogue != 0) return cudaErrorInvalidValue;
   p.min_tokens = split.decode_max + 1;
   p.max_tokens = INT_MAX;
   p.x_digits = nullptr;
@@ -142,6 +161,14 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
                             " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +
                             "] (0: chosen per call)");
+  if (args.epilogue != Epilogue::kNone && args.epilogue != Epilogue::kSiluMulInterleaved)
+    return invalid_argument(fn + ": unknown epilogue");
+  const bool gated = args.epilogue == Epilogue::kSiluMulInterleaved;
+  if (gated && args.bank.n % 16 != 0)
+    return invalid_argument(fn +
+                            ": the gated-SiLU epilogue needs bank.n a multiple of 16 (gate "
+                            "and up interleaved by 8 rows), got " +
+                            std::to_string(args.bank.n));
   if (workspace == nullptr) {
     // Without a usable device (the call itself would fail), the size for a decode launch.
     bool wgmma = false;
@@ -153,7 +180,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
     }
-    *workspace_bytes = kWorkspaceBytes + digits_bytes(args, split);
+    *workspace_bytes =
+        kWorkspaceBytes + aligned_digits_bytes(args, split) + product_bytes(args, split);
     return Status::ok();
   }
   const ConstMatrixView& x = args.x;
@@ -164,11 +192,13 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
       reinterpret_cast<uintptr_t>(y.data) % kRowAlign != 0)
     return invalid_argument(fn + ": x and y must be 16-byte aligned");
   if (y.dtype != x.dtype) return invalid_argument(fn + ": x and y have different dtypes");
-  if (x.cols != args.bank.k || y.cols != args.bank.n || y.rows != x.rows)
-    return invalid_argument(
-        fn + ": x is [" + std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], y is [" +
-        std::to_string(y.rows) + ", " + std::to_string(y.cols) + "]; the bank needs x [m, " +
-        std::to_string(args.bank.k) + "] and y [m, " + std::to_string(args.bank.n) + "]");
+  const int64_t y_cols = gated ? args.bank.n / 2 : args.bank.n;
+  if (x.cols != args.bank.k || y.cols != y_cols || y.rows != x.rows)
+    return invalid_argument(fn + ": x is [" + std::to_string(x.rows) + ", " +
+                            std::to_string(x.cols) + "], y is [" + std::to_string(y.rows) + ", " +
+                            std::to_string(y.cols) + "]; the bank needs x [m, " +
+                            std::to_string(args.bank.k) + "] and y [m, " + std::to_string(y_cols) +
+                            "]" + (gated ? " (gated-SiLU epilogue: n / 2 columns)" : ""));
   if (x.row_stride != x.cols || y.row_stride != y.cols)
     return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
@@ -195,10 +225,12 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
                                             : call_split<__half>(args, &wgmma, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
-  const size_t digits = digits_bytes(args, split);
-  if (*workspace_bytes < kWorkspaceBytes + digits)
+  const size_t digits = aligned_digits_bytes(args, split);
+  const size_t product = product_bytes(args, split);
+  const size_t needed = kWorkspaceBytes + digits + product;
+  if (*workspace_bytes < needed)
     return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
-                            std::to_string(kWorkspaceBytes + digits) + " needed");
+                            std::to_string(needed) + " needed");
   if (digits > 0) {
     // Records first (kRecordBytes per row and k-tile), then TileInfo; both 256-byte aligned.
     auto* base = static_cast<uint8_t*>(workspace) + kWorkspaceBytes;
@@ -207,8 +239,19 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
         base + static_cast<size_t>(m) * static_cast<size_t>(p.k_tiles) * dev::xdig::kRecordBytes;
   }
   p.work = static_cast<dev::WorkCounters*>(workspace);
+  // The gated-SiLU epilogue: fused in the decode kernel where it runs alone; otherwise every
+  // launch writes the product to the workspace and the activation follows as a kernel.
+  p.epilogue = gated && product == 0 ? 1 : 0;
+  if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits;
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
                                 : launch_grouped<__half>(split, wgmma, p, stream);
+  if (err == cudaSuccess && product > 0) {
+    const int32_t* row_end = args.expert_offsets + b.num_experts;
+    err = x.dtype == DType::kBF16
+              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(p.y, y.data, m, p.n / 16, row_end,
+                                                                stream)
+              : dev::launch_silu_mul_interleaved<__half>(p.y, y.data, m, p.n / 16, row_end, stream);
+  }
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }
@@ -230,6 +273,35 @@ Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t s
     err = cudaMemsetAsync(counters + offsetof(dev::WorkCounters, armed), dev::kArmedByte,
                           sizeof(dev::WorkCounters::armed), stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": cudaMemsetAsync", err);
+  return Status::ok();
+}
+
+Status silu_mul_interleaved(ConstMatrixView h, MatrixView y, cudaStream_t stream) {
+  const std::string fn = "silu_mul_interleaved";
+  QMOE_RETURN_IF_ERROR(check_dtype(h.dtype, fn));
+  if (y.dtype != h.dtype) return invalid_argument(fn + ": h and y have different dtypes");
+  if (h.rows < 0 || h.rows > INT_MAX || h.cols < 16 || h.cols % 16 != 0 || h.cols > kMaxDim ||
+      y.rows != h.rows || y.cols != h.cols / 2)
+    return invalid_argument(fn + ": h is [" + std::to_string(h.rows) + ", " +
+                            std::to_string(h.cols) + "], y is [" + std::to_string(y.rows) + ", " +
+                            std::to_string(y.cols) +
+                            "]; needs h [m, 2I] with 2I a multiple of 16 and y [m, I], m < 2^31");
+  if (h.data == nullptr || y.data == nullptr)
+    return invalid_argument(fn + ": h and y must be device pointers, not null");
+  if (reinterpret_cast<uintptr_t>(h.data) % kRowAlign != 0 ||
+      reinterpret_cast<uintptr_t>(y.data) % kRowAlign != 0)
+    return invalid_argument(fn + ": h and y must be 16-byte aligned");
+  if (h.row_stride != h.cols || y.row_stride != y.cols)
+    return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
+  QMOE_RETURN_IF_ERROR(check_device(fn));
+  if (h.rows == 0) return Status::ok();
+  const int strips = static_cast<int>(h.cols / 16);
+  const cudaError_t err = h.dtype == DType::kBF16
+                              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(
+                                    h.data, y.data, h.rows, strips, nullptr, stream)
+                              : dev::launch_silu_mul_interleaved<__half>(h.data, y.data, h.rows,
+                                                                         strips, nullptr, stream);
+  if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }
 

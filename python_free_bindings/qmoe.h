@@ -178,7 +178,7 @@ typedef enum {
  *  enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
- *  integer decode of int2, int3 and int8 experts, which this call takes by its default rule, as
+ *  integer decode of int experts, which this call takes by its default rule, as
  *  qmoe::IntegerDecode::kAuto); otherwise *workspace_bytes is the workspace size and the
  *  kernels are enqueued on `stream`
  *  (a cudaStream_t; NULL = default stream). Never allocates or synchronises (graph-safe).
@@ -189,7 +189,7 @@ QMOE_API qmoe_status_t qmoe_grouped_gemm(const qmoe_device_bank_t* bank, const D
                                          qmoe_kernel_t kernel, int32_t decode_max_tokens,
                                          void* workspace, size_t* workspace_bytes, void* stream);
 
-/** How the decode kernel multiplies int2, int3 and int8 experts (qmoe::IntegerDecode,
+/** How the decode kernel multiplies int experts (qmoe::IntegerDecode,
  *  docs/dispatch.md §5). */
 typedef enum {
   QMOE_INTEGER_DECODE_AUTO = 0, /**< the integer decode where it measured faster (the default) */
@@ -198,11 +198,22 @@ typedef enum {
   QMOE_INTEGER_DECODE_FORCE_INT32 = 0x7fffffff
 } qmoe_integer_decode_t;
 
+/** What qmoe_grouped_gemm_ex writes to y (qmoe::Epilogue, docs/dispatch.md §8). */
+typedef enum {
+  QMOE_EPILOGUE_NONE = 0, /**< y [m, n] = x W^T (the default) */
+  /** The gated SiLU of a gate/up bank whose rows interleave gate and up by 8 (row 16 s + j =
+   *  gate row 8 s + j, row 16 s + 8 + j = up row 8 s + j, j < 8; qmoe::interleave_gate_up), n a
+   *  multiple of 16: y [m, n / 2] = RNE(SiLU(gate) * up), fused in the decode kernel. */
+  QMOE_EPILOGUE_SILU_MUL_INTERLEAVED = 1,
+  QMOE_EPILOGUE_FORCE_INT32 = 0x7fffffff
+} qmoe_epilogue_t;
+
 /** Options of qmoe_grouped_gemm_ex (the C++ API's GroupedGemmArgs fields). Fill them with
  *  qmoe_grouped_gemm_options_init (the defaults, and struct_size), then change what you need. */
 typedef struct {
-  /** sizeof(qmoe_grouped_gemm_options_t) as the caller was compiled: a library built from
-   *  another header version rejects a size it does not know (QMOE_STATUS_INVALID_ARGUMENT). */
+  /** sizeof(qmoe_grouped_gemm_options_t) as the caller was compiled. The library takes the
+   *  sizes of its own and of earlier headers (0.3.0's ends before `epilogue`, which then keeps
+   *  its default) and rejects any other (QMOE_STATUS_INVALID_ARGUMENT). */
   uint32_t struct_size;
   qmoe_kernel_t kernel;                 /**< QMOE_KERNEL_AUTO */
   int32_t decode_max_tokens;            /**< QMOE_DEFAULT_DECODE_MAX_TOKENS (0..64) */
@@ -214,6 +225,7 @@ typedef struct {
    *  On sm_90+ the decode kernel then builds its schedule and starts its first weight copies
    *  while that kernel finishes (docs/dispatch.md §7). A false promise is a race. */
   int32_t offsets_precede_previous_kernel;
+  qmoe_epilogue_t epilogue; /**< QMOE_EPILOGUE_NONE (since 0.4.0) */
 } qmoe_grouped_gemm_options_t;
 
 /** Writes the default options, struct_size included; NULL is a no-op. */
@@ -221,7 +233,8 @@ QMOE_API void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* option
 
 /** qmoe_grouped_gemm with every option of the C++ API; options NULL = the defaults. The same
  *  contract and errors, plus INVALID_ARGUMENT for an unknown struct_size, integer_decode or
- *  offsets_precede_previous_kernel other than 0 or 1. */
+ *  epilogue, offsets_precede_previous_kernel other than 0 or 1, and, with
+ *  QMOE_EPILOGUE_SILU_MUL_INTERLEAVED, n not a multiple of 16 or y not [m, n / 2]. */
 QMOE_API qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,
                                             const DLTensor* expert_offsets, DLTensor* y,
                                             const qmoe_grouped_gemm_options_t* options,

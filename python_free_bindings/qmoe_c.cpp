@@ -3,6 +3,7 @@
 // `guarded`, the one place where C++ errors (Status values and exceptions) become a
 // qmoe_status_t and a thread-local message.
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -320,6 +321,21 @@ Status to_integer_decode(const qmoe_integer_decode_t& decode, qmoe::IntegerDecod
   return invalid_argument("unknown integer_decode " + std::to_string(raw_value(decode)));
 }
 
+Status to_epilogue(const qmoe_epilogue_t& epilogue, qmoe::Epilogue* out) {
+  switch (raw_value(epilogue)) {
+    case QMOE_EPILOGUE_NONE:
+      *out = qmoe::Epilogue::kNone;
+      return Status::ok();
+    case QMOE_EPILOGUE_SILU_MUL_INTERLEAVED:
+      *out = qmoe::Epilogue::kSiluMulInterleaved;
+      return Status::ok();
+  }
+  return invalid_argument("unknown epilogue " + std::to_string(raw_value(epilogue)));
+}
+
+/// struct_size of qmoe_grouped_gemm_options_t in the 0.3.0 header (before `epilogue`).
+constexpr size_t kOptionsSize030 = offsetof(qmoe_grouped_gemm_options_t, epilogue);
+
 /// qmoe_grouped_gemm(_ex)'s checks and call; options NULL = the defaults.
 Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
                          const DLTensor* expert_offsets, DLTensor* y,
@@ -329,24 +345,35 @@ Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
   qmoe_grouped_gemm_options_t opt;
   qmoe_grouped_gemm_options_init(&opt);
   if (options != nullptr) {
-    if (options->struct_size != sizeof(qmoe_grouped_gemm_options_t))
+    if (options->struct_size != sizeof(qmoe_grouped_gemm_options_t) &&
+        options->struct_size != kOptionsSize030)
       return invalid_argument("options.struct_size = " + std::to_string(options->struct_size) +
                               ", this library's is " +
-                              std::to_string(sizeof(qmoe_grouped_gemm_options_t)) +
-                              " (qmoe_grouped_gemm_options_init sets it)");
-    opt = *options;
+                              std::to_string(sizeof(qmoe_grouped_gemm_options_t)) + " (or " +
+                              std::to_string(kOptionsSize030) +
+                              " from the 0.3.0 header; qmoe_grouped_gemm_options_init sets it)");
+    // The caller's fields; those its header lacks keep their defaults.
+    std::memcpy(&opt, options, options->struct_size);
+    opt.struct_size = sizeof(qmoe_grouped_gemm_options_t);
   }
   if (bank == nullptr || workspace_bytes == nullptr)
     return invalid_argument("bank and workspace_bytes must not be null");
   if (opt.offsets_precede_previous_kernel != 0 && opt.offsets_precede_previous_kernel != 1)
     return invalid_argument("offsets_precede_previous_kernel must be 0 or 1, got " +
                             std::to_string(opt.offsets_precede_previous_kernel));
+  qmoe::Epilogue epilogue = qmoe::Epilogue::kNone;
+  QMOE_RETURN_IF_ERROR(to_epilogue(opt.epilogue, &epilogue));
   const qmoe::DeviceBankView& view = bank->bank.view();
+  const bool gated = epilogue == qmoe::Epilogue::kSiluMulInterleaved;
+  if (gated && view.n % 16 != 0)
+    return invalid_argument("the gated-SiLU epilogue needs the bank's n a multiple of 16, got " +
+                            std::to_string(view.n));
+  const int64_t y_cols = gated ? view.n / 2 : view.n;
   const unsigned act = bit(Elem::kBF16) | bit(Elem::kFP16);
   Checked xc, yc, oc;
   QMOE_RETURN_IF_ERROR(check_tensor(x, "x", kDLCUDA, act, {kAnyDim, view.k}, &xc));
   const int64_t m = xc.dims[0];
-  QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCUDA, act, {m, view.n}, &yc));
+  QMOE_RETURN_IF_ERROR(check_tensor(y, "y", kDLCUDA, act, {m, y_cols}, &yc));
   QMOE_RETURN_IF_ERROR(check_tensor(expert_offsets, "expert_offsets", kDLCUDA, bit(Elem::kI32),
                                     {int64_t{view.num_experts} + 1}, &oc));
   if (xc.elem != yc.elem) return invalid_argument("x and y must have the same dtype");
@@ -364,7 +391,8 @@ Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
   QMOE_RETURN_IF_ERROR(to_integer_decode(opt.integer_decode, &args.integer_decode));
   args.bank = view;
   args.x = qmoe::matrix_view(static_cast<const void*>(xc.data), m, view.k, act_dtype(xc.elem));
-  args.y = qmoe::matrix_view(yc.data, m, view.n, act_dtype(yc.elem));
+  args.y = qmoe::matrix_view(yc.data, m, y_cols, act_dtype(yc.elem));
+  args.epilogue = epilogue;
   args.expert_offsets = static_cast<const int32_t*>(oc.data);
   args.decode_max_tokens = opt.decode_max_tokens;
   args.offsets_precede_previous_kernel = opt.offsets_precede_previous_kernel != 0;
@@ -625,6 +653,7 @@ void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* options) {
   options->decode_max_tokens = QMOE_DEFAULT_DECODE_MAX_TOKENS;
   options->integer_decode = QMOE_INTEGER_DECODE_AUTO;
   options->offsets_precede_previous_kernel = 0;
+  options->epilogue = QMOE_EPILOGUE_NONE;
 }
 
 qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,

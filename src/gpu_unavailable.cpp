@@ -32,6 +32,9 @@ Status grouped_gemm(const GroupedGemmArgs&, void*, size_t*, cudaStream_t) {
 Status prepare_workspace(void*, size_t, cudaStream_t) {
   return no_cuda();
 }
+Status silu_mul_interleaved(ConstMatrixView, MatrixView, cudaStream_t) {
+  return no_cuda();
+}
 Status dequantize_bank(const DeviceBankView&, DType, void*, cudaStream_t) {
   return no_cuda();
 }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "qmoe/numeric.hpp"
 #include "src/formats/status_guard.hpp"
@@ -107,6 +109,27 @@ Status quantize(const float* w, int64_t n, int64_t k, const FormatSpec& f,
     LogicalMatrix logical;
     QMOE_RETURN_IF_ERROR(quantize_checked(w, n, k, f, opt, &logical));
     return pack(logical, out);
+  });
+}
+
+Status interleave_gate_up(const float* w13, int64_t rows, int64_t cols, std::vector<float>* out) {
+  return detail::run_catching("interleave_gate_up", [&] {
+    if (w13 == nullptr || out == nullptr)
+      return invalid_argument("interleave_gate_up: null pointer");
+    if (rows < 16 || rows % 16 != 0 || cols < 1)
+      return invalid_argument(
+          "interleave_gate_up: needs rows a positive multiple of 16 and "
+          "cols >= 1, got [" +
+          std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    const int64_t half = rows / 2;
+    std::vector<float> w(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      // Row r of the result: 8-row block r / 8, gate (even block) or up (odd), row r % 8 of it.
+      const int64_t src = (r / 16) * 8 + r % 8 + ((r / 8) % 2 == 1 ? half : 0);
+      std::copy(w13 + src * cols, w13 + (src + 1) * cols, w.begin() + r * cols);
+    }
+    *out = std::move(w);
+    return Status::ok();
   });
 }
 

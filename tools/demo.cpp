@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qmoe/cpu_ref.hpp"
@@ -91,14 +92,23 @@ Routing route(const std::vector<float>& x, const std::vector<float>& router, con
   return r;
 }
 
-// y[m, n] = grouped GEMM, rounded to bf16 (as a kernel would write it). GPU when available.
+// y[m, n] = grouped GEMM, rounded to bf16 (as a kernel would write it); with `gated`, the bank's
+// rows interleave gate and up (interleave_gate_up) and y [m, n / 2] = SiLU(gate) * up, the
+// activation fused in the GPU kernel (Epilogue::kSiluMulInterleaved). GPU when available.
 Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, int64_t m,
-                        const std::vector<int32_t>& offsets, bool use_gpu, std::vector<float>* y) {
-  const int64_t n = bank.n();
+                        const std::vector<int32_t>& offsets, bool use_gpu, bool gated,
+                        std::vector<float>* y) {
+  const int64_t n = gated ? bank.n() / 2 : bank.n();
   y->assign(static_cast<size_t>(m * n), 0.f);
   if (!use_gpu) {
     std::vector<double> yd;
     QMOE_RETURN_IF_ERROR(ref::grouped_gemm(bank, DType::kBF16, x.data(), m, offsets.data(), &yd));
+    if (gated) {
+      std::vector<uint16_t> h;
+      QMOE_RETURN_IF_ERROR(ref::silu_and_mul_interleaved(DType::kBF16, yd.data(), m, n, &h));
+      for (size_t i = 0; i < h.size(); ++i) (*y)[i] = bf16_to_float(h[i]);
+      return Status::ok();
+    }
     for (size_t i = 0; i < yd.size(); ++i)
       (*y)[i] = bf16_to_float(float_to_bf16(static_cast<float>(yd[i])));
     return Status::ok();
@@ -123,6 +133,7 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
     a.x = matrix_view(static_cast<const void*>(dx), m, bank.k(), DType::kBF16);
     a.y = matrix_view(dy, m, n, DType::kBF16);
     a.expert_offsets = static_cast<const int32_t*>(doff);
+    if (gated) a.epilogue = Epilogue::kSiluMulInterleaved;
     size_t ws_bytes = 0;
     st = grouped_gemm(a, nullptr, &ws_bytes, nullptr);
     void* ws = nullptr;
@@ -145,8 +156,9 @@ Status run_grouped_gemm(const ExpertBank& bank, const std::vector<uint16_t>& x, 
 }
 
 struct LayerWeights {
-  std::vector<std::vector<float>> w13, w2;  // per expert: [2I, H] (gate rows, then up), [H, I]
-  std::vector<float> router;                // [E, H]
+  // Per expert: w13 [2I, H] with gate and up rows interleaved by 8 (interleave_gate_up), w2 [H, I].
+  std::vector<std::vector<float>> w13, w2;
+  std::vector<float> router;  // [E, H]
 };
 
 struct FormatResult {
@@ -180,16 +192,13 @@ Status run_layer(const LayerWeights& lw, const DemoShape& s, const Routing& r,
   QMOE_RETURN_IF_ERROR(quantize_bank(lw.w2, s.hidden, s.inter, f, opt2, &b2, &sq, &cnt));
   *weight_mse = sq / cnt;
   const int64_t m = static_cast<int64_t>(r.row_token.size());
+  // The gate/up GEMM writes SiLU(gate) * up itself: its bank's rows interleave the two.
   std::vector<float> h;
-  QMOE_RETURN_IF_ERROR(run_grouped_gemm(b13, x_sorted, m, r.offsets, use_gpu, &h));
-  std::vector<uint16_t> act(static_cast<size_t>(m * s.inter));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < s.inter; ++j) {
-      const float g = h[i * 2 * s.inter + j], u = h[i * 2 * s.inter + s.inter + j];
-      act[i * s.inter + j] = float_to_bf16(g / (1.f + std::exp(-g)) * u);
-    }
+  QMOE_RETURN_IF_ERROR(run_grouped_gemm(b13, x_sorted, m, r.offsets, use_gpu, true, &h));
+  std::vector<uint16_t> act(h.size());
+  for (size_t i = 0; i < h.size(); ++i) act[i] = float_to_bf16(h[i]);
   std::vector<float> o;
-  QMOE_RETURN_IF_ERROR(run_grouped_gemm(b2, act, m, r.offsets, use_gpu, &o));
+  QMOE_RETURN_IF_ERROR(run_grouped_gemm(b2, act, m, r.offsets, use_gpu, false, &o));
   y->assign(static_cast<size_t>(s.tokens * s.hidden), 0.0);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < s.hidden; ++j)
@@ -251,7 +260,12 @@ int run_demo(int argc, char** argv) {
   std::mt19937 rng(kDemoSeed);
   LayerWeights lw;
   for (int64_t e = 0; e < s.experts; ++e) {
-    lw.w13.push_back(synthetic_weights(rng, 2 * s.inter, s.hidden));
+    std::vector<float> w13;
+    const Status woven = interleave_gate_up(synthetic_weights(rng, 2 * s.inter, s.hidden).data(),
+                                            2 * s.inter, s.hidden, &w13);
+    if (!woven.is_ok())
+      return std::fprintf(stderr, "qmoe demo: %s\n", woven.to_string().c_str()), 1;
+    lw.w13.push_back(std::move(w13));
     lw.w2.push_back(synthetic_weights(rng, s.hidden, s.inter));
   }
   lw.router = synthetic_weights(rng, s.experts, s.hidden);

@@ -142,6 +142,10 @@ struct ActTraits<__nv_bfloat16> {
   __device__ static uint32_t pack_rn(float lo, float hi) {
     return bit_cast<uint32_t>(__floats2bfloat162_rn(lo, hi));
   }
+  /// A pair of values (low half first), exactly.
+  __device__ static float2 unpack(uint32_t pair) {
+    return __bfloat1622float2(bit_cast<__nv_bfloat162>(pair));
+  }
   __device__ static unsigned short to_bits_rn(float v) {
     return __bfloat16_as_ushort(__float2bfloat16_rn(v));
   }
@@ -201,6 +205,7 @@ struct ActTraits<__half> {
   __device__ static uint32_t pack_rn(float lo, float hi) {
     return bit_cast<uint32_t>(__floats2half2_rn(lo, hi));
   }
+  __device__ static float2 unpack(uint32_t pair) { return __half22float2(bit_cast<__half2>(pair)); }
   __device__ static unsigned short to_bits_rn(float v) {
     return __half_as_ushort(__float2half_rn(v));
   }

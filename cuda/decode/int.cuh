@@ -242,12 +242,12 @@ struct IntDecoder {
   /// mma.m16n8k32 and x comes as two 8-bit digits of a 16-bit fixed-point copy (x_digits.cuh);
   /// W x = s * s_x * (sum q x_int - z sum x_int) per group, the sums exact in int32. kImmaMap:
   /// which order of k the lane's A bytes take (x_digits writes x's digits in both): 1 for int2
-  /// and int3 (whose 2-bit plane is int2's), 0 for int8, -1 (none) otherwise. Measured on the H200
-  /// against the bf16 affine decode (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's
-  /// time on large launches, int8 0.93-1.0x; int4 (split by one mask and one shift per two
-  /// registers, the k-tile loop 23 % fewer instructions) 0.98-1.04x, so int4 keeps the bf16 decode;
+  /// and int3 (whose 2-bit plane is int2's), 0 for int4 and int8. Measured on the H200 against
+  /// the bf16 affine decode (bench/results/s19-2026-12-03): int2 0.76-0.93x the kernel's time on
+  /// large launches, int8 0.93-1.0x; int4 (one mask, and one shift per two registers; the k-tile
+  /// loop 23 % fewer instructions) 0.98-1.04x, so kAuto keeps int4 on the bf16 decode;
   /// int3 0.69-0.97x (session 23, bench/results/s23-2026-12-03/ab-int3-imma).
-  static constexpr int kImmaMap = BITS == 2 || BITS == 3 ? 1 : BITS == 8 ? 0 : -1;
+  static constexpr int kImmaMap = BITS == 2 || BITS == 3 ? 1 : 0;
   /// IMMAs (k32) per group of the tile.
   static constexpr int kImmaPerGroup = 4 / GPT;
   struct ImmaQuant {
@@ -272,7 +272,10 @@ struct IntDecoder {
   /// byte; shifts 0, 2, 4, 6 and one mask give the four registers (k = 2 tig, 2 tig + 16,
   /// 2 tig + 1, 2 tig + 17 of the IMMA's 32, plus 8 for registers 2 and 3: map 1). int8: a
   /// byte per code already; one PRMT per register gathers a row's bytes from a sub-tile's two
-  /// words (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0). int3: int2's
+  /// words (k = 2 tig, 2 tig + 8, 2 tig + 1, 2 tig + 9 of the sub-tile: map 0). int4: word j
+  /// holds sub-tile j's pairs as nibbles, rows gid (pairs 0, 2) in the even nibbles and gid + 8
+  /// (pairs 1, 3) in the odd ones, so one mask (and one shift) gives a register in int8's k order
+  /// (map 0). int3: int2's
   /// bytes from the 2-bit plane, plus bit 2 from the 1-bit plane, where pair p's two codes sit at
   /// bits p % 16 and 16 + p % 16 of word p / 16 (CodePlane): register r of IMMA i needs the bits
   /// of pairs 8 i + r and 8 i + 4 + r, 4 apart there and 8 apart in the register. One PRMT of
@@ -292,6 +295,12 @@ struct IntDecoder {
       for (int r = 0; r < 4; ++r) {
         const uint32_t bit2 = r <= 2 ? spread << (2 - r) : spread >> (r - 2);
         a[r] = ((raw[i] >> (2 * r)) & 0x03030303u) | (bit2 & 0x04040404u);
+      }
+    } else if constexpr (BITS == 4) {
+      QMOE_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        a[2 * h] = raw[2 * i + h] & 0x0F0F0F0Fu;
+        a[2 * h + 1] = (raw[2 * i + h] >> 4) & 0x0F0F0F0Fu;
       }
     } else {
       QMOE_UNROLL

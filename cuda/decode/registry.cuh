@@ -47,15 +47,15 @@ __host__ __device__ constexpr int decoder_tile_bytes(int id) {
                            : IntDecoder<8, 1>::kTileBytes;
 }
 
-/// Decoders with the integer-mma decode (IntDecoder::kImmaMap >= 0: int2, int3 and int8, any
-/// group).
+/// Decoders with the integer-mma decode (IntDecoder::kImmaMap >= 0: every int format, any
+/// group), per bit width.
 constexpr uint32_t kImmaInt2Mask = 0x7u << kFirstIntDecoder;
 constexpr uint32_t kImmaInt3Mask = 0x7u << (kFirstIntDecoder + 3);
+constexpr uint32_t kImmaInt4Mask = 0x7u << (kFirstIntDecoder + 6);
 constexpr uint32_t kImmaInt8Mask = 0x7u << (kFirstIntDecoder + 9);
 static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0 &&
-                  IntDecoder<4, 1>::kImmaMap < 0 && IntDecoder<8, 1>::kImmaMap >= 0,
-              "kImmaInt2Mask, kImmaInt3Mask and kImmaInt8Mask name the decoders with an "
-              "integer-mma decode");
+                  IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
+              "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
 /// The largest tile of the decoders in a format mask (bit i = decoder i); 0 for none.
 __host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {

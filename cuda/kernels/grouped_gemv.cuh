@@ -21,16 +21,18 @@
 // (cp.async) share them through one __syncwarp per k-tile. Weights are the mma A operand (16
 // rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as B
 // + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied
-// to the fp32 sums of each group; or, in launches that take the integer decode (int2, int3, int8:
+// to the fp32 sums of each group; or, in launches that take the integer decode (int formats:
 // IntDecoder::imma_a, x_digits.cuh), the codes as u8 on mma.m16n8k32 against x's two 8-bit
 // digits, each group's sums exact in int32. The warps' fp32 partial sums meet in shared memory
 // (each warp's own ring, free once its copies have drained) in a fixed order (deterministic); each
-// output is rounded once.
+// output is rounded once, or with the gated-SiLU epilogue each gate and up pair of sums becomes
+// one activated output there (gated_silu.cuh).
 #pragma once
 #include <climits>
 #include <cstdint>
 
 #include "cuda/decode/registry.cuh"
+#include "cuda/kernels/gated_silu.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
 #include "cuda/kernels/x_digits.cuh"
@@ -467,25 +469,38 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   __syncthreads();
 
   // Outputs: token tok, strip gs of the item (strip group gs / R, strip gs % R of it), row rr;
-  // consecutive threads take consecutive output rows n (strips of an item are adjacent).
+  // consecutive threads take consecutive output rows n (strips of an item are adjacent). With
+  // the gated-SiLU epilogue (gated_silu.cuh) a thread takes rows rr and rr + 8 of the strip, the
+  // gate and up sums of output column 8 strip + rr, and y has n / 2 columns.
+  const bool gated = p.epilogue != 0;
+  const int row_shift = gated ? 3 : 4;
+  const int64_t y_cols = gated ? p.n / 2 : p.n;
   const int strips_shift = 3 - group_shift + kStripShift;  // log2 of the item's strips
-  for (int idx = static_cast<int>(threadIdx.x); idx < t.count << (strips_shift + 4);
+  for (int idx = static_cast<int>(threadIdx.x); idx < t.count << (strips_shift + row_shift);
        idx += kBlockThreads) {
-    const int rr = idx & 15;
-    const int gs = (idx >> 4) & ((1 << strips_shift) - 1);
-    const int tok = idx >> (strips_shift + 4);
+    const int rr = idx & ((1 << row_shift) - 1);
+    const int gs = (idx >> row_shift) & ((1 << strips_shift) - 1);
+    const int tok = idx >> (strips_shift + row_shift);
     const int n = (strip0 + gs) * kTileRows + rr;
     if (n >= p.n) continue;
     const int g = gs / R, r = gs % R;
     // C fragment of chunk tok / 8: row rr, column t8 = tok % 8 -> lane 4*(rr%8) + t8/2,
-    // register (t8%2) + 2*(rr/8).
+    // register (t8%2) + 2*(rr/8); row rr + 8 is two registers on.
     const int c = tok >> 3, t8 = tok & 7;
     const int src =
         ((r * C + c) * 4 + (t8 & 1) + 2 * (rr >> 3)) * kWarpSize + 4 * (rr & 7) + (t8 >> 1);
-    float sum = 0.f;
-    for (int w = g * group_warps; w < (g + 1) * group_warps; ++w)
-      sum += reinterpret_cast<const float*>(rings + w * kRingBytes)[src];
-    y_rows[static_cast<int64_t>(tok) * p.n + n] = ActTraits<Act>::to_bits_rn(sum);
+    auto partial_sum = [&](int at) {
+      float sum = 0.f;
+      for (int w = g * group_warps; w < (g + 1) * group_warps; ++w)
+        sum += reinterpret_cast<const float*>(rings + w * kRingBytes)[at];
+      return sum;
+    };
+    const float sum = partial_sum(src);
+    if (gated)
+      y_rows[tok * y_cols + (strip0 + gs) * (kTileRows / 2) + rr] =
+          ActTraits<Act>::to_bits_rn(silu_mul(sum, partial_sum(src + 2 * kWarpSize)));
+    else
+      y_rows[tok * y_cols + n] = ActTraits<Act>::to_bits_rn(sum);
   }
   // This item's copies and partial sums went through the generic proxy; the next item's bulk
   // copies (whatever this item's decoder) write the rings through the async proxy.
@@ -556,7 +571,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
                    p.x_digits + row_records * xdig::kRecordBytes,
                    static_cast<const xdig::TileInfo*>(p.x_info) + row_records,
                    p.k_tiles};
-    unsigned short* y_rows = y + static_cast<int64_t>(row0) * p.n;
+    unsigned short* y_rows = y + static_cast<int64_t>(row0) * (p.epilogue != 0 ? p.n / 2 : p.n);
     const NextItem next{p.work, i, units, &next_unit[parity]};
     with_expert_decoder(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {

@@ -85,26 +85,37 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 /// small shapes ran 1.18-1.21x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 
-/// Whether the call's decode launch takes the integer-mma decode for its int2, int3 and int8
-/// experts (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
-/// kAuto takes it for banks of int3 experts alone, and for banks of int2 experts alone above a
-/// size (measured, bench/results/s23-2026-12-03/ab-int3-imma and s19-2026-12-03):
+/// Whether the call's decode launch takes the integer-mma decode for its int experts
+/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
+/// kAuto takes it for banks of int3 experts alone, for banks of int experts in several bit widths
+/// with int2 or int3 among them, and for banks of int2 experts alone above a size (measured,
+/// bench/results/s23-2026-12-03/ab-int3-imma, s24-2026-12-03/ab-int4 and s19-2026-12-03):
 /// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
 ///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
 ///   16, one-token small shapes included (0.94-0.97x, conversion kernel and all);
 /// - int8 gained 0.91-0.97x only on DeepSeek-V3 and Mixtral at 8+ active experts, and where a
 ///   layer's gate/up launch took it and its down launch did not (any size bound between the
 ///   two, whose code bytes differ 2x) the small shapes' T = 16 rows ran 1.015-1.02x;
-/// - banks mixing int3, int4 or dense experts with int2 / int8 (mixed:rr) ran 1.03-1.06x on the
-///   small shapes at T = 16, and 1.06-1.25x with that gate/up-only split (measured before int3
-///   had the integer decode; mixed banks with it are not measured under kAuto).
-/// kOn forces it for int2, int3 and int8 experts in any bank.
+/// - banks of int experts in more than one bit width, some of them int2 or int3: with every int
+///   format on the integer decode (int4 too, session 24), mixed:rr (int2/3/4/8 g128) ran 0.84-0.96x
+///   the time of its kAuto decode on the five shapes at T = 4 and 16 and on Mixtral and
+///   DeepSeek-V3 at T = 1, 0.99-1.00x on the small shapes' one-token rows
+///   (bench/results/s24-2026-12-03/ab-int4); before int3 and int4 had it, banks mixing them with
+///   int2 / int8 ran 1.03-1.25x.
+/// int4 and int8 banks alone keep the bf16 decode: forced on, int4 ran 0.90-1.02x at T = 4 and
+/// 16 but 1.07-1.11x on the small shapes' one-token rows, int8 0.92-1.01x and 1.03-1.06x there,
+/// with no size bound that separates the two on the five shapes.
+/// kOn forces it for the int experts of any bank.
 inline bool decode_imma(const GroupedGemmArgs& a) {
   const uint32_t mask = a.bank.format_mask;
-  const uint32_t imma = kImmaInt2Mask | kImmaInt3Mask | kImmaInt8Mask;
+  const uint32_t imma = kImmaInt2Mask | kImmaInt3Mask | kImmaInt4Mask | kImmaInt8Mask;
   if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
   if ((mask & ~kImmaInt3Mask) == 0) return true;
+  const bool int_only = (mask & ~imma) == 0;
+  const int widths = ((mask & kImmaInt2Mask) != 0) + ((mask & kImmaInt3Mask) != 0) +
+                     ((mask & kImmaInt4Mask) != 0) + ((mask & kImmaInt8Mask) != 0);
+  if (int_only && widths > 1 && (mask & (kImmaInt2Mask | kImmaInt3Mask)) != 0) return true;
   if ((mask & ~kImmaInt2Mask) != 0) return false;
   const int64_t m = a.x.rows;
   const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;

@@ -76,6 +76,13 @@ Status combine(const RoutingPlan& plan, const double* y_sorted, int64_t hidden,
 Status silu_and_mul(DType act, const double* gate_up, int64_t rows, int64_t intermediate,
                     std::vector<uint16_t>* h);
 
+/// grouped_gemm's Epilogue::kSiluMulInterleaved (qmoe/gpu.hpp): silu_and_mul of a product whose
+/// columns interleave gate and up by 8 (a bank in interleave_gate_up's row order): gate_up
+/// [rows, 2I] float64 with column 16 s + j the gate and 16 s + 8 + j the up of h's column
+/// 8 s + j (j < 8); h [rows, I]. Errors as silu_and_mul, and intermediate not a multiple of 8.
+Status silu_and_mul_interleaved(DType act, const double* gate_up, int64_t rows,
+                                int64_t intermediate, std::vector<uint16_t>* h);
+
 /// Inputs of one MoE layer. Routing comes from exactly one source, chosen by router.kind:
 /// logit routers take `logits` or `router_weight` (then logits = router_logits(x, Wr)), kGiven
 /// takes topk_ids + topk_weights (with T = 0 they may be null). All pointers are host memory;

@@ -58,16 +58,16 @@ enum class KernelChoice : uint8_t {
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
 };
 
-/// How the decode kernel multiplies the codes of int2, int3 and int8 experts (docs/dispatch.md
-/// §5).
+/// How the decode kernel multiplies the codes of int experts (docs/dispatch.md §5).
 enum class IntegerDecode : uint8_t {
-  /// kOn for banks of int3 experts alone, and for banks of int2 experts alone where the decode
-  /// launch streams enough codes to repay converting x: the active experts' (min(E, m)) at 32
-  /// MiB or more; otherwise kOff (int8 and banks mixing formats measured no gain at kAuto's
-  /// level of knowledge).
+  /// kOn for banks of int3 experts alone, for banks of int experts in several bit widths with
+  /// int2 or int3 among them, and for banks of int2 experts alone where the decode launch
+  /// streams enough codes to repay converting x: the active experts' (min(E, m)) at 32 MiB or
+  /// more; otherwise kOff (int4 or int8 alone and banks with dense experts measured no gain at
+  /// kAuto's level of knowledge).
   kAuto = 0,
   /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
-  /// to the fp32 partial sums (the only decode of int4 and dense experts).
+  /// to the fp32 partial sums (the only decode of dense experts).
   kOff = 1,
   /// Codes as u8 in integer mma (m16n8k32) and x as 16-bit fixed point per 128-wide k-tile of a
   /// row (two 8-bit digits; each value within 2^-15 of the tile's largest), sums exact in int32,
@@ -75,6 +75,19 @@ enum class IntegerDecode : uint8_t {
   /// ceil(k / 128) * 544 bytes. Launches of 16-token items (a mean above 8 tokens per active
   /// expert) keep kOff.
   kOn = 2,
+};
+
+/// What grouped_gemm writes to y (docs/dispatch.md §8).
+enum class Epilogue : uint8_t {
+  kNone = 0,  ///< y [m, n] = x W^T, rounded to the activation type
+  /// The gated SiLU of an FFN's gate/up projection, fused: the bank's rows interleave the gate
+  /// and up projections by 8 (interleave_gate_up: row 16 s + j is gate row 8 s + j, row
+  /// 16 s + 8 + j up row 8 s + j, j < 8), n a multiple of 16, and y [m, n / 2] gets
+  /// y[r, 8 s + j] = RNE(SiLU(g) * u) with g, u the fp32 sums of rows 16 s + j and 16 s + 8 + j
+  /// (ref::silu_and_mul of the de-interleaved product). The decode kernel applies it to its sums
+  /// before they leave the SM; where a call runs the tile kernel, its product goes to the
+  /// workspace ([m, n] in the activation type) and a small kernel applies the activation.
+  kSiluMulInterleaved = 1,
 };
 
 /// Largest GroupedGemmArgs::decode_max_tokens (beyond it the tile kernel always wins).
@@ -101,7 +114,7 @@ struct GroupedGemmArgs {
   /// banks of 2/3/4-bit experts: the experts' short last token blocks run in a narrower tile
   /// (docs/dispatch.md §4).
   int decode_max_tokens = 0;
-  /// The decode kernel's arithmetic for int2, int3 and int8 experts (IntegerDecode).
+  /// The decode kernel's arithmetic for int experts (IntegerDecode).
   IntegerDecode integer_decode = IntegerDecode::kAuto;
   /// A promise that lets the decode kernel start before the previous kernel in the stream has
   /// completed (sm_90+, programmatic dependent launch): expert_offsets and the bank are not
@@ -113,6 +126,8 @@ struct GroupedGemmArgs {
   /// docs/dispatch.md §7). false (default): nothing is read before the previous kernel has
   /// completed. A false promise is a race between the two kernels: results are unspecified.
   bool offsets_precede_previous_kernel = false;
+  /// What y receives (Epilogue; y is [m, n / 2] with kSiluMulInterleaved).
+  Epilogue epilogue = Epilogue::kNone;
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
@@ -122,7 +137,8 @@ struct GroupedGemmArgs {
 /// memory outside x and y; the results for such experts are unspecified.
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
-/// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
+/// decode kernel takes the integer decode, IntegerDecode; plus the [m, n] product where
+/// Epilogue::kSiluMulInterleaved meets a tile-kernel launch). The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
 /// first 16 bytes then carry the decode kernel's work counter from call to call. Never
 /// allocates, never synchronises; capturable in a CUDA graph. Rows of y outside [0, offsets[E])
@@ -133,12 +149,13 @@ struct GroupedGemmArgs {
 /// prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the activation type);
 /// the decode kernel, for the int formats whose biased codes are exact in the activation type (all
 /// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
-/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int2, int3, int8,
+/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int formats,
 /// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
 /// (within 2^-15 of the tile's largest value). Both stay within the tests' normalised error of the
 /// float64 reference; results of the two kernels for one expert may differ in the last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
-/// y.cols != bank.n, x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
+/// y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
+/// x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
 /// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),
 /// kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
@@ -155,6 +172,14 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
 /// Errors: kInvalidArgument (null workspace, workspace_bytes < 256), kUnsupported (no CUDA),
 /// kCudaError.
 Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+/// The gated SiLU of Epilogue::kSiluMulInterleaved as a kernel of its own, for a product that
+/// did not fuse it: y[r, 8 s + j] = RNE(SiLU(h[r, 16 s + j]) * h[r, 16 s + 8 + j]) for every row,
+/// h [m, 2I] and y [m, I] of one dtype (bf16 or fp16), 2I a multiple of 16, both 16-byte aligned
+/// with row_stride == cols. Never allocates, never synchronises; launched like grouped_gemm's
+/// kernels (programmatic dependent launch on sm_90+). Errors: kInvalidArgument (null or
+/// misaligned pointers, shapes), kUnsupported (no CUDA / no device, strided rows), kCudaError.
+Status silu_mul_interleaved(ConstMatrixView h, MatrixView y, cudaStream_t stream);
 
 /// Decode-only kernel: dequantize every expert of the bank to `dtype` into w ([E, n, k],
 /// device). Used to prove GPU decode is bit-identical to ref::dequantize_to.

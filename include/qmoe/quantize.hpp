@@ -1,6 +1,7 @@
 // qmoe/quantize.hpp — quantizers that produce every format from float weights.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "qmoe/packed.hpp"
 
@@ -37,5 +38,15 @@ Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& 
 /// quantize_logical followed by pack.
 Status quantize(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                 const QuantizeOptions& opt, PackedMatrix* out);
+
+/// The row order of a gate/up bank that grouped_gemm's Epilogue::kSiluMulInterleaved takes
+/// (qmoe/gpu.hpp): from w13 [rows = 2I, cols] with the gate projection in rows [0, I) and the up
+/// projection in rows [I, 2I) (the fused w1/w3 of vLLM and HF checkpoints) to *out [2I, cols]
+/// with row 16 s + j = gate row 8 s + j and row 16 s + 8 + j = up row 8 s + j (j < 8). Quantize
+/// the result: every quantizer here treats rows independently (RTN per row and group; GPTQ's
+/// Hessian is over the input dims), so each row gets the codes and scales it gets in the
+/// original order. Errors (kInvalidArgument, *out untouched): null pointers, rows not a positive
+/// multiple of 16, cols < 1.
+Status interleave_gate_up(const float* w13, int64_t rows, int64_t cols, std::vector<float>* out);
 
 }  // namespace qmoe

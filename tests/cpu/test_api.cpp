@@ -46,6 +46,15 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   y[0] = 0x1234;
   EXPECT_EQ(grouped_gemm(a, ws, &bytes, nullptr).code(), StatusCode::kUnsupported);
   EXPECT_EQ(y[0], 0x1234);
+  // The gated epilogue too (n = 32: y [4, 16]), and its activation kernel alone.
+  a.epilogue = Epilogue::kSiluMulInterleaved;
+  a.y = matrix_view(y, 4, 16, DType::kBF16);
+  EXPECT_EQ(grouped_gemm(a, ws, &bytes, nullptr).code(), StatusCode::kUnsupported);
+  EXPECT_EQ(silu_mul_interleaved(matrix_view(static_cast<const void*>(x), 4, 32, DType::kBF16),
+                                 matrix_view(y, 4, 16, DType::kBF16), nullptr)
+                .code(),
+            StatusCode::kUnsupported);
+  EXPECT_EQ(y[0], 0x1234);
   ws[0] = 0x77;
   EXPECT_EQ(prepare_workspace(ws, sizeof(ws), nullptr).code(), StatusCode::kUnsupported);
   EXPECT_EQ(ws[0], 0x77);

@@ -678,12 +678,17 @@ TEST(CAbiOptions, InitWritesTheDefaultsAndTheStructSize) {
   EXPECT_EQ(o.decode_max_tokens, QMOE_DEFAULT_DECODE_MAX_TOKENS);
   EXPECT_EQ(o.integer_decode, QMOE_INTEGER_DECODE_AUTO);
   EXPECT_EQ(o.offsets_precede_previous_kernel, 0);
+  EXPECT_EQ(o.epilogue, QMOE_EPILOGUE_NONE);
   // The C++ API's defaults, field by field.
   const qmoe::GroupedGemmArgs cpp;
   EXPECT_EQ(static_cast<int>(cpp.kernel), static_cast<int>(o.kernel));
   EXPECT_EQ(cpp.decode_max_tokens, o.decode_max_tokens);
   EXPECT_EQ(static_cast<int>(cpp.integer_decode), static_cast<int>(o.integer_decode));
   EXPECT_EQ(cpp.offsets_precede_previous_kernel, o.offsets_precede_previous_kernel != 0);
+  EXPECT_EQ(static_cast<int>(cpp.epilogue), static_cast<int>(o.epilogue));
+  static_assert(
+      static_cast<int>(qmoe::Epilogue::kSiluMulInterleaved) == QMOE_EPILOGUE_SILU_MUL_INTERLEAVED,
+      "the C and C++ epilogue values agree");
   qmoe_grouped_gemm_options_init(nullptr);  // a no-op
 }
 

@@ -18,6 +18,7 @@
 #include "qmoe/moe.hpp"
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "qmoe/quantize.hpp"
 #include "tests/cpu/test_util.hpp"
 
 namespace qmoe {
@@ -681,7 +682,104 @@ TEST(MoeRefLayer, SiluAndMulRoundsThroughFloatToTheActivationType) {
   EXPECT_EQ(h[0], 0x7C00);
 }
 
+TEST(MoeRefLayer, InterleavedGateUpGivesTheSameActivationBitForBit) {
+  // The gated epilogue's layout end to end on the CPU: w13 gate-first and the same weights in
+  // interleave_gate_up's order, quantized per expert (RTN and GPTQ), through grouped_gemm and
+  // silu_and_mul / silu_and_mul_interleaved: identical h, bit for bit (every row keeps its
+  // codes and scales, so every product is the same float64 sum).
+  const int64_t inter = 24, hidden = 256, rows = 2 * inter;
+  std::mt19937 rng(8801);
+  const std::vector<float> calib = test::gaussian(64 * hidden, 1.0f, rng);
+  for (const char* format : {"int4:g128", "int3:g64:sym", "int8:pc", "bf16"}) {
+    SCOPED_TRACE(format);
+    for (QuantMethod method : {QuantMethod::kRtnMinMax, QuantMethod::kGptq}) {
+      if (method == QuantMethod::kGptq && std::string(format) == "bf16") continue;
+      QuantizeOptions opt;
+      opt.method = method;
+      if (method == QuantMethod::kGptq) {
+        opt.calib = calib.data();
+        opt.calib_rows = 64;
+      }
+      std::vector<PackedMatrix> plain, woven;
+      for (int e = 0; e < 2; ++e) {
+        const std::vector<float> w = test::gaussian(rows * hidden, 0.05f, rng);
+        std::vector<float> w_woven;
+        ASSERT_TRUE(interleave_gate_up(w.data(), rows, hidden, &w_woven).is_ok());
+        plain.push_back(test::quantized(w, rows, hidden, test::parse_format(format), opt));
+        woven.push_back(test::quantized(w_woven, rows, hidden, test::parse_format(format), opt));
+      }
+      const ExpertBank a = test::make_bank(std::move(plain)), b = test::make_bank(std::move(woven));
+      const std::vector<int32_t> offsets = {0, 3, 7};
+      const std::vector<uint16_t> x = random_activations(DType::kBF16, 7 * hidden, 2.0f, 8802);
+      std::vector<double> ya, yb;
+      ASSERT_TRUE(ref::grouped_gemm(a, DType::kBF16, x.data(), 7, offsets.data(), &ya).is_ok());
+      ASSERT_TRUE(ref::grouped_gemm(b, DType::kBF16, x.data(), 7, offsets.data(), &yb).is_ok());
+      std::vector<uint16_t> ha, hb;
+      ASSERT_TRUE(ref::silu_and_mul(DType::kBF16, ya.data(), 7, inter, &ha).is_ok());
+      ASSERT_TRUE(ref::silu_and_mul_interleaved(DType::kBF16, yb.data(), 7, inter, &hb).is_ok());
+      EXPECT_EQ(ha, hb);
+      EXPECT_NE(ya, yb) << "the two banks' rows are in the same order: the test sees nothing";
+    }
+  }
+}
+
+TEST(MoeRefLayer, InterleaveGateUpPutsEightGateRowsThenEightUpRows) {
+  // Row r of w13 [32, 2] holds (r, -r): the result's rows are gate 0-7, up 16-23, gate 8-15,
+  // up 24-31.
+  std::vector<float> w(64);
+  for (int r = 0; r < 32; ++r) {
+    w[2 * r] = static_cast<float>(r);
+    w[2 * r + 1] = static_cast<float>(-r);
+  }
+  std::vector<float> out;
+  ASSERT_TRUE(interleave_gate_up(w.data(), 32, 2, &out).is_ok());
+  ASSERT_EQ(out.size(), 64u);
+  const int want[32] = {0, 1, 2,  3,  4,  5,  6,  7,  16, 17, 18, 19, 20, 21, 22, 23,
+                        8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  for (int r = 0; r < 32; ++r) {
+    EXPECT_EQ(out[2 * r], static_cast<float>(want[r])) << "row " << r;
+    EXPECT_EQ(out[2 * r + 1], static_cast<float>(-want[r])) << "row " << r;
+  }
+  // silu_and_mul_interleaved reads its columns in the same order: column 16 s + 8 + j is the up
+  // of output 8 s + j.
+  std::vector<double> gate_up(32, 0.0);
+  gate_up[8 + 3] = 2.0;  // up of output 3
+  gate_up[3] = 1.0;      // gate of output 3
+  std::vector<uint16_t> h;
+  ASSERT_TRUE(ref::silu_and_mul_interleaved(DType::kBF16, gate_up.data(), 1, 16, &h).is_ok());
+  ASSERT_EQ(h.size(), 16u);
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(h[static_cast<size_t>(i)],
+              i == 3 ? to_act(DType::kBF16, static_cast<float>(1.0 / (1.0 + std::exp(-1.0)) * 2.0))
+                     : to_act(DType::kBF16, 0.0f))
+        << "output " << i;
+}
+
 // ---- bad inputs: kInvalidArgument, outputs untouched -------------------------------------
+
+TEST(MoeRefBadInput, InterleavingRejectsRowsThatAreNotWholeStripsWithoutWriting) {
+  const std::vector<float> w(48 * 4, 1.0f);
+  std::vector<float> out = {5.0f};
+  for (int64_t rows : {int64_t{0}, int64_t{8}, int64_t{24}, int64_t{-16}}) {
+    EXPECT_EQ(interleave_gate_up(w.data(), rows, 4, &out).code(), StatusCode::kInvalidArgument)
+        << rows;
+    EXPECT_EQ(out, std::vector<float>{5.0f});
+  }
+  EXPECT_EQ(interleave_gate_up(w.data(), 16, 0, &out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(interleave_gate_up(nullptr, 16, 4, &out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(interleave_gate_up(w.data(), 16, 4, nullptr).code(), StatusCode::kInvalidArgument);
+  const std::vector<double> gate_up(48, 1.0);
+  std::vector<uint16_t> h = {7};
+  for (int64_t inter : {int64_t{0}, int64_t{4}, int64_t{12}})
+    EXPECT_EQ(ref::silu_and_mul_interleaved(DType::kBF16, gate_up.data(), 1, inter, &h).code(),
+              StatusCode::kInvalidArgument)
+        << inter;
+  EXPECT_EQ(ref::silu_and_mul_interleaved(DType::kBF16, nullptr, 1, 8, &h).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ref::silu_and_mul_interleaved(DType::kBF16, gate_up.data(), 1, 8, nullptr).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(h, std::vector<uint16_t>{7});
+}
 
 TEST(MoeRefBadInput, RouteRejectsBadConfigsAndNonFiniteInputsWithoutWriting) {
   std::vector<float> logits = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f, 3.0f, -2.0f, 0.25f};

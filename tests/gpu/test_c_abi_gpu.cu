@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "qmoe.h"
+#include "qmoe/cpu_ref.hpp"
 #include "qmoe/gpu.hpp"
+#include "qmoe/numeric.hpp"
 #include "tests/cpu/c_abi_test_util.hpp"
 #include "tests/cpu/test_util.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
@@ -234,8 +237,17 @@ TEST(CAbiGpu, GroupedGemmMatchesCpuReferenceForEveryKernelOnACallerStream) {
     qmoe_grouped_gemm_options_init(&auto16);
     auto16.decode_max_tokens = 16;
     auto16.integer_decode = QMOE_INTEGER_DECODE_OFF;
-    for (const auto* options : {&decode_imma, &auto16}) {
-      const char* what = options == &auto16 ? "ex:auto16" : "ex:imma";
+    // A caller compiled against the 0.3.0 header: its struct ends before `epilogue`, whose bytes
+    // here must not be read (garbage stands in for whatever follows the caller's struct).
+    qmoe_grouped_gemm_options_t v030;
+    qmoe_grouped_gemm_options_init(&v030);
+    v030.struct_size = offsetof(qmoe_grouped_gemm_options_t, epilogue);
+    v030.kernel = QMOE_KERNEL_DECODE;
+    v030.epilogue = static_cast<qmoe_epilogue_t>(0x5A5A5A5A);
+    for (const auto* options : {&decode_imma, &auto16, &v030}) {
+      const char* what = options == &auto16 ? "ex:auto16"
+                         : options == &v030 ? "ex:v030"
+                                            : "ex:imma";
       SCOPED_TRACE(std::string(qmoe::dtype_name(act)) + " " + what);
       std::vector<uint16_t> x;
       ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, ++seed, stream.get(), &x));
@@ -244,6 +256,36 @@ TEST(CAbiGpu, GroupedGemmMatchesCpuReferenceForEveryKernelOnACallerStream) {
       ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, QMOE_KERNEL_AUTO, stream.get(), options));
       ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, stream.get(), what));
     }
+  }
+}
+
+TEST(CAbiGpu, GatedSiluEpilogueMatchesCpuReference) {
+  // QMOE_EPILOGUE_SILU_MUL_INTERLEAVED: y [m, n / 2] against the C ABI's reference product
+  // through ref::silu_and_mul_interleaved; the decode kernel alone (fused) and a per-expert
+  // threshold (decode and tile launches: the product goes through the workspace).
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  Problem p;
+  ASSERT_NO_FATAL_FAILURE(setup(kMixed, 64, 256, kMixedCounts, /*extra_rows=*/5, 9401, &p));
+  const DType act = DType::kBF16;
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(&p, act, 9402, nullptr, &x));
+  std::vector<double> gate_up;
+  ASSERT_NO_FATAL_FAILURE(reference(&p, act, &x, &gate_up));
+  std::vector<uint16_t> h;
+  ASSERT_TRUE(qmoe::ref::silu_and_mul_interleaved(act, gate_up.data(), p.m_used, 32, &h).is_ok());
+  std::vector<double> ref(h.size());
+  for (size_t i = 0; i < h.size(); ++i) ref[i] = qmoe::bf16_to_float(h[i]);
+  // From here y is [m, 32]: check_y and the y tensor take the new width.
+  p.n = 32;
+  p.y_shape[1] = 32;
+  for (const qmoe_kernel_t kernel : {QMOE_KERNEL_DECODE, QMOE_KERNEL_AUTO}) {
+    qmoe_grouped_gemm_options_t options;
+    qmoe_grouped_gemm_options_init(&options);
+    options.kernel = kernel;
+    options.decode_max_tokens = kernel == QMOE_KERNEL_AUTO ? 16 : 0;
+    options.epilogue = QMOE_EPILOGUE_SILU_MUL_INTERLEAVED;
+    ASSERT_NO_FATAL_FAILURE(run_gemm(&p, act, kernel, nullptr, &options));
+    ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, nullptr, kernel_name(kernel)));
   }
 }
 
@@ -454,7 +496,15 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
     qmoe_grouped_gemm_options_init(&defaults);
     const std::vector<std::pair<const char*, std::function<void(qmoe_grouped_gemm_options_t&)>>>
         bad_options = {
-            {"struct_size", [](qmoe_grouped_gemm_options_t& o) { o.struct_size -= 4; }},
+            {"struct_size", [](qmoe_grouped_gemm_options_t& o) { o.struct_size += 4; }},
+            {"struct_size", [](qmoe_grouped_gemm_options_t& o) { o.struct_size -= 1; }},
+            {"epilogue",
+             [](qmoe_grouped_gemm_options_t& o) { o.epilogue = static_cast<qmoe_epilogue_t>(2); }},
+            // n = 40: the gated epilogue needs gate and up rows in 16-row strips.
+            {"epilogue",
+             [](qmoe_grouped_gemm_options_t& o) {
+               o.epilogue = QMOE_EPILOGUE_SILU_MUL_INTERLEAVED;
+             }},
             {"integer_decode",
              [](qmoe_grouped_gemm_options_t& o) {
                o.integer_decode = static_cast<qmoe_integer_decode_t>(3);

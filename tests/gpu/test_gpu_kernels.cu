@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -310,10 +311,12 @@ qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& r
 
 /// Reads y back and checks it against the float64 reference: finite and nmse <= kMaxNmse for
 /// every expert's rows, rows past m_used untouched. Prints the table row (worst expert).
+/// y_cols: y's columns where they are not the bank's n (the gated epilogue's n / 2); the rest of
+/// the y buffer must keep its poison too.
 void check_y(const GemmSetup& s, DType act, const std::vector<double>& ref, const char* op,
-             const std::string& label, const char* kernel) {
-  const int64_t n = s.bank.n();
-  std::vector<uint16_t> y(static_cast<size_t>(s.m_total * n));
+             const std::string& label, const char* kernel, int64_t y_cols = 0) {
+  const int64_t n = y_cols > 0 ? y_cols : s.bank.n();
+  std::vector<uint16_t> y(s.y.bytes() / 2);
   CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
   const qmoe::gpu_test::OutputError e = qmoe::gpu_test::output_error(act, y, ref, n, s.offsets);
   print_row(op, label, act, kernel, s.m_used, n, s.bank.k(), e.nmse, e.ok());
@@ -646,6 +649,204 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17}, kAllKernels, 6001));
   // All tokens on one expert.
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 0, 150, 0}, kAllKernels, 6002));
+}
+
+// ---- Gated-SiLU epilogue ---------------------------------------------------------------------
+
+/// The gated epilogue's reference: ref::grouped_gemm of the bank (its rows read as gate and up
+/// interleaved by 8), then ref::silu_and_mul_interleaved, as float64 values of the act bits.
+void gated_reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
+                     std::vector<double>* ref) {
+  std::vector<double> gate_up;
+  ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &gate_up));
+  std::vector<uint16_t> h;
+  const qmoe::Status st =
+      qmoe::ref::silu_and_mul_interleaved(act, gate_up.data(), s.m_used, s.bank.n() / 2, &h);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  ref->resize(h.size());
+  for (size_t i = 0; i < h.size(); ++i)
+    (*ref)[i] = act == DType::kBF16 ? qmoe::bf16_to_float(h[i]) : qmoe::fp16_to_float(h[i]);
+}
+
+qmoe::GroupedGemmArgs gated_args(const GemmSetup& s, DType act, const KernelRun& run) {
+  qmoe::GroupedGemmArgs a = args_for(s, act, run);
+  a.y = qmoe::matrix_view(s.y.as<void>(), s.m_total, s.bank.n() / 2, act);
+  a.epilogue = qmoe::Epilogue::kSiluMulInterleaved;
+  return a;
+}
+
+/// A workspace for the gated calls of these runs (the most any of them asks for: a run with a
+/// tile-kernel launch adds the [m, n] product), prepared.
+void gated_workspace(const GemmSetup& s, const std::vector<KernelRun>& runs, DeviceBuffer* ws,
+                     size_t* ws_bytes) {
+  *ws_bytes = 0;
+  for (const KernelRun& run : runs) {
+    size_t bytes = 0;
+    const qmoe::Status q =
+        qmoe::grouped_gemm(gated_args(s, DType::kBF16, run), nullptr, &bytes, nullptr);
+    ASSERT_TRUE(q.is_ok()) << q.to_string();
+    *ws_bytes = std::max(*ws_bytes, bytes);
+  }
+  CUDA_CHECK(ws->alloc(*ws_bytes));
+  const qmoe::Status w = qmoe::prepare_workspace(ws->as<void>(), *ws_bytes, nullptr);
+  ASSERT_TRUE(w.is_ok()) << w.to_string();
+}
+
+/// Runs each kernel choice with the gated-SiLU epilogue for both activation types and checks
+/// y [m, n / 2] against gated_reference.
+void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
+                 const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
+                 uint32_t seed) {
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(formats, n, k, counts, /*extra_rows=*/3, seed, &s));
+  DeviceBuffer ws;
+  size_t ws_bytes = 0;
+  ASSERT_NO_FATAL_FAILURE(gated_workspace(s, runs, &ws, &ws_bytes));
+  const std::string label = label_of(formats);
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1, &s, &x));
+    std::vector<double> ref;
+    ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
+    for (const KernelRun& run : runs) {
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      size_t bytes = ws_bytes;
+      const qmoe::Status st =
+          qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, nullptr);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaDeviceSynchronize());
+      ASSERT_NO_FATAL_FAILURE(
+          check_y(s, act, ref, "gemm+silu", label,
+                  kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode), n / 2));
+    }
+  }
+}
+
+TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferencePerFormat) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  uint32_t seed = 2500;
+  for (const FormatSpec& f : qmoe::all_formats()) {
+    const std::vector<FormatSpec> formats(4, f);
+    ASSERT_NO_FATAL_FAILURE(
+        check_gated(formats, 80, sweep_k(f), {3, 0, 17, 1}, kAllKernels, seed += 10));
+  }
+}
+
+TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferenceSmall) {
+  // A mixed bank through every kernel choice (the decode kernel fuses the activation; a call
+  // with a tile-kernel launch goes through the workspace and the activation kernel), and the
+  // decode kernel's wide variants (8 experts of one token over 2048 rows: 4 strips per warp on
+  // an H100-sized grid).
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g64", "int8:g128", "bf16"});
+  ASSERT_NO_FATAL_FAILURE(check_gated(f, 48, 256, {1, 0, 20, 5}, kAllKernels, 2601));
+  const std::vector<FormatSpec> g = parse_all({"int4:g128", "int3:g128", "int2:g128", "int8:g128",
+                                               "int4:g32", "fp16", "int3:g64:sym", "int4:pc"});
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
+  ASSERT_NO_FATAL_FAILURE(check_gated(g, 2048, 512, std::vector<int32_t>(8, 1), decode, 2602));
+  ASSERT_NO_FATAL_FAILURE(check_gated(g, 2048, 512, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 2603));
+}
+
+TEST(GpuKernels, SiluMulInterleavedMatchesReferenceSmall) {
+  // The activation kernel alone (silu_mul_interleaved) on random h, every row, against
+  // ref::silu_and_mul_interleaved; y poisoned, its padding past [m, I] untouched.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    const std::vector<std::pair<int64_t, int64_t>> sizes = {{1, 8}, {37, 1408}, {300, 96}};
+    for (const auto& [m, i] : sizes) {
+      std::mt19937 rng(static_cast<uint32_t>(2700 + m));
+      std::normal_distribution<float> normal(0.f, 3.f);
+      std::vector<uint16_t> h(static_cast<size_t>(m * 2 * i));
+      std::vector<double> h_values(h.size());
+      for (size_t e = 0; e < h.size(); ++e) {
+        h[e] = to_act(act, normal(rng));
+        h_values[e] = act == DType::kBF16 ? qmoe::bf16_to_float(h[e]) : qmoe::fp16_to_float(h[e]);
+      }
+      std::vector<uint16_t> want;
+      const qmoe::Status rs =
+          qmoe::ref::silu_and_mul_interleaved(act, h_values.data(), m, i, &want);
+      ASSERT_TRUE(rs.is_ok()) << rs.to_string();
+      std::vector<double> ref(want.size());
+      for (size_t e = 0; e < want.size(); ++e)
+        ref[e] = act == DType::kBF16 ? qmoe::bf16_to_float(want[e]) : qmoe::fp16_to_float(want[e]);
+      DeviceBuffer hd, yd;
+      CUDA_CHECK(hd.alloc(h.size() * 2));
+      CUDA_CHECK(yd.alloc(static_cast<size_t>(m * i + 64) * 2));
+      CUDA_CHECK(cudaMemcpy(hd.as<void>(), h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMemset(yd.as<void>(), 0xFF, yd.bytes()));
+      const qmoe::Status st = qmoe::silu_mul_interleaved(
+          qmoe::matrix_view(static_cast<const void*>(hd.as<void>()), m, 2 * i, act),
+          qmoe::matrix_view(yd.as<void>(), m, i, act), nullptr);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<uint16_t> y(yd.bytes() / 2);
+      CUDA_CHECK(cudaMemcpy(y.data(), yd.as<void>(), yd.bytes(), cudaMemcpyDeviceToHost));
+      const qmoe::gpu_test::OutputError e =
+          qmoe::gpu_test::output_error(act, y, ref, i, {0, static_cast<int32_t>(m)});
+      print_row("silu", "-", act, "-", m, i, 2 * i, e.nmse, e.ok());
+      EXPECT_TRUE(e.ok()) << "m " << m << " I " << i << ": nmse " << e.nmse << ", non-finite "
+                          << e.non_finite << ", touched " << e.touched;
+    }
+  }
+}
+
+TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
+  // Captured with a per-expert threshold (decode launch, tile launch, activation kernel: the
+  // whole call goes through the workspace) and in the decode kernel alone (fused), then
+  // replayed on new x and token counts.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"});
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 64, 256, {2, 20, 0, 9}, /*extra_rows=*/33, 2801, &s));
+  const std::vector<KernelRun> runs = {{KernelChoice::kAuto, 16}, {KernelChoice::kDecode, 0}};
+  DeviceBuffer ws;
+  size_t ws_bytes = 0;
+  ASSERT_NO_FATAL_FAILURE(gated_workspace(s, runs, &ws, &ws_bytes));
+  Stream owned_stream;
+  CUDA_CHECK(owned_stream.create());
+  const cudaStream_t stream = owned_stream.get();
+  const DType act = DType::kBF16;
+  for (const KernelRun& run : runs) {
+    const char* kernel = kernel_name(run.kernel, run.decode_max_tokens);
+    set_tokens({2, 20, 0, 9}, &s);
+    CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
+                          cudaMemcpyHostToDevice));
+    // One plain run first: the launchers' one-time setup happens outside the capture.
+    size_t bytes = ws_bytes;
+    ASSERT_TRUE(qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream).is_ok());
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const qmoe::Status st =
+        qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream);
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    cudaGraphExec_t exec = nullptr;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    for (const std::vector<int32_t>& counts :
+         {std::vector<int32_t>{2, 20, 0, 9}, std::vector<int32_t>{40, 0, 1, 15}}) {
+      set_tokens(counts, &s);
+      ASSERT_LE(s.m_used, s.m_total);
+      CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
+                            cudaMemcpyHostToDevice));
+      std::vector<uint16_t> x;
+      ASSERT_NO_FATAL_FAILURE(upload_x(act, 2803 + static_cast<uint32_t>(s.m_used), &s, &x));
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaDeviceSynchronize());
+      CUDA_CHECK(cudaGraphLaunch(exec, stream));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph+silu", label_of(f), kernel, 32));
+    }
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+  }
 }
 
 TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
@@ -1014,6 +1215,69 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     EXPECT_EQ(qmoe::grouped_gemm(on, s2.workspace.as<void>(), &bytes, nullptr).code(),
               StatusCode::kInvalidArgument)
         << "workspace sized without the integer decode";
+  }
+  {
+    // The gated-SiLU epilogue: n = 40 is not a multiple of 16; an unknown epilogue.
+    qmoe::GroupedGemmArgs a = good;
+    a.epilogue = qmoe::Epilogue::kSiluMulInterleaved;
+    a.y.cols = a.bank.n / 2;
+    expect_code(a, StatusCode::kInvalidArgument, "gated epilogue with n % 16 != 0");
+    a = good;
+    a.epilogue = static_cast<qmoe::Epilogue>(7);
+    expect_code(a, StatusCode::kInvalidArgument, "unknown epilogue");
+  }
+  {
+    // n = 48: y must then be [m, 24], and a tile-kernel launch needs the product's workspace.
+    GemmSetup s3;
+    ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 48, 256, {3, 5}, /*extra_rows=*/0, 8003, &s3));
+    qmoe::GroupedGemmArgs a = args_for(s3, DType::kBF16, {KernelChoice::kPrefill, 0});
+    a.epilogue = qmoe::Epilogue::kSiluMulInterleaved;
+    size_t bytes = s3.workspace_bytes;
+    EXPECT_EQ(qmoe::grouped_gemm(a, s3.workspace.as<void>(), &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "gated epilogue with y [m, n]";
+    a.y.cols = 24;
+    size_t gated_bytes = 0, plain_bytes = 0;
+    ASSERT_TRUE(qmoe::grouped_gemm(a, nullptr, &gated_bytes, nullptr).is_ok());
+    qmoe::GroupedGemmArgs plain = args_for(s3, DType::kBF16, {KernelChoice::kPrefill, 0});
+    ASSERT_TRUE(qmoe::grouped_gemm(plain, nullptr, &plain_bytes, nullptr).is_ok());
+    EXPECT_GE(gated_bytes, plain_bytes + static_cast<size_t>(s3.m_total * 48 * 2));
+    bytes = plain_bytes;
+    EXPECT_EQ(qmoe::grouped_gemm(a, s3.workspace.as<void>(), &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "gated epilogue through the tile kernel with a workspace sized without the product";
+    std::vector<uint16_t> y(static_cast<size_t>(s3.m_total * 48));
+    CUDA_CHECK(cudaMemcpy(y.data(), s3.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
+    int64_t written = 0;
+    for (uint16_t v : y) written += v != kPoison;
+    EXPECT_EQ(written, 0) << "a rejected gated call wrote y";
+  }
+  {
+    // silu_mul_interleaved's own checks.
+    const auto h = qmoe::matrix_view(static_cast<const void*>(s.y.as<void>()), 2, 32, DType::kBF16);
+    const auto y = qmoe::matrix_view(s.x.as<void>(), 2, 16, DType::kBF16);
+    EXPECT_TRUE(qmoe::silu_mul_interleaved(h, y, nullptr).is_ok()) << "the unedited call";
+    CUDA_CHECK(cudaDeviceSynchronize());
+    auto bad = [&](qmoe::ConstMatrixView hh, qmoe::MatrixView yy, qmoe::StatusCode want,
+                   const char* what) {
+      const qmoe::Status st = qmoe::silu_mul_interleaved(hh, yy, nullptr);
+      EXPECT_EQ(st.code(), want) << what << ": " << st.to_string();
+    };
+    qmoe::ConstMatrixView h2 = h;
+    h2.cols = 24;  // not a multiple of 16
+    bad(h2, qmoe::matrix_view(s.x.as<void>(), 2, 12, DType::kBF16), StatusCode::kInvalidArgument,
+        "h cols % 16 != 0");
+    bad(h, qmoe::matrix_view(s.x.as<void>(), 2, 32, DType::kBF16), StatusCode::kInvalidArgument,
+        "y cols != h cols / 2");
+    bad(h, qmoe::matrix_view(s.x.as<void>(), 2, 16, DType::kFP16), StatusCode::kInvalidArgument,
+        "dtypes differ");
+    bad(h, qmoe::matrix_view(static_cast<void*>(nullptr), 2, 16, DType::kBF16),
+        StatusCode::kInvalidArgument, "null y");
+    bad(h, qmoe::matrix_view(s.x.as<uint16_t>() + 1, 2, 16, DType::kBF16),
+        StatusCode::kInvalidArgument, "misaligned y");
+    qmoe::ConstMatrixView h3 = h;
+    h3.row_stride = 48;
+    bad(h3, y, StatusCode::kUnsupported, "strided h");
   }
   {
     size_t bytes = 0;

@@ -59,6 +59,8 @@ TEST(ImmaLayout, DecodersAbytesMatchTheSpecAndXDigitsSlots) {
   check_imma_bytes<qmoe::dev::IntDecoder<2, 1>>("int2:g128", 2, 5101);
   check_imma_bytes<qmoe::dev::IntDecoder<3, 1>>("int3:g128", 3, 5102);
   check_imma_bytes<qmoe::dev::IntDecoder<3, 2>>("int3:g64:sym", 3, 5103);
+  check_imma_bytes<qmoe::dev::IntDecoder<4, 1>>("int4:g128", 4, 5105);
+  check_imma_bytes<qmoe::dev::IntDecoder<4, 4>>("int4:g32", 4, 5106);
   check_imma_bytes<qmoe::dev::IntDecoder<8, 1>>("int8:g128", 8, 5104);
 }
 

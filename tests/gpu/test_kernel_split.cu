@@ -205,20 +205,28 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
   return qmoe::dev::decode_imma(a);
 }
 
-TEST(KernelSplit, IntegerDecodeOnlyForInt2Int3AndInt8) {
+TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   using qmoe::IntegerDecode;
-  // Forced on: wherever the bank has int2, int3 or int8 experts; off: never.
+  // Forced on: wherever the bank has int experts; off: never.
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt3 | kInt4, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt3, 28672, 4096));
   // kAuto, int3 alone: at any size (one token on the smallest shapes included).
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt3, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 64, kInt3, 28672, 4096));
-  // ... but not beside other formats, int2 included (not measured).
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt4, 28672, 4096));
+  // Int banks of several widths with int2 or int3 among them: at any size.
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt3 | kInt4, 16, 128));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt | kInt8, 16, 128));
+  // ... but not beside a dense expert, nor int4 with int8 alone.
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt | kBF16, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt4 | kInt8, 28672, 4096));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt8 | kInt4 | kBF16, 16, 128));
-  EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kInt4 | kBF16, 16, 128));
+  // int4: forced on only; kAuto keeps its bf16 decode at every size.
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt4 | kBF16, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt4, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 1, 8, kInt4, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kBF16, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt, 28672, 4096));
   // kAuto, int2: Mixtral's gate/up and down at one token per expert (2 active experts: 56 and
   // 28 MiB of int2 codes) against the 32 MiB bound; with 8 active experts the down too.
@@ -228,12 +236,12 @@ TEST(KernelSplit, IntegerDecodeOnlyForInt2Int3AndInt8) {
   // Active experts are min(E, m): more rows than experts add nothing.
   EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt, 4096, 4096),
             imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 4096));
-  // int8 (alone or beside int2) only when forced.
+  // int8 alone only when forced; beside int2 at any size.
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt | kInt8, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 64, kInt | kInt8, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt | kInt8, 16, 128));
-  // kAuto never with other formats in the bank, whatever the size.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt | kInt4, 28672, 4096));
+  // kAuto never with dense experts in the bank, whatever the size.
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt | kInt4 | kBF16, 28672, 4096));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt8 | kBF16, 28672, 4096));
 }
 
