@@ -265,6 +265,27 @@ void set_tokens(const std::vector<int32_t>& counts, GemmSetup* s) {
   s->m_used = s->offsets.back();
 }
 
+/// set_tokens, within the setup's rows, and the offsets copied to the device (synchronously).
+void upload_tokens(const std::vector<int32_t>& counts, GemmSetup* s) {
+  set_tokens(counts, s);
+  ASSERT_LE(s->m_used, s->m_total);
+  CUDA_CHECK(cudaMemcpy(s->offsets_dev.as<void>(), s->offsets.data(), s->offsets_dev.bytes(),
+                        cudaMemcpyHostToDevice));
+}
+
+/// grouped_gemm(a) captured on `stream` (global mode: a launch elsewhere, an allocation or a
+/// synchronisation would invalidate the capture) and instantiated into *exec.
+void capture_gemm(const qmoe::GroupedGemmArgs& a, void* workspace, size_t workspace_bytes,
+                  cudaStream_t stream, cudaGraphExec_t* exec) {
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const qmoe::Status st = qmoe::grouped_gemm(a, workspace, &workspace_bytes, stream);
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  CUDA_CHECK(cudaGraphInstantiate(exec, graph, 0));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
 void setup_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
                 const std::vector<int32_t>& counts, int64_t extra_rows, uint32_t seed, GemmSetup* s,
                 Values values = Values::kGemm) {
@@ -904,28 +925,18 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
   const DType act = DType::kFP16;  // random data: fp16, as check_gated
   for (const KernelRun& run : runs) {
     const char* kernel = kernel_name(run.kernel, run.decode_max_tokens);
-    set_tokens({2, 20, 0, 9}, &s);
-    CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
-                          cudaMemcpyHostToDevice));
+    ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
     // One plain run first: the launchers' one-time setup happens outside the capture.
     size_t bytes = ws_bytes;
     ASSERT_TRUE(qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream).is_ok());
     CUDA_CHECK(cudaStreamSynchronize(stream));
     const bool via_workspace = product_in_workspace(s, act, run);
-    cudaGraph_t graph = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    const qmoe::Status st =
-        qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream);
-    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-    ASSERT_TRUE(st.is_ok()) << st.to_string();
     cudaGraphExec_t exec = nullptr;
-    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    ASSERT_NO_FATAL_FAILURE(
+        capture_gemm(gated_args(s, act, run), ws.as<void>(), ws_bytes, stream, &exec));
     for (const std::vector<int32_t>& counts :
          {std::vector<int32_t>{2, 20, 0, 9}, std::vector<int32_t>{40, 0, 1, 15}}) {
-      set_tokens(counts, &s);
-      ASSERT_LE(s.m_used, s.m_total);
-      CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
-                            cudaMemcpyHostToDevice));
+      ASSERT_NO_FATAL_FAILURE(upload_tokens(counts, &s));
       std::vector<uint16_t> x;
       ASSERT_NO_FATAL_FAILURE(upload_x(act, 2803 + static_cast<uint32_t>(s.m_used), &s, &x));
       std::vector<double> ref[2];
@@ -939,7 +950,6 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
           check_y(s, act, ref[via_workspace ? 1 : 0], "graph+silu", label_of(f), kernel, 32));
     }
     CUDA_CHECK(cudaGraphExecDestroy(exec));
-    CUDA_CHECK(cudaGraphDestroy(graph));
   }
 }
 
@@ -955,9 +965,7 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   // The integer decode forced: its kernel converting x must wait for x too.
   const KernelRun run{KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn};
   for (DType act : {DType::kBF16, DType::kFP16}) {
-    set_tokens({2, 20, 0, 9}, &s);
-    CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
-                          cudaMemcpyHostToDevice));
+    ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
     std::vector<uint16_t> x;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, 7002, &s, &x));
     // One plain run first: the launchers' one-time per-device setup (occupancy, shared-memory
@@ -977,23 +985,14 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
       ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label_of(f), "auto16"));
     }
 
-    cudaGraph_t graph = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    size_t bytes = s.workspace_bytes;
-    const qmoe::Status st =
-        qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, stream);
-    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-    ASSERT_TRUE(st.is_ok()) << st.to_string();
     cudaGraphExec_t exec = nullptr;
-    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    ASSERT_NO_FATAL_FAILURE(capture_gemm(args_for(s, act, run), s.workspace.as<void>(),
+                                         s.workspace_bytes, stream, &exec));
 
     // Replay after changing x and the token distribution on the device: same m bound.
     for (const std::vector<int32_t>& counts :
          {std::vector<int32_t>{2, 20, 0, 9}, std::vector<int32_t>{40, 0, 1, 15}}) {
-      set_tokens(counts, &s);
-      ASSERT_LE(s.m_used, s.m_total);
-      CUDA_CHECK(cudaMemcpy(s.offsets_dev.as<void>(), s.offsets.data(), s.offsets_dev.bytes(),
-                            cudaMemcpyHostToDevice));
+      ASSERT_NO_FATAL_FAILURE(upload_tokens(counts, &s));
       ASSERT_NO_FATAL_FAILURE(upload_x(act, 7003 + static_cast<uint32_t>(s.m_used), &s, &x));
       std::vector<double> ref;
       ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
@@ -1004,7 +1003,6 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
       ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph", label_of(f), "auto16"));
     }
     CUDA_CHECK(cudaGraphExecDestroy(exec));
-    CUDA_CHECK(cudaGraphDestroy(graph));
   }
 }
 
