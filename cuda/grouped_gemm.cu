@@ -89,6 +89,23 @@ size_t digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
   return dev::xdig::workspace_bytes(a.x.rows, dev::ceil_div(static_cast<int>(a.bank.k), kTileCols));
 }
 
+/// Whether the call launches the tile kernel (for experts above split.decode_max tokens).
+bool runs_tile_kernel(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  return a.x.rows > split.decode_max;
+}
+
+/// Bytes of x's digits rounded up to the 256-byte alignment of what follows them.
+size_t aligned_digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  return (digits_bytes(a, split) + 255) / 256 * 256;
+}
+
+/// Workspace for the [m, n] product where the gated-SiLU epilogue meets a tile-kernel launch
+/// (the tile kernels write their product; a kernel then applies the activation).
+size_t product_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
+  if (a.epilogue != Epilogue::kSiluMulInterleaved || !runs_tile_kernel(a, split)) return 0;
+  return static_cast<size_t>(a.x.rows) * static_cast<size_t>(a.bank.n) * 2;
+}
+
 /// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
 /// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
 /// mma.sync), each skipped when it has no expert (kernel_split.cuh).
@@ -103,6 +120,8 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmP
     // No expert holds more than m tokens: with m <= decode_max the tile kernel has no work.
     if (err != cudaSuccess || p.m <= split.decode_max) return err;
   }
+  // The tile kernels write [m, n] (grouped_gemm routes a gated epilogue around them).
+  if (p.epilogue != 0) return cudaErrorInvalidValue;
   p.min_tokens = split.decode_max + 1;
   p.max_tokens = INT_MAX;
   p.x_digits = nullptr;
@@ -161,7 +180,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
     }
-    *workspace_bytes = kWorkspaceBytes + digits_bytes(args, split);
+    *workspace_bytes =
+        kWorkspaceBytes + aligned_digits_bytes(args, split) + product_bytes(args, split);
     return Status::ok();
   }
   const ConstMatrixView& x = args.x;
@@ -205,10 +225,12 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
                                             : call_split<__half>(args, &wgmma, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
-  const size_t digits = digits_bytes(args, split);
-  if (*workspace_bytes < kWorkspaceBytes + digits)
+  const size_t digits = aligned_digits_bytes(args, split);
+  const size_t product = product_bytes(args, split);
+  const size_t needed = kWorkspaceBytes + digits + product;
+  if (*workspace_bytes < needed)
     return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
-                            std::to_string(kWorkspaceBytes + digits) + " needed");
+                            std::to_string(needed) + " needed");
   if (digits > 0) {
     // Records first (kRecordBytes per row and k-tile), then TileInfo; both 256-byte aligned.
     auto* base = static_cast<uint8_t*>(workspace) + kWorkspaceBytes;
@@ -217,10 +239,19 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
         base + static_cast<size_t>(m) * static_cast<size_t>(p.k_tiles) * dev::xdig::kRecordBytes;
   }
   p.work = static_cast<dev::WorkCounters*>(workspace);
-  // Every kernel applies the gated-SiLU epilogue to its own fp32 sums (gated_silu.cuh).
-  p.epilogue = gated ? 1 : 0;
+  // The gated-SiLU epilogue: fused in the decode kernel where it runs alone; otherwise every
+  // launch writes the product to the workspace and the activation follows as a kernel.
+  p.epilogue = gated && product == 0 ? 1 : 0;
+  if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits;
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
                                 : launch_grouped<__half>(split, wgmma, p, stream);
+  if (err == cudaSuccess && product > 0) {
+    const int32_t* row_end = args.expert_offsets + b.num_experts;
+    err = x.dtype == DType::kBF16
+              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(p.y, y.data, m, p.n / 16, row_end,
+                                                                stream)
+              : dev::launch_silu_mul_interleaved<__half>(p.y, y.data, m, p.n / 16, row_end, stream);
+  }
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }
@@ -265,10 +296,11 @@ Status silu_mul_interleaved(ConstMatrixView h, MatrixView y, cudaStream_t stream
   QMOE_RETURN_IF_ERROR(check_device(fn));
   if (h.rows == 0) return Status::ok();
   const int strips = static_cast<int>(h.cols / 16);
-  const cudaError_t err =
-      h.dtype == DType::kBF16
-          ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(h.data, y.data, h.rows, strips, stream)
-          : dev::launch_silu_mul_interleaved<__half>(h.data, y.data, h.rows, strips, stream);
+  const cudaError_t err = h.dtype == DType::kBF16
+                              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(
+                                    h.data, y.data, h.rows, strips, nullptr, stream)
+                              : dev::launch_silu_mul_interleaved<__half>(h.data, y.data, h.rows,
+                                                                         strips, nullptr, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }

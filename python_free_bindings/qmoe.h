@@ -203,7 +203,7 @@ typedef enum {
   QMOE_EPILOGUE_NONE = 0, /**< y [m, n] = x W^T (the default) */
   /** The gated SiLU of a gate/up bank whose rows interleave gate and up by 8 (row 16 s + j =
    *  gate row 8 s + j, row 16 s + 8 + j = up row 8 s + j, j < 8; qmoe::interleave_gate_up), n a
-   *  multiple of 16: y [m, n / 2] = RNE(SiLU(gate) * up), fused in every kernel. */
+   *  multiple of 16: y [m, n / 2] = RNE(SiLU(gate) * up), fused in the decode kernel. */
   QMOE_EPILOGUE_SILU_MUL_INTERLEAVED = 1,
   QMOE_EPILOGUE_FORCE_INT32 = 0x7fffffff
 } qmoe_epilogue_t;

@@ -1,11 +1,9 @@
 // cuda/kernels/gated_silu.cuh — the gated SiLU of Epilogue::kSiluMulInterleaved (qmoe/gpu.hpp):
 // out[8 s + j] = RNE(SiLU(g) * u), g = in[16 s + j], u = in[16 s + 8 + j]. Why rows interleaved
-// by 8: in the mma C fragment (m16n8, and each warp's part of wgmma's m64), a lane holds rows gid
-// and gid + 8 of a 16-row strip for the same token, so every grouped kernel finds each output's
-// gate and up sums in one thread (the decode kernel after its cross-warp reduction, the tile
-// kernels in their accumulators) and writes the activated value, never the [m, 2I] product. The
-// kernel below is the same activation for a product written out by someone else
-// (silu_mul_interleaved).
+// by 8: in the mma C fragment (m16n8), a lane holds rows gid and gid + 8 of a 16-row strip for
+// the same token, so the decode kernel finds each output's gate and up sums side by side after
+// its reduction and writes the activated value, never the [m, 2I] product. The kernel below is
+// the same activation for a product that the tile kernels wrote out.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -21,13 +19,17 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
   return g / (1.f + expf(-g)) * u;
 }
 
-/// One thread per 16-element strip of a row of h: two 16-byte loads, one 16-byte store. h and
-/// y are contiguous, so strip i of the whole matrix is at h + 16 i and y + 8 i.
+/// One thread per 16-element strip of a row of h: two 16-byte loads, one 16-byte store. Rows
+/// at or past *row_end (where given: offsets[E] of a grouped_gemm call, whose later rows of y
+/// must not be written) are skipped. h and y are contiguous, so strip i of the whole matrix is
+/// at h + 16 i and y + 8 i.
 template <class Act>
 __global__ void __launch_bounds__(kBlockThreads)
-    silu_mul_interleaved_kernel(const uint4* h, uint4* y, int64_t rows, int strips) {
+    silu_mul_interleaved_kernel(const uint4* h, uint4* y, int64_t rows, int strips,
+                                const int32_t* row_end) {
   wait_for_previous_kernel();
-  const int64_t total = rows * strips;
+  const int64_t m = row_end == nullptr ? rows : min(rows, max(int64_t{*row_end}, int64_t{0}));
+  const int64_t total = m * strips;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const uint4 g = h[2 * i], u = h[2 * i + 1];

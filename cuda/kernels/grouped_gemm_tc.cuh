@@ -146,11 +146,20 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
   auto* ys = reinterpret_cast<unsigned short*>(stages);
   if (has_strip) {
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c)
-      if (c < chunks) stage_y_fragment<Act>(acc[c], c, warp, p.epilogue != 0, ys, kYStride);
+    for (int c = 0; c < kChunks; ++c) {
+      if (c < chunks) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int tok = 8 * c + 2 * (lane & 3) + (i & 1);
+          const int row = warp * kTileRows + (lane >> 2) + 8 * (i >> 1);
+          ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[c][i]);
+        }
+      }
+    }
   }
   __syncthreads();
-  store_item_y<kStrips * kTileRows>(p, ys, kYStride, t.count, row_block, y_rows);
+  store_y_tile<kStrips * kTileRows>(ys, kYStride, t.count, row_block * kStrips * kTileRows, p.n,
+                                    y_rows);
 }
 
 template <class Act>

@@ -528,19 +528,25 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 
   // Epilogue: y tile [token][row] in the (now idle) ring, then 16-byte rows of y.
   const int chunks = ceil_div(t.count, 8);
-  const bool gated = p.epilogue != 0;
   auto* ys = reinterpret_cast<unsigned short*>(stages);
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b) {
     if (has_strip[b]) {
 #pragma unroll
-      for (int c = 0; c < Tile::kAcc / 4; ++c)
-        if (c < chunks)
-          stage_y_fragment<Act>(&acc[b][4 * c], c, local[b], gated, ys, Tile::kYStride);
+      for (int c = 0; c < Tile::kAcc / 4; ++c) {
+        if (c < chunks) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
+            const int row = local[b] * kTileRows + (lane >> 2) + 8 * (r >> 1);
+            ys[tok * Tile::kYStride + row] = ActTraits<Act>::to_bits_rn(acc[b][4 * c + r]);
+          }
+        }
+      }
     }
   }
   __syncthreads();
-  store_item_y<Tile::kRows>(p, ys, Tile::kYStride, t.count, row_block, y_rows);
+  store_y_tile<Tile::kRows>(ys, Tile::kYStride, t.count, row_block * Tile::kRows, p.n, y_rows);
 }
 
 // kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit

@@ -84,7 +84,8 @@ struct GemmProblem {
   /// GroupedGemmArgs::offsets_precede_previous_kernel). The blocks then build their schedule
   /// and issue their first item's weight copies before waiting for that kernel (run_item).
   int early_schedule;
-  /// 1 = Epilogue::kSiluMulInterleaved (y is [m, n / 2], n % 16 == 0; gated_silu.cuh), 0 = none.
+  /// Decode kernel: 1 = Epilogue::kSiluMulInterleaved (y is [m, n / 2], n % 16 == 0), 0 = none.
+  /// The tile kernels take 0 only (grouped_gemm routes their product through the workspace).
   int epilogue;
 };
 
@@ -107,10 +108,11 @@ template <class Act>
 cudaError_t grouped_gemm_wgmma_available(bool* available);
 
 /// The gated SiLU of Epilogue::kSiluMulInterleaved as a kernel (gated_silu.cuh): y [rows,
-/// 8 strips] from h [rows, 16 strips], both contiguous and 16-byte aligned.
+/// 8 strips] from h [rows, 16 strips], both contiguous and 16-byte aligned; rows at or past
+/// *row_end are skipped where row_end is not null.
 template <class Act>
 cudaError_t launch_silu_mul_interleaved(const void* h, void* y, int64_t rows, int strips,
-                                        cudaStream_t stream);
+                                        const int32_t* row_end, cudaStream_t stream);
 
 /// Decode-only kernel: w[e][row][col] = the weight in Act (docs/formats.md §1) for every
 /// expert, [E, n, k].

@@ -5,7 +5,6 @@
 #include <cstdint>
 
 #include "cuda/decode/registry.cuh"
-#include "cuda/kernels/gated_silu.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
 
@@ -64,32 +63,6 @@ __device__ __forceinline__ void fill_x_tile(const XTile& t, int kt, UnitDst unit
   }
 }
 
-/// Columns of y: n, or n / 2 with the gated-SiLU epilogue (GemmProblem::epilogue).
-__device__ __forceinline__ int y_cols(const GemmProblem& p) {
-  return p.epilogue != 0 ? p.n / 2 : p.n;
-}
-
-/// Stages the C fragment acc[0..3] (mma m16n8 layout: registers 0, 1 row gid, 2, 3 row gid + 8,
-/// token column 2 (lane % 4) + register % 2) of strip `strip` of the tile, tokens of chunk c,
-/// into the y tile ys[token][row], rounded to Act. With the gated-SiLU epilogue rows gid and
-/// gid + 8 are the gate and up of output row 8 strip + gid of the tile (gated_silu.cuh).
-template <class Act>
-__device__ __forceinline__ void stage_y_fragment(const float* acc, int c, int strip, bool gated,
-                                                 unsigned short* ys, int y_stride) {
-  const int lane = static_cast<int>(threadIdx.x) & 31;
-  if (gated) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      ys[(8 * c + 2 * (lane & 3) + r) * y_stride + strip * 8 + (lane >> 2)] =
-          ActTraits<Act>::to_bits_rn(silu_mul(acc[r], acc[r + 2]));
-    return;
-  }
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-    ys[(8 * c + 2 * (lane & 3) + (r & 1)) * y_stride + strip * kTileRows + (lane >> 2) +
-       8 * (r >> 1)] = ActTraits<Act>::to_bits_rn(acc[r]);
-}
-
 /// Writes the item's y tile, staged in shared memory as ys[token][row] (y_stride elements
 /// per token, kRows rows from weight row n0), to y (whole block; ends with __syncthreads):
 /// 16-byte stores where N % 8 == 0, element stores otherwise; rows past N are skipped.
@@ -111,18 +84,6 @@ __device__ __forceinline__ void store_y_tile(const unsigned short* ys, int y_str
     }
   }
   __syncthreads();
-}
-
-/// store_y_tile of a tile of kRows weight rows from row_block * kRows: with the gated-SiLU
-/// epilogue it holds kRows / 2 output rows (stage_y_fragment).
-template <int kRows>
-__device__ __forceinline__ void store_item_y(const GemmProblem& p, const unsigned short* ys,
-                                             int y_stride, int count, int row_block,
-                                             unsigned short* y_rows) {
-  if (p.epilogue != 0)
-    store_y_tile<kRows / 2>(ys, y_stride, count, row_block * (kRows / 2), p.n / 2, y_rows);
-  else
-    store_y_tile<kRows>(ys, y_stride, count, row_block * kRows, p.n, y_rows);
 }
 
 /// The tile kernels' items: (expert, block of kRowStrips strips, block of kTokens tokens), over
@@ -159,7 +120,7 @@ __device__ __forceinline__ TileItem tile_item(const GemmProblem& p, const ItemRe
   it.row_block = static_cast<int>(r.local / token_blocks);
   it.x = XTile{static_cast<const unsigned short*>(p.x) + static_cast<int64_t>(row0) * p.k,
                min(kTokens, r.row_count - block * kTokens), p.k, (p.k & 7) == 0, row0};
-  it.y_rows = static_cast<unsigned short*>(p.y) + static_cast<int64_t>(row0) * y_cols(p);
+  it.y_rows = static_cast<unsigned short*>(p.y) + static_cast<int64_t>(row0) * p.n;
   return it;
 }
 

@@ -84,8 +84,9 @@ enum class Epilogue : uint8_t {
   /// and up projections by 8 (interleave_gate_up: row 16 s + j is gate row 8 s + j, row
   /// 16 s + 8 + j up row 8 s + j, j < 8), n a multiple of 16, and y [m, n / 2] gets
   /// y[r, 8 s + j] = RNE(SiLU(g) * u) with g, u the fp32 sums of rows 16 s + j and 16 s + 8 + j
-  /// (ref::silu_and_mul of the de-interleaved product). Every kernel applies it to its fp32 sums
-  /// before they leave the SM: no workspace, no extra launch.
+  /// (ref::silu_and_mul of the de-interleaved product). The decode kernel applies it to its sums
+  /// before they leave the SM; where a call runs the tile kernel, its product goes to the
+  /// workspace ([m, n] in the activation type) and a small kernel applies the activation.
   kSiluMulInterleaved = 1,
 };
 
@@ -136,7 +137,8 @@ struct GroupedGemmArgs {
 /// memory outside x and y; the results for such experts are unspecified.
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
-/// decode kernel takes the integer decode, IntegerDecode). The workspace is used by the call's
+/// decode kernel takes the integer decode, IntegerDecode; plus the [m, n] product where
+/// Epilogue::kSiluMulInterleaved meets a tile-kernel launch). The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
 /// first 16 bytes then carry the decode kernel's work counter from call to call. Never
 /// allocates, never synchronises; capturable in a CUDA graph. Rows of y outside [0, offsets[E])

@@ -111,18 +111,26 @@ inline OutputError output_error(DType act, const std::vector<uint16_t>& y,
 
 /// The values Epilogue::kSiluMulInterleaved is checked against: SiLU(g) * u in float64 for the
 /// product gate_up [rows, n] of a bank whose rows interleave gate and up by 8 (column 16 s + j
-/// the gate and 16 s + 8 + j the up of output 8 s + j), [rows, n / 2]. Unrounded, as every
+/// the gate and 16 s + 8 + j the up of output 8 s + j), [rows, n / 2]. Where `rounded_product`
+/// (a call with a tile-kernel launch: its product goes through the workspace in the activation
+/// type, docs/dispatch.md §8) g and u are first rounded to act. Unrounded otherwise, as every
 /// kernel output is checked: the rounded h of ref::silu_and_mul_interleaved would count the
 /// reference's own rounding as the kernel's error (two bf16 roundings alone reach an NMSE of
 /// ~1e-5).
-inline std::vector<double> gated_values(const std::vector<double>& gate_up, int64_t rows,
-                                        int64_t n) {
+inline std::vector<double> gated_values(const std::vector<double>& gate_up, int64_t rows, int64_t n,
+                                        DType act, bool rounded_product) {
+  auto in_act = [&](double v) {
+    if (!rounded_product) return v;
+    const float f = static_cast<float>(v);
+    return static_cast<double>(act == DType::kBF16 ? bf16_to_float(float_to_bf16(f))
+                                                   : fp16_to_float(float_to_fp16(f)));
+  };
   std::vector<double> h(static_cast<size_t>(rows * (n / 2)));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < n / 2; ++c) {
       const int64_t gate = (c / 8) * 16 + c % 8;
-      const double g = gate_up[static_cast<size_t>(r * n + gate)];
-      const double u = gate_up[static_cast<size_t>(r * n + gate + 8)];
+      const double g = in_act(gate_up[static_cast<size_t>(r * n + gate)]);
+      const double u = in_act(gate_up[static_cast<size_t>(r * n + gate + 8)]);
       h[static_cast<size_t>(r * (n / 2) + c)] = g / (1.0 + std::exp(-g)) * u;
     }
   return h;

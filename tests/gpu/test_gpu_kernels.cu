@@ -684,13 +684,16 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
 
-/// The gated epilogue's reference: gpu_test::gated_values of ref::grouped_gemm's product (the
-/// bank's rows read as gate and up interleaved by 8).
+/// The gated epilogue's references (gpu_test::gated_values of ref::grouped_gemm's product, the
+/// bank's rows read as gate and up interleaved by 8): [0] for a fused call, [1] for one whose
+/// product goes through the workspace.
 void gated_reference(const GemmSetup& s, DType act, const std::vector<uint16_t>& x,
-                     std::vector<double>* ref) {
+                     std::vector<double> (*ref)[2]) {
   std::vector<double> gate_up;
   ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &gate_up));
-  *ref = qmoe::gpu_test::gated_values(gate_up, s.m_used, s.bank.n());
+  for (int rounded = 0; rounded < 2; ++rounded)
+    (*ref)[rounded] =
+        qmoe::gpu_test::gated_values(gate_up, s.m_used, s.bank.n(), act, rounded != 0);
 }
 
 qmoe::GroupedGemmArgs gated_args(const GemmSetup& s, DType act, const KernelRun& run) {
@@ -700,7 +703,17 @@ qmoe::GroupedGemmArgs gated_args(const GemmSetup& s, DType act, const KernelRun&
   return a;
 }
 
-/// A workspace for the gated calls of these runs (the most any of them asks for), prepared.
+/// Whether a gated call's product goes through the workspace (a tile-kernel launch): its size
+/// query then asks for more than the same call without the epilogue.
+bool product_in_workspace(const GemmSetup& s, DType act, const KernelRun& run) {
+  size_t gated = 0, plain = 0;
+  EXPECT_TRUE(qmoe::grouped_gemm(gated_args(s, act, run), nullptr, &gated, nullptr).is_ok());
+  EXPECT_TRUE(qmoe::grouped_gemm(args_for(s, act, run), nullptr, &plain, nullptr).is_ok());
+  return gated > plain;
+}
+
+/// A workspace for the gated calls of these runs (the most any of them asks for: a run with a
+/// tile-kernel launch adds the [m, n] product), prepared.
 void gated_workspace(const GemmSetup& s, const std::vector<KernelRun>& runs, DeviceBuffer* ws,
                      size_t* ws_bytes) {
   *ws_bytes = 0;
@@ -735,7 +748,7 @@ void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
     const DType act = DType::kFP16;
     std::vector<uint16_t> x;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1, &s, &x));
-    std::vector<double> ref;
+    std::vector<double> ref[2];
     ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
     for (const KernelRun& run : runs) {
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
@@ -744,9 +757,10 @@ void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
           qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, nullptr);
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
-      ASSERT_NO_FATAL_FAILURE(
-          check_y(s, act, ref, "gemm+silu", label,
-                  kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode), n / 2));
+      const bool via_workspace = product_in_workspace(s, act, run);
+      ASSERT_NO_FATAL_FAILURE(check_y(
+          s, act, ref[via_workspace ? 1 : 0], via_workspace ? "gemm/silu" : "gemm+silu", label,
+          kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode), n / 2));
     }
   }
 }
@@ -763,9 +777,10 @@ TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferencePerFormat) {
 }
 
 TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferenceSmall) {
-  // A mixed bank through every kernel choice (the decode kernel, the tile kernel and both in
-  // one call, each fusing the activation), and the decode kernel's wide variants (8 experts of one
-  // token over 2048 rows: 4 strips per warp on an H100-sized grid).
+  // A mixed bank through every kernel choice (the decode kernel fuses the activation; a call
+  // with a tile-kernel launch goes through the workspace and the activation kernel), and the
+  // decode kernel's wide variants (8 experts of one token over 2048 rows: 4 strips per warp on
+  // an H100-sized grid).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g64", "int8:g128", "bf16"});
@@ -780,9 +795,10 @@ TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferenceSmall) {
 
 TEST(GpuKernels, GroupedGemmGatedSiluIsCorrectlyRoundedOnExactProductsSmall) {
   // Exact data (Values::kExact, x in {-1, 0, 1}, K = 256): every kernel's fp32 sums are the
-  // float64 product, so the fused epilogue must give ref::silu_and_mul_interleaved's bits, for
-  // both activation types; the integer decode (x as fixed point, s_x inexact) and SiLU in fp32
-  // can move a value across a rounding boundary, so at most 1 % of outputs may differ, by one ulp.
+  // float64 product, so the fused epilogue must give ref::silu_and_mul_interleaved's bits, and a
+  // call through the workspace those of the product rounded to the activation type first. Both
+  // activation types; the integer decode (x as fixed point, s_x inexact) and SiLU in fp32 can
+  // move a value across a rounding boundary, so at most 1 % of outputs may differ, by one ulp.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f =
@@ -800,12 +816,18 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsCorrectlyRoundedOnExactProductsSmall) {
     ASSERT_NO_FATAL_FAILURE(upload_x(act, 2902, &s, &x, 0.f, /*exact=*/true));
     std::vector<double> gate_up;
     ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &gate_up));
-    for (double v : gate_up)
-      ASSERT_EQ(static_cast<double>(static_cast<float>(v)), v)
-          << "the product is not exact in fp32";
-    std::vector<uint16_t> w;
+    std::vector<double> rounded(gate_up.size());
+    for (size_t i = 0; i < gate_up.size(); ++i) {
+      const float v = static_cast<float>(gate_up[i]);
+      ASSERT_EQ(static_cast<double>(v), gate_up[i]) << "the product is not exact in fp32";
+      rounded[i] = act == DType::kBF16 ? qmoe::bf16_to_float(qmoe::float_to_bf16(v))
+                                       : qmoe::fp16_to_float(qmoe::float_to_fp16(v));
+    }
+    std::vector<uint16_t> want[2];
     ASSERT_TRUE(
-        qmoe::ref::silu_and_mul_interleaved(act, gate_up.data(), s.m_used, half, &w).is_ok());
+        qmoe::ref::silu_and_mul_interleaved(act, gate_up.data(), s.m_used, half, &want[0]).is_ok());
+    ASSERT_TRUE(
+        qmoe::ref::silu_and_mul_interleaved(act, rounded.data(), s.m_used, half, &want[1]).is_ok());
     for (const KernelRun& run : kAllKernels) {
       const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
@@ -815,6 +837,7 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsCorrectlyRoundedOnExactProductsSmall) {
       CUDA_CHECK(cudaDeviceSynchronize());
       std::vector<uint16_t> y(s.y.bytes() / 2);
       CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), s.y.bytes(), cudaMemcpyDeviceToHost));
+      const std::vector<uint16_t>& w = want[product_in_workspace(s, act, run) ? 1 : 0];
       int64_t differ = 0, beyond_ulp = 0, touched = 0;
       for (size_t i = 0; i < y.size(); ++i) {
         if (i >= w.size()) {
@@ -884,8 +907,9 @@ TEST(GpuKernels, SiluMulInterleavedMatchesReferenceSmall) {
 }
 
 TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
-  // Captured with a per-expert threshold (a decode and a tile launch) and in the decode kernel
-  // alone, then replayed on new x and token counts.
+  // Captured with a per-expert threshold (decode launch, tile launch, activation kernel: the
+  // whole call goes through the workspace) and in the decode kernel alone (fused), then
+  // replayed on new x and token counts.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"});
@@ -906,6 +930,7 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
     size_t bytes = ws_bytes;
     ASSERT_TRUE(qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream).is_ok());
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    const bool via_workspace = product_in_workspace(s, act, run);
     cudaGraphExec_t exec = nullptr;
     ASSERT_NO_FATAL_FAILURE(
         capture_gemm(gated_args(s, act, run), ws.as<void>(), ws_bytes, stream, &exec));
@@ -914,13 +939,15 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
       ASSERT_NO_FATAL_FAILURE(upload_tokens(counts, &s));
       std::vector<uint16_t> x;
       ASSERT_NO_FATAL_FAILURE(upload_x(act, 2803 + static_cast<uint32_t>(s.m_used), &s, &x));
-      std::vector<double> ref;
+      std::vector<double> ref[2];
       ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
       CUDA_CHECK(cudaDeviceSynchronize());
       CUDA_CHECK(cudaGraphLaunch(exec, stream));
       CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph+silu", label_of(f), kernel, 32));
+      // The graph's launches were fixed at capture, from the first token counts.
+      ASSERT_NO_FATAL_FAILURE(
+          check_y(s, act, ref[via_workspace ? 1 : 0], "graph+silu", label_of(f), kernel, 32));
     }
     CUDA_CHECK(cudaGraphExecDestroy(exec));
   }
@@ -1292,7 +1319,7 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     expect_code(a, StatusCode::kInvalidArgument, "unknown epilogue");
   }
   {
-    // n = 48: y must then be [m, 24]; the epilogue needs no workspace of its own.
+    // n = 48: y must then be [m, 24], and a tile-kernel launch needs the product's workspace.
     GemmSetup s3;
     ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 48, 256, {3, 5}, /*extra_rows=*/0, 8003, &s3));
     CUDA_CHECK(cudaMemset(s3.y.as<void>(), 0xFF, s3.y.bytes()));
@@ -1307,7 +1334,11 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     ASSERT_TRUE(qmoe::grouped_gemm(a, nullptr, &gated_bytes, nullptr).is_ok());
     qmoe::GroupedGemmArgs plain = args_for(s3, DType::kBF16, {KernelChoice::kPrefill, 0});
     ASSERT_TRUE(qmoe::grouped_gemm(plain, nullptr, &plain_bytes, nullptr).is_ok());
-    EXPECT_EQ(gated_bytes, plain_bytes);
+    EXPECT_GE(gated_bytes, plain_bytes + static_cast<size_t>(s3.m_total * 48 * 2));
+    bytes = plain_bytes;
+    EXPECT_EQ(qmoe::grouped_gemm(a, s3.workspace.as<void>(), &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "gated epilogue through the tile kernel with a workspace sized without the product";
     std::vector<uint16_t> y(static_cast<size_t>(s3.m_total * 48));
     CUDA_CHECK(cudaMemcpy(y.data(), s3.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
     int64_t written = 0;
