@@ -115,6 +115,15 @@ QMOE_API qmoe_status_t qmoe_packed_data(const qmoe_packed_t* packed, const void*
 QMOE_API qmoe_status_t qmoe_packed_format(const qmoe_packed_t* packed, char* buf, size_t buf_bytes,
                                           size_t* length);
 
+/** Reorders a gate/up weight matrix for QMOE_EPILOGUE_SILU_MUL_INTERLEAVED (qmoe_grouped_gemm_ex):
+ *  w13 [2I, k] float32 (kDLCPU) with the gate projection in rows [0, I) and the up projection in
+ *  rows [I, 2I) -> out (the same shape, float32, kDLCPU; may be w13 itself) with row 16 s + j =
+ *  gate row 8 s + j and row 16 s + 8 + j = up row 8 s + j (j < 8). Quantize the result
+ *  (qmoe_quantize treats rows independently: each row gets the codes and scales it gets in the
+ *  original order). Errors: INVALID_ARGUMENT (tensors, 2I not a positive multiple of 16); out
+ *  is written only on success. Since 0.4.0. */
+QMOE_API qmoe_status_t qmoe_interleave_gate_up(const DLTensor* w13, DLTensor* out);
+
 /** Dequantizes on the CPU into out ([n, k], kDLCPU): float32 gets the exact weights
  *  (q - z) * s; float16 gets them rounded once to nearest even, bfloat16 gets
  *  (q - z) * RNE_bf16(s) rounded once (docs/formats.md §1), bit-identical to what the GPU
@@ -202,7 +211,7 @@ typedef enum {
 typedef enum {
   QMOE_EPILOGUE_NONE = 0, /**< y [m, n] = x W^T (the default) */
   /** The gated SiLU of a gate/up bank whose rows interleave gate and up by 8 (row 16 s + j =
-   *  gate row 8 s + j, row 16 s + 8 + j = up row 8 s + j, j < 8; qmoe::interleave_gate_up), n a
+   *  gate row 8 s + j, row 16 s + 8 + j = up row 8 s + j, j < 8; qmoe_interleave_gate_up), n a
    *  multiple of 16: y [m, n / 2] = RNE(SiLU(gate) * up), fused in the decode kernel. */
   QMOE_EPILOGUE_SILU_MUL_INTERLEAVED = 1,
   QMOE_EPILOGUE_FORCE_INT32 = 0x7fffffff

@@ -545,6 +545,22 @@ qmoe_status_t qmoe_packed_format(const qmoe_packed_t* packed, char* buf, size_t 
   });
 }
 
+qmoe_status_t qmoe_interleave_gate_up(const DLTensor* w13, DLTensor* out) {
+  return guarded("qmoe_interleave_gate_up", [&]() -> Status {
+    Checked w, o;
+    QMOE_RETURN_IF_ERROR(check_tensor(w13, "w13", kDLCPU, bit(Elem::kF32), {kAnyDim, kAnyDim}, &w));
+    QMOE_RETURN_IF_ERROR(
+        check_tensor(out, "out", kDLCPU, bit(Elem::kF32), {w.dims[0], w.dims[1]}, &o));
+    // Into a copy first: out may be w13 itself.
+    std::vector<float> woven;
+    QMOE_RETURN_IF_ERROR(
+        qmoe::interleave_gate_up(static_cast<const float*>(w.data), w.dims[0], w.dims[1], &woven));
+    QMOE_RETURN_IF_ERROR(check_size(woven.size(), o));
+    copy_out(woven, o);
+    return Status::ok();
+  });
+}
+
 qmoe_status_t qmoe_dequantize(const qmoe_packed_t* packed, DLTensor* out) {
   return guarded("qmoe_dequantize", [&]() -> Status {
     if (packed == nullptr) return invalid_argument("packed is null");

@@ -179,6 +179,45 @@ TEST(CAbiQuantize, HonoursByteOffsetExplicitCompactStridesAndSize1Dims) {
   qmoe_packed_destroy(packed);
 }
 
+TEST(CAbiInterleave, GateUpRowsMatchCppInPlaceAndOutOfPlace) {
+  // w13 [48, 5]: qmoe_interleave_gate_up gives qmoe::interleave_gate_up's rows, into another
+  // tensor and into w13 itself; bad shapes and dtypes are refused and leave out alone.
+  constexpr int64_t rows = 48, cols = 5;
+  const std::vector<float> w = gaussian(rows * cols, 1.0f, 77);
+  std::vector<float> want;
+  ASSERT_TRUE(qmoe::interleave_gate_up(w.data(), rows, cols, &want).is_ok());
+  int64_t shape[2] = {rows, cols};
+  std::vector<float> in = w, out(w.size(), -1.0f);
+  const DLTensor wt = tensor(in.data(), shape, 2, kF32);
+  DLTensor ot = tensor(out.data(), shape, 2, kF32);
+  ASSERT_EQ(qmoe_interleave_gate_up(&wt, &ot), QMOE_STATUS_OK) << last_error();
+  EXPECT_EQ(out, want);
+  EXPECT_EQ(in, w) << "the input changed";
+  // Row 16 s + j is gate row 8 s + j, row 16 s + 8 + j up row 8 s + j (up starts at row 24).
+  for (int64_t c = 0; c < cols; ++c) {
+    EXPECT_EQ(out[static_cast<size_t>(9 * cols + c)], w[static_cast<size_t>((24 + 1) * cols + c)]);
+    EXPECT_EQ(out[static_cast<size_t>(17 * cols + c)], w[static_cast<size_t>(9 * cols + c)]);
+  }
+  DLTensor in_place = tensor(in.data(), shape, 2, kF32);
+  ASSERT_EQ(qmoe_interleave_gate_up(&in_place, &in_place), QMOE_STATUS_OK) << last_error();
+  EXPECT_EQ(in, want);
+
+  const std::vector<float> untouched(out.size(), -2.0f);
+  out = untouched;
+  int64_t odd_shape[2] = {40, cols}, other_shape[2] = {rows, cols + 1};
+  const DLTensor odd = tensor(in.data(), odd_shape, 2, kF32);
+  DLTensor odd_out = tensor(out.data(), odd_shape, 2, kF32);
+  EXPECT_EQ(qmoe_interleave_gate_up(&odd, &odd_out), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(last_error().rfind("qmoe_interleave_gate_up: ", 0), 0u) << last_error();
+  DLTensor wrong_shape = tensor(out.data(), other_shape, 2, kF32);
+  EXPECT_EQ(qmoe_interleave_gate_up(&wt, &wrong_shape), QMOE_STATUS_INVALID_ARGUMENT);
+  DLTensor wrong_dtype = tensor(out.data(), shape, 2, kF64);
+  EXPECT_EQ(qmoe_interleave_gate_up(&wt, &wrong_dtype), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(qmoe_interleave_gate_up(nullptr, &ot), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(qmoe_interleave_gate_up(&wt, nullptr), QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(out, untouched);
+}
+
 TEST(CAbiRefGroupedGemm, MatchesCppOnAMixedBankWithAnEmptyExpert) {
   constexpr int64_t n = 48, k = 256, m = 7;
   const char* formats[] = {"int4:g128", "int3:g64:sym", "bf16"};
