@@ -1,6 +1,8 @@
 // The benchmark's shapes, format palettes and command line.
 #include <cstdlib>
 #include <map>
+#include <string>
+#include <utility>
 
 #include "bench/options.hpp"
 
@@ -101,6 +103,19 @@ Status parse_formats(const std::string& list, std::vector<BankFormat>* out) {
   return Status::ok();
 }
 
+/// *out = the value `name` stands for among `choices` of option `option`, or kInvalidArgument
+/// "bad <option> '<name>' (<listed>)".
+template <class T, size_t N>
+Status pick_named(const char* option, const std::string& name,
+                  const std::pair<const char*, T> (&choices)[N], const char* listed, T* out) {
+  for (const auto& [text, value] : choices)
+    if (name == text) {
+      *out = value;
+      return Status::ok();
+    }
+  return invalid_argument(std::string("bad ") + option + " '" + name + "' (" + listed + ")");
+}
+
 }  // namespace
 
 const std::vector<MoeShape>& moe_shapes() {
@@ -191,25 +206,18 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
                             "' (auto, auto:N, decode or prefill)");
 
   o.integer_decode_name = value_or("--integer-decode", "auto");
-  if (o.integer_decode_name == "auto")
-    o.integer_decode = IntegerDecode::kAuto;
-  else if (o.integer_decode_name == "on")
-    o.integer_decode = IntegerDecode::kOn;
-  else if (o.integer_decode_name == "off")
-    o.integer_decode = IntegerDecode::kOff;
-  else
-    return invalid_argument("bad --integer-decode '" + o.integer_decode_name +
-                            "' (auto, on or off)");
+  static const std::pair<const char*, IntegerDecode> kDecodes[] = {
+      {"auto", IntegerDecode::kAuto}, {"on", IntegerDecode::kOn}, {"off", IntegerDecode::kOff}};
+  QMOE_RETURN_IF_ERROR(pick_named("--integer-decode", o.integer_decode_name, kDecodes,
+                                  "auto, on or off", &o.integer_decode));
 
   o.epilogue_name = value_or("--epilogue", "none");
-  if (o.epilogue_name == "none")
-    o.epilogue = LayerEpilogue::kNone;
-  else if (o.epilogue_name == "silu")
-    o.epilogue = LayerEpilogue::kSiluFused;
-  else if (o.epilogue_name == "silu-kernel")
-    o.epilogue = LayerEpilogue::kSiluKernel;
-  else
-    return invalid_argument("bad --epilogue '" + o.epilogue_name + "' (none, silu or silu-kernel)");
+  static const std::pair<const char*, LayerEpilogue> kEpilogues[] = {
+      {"none", LayerEpilogue::kNone},
+      {"silu", LayerEpilogue::kSiluFused},
+      {"silu-kernel", LayerEpilogue::kSiluKernel}};
+  QMOE_RETURN_IF_ERROR(pick_named("--epilogue", o.epilogue_name, kEpilogues,
+                                  "none, silu or silu-kernel", &o.epilogue));
 
   int64_t reps = quick ? kQuickReps : kDefaultReps;
   if (values.count("--reps") && !parse_positive(values["--reps"], 100000, &reps))

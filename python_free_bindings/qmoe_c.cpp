@@ -248,36 +248,57 @@ std::underlying_type_t<Enum> raw_value(const Enum& e) {
   return v;
 }
 
+/// One C enum value and the C++ value it stands for.
+template <typename CEnum, typename CppEnum>
+struct EnumPair {
+  CEnum c;
+  CppEnum cpp;
+};
+
+/// *out = the C++ value of a C enum argument (raw_value: any int the caller passed is safe), or
+/// INVALID_ARGUMENT "unknown <what> <value>".
+template <typename CEnum, typename CppEnum, size_t N>
+Status from_c_enum(const CEnum& value, const EnumPair<CEnum, CppEnum> (&pairs)[N], const char* what,
+                   CppEnum* out) {
+  const auto raw = raw_value(value);
+  for (const EnumPair<CEnum, CppEnum>& p : pairs)
+    if (static_cast<decltype(raw)>(p.c) == raw) {
+      *out = p.cpp;
+      return Status::ok();
+    }
+  return invalid_argument(std::string("unknown ") + what + " " +
+                          std::to_string(static_cast<int>(raw)));
+}
+
 Status to_method(const qmoe_quant_method_t& method, qmoe::QuantMethod* out) {
-  switch (raw_value(method)) {
-    case QMOE_QUANT_RTN:
-      *out = qmoe::QuantMethod::kRtnMinMax;
-      return Status::ok();
-    case QMOE_QUANT_RTN_MSE:
-      *out = qmoe::QuantMethod::kRtnMse;
-      return Status::ok();
-    case QMOE_QUANT_GPTQ:
-      *out = qmoe::QuantMethod::kGptq;
-      return Status::ok();
-  }
-  return invalid_argument("unknown quantization method " +
-                          std::to_string(static_cast<int>(raw_value(method))));
+  static constexpr EnumPair<qmoe_quant_method_t, qmoe::QuantMethod> kPairs[] = {
+      {QMOE_QUANT_RTN, qmoe::QuantMethod::kRtnMinMax},
+      {QMOE_QUANT_RTN_MSE, qmoe::QuantMethod::kRtnMse},
+      {QMOE_QUANT_GPTQ, qmoe::QuantMethod::kGptq}};
+  return from_c_enum(method, kPairs, "quantization method", out);
 }
 
 Status to_kernel(const qmoe_kernel_t& kernel, qmoe::KernelChoice* out) {
-  switch (raw_value(kernel)) {
-    case QMOE_KERNEL_AUTO:
-      *out = qmoe::KernelChoice::kAuto;
-      return Status::ok();
-    case QMOE_KERNEL_DECODE:
-      *out = qmoe::KernelChoice::kDecode;
-      return Status::ok();
-    case QMOE_KERNEL_PREFILL:
-      *out = qmoe::KernelChoice::kPrefill;
-      return Status::ok();
-  }
-  return invalid_argument("unknown kernel choice " +
-                          std::to_string(static_cast<int>(raw_value(kernel))));
+  static constexpr EnumPair<qmoe_kernel_t, qmoe::KernelChoice> kPairs[] = {
+      {QMOE_KERNEL_AUTO, qmoe::KernelChoice::kAuto},
+      {QMOE_KERNEL_DECODE, qmoe::KernelChoice::kDecode},
+      {QMOE_KERNEL_PREFILL, qmoe::KernelChoice::kPrefill}};
+  return from_c_enum(kernel, kPairs, "kernel choice", out);
+}
+
+Status to_integer_decode(const qmoe_integer_decode_t& decode, qmoe::IntegerDecode* out) {
+  static constexpr EnumPair<qmoe_integer_decode_t, qmoe::IntegerDecode> kPairs[] = {
+      {QMOE_INTEGER_DECODE_AUTO, qmoe::IntegerDecode::kAuto},
+      {QMOE_INTEGER_DECODE_OFF, qmoe::IntegerDecode::kOff},
+      {QMOE_INTEGER_DECODE_ON, qmoe::IntegerDecode::kOn}};
+  return from_c_enum(decode, kPairs, "integer_decode", out);
+}
+
+Status to_epilogue(const qmoe_epilogue_t& epilogue, qmoe::Epilogue* out) {
+  static constexpr EnumPair<qmoe_epilogue_t, qmoe::Epilogue> kPairs[] = {
+      {QMOE_EPILOGUE_NONE, qmoe::Epilogue::kNone},
+      {QMOE_EPILOGUE_SILU_MUL_INTERLEAVED, qmoe::Epilogue::kSiluMulInterleaved}};
+  return from_c_enum(epilogue, kPairs, "epilogue", out);
 }
 
 /// The GPU entry points answer "unsupported" before anything else when there is no device,
@@ -304,33 +325,6 @@ Status check_size(size_t got, const Checked& to) {
                                              " elements, the output tensor " +
                                              std::to_string(to.numel));
   return Status::ok();
-}
-
-Status to_integer_decode(const qmoe_integer_decode_t& decode, qmoe::IntegerDecode* out) {
-  switch (raw_value(decode)) {
-    case QMOE_INTEGER_DECODE_AUTO:
-      *out = qmoe::IntegerDecode::kAuto;
-      return Status::ok();
-    case QMOE_INTEGER_DECODE_OFF:
-      *out = qmoe::IntegerDecode::kOff;
-      return Status::ok();
-    case QMOE_INTEGER_DECODE_ON:
-      *out = qmoe::IntegerDecode::kOn;
-      return Status::ok();
-  }
-  return invalid_argument("unknown integer_decode " + std::to_string(raw_value(decode)));
-}
-
-Status to_epilogue(const qmoe_epilogue_t& epilogue, qmoe::Epilogue* out) {
-  switch (raw_value(epilogue)) {
-    case QMOE_EPILOGUE_NONE:
-      *out = qmoe::Epilogue::kNone;
-      return Status::ok();
-    case QMOE_EPILOGUE_SILU_MUL_INTERLEAVED:
-      *out = qmoe::Epilogue::kSiluMulInterleaved;
-      return Status::ok();
-  }
-  return invalid_argument("unknown epilogue " + std::to_string(raw_value(epilogue)));
 }
 
 /// struct_size of qmoe_grouped_gemm_options_t in the 0.3.0 header (before `epilogue`).
