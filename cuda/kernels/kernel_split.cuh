@@ -25,7 +25,7 @@ constexpr int kUnmeasuredDecodeMax = 16;
 /// for every expert of a bank with an integer format, above which the tile kernel; lower where
 /// the wgmma kernel would take the call with its two-blocks-per-SM 32-token tile.
 constexpr int kAdaptiveDecodeMean = 10;
-constexpr int kAdaptiveDecodeMeanTwoBlock = 6;
+constexpr int kAdaptiveDecodeMeanTwoBlock = 8;
 
 /// kAuto with decode_max_tokens = 0 (the default): one kernel for every expert of the call,
 /// chosen from what the host knows: m rows over at most min(E, m) active experts (a mean of
@@ -43,6 +43,12 @@ constexpr int kAdaptiveDecodeMeanTwoBlock = 6;
 ///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
 ///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
 ///   0.60-0.94 at 10 (Mixtral the 0.86-0.94); bench/results/wgmma32-2026-12-02/boundary).
+///   Measured again in session 25 with the decode kernel of then (each kernel alone at means
+///   4..16 on the five shapes, bench/results/s25-2026-12-03/boundary): at a mean of 8 (one
+///   8-token chunk per item, two items for the experts above 8) the decode kernel ran int2 in
+///   0.65-0.88x the time of the 32-token tile, int3 0.65-0.95x, int4 0.78-1.11x (Mixtral 0.78,
+///   DeepSeek-V3 0.89, DS-V2-Lite 0.95, Qwen3 1.01, OLMoE 1.11); above 8 its 16-token items
+///   ran 1.08-2.35x: so the boundary is 8 (was 6).
 /// - Dense banks: the wgmma kernel streams bf16 weights faster than the decode kernel (0.8x
 ///   the time at 1-8 tokens per expert, 92-97 % of the read floor on DeepSeek-V3) once its
 ///   items (256 rows of an active expert, one SM each) fill at least 3/4 of the SMs (measured:

@@ -102,7 +102,7 @@ struct GroupedGemmArgs {
   /// kAuto only (checked always), 0..kMaxDecodeMaxTokens.
   /// 0 (default): one kernel for every expert, chosen per call from what the host knows (the
   /// mean tokens per active expert m / min(E, m), N, the bank's formats; docs/dispatch.md §4):
-  /// integer formats run the decode kernel up to a mean of 10 tokens (6 where the wgmma kernel
+  /// integer formats run the decode kernel up to a mean of 10 tokens (8 where the wgmma kernel
   /// would run 2/3/4-bit experts two blocks per SM), the tile kernel above;
   /// dense banks the wgmma kernel above that mean or where its items fill 3/4 of the SMs. No
   /// launch for the unused kernel.

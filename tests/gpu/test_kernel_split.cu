@@ -90,9 +90,10 @@ TEST(KernelSplit, AdaptiveAutoMovesTheBoundaryWhereTheTwoBlockTileRuns) {
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 128, 128, kInt | kInt8, true, 1536), INT_MAX);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128 + 1, 128, kInt4, true, 1536), 0);
   // Items exactly at the estimated grid (2 x 132): 264 experts of one row block (N = 256)
-  // take the low boundary, 263 the high one (mean 7 between them).
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 7 * 264, 264, kInt, true, 256), 0);
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 7 * 263, 263, kInt, true, 256), INT_MAX);
+  // take the low boundary, 263 the high one (mean 9 between them).
+  static_assert(kAdaptiveDecodeMeanTwoBlock < 9 && 9 <= kAdaptiveDecodeMean, "9 lies between");
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 264, 264, kInt, true, 256), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 263, 263, kInt, true, 256), INT_MAX);
 }
 
 TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheSms) {
