@@ -85,7 +85,7 @@ cudaError_t call_split(const GroupedGemmArgs& a, bool* wgmma, dev::KernelSplit* 
 /// Workspace the call needs beyond kWorkspaceBytes: x as digits (x_digits.cuh) for every row,
 /// where the decode kernel runs and takes the integer-mma decode (decode_imma).
 size_t digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
-  if (split.decode_max == 0 || !dev::decode_imma(a)) return 0;
+  if (split.decode_max == 0 || !dev::decode_imma(a, split.decode_max)) return 0;
   return dev::xdig::workspace_bytes(a.x.rows, dev::ceil_div(static_cast<int>(a.bank.k), kTileCols));
 }
 

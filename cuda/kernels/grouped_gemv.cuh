@@ -40,9 +40,6 @@
 namespace qmoe::dev {
 namespace gemv {
 
-/// Tokens per mma n8 chunk; an item holds kChunks chunks (1 or 2: each chunk costs the
-/// registers of one more strip, so the launch trades strips per warp for chunks).
-constexpr int kChunkTokens = 8;
 /// Shared-memory ring per warp: two stages of code tiles and their parameter blocks. 9.5 KB: two
 /// stages of 4 int4:g32 tiles with their blocks (4 x (1024 + 192) B); the strips per warp follow
 /// from the tiles alone (ring_strips), as in the 8 KB ring of the codes-only stages before.
@@ -630,8 +627,8 @@ struct Variant {
 /// warp's instructions rules, so R = 1 and 2 cost the same per tile. The K split is the
 /// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
 /// grid at one token per expert); splitting further measured slower. `grid` is the resident
-/// block count.
-inline Variant choose_variant(const GemmProblem& p, int grid) {
+/// block count; max_cap bounds the strips per warp.
+inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 4) {
   constexpr int kCaps[3] = {4, 2, 1};
   constexpr long long kTileCost[3] = {234, 280, 280};
   constexpr long long kItemCost = 1000;
@@ -653,7 +650,7 @@ inline Variant choose_variant(const GemmProblem& p, int grid) {
   long long best_cost = -1;
   for (int warps = min_warps; warps <= max_warps; warps *= 2)
     for (int i = 0; i < 3; ++i) {
-      if (kCaps[i] * chunks > 4) continue;
+      if (kCaps[i] * chunks > 4 || kCaps[i] > max_cap) continue;
       const int r = strips_per_warp(tile_bytes, kCaps[i]);
       const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : 2] * chunks;
       const long long items =
@@ -679,12 +676,6 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
   const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
-  if (v.chunks == 2) {
-    // 16-token items keep the bf16 decode: their digits would cost registers the two chunks'
-    // x fragments already take (the 2-strip variant spills at 128).
-    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
-                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
-  }
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
   const bool imma = p.x_digits != nullptr;
   if (imma) {
@@ -703,6 +694,18 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
                                      GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
     if (err != cudaSuccess) return err;
     pv.early_schedule = 1;
+  }
+  if (v.chunks == 2) {
+    // 16-token items: each chunk holds its x fragments (bf16) or digits (8 registers per k-tile
+    // either way). ptxas (sm_90a): the bf16 decode's two-chunk variants spill 88 / 540 B (one
+    // strip) and 772 / 1552 B (two strips); the integer decode's none at one strip and 144 /
+    // 628 B at two, so it runs one strip per warp, with its own K split.
+    if (imma) {
+      pv.group_warps = gemv::choose_variant(p, grid.blocks, 1).group_warps;
+      return gemv::launch_variant<Act, 1, 2, true>(pv, stream);
+    }
+    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
+                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
   }
   switch (v.strip_cap) {
     case 4:

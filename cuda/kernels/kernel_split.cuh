@@ -26,6 +26,14 @@ constexpr int kUnmeasuredDecodeMax = 16;
 /// the wgmma kernel would take the call with its two-blocks-per-SM 32-token tile.
 constexpr int kAdaptiveDecodeMean = 10;
 constexpr int kAdaptiveDecodeMeanTwoBlock = 8;
+/// The bound for banks of int8 experts alone, whose 16-token decode items take the integer
+/// decode (decode_imma).
+constexpr int kAdaptiveDecodeMeanInt8 = 12;
+
+/// Experts with tokens in a call, at most: min(E, m).
+inline int64_t active_experts(const GroupedGemmArgs& a) {
+  return a.x.rows < a.bank.num_experts ? a.x.rows : a.bank.num_experts;
+}
 
 /// kAuto with decode_max_tokens = 0 (the default): one kernel for every expert of the call,
 /// chosen from what the host knows: m rows over at most min(E, m) active experts (a mean of
@@ -58,14 +66,19 @@ constexpr int kAdaptiveDecodeMeanTwoBlock = 8;
 inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms) {
   if (!wgmma) return {kUnmeasuredDecodeMax};
   const int64_t m = a.x.rows;
-  const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
+  const int64_t active = active_experts(a);
   const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
+  const uint32_t mask = a.bank.format_mask;
   const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);
-  if (a.bank.format_mask != 0 && (a.bank.format_mask & ~dense) == 0)
+  if (mask != 0 && (mask & ~dense) == 0)
     return {4 * items >= 3 * int64_t{sms} || m > kAdaptiveDecodeMean * active ? 0 : INT_MAX};
   const bool two_block_tile =
-      max_tile_bytes(a.bank.format_mask) <= kWgmmaTwoBlockMaxSlotBytes && items >= 2 * int64_t{sms};
-  const int bound = two_block_tile ? kAdaptiveDecodeMeanTwoBlock : kAdaptiveDecodeMean;
+      max_tile_bytes(mask) <= kWgmmaTwoBlockMaxSlotBytes && items >= 2 * int64_t{sms};
+  const bool int8_imma =
+      mask != 0 && (mask & ~kImmaInt8Mask) == 0 && a.integer_decode != IntegerDecode::kOff;
+  const int bound = two_block_tile ? kAdaptiveDecodeMeanTwoBlock
+                    : int8_imma    ? kAdaptiveDecodeMeanInt8
+                                   : kAdaptiveDecodeMean;
   return {m <= bound * active ? INT_MAX : 0};
 }
 
@@ -91,10 +104,21 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 /// small shapes ran 1.18-1.21x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 
-/// Whether the call's decode launch takes the integer-mma decode for its int experts
-/// (launch_grouped_gemv still keeps the other decode for launches of 16-token items).
+/// Whether the call's decode launch (of experts with at most decode_max tokens) has items of
+/// 16 tokens, two n8 chunks (grouped_gemv.cuh choose_variant): a mean above kChunkTokens
+/// tokens per active expert, the mean counted at most decode_max.
+inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
+  const int64_t active = active_experts(a);
+  int64_t mean = active > 0 ? (a.x.rows + active - 1) / active : 1;
+  if (mean > decode_max) mean = decode_max;
+  return mean > kChunkTokens;
+}
+
+/// Whether the call's decode launch (of experts with at most decode_max tokens) takes the
+/// integer-mma decode for its int experts.
 /// kAuto takes it for banks of int3 experts alone, for banks of int experts in several bit widths
-/// with int2 or int3 among them, and for banks of int2 experts alone above a size (measured,
+/// with int2 or int3 among them, for banks of int8 experts alone where the launch has 16-token
+/// items, and for banks of int2 experts alone above a size where it has 8-token items (measured,
 /// bench/results/s23-2026-12-03/ab-int3-imma, s24-2026-12-03/ab-int4 and s19-2026-12-03):
 /// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
 ///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
@@ -108,24 +132,26 @@ constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 ///   DeepSeek-V3 at T = 1, 0.99-1.00x on the small shapes' one-token rows
 ///   (bench/results/s24-2026-12-03/ab-int4); before int3 and int4 had it, banks mixing them with
 ///   int2 / int8 ran 1.03-1.25x.
-/// int4 and int8 banks alone keep the bf16 decode: forced on, int4 ran 0.90-1.02x at T = 4 and
-/// 16 but 1.07-1.11x on the small shapes' one-token rows, int8 0.92-1.01x and 1.03-1.06x there,
-/// with no size bound that separates the two on the five shapes.
+/// int4 and int8 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4
+/// ran 0.90-1.02x at T = 4 and 16 but 1.07-1.11x on the small shapes' one-token rows, int8
+/// 0.92-1.01x and 1.03-1.06x there, with no size bound that separates the two on the five shapes.
+/// 16-token items on the integer decode run one strip per warp (launch_grouped_gemv): TODO(s26)
+/// measured figures.
 /// kOn forces it for the int experts of any bank.
-inline bool decode_imma(const GroupedGemmArgs& a) {
+inline bool decode_imma(const GroupedGemmArgs& a, int decode_max) {
   const uint32_t mask = a.bank.format_mask;
   const uint32_t imma = kImmaInt2Mask | kImmaInt3Mask | kImmaInt4Mask | kImmaInt8Mask;
   if (a.integer_decode == IntegerDecode::kOff || (mask & imma) == 0) return false;
   if (a.integer_decode == IntegerDecode::kOn) return true;
   if ((mask & ~kImmaInt3Mask) == 0) return true;
+  const bool two_chunk = decode_two_chunk(a, decode_max);
+  if ((mask & ~kImmaInt8Mask) == 0) return two_chunk;
   const bool int_only = (mask & ~imma) == 0;
   const int widths = ((mask & kImmaInt2Mask) != 0) + ((mask & kImmaInt3Mask) != 0) +
                      ((mask & kImmaInt4Mask) != 0) + ((mask & kImmaInt8Mask) != 0);
   if (int_only && widths > 1 && (mask & (kImmaInt2Mask | kImmaInt3Mask)) != 0) return true;
-  if ((mask & ~kImmaInt2Mask) != 0) return false;
-  const int64_t m = a.x.rows;
-  const int64_t active = m < a.bank.num_experts ? m : a.bank.num_experts;
-  return active * a.bank.n * a.bank.k / 4 >= kImmaInt2MinBytes;
+  if ((mask & ~kImmaInt2Mask) != 0 || two_chunk) return false;
+  return active_experts(a) * a.bank.n * a.bank.k / 4 >= kImmaInt2MinBytes;
 }
 
 }  // namespace qmoe::dev

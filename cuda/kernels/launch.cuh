@@ -18,6 +18,10 @@ constexpr int kMaxExperts = 1024;
 /// Threads per block of every grouped kernel: 8 warps.
 constexpr int kBlockThreads = 256;
 constexpr int kBlockWarps = kBlockThreads / 32;
+/// Tokens per mma n8 chunk of the decode kernel; an item holds one or two chunks
+/// (grouped_gemv.cuh: each chunk costs the registers of one more strip, so a launch trades
+/// strips per warp for chunks; two above a mean of kChunkTokens tokens per active expert).
+constexpr int kChunkTokens = 8;
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
 /// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;

@@ -73,7 +73,7 @@ enum class IntegerDecode : uint8_t {
   /// row (two 8-bit digits; each value within 2^-15 of the tile's largest), sums exact in int32,
   /// then scaled in fp32. Costs a kernel before the decode launch and workspace of m *
   /// ceil(k / 128) * 544 bytes. Launches of 16-token items (a mean above 8 tokens per active
-  /// expert) keep kOff.
+  /// expert) take it at one strip per warp.
   kOn = 2,
 };
 

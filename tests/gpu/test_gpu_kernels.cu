@@ -458,9 +458,10 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceUpTo16384Tokens) {
 TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
   // The decode kernel picks its instantiation per launch (strips per warp x n8 chunks per
   // item, grouped_gemv.cuh choose_variant) from n, k, m and the grid. On an H100-sized grid
-  // (132 SMs) these two shapes take the 4-strip, 1-chunk and the 2-strip, 2-chunk variants;
-  // the small shapes elsewhere take the 1- and 2-strip ones. Other grids pick others, still
-  // checked against the reference.
+  // (132 SMs) these two shapes take the 4-strip, 1-chunk and the 2-strip, 2-chunk variants
+  // (with the integer decode forced, the second takes the 1-strip, 2-chunk one); the small
+  // shapes elsewhere take the 1- and 2-strip ones. Other grids pick others, still checked
+  // against the reference.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int2:g32", "int3:g64:sym", "int8:g128",
@@ -1110,9 +1111,10 @@ TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
   ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
                                                "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
-  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant), so at
-  // most 16 strips per item; the counts make 16 token blocks, so n_strips = 4 * sms gives at
-  // least two rounds of items on the 2 * sms blocks.
+  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant; one on
+  // the integer decode), so at most 16 strips per item; the counts make 16 token blocks, so
+  // n_strips = 4 * sms gives at least two rounds of items on the 2 * sms blocks. Both decodes
+  // of the int experts.
   const std::vector<int32_t> counts = {40, 1, 48, 24, 0, 17, 33, 25};
   const int64_t n = 4 * sms * 16, k = 256;
   GemmSetup s;
@@ -1123,8 +1125,8 @@ TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const KernelRun run{KernelChoice::kDecode, 16};
   const std::string label = label_of(f);
+  KernelRun run{KernelChoice::kDecode, 16};
   auto call = [&](DType act, void* ws) {
     size_t bytes = s.workspace_bytes;
     const qmoe::Status st = qmoe::grouped_gemm(args_for(s, act, run), ws, &bytes, stream);
@@ -1142,45 +1144,48 @@ TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
     EXPECT_EQ(c.armed, qmoe::dev::kArmed) << when;
   };
   expect_idle_counters("prepared");
-  for (DType act : {DType::kBF16, DType::kFP16}) {
-    std::vector<uint16_t> x, y_plain, y;
-    ASSERT_NO_FATAL_FAILURE(upload_x(act, 9102, &s, &x));
-    std::vector<double> ref;
-    ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
-    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-    CUDA_CHECK(cudaDeviceSynchronize());
-    ASSERT_NO_FATAL_FAILURE(call(act, plain.as<void>()));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-rr"));
-    read_y(&y_plain);
-    for (int rep = 0; rep < 3; ++rep) {
+  for (const qmoe::IntegerDecode decode : {qmoe::IntegerDecode::kOff, qmoe::IntegerDecode::kOn})
+    for (DType act : {DType::kBF16, DType::kFP16}) {
+      run.integer_decode = decode;
+      SCOPED_TRACE(kernel_name(run.kernel, run.decode_max_tokens, decode));
+      std::vector<uint16_t> x, y_plain, y;
+      ASSERT_NO_FATAL_FAILURE(upload_x(act, 9102, &s, &x));
+      std::vector<double> ref;
+      ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
       CUDA_CHECK(cudaDeviceSynchronize());
+      ASSERT_NO_FATAL_FAILURE(call(act, plain.as<void>()));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-rr"));
+      read_y(&y_plain);
+      for (int rep = 0; rep < 3; ++rep) {
+        CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+        CUDA_CHECK(cudaDeviceSynchronize());
+        ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        if (rep == 0) ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-q"));
+        read_y(&y);
+        EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
+        expect_idle_counters("after a launch");
+      }
+      // Graph replays, back to back, then one more plain launch on the same workspace.
+      cudaGraph_t graph = nullptr;
+      CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+      call(act, s.workspace.as<void>());
+      CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+      cudaGraphExec_t exec = nullptr;
+      CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaDeviceSynchronize());
+      for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
       ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
       CUDA_CHECK(cudaStreamSynchronize(stream));
-      if (rep == 0) ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-q"));
       read_y(&y);
-      EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
-      expect_idle_counters("after a launch");
+      EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
+      expect_idle_counters("after graph replays");
+      CUDA_CHECK(cudaGraphExecDestroy(exec));
+      CUDA_CHECK(cudaGraphDestroy(graph));
     }
-    // Graph replays, back to back, then one more plain launch on the same workspace.
-    cudaGraph_t graph = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    call(act, s.workspace.as<void>());
-    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-    cudaGraphExec_t exec = nullptr;
-    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-    CUDA_CHECK(cudaDeviceSynchronize());
-    for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    read_y(&y);
-    EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
-    expect_idle_counters("after graph replays");
-    CUDA_CHECK(cudaGraphExecDestroy(exec));
-    CUDA_CHECK(cudaGraphDestroy(graph));
-  }
 }
 
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {

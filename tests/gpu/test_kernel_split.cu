@@ -13,6 +13,7 @@ namespace {
 
 using qmoe::KernelChoice;
 using qmoe::dev::kAdaptiveDecodeMean;
+using qmoe::dev::kAdaptiveDecodeMeanInt8;
 using qmoe::dev::kAdaptiveDecodeMeanTwoBlock;
 using qmoe::dev::split_kernels;
 
@@ -26,9 +27,11 @@ constexpr int kSms = 132;
 
 /// decode_max of a call with m rows over `experts` experts of [n, 4096] in the formats of mask.
 int decode_max(KernelChoice kernel, int threshold, int64_t m, int experts, uint32_t mask,
-               bool wgmma, int64_t n = 4096) {
+               bool wgmma, int64_t n = 4096,
+               qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto) {
   qmoe::GroupedGemmArgs a;
   a.kernel = kernel;
+  a.integer_decode = integer_decode;
   a.decode_max_tokens = threshold;
   a.x.rows = m;
   a.bank.num_experts = experts;
@@ -56,8 +59,8 @@ TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
   // Integer banks (with or without dense experts): the decode kernel for every expert up to a
   // mean of kAdaptiveDecodeMean tokens per active expert (m / min(E, m)), the tile kernel
   // above. int8 and dense tiles keep the wgmma kernel off its 32-token tile; so do too few
-  // items (N = 256: one row block per expert, fewer than 2 x 132 items).
-  for (uint32_t mask : {kInt8, kInt | kInt8, kInt | kBF16, kInt | kFP16})
+  // items (N = 256: one row block per expert, fewer than 2 x 132 items). int8 alone: below.
+  for (uint32_t mask : {kInt | kInt8, kInt | kBF16, kInt | kFP16})
     for (int experts : {8, 64, 256}) {
       const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, mask, true), INT_MAX);
@@ -72,6 +75,24 @@ TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
   }
   // No rows: the decode kernel (no division by zero active experts).
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 0, 8, kInt, true), INT_MAX);
+}
+
+TEST(KernelSplit, AdaptiveAutoRunsInt8BanksInTheDecodeKernelToTheirOwnBound) {
+  // int8 alone: 16-token decode items on the integer decode, up to kAdaptiveDecodeMeanInt8;
+  // with the integer decode off, kAdaptiveDecodeMean.
+  static_assert(kAdaptiveDecodeMeanInt8 > kAdaptiveDecodeMean, "a higher bound");
+  for (int experts : {8, 64, 256}) {
+    const int64_t edge = int64_t{kAdaptiveDecodeMeanInt8} * experts;
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, kInt8, true), INT_MAX);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge + 1, experts, kInt8, true), 0);
+    const int64_t off_edge = int64_t{kAdaptiveDecodeMean} * experts;
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, off_edge, experts, kInt8, true, 4096,
+                         qmoe::IntegerDecode::kOff),
+              INT_MAX);
+    EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, off_edge + 1, experts, kInt8, true, 4096,
+                         qmoe::IntegerDecode::kOff),
+              0);
+  }
 }
 
 TEST(KernelSplit, AdaptiveAutoMovesTheBoundaryWhereTheTwoBlockTileRuns) {
@@ -194,8 +215,10 @@ TEST(WgmmaTailSplit, HeadAndTailLaunchesPartitionEachExpertsRows) {
 
 namespace {
 
-/// decode_imma of a call with m rows over `experts` experts of [n, k] in the formats of mask.
-bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int64_t n, int64_t k) {
+/// decode_imma of a call with m rows over `experts` experts of [n, k] in the formats of mask,
+/// its decode launch taking experts of at most decode_max tokens.
+bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int64_t n, int64_t k,
+          int decode_max = INT_MAX) {
   qmoe::GroupedGemmArgs a;
   a.integer_decode = choice;
   a.x.rows = m;
@@ -203,7 +226,7 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
   a.bank.n = n;
   a.bank.k = k;
   a.bank.format_mask = mask;
-  return qmoe::dev::decode_imma(a);
+  return qmoe::dev::decode_imma(a, decode_max);
 }
 
 TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
@@ -234,11 +257,21 @@ TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 2, 8, kInt, 28672, 4096));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 2, 8, kInt, 4096, 14336));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 14336));
+  // ... in launches of 8-token items only: 16-token items keep int2's bf16 decode.
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 64, 8, kInt, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 65, 8, kInt, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 65, 8, kInt, 28672, 4096, 8));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 65, 8, kInt, 28672, 4096));
   // Active experts are min(E, m): more rows than experts add nothing.
   EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt, 4096, 4096),
             imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 4096));
-  // int8 alone only when forced; beside int2 at any size.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096));
+  // int8 alone: where the launch has 16-token items (a mean above 8 tokens per active expert,
+  // counted at most decode_max) or forced; beside int2 at any size.
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8 * 64, 64, kInt8, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8 * 64 + 1, 64, kInt8, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096, 8));
+  EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 64, kInt8, 28672, 4096));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 64, kInt | kInt8, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt | kInt8, 16, 128));
   // kAuto never with dense experts in the bank, whatever the size.
