@@ -27,7 +27,9 @@ constexpr int kUnmeasuredDecodeMax = 16;
 constexpr int kAdaptiveDecodeMean = 10;
 constexpr int kAdaptiveDecodeMeanTwoBlock = 8;
 /// The bound for banks of int8 experts alone, whose 16-token decode items take the integer
-/// decode (decode_imma).
+/// decode (decode_imma): at means of 9-12 kAuto then ran 0.88-0.99x the time of before (the
+/// tile kernel above 10), the decode kernel at 14 1.0-1.2x the tile kernel's
+/// (bench/results/s26-2026-12-04/mid).
 constexpr int kAdaptiveDecodeMeanInt8 = 12;
 
 /// Experts with tokens in a call, at most: min(E, m).
@@ -116,9 +118,10 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) takes the
 /// integer-mma decode for its int experts.
-/// kAuto takes it for banks of int3 experts alone, for banks of int experts in several bit widths
-/// with int2 or int3 among them, for banks of int8 experts alone where the launch has 16-token
-/// items, and for banks of int2 experts alone above a size where it has 8-token items (measured,
+/// kAuto takes it for banks of int3 experts alone; for banks of int8 experts alone where the
+/// launch has 16-token items; where it has 8-token items, for banks of int experts in several
+/// bit widths with int2 or int3 among them and for banks of int2 experts alone above a size
+/// (measured,
 /// bench/results/s23-2026-12-03/ab-int3-imma, s24-2026-12-03/ab-int4 and s19-2026-12-03):
 /// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
 ///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
@@ -135,8 +138,12 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 /// int4 and int8 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4
 /// ran 0.90-1.02x at T = 4 and 16 but 1.07-1.11x on the small shapes' one-token rows, int8
 /// 0.92-1.01x and 1.03-1.06x there, with no size bound that separates the two on the five shapes.
-/// 16-token items on the integer decode run one strip per warp (launch_grouped_gemv): TODO(s26)
-/// measured figures.
+/// 16-token items on the integer decode run one strip per warp (launch_grouped_gemv), the bf16
+/// decode's two (one for int8, whose tiles fill the ring at two). Against the bf16 decode, both
+/// forced, at means of 9-16 tokens per expert on the five shapes (H200,
+/// bench/results/s26-2026-12-04/mid): int8 0.89-0.99x, int3 0.93-1.04x, but int2 1.05-1.17x,
+/// int4 1.03-1.15x and mixed:rr 0.94-1.07x (under kAuto at means 9-10: Mixtral, Qwen3 and
+/// DeepSeek-V3 1.01-1.05x): so int8 and int3 alone take it there, the others not.
 /// kOn forces it for the int experts of any bank.
 inline bool decode_imma(const GroupedGemmArgs& a, int decode_max) {
   const uint32_t mask = a.bank.format_mask;
@@ -146,11 +153,12 @@ inline bool decode_imma(const GroupedGemmArgs& a, int decode_max) {
   if ((mask & ~kImmaInt3Mask) == 0) return true;
   const bool two_chunk = decode_two_chunk(a, decode_max);
   if ((mask & ~kImmaInt8Mask) == 0) return two_chunk;
+  if (two_chunk) return false;
   const bool int_only = (mask & ~imma) == 0;
   const int widths = ((mask & kImmaInt2Mask) != 0) + ((mask & kImmaInt3Mask) != 0) +
                      ((mask & kImmaInt4Mask) != 0) + ((mask & kImmaInt8Mask) != 0);
   if (int_only && widths > 1 && (mask & (kImmaInt2Mask | kImmaInt3Mask)) != 0) return true;
-  if ((mask & ~kImmaInt2Mask) != 0 || two_chunk) return false;
+  if ((mask & ~kImmaInt2Mask) != 0) return false;
   return active_experts(a) * a.bank.n * a.bank.k / 4 >= kImmaInt2MinBytes;
 }
 

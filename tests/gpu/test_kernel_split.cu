@@ -238,10 +238,16 @@ TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   // kAuto, int3 alone: at any size (one token on the smallest shapes included).
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt3, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 64, kInt3, 28672, 4096));
-  // Int banks of several widths with int2 or int3 among them: at any size.
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt, 28672, 4096));
+  // Int banks of several widths with int2 or int3 among them: at any size (8-token items).
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt, 28672, 4096, 8));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt3 | kInt4, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 8, kInt | kInt8, 16, 128));
+  // ... in launches of 8-token items: 16-token items keep their bf16 decode; int3 alone not.
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8 * 8, 8, kInt3 | kInt, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8 * 8 + 1, 8, kInt3 | kInt, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8 * 8 + 1, 8, kInt3 | kInt, 28672, 4096, 8));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 8 * 8 + 1, 8, kInt3 | kInt, 28672, 4096));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8 * 8 + 1, 8, kInt3, 28672, 4096));
   // ... but not beside a dense expert, nor int4 with int8 alone.
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt3 | kInt | kBF16, 28672, 4096));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt4 | kInt8, 28672, 4096));
