@@ -27,8 +27,8 @@ constexpr int kUnmeasuredDecodeMax = 16;
 constexpr int kAdaptiveDecodeMean = 10;
 constexpr int kAdaptiveDecodeMeanTwoBlock = 8;
 /// The bound for banks of int8 experts alone, whose 16-token decode items take the integer
-/// decode (decode_imma): at means of 9-12 kAuto then ran 0.88-0.99x the time of before (the
-/// tile kernel above 10), the decode kernel at 14 1.0-1.2x the tile kernel's
+/// decode (decode_imma): at means of 9-12 kAuto then ran 0.87-0.99x the time of before (the
+/// tile kernel above 10), the decode kernel at 14 0.99-1.20x the tile kernel's
 /// (bench/results/s26-2026-12-04/mid).
 constexpr int kAdaptiveDecodeMeanInt8 = 12;
 

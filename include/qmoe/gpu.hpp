@@ -60,10 +60,11 @@ enum class KernelChoice : uint8_t {
 
 /// How the decode kernel multiplies the codes of int experts (docs/dispatch.md §5).
 enum class IntegerDecode : uint8_t {
-  /// kOn for banks of int3 experts alone, for banks of int experts in several bit widths with
-  /// int2 or int3 among them, and for banks of int2 experts alone where the decode launch
-  /// streams enough codes to repay converting x: the active experts' (min(E, m)) at 32 MiB or
-  /// more; otherwise kOff (int4 or int8 alone and banks with dense experts measured no gain at
+  /// kOn for banks of int3 experts alone; for banks of int8 experts alone where the decode
+  /// launch has 16-token items (a mean above 8 tokens per active expert); where it has 8-token
+  /// items, for banks of int experts in several bit widths with int2 or int3 among them and for
+  /// banks of int2 experts alone where the launch streams enough codes to repay converting x:
+  /// the active experts' (min(E, m)) at 32 MiB or more; otherwise kOff (measured no gain at
   /// kAuto's level of knowledge).
   kAuto = 0,
   /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
@@ -73,7 +74,8 @@ enum class IntegerDecode : uint8_t {
   /// row (two 8-bit digits; each value within 2^-15 of the tile's largest), sums exact in int32,
   /// then scaled in fp32. Costs a kernel before the decode launch and workspace of m *
   /// ceil(k / 128) * 544 bytes. Launches of 16-token items (a mean above 8 tokens per active
-  /// expert) take it at one strip per warp.
+  /// expert) take it at one strip per warp (int2 / int4 banks then run 1.03-1.17x slower than
+  /// kOff there, int8 0.89-0.99x: docs/dispatch.md §5).
   kOn = 2,
 };
 
@@ -103,7 +105,8 @@ struct GroupedGemmArgs {
   /// 0 (default): one kernel for every expert, chosen per call from what the host knows (the
   /// mean tokens per active expert m / min(E, m), N, the bank's formats; docs/dispatch.md §4):
   /// integer formats run the decode kernel up to a mean of 10 tokens (8 where the wgmma kernel
-  /// would run 2/3/4-bit experts two blocks per SM), the tile kernel above;
+  /// would run 2/3/4-bit experts two blocks per SM, 12 for banks of int8 experts alone unless
+  /// integer_decode is kOff), the tile kernel above;
   /// dense banks the wgmma kernel above that mean or where its items fill 3/4 of the SMs. No
   /// launch for the unused kernel.
   /// Measured on sm_90a only: elsewhere 0 means the per-expert threshold 16.
