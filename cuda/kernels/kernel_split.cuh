@@ -105,6 +105,12 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
 /// 0.80-0.93x at these sizes (H200, bench/results/s19-2026-12-03); one-token launches of the
 /// small shapes ran 1.18-1.21x with it.
 constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
+/// The same for a bank of int8 experts alone (8-token items). Forced on (H200, session 24,
+/// bench/results/s24-2026-12-03/ab-int4/on.txt), int8 ran 0.92-0.98x at T = 4 and 16 on the five
+/// shapes (the smallest launch there: Qwen3's down at T = 4, 50 MB, 1.01x) and 0.99x at T = 1 on
+/// Mixtral and DeepSeek-V3 (117 MB and more), but 1.03-1.06x on the small shapes' one-token
+/// rows (at most 35 MB per launch).
+constexpr int64_t kImmaInt8MinBytes = int64_t{40} << 20;
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) has items of
 /// 16 tokens, two n8 chunks (grouped_gemv.cuh choose_variant): a mean above kChunkTokens
@@ -119,25 +125,28 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 /// Whether the call's decode launch (of experts with at most decode_max tokens) takes the
 /// integer-mma decode for its int experts.
 /// kAuto takes it for banks of int3 experts alone; for banks of int8 experts alone where the
-/// launch has 16-token items; where it has 8-token items, for banks of int experts in several
-/// bit widths with int2 or int3 among them and for banks of int2 experts alone above a size
-/// (measured,
+/// launch has 16-token items or above a size; where it has 8-token items, for banks of int
+/// experts in several bit widths with int2 or int3 among them and for banks of int2 experts
+/// alone above a size (measured,
 /// bench/results/s23-2026-12-03/ab-int3-imma, s24-2026-12-03/ab-int4 and s19-2026-12-03):
 /// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
 ///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
 ///   16, one-token small shapes included (0.94-0.97x, conversion kernel and all);
-/// - int8 gained 0.91-0.97x only on DeepSeek-V3 and Mixtral at 8+ active experts, and where a
-///   layer's gate/up launch took it and its down launch did not (any size bound between the
-///   two, whose code bytes differ 2x) the small shapes' T = 16 rows ran 1.015-1.02x;
+/// - int8 (session 19, kernels of then) gained 0.91-0.97x only on DeepSeek-V3 and Mixtral at 8+
+///   active experts, and where a layer's gate/up launch took it and its down launch did not
+///   the small shapes' T = 16 rows ran 1.015-1.02x; for today's rule see below;
 /// - banks of int experts in more than one bit width, some of them int2 or int3: with every int
 ///   format on the integer decode (int4 too, session 24), mixed:rr (int2/3/4/8 g128) ran 0.84-0.96x
 ///   the time of its kAuto decode on the five shapes at T = 4 and 16 and on Mixtral and
 ///   DeepSeek-V3 at T = 1, 0.99-1.00x on the small shapes' one-token rows
 ///   (bench/results/s24-2026-12-03/ab-int4); before int3 and int4 had it, banks mixing them with
 ///   int2 / int8 ran 1.03-1.25x.
-/// int4 and int8 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4
-/// ran 0.90-1.02x at T = 4 and 16 but 1.07-1.11x on the small shapes' one-token rows, int8
-/// 0.92-1.01x and 1.03-1.06x there, with no size bound that separates the two on the five shapes.
+/// int4 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4 ran
+/// 0.90-1.02x at T = 4 and 16 but 1.07-1.11x on the small shapes' one-token rows, with no size
+/// bound that separates the two on the five shapes. int8 banks alone take it from
+/// kImmaInt8MinBytes of codes per launch (session 26: the bound lies between the small shapes'
+/// one-token launches and every other launch of the five shapes at T = 1, 4 and 16, so no layer
+/// there has one launch on each side).
 /// 16-token items on the integer decode run one strip per warp (launch_grouped_gemv), the bf16
 /// decode's two (one for int8, whose tiles fill the ring at two). Against the bf16 decode, both
 /// forced, at means of 9-16 tokens per expert on the five shapes (H200,
@@ -152,14 +161,15 @@ inline bool decode_imma(const GroupedGemmArgs& a, int decode_max) {
   if (a.integer_decode == IntegerDecode::kOn) return true;
   if ((mask & ~kImmaInt3Mask) == 0) return true;
   const bool two_chunk = decode_two_chunk(a, decode_max);
-  if ((mask & ~kImmaInt8Mask) == 0) return two_chunk;
+  const int64_t codes = active_experts(a) * a.bank.n * a.bank.k;  // at 8 bits
+  if ((mask & ~kImmaInt8Mask) == 0) return two_chunk || codes >= kImmaInt8MinBytes;
   if (two_chunk) return false;
   const bool int_only = (mask & ~imma) == 0;
   const int widths = ((mask & kImmaInt2Mask) != 0) + ((mask & kImmaInt3Mask) != 0) +
                      ((mask & kImmaInt4Mask) != 0) + ((mask & kImmaInt8Mask) != 0);
   if (int_only && widths > 1 && (mask & (kImmaInt2Mask | kImmaInt3Mask)) != 0) return true;
   if ((mask & ~kImmaInt2Mask) != 0) return false;
-  return active_experts(a) * a.bank.n * a.bank.k / 4 >= kImmaInt2MinBytes;
+  return codes / 4 >= kImmaInt2MinBytes;
 }
 
 }  // namespace qmoe::dev

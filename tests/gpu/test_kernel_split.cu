@@ -272,11 +272,17 @@ TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   EXPECT_EQ(imma(IntegerDecode::kAuto, 64, 8, kInt, 4096, 4096),
             imma(IntegerDecode::kAuto, 8, 8, kInt, 4096, 4096));
   // int8 alone: where the launch has 16-token items (a mean above 8 tokens per active expert,
-  // counted at most decode_max) or forced; beside int2 at any size.
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8 * 64, 64, kInt8, 28672, 4096));
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 8 * 64 + 1, 64, kInt8, 28672, 4096));
-  EXPECT_TRUE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096));
-  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 64, kInt8, 28672, 4096, 8));
+  // counted at most decode_max), from 40 MiB of the active experts' codes, or forced; beside int2
+  // at any size. OLMoE at T = 1 (8 experts of [2048, 2048]: 32 MiB) and DS-V2-Lite's gate/up
+  // (6 of [2816, 2048]: 33 MiB) below; Qwen3's down at T = 4 (32 of [2048, 768]: 48 MiB) above.
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8, 64, kInt8, 2048, 2048));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 6, 64, kInt8, 2816, 2048));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 32, 128, kInt8, 2048, 768));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 10, 64, kInt8, 2048, 2048));  // exactly 40 MiB
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 9, 64, kInt8, 2048, 2048));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 9 * 8 + 1, 8, kInt8, 256, 256));  // 16-token items
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 9 * 8 + 1, 8, kInt8, 256, 256, 8));
+  EXPECT_TRUE(imma(IntegerDecode::kOn, 8, 64, kInt8, 2048, 2048));
   EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 64, kInt8, 28672, 4096));
   EXPECT_TRUE(imma(IntegerDecode::kAuto, 1, 64, kInt | kInt8, 16, 128));
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 64, kInt | kInt8, 16, 128));
