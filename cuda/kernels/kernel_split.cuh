@@ -111,6 +111,15 @@ constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 /// Mixtral and DeepSeek-V3 (117 MB and more), but 1.03-1.06x on the small shapes' one-token
 /// rows (at most 35 MB per launch).
 constexpr int64_t kImmaInt8MinBytes = int64_t{40} << 20;
+/// The decoder of int4 experts with four groups per 128-wide k-tile (g32; decoder_id).
+constexpr uint32_t kInt4G32Mask = 1u << (kFirstIntDecoder + 3 * 2 + 2);
+/// The same for a bank of int4 g32 experts alone (8-token items), whose bf16 decode applies
+/// four groups' scales and zeros per tile. Forced on (H200, session 24,
+/// bench/results/s24-2026-12-03/ab-int4/on.txt) int4:g32 ran 0.90-0.95x at T = 4 and 16 on
+/// Mixtral and DeepSeek-V3 and 0.98-0.99x at T = 1 there (59 MB per launch and more), 0.96-0.98x
+/// on the small shapes at T = 16 (67 MB and more), 0.99-1.00x at T = 4 (down launches of 25-35
+/// MB), but 1.07x on their one-token rows (at most 17 MB).
+constexpr int64_t kImmaInt4G32MinBytes = int64_t{24} << 20;
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) has items of
 /// 16 tokens, two n8 chunks (grouped_gemv.cuh choose_variant): a mean above kChunkTokens
@@ -127,7 +136,7 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 /// kAuto takes it for banks of int3 experts alone; for banks of int8 experts alone where the
 /// launch has 16-token items or above a size; where it has 8-token items, for banks of int
 /// experts in several bit widths with int2 or int3 among them and for banks of int2 experts
-/// alone above a size (measured,
+/// alone and of int4 g32 experts alone above a size (measured,
 /// bench/results/s23-2026-12-03/ab-int3-imma, s24-2026-12-03/ab-int4 and s19-2026-12-03):
 /// - int3 (its A bytes one PRMT per IMMA and one shift and LOP3 per register more than int2's):
 ///   0.69-0.97x the time of its bf16 decode on every decode row of the five shapes at T = 1, 4,
@@ -141,9 +150,10 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 ///   DeepSeek-V3 at T = 1, 0.99-1.00x on the small shapes' one-token rows
 ///   (bench/results/s24-2026-12-03/ab-int4); before int3 and int4 had it, banks mixing them with
 ///   int2 / int8 ran 1.03-1.25x.
-/// int4 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4 ran
-/// 0.90-1.02x at T = 4 and 16 but 1.07-1.11x on the small shapes' one-token rows, with no size
-/// bound that separates the two on the five shapes. int8 banks alone take it from
+/// int4 banks alone keep the bf16 decode in launches of 8-token items: forced on, int4:g128 ran
+/// 0.93-1.02x at T = 4 and 16 but 1.09-1.11x on the small shapes' one-token rows, with no size
+/// bound that separates the two on the five shapes; banks of int4 g32 experts alone take it from
+/// kImmaInt4G32MinBytes of codes per launch (session 26). int8 banks alone take it from
 /// kImmaInt8MinBytes of codes per launch (session 26: the bound lies between the small shapes'
 /// one-token launches and every other launch of the five shapes at T = 1, 4 and 16, so no layer
 /// there has one launch on each side).
@@ -164,6 +174,7 @@ inline bool decode_imma(const GroupedGemmArgs& a, int decode_max) {
   const int64_t codes = active_experts(a) * a.bank.n * a.bank.k;  // at 8 bits
   if ((mask & ~kImmaInt8Mask) == 0) return two_chunk || codes >= kImmaInt8MinBytes;
   if (two_chunk) return false;
+  if (mask == kInt4G32Mask) return codes / 2 >= kImmaInt4G32MinBytes;
   const bool int_only = (mask & ~imma) == 0;
   const int widths = ((mask & kImmaInt2Mask) != 0) + ((mask & kImmaInt3Mask) != 0) +
                      ((mask & kImmaInt4Mask) != 0) + ((mask & kImmaInt8Mask) != 0);

@@ -17,10 +17,11 @@ using qmoe::dev::kAdaptiveDecodeMeanInt8;
 using qmoe::dev::kAdaptiveDecodeMeanTwoBlock;
 using qmoe::dev::split_kernels;
 
-constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;         // int2, g128
-constexpr uint32_t kInt3 = 1u << (qmoe::dev::kFirstIntDecoder + 3);  // int3, g128
-constexpr uint32_t kInt4 = 1u << (qmoe::dev::kFirstIntDecoder + 6);  // int4, g128
-constexpr uint32_t kInt8 = 1u << (qmoe::dev::kFirstIntDecoder + 9);  // int8, g128
+constexpr uint32_t kInt = 1u << qmoe::dev::kFirstIntDecoder;            // int2, g128
+constexpr uint32_t kInt3 = 1u << (qmoe::dev::kFirstIntDecoder + 3);     // int3, g128
+constexpr uint32_t kInt4 = 1u << (qmoe::dev::kFirstIntDecoder + 6);     // int4, g128
+constexpr uint32_t kInt4G32 = 1u << (qmoe::dev::kFirstIntDecoder + 8);  // int4, g32
+constexpr uint32_t kInt8 = 1u << (qmoe::dev::kFirstIntDecoder + 9);     // int8, g128
 constexpr uint32_t kBF16 = 1u << qmoe::dev::kDecoderDenseBF16;
 constexpr uint32_t kFP16 = 1u << qmoe::dev::kDecoderDenseFP16;
 constexpr int kSms = 132;
@@ -256,6 +257,17 @@ TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   EXPECT_TRUE(imma(IntegerDecode::kOn, 1, 8, kInt4 | kBF16, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt4, 28672, 4096));
   EXPECT_FALSE(imma(IntegerDecode::kAuto, 1, 8, kInt4, 16, 128));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 8, 8, kInt4, 28672, 4096));
+  // int4 g32 alone: from 24 MiB of the active experts' codes, in launches of 8-token items.
+  // Qwen3's down at T = 4 (32 experts of [2048, 768]: 24 MiB) on; DS-V2-Lite's gate/up at T = 1
+  // (6 of [2816, 2048]: 16.5 MiB) off; beside g128 experts off.
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 32, 128, kInt4G32, 2048, 768));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 31, 128, kInt4G32, 2048, 768));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 6, 64, kInt4G32, 2816, 2048));
+  EXPECT_TRUE(imma(IntegerDecode::kAuto, 2, 8, kInt4G32, 4096, 14336));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 2, 8, kInt4G32 | kInt4, 4096, 14336));
+  EXPECT_FALSE(imma(IntegerDecode::kAuto, 4096, 8, kInt4G32, 28672, 4096));
+  EXPECT_FALSE(imma(IntegerDecode::kOff, 2, 8, kInt4G32, 4096, 14336));
   EXPECT_FALSE(imma(IntegerDecode::kOn, 1, 8, kBF16, 16, 128));
   EXPECT_FALSE(imma(IntegerDecode::kOff, 4096, 8, kInt, 28672, 4096));
   // kAuto, int2: Mixtral's gate/up and down at one token per expert (2 active experts: 56 and
