@@ -109,7 +109,11 @@ constexpr int64_t kImmaInt2MinBytes = int64_t{32} << 20;
 /// bench/results/s24-2026-12-03/ab-int4/on.txt), int8 ran 0.92-0.98x at T = 4 and 16 on the five
 /// shapes (the smallest launch there: Qwen3's down at T = 4, 50 MB, 1.01x) and 0.99x at T = 1 on
 /// Mixtral and DeepSeek-V3 (117 MB and more), but 1.03-1.06x on the small shapes' one-token
-/// rows (at most 35 MB per launch).
+/// rows (at most 35 MB per launch). With the bound (session 26, against 1195e6f, one call,
+/// bench/results/s26-2026-12-04/int8-size): 0.90-1.01x at T = 1, 2, 3, 4, 8, 16 on the five
+/// shapes (median 0.963; Qwen3 T = 3 and 4 1.01 and 1.00, the small shapes' T = 1 1.00); against
+/// kOff at means of 1-8 tokens per expert (int8-means) 0.80-0.97x, DeepSeek-V3 0.75-0.98x with
+/// its clocks up to 10 % apart.
 constexpr int64_t kImmaInt8MinBytes = int64_t{40} << 20;
 /// The decoder of int4 experts with four groups per 128-wide k-tile (g32; decoder_id).
 constexpr uint32_t kInt4G32Mask = 1u << (kFirstIntDecoder + 3 * 2 + 2);
@@ -118,7 +122,9 @@ constexpr uint32_t kInt4G32Mask = 1u << (kFirstIntDecoder + 3 * 2 + 2);
 /// bench/results/s24-2026-12-03/ab-int4/on.txt) int4:g32 ran 0.90-0.95x at T = 4 and 16 on
 /// Mixtral and DeepSeek-V3 and 0.98-0.99x at T = 1 there (59 MB per launch and more), 0.96-0.98x
 /// on the small shapes at T = 16 (67 MB and more), 0.99-1.00x at T = 4 (down launches of 25-35
-/// MB), but 1.07x on their one-token rows (at most 17 MB).
+/// MB), but 1.07x on their one-token rows (at most 17 MB). With the bound (session 26, against
+/// 1195e6f, bench/results/s26-2026-12-04/int4-g32): 0.92-1.01x at T = 1, 2, 4, 16 on the five
+/// shapes (OLMoE and Qwen3 at T = 4 1.008 and 1.014, the small shapes' T = 1 1.00).
 constexpr int64_t kImmaInt4G32MinBytes = int64_t{24} << 20;
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) has items of

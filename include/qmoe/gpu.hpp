@@ -61,11 +61,11 @@ enum class KernelChoice : uint8_t {
 /// How the decode kernel multiplies the codes of int experts (docs/dispatch.md §5).
 enum class IntegerDecode : uint8_t {
   /// kOn for banks of int3 experts alone; for banks of int8 experts alone where the decode
-  /// launch has 16-token items (a mean above 8 tokens per active expert); where it has 8-token
-  /// items, for banks of int experts in several bit widths with int2 or int3 among them and for
-  /// banks of int2 experts alone where the launch streams enough codes to repay converting x:
-  /// the active experts' (min(E, m)) at 32 MiB or more; otherwise kOff (measured no gain at
-  /// kAuto's level of knowledge).
+  /// launch has 16-token items (a mean above 8 tokens per active expert) or streams enough codes
+  /// to repay converting x (the active experts' (min(E, m)) at 40 MiB or more); where it has
+  /// 8-token items, for banks of int experts in several bit widths with int2 or int3 among them,
+  /// for banks of int2 experts alone from 32 MiB of codes and for banks of int4 g32 experts
+  /// alone from 24 MiB; otherwise kOff (measured no gain at kAuto's level of knowledge).
   kAuto = 0,
   /// Codes as biased bf16 / fp16 values in bf16 / fp16 mma, each group's scale and zero applied
   /// to the fp32 partial sums (the only decode of dense experts).
