@@ -164,7 +164,7 @@ inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
 /// one-token launches and every other launch of the five shapes at T = 1, 4 and 16, so no layer
 /// there has one launch on each side).
 /// 16-token items on the integer decode run one strip per warp (launch_grouped_gemv), the bf16
-/// decode's two (one for int8, whose tiles fill the ring at two). Against the bf16 decode, both
+/// decode's up to two (int8's 2 KB tiles too). Against the bf16 decode, both
 /// forced, at means of 9-16 tokens per expert on the five shapes (H200,
 /// bench/results/s26-2026-12-04/mid): int8 0.89-0.99x, int3 0.93-1.04x, but int2 1.05-1.17x,
 /// int4 1.03-1.15x and mixed:rr 0.94-1.07x (under kAuto at means 9-10: Mixtral, Qwen3 and
