@@ -8,6 +8,7 @@
 
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 #include "cuda/kernels/kernel_split.cuh"
+#include "qmoe/packed.hpp"
 
 namespace {
 
@@ -228,6 +229,33 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
   a.bank.k = k;
   a.bank.format_mask = mask;
   return qmoe::dev::decode_imma(a, decode_max);
+}
+
+/// The decoder-id bit of an expert in format `name` (decoder_id of its descriptor).
+uint32_t decoder_bit(const char* name) {
+  qmoe::FormatSpec f;
+  EXPECT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
+  qmoe::PackedLayout layout;
+  EXPECT_TRUE(qmoe::packed_layout(f, 256, 512, &layout).is_ok()) << name;
+  const int id = qmoe::dev::decoder_id(qmoe::make_expert_desc(f, layout, 0));
+  EXPECT_GE(id, 0) << name;
+  return id >= 0 ? 1u << id : 0u;
+}
+
+TEST(KernelSplit, FormatMasksNameTheirDecoders) {
+  // decode_imma's masks against the registry: kInt4G32Mask is int4 g32's decoder, asymmetric or
+  // symmetric, and no other int4; each bit width's mask holds its formats.
+  EXPECT_EQ(decoder_bit("int4:g32"), qmoe::dev::kInt4G32Mask);
+  EXPECT_EQ(decoder_bit("int4:g32:sym"), qmoe::dev::kInt4G32Mask);
+  EXPECT_NE(decoder_bit("int4:g64"), qmoe::dev::kInt4G32Mask);
+  EXPECT_NE(decoder_bit("int4:g128"), qmoe::dev::kInt4G32Mask);
+  EXPECT_NE(decoder_bit("int4:pc"), qmoe::dev::kInt4G32Mask);
+  for (const char* name : {"int8:g32", "int8:g128", "int8:pc:sym"})
+    EXPECT_NE(decoder_bit(name) & qmoe::dev::kImmaInt8Mask, 0u) << name;
+  for (const char* name : {"int4:g32", "int4:g64", "int4:pc"})
+    EXPECT_NE(decoder_bit(name) & qmoe::dev::kImmaInt4Mask, 0u) << name;
+  EXPECT_EQ(decoder_bit("int4:g128"), kInt4);
+  EXPECT_EQ(decoder_bit("int4:g32"), kInt4G32);
 }
 
 TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
