@@ -3,18 +3,21 @@
 # native sm_90 code, the benchmark, the same tests on the compute_80 PTX (the A100 path,
 # JIT-compiled), compute-sanitizer memcheck + racecheck on the small cases, and the demo.
 # Logs go to $OUT (default ./gpu_out); a short table is printed last.
-#   usage: scripts/gpu_check.sh [--skip-bench] [--bench-args "..."] [--tests-filter F]
+#   usage: scripts/gpu_check.sh [--skip-bench] [--bench-args "..."] [--tests-filter F] [--pack]
+# --pack leaves $OUT as one file, gpu_check.tgz (the device tool returns only a few files).
 set -uo pipefail
 # shellcheck source=scripts/gpu_env.sh
 source "$(dirname "$0")/gpu_env.sh"
 skip_bench=0
 bench_args="--quick"
 filter="*"
+pack=0
 while (($#)); do
   case "$1" in
     --skip-bench) skip_bench=1 ;;
     --bench-args) bench_args="$2"; shift ;;
     --tests-filter) filter="$2"; shift ;;
+    --pack) pack=1 ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
   shift
@@ -48,3 +51,7 @@ echo
 echo "==================== summary ===================="
 for k in "${!result[@]}"; do printf '%-18s %s\n' "$k" "${result[$k]}"; done | sort
 grep -hE "^\[  (PASSED|FAILED) |tests? ran|ERROR SUMMARY" "$OUT"/tests_*.log "$OUT"/memcheck.log "$OUT"/racecheck.log 2>/dev/null
+if ((pack)); then
+  packed=$(mktemp)
+  tar czf "$packed" -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv "$packed" "$OUT/gpu_check.tgz"
+fi
