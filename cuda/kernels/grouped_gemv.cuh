@@ -633,8 +633,7 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 4) {
   constexpr long long kTileCost[3] = {234, 280, 280};
   constexpr long long kItemCost = 1000;
   const long long active = p.m < p.num_experts ? p.m : p.num_experts;
-  long long mean_tokens = active > 0 ? (p.m + active - 1) / active : 1;
-  if (mean_tokens > p.max_tokens) mean_tokens = p.max_tokens;
+  const long long mean_tokens = decode_mean_tokens(p.m, p.num_experts, p.max_tokens);
   const int chunks = mean_tokens > kChunkTokens ? 2 : 1;
   const long long token_blocks =
       (mean_tokens + kChunkTokens * chunks - 1) / (kChunkTokens * chunks);

@@ -128,13 +128,9 @@ constexpr uint32_t kInt4G32Mask = 1u << (kFirstIntDecoder + 3 * 2 + 2);
 constexpr int64_t kImmaInt4G32MinBytes = int64_t{24} << 20;
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) has items of
-/// 16 tokens, two n8 chunks (grouped_gemv.cuh choose_variant): a mean above kChunkTokens
-/// tokens per active expert, the mean counted at most decode_max.
+/// 16 tokens, two n8 chunks (grouped_gemv.cuh choose_variant).
 inline bool decode_two_chunk(const GroupedGemmArgs& a, int decode_max) {
-  const int64_t active = active_experts(a);
-  int64_t mean = active > 0 ? (a.x.rows + active - 1) / active : 1;
-  if (mean > decode_max) mean = decode_max;
-  return mean > kChunkTokens;
+  return decode_mean_tokens(a.x.rows, a.bank.num_experts, decode_max) > kChunkTokens;
 }
 
 /// Whether the call's decode launch (of experts with at most decode_max tokens) takes the

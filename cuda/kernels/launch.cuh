@@ -22,6 +22,15 @@ constexpr int kBlockWarps = kBlockThreads / 32;
 /// (grouped_gemv.cuh: each chunk costs the registers of one more strip, so a launch trades
 /// strips per warp for chunks; two above a mean of kChunkTokens tokens per active expert).
 constexpr int kChunkTokens = 8;
+
+/// Mean tokens per active expert of a decode launch, as the host sees it: m rows over at most
+/// min(E, m) experts with tokens, rounded up, at most max_tokens (the launch's bound); 1 for no
+/// rows. Items take two chunks above kChunkTokens (choose_variant, and decode_imma's rules).
+inline long long decode_mean_tokens(long long m, long long num_experts, long long max_tokens) {
+  const long long active = m < num_experts ? m : num_experts;
+  const long long mean = active > 0 ? (m + active - 1) / active : 1;
+  return mean < max_tokens ? mean : max_tokens;
+}
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
 /// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;
