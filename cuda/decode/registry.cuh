@@ -57,22 +57,40 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
                   IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
-/// The largest tile of the decoders in a format mask (bit i = decoder i); 0 for none.
-__host__ __device__ constexpr int max_tile_bytes(uint32_t format_mask) {
-  int bytes = 0;
-  for (int id = 0; id < kNumDecoders; ++id)
-    if (((format_mask >> id) & 1u) != 0 && decoder_tile_bytes(id) > bytes)
-      bytes = decoder_tile_bytes(id);
-  return bytes;
+/// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
+/// (IntDecoder::kQuantBytes; none for dense tiles); 0 if unknown.
+__host__ __device__ constexpr int decoder_quant_bytes(int id) {
+  if (id < kFirstIntDecoder || id >= kNumDecoders) return 0;
+  const int gpt_index = (id - kFirstIntDecoder) % 3;
+  return gpt_index == 0   ? IntDecoder<2, 1>::kQuantBytes
+         : gpt_index == 1 ? IntDecoder<2, 2>::kQuantBytes
+                          : IntDecoder<2, 4>::kQuantBytes;
+}
+static_assert(IntDecoder<8, 4>::kQuantBytes == IntDecoder<2, 4>::kQuantBytes &&
+                  DenseDecoder<__nv_bfloat16>::kQuantBytes == 0,
+              "parameter blocks depend on the groups per tile alone");
+
+/// What the decode kernel stages per strip and k-tile of decoder id: code tile and parameter
+/// block (grouped_gemv.cuh ring_strips).
+__host__ __device__ constexpr int decoder_strip_bytes(int id) {
+  return decoder_tile_bytes(id) + decoder_quant_bytes(id);
 }
 
-/// The smallest tile of the decoders in a format mask; 0 for none.
-__host__ __device__ constexpr int min_tile_bytes(uint32_t format_mask) {
+/// The largest (largest = true) or smallest bytes(id) over the decoders in a format mask (bit
+/// i = decoder i); 0 for none.
+template <int (*Bytes)(int)>
+constexpr int mask_bytes(uint32_t format_mask, bool largest) {
   int bytes = 0;
-  for (int id = 0; id < kNumDecoders; ++id)
-    if (((format_mask >> id) & 1u) != 0 && (bytes == 0 || decoder_tile_bytes(id) < bytes))
-      bytes = decoder_tile_bytes(id);
+  for (int id = 0; id < kNumDecoders; ++id) {
+    if (((format_mask >> id) & 1u) == 0) continue;
+    const int b = Bytes(id);
+    if (bytes == 0 || (largest ? b > bytes : b < bytes)) bytes = b;
+  }
   return bytes;
+}
+/// The largest code tile of the decoders in a format mask; 0 for none.
+constexpr int max_tile_bytes(uint32_t format_mask) {
+  return mask_bytes<decoder_tile_bytes>(format_mask, true);
 }
 
 /// Calls f(Decoder{}) with the decoder of id; nothing for an unknown id. The id is uniform

@@ -406,7 +406,8 @@ template <class Act, class Dec, int kTokens, int kBlocks>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
-                                         uint32_t x_bars, uint32_t& x_phases) {
+                                         uint32_t x_bars, uint32_t& x_phases,
+                                         const NextItem& next) {
   using Tile = TokenTile<kTokens>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
@@ -523,6 +524,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
   }
+  const NextItem::Draw drawn = next.draw();  // published after the epilogue (work_queue.cuh)
   cp_async_wait<0>();
   __syncthreads();
 
@@ -545,6 +547,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       }
     }
   }
+  next.publish(drawn);
   __syncthreads();
   store_y_tile<Tile::kRows>(ys, Tile::kYStride, t.count, row_block * Tile::kRows, p.n, y_rows);
 }
@@ -576,16 +579,23 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   }
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
-  for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
+  // Items after a block's first go to whichever block is free (work_queue.cuh) where the
+  // launcher gave the counters (long items: kWgmmaQueueMinKTiles), else the static order; each item
+  // publishes the block's next one in the slot of its parity (the other may still be read).
+  __shared__ long long next_item[2];
+  int parity = 0;
+  for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
+    const NextItem next{p.work, i, items.total, &next_item[parity]};
     with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
         run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
-                                             &x_map, x_bars, x_phases);
+                                             &x_map, x_bars, x_phases, next);
     });
   }
+  leave_work_queue(p.work, items.total);
 #else
   // Never launched: grouped_gemm_wgmma_available is false wherever this body is what runs.
   __trap();
@@ -786,7 +796,9 @@ cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStrea
 }  // namespace wg
 
 template <class Act>
-cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
+cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t stream) {
+  GemmProblem p = problem;
+  if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
   const wg::TokenTileChoice tile = wg::token_tile(p);
   if (tile.blocks == 2) {
     // Two blocks per SM pay off only with items to run in the second one (and have a

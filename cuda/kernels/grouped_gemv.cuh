@@ -9,17 +9,18 @@
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. A block runs item blockIdx.x, then
 // whichever item is next when it is free (work_queue.cuh). Block = 8 warps. Each warp owns R
-// strips (R = 4 for 2/3/4-bit, 2 for int8, 1 for dense, lowered per launch; one ring stage is R
-// tiles) and streams a contiguous run of the k-tiles, K split between the warps of its strip group
-// (1, 2, 4 or 8, chosen per launch with R: choose_variant), so small experts still keep all 8 warps
-// streaming. A last round that would leave over half the blocks idle runs as half items
-// (half_items: twice the warps per strip group on half the strips). The B fragments (x) of a k-tile
-// are loaded once and reused by the R strips. Per warp: a 9.5 KB ring of two stages in shared
-// memory (R code tiles and their scale/zero blocks), each filled one stage ahead: on sm_90+ tiles
-// of >= 1 KB by bulk copies from lane 0 on an mbarrier per slot, else each lane cp.async-copies
-// exactly the code chunks it later reads back; the few lanes copying a stage's parameter blocks
-// (cp.async) share them through one __syncwarp per k-tile. Weights are the mma A operand (16
-// rows, from the codes in registers), tokens the n8 side: dense weights as they are, int codes as B
+// strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64 alone, 2 for int8, 1 for dense,
+// lowered per launch; one ring stage is R tiles) and streams a contiguous run of the k-tiles, K
+// split between the warps of its strip group (1, 2, 4 or 8, chosen per launch with R:
+// choose_variant), so small experts still keep all 8 warps streaming. A last round that would leave
+// over half the blocks idle runs as half items (half_items: twice the warps per strip group on half
+// the strips). The B fragments (x) of a k-tile are loaded once and reused by the R strips. Per
+// warp: a 9.5 KB ring of two stages in shared memory (R code tiles and their scale/zero blocks),
+// each filled one stage ahead: on sm_90+ tiles of >= 1 KB by bulk copies from lane 0 on an mbarrier
+// per slot, else each lane cp.async-copies exactly the code chunks it later reads back; the few
+// lanes copying a stage's parameter blocks (cp.async) share them through one __syncwarp per k-tile.
+// Weights are the mma A operand (16 rows, from the codes in registers), tokens the n8 side: dense
+// weights as they are, int codes as B
 // + q ("affine decode", int.cuh; int8 with bf16 as two digits) with their scales and zeros applied
 // to the fp32 sums of each group; or, in launches that take the integer decode (int formats:
 // IntDecoder::imma_a, x_digits.cuh), the codes as u8 on mma.m16n8k32 against x's two 8-bit
@@ -52,19 +53,22 @@ constexpr int kRingBytes = 9728;
 /// bench/results/s21-2026-12-03/ab-stages).
 constexpr int kRingStages = 2;
 
-/// Strips per warp whose tiles of tile_bytes fit the ring's stages: 4, 2 or 1 (run_item checks
-/// that they still fit with the tiles' parameter blocks).
-__host__ __device__ constexpr int ring_strips(int tile_bytes) {
-  return kRingBytes / (kRingStages * tile_bytes) >= 4   ? 4
-         : kRingBytes / (kRingStages * tile_bytes) >= 2 ? 2
-                                                        : 1;
+/// Strips per warp whose code tiles and parameter blocks (strip_bytes per strip and k-tile:
+/// decoder_strip_bytes) fit the ring's stages: 8, 4, 2 or 1. Eight only for int2 at g128 and
+/// g64 (560 and 608 bytes), whose 512-byte tiles at four strips stage half of int4's bytes per
+/// k-tile for the same x loads and loop overhead.
+__host__ __device__ constexpr int ring_strips(int strip_bytes) {
+  return kRingBytes / (kRingStages * strip_bytes) >= 8   ? 8
+         : kRingBytes / (kRingStages * strip_bytes) >= 4 ? 4
+         : kRingBytes / (kRingStages * strip_bytes) >= 2 ? 2
+                                                         : 1;
 }
 
-/// Strips per warp of a decoder with tiles of tile_bytes: ring_strips of its tile, at most
-/// strip_cap (4, 2 or 1: the launch lowers the cap when the problem has too few strips to give
-/// every block an item at 4, e.g. a down projection at one token per expert).
-__host__ __device__ constexpr int strips_per_warp(int tile_bytes, int strip_cap) {
-  return ring_strips(tile_bytes) < strip_cap ? ring_strips(tile_bytes) : strip_cap;
+/// Strips per warp of a decoder with strip_bytes per strip and k-tile: ring_strips, at most
+/// strip_cap (8, 4, 2 or 1: the launch lowers the cap when the problem has too few strips to
+/// give every block an item, e.g. a down projection at one token per expert).
+__host__ __device__ constexpr int strips_per_warp(int strip_bytes, int strip_cap) {
+  return ring_strips(strip_bytes) < strip_cap ? ring_strips(strip_bytes) : strip_cap;
 }
 
 /// K-tiles each warp streams per item, at least, unless choose_variant finds a shorter run
@@ -200,6 +204,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
   static_assert(kRingStages * kStageBytes <= kRingBytes, "the stages fit the ring");
+  static_assert(R * C * 4 * kWarpSize * sizeof(float) <= kRingBytes,
+                "the partial sums fit the ring (the reduction below)");
   // Code tiles of 1 KB and more (int4, int8, dense) by bulk copy on sm_90+: lane 0 issues one
   // copy per tile, completing on the slot's mbarrier (bars + 8 slot; bar_phases bit slot = the
   // parity of its next phase, kept across items). Diagnostic builds on the H200
@@ -222,7 +228,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
                              ActTraits<Act>::kOnes2};
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  constexpr int kStripShift = R == 4 ? 2 : R == 2 ? 1 : 0;
+  constexpr int kStripShift = R == 8 ? 3 : R == 4 ? 2 : R == 2 ? 1 : 0;
   const int group_warps = 1 << group_shift;
   const int first_strip = strip0 + ((warp >> group_shift) << kStripShift);
   // This warp's k-tiles: a contiguous run of the strip group's. A/B on the H100 against
@@ -534,9 +540,9 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const ItemList items = build_item_list(
       p, smem,
       [&](int decoder, int tokens) -> long long {
-        const int tile_bytes = decoder_tile_bytes(decoder);
-        if (tile_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
-        const int strips_per_item = groups_per_item * strips_per_warp(tile_bytes, kStripCap);
+        const int strip_bytes = decoder_strip_bytes(decoder);
+        if (strip_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
+        const int strips_per_item = groups_per_item * strips_per_warp(strip_bytes, kStripCap);
         return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
                ceil_div(tokens, kTokens);
       },
@@ -573,11 +579,16 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     with_expert_decoder(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
-          constexpr int R = strips_per_warp(Dec::kTileBytes, kStripCap);
+          constexpr int R = strips_per_warp(Dec::kTileBytes + Dec::kQuantBytes, kStripCap);
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
-          run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
-                                                bar_phases, next, wait_pending);
+          // The eight-strip variant holds only the decoders that take eight strips (the
+          // launcher runs it for such banks alone): the others' code is in the four-strip one.
+          if constexpr (kStripCap == 8 && R != 8)
+            __trap();
+          else
+            run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
+                                                  bar_phases, next, wait_pending);
         });
     wait_pending = false;
   }
@@ -608,8 +619,9 @@ cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
 }
 
 /// A decode-kernel launch: instantiation (at most strip_cap strips per warp, chunks n8 chunks
-/// of tokens per item; strip_cap * chunks <= 4: both cost accumulator and x registers) and the
-/// warps sharing a strip group's k-tiles.
+/// of tokens per item; strip_cap * chunks <= 4, or 8 strips of one chunk where every decoder of
+/// the bank takes eight: both cost accumulator and x registers) and the warps sharing a strip
+/// group's k-tiles.
 struct Variant {
   int strip_cap, chunks, group_warps;
 };
@@ -628,9 +640,17 @@ struct Variant {
 /// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
 /// grid at one token per expert); splitting further measured slower. `grid` is the resident
 /// block count; max_cap bounds the strips per warp.
-inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 4) {
-  constexpr int kCaps[3] = {4, 2, 1};
-  constexpr long long kTileCost[3] = {234, 280, 280};
+/// Eight strips (banks of int2 g128 / g64 experts alone, ring_strips) are costed as four per
+/// tile, so they are taken only where they cut rounds, and only where their items still fill
+/// the grid. H200, both decodes as kAuto picks them (bench/results/s27-2026-12-04): costed as
+/// the R = 2 and 4 costs' line (a + b / R) at 8, eight strips ran DeepSeek-V3 at T = 2-32
+/// 0.89-0.97x the time and Mixtral at T = 1 0.92-0.97x, but 1.04-1.15x wherever they turned
+/// ~2 rounds of four-strip items into one round of ~256 items on 264 blocks (OLMoE T = 8,
+/// Qwen3 T = 16, Mixtral's down projection at T = 4 and 32): with one item per block, each
+/// SM waits for its slower block (work_queue.cuh), which two rounds drawn on demand balance.
+inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8) {
+  constexpr int kCaps[4] = {4, 2, 1, 8};  // ties keep the earlier
+  constexpr long long kTileCost[4] = {234, 280, 280, 234};
   constexpr long long kItemCost = 1000;
   const long long active = p.m < p.num_experts ? p.m : p.num_experts;
   const long long mean_tokens = decode_mean_tokens(p.m, p.num_experts, p.max_tokens);
@@ -641,19 +661,23 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 4) {
   // bank experts with larger tiles take fewer strips per warp, so more items than counted here
   // (counting them at the largest tile's instead made int2/3/4 + int8 banks 10 % slower at
   // 4 tokens on the small shapes: most of their experts then ran at 4 strips in too few items).
-  const int tile_bytes = p.min_tile_bytes > 0 ? p.min_tile_bytes : kMaxTileBytes;
+  const int strip_bytes = p.min_strip_bytes > 0 ? p.min_strip_bytes : kMaxTileBytes;
+  // The eight-strip variant serves banks whose every decoder takes eight strips.
+  const bool eight = p.max_strip_bytes > 0 && ring_strips(p.max_strip_bytes) == 8;
   const int min_warps = min_tile_warps(p.k_tiles);
   const int max_warps =
       2 * min_warps <= kBlockWarps && 2 * min_warps <= p.k_tiles ? 2 * min_warps : min_warps;
   Variant best{};
   long long best_cost = -1;
   for (int warps = min_warps; warps <= max_warps; warps *= 2)
-    for (int i = 0; i < 3; ++i) {
-      if (kCaps[i] * chunks > 4 || kCaps[i] > max_cap) continue;
-      const int r = strips_per_warp(tile_bytes, kCaps[i]);
-      const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : 2] * chunks;
+    for (int i = 0; i < 4; ++i) {
+      if (kCaps[i] > max_cap) continue;
+      if (kCaps[i] == 8 ? !eight || chunks > 1 : kCaps[i] * chunks > 4) continue;
+      const int r = strips_per_warp(strip_bytes, kCaps[i]);
+      const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : r == 1 ? 2 : 3] * chunks;
       const long long items =
           active * token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));
+      if (r == 8 && items < grid) continue;
       const long long run = ceil_div(p.k_tiles, warps);
       const long long cost = (items + grid - 1) / grid * (kItemCost + run * r * tile_cost);
       if (best_cost < 0 || cost < best_cost) {
@@ -707,6 +731,9 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
                             : gemv::launch_variant<Act, 1, 2>(pv, stream);
   }
   switch (v.strip_cap) {
+    case 8:
+      return imma ? gemv::launch_variant<Act, 8, 1, true>(pv, stream)
+                  : gemv::launch_variant<Act, 8, 1>(pv, stream);
     case 4:
       return imma ? gemv::launch_variant<Act, 4, 1, true>(pv, stream)
                   : gemv::launch_variant<Act, 4, 1>(pv, stream);

@@ -33,6 +33,16 @@ inline long long decode_mean_tokens(long long m, long long num_experts, long lon
 }
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
+/// K-tiles per item from which a wgmma tile launch (grouped_gemm_wgmma.cuh) hands its items out on
+/// demand (work_queue.cuh), below which it deals them round-robin. H200 A/B of the queue in every
+/// launch against round-robin (bench/results/s27-2026-12-04, 4 rounds, int2/3/4/8 g128, T =
+/// 64-4096): Mixtral (K = 4096 and 14336) at T = 64 and 128 0.90-0.94x the time for int2/3/4, T =
+/// 1024 0.95-0.99x, DeepSeek-V3 (K = 7168 gate/up) at T = 64-256 int2 0.91x, but the shapes whose
+/// every K is 2048 or less (OLMoE, Qwen3, DeepSeek-V2-Lite) 1.00-1.04x at T >= 128: with short
+/// items the ticket's draw and publication cost more than the balance between an SM's two blocks
+/// gains.
+constexpr int kWgmmaQueueMinKTiles = 32;
+
 /// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;
 /// 2/3/4-bit).
 constexpr int kWgmmaTwoBlockMaxSlotBytes = 1024;
@@ -77,8 +87,10 @@ struct GemmProblem {
   int64_t m;
   const int32_t* offsets;  ///< [num_experts + 1], device
   int min_tokens, max_tokens;
-  int a_slot_bytes;    ///< largest code tile among the bank's formats (tile kernel's slots)
-  int min_tile_bytes;  ///< smallest code tile among the bank's formats (decode kernel's model)
+  int a_slot_bytes;  ///< largest code tile among the bank's formats (tile kernel's slots)
+  /// Decode kernel's model: the smallest and largest code tile + parameter block among the
+  /// bank's formats (decoder_strip_bytes; what its ring stages per strip and k-tile).
+  int min_strip_bytes, max_strip_bytes;
   int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
   int x_tma;  ///< wgmma kernel: x tiles come by TMA through its tensor map (set by its launcher)
   int rows_part;   ///< RowsPart (kAllRows unless the wgmma launcher splits the call)

@@ -1,6 +1,7 @@
 // The decode kernel's launch model (grouped_gemv.cuh choose_variant): host code, so these
 // run without a device. The kernel relies on what the first test checks (a power-of-two K
-// split of at most 8 warps, strip_cap * chunks <= 4); the second pins two measured choices.
+// split of at most 8 warps, strip_cap * chunks <= 4 or eight strips of one chunk for banks whose
+// every decoder takes eight); the second pins two measured choices.
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -14,7 +15,9 @@ using qmoe::dev::GemmProblem;
 using qmoe::dev::gemv::choose_variant;
 using qmoe::dev::gemv::Variant;
 
-GemmProblem problem(int n, int k, int64_t m, int experts, int min_tile_bytes) {
+// strip_bytes: code tile + parameter block of the bank's decoders (decoder_strip_bytes; one
+// format, or the smallest and largest of a mixed bank alike).
+GemmProblem problem(int n, int k, int64_t m, int experts, int strip_bytes) {
   GemmProblem p{};
   p.num_experts = experts;
   p.n = n;
@@ -24,8 +27,9 @@ GemmProblem problem(int n, int k, int64_t m, int experts, int min_tile_bytes) {
   p.m = m;
   p.min_tokens = 1;
   p.max_tokens = INT_MAX;
-  p.min_tile_bytes = min_tile_bytes;
-  p.a_slot_bytes = min_tile_bytes;
+  p.min_strip_bytes = strip_bytes;
+  p.max_strip_bytes = strip_bytes;
+  p.a_slot_bytes = strip_bytes;
   return p;
 }
 
@@ -35,14 +39,20 @@ TEST(DecodeVariant, IsAValidLaunchForEveryShape) {
       for (int64_t m : {1, 8, 31, 128, 4096})
         for (int experts : {1, 8, 128, 1024})
           for (int grid : {1, 16, 216, 264})
-            for (int tile : {512, 768, 1024, 2048, 4096}) {
-              const GemmProblem p = problem(n, k, m, experts, tile);
+            for (int strip : {560, 704, 816, 1072, 1216, 2096, 4096}) {
+              const GemmProblem p = problem(n, k, m, experts, strip);
               const Variant v = choose_variant(p, grid);
               SCOPED_TRACE(testing::Message() << "n " << n << " k " << k << " m " << m << " E "
-                                              << experts << " grid " << grid << " tile " << tile);
-              EXPECT_TRUE(v.strip_cap == 1 || v.strip_cap == 2 || v.strip_cap == 4);
+                                              << experts << " grid " << grid << " strip " << strip);
+              EXPECT_TRUE(v.strip_cap == 1 || v.strip_cap == 2 || v.strip_cap == 4 ||
+                          v.strip_cap == 8);
               EXPECT_TRUE(v.chunks == 1 || v.chunks == 2);
-              EXPECT_LE(v.strip_cap * v.chunks, 4);
+              if (v.strip_cap == 8) {
+                EXPECT_EQ(v.chunks, 1);
+                EXPECT_EQ(qmoe::dev::gemv::ring_strips(strip), 8);
+              } else {
+                EXPECT_LE(v.strip_cap * v.chunks, 4);
+              }
               EXPECT_TRUE(v.group_warps == 1 || v.group_warps == 2 || v.group_warps == 4 ||
                           v.group_warps == 8);
               // Never more warps than k-tiles beyond the 8-k-tile rule's own split.
@@ -66,6 +76,33 @@ TEST(DecodeVariant, SplitsKFurtherOnlyWhereItemsWouldLeaveTheGridIdle) {
   const Variant large = choose_variant(problem(28672, 4096, 2, 8, 1024), 264);
   EXPECT_EQ(large.strip_cap, 4);
   EXPECT_EQ(large.group_warps, 4);
+}
+
+TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
+  using qmoe::dev::decoder_strip_bytes;
+  using qmoe::dev::kFirstIntDecoder;
+  using qmoe::dev::gemv::ring_strips;
+  // int2 at g128 and g64 (decoder ids kFirstIntDecoder + 0, + 1) stage 560 and 608 bytes per
+  // strip and k-tile: eight strips fit two ring stages; int2:g32 and every wider format do not.
+  EXPECT_EQ(decoder_strip_bytes(kFirstIntDecoder + 0), 560);
+  EXPECT_EQ(decoder_strip_bytes(kFirstIntDecoder + 1), 608);
+  EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 0)), 8);
+  EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 1)), 8);
+  for (int id = kFirstIntDecoder + 2; id < qmoe::dev::kNumDecoders; ++id)
+    EXPECT_LE(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
+  // DeepSeek-V3's gate/up projection at T = 4 (32 rows, 256 experts) in int2:g128: eight strips
+  // per warp, 512 items (two rounds) where four strips take 1024 (four) ...
+  const Variant int2 = choose_variant(problem(4096, 7168, 32, 256, 560), 264);
+  EXPECT_EQ(int2.strip_cap, 8);
+  EXPECT_EQ(int2.chunks, 1);
+  EXPECT_EQ(int2.group_warps, 4);
+  // ... but not where eight strips would leave one round of fewer items than blocks: OLMoE's
+  // gate/up at T = 8 (four strips: 512 items, eight: 256 on 264 blocks, measured 1.09-1.15x).
+  EXPECT_EQ(choose_variant(problem(2048, 2048, 64, 64, 560), 264).strip_cap, 4);
+  // The same bank with one int2:g32 expert (704 bytes: four strips) never takes eight.
+  GemmProblem mixed = problem(4096, 7168, 32, 256, 560);
+  mixed.max_strip_bytes = decoder_strip_bytes(kFirstIntDecoder + 2);
+  EXPECT_EQ(choose_variant(mixed, 264).strip_cap, 4);
 }
 
 TEST(DecodeVariant, HalvesOnlyALastRoundWhoseHalvesGetABlockEach) {

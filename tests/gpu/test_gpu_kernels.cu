@@ -513,9 +513,9 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
     p.k_tiles = k / 128;
     p.m = experts;
     p.max_tokens = 1;
-    p.min_tile_bytes = 1024;  // int4
+    p.min_strip_bytes = p.max_strip_bytes = 1072;  // int4:g128
     const qmoe::dev::gemv::Variant v = qmoe::dev::gemv::choose_variant(p, grid);
-    const int strips_per_item = qmoe::dev::gemv::strips_per_warp(p.min_tile_bytes, v.strip_cap) *
+    const int strips_per_item = qmoe::dev::gemv::strips_per_warp(p.min_strip_bytes, v.strip_cap) *
                                 (qmoe::dev::kBlockWarps / v.group_warps);
     items = experts * static_cast<long long>((p.n_strips + strips_per_item - 1) / strips_per_item);
     halved = qmoe::dev::gemv::half_items(items, grid, __builtin_ctz(v.group_warps));
@@ -527,6 +527,42 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
                                          {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5801));
+}
+
+TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2Banks) {
+  // Banks of int2 g128 / g64 experts alone may run eight strips per warp (grouped_gemv.cuh
+  // ring_strips: 560 and 608 bytes per strip and k-tile fit two stages of eight). n is picked so
+  // that choose_variant takes that variant on this device's grid (2 blocks per SM); n % 16 != 0
+  // and n / 16 not a multiple of 8, so the last item of each expert holds strips past N. K = 384:
+  // three k-tiles, uneven runs where K is split. Both decodes (bf16 and integer) are checked.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
+  const int grid = 2 * sms, k = 384, experts = 8;
+  const std::vector<int32_t> counts = {1, 2, 0, 1, 3, 1, 0, 1};
+  const std::vector<FormatSpec> f =
+      parse_all({"int2:g128", "int2:g64", "int2:g128:sym", "int2:g64:sym", "int2:g128", "int2:g64",
+                 "int2:g128:sym", "int2:g64:sym"});
+  int n = 0;
+  for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
+    qmoe::dev::GemmProblem p{};
+    p.num_experts = experts;
+    p.n = cand - 5;
+    p.k = k;
+    p.n_strips = cand / 16;
+    p.k_tiles = k / 128;
+    p.m = 9;
+    p.max_tokens = 16;
+    p.min_strip_bytes = 560;  // int2:g128 (decoder_strip_bytes)
+    p.max_strip_bytes = 608;  // int2:g64
+    if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
+  }
+  ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
+  std::printf("n = %d takes eight strips per warp on %d blocks\n", n, grid);
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, counts, decode, 5851));
 }
 
 TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {
@@ -1099,35 +1135,24 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
   }
 }
 
-TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
-  // Items past a block's first go to whichever block is free, by tickets from the counters at
-  // the front of a prepared workspace (work_queue.cuh); in a workspace never prepared, to block
-  // i % grid. Each output has one writer and a fixed order of sums, so both give bit-identical
-  // y. Several launches and graph replays share one workspace: each leaves the counters idle
-  // for the next. Formats of every tile size in one bank.
-  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  print_header();
-  int sms = 0;
-  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
-  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
-                                               "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
-  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant; one on
-  // the integer decode), so at most 16 strips per item; the counts make 16 token blocks, so
-  // n_strips = 4 * sms gives at least two rounds of items on the 2 * sms blocks. Both decodes
-  // of the int experts.
-  const std::vector<int32_t> counts = {40, 1, 48, 24, 0, 17, 33, 25};
-  const int64_t n = 4 * sms * 16, k = 256;
-  GemmSetup s;
-  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, n, k, counts, /*extra_rows=*/3, 9101, &s));
-  DeviceBuffer plain;  // never prepared: round-robin order, whatever its bytes say
+/// Runs `run` on the case in the static order (a workspace never prepared: item i to block
+/// i % grid, whatever its bytes say), then with the counters of the prepared workspace
+/// s.workspace (items past a block's first to whichever block is free, work_queue.cuh): three
+/// launches, then three graph replays and one more launch, each bit-identical to the static
+/// order (each output has one writer and a fixed order of sums) and each leaving the counters
+/// idle for the next. ref: the reference to check the first run of each order against (null:
+/// bit-identity only).
+void check_on_demand_order(GemmSetup& s, DType act, const KernelRun& run,
+                           const std::vector<double>* ref, const std::string& label) {
+  const int64_t n = s.bank.n();
+  DeviceBuffer plain;
   CUDA_CHECK(plain.alloc(s.workspace_bytes));
   CUDA_CHECK(cudaMemset(plain.as<void>(), 0xA7, s.workspace_bytes));
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const std::string label = label_of(f);
-  KernelRun run{KernelChoice::kDecode, 16};
-  auto call = [&](DType act, void* ws) {
+  const std::string name = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+  auto call = [&](void* ws) {
     size_t bytes = s.workspace_bytes;
     const qmoe::Status st = qmoe::grouped_gemm(args_for(s, act, run), ws, &bytes, stream);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -1144,48 +1169,98 @@ TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
     EXPECT_EQ(c.armed, qmoe::dev::kArmed) << when;
   };
   expect_idle_counters("prepared");
+  std::vector<uint16_t> y_plain, y;
+  CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  ASSERT_NO_FATAL_FAILURE(call(plain.as<void>()));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (ref != nullptr)
+    ASSERT_NO_FATAL_FAILURE(check_y(s, act, *ref, "gemm", label, (name + "-rr").c_str()));
+  read_y(&y_plain);
+  for (int rep = 0; rep < 3; ++rep) {
+    CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    ASSERT_NO_FATAL_FAILURE(call(s.workspace.as<void>()));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (rep == 0 && ref != nullptr)
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, *ref, "gemm", label, (name + "-q").c_str()));
+    read_y(&y);
+    EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
+    expect_idle_counters("after a launch");
+  }
+  // Graph replays, back to back, then one more plain launch on the same workspace.
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  call(s.workspace.as<void>());
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  ASSERT_NO_FATAL_FAILURE(call(s.workspace.as<void>()));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  read_y(&y);
+  EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
+  expect_idle_counters("after graph replays");
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
+TEST(GpuKernels, GroupedGemmDecodeHandsOutItemsOnDemandSmall) {
+  // The decode kernel's items on demand (check_on_demand_order), formats of every tile size in
+  // one bank, both decodes of the int experts.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g128", "int2:g64", "int8:g128",
+                                               "int4:g32:sym", "bf16", "int3:g64", "int4:g128"});
+  // A mean above 8 tokens: 16-token items of at most 2 strips per warp (choose_variant; one on
+  // the integer decode), so at most 16 strips per item; the counts make 16 token blocks, so
+  // n_strips = 4 * sms gives at least two rounds of items on the 2 * sms blocks.
+  const std::vector<int32_t> counts = {40, 1, 48, 24, 0, 17, 33, 25};
+  const int64_t n = 4 * sms * 16, k = 256;
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, n, k, counts, /*extra_rows=*/3, 9101, &s));
+  const std::string label = label_of(f);
   for (const qmoe::IntegerDecode decode : {qmoe::IntegerDecode::kOff, qmoe::IntegerDecode::kOn})
     for (DType act : {DType::kBF16, DType::kFP16}) {
-      run.integer_decode = decode;
-      SCOPED_TRACE(kernel_name(run.kernel, run.decode_max_tokens, decode));
-      std::vector<uint16_t> x, y_plain, y;
+      std::vector<uint16_t> x;
       ASSERT_NO_FATAL_FAILURE(upload_x(act, 9102, &s, &x));
       std::vector<double> ref;
       ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
-      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-      CUDA_CHECK(cudaDeviceSynchronize());
-      ASSERT_NO_FATAL_FAILURE(call(act, plain.as<void>()));
-      CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-rr"));
-      read_y(&y_plain);
-      for (int rep = 0; rep < 3; ++rep) {
-        CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-        CUDA_CHECK(cudaDeviceSynchronize());
-        ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
-        CUDA_CHECK(cudaStreamSynchronize(stream));
-        if (rep == 0) ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, "decode-q"));
-        read_y(&y);
-        EXPECT_TRUE(y == y_plain) << "launch " << rep << ": on-demand order changed y";
-        expect_idle_counters("after a launch");
-      }
-      // Graph replays, back to back, then one more plain launch on the same workspace.
-      cudaGraph_t graph = nullptr;
-      CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-      call(act, s.workspace.as<void>());
-      CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-      cudaGraphExec_t exec = nullptr;
-      CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-      CUDA_CHECK(cudaDeviceSynchronize());
-      for (int rep = 0; rep < 3; ++rep) CUDA_CHECK(cudaGraphLaunch(exec, stream));
-      ASSERT_NO_FATAL_FAILURE(call(act, s.workspace.as<void>()));
-      CUDA_CHECK(cudaStreamSynchronize(stream));
-      read_y(&y);
-      EXPECT_TRUE(y == y_plain) << "graph replays: on-demand order changed y";
-      expect_idle_counters("after graph replays");
-      CUDA_CHECK(cudaGraphExecDestroy(exec));
-      CUDA_CHECK(cudaGraphDestroy(graph));
+      ASSERT_NO_FATAL_FAILURE(
+          check_on_demand_order(s, act, {KernelChoice::kDecode, 16, decode}, &ref, label));
     }
+}
+
+TEST(GpuKernels, GroupedGemmTileKernelHandsOutLongItemsOnDemand) {
+  // The wgmma tile kernel (sm_90a) hands out items on demand in launches of at least
+  // kWgmmaQueueMinKTiles k-tiles per item (launch.cuh), else deals them round-robin
+  // (and the mma.sync tile kernel always): K = 32 k-tiles here. 2/3/4-bit experts with 16 tokens
+  // each take the 32-token tile at two blocks per SM, and n gives 8 experts x n / 256 items, more
+  // than those 2 * sms blocks. Bit-identity with the static order only: the float64 reference of
+  // this size takes long, and the static order's product is checked against it elsewhere.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
+  static_assert(qmoe::dev::kWgmmaQueueMinKTiles * 128 == 4096, "K below is the bound");
+  const std::vector<FormatSpec> f =
+      parse_all({"int4:g128", "int3:g128", "int2:g128", "int4:g64", "int2:g64:sym", "int3:g128",
+                 "int4:g128", "int2:g128"});
+  const std::vector<int32_t> counts(8, 16);
+  const int64_t n = 256 * ((2 * sms + 8) / 8), k = 4096;
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, n, k, counts, /*extra_rows=*/3, 9201, &s));
+  const std::string label = label_of(f);
+  for (DType act : {DType::kBF16, DType::kFP16}) {
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, 9202, &s, &x));
+    ASSERT_NO_FATAL_FAILURE(
+        check_on_demand_order(s, act, {KernelChoice::kPrefill, 16}, nullptr, label));
+  }
 }
 
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
