@@ -33,14 +33,15 @@ inline long long decode_mean_tokens(long long m, long long num_experts, long lon
 }
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
-/// K-tiles per item from which a wgmma tile launch (grouped_gemm_wgmma.cuh) hands its items out on
-/// demand (work_queue.cuh), below which it deals them round-robin. H200 A/B of the queue in every
-/// launch against round-robin (bench/results/s27-2026-12-04, 4 rounds, int2/3/4/8 g128, T =
-/// 64-4096): Mixtral (K = 4096 and 14336) at T = 64 and 128 0.90-0.94x the time for int2/3/4, T =
-/// 1024 0.95-0.99x, DeepSeek-V3 (K = 7168 gate/up) at T = 64-256 int2 0.91x, but the shapes whose
-/// every K is 2048 or less (OLMoE, Qwen3, DeepSeek-V2-Lite) 1.00-1.04x at T >= 128: with short
-/// items the ticket's draw and publication cost more than the balance between an SM's two blocks
-/// gains.
+/// K-tiles per item from which a wgmma tile launch (grouped_gemm_wgmma.cuh) hands its items
+/// out on demand (work_queue.cuh), below which it deals them round-robin. H200, three calls of
+/// 4 rounds each against round-robin (bench/results/s27-2026-12-04, call2-call4): with the
+/// queue in every launch, Mixtral (K = 4096 and 14336) ran T = 64 and 128 at 0.89-0.95x the
+/// time for int2/3/4, T = 1024 0.93-1.00x, T = 4096 int3 0.95x, but T = 256 (96-token tile)
+/// 0.97-1.07x and int8 1.00-1.06x (mostly 1.01-1.02); the shapes whose every K is 2048 or less
+/// (OLMoE, Qwen3, DeepSeek-V2-Lite) 1.00-1.04x at T >= 128, so their launches keep round-robin.
+/// With this bound, their rows ran 0.99-1.02x in call 4 (same code path as round-robin, but the
+/// kernel's item loop is the queue's: OLMoE int2 1.04-1.09x in call 3, not reproduced).
 constexpr int kWgmmaQueueMinKTiles = 32;
 
 /// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;
