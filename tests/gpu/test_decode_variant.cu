@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/grouped_gemv.cuh"
+#include "tests/gpu/decode_problem.hpp"
 
 namespace {
 
@@ -15,22 +16,9 @@ using qmoe::dev::GemmProblem;
 using qmoe::dev::gemv::choose_variant;
 using qmoe::dev::gemv::Variant;
 
-// strip_bytes: code tile + parameter block of the bank's decoders (decoder_strip_bytes; one
-// format, or the smallest and largest of a mixed bank alike).
+// One format (or a mixed bank's smallest and largest alike) of strip_bytes per strip and k-tile.
 GemmProblem problem(int n, int k, int64_t m, int experts, int strip_bytes) {
-  GemmProblem p{};
-  p.num_experts = experts;
-  p.n = n;
-  p.k = k;
-  p.n_strips = (n + 15) / 16;
-  p.k_tiles = (k + 127) / 128;
-  p.m = m;
-  p.min_tokens = 1;
-  p.max_tokens = INT_MAX;
-  p.min_strip_bytes = strip_bytes;
-  p.max_strip_bytes = strip_bytes;
-  p.a_slot_bytes = strip_bytes;
-  return p;
+  return qmoe::gpu_test::decode_problem(experts, n, k, m, INT_MAX, strip_bytes, strip_bytes);
 }
 
 TEST(DecodeVariant, IsAValidLaunchForEveryShape) {
@@ -90,6 +78,13 @@ TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
   EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 1)), 8);
   for (int id = kFirstIntDecoder + 2; id < qmoe::dev::kNumDecoders; ++id)
     EXPECT_LE(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
+  // Up to four strips the tile bytes alone give every decoder's count (the decode kernel's
+  // item count takes that shortcut below eight).
+  for (int id = 0; id < qmoe::dev::kNumDecoders; ++id)
+    for (int cap : {1, 2, 4})
+      EXPECT_EQ(qmoe::dev::gemv::strips_per_warp(qmoe::dev::decoder_tile_bytes(id), cap),
+                qmoe::dev::gemv::strips_per_warp(decoder_strip_bytes(id), cap))
+          << "decoder " << id << " cap " << cap;
   // DeepSeek-V3's gate/up projection at T = 4 (32 rows, 256 experts) in int2:g128: eight strips
   // per warp, 512 items (two rounds) where four strips take 1024 (four) ...
   const Variant int2 = choose_variant(problem(4096, 7168, 32, 256, 560), 264);

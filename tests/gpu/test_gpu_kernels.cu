@@ -18,6 +18,7 @@
 #include "qmoe/gpu.hpp"
 #include "qmoe/numeric.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/gpu/decode_problem.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 
 namespace {
@@ -505,15 +506,8 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   int n = 0;
   long long items = 0, halved = 0;
   for (int cand = 16; cand <= 65536 && n == 0; cand += 16) {
-    qmoe::dev::GemmProblem p{};
-    p.num_experts = experts;
-    p.n = cand;
-    p.k = k;
-    p.n_strips = cand / 16;
-    p.k_tiles = k / 128;
-    p.m = experts;
-    p.max_tokens = 1;
-    p.min_strip_bytes = p.max_strip_bytes = 1072;  // int4:g128
+    const qmoe::dev::GemmProblem p =
+        qmoe::gpu_test::decode_problem(experts, cand, k, experts, 1, 1072, 1072);  // int4:g128
     const qmoe::dev::gemv::Variant v = qmoe::dev::gemv::choose_variant(p, grid);
     const int strips_per_item = qmoe::dev::gemv::strips_per_warp(p.min_strip_bytes, v.strip_cap) *
                                 (qmoe::dev::kBlockWarps / v.group_warps);
@@ -546,16 +540,9 @@ TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2Banks) {
                  "int2:g128:sym", "int2:g64:sym"});
   int n = 0;
   for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
-    qmoe::dev::GemmProblem p{};
-    p.num_experts = experts;
-    p.n = cand - 5;
-    p.k = k;
-    p.n_strips = cand / 16;
-    p.k_tiles = k / 128;
-    p.m = 9;
-    p.max_tokens = 16;
-    p.min_strip_bytes = 560;  // int2:g128 (decoder_strip_bytes)
-    p.max_strip_bytes = 608;  // int2:g64
+    // int2:g128 and int2:g64: 560 and 608 bytes per strip and k-tile.
+    const qmoe::dev::GemmProblem p =
+        qmoe::gpu_test::decode_problem(experts, cand - 5, k, 9, 16, 560, 608);
     if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
   }
   ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
