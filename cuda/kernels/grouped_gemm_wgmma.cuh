@@ -580,8 +580,8 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   constexpr int kStrips = TokenTile<kTokens>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
   // Items after a block's first go to whichever block is free (work_queue.cuh) where the
-  // launcher gave the counters (long items: kWgmmaQueueMinKTiles), else the static order; each item
-  // publishes the block's next one in the slot of its parity (the other may still be read).
+  // launcher gave the counters (long items: kWgmmaQueueMinKTiles), else the static order; each
+  // item publishes the block's next one in the slot of its parity (the other may still be read).
   __shared__ long long next_item[2];
   int parity = 0;
   for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
