@@ -258,6 +258,31 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   EXPECT_EQ(decoder_bit("int4:g32"), kInt4G32);
 }
 
+TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
+  // What the decode kernel stages per strip and k-tile (decoder_strip_bytes): the 16 x 128 code
+  // tile and 48 bytes of scales and zeros per group of the tile (three 16-byte chunks per group:
+  // 16 fp16 scales, 16 zero bytes; symmetric formats keep the zeros' room).
+  auto strip_bytes = [](const char* name) {
+    const uint32_t bit = decoder_bit(name);
+    return bit == 0 ? -1 : qmoe::dev::decoder_strip_bytes(__builtin_ctz(bit));
+  };
+  EXPECT_EQ(strip_bytes("int2:g128"), 512 + 48);
+  EXPECT_EQ(strip_bytes("int2:g64:sym"), 512 + 96);
+  EXPECT_EQ(strip_bytes("int2:g32"), 512 + 192);
+  EXPECT_EQ(strip_bytes("int3:g128"), 768 + 48);
+  EXPECT_EQ(strip_bytes("int4:g128"), 1024 + 48);
+  EXPECT_EQ(strip_bytes("int4:g32"), 1024 + 192);
+  EXPECT_EQ(strip_bytes("int8:g64"), 2048 + 96);
+  EXPECT_EQ(strip_bytes("bf16"), 4096);
+  // A bank's smallest and largest (GemmProblem::min_strip_bytes, max_strip_bytes).
+  const uint32_t mask =
+      decoder_bit("int2:g128") | decoder_bit("int8:g32") | decoder_bit("int4:g64");
+  EXPECT_EQ(qmoe::dev::mask_bytes<qmoe::dev::decoder_strip_bytes>(mask, false), 560);
+  EXPECT_EQ(qmoe::dev::mask_bytes<qmoe::dev::decoder_strip_bytes>(mask, true), 2048 + 192);
+  EXPECT_EQ(qmoe::dev::max_tile_bytes(mask), 2048);
+  EXPECT_EQ(qmoe::dev::mask_bytes<qmoe::dev::decoder_strip_bytes>(0u, true), 0);
+}
+
 TEST(KernelSplit, IntegerDecodeForcedOnIntExpertsAutoByFormatsAndSize) {
   using qmoe::IntegerDecode;
   // Forced on: wherever the bank has int experts; off: never.
