@@ -3,8 +3,9 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
-// at 256 tokens), block of kTokens tokens); the persistent grid walks the same device-built
-// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
+// at 256 tokens, and at 32 tokens where 256-row items would not fill the grid), block of kTokens
+// tokens); the persistent grid walks the same device-built schedule as the tc kernel, token
+// blocks fastest. Every row block re-reads the token block's
 // x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
 // bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
 // of x per token and 8 code tiles for 128 x 256 x 128).
@@ -84,16 +85,24 @@ constexpr int kSwizzleRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kSwizzleRowBytes;
 constexpr int kHalfK = kSwizzleRowBytes / 2;  ///< 64 k per half
 static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
-/// What the token tile (tokens per item = the wgmma N) sizes. Up to 128 tokens a warpgroup
-/// owns two m64 blocks (256 rows per item); at 256 it owns one (128 rows per item), which keeps
-/// the accumulators per thread at 128 and decodes each weight once per 256 tokens, not 128.
-template <int kTokens>
+/// Strips per warp (= m64 blocks per warpgroup) of the kTokens tile. Up to 128 tokens a
+/// warpgroup owns two m64 blocks (256 rows per item); at 256 it owns one (128 rows per item),
+/// which keeps the accumulators per thread at 128 and decodes each weight once per 256 tokens,
+/// not 128. The two-block 32-token tile also runs with one (128-row items) in launches whose
+/// 256-row items do not fill its grid (TokenTileChoice::half_rows).
+constexpr int default_warp_strips(int tokens) {
+  return tokens == 256 ? 1 : 2;
+}
+/// What the token tile (tokens per item = the wgmma N) and the strips per warp size.
+template <int kTokens, int kWarpStrips = default_warp_strips(kTokens)>
 struct TokenTile {
   static_assert(kTokens == 32 || kTokens == 64 || kTokens == 96 || kTokens == 128 || kTokens == 256,
                 "the kernel's wgmma N is 32, 64, 96, 128 or 256");
-  static constexpr int kStripsPerWarp = kTokens == 256 ? 1 : 2;  ///< = m64 blocks per warpgroup
-  static constexpr int kStrips = kBlockWarps * kStripsPerWarp;   ///< strips per item
-  static constexpr int kRows = kStrips * kTileRows;              ///< weight rows per item
+  static_assert(kWarpStrips == 1 || (kWarpStrips == 2 && kTokens <= 128),
+                "one or two m64 blocks per warpgroup, one at 256 tokens (128 accumulators)");
+  static constexpr int kStripsPerWarp = kWarpStrips;            ///< = m64 blocks per warpgroup
+  static constexpr int kStrips = kBlockWarps * kStripsPerWarp;  ///< strips per item
+  static constexpr int kRows = kStrips * kTileRows;             ///< weight rows per item
   static constexpr int kAcc = kTokens / 2;  ///< fp32 accumulators per thread of m64nN (64 N / 128)
   static constexpr int kXHalfBytes = kTokens * kSwizzleRowBytes;  ///< 4 .. 32 KB, 1024-aligned
   static_assert(kTokens % 8 == 0, "whole 8-row swizzle atoms per x half");
@@ -113,9 +122,9 @@ static_assert(TokenTile<128>::kRows == kWgmmaItemRows, "kernel_split.cuh counts 
 /// One stage: the x tile, then one code slot of slot_bytes per strip; a multiple of the
 /// swizzle atom so every stage's halves stay on the 1024-byte boundary the swizzle pattern
 /// repeats on.
-template <int kTokens>
+template <int kTokens, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int stage_bytes(int slot_bytes) {
-  return (TokenTile<kTokens>::kXStageBytes + TokenTile<kTokens>::kStrips * slot_bytes +
+  return (TokenTile<kTokens>::kXStageBytes + TokenTile<kTokens, kWarpStrips>::kStrips * slot_bytes +
           kSwizzleAtomBytes - 1) /
          kSwizzleAtomBytes * kSwizzleAtomBytes;
 }
@@ -150,9 +159,9 @@ constexpr int max_slot_bytes() {
 }
 
 /// Stages of the ring for code slots of slot_bytes (the kernel and the host both derive it).
-template <int kTokens, int kBlocks>
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int ring_stages(int slot_bytes) {
-  const int fit = ring_budget<kTokens, kBlocks>() / stage_bytes<kTokens>(slot_bytes);
+  const int fit = ring_budget<kTokens, kBlocks>() / stage_bytes<kTokens, kWarpStrips>(slot_bytes);
   return fit < kMaxStages ? fit : kMaxStages;
 }
 /// k-tiles the ring prefetches ahead of the one being multiplied: two with four stages, else
@@ -173,39 +182,41 @@ constexpr bool ring_overlaps(int stages) {
 
 /// Every slot size the token tile serves gives a ring of two stages or more that also holds
 /// the y tile.
-template <int kTokens, int kBlocks>
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
     if (slot > max_slot_bytes<kTokens, kBlocks>()) continue;
-    if (ring_stages<kTokens, kBlocks>(slot) < 2 ||
-        ring_stages<kTokens, kBlocks>(slot) * stage_bytes<kTokens>(slot) <
-            TokenTile<kTokens>::kYBytes)
+    if (ring_stages<kTokens, kBlocks, kWarpStrips>(slot) < 2 ||
+        ring_stages<kTokens, kBlocks, kWarpStrips>(slot) * stage_bytes<kTokens, kWarpStrips>(slot) <
+            TokenTile<kTokens, kWarpStrips>::kYBytes)
       return false;
   }
   return true;
 }
 static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>() &&
                   ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<96, 1>() &&
-                  ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>(),
+                  ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
+                  ring_fits_every_decoder<32, 2, 1>(),
               "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
-template <int kTokens, int kBlocks>
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) + kSwizzleAtomBytes +
-         static_cast<size_t>(ring_stages<kTokens, kBlocks>(slot_bytes)) *
-             stage_bytes<kTokens>(slot_bytes);
+         static_cast<size_t>(ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes)) *
+             stage_bytes<kTokens, kWarpStrips>(slot_bytes);
 }
 
-/// The most any launch of the (kTokens, kBlocks) kernel takes (the ring size is not monotonic in
-/// the slot size).
-template <int kTokens, int kBlocks>
+/// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes (the ring size is not
+/// monotonic in the slot size).
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
     if (decoder_tile_bytes(id) > max_slot_bytes<kTokens, kBlocks>()) continue;
-    const size_t b = smem_bytes<kTokens, kBlocks>(max_experts<kTokens>(), decoder_tile_bytes(id));
+    const size_t b =
+        smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
   return bytes;
@@ -402,13 +413,13 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
 /// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma).
-template <class Act, class Dec, int kTokens, int kBlocks>
+template <class Act, class Dec, int kTokens, int kBlocks, int kWarpStrips>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
                                          uint32_t x_bars, uint32_t& x_phases,
                                          const NextItem& next) {
-  using Tile = TokenTile<kTokens>;
+  using Tile = TokenTile<kTokens, kWarpStrips>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
@@ -428,8 +439,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
         ep.codes + static_cast<int64_t>(has_strip[b] ? strip[b] : 0) * p.k_tiles * Dec::kTileBytes;
   }
   const int slot_bytes = p.a_slot_bytes;
-  const int stage_size = stage_bytes<kTokens>(slot_bytes);
-  const int n_stages = ring_stages<kTokens, kBlocks>(slot_bytes);
+  const int stage_size = stage_bytes<kTokens, kWarpStrips>(slot_bytes);
+  const int n_stages = ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes);
   const int depth = ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
@@ -553,10 +564,12 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 }
 
 // kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit
-// decoders at 32 and 64 tokens (max_slot_bytes). kRowSplit: the launch takes the rows of each
+// decoders at 32 and 64 tokens (max_slot_bytes). kWarpStrips: strips per warp (TokenTile).
+// kRowSplit: the launch takes the rows of each
 // expert that p's row split gives it (launch_with_tail); a separate instantiation, so that the
 // launches that do not split run the kernel as it was before the split existed.
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+          int kWarpStrips = default_warp_strips(kTokens)>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     grouped_gemm_wgmma_kernel(const GemmProblem p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -577,7 +590,7 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     for (int s = 0; s < kMaxStages; ++s) mbarrier_init(x_bars + 8 * s, 1);
     mbarrier_init_fence();
   }
-  constexpr int kStrips = TokenTile<kTokens>::kStrips;
+  constexpr int kStrips = TokenTile<kTokens, kWarpStrips>::kStrips;
   const ItemList items = build_tile_items<kStrips, kTokens, kRowSplit>(p, smem);
   // Items after a block's first go to whichever block is free (work_queue.cuh) where the
   // launcher gave the counters (long items: kWgmmaQueueMinKTiles), else the static order; each
@@ -591,8 +604,8 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
-        run_item<Act, Dec, kTokens, kBlocks>(p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
-                                             &x_map, x_bars, x_phases, next);
+        run_item<Act, Dec, kTokens, kBlocks, kWarpStrips>(
+            p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases, next);
     });
   }
   leave_work_queue(p.work, items.total);
@@ -602,19 +615,22 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
 #endif
 }
 
-/// The persistent grid of the (kTokens, kBlocks, kRowSplit) kernel for p's code slots.
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
+/// The persistent grid of the (kTokens, kBlocks, kRowSplit, kWarpStrips) kernel for p's code
+/// slots.
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+          int kWarpStrips = default_warp_strips(kTokens)>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
-  const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit>);
+  const auto* kernel = reinterpret_cast<const void*>(
+      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks>(),
-                         smem_bytes<kTokens, kBlocks>(max_experts<kTokens>(), 256 << size_class),
-                         size_class, &cache, grid);
+  return persistent_grid(
+      kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips>(),
+      smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class),
+      size_class, &cache, grid);
 }
 
 /// The tensor map of x ([m, k] 16-bit elements, rows of k) in boxes of 64 k x box_rows rows with
@@ -650,8 +666,9 @@ inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/// Launches the (kTokens, kBlocks, kRowSplit) kernel on `grid` (tile_grid's).
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
+/// Launches the (kTokens, kBlocks, kRowSplit, kWarpStrips) kernel on `grid` (tile_grid's).
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+          int kWarpStrips = default_warp_strips(kTokens)>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
@@ -659,22 +676,24 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   if (problem.a_slot_bytes > max_slot_bytes<kTokens, kBlocks>() ||
       problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
-  const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit>);
+  const auto* kernel = reinterpret_cast<const void*>(
+      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>);
   GemmProblem p = problem;
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
   void* args[] = {&p, &x_map};
   return launch_grouped_kernel_args(
-      kernel, grid, smem_bytes<kTokens, kBlocks>(p.num_experts, p.a_slot_bytes), args, stream);
+      kernel, grid, smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes), args,
+      stream);
 }
 
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false>
+template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+          int kWarpStrips = default_warp_strips(kTokens)>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = tile_grid<Act, kTokens, kBlocks, kRowSplit>(p, &grid);
+  const cudaError_t err = tile_grid<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>(p, &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kTokens, kBlocks, kRowSplit>(p, grid, stream);
+  return launch<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>(p, grid, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -695,6 +714,13 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// that of the 128-token tile at 48; at 64 it was mixed (int2/int4 0.91-0.98x, int3 up to 1.14x),
 /// above it slower (1.05-1.27x at 72-128). Without the item condition (32-token tile): Mixtral,
 /// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
+/// Where the 32-token tile's items fall short of its grid, the launch runs it with 128-row items
+/// (one strip per warp: twice the items) at two blocks per SM instead of the one-block 64-token
+/// tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down projection, 8 experts
+/// x 16 row blocks, has so few items): Mixtral T = 64 (a mean of 16) int2/3/4 0.92-0.95x the
+/// time, T = 40 0.98-1.00x. The same for the 64-token tile (means 21-48) lost at 24 and 32
+/// (1.01-1.04x) and won 0.97x at 48; for the one-block 96-token tile's launches (128-row items
+/// of the 96-token tile at two blocks per SM) it lost 1.07-1.10x at means of 64 and 75.
 constexpr int64_t kMaxMeanFor64 = 40;
 /// Above kMaxMeanFor64 (and the two-block tiles' bounds) the one-block tile has 96 tokens up to
 /// a mean of kMaxMeanFor96, 128 above: with a third of the 96 columns padding at a mean of 64
@@ -724,10 +750,12 @@ constexpr int kMinKFor256 = 4096;
 constexpr int64_t kMinMeanFor256ShortK = 1536;
 
 struct TokenTileChoice {
-  int tokens;     ///< 32, 64, 96, 128 or 256
-  int blocks;     ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
-  int fallback;   ///< tokens of the one-block tile where the items do not reach the grid
-  int64_t items;  ///< estimated items of the launch (one token block per expert)
+  int tokens;      ///< 32, 64, 96, 128 or 256
+  int blocks;      ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
+  int fallback;    ///< tokens of the one-block tile where neither two-block tile runs
+  bool half_rows;  ///< where `items` do not reach the two-block grid, the two-block tile runs
+                   ///< 128-row items (one strip per warp) instead of the one-block fallback
+  int64_t items;   ///< estimated items of 256 rows (one token block per expert)
 };
 
 inline TokenTileChoice token_tile(const GemmProblem& p) {
@@ -739,13 +767,13 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const bool long_k = p.k >= kMinKFor256;
   if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
       p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
-    return {256, 1, 256, items};
+    return {256, 1, 256, false, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
-    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, items};
-    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, items};
+    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, true, items};
+    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, false, items};
   }
-  return {one_block, 1, one_block, items};
+  return {one_block, 1, one_block, false, items};
 }
 
 /// The kTokens tile (128 or 256, one block per SM) for every row but the experts' short last
@@ -802,7 +830,8 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
   const wg::TokenTileChoice tile = wg::token_tile(p);
   if (tile.blocks == 2) {
     // Two blocks per SM pay off only with items to run in the second one (and have a
-    // shallower ring): below the two-block grid the one-block tile runs.
+    // shallower ring): below the two-block grid the 32-token tile runs 128-row items
+    // (half_rows: twice as many), the 64-token one gives way to the one-block tile.
     GridSize grid;
     const cudaError_t err = tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid)
                                               : wg::tile_grid<Act, 64, 2>(p, &grid);
@@ -810,6 +839,7 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
     if (tile.items >= grid.blocks)
       return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
                                : wg::launch<Act, 64, 2>(p, grid, stream);
+    if (tile.half_rows) return wg::launch<Act, 32, 2, false, 1>(p, stream);
   }
   switch (tile.fallback) {
     case 64:

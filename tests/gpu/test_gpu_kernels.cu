@@ -620,6 +620,32 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
                                      kTileKernelRuns, 6405));
 }
 
+TEST(GpuKernels, GroupedGemmHalfRowItemsMatchReferenceSmall) {
+  // Where a bank of 2/3/4-bit experts at a mean of <= 20 tokens per expert has fewer 256-row
+  // items than the two-block grid, the wgmma kernel runs the 32-token tile with 128-row items
+  // (one strip per warp) at two blocks per SM: 8 experts x 12 row blocks of N = 2830 = 96 items
+  // (184 of 128 rows, the last holding 14) stay below the 264 blocks of a 132-SM device. Means
+  // 14 and 19; experts with 33 and 40 tokens take two token blocks; K = 640 (5 k-tiles) wraps
+  // the rings, K = 4160 (33 k-tiles, the last half empty) hands the items out on demand
+  // (kWgmmaQueueMinKTiles). The test cannot see which tile ran. "Small" so that the sanitizers
+  // run it.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g64:sym", "int2:g32", "int4:pc",
+                                               "int2:g128", "int3:pc", "int4:g32", "int2:pc:sym"});
+  const std::vector<FormatSpec> narrow =
+      parse_all({"int2:g32", "int3:g64:sym", "int2:pc", "int3:g128", "int2:g64", "int3:pc:sym",
+                 "int2:g128", "int3:g32"});
+  const std::vector<int32_t> mean14 = {12, 0, 1, 20, 33, 7, 15, 18};
+  const std::vector<int32_t> mean19 = {20, 5, 40, 9, 16, 0, 25, 30};
+  uint32_t seed = 6451;
+  for (const auto& bank : {f, narrow}) {
+    ASSERT_NO_FATAL_FAILURE(check_gemm(bank, 2830, 640, mean14, kTileKernelRuns, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_gemm(bank, 2830, 640, mean19, kTileKernelRuns, seed++));
+  }
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 1100, 4160, mean19, kTileKernelRuns, seed++));
+}
+
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   // Banks of 2/3/4-bit experts take the wgmma kernel's 256-token tile (one m64 block per
   // warpgroup, 128 rows per item, three ring stages with one k-tile prefetched) at a mean of

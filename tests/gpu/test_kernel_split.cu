@@ -168,6 +168,13 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 48, 8, int4).fallback, 96);
   EXPECT_EQ(tile_of(8 * 49, 8, int4).tokens, 96);
   EXPECT_EQ(tile_of(8 * 49, 8, int4).blocks, 1);
+  // Where the 256-row items do not reach the two-block grid, the 32-token tile runs 128-row
+  // items at two blocks per SM; the 64-token tile gives way to the one-block fallback.
+  EXPECT_TRUE(tile_of(8 * 20, 8, int4).half_rows);
+  EXPECT_FALSE(tile_of(8 * 21, 8, int4).half_rows);
+  EXPECT_FALSE(tile_of(8 * 48, 8, int4).half_rows);
+  EXPECT_FALSE(tile_of(8 * 60, 8, int4).half_rows);
+  EXPECT_FALSE(tile_of(8 * 20, 8, int8).half_rows);
   const auto mixtral_t256 = tile_of(512, 8, int4, 28672);  // a mean of 64
   EXPECT_EQ(mixtral_t256.tokens, 96);
   EXPECT_EQ(mixtral_t256.blocks, 1);
