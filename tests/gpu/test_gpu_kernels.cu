@@ -643,7 +643,11 @@ TEST(GpuKernels, GroupedGemmHalfRowItemsMatchReferenceSmall) {
     ASSERT_NO_FATAL_FAILURE(check_gemm(bank, 2830, 640, mean14, kTileKernelRuns, seed++));
     ASSERT_NO_FATAL_FAILURE(check_gemm(bank, 2830, 640, mean19, kTileKernelRuns, seed++));
   }
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 1100, 4160, mean19, kTileKernelRuns, seed++));
+  // K = 4160 is a multiple of 64 and 32, not of 128.
+  const std::vector<FormatSpec> long_k =
+      parse_all({"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc", "int2:g64", "int3:pc",
+                 "int4:g64:sym", "int2:pc:sym"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(long_k, 1100, 4160, mean19, kTileKernelRuns, seed++));
 }
 
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
