@@ -3,9 +3,9 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
-// at 256 tokens, and at 32 tokens where 256-row items would not fill the grid), block of kTokens
-// tokens); the persistent grid walks the same device-built schedule as the tc kernel, token
-// blocks fastest. Every row block re-reads the token block's
+// at 256 tokens, and at 32 tokens where 256-row items would not fill the grid or the bank has
+// int8 experts), block of kTokens tokens); the persistent grid walks the same device-built
+// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
 // x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
 // bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
 // of x per token and 8 code tiles for 128 x 256 x 128).
@@ -89,7 +89,8 @@ static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
 /// warpgroup owns two m64 blocks (256 rows per item); at 256 it owns one (128 rows per item),
 /// which keeps the accumulators per thread at 128 and decodes each weight once per 256 tokens,
 /// not 128. The two-block 32-token tile also runs with one (128-row items) in launches whose
-/// 256-row items do not fill its grid (TokenTileChoice::half_rows).
+/// 256-row items do not fill its grid, and for banks with int8 experts
+/// (TokenTileChoice::half_rows, warp_strips).
 constexpr int default_warp_strips(int tokens) {
   return tokens == 256 ? 1 : 2;
 }
@@ -152,9 +153,11 @@ constexpr int ring_budget() {
 /// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
 /// (C7512). The 256-token tile also serves the 2/3/4-bit decoders only: with int8 or dense
-/// slots only two of its stages would fit.
-template <int kTokens, int kBlocks>
+/// slots only two of its stages would fit. With one strip per warp (32 tokens) the two-block
+/// tile holds 16 accumulators per thread instead of 32, and takes int8 slots too.
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int max_slot_bytes() {
+  if (kBlocks == 2 && kWarpStrips == 1) return kWgmmaHalfRowMaxSlotBytes;
   return kBlocks == 2 || kTokens == 256 ? kWgmmaTwoBlockMaxSlotBytes : kMaxTileBytes;
 }
 
@@ -186,7 +189,7 @@ template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kToken
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > max_slot_bytes<kTokens, kBlocks>()) continue;
+    if (slot > max_slot_bytes<kTokens, kBlocks, kWarpStrips>()) continue;
     if (ring_stages<kTokens, kBlocks, kWarpStrips>(slot) < 2 ||
         ring_stages<kTokens, kBlocks, kWarpStrips>(slot) * stage_bytes<kTokens, kWarpStrips>(slot) <
             TokenTile<kTokens, kWarpStrips>::kYBytes)
@@ -210,11 +213,12 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
 
 /// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes (the ring size is not
 /// monotonic in the slot size).
-template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 constexpr size_t max_smem_bytes() {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > max_slot_bytes<kTokens, kBlocks>()) continue;
+    if (decoder_tile_bytes(id) > kMaxSlot) continue;
     const size_t b =
         smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
@@ -564,12 +568,14 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 }
 
 // kBlocks per SM: one, or two (128 registers, half the shared memory each) for the 2/3/4-bit
-// decoders at 32 and 64 tokens (max_slot_bytes). kWarpStrips: strips per warp (TokenTile).
-// kRowSplit: the launch takes the rows of each
-// expert that p's row split gives it (launch_with_tail); a separate instantiation, so that the
+// decoders at 32 and 64 tokens, and int8 at 32 tokens with one strip per warp (max_slot_bytes).
+// kWarpStrips: strips per warp (TokenTile); kMaxSlot: the largest code slot this instantiation
+// decodes (launch_one_strip). kRowSplit: the launch takes the rows of each expert that p's row
+// split gives it (launch_with_tail); a separate instantiation, so that the
 // launches that do not split run the kernel as it was before the split existed.
 template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
-          int kWarpStrips = default_warp_strips(kTokens)>
+          int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     grouped_gemm_wgmma_kernel(const GemmProblem p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -603,7 +609,7 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
-      if constexpr (Dec::kTileBytes <= max_slot_bytes<kTokens, kBlocks>())
+      if constexpr (Dec::kTileBytes <= kMaxSlot)
         run_item<Act, Dec, kTokens, kBlocks, kWarpStrips>(
             p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases, next);
     });
@@ -615,20 +621,21 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
 #endif
 }
 
-/// The persistent grid of the (kTokens, kBlocks, kRowSplit, kWarpStrips) kernel for p's code
-/// slots.
+/// The persistent grid of the (kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot) kernel for p's
+/// code slots.
 template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
-          int kWarpStrips = default_warp_strips(kTokens)>
+          int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>);
+      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   return persistent_grid(
-      kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips>(),
+      kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(),
       smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class),
       size_class, &cache, grid);
 }
@@ -666,18 +673,19 @@ inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/// Launches the (kTokens, kBlocks, kRowSplit, kWarpStrips) kernel on `grid` (tile_grid's).
+/// Launches the (kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot) kernel on `grid`
+/// (tile_grid's).
 template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
-          int kWarpStrips = default_warp_strips(kTokens)>
+          int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
   // unwritten.
-  if (problem.a_slot_bytes > max_slot_bytes<kTokens, kBlocks>() ||
-      problem.num_experts > max_experts<kTokens>())
+  if (problem.a_slot_bytes > kMaxSlot || problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>);
+      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
   GemmProblem p = problem;
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
@@ -688,12 +696,25 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
 }
 
 template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
-          int kWarpStrips = default_warp_strips(kTokens)>
+          int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = tile_grid<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>(p, &grid);
+  const cudaError_t err =
+      tile_grid<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kTokens, kBlocks, kRowSplit, kWarpStrips>(p, grid, stream);
+  return launch<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, grid, stream);
+}
+
+/// The two-block 32-token tile with one strip per warp, compiled for 2/3/4-bit slots alone where
+/// the bank has no int8 expert: with the int8 decoder in the same kernel ptxas allocates the
+/// whole kernel differently, and Mixtral's 2/3/4-bit launches of it ran 1.03-1.05x the time
+/// (H200, bench/results/s28-2026-12-04/call4).
+template <class Act>
+cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
+  return p.a_slot_bytes <= kWgmmaTwoBlockMaxSlotBytes
+             ? launch<Act, 32, 2, false, 1, kWgmmaTwoBlockMaxSlotBytes>(p, stream)
+             : launch<Act, 32, 2, false, 1>(p, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -714,6 +735,12 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
 /// that of the 128-token tile at 48; at 64 it was mixed (int2/int4 0.91-0.98x, int3 up to 1.14x),
 /// above it slower (1.05-1.27x at 72-128). Without the item condition (32-token tile): Mixtral,
 /// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
+/// Banks with int8 experts (2 KB slots) take the 32-token two-block tile too up to a mean of 20,
+/// in its one-strip form (128-row items), which has the registers for their decode, at any item
+/// count. H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call4;
+/// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.93x the time, OLMoE T = 128 and 160 0.96-0.97 /
+/// 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256 0.97 / 0.91x, DeepSeek-V3
+/// T = 512 0.96 / 0.97x.
 /// Where the 32-token tile's items fall short of its grid, the launch runs it with 128-row items
 /// (one strip per warp: twice the items) at two blocks per SM instead of the one-block 64-token
 /// tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down projection, 8 experts
@@ -750,12 +777,13 @@ constexpr int kMinKFor256 = 4096;
 constexpr int64_t kMinMeanFor256ShortK = 1536;
 
 struct TokenTileChoice {
-  int tokens;      ///< 32, 64, 96, 128 or 256
-  int blocks;      ///< blocks per SM: 2 (only with code slots of max_slot_bytes<64, 2>) or 1
-  int fallback;    ///< tokens of the one-block tile where neither two-block tile runs
-  bool half_rows;  ///< where `items` do not reach the two-block grid, the two-block tile runs
-                   ///< 128-row items (one strip per warp) instead of the one-block fallback
-  int64_t items;   ///< estimated items of 256 rows (one token block per expert)
+  int tokens;       ///< 32, 64, 96, 128 or 256
+  int blocks;       ///< blocks per SM: 2 (code slots of max_slot_bytes<64, 2>, or int8) or 1
+  int fallback;     ///< tokens of the one-block tile where neither two-block tile runs
+  bool half_rows;   ///< where `items` do not reach the two-block grid, the two-block tile runs
+                    ///< 128-row items (one strip per warp) instead of the one-block fallback
+  int warp_strips;  ///< strips per warp of the two-block tile: 2, or 1 (only) for int8 slots
+  int64_t items;    ///< estimated items of 256 rows (one token block per expert)
 };
 
 inline TokenTileChoice token_tile(const GemmProblem& p) {
@@ -767,13 +795,15 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const bool long_k = p.k >= kMinKFor256;
   if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
       p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
-    return {256, 1, 256, false, items};
+    return {256, 1, 256, false, 1, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
-    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, true, items};
-    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, false, items};
+    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, true, 2, items};
+    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, false, 2, items};
+  } else if (p.a_slot_bytes <= max_slot_bytes<32, 2, 1>() && mean <= kMaxMeanFor32TwoBlock) {
+    return {32, 2, one_block, true, 1, items};
   }
-  return {one_block, 1, one_block, false, items};
+  return {one_block, 1, one_block, false, 2, items};
 }
 
 /// The kTokens tile (128 or 256, one block per SM) for every row but the experts' short last
@@ -832,6 +862,7 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
     // Two blocks per SM pay off only with items to run in the second one (and have a
     // shallower ring): below the two-block grid the 32-token tile runs 128-row items
     // (half_rows: twice as many), the 64-token one gives way to the one-block tile.
+    if (tile.warp_strips == 1) return wg::launch_one_strip<Act>(p, stream);
     GridSize grid;
     const cudaError_t err = tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid)
                                               : wg::tile_grid<Act, 64, 2>(p, &grid);
@@ -839,7 +870,7 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
     if (tile.items >= grid.blocks)
       return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
                                : wg::launch<Act, 64, 2>(p, grid, stream);
-    if (tile.half_rows) return wg::launch<Act, 32, 2, false, 1>(p, stream);
+    if (tile.half_rows) return wg::launch_one_strip<Act>(p, stream);
   }
   switch (tile.fallback) {
     case 64:

@@ -47,6 +47,8 @@ constexpr int kWgmmaQueueMinKTiles = 32;
 /// Largest code tile of the wgmma kernel's two-blocks-per-SM variants (32 and 64 tokens;
 /// 2/3/4-bit).
 constexpr int kWgmmaTwoBlockMaxSlotBytes = 1024;
+/// The same for the two-block tile with one strip per warp (32 tokens; int8 too).
+constexpr int kWgmmaHalfRowMaxSlotBytes = 2048;
 /// Largest code tile of any format (dense: 16 x 128 x 2 bytes).
 constexpr int kMaxTileBytes = kTileRows * kTileCols * 2;
 

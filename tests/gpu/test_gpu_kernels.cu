@@ -623,12 +623,12 @@ TEST(GpuKernels, GroupedGemmTwoBlockTilesMatchReferenceSmall) {
 TEST(GpuKernels, GroupedGemmHalfRowItemsMatchReferenceSmall) {
   // Where a bank of 2/3/4-bit experts at a mean of <= 20 tokens per expert has fewer 256-row
   // items than the two-block grid, the wgmma kernel runs the 32-token tile with 128-row items
-  // (one strip per warp) at two blocks per SM: 8 experts x 12 row blocks of N = 2830 = 96 items
-  // (184 of 128 rows, the last holding 14) stay below the 264 blocks of a 132-SM device. Means
-  // 14 and 19; experts with 33 and 40 tokens take two token blocks; K = 640 (5 k-tiles) wraps
-  // the rings, K = 4160 (33 k-tiles, the last half empty) hands the items out on demand
-  // (kWgmmaQueueMinKTiles). The test cannot see which tile ran. "Small" so that the sanitizers
-  // run it.
+  // (one strip per warp) at two blocks per SM (and banks with int8 experts at any item count): 8
+  // experts x 12 row blocks of N = 2830 = 96 items (184 of 128 rows, the last holding 14) stay
+  // below the 264 blocks of a 132-SM device. Means 14 and 19; experts with 33 and 40 tokens take
+  // two token blocks; K = 640 (5 k-tiles) wraps the rings, K = 4160 (33 k-tiles, the last half
+  // empty) hands the items out on demand (kWgmmaQueueMinKTiles). The test cannot see which tile
+  // ran. "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g128", "int3:g64:sym", "int2:g32", "int4:pc",
@@ -648,6 +648,19 @@ TEST(GpuKernels, GroupedGemmHalfRowItemsMatchReferenceSmall) {
       parse_all({"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc", "int2:g64", "int3:pc",
                  "int4:g64:sym", "int2:pc:sym"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(long_k, 1100, 4160, mean19, kTileKernelRuns, seed++));
+  // Banks with int8 experts (2 KB code slots) take only this one-strip form of the two-block
+  // tile, with few items as above and with more than its grid (24 experts x 23 row blocks).
+  const std::vector<FormatSpec> with_int8 =
+      parse_all({"int8:g128", "int4:g64", "int8:pc:sym", "int2:g32", "int3:g128", "int8:g32",
+                 "int4:pc", "int8:g64:sym"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(with_int8, 2830, 640, mean14, kTileKernelRuns, seed++));
+  std::vector<FormatSpec> many;
+  std::vector<int32_t> many_counts;
+  for (int e = 0; e < 24; ++e) {
+    many.push_back(with_int8[static_cast<size_t>(e % 8)]);
+    many_counts.push_back(mean19[static_cast<size_t>((e * 5) % 8)]);
+  }
+  ASSERT_NO_FATAL_FAILURE(check_gemm(many, 2830, 640, many_counts, kTileKernelRuns, seed++));
 }
 
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {

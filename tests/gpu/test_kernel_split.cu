@@ -153,8 +153,8 @@ qmoe::dev::wg::TokenTileChoice tile_of(int64_t m, int experts, int slot_bytes, i
 }
 
 TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
-  // int8 code tiles (2 KB) never take the two-block tiles: 64 tokens up to a mean of 40, 96 up
-  // to 76, 128 above.
+  // int8 code tiles (2 KB) take only the one-strip 32-token two-block tile (below), then 64
+  // tokens up to a mean of 40, 96 up to 76, 128 above.
   const int int8 = 2048, int4 = 1024;
   EXPECT_EQ(tile_of(8 * 40, 8, int8).tokens, 64);
   EXPECT_EQ(tile_of(8 * 41, 8, int8).tokens, 96);
@@ -171,10 +171,18 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   // Where the 256-row items do not reach the two-block grid, the 32-token tile runs 128-row
   // items at two blocks per SM; the 64-token tile gives way to the one-block fallback.
   EXPECT_TRUE(tile_of(8 * 20, 8, int4).half_rows);
+  EXPECT_EQ(tile_of(8 * 20, 8, int4).warp_strips, 2);
   EXPECT_FALSE(tile_of(8 * 21, 8, int4).half_rows);
   EXPECT_FALSE(tile_of(8 * 48, 8, int4).half_rows);
   EXPECT_FALSE(tile_of(8 * 60, 8, int4).half_rows);
-  EXPECT_FALSE(tile_of(8 * 20, 8, int8).half_rows);
+  // int8 slots: the 32-token two-block tile in its one-strip form alone, up to a mean of 20.
+  const auto int8_20 = tile_of(8 * 20, 8, int8);
+  EXPECT_EQ(int8_20.tokens, 32);
+  EXPECT_EQ(int8_20.blocks, 2);
+  EXPECT_EQ(int8_20.warp_strips, 1);
+  EXPECT_EQ(int8_20.fallback, 64);
+  EXPECT_EQ(tile_of(8 * 21, 8, int8).blocks, 1);
+  EXPECT_EQ(tile_of(8 * 20, 8, 4096).blocks, 1);           // dense slots
   const auto mixtral_t256 = tile_of(512, 8, int4, 28672);  // a mean of 64
   EXPECT_EQ(mixtral_t256.tokens, 96);
   EXPECT_EQ(mixtral_t256.blocks, 1);
