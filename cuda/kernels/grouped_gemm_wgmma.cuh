@@ -679,9 +679,9 @@ template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
-  // The kernel runs only experts whose tiles fit its slots (at two blocks per SM it is
-  // compiled for 2/3/4-bit decoders only): a larger tile in the bank would leave its rows
-  // unwritten.
+  // The kernel runs only experts whose tiles fit its slots (kMaxSlot: at two blocks per SM it is
+  // compiled for 2/3/4-bit decoders only, or with int8 at one strip per warp): a larger tile in
+  // the bank would leave its rows unwritten.
   if (problem.a_slot_bytes > kMaxSlot || problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel = reinterpret_cast<const void*>(
@@ -737,10 +737,11 @@ cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
 /// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
 /// Banks with int8 experts (2 KB slots) take the 32-token two-block tile too up to a mean of 20,
 /// in its one-strip form (128-row items), which has the registers for their decode, at any item
-/// count. H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call4;
-/// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.93x the time, OLMoE T = 128 and 160 0.96-0.97 /
+/// count. H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call5;
+/// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.94x the time, OLMoE T = 128 and 160 0.97 /
 /// 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256 0.97 / 0.91x, DeepSeek-V3
-/// T = 512 0.96 / 0.97x.
+/// T = 512 int8 0.97x. kAuto's decode/tile boundary for int8 (kernel_split.cuh) was measured
+/// against the one-block tile and was not moved.
 /// Where the 32-token tile's items fall short of its grid, the launch runs it with 128-row items
 /// (one strip per warp: twice the items) at two blocks per SM instead of the one-block 64-token
 /// tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down projection, 8 experts
