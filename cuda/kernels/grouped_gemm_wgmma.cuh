@@ -740,8 +740,8 @@ cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
 /// count. H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call5;
 /// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.94x the time, OLMoE T = 128 and 160 0.97 /
 /// 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256 0.97 / 0.91x, DeepSeek-V3
-/// T = 512 int8 0.97x. kAuto's decode/tile boundary for int8 (kernel_split.cuh) was measured
-/// against the one-block tile and was not moved.
+/// T = 512 int8 0.97x. kAuto's decode/tile boundary for int8 (kernel_split.cuh) stays: against
+/// this tile the decode kernel still ran 0.80-0.98x its time at means 9-11 (call 7).
 /// Where the 32-token tile's items fall short of its grid, the launch runs it with 128-row items
 /// (one strip per warp: twice the items) at two blocks per SM instead of the one-block 64-token
 /// tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down projection, 8 experts
