@@ -154,7 +154,7 @@ constexpr int ring_budget() {
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
 /// (C7512). The 256-token tile also serves the 2/3/4-bit decoders only: with int8 or dense
 /// slots only two of its stages would fit. With one strip per warp (32 tokens) the two-block
-/// tile holds 16 accumulators per thread instead of 32, and takes int8 slots too.
+/// tile holds 16 accumulators per thread instead of 32, and takes int8 slots too (token_tile).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int max_slot_bytes() {
   if (kBlocks == 2 && kWarpStrips == 1) return kWgmmaHalfRowMaxSlotBytes;
@@ -736,8 +736,9 @@ cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
 /// above it slower (1.05-1.27x at 72-128). Without the item condition (32-token tile): Mixtral,
 /// whose w2 has 8 x 16 items, ran 0.95-1.06x the time of the 64-token tile.
 /// Banks with int8 experts (2 KB slots) take the 32-token two-block tile too up to a mean of 20,
-/// in its one-strip form (128-row items), which has the registers for their decode, at any item
-/// count. H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call5;
+/// in its one-strip form (128-row items), at any item count: its own instantiation for int8 slots
+/// compiles without serialising the wgmmas (128 registers; 164 / 848 bytes of spill stores / loads
+/// per thread on sm_90a). H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call5;
 /// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.94x the time, OLMoE T = 128 and 160 0.97 /
 /// 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256 0.97 / 0.91x, DeepSeek-V3
 /// T = 512 int8 0.97x. kAuto's decode/tile boundary for int8 (kernel_split.cuh) stays: against
