@@ -738,18 +738,18 @@ cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
 /// Banks with int8 experts (2 KB slots) take the 32-token two-block tile too up to a mean of 20,
 /// in its one-strip form (128-row items), at any item count: its own instantiation for int8 slots
 /// compiles without serialising the wgmmas (128 registers; 164 / 848 bytes of spill stores / loads
-/// per thread on sm_90a). H200 A/B against the one-block 64-token tile (bench/results/s28-2026-12-04/call5;
-/// int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.94x the time, OLMoE T = 128 and 160 0.97 /
-/// 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256 0.97 / 0.91x, DeepSeek-V3
-/// T = 512 int8 0.97x. kAuto's decode/tile boundary for int8 (kernel_split.cuh) stays: against
-/// this tile the decode kernel still ran 0.80-0.98x its time at means 9-11 (call 7).
-/// Where the 32-token tile's items fall short of its grid, the launch runs it with 128-row items
-/// (one strip per warp: twice the items) at two blocks per SM instead of the one-block 64-token
-/// tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down projection, 8 experts
-/// x 16 row blocks, has so few items): Mixtral T = 64 (a mean of 16) int2/3/4 0.92-0.95x the
-/// time, T = 40 0.98-1.00x. The same for the 64-token tile (means 21-48) lost at 24 and 32
-/// (1.01-1.04x) and won 0.97x at 48; for the one-block 96-token tile's launches (128-row items
-/// of the 96-token tile at two blocks per SM) it lost 1.07-1.10x at means of 64 and 75.
+/// per thread on sm_90a). H200 A/B against the one-block 64-token tile
+/// (bench/results/s28-2026-12-04/call5; int8:g128 / mixed:rr): Mixtral T = 64 0.95 / 0.94x the
+/// time, OLMoE T = 128 and 160 0.97 / 0.95x, DeepSeek-V2-Lite T = 160 0.97 / 0.97x, Qwen3 T = 256
+/// 0.97 / 0.91x, DeepSeek-V3 T = 512 int8 0.97x. kAuto's decode/tile boundary for int8
+/// (kernel_split.cuh) stays: against this tile the decode kernel still ran 0.80-0.98x its time at
+/// means 9-11 (call 7). Where the 32-token tile's items fall short of its grid, the launch runs it
+/// with 128-row items (one strip per warp: twice the items) at two blocks per SM instead of the
+/// one-block 64-token tile. H200 A/B (bench/results/s28-2026-12-04/call1; only Mixtral's down
+/// projection, 8 experts x 16 row blocks, has so few items): Mixtral T = 64 (a mean of 16) int2/3/4
+/// 0.92-0.95x the time, T = 40 0.98-1.00x. The same for the 64-token tile (means 21-48) lost at 24
+/// and 32 (1.01-1.04x) and won 0.97x at 48; for the one-block 96-token tile's launches (128-row
+/// items of the 96-token tile at two blocks per SM) it lost 1.07-1.10x at means of 64 and 75.
 constexpr int64_t kMaxMeanFor64 = 40;
 /// Above kMaxMeanFor64 (and the two-block tiles' bounds) the one-block tile has 96 tokens up to
 /// a mean of kMaxMeanFor96, 128 above: with a third of the 96 columns padding at a mean of 64
