@@ -183,6 +183,29 @@ constexpr bool ring_overlaps(int stages) {
   return stages >= ring_depth(stages) + 2;
 }
 
+/// The ring depth of every code slot a kernel serves (kMaxSlot and below), or 0 where they
+/// differ: a kernel whose depth is fixed compiles its k-loop for that depth (no branch on it; the
+/// two-block 64-token tile, the one-strip 32-token tile for 2/3/4-bit slots, the 256-token tile).
+/// Why: the k-loop's time moves with the control flow around its cp.async waits. H200 A/B
+/// (bench/results/s29-2026-12-04): a four-way branch on the depth in place of the two-way one
+/// took up to 1.10x the time at an unchanged ring (call 3); the fixed depth took int4 on the
+/// two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T = 256, Qwen3 T = 512,
+/// DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows 0.97-1.02x (call 4).
+template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot>
+constexpr int fixed_ring_depth() {
+  int depth = 0;
+  for (int id = 0; id < kNumDecoders; ++id) {
+    const int slot = decoder_tile_bytes(id);
+    if (slot > kMaxSlot) continue;
+    const int d = ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(slot));
+    if (depth == 0)
+      depth = d;
+    else if (depth != d)
+      return 0;
+  }
+  return depth;
+}
+
 /// Every slot size the token tile serves gives a ring of two stages or more that also holds
 /// the y tile.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
@@ -417,7 +440,7 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
 /// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma).
-template <class Act, class Dec, int kTokens, int kBlocks, int kWarpStrips>
+template <class Act, class Dec, int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
@@ -445,7 +468,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int slot_bytes = p.a_slot_bytes;
   const int stage_size = stage_bytes<kTokens, kWarpStrips>(slot_bytes);
   const int n_stages = ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes);
-  const int depth = ring_depth(n_stages);
+  constexpr int kFixedDepth = fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot>();
+  const int depth = kFixedDepth > 0 ? kFixedDepth : ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
     return stage + Tile::kXStageBytes + local[b] * slot_bytes;
@@ -610,7 +634,7 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
       using Dec = decltype(decoder);
       // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
       if constexpr (Dec::kTileBytes <= kMaxSlot)
-        run_item<Act, Dec, kTokens, kBlocks, kWarpStrips>(
+        run_item<Act, Dec, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
             p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases, next);
     });
   }

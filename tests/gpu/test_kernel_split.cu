@@ -193,6 +193,23 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
 }
 
+TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
+  // ring_depth by code slot (ring_stages): the kernels whose slots all give one depth compile
+  // their k-loop for it (fixed_ring_depth); the others branch on it per launch.
+  using qmoe::dev::wg::fixed_ring_depth;
+  using qmoe::dev::wg::ring_depth;
+  using qmoe::dev::wg::ring_stages;
+  EXPECT_EQ((fixed_ring_depth<64, 2, 2, 1024>()), 1);  // int2/int3 three stages, int4 two
+  EXPECT_EQ((ring_stages<64, 2>(512)), 3);
+  EXPECT_EQ((ring_stages<64, 2>(1024)), 2);
+  EXPECT_EQ((fixed_ring_depth<256, 1, 1, 1024>()), 1);  // three stages
+  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 1024>()), 2);   // four stages
+  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 2048>()), 0);   // int8: three
+  EXPECT_EQ((fixed_ring_depth<32, 2, 2, 1024>()), 0);   // int2/int3 four, int4 three
+  EXPECT_EQ((fixed_ring_depth<128, 1, 2, 4096>()), 0);  // dense: two
+  for (int slot : {512, 768, 1024}) EXPECT_EQ(ring_depth((ring_stages<64, 2>(slot))), 1) << slot;
+}
+
 TEST(KernelSplit, AdaptiveAutoKeepsThePerExpertThresholdWhereUnmeasured) {
   // Without the wgmma kernel (the sm_80 path) the per-call choice was not measured.
   for (uint32_t mask : {kInt, kBF16})
