@@ -90,7 +90,7 @@ static_assert(kTileCols == 2 * kHalfK, "a k-tile is two swizzled halves");
 /// which keeps the accumulators per thread at 128 and decodes each weight once per 256 tokens,
 /// not 128. The two-block 32-token tile also runs with one (128-row items) in launches whose
 /// 256-row items do not fill its grid, and for banks with int8 experts
-/// (TokenTileChoice::half_rows, warp_strips).
+/// (TokenTileChoice).
 constexpr int default_warp_strips(int tokens) {
   return tokens == 256 ? 1 : 2;
 }
@@ -125,8 +125,8 @@ static_assert(TokenTile<128>::kRows == kWgmmaItemRows, "kernel_split.cuh counts 
 /// repeats on.
 template <int kTokens, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int stage_bytes(int slot_bytes) {
-  return (TokenTile<kTokens>::kXStageBytes + TokenTile<kTokens, kWarpStrips>::kStrips * slot_bytes +
-          kSwizzleAtomBytes - 1) /
+  using Tile = TokenTile<kTokens, kWarpStrips>;
+  return (Tile::kXStageBytes + Tile::kStrips * slot_bytes + kSwizzleAtomBytes - 1) /
          kSwizzleAtomBytes * kSwizzleAtomBytes;
 }
 
@@ -802,12 +802,13 @@ constexpr int64_t kMinMeanFor256 = 256;
 constexpr int kMinKFor256 = 4096;
 constexpr int64_t kMinMeanFor256ShortK = 1536;
 
+/// The launch's tile. Where `items` do not reach the two-block grid, the two-block 32-token tile
+/// runs 128-row items (one strip per warp: twice as many) and the 64-token one gives way to the
+/// one-block `fallback`.
 struct TokenTileChoice {
   int tokens;       ///< 32, 64, 96, 128 or 256
   int blocks;       ///< blocks per SM: 2 (code slots of max_slot_bytes<64, 2>, or int8) or 1
   int fallback;     ///< tokens of the one-block tile where neither two-block tile runs
-  bool half_rows;   ///< where `items` do not reach the two-block grid, the two-block tile runs
-                    ///< 128-row items (one strip per warp) instead of the one-block fallback
   int warp_strips;  ///< strips per warp of the two-block tile: 2, or 1 (only) for int8 slots
   int64_t items;    ///< estimated items of 256 rows (one token block per expert)
 };
@@ -821,15 +822,15 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const bool long_k = p.k >= kMinKFor256;
   if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
       p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
-    return {256, 1, 256, false, 1, items};
+    return {256, 1, 256, 1, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
-    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, true, 2, items};
-    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, false, 2, items};
+    if (mean <= kMaxMeanFor32TwoBlock) return {32, 2, one_block, 2, items};
+    if (mean <= kMaxMeanFor64TwoBlock) return {64, 2, one_block, 2, items};
   } else if (p.a_slot_bytes <= max_slot_bytes<32, 2, 1>() && mean <= kMaxMeanFor32TwoBlock) {
-    return {32, 2, one_block, true, 1, items};
+    return {32, 2, one_block, 1, items};
   }
-  return {one_block, 1, one_block, false, 2, items};
+  return {one_block, 1, one_block, 2, items};
 }
 
 /// The kTokens tile (128 or 256, one block per SM) for every row but the experts' short last
@@ -886,8 +887,8 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
   const wg::TokenTileChoice tile = wg::token_tile(p);
   if (tile.blocks == 2) {
     // Two blocks per SM pay off only with items to run in the second one (and have a
-    // shallower ring): below the two-block grid the 32-token tile runs 128-row items
-    // (half_rows: twice as many), the 64-token one gives way to the one-block tile.
+    // shallower ring): below the two-block grid the 32-token tile runs 128-row items (twice as
+    // many), the 64-token one gives way to the one-block tile.
     if (tile.warp_strips == 1) return wg::launch_one_strip<Act>(p, stream);
     GridSize grid;
     const cudaError_t err = tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid)
@@ -896,7 +897,7 @@ cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t s
     if (tile.items >= grid.blocks)
       return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
                                : wg::launch<Act, 64, 2>(p, grid, stream);
-    if (tile.half_rows) return wg::launch_one_strip<Act>(p, stream);
+    if (tile.tokens == 32) return wg::launch_one_strip<Act>(p, stream);
   }
   switch (tile.fallback) {
     case 64:

@@ -168,13 +168,10 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 48, 8, int4).fallback, 96);
   EXPECT_EQ(tile_of(8 * 49, 8, int4).tokens, 96);
   EXPECT_EQ(tile_of(8 * 49, 8, int4).blocks, 1);
-  // Where the 256-row items do not reach the two-block grid, the 32-token tile runs 128-row
-  // items at two blocks per SM; the 64-token tile gives way to the one-block fallback.
-  EXPECT_TRUE(tile_of(8 * 20, 8, int4).half_rows);
+  // Where the 256-row items do not reach the two-block grid, the launcher runs the 32-token tile
+  // with 128-row items at two blocks per SM and the 64-token one's fallback (one block per SM).
   EXPECT_EQ(tile_of(8 * 20, 8, int4).warp_strips, 2);
-  EXPECT_FALSE(tile_of(8 * 21, 8, int4).half_rows);
-  EXPECT_FALSE(tile_of(8 * 48, 8, int4).half_rows);
-  EXPECT_FALSE(tile_of(8 * 60, 8, int4).half_rows);
+  EXPECT_EQ(tile_of(8 * 21, 8, int4).fallback, 64);
   // int8 slots: the 32-token two-block tile in its one-strip form alone, up to a mean of 20.
   const auto int8_20 = tile_of(8 * 20, 8, int8);
   EXPECT_EQ(int8_20.tokens, 32);
