@@ -234,6 +234,30 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
              stage_bytes<kTokens, kWarpStrips>(slot_bytes);
 }
 
+/// The 64-token tiles lay each item's ring out for its own decoder's code slot (slot stride,
+/// stages and depth compile-time per decoder), not for the launch's largest slot: an int2
+/// item of a mixed bank streams through int2's ring. Why the 64-token tiles only: H200 A/B
+/// (bench/results/s30-2026-12-04/call1): their rows 0.96-0.99x the time (Mixtral T = 96-160 int4
+/// 0.96x, int2 / mixed:rr 0.97x; DeepSeek-V3 T = 1024 int4 0.96x), where the same for every tile
+/// cost the 96-token tile 1.04-1.10x and the two-strip 32-token tile 1.02-1.04x (s29 call 8).
+template <int kTokens>
+constexpr bool own_ring() {
+  return kTokens == 64;
+}
+/// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
+/// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
+constexpr size_t ring_smem_bytes(int num_experts, int max_slot) {
+  if (!own_ring<kTokens>()) return smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
+  size_t bytes = 0;
+  for (int id = 0; id < kNumDecoders; ++id) {
+    if (decoder_tile_bytes(id) > max_slot) continue;
+    const size_t b = smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, decoder_tile_bytes(id));
+    if (b > bytes) bytes = b;
+  }
+  return bytes;
+}
+
 /// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes (the ring size is not
 /// monotonic in the slot size).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
@@ -465,10 +489,14 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     strip_codes[b] =
         ep.codes + static_cast<int64_t>(has_strip[b] ? strip[b] : 0) * p.k_tiles * Dec::kTileBytes;
   }
-  const int slot_bytes = p.a_slot_bytes;
+  // The ring's geometry: the item's own decoder's (own_ring), else the launch's largest slot.
+  constexpr bool kOwnRing = own_ring<kTokens>();
+  const int slot_bytes = kOwnRing ? Dec::kTileBytes : p.a_slot_bytes;
   const int stage_size = stage_bytes<kTokens, kWarpStrips>(slot_bytes);
   const int n_stages = ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes);
-  constexpr int kFixedDepth = fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot>();
+  constexpr int kFixedDepth =
+      kOwnRing ? ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(Dec::kTileBytes))
+               : fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot>();
   const int depth = kFixedDepth > 0 ? kFixedDepth : ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
@@ -660,7 +688,7 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   return persistent_grid(
       kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(),
-      smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class),
+      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class),
       size_class, &cache, grid);
 }
 
@@ -715,8 +743,8 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
   void* args[] = {&p, &x_map};
   return launch_grouped_kernel_args(
-      kernel, grid, smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes), args,
-      stream);
+      kernel, grid, ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes),
+      args, stream);
 }
 
 template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
