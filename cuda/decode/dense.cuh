@@ -32,6 +32,7 @@ struct DenseDecoder {
                                     uint32_t (&raw)[kRawWords]) {
     Plane::read(tile_smem, lane, raw);
   }
+  template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams&, int, int, int, RawQuant&, bool) {}
   static constexpr int kQuantChunks = 0;  // no parameter blocks
   static constexpr int kQuantBytes = 0;

@@ -120,8 +120,11 @@ struct IntDecoder {
     if constexpr (kSplit) High::read(tile_smem + Low::kBytes, lane, raw + Low::kWords);
   }
 
-  /// 64-bit indices: in the wgmma kernel 32-bit ones made ptxas spill more (Mixtral int4 T=1024
-  /// 0.81x -> 0.69x cuBLAS). (The decode kernel stages the blocks instead: quant_chunk.)
+  /// Index: the integer type of the entry arithmetic. int64_t by default (the dequantize kernel
+  /// takes any bank); uint32_t where the caller checks n_pad * groups_pad < 2^30 (grouped_gemm
+  /// does): the wgmma tile kernel, whose k-loop spent ~20 instructions per strip and k-tile on
+  /// the 64-bit form (SASS of b98105c, bench/results/s30-2026-12-04/call4).
+  template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
                                     RawQuant& rq, bool pred) {
     rq = RawQuant{};
@@ -129,10 +132,10 @@ struct IntDecoder {
     // The lanes of gid read 2 * GPT entries of the tile's parameter block (rows gid and gid + 8,
     // side by side): one aligned load each for scales and zeros (sections are 256-byte
     // aligned, a block is 16 * GPT entries, the lane's part 2 * GPT of them).
-    const int64_t idx = (static_cast<int64_t>(strip) * static_cast<int64_t>(ep.groups_pad) +
-                         static_cast<int64_t>(kt) * static_cast<int64_t>(ep.group_tile_stride)) *
-                            static_cast<int64_t>(kTileRows) +
-                        static_cast<int64_t>(lane >> 2) * static_cast<int64_t>(2 * GPT);
+    const Index idx = (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
+                       static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
+                          static_cast<Index>(kTileRows) +
+                      static_cast<Index>(lane >> 2) * static_cast<Index>(2 * GPT);
     load_words<4 * GPT>(ep.scales + 2 * idx, rq.scale);
     // ep.zeros is null for symmetric formats.
     if (ep.zeros != nullptr) load_words<2 * GPT>(ep.zeros + idx, rq.zero);

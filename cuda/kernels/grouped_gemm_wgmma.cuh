@@ -542,10 +542,25 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     if (s < p.k_tiles) fill(s, s);
     cp_async_commit();
   }
-  typename Dec::RawQuant rq[kStripsPerWarp];
+  // Scales and zeros. The two-block tiles (128 registers) take 32-bit entry arithmetic
+  // (grouped_gemm bounds an expert's entries below 2^30) and unpredicated loads (a strip past N
+  // reads strip 0's, the last k-tile k-tile 0's again, never used): the 64-bit predicated form
+  // took ~20 instructions per strip and k-tile of the 32-token tile's ~270 (SASS,
+  // bench/results/s30-2026-12-04/call4), and the lean form ran their 2/3/4-bit rows at 0.94-0.98x
+  // the time (call 5). The one-block tiles (255 registers) keep the 64-bit predicated form:
+  // there the lean one took 1.02-1.09x (the 96- and 128-token tiles, int8 on the 64-token one).
+  constexpr bool kLeanQuant = kBlocks == 2;
+  using QuantIndex = std::conditional_t<kLeanQuant, uint32_t, int64_t>;
+  int quant_strip[kStripsPerWarp];
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b)
-    Dec::load_quant(ep, strip[b], 0, lane, rq[b], has_strip[b]);
+    quant_strip[b] = kLeanQuant && !has_strip[b] ? 0 : strip[b];
+  typename Dec::RawQuant rq[kStripsPerWarp];
+  auto load_quant = [&](int b, int kt, bool pred) {
+    Dec::template load_quant<QuantIndex>(ep, quant_strip[b], kt, lane, rq[b], kLeanQuant || pred);
+  };
+#pragma unroll
+  for (int b = 0; b < kStripsPerWarp; ++b) load_quant(b, 0, has_strip[b]);
 
   // The barrier of k-tile kt: group kt (k-tile kt) has landed for this thread (depth groups
   // are in flight), the proxy fence hands it (and any synchronous x stores) to the async
@@ -576,7 +591,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     for (int b = 0; b < kStripsPerWarp; ++b) {
       const auto q = Dec::template prepare<Act>(ep, rq[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
-      Dec::load_quant(ep, strip[b], more ? kt + 1 : 0, lane, rq[b], more && has_strip[b]);
+      load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
       multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
                                         a, acc[b]);
     }
