@@ -207,28 +207,33 @@ TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   for (int slot : {512, 768, 1024}) EXPECT_EQ(ring_depth((ring_stages<64, 2>(slot))), 1) << slot;
 }
 
-TEST(WgmmaRing, OwnRingsFitTheKernelsSharedMemoryAndHoldTheYTile) {
-  // The 64-token tiles give each item its decoder's ring (own_ring): a launch reserves the
-  // largest of them (ring_smem_bytes), which must stay within the kernel's attribute
-  // (max_smem_bytes) and be no smaller than the ring of any decoder the launch may run.
+// The 64-token tiles give each item its decoder's ring (own_ring): a launch reserves the
+// largest of them (ring_smem_bytes), which must stay within the kernel's attribute
+// (max_smem_bytes) and be no smaller than the ring of any decoder the launch may run.
+template <int kBlocks>
+void expect_own_rings_fit() {
+  using namespace qmoe::dev::wg;
+  const int experts = max_experts<64>();
+  const int slots[] = {512, 768, 1024, 2048, 4096};
+  for (int slot : slots) {
+    if (slot > max_slot_bytes<64, kBlocks>()) continue;
+    const size_t reserved = ring_smem_bytes<64, kBlocks>(experts, slot);
+    EXPECT_LE(reserved, (max_smem_bytes<64, kBlocks>())) << kBlocks << " " << slot;
+    for (int smaller : slots)
+      if (smaller <= slot)
+        EXPECT_GE(reserved, (smem_bytes<64, kBlocks>(experts, smaller)))
+            << kBlocks << " " << slot << " " << smaller;
+  }
+}
+
+TEST(WgmmaRing, OwnRingsFitTheKernelsSharedMemory) {
   using namespace qmoe::dev::wg;
   EXPECT_TRUE(own_ring<64>());
   EXPECT_FALSE(own_ring<32>() || own_ring<96>() || own_ring<128>() || own_ring<256>());
-  const int experts = max_experts<64>();
-  for (int slot : {512, 768, 1024, 2048, 4096}) {
-    if (slot <= max_slot_bytes<64, 2>()) {
-      EXPECT_LE((ring_smem_bytes<64, 2>(experts, slot)), (max_smem_bytes<64, 2>())) << slot;
-      EXPECT_GE((ring_smem_bytes<64, 2>(experts, slot)), (smem_bytes<64, 2>(experts, 512)));
-    }
-    if (slot <= max_slot_bytes<64, 1>()) {
-      EXPECT_LE((ring_smem_bytes<64, 1>(experts, slot)), (max_smem_bytes<64, 1>())) << slot;
-      for (int smaller : {512, 768, 1024, 2048, 4096})
-        if (smaller <= slot)
-          EXPECT_GE((ring_smem_bytes<64, 1>(experts, slot)), (smem_bytes<64, 1>(experts, smaller)))
-              << slot << " " << smaller;
-    }
-  }
+  expect_own_rings_fit<1>();
+  expect_own_rings_fit<2>();
   // Where rings are not per item, the launch's largest slot lays the ring out.
+  const int experts = max_experts<96>();
   EXPECT_EQ((ring_smem_bytes<96, 1>(experts, 1024)), (smem_bytes<96, 1>(experts, 1024)));
 }
 
