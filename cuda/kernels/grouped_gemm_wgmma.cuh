@@ -542,14 +542,15 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     if (s < p.k_tiles) fill(s, s);
     cp_async_commit();
   }
-  // Scales and zeros. The two-block tiles (128 registers) take 32-bit entry arithmetic
-  // (grouped_gemm bounds an expert's entries below 2^30) and unpredicated loads (a strip past N
-  // reads strip 0's, the last k-tile k-tile 0's again, never used): the 64-bit predicated form
-  // took ~20 instructions per strip and k-tile of the 32-token tile's ~270 (SASS,
-  // bench/results/s30-2026-12-04/call4), and the lean form ran their 2/3/4-bit rows at 0.94-0.98x
-  // the time (call 5). The one-block tiles (255 registers) keep the 64-bit predicated form:
-  // there the lean one took 1.02-1.09x (the 96- and 128-token tiles, int8 on the 64-token one).
-  constexpr bool kLeanQuant = kBlocks == 2;
+  // Scales and zeros. The two-block tiles (128 registers) and the 256-token tile take 32-bit
+  // entry arithmetic (grouped_gemm bounds an expert's entries below 2^30) and unpredicated
+  // loads (a strip past N reads strip 0's, the last k-tile k-tile 0's again, never used): the
+  // 64-bit predicated form took ~20 instructions per strip and k-tile of the 32-token tile's
+  // ~270 (SASS, bench/results/s30-2026-12-04/call4). H200 A/B: the two-block tiles' int2/3/4
+  // rows 0.93-0.98x the time, int8 0.91-0.95x (call 6); the 256-token tile 0.95-0.97x at Mixtral
+  // T = 1024, 0.97-1.02x at T = 4096 and 16384 (call 7). The 64-, 96- and 128-token one-block
+  // tiles keep the 64-bit predicated form: the lean one took them to 1.01-1.09x (call 5).
+  constexpr bool kLeanQuant = kBlocks == 2 || kTokens == 256;
   using QuantIndex = std::conditional_t<kLeanQuant, uint32_t, int64_t>;
   int quant_strip[kStripsPerWarp];
 #pragma unroll
