@@ -244,11 +244,10 @@ template <int kTokens>
 constexpr bool own_ring() {
   return kTokens == 64;
 }
-/// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
-/// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
+/// The largest ring, with its schedule, among the decoders whose code slot is max_slot or less
+/// (the ring size is not monotonic in the slot size).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t ring_smem_bytes(int num_experts, int max_slot) {
-  if (!own_ring<kTokens>()) return smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
+constexpr size_t largest_smem_bytes(int num_experts, int max_slot) {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
     if (decoder_tile_bytes(id) > max_slot) continue;
@@ -257,20 +256,20 @@ constexpr size_t ring_smem_bytes(int num_experts, int max_slot) {
   }
   return bytes;
 }
+/// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
+/// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
+constexpr size_t ring_smem_bytes(int num_experts, int max_slot) {
+  return own_ring<kTokens>()
+             ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot)
+             : smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
+}
 
-/// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes (the ring size is not
-/// monotonic in the slot size).
+/// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 constexpr size_t max_smem_bytes() {
-  size_t bytes = 0;
-  for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > kMaxSlot) continue;
-    const size_t b =
-        smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), decoder_tile_bytes(id));
-    if (b > bytes) bytes = b;
-  }
-  return bytes;
+  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot);
 }
 
 /// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
