@@ -29,6 +29,7 @@
 // gate and up pair of sums becomes one activated output there (gated_silu.cuh).
 #pragma once
 #include <climits>
+#include <cmath>
 #include <cstdint>
 
 #include "cuda/decode/registry.cuh"
@@ -621,6 +622,18 @@ cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
+/// Experts expected to hold tokens when m rows go to num_experts experts independently and
+/// uniformly at random: E (1 - (1 - 1 / E)^m), at most min(E, m). (min(E, m), the bound
+/// choose_variant counts items with, overstates it where m is near E: DeepSeek-V2-Lite at T = 16,
+/// 96 rows on 64 experts, routes ~51. Counting all items with this instead measured slower,
+/// bench/results/s31-2026-12-04/call1: the cost model's constants were fitted to the bound.)
+inline double expected_active_experts(long long m, long long num_experts) {
+  if (m <= 0 || num_experts <= 0) return 0.0;
+  const double e = static_cast<double>(num_experts);
+  const double active = e * -std::expm1(static_cast<double>(m) * std::log1p(-1.0 / e));
+  return active < static_cast<double>(m) ? active : static_cast<double>(m);
+}
+
 /// A decode-kernel launch: instantiation (at most strip_cap strips per warp, chunks n8 chunks
 /// of tokens per item; strip_cap * chunks <= 4, or 8 strips of one chunk where every decoder of
 /// the bank takes eight: both cost accumulator and x registers) and the warps sharing a strip
@@ -670,17 +683,38 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8) {
   const int min_warps = min_tile_warps(p.k_tiles);
   const int max_warps =
       2 * min_warps <= kBlockWarps && 2 * min_warps <= p.k_tiles ? 2 * min_warps : min_warps;
+  // Half the rule's warps (runs of up to 2 kMinTilesPerWarp k-tiles) only where that gives one
+  // round of items filling at least 3/4 of the grid, counted both over min(E, m) experts and
+  // over the expected active ones (expected_active_experts), and only in banks whose experts all
+  // take the same strips per warp (a mixed bank's larger tiles take fewer, hence more items than
+  // counted). Every variant forced per launch on the H200 (bench/results/s31-2026-12-04/call2):
+  // the rule's split left such launches two rounds (Mixtral's gate/up at T = 1: 448 items on 264
+  // blocks, against 224 at half the warps) and ran 2-5 % slower; where the longer runs' one round
+  // is sparser (OLMoE's gate/up at T = 8, ~42 of 64 experts routed: 168 items) 9-13 % slower.
+  // A/B against the rule alone (call3): Mixtral T = 1 int2/3/4 0.94-0.96x, OLMoE T = 16-64 and
+  // DeepSeek-V3 T = 2 int2/3/4 0.96-0.98x; mixed:rr banks 1.02-1.08x (hence the last condition).
+  const double expected_active = expected_active_experts(p.m, p.num_experts);
+  const int largest_strip_bytes = p.max_strip_bytes > strip_bytes ? p.max_strip_bytes : strip_bytes;
+  const int lo_warps = min_warps > 1 && ceil_div(p.k_tiles, min_warps / 2) <= 2 * kMinTilesPerWarp
+                           ? min_warps / 2
+                           : min_warps;
   Variant best{};
   long long best_cost = -1;
-  for (int warps = min_warps; warps <= max_warps; warps *= 2)
+  for (int warps = lo_warps; warps <= max_warps; warps *= 2)
     for (int i = 0; i < 4; ++i) {
       if (kCaps[i] > max_cap) continue;
       if (kCaps[i] == 8 ? !eight || chunks > 1 : kCaps[i] * chunks > 4) continue;
       const int r = strips_per_warp(strip_bytes, kCaps[i]);
       const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : r == 1 ? 2 : 3] * chunks;
-      const long long items =
-          active * token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));
+      const long long item_groups = token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));
+      const long long items = active * item_groups;
       if (r == 8 && items < grid) continue;
+      if (warps < min_warps) {
+        // Only where every expert of the bank takes r strips, so that the count is exact.
+        if (strips_per_warp(largest_strip_bytes, kCaps[i]) != r) continue;
+        const double expected_items = expected_active * static_cast<double>(item_groups);
+        if (4 * items < 3LL * grid || items > grid || 4.0 * expected_items < 3.0 * grid) continue;
+      }
       const long long run = ceil_div(p.k_tiles, warps);
       const long long cost = (items + grid - 1) / grid * (kItemCost + run * r * tile_cost);
       if (best_cost < 0 || cost < best_cost) {

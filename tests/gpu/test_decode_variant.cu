@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 
 #include "cuda/kernels/grouped_gemv.cuh"
@@ -43,10 +44,13 @@ TEST(DecodeVariant, IsAValidLaunchForEveryShape) {
               }
               EXPECT_TRUE(v.group_warps == 1 || v.group_warps == 2 || v.group_warps == 4 ||
                           v.group_warps == 8);
-              // Never more warps than k-tiles beyond the 8-k-tile rule's own split.
+              // The 8-k-tile rule's split, twice it (never more warps than k-tiles beyond the
+              // rule's own), or half it with runs of at most 16 k-tiles.
               const int rule = qmoe::dev::gemv::min_tile_warps(p.k_tiles);
               EXPECT_TRUE(v.group_warps == rule ||
-                          (v.group_warps == 2 * rule && v.group_warps <= p.k_tiles));
+                          (v.group_warps == 2 * rule && v.group_warps <= p.k_tiles) ||
+                          (2 * v.group_warps == rule &&
+                           (p.k_tiles + v.group_warps - 1) / v.group_warps <= 16));
             }
 }
 
@@ -60,10 +64,35 @@ TEST(DecodeVariant, SplitsKFurtherOnlyWhereItemsWouldLeaveTheGridIdle) {
   EXPECT_EQ(small.group_warps, 2);
   EXPECT_EQ(small.chunks, 1);
   // ... while Mixtral's gate/up projection (n 28672, k 4096, 2 active experts) keeps 4 strips per
-  // warp and the rule's 4 warps per strip group: 448 items, two rounds of long runs.
+  // warp and takes half the rule's 4 warps per strip group: 224 items in one round of 16-k-tile
+  // runs, where the rule's split ran two rounds of 448 (2-5 % slower, s31-2026-12-04/call2) ...
   const Variant large = choose_variant(problem(28672, 4096, 2, 8, 1024), 264);
   EXPECT_EQ(large.strip_cap, 4);
-  EXPECT_EQ(large.group_warps, 4);
+  EXPECT_EQ(large.group_warps, 2);
+  // ... but OLMoE's gate/up at T = 8 (n 2048, k 2048, 64 rows on 64 experts, ~41 of them
+  // expected to hold tokens) keeps the rule's 2 warps: half of them would leave one round of ~164
+  // items on 264 blocks (9-13 % slower in the same sweep).
+  EXPECT_EQ(choose_variant(problem(2048, 2048, 64, 64, 1072), 264).group_warps, 2);
+  // A mixed bank (int2 to int8: 560 to 2096 bytes per strip and k-tile) keeps the rule's split
+  // where a bank of its smallest format alone takes half: its int8 experts would run twice the
+  // items counted (OLMoE's gate/up at T = 64 as mixed:rr: 1.08x with half the warps).
+  EXPECT_EQ(choose_variant(problem(2048, 2048, 512, 64, 1072), 264).group_warps, 1);
+  qmoe::dev::GemmProblem mixed = problem(2048, 2048, 512, 64, 560);
+  mixed.max_strip_bytes = 2096;
+  EXPECT_EQ(choose_variant(mixed, 264).group_warps, 2);
+}
+
+TEST(DecodeVariant, ExpectedActiveExpertsFollowsUniformRouting) {
+  using qmoe::dev::gemv::expected_active_experts;
+  EXPECT_EQ(expected_active_experts(0, 64), 0.0);
+  EXPECT_EQ(expected_active_experts(5, 0), 0.0);
+  EXPECT_DOUBLE_EQ(expected_active_experts(7, 1), 1.0);
+  EXPECT_DOUBLE_EQ(expected_active_experts(1, 64), 1.0);
+  // 2 rows on 8 experts: 8 (1 - (7/8)^2) = 1.875.
+  EXPECT_NEAR(expected_active_experts(2, 8), 1.875, 1e-12);
+  // 96 rows on 64 experts: ~50.1, well below min(E, m) = 64.
+  EXPECT_NEAR(expected_active_experts(96, 64), 64.0 * (1.0 - std::pow(63.0 / 64.0, 96)), 1e-9);
+  EXPECT_NEAR(expected_active_experts(1 << 20, 256), 256.0, 1e-9);
 }
 
 TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
