@@ -47,10 +47,11 @@ TEST(DecodeVariant, IsAValidLaunchForEveryShape) {
               // The 8-k-tile rule's split, twice it (never more warps than k-tiles beyond the
               // rule's own), or half it with runs of at most 16 k-tiles.
               const int rule = qmoe::dev::gemv::min_tile_warps(p.k_tiles);
-              EXPECT_TRUE(v.group_warps == rule ||
-                          (v.group_warps == 2 * rule && v.group_warps <= p.k_tiles) ||
-                          (2 * v.group_warps == rule &&
-                           (p.k_tiles + v.group_warps - 1) / v.group_warps <= 16));
+              EXPECT_TRUE(
+                  v.group_warps == rule ||
+                  (v.group_warps == 2 * rule && v.group_warps <= p.k_tiles) ||
+                  (2 * v.group_warps == rule && (p.k_tiles + v.group_warps - 1) / v.group_warps <=
+                                                    2 * qmoe::dev::gemv::kMinTilesPerWarp));
             }
 }
 
