@@ -48,7 +48,8 @@ inline int64_t active_experts(const GroupedGemmArgs& a) {
 /// - Integer formats: the decode kernel up to a mean of kAdaptiveDecodeMean, the tile kernel
 ///   above (summed over the rows within 2 % of the best fixed choice per row for int2/int4,
 ///   4 % for int8). Banks of 2/3/4-bit experts whose items (256 rows of an active expert)
-///   reach the wgmma kernel's 32-token grid (estimated: two blocks per SM) run there at 2/3
+///   fill the wgmma kernel's 32-token grid (two blocks per SM; below it in 128-row items, see
+///   two_block_tile) run there at 2/3
 ///   of its former time, which moves their boundary to kAdaptiveDecodeMeanTwoBlock (H200,
 ///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
 ///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
@@ -74,8 +75,15 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);
   if (mask != 0 && (mask & ~dense) == 0)
     return {4 * items >= 3 * int64_t{sms} || m > kAdaptiveDecodeMean * active ? 0 : INT_MAX};
+  // The 32-token tile runs at two blocks per SM: with 256-row items where they reach that grid,
+  // else (session 28) with 128-row items, twice as many; counted here where those fill at least
+  // 3/4 of it, i.e. the 256-row items 3/4 of the SMs (Mixtral's down projection: 8 x 16 items
+  // of 256 rows, 256 of 128 rows on 264 blocks). Until session 32 only 256-row items reaching
+  // the grid counted, which kept Mixtral's down projection on the decode kernel at means 9-10:
+  // A/B on the H200 (bench/results/s32-2026-12-04/call1), Mixtral T = 33-40 int4 0.91-0.95x the
+  // time, int2 0.93-0.98x, int3 0.96-0.98x; int8, mixed:rr and the other shapes unchanged.
   const bool two_block_tile =
-      max_tile_bytes(mask) <= kWgmmaTwoBlockMaxSlotBytes && items >= 2 * int64_t{sms};
+      max_tile_bytes(mask) <= kWgmmaTwoBlockMaxSlotBytes && 4 * items >= 3 * int64_t{sms};
   const bool int8_imma =
       mask != 0 && (mask & ~kImmaInt8Mask) == 0 && a.integer_decode != IntegerDecode::kOff;
   const int bound = two_block_tile ? kAdaptiveDecodeMeanTwoBlock

@@ -61,7 +61,7 @@ TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
   // Integer banks (with or without dense experts): the decode kernel for every expert up to a
   // mean of kAdaptiveDecodeMean tokens per active expert (m / min(E, m)), the tile kernel
   // above. int8 and dense tiles keep the wgmma kernel off its 32-token tile; so do too few
-  // items (N = 256: one row block per expert, fewer than 2 x 132 items). int8 alone: below.
+  // items (N = 256: one row block per expert, fewer than 3/4 x 132 of them). int8 alone: below.
   for (uint32_t mask : {kInt | kInt8, kInt | kBF16, kInt | kFP16})
     for (int experts : {8, 64, 256}) {
       const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
@@ -70,7 +70,7 @@ TEST(KernelSplit, AdaptiveAutoPicksOneKernelByTheMeanTokensPerExpert) {
       // Fewer rows than experts: at most one token each.
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, experts - 1, experts, mask, true), INT_MAX);
     }
-  for (int experts : {8, 64, 256}) {
+  for (int experts : {8, 64, 98}) {
     const int64_t edge = int64_t{kAdaptiveDecodeMean} * experts;
     EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge, experts, kInt, true, 256), INT_MAX);
     EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, edge + 1, experts, kInt, true, 256), 0);
@@ -98,25 +98,26 @@ TEST(KernelSplit, AdaptiveAutoRunsInt8BanksInTheDecodeKernelToTheirOwnBound) {
 }
 
 TEST(KernelSplit, AdaptiveAutoMovesTheBoundaryWhereTheTwoBlockTileRuns) {
-  // 2/3/4-bit banks whose items reach the 32-token tile's grid (2 x 132): boundary at
-  // kAdaptiveDecodeMeanTwoBlock. Qwen3 w13 (N = 1536: 6 row blocks x 128 experts) and Mixtral
-  // w13 (N = 28672: 112 x 8); Mixtral w2 (N = 4096: 16 x 8 = 128 items) keeps the other.
+  // 2/3/4-bit banks whose items fill the 32-token tile's grid (2 x 132) to 3/4 or more, counted
+  // in 128-row items: boundary at kAdaptiveDecodeMeanTwoBlock. Qwen3 w13 (N = 1536: 6 row
+  // blocks of 256 rows x 128 experts), Mixtral w13 (N = 28672: 112 x 8), and Mixtral w2
+  // (N = 4096: 16 x 8 = 128 items of 256 rows, 256 of 128 rows for the one-strip form).
   const int64_t low = kAdaptiveDecodeMeanTwoBlock, high = kAdaptiveDecodeMean;
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128, 128, kInt, true, 1536), INT_MAX);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128 + 1, 128, kInt, true, 1536), 0);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8, 8, kInt, true, 28672), INT_MAX);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8 + 1, 8, kInt, true, 28672), 0);
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8, 8, kInt, true, 4096), INT_MAX);
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 8 + 1, 8, kInt, true, 4096), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8, 8, kInt, true, 4096), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 8 + 1, 8, kInt, true, 4096), 0);
   // An int8 expert in the bank: the 64-token tile, the other boundary. int4 (1 KB tiles, the
   // largest the 32-token tile takes) keeps the low one.
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high * 128, 128, kInt | kInt8, true, 1536), INT_MAX);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low * 128 + 1, 128, kInt4, true, 1536), 0);
-  // Items exactly at the estimated grid (2 x 132): 264 experts of one row block (N = 256)
-  // take the low boundary, 263 the high one (mean 9 between them).
+  // 128-row items exactly at 3/4 of the two-block grid (2 x 132): 99 experts of one row block
+  // (N = 256: 198 items of 128 rows) take the low boundary, 98 the high one (mean 9 between).
   static_assert(kAdaptiveDecodeMeanTwoBlock < 9 && 9 <= kAdaptiveDecodeMean, "9 lies between");
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 264, 264, kInt, true, 256), 0);
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 263, 263, kInt, true, 256), INT_MAX);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 99, 99, kInt, true, 256), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 9 * 98, 98, kInt, true, 256), INT_MAX);
 }
 
 TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheSms) {
