@@ -17,10 +17,19 @@ struct KernelSplit {
   int decode_max;
 };
 
-/// Where the per-call choice is not measured (no wgmma: the sm_80 path), kAuto's default is
-/// the per-expert threshold of before (H100, session 2: the kernels cross between 8 and 16
-/// tokens per expert).
-constexpr int kUnmeasuredDecodeMax = 16;
+/// Without the wgmma kernel (the sm_80 path, whose tile kernel is the mma.sync one), kAuto's
+/// per-call choice for every bank: the decode kernel for every expert up to a mean of
+/// kMmaSyncDecodeMean tokens per active expert, the per-expert threshold kMmaSyncSplitTokens
+/// (two launches) up to a mean of kMmaSyncSplitMean, the tile kernel above. Measured on the
+/// H200 running the compute_80 PTX build (no A100 was at hand; bench/results/s32-2026-12-04,
+/// calls 1-2): each kernel alone crossed at means of ~14 (int2/int4), ~15-16 (bf16) and 16+
+/// (int8); against the per-expert threshold 16 everywhere (the default until session 32) one
+/// kernel per call ran 0.79-0.98x the time at means 4-12 and 0.84-1.02x at 24, while in the
+/// band between the split was within ~10 % of the better kernel and the best on DeepSeek-V3
+/// (256 experts: either kernel alone 1.02-1.20x at means 14 and 16) and on Mixtral's bf16.
+constexpr int kMmaSyncDecodeMean = 12;
+constexpr int kMmaSyncSplitMean = 16;
+constexpr int kMmaSyncSplitTokens = 16;
 /// Mean tokens per active expert at or below which the per-call choice runs the decode kernel
 /// for every expert of a bank with an integer format, above which the tile kernel; lower where
 /// the wgmma kernel would take the call with its two-blocks-per-SM 32-token tile.
@@ -49,8 +58,8 @@ inline int64_t active_experts(const GroupedGemmArgs& a) {
 ///   above (summed over the rows within 2 % of the best fixed choice per row for int2/int4,
 ///   4 % for int8). Banks of 2/3/4-bit experts whose items (256 rows of an active expert)
 ///   fill the wgmma kernel's 32-token grid (two blocks per SM; below it in 128-row items, see
-///   two_block_tile) run there at 2/3
-///   of its former time, which moves their boundary to kAdaptiveDecodeMeanTwoBlock (H200,
+///   two_block_tile) run there at 2/3 of its former time, which moves their boundary to
+///   kAdaptiveDecodeMeanTwoBlock (H200,
 ///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
 ///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
 ///   0.60-0.94 at 10 (Mixtral the 0.86-0.94); bench/results/wgmma32-2026-12-02/boundary).
@@ -66,10 +75,14 @@ inline int64_t active_experts(const GroupedGemmArgs& a) {
 ///   128+ items on 132 SMs faster, 48-66 slower: the decode kernel splits K to keep every SM
 ///   streaming), and at any item count above the integer rule's mean (the decode kernel reads
 ///   the weights again per 16 tokens).
+/// Without the wgmma kernel: kMmaSyncDecodeMean and kMmaSyncSplitMean (above).
 inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms) {
-  if (!wgmma) return {kUnmeasuredDecodeMax};
   const int64_t m = a.x.rows;
   const int64_t active = active_experts(a);
+  if (!wgmma)
+    return {m <= kMmaSyncDecodeMean * active  ? INT_MAX
+            : m <= kMmaSyncSplitMean * active ? kMmaSyncSplitTokens
+                                              : 0};
   const int64_t items = active * ((a.bank.n + kWgmmaItemRows - 1) / kWgmmaItemRows);
   const uint32_t mask = a.bank.format_mask;
   const uint32_t dense = (1u << kDecoderDenseBF16) | (1u << kDecoderDenseFP16);

@@ -109,7 +109,9 @@ struct GroupedGemmArgs {
   /// integer_decode is kOff), the tile kernel above;
   /// dense banks the wgmma kernel above that mean or where its items fill 3/4 of the SMs. No
   /// launch for the unused kernel.
-  /// Measured on sm_90a only: elsewhere 0 means the per-expert threshold 16.
+  /// Without the wgmma kernel (the sm_80 path, mma.sync tile kernel): the decode kernel up to
+  /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
+  /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).

@@ -238,12 +238,29 @@ TEST(WgmmaRing, OwnRingsFitTheKernelsSharedMemory) {
   EXPECT_EQ((ring_smem_bytes<96, 1>(experts, 1024)), (smem_bytes<96, 1>(experts, 1024)));
 }
 
-TEST(KernelSplit, AdaptiveAutoKeepsThePerExpertThresholdWhereUnmeasured) {
-  // Without the wgmma kernel (the sm_80 path) the per-call choice was not measured.
-  for (uint32_t mask : {kInt, kBF16})
-    for (int64_t m : {1, 64, 100000})
-      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, false),
-                qmoe::dev::kUnmeasuredDecodeMax);
+TEST(KernelSplit, AdaptiveAutoOnTheMmaSyncPathSplitsPerExpertOnlyInABandOfMeans) {
+  // Without the wgmma kernel (the sm_80 path), for every bank: the decode kernel up to a mean of
+  // kMmaSyncDecodeMean tokens per active expert, the per-expert threshold up to
+  // kMmaSyncSplitMean, the tile kernel above.
+  using qmoe::dev::kMmaSyncDecodeMean;
+  using qmoe::dev::kMmaSyncSplitMean;
+  using qmoe::dev::kMmaSyncSplitTokens;
+  static_assert(kMmaSyncDecodeMean < kMmaSyncSplitMean, "a band between");
+  for (uint32_t mask : {kInt, kInt8, kBF16, kInt | kBF16})
+    for (int experts : {8, 64, 256}) {
+      const int64_t low = int64_t{kMmaSyncDecodeMean} * experts;
+      const int64_t high = int64_t{kMmaSyncSplitMean} * experts;
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 1, experts, mask, false), INT_MAX);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low, experts, mask, false), INT_MAX);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, low + 1, experts, mask, false),
+                kMmaSyncSplitTokens);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high, experts, mask, false),
+                kMmaSyncSplitTokens);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, high + 1, experts, mask, false), 0);
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 100000, experts, mask, false), 0);
+    }
+  // An explicit threshold still wins.
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 5, 100000, 64, kInt, false), 5);
 }
 
 }  // namespace
