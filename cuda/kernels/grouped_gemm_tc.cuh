@@ -1,18 +1,21 @@
 // cuda/kernels/grouped_gemm_tc.cuh — the tensor-core grouped GEMM ("prefill": many tokens
-// per expert).
+// per expert) with mma.sync: the tile kernel of the sm_80 path (A100), and of any device
+// without the sm_90a code.
 //
-// Work item = (expert with tokens in [min_tokens, max_tokens], block of 128 weight rows,
-// block of 64 tokens); the persistent grid walks the device-built schedule, token blocks
-// fastest (tile_common.cuh: tile_item) so consecutive blocks share a row block's weights.
-// Block = 8 warps; warp w owns strip w of the row block (16 rows x 64 tokens, fp32
-// accumulators = 8 n8 chunks). One kStages-deep cp.async pipeline; stage = k-tile:
+// Work item = (expert with tokens in [min_tokens, max_tokens], block of 8 W strips of 16
+// weight rows, block of 64 tokens); the persistent grid walks the device-built schedule, token
+// blocks fastest (tile_common.cuh: tile_item) so consecutive blocks share a row block's
+// weights. Block = 8 warps; warp w owns strips W w .. W w + W - 1 of the row block (16 W rows x
+// 64 tokens, fp32 accumulators = W x 8 n8 chunks). W = 2 for banks of 2/3/4/8-bit codes (each
+// B fragment then feeds two strips' mma: half the shared-memory reads per mma), 1 for banks
+// with dense experts (4 KB code slots). One kStages-deep cp.async pipeline; stage = k-tile:
 //  - x tile [64 tokens][128 k], zero-filled past the item's tokens and past K, rows
 //    XOR-swizzled in 16-byte units so the ldmatrix of 8 token rows hits 8 bank groups;
-//  - each warp's code tile of its strip, copied verbatim in the packed fragment layout
+//  - each warp's code tiles of its strips, copied verbatim in the packed fragment layout
 //    (a lane copies the chunks it reads back), decoded in registers to A fragments;
 //    scales/zeros one k-tile ahead in registers;
 //  - B fragments by ldmatrix.x4 (two n8 chunks at a time), mma.sync m16n8k16, fp32.
-// A stage holds 8 code slots of the launch's largest tile (host: from the format mask), so
+// A stage holds 8 W code slots of the launch's largest tile (host: from the format mask), so
 // int-only banks keep shared memory small and dense experts cost only their own banks.
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
@@ -27,24 +30,38 @@
 namespace qmoe::dev {
 namespace tc {
 
-constexpr int kStrips = kBlockWarps;  ///< 128 weight rows per item
-constexpr int kTokens = 64;           ///< tokens per item: 8 n8 chunks
+constexpr int kTokens = 64;  ///< tokens per item: 8 n8 chunks
 constexpr int kChunks = kTokens / 8;
 constexpr int kStages = 3;
 constexpr int kRowBytes = kTileCols * 2;           ///< one token's 128 k of x
 constexpr int kXStageBytes = kTokens * kRowBytes;  ///< 16 KB
+/// Code slots a block stages per k-tile: kWarpStrips strips per warp.
+template <int kWarpStrips>
+constexpr int kItemStrips = kBlockWarps* kWarpStrips;
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
-constexpr int kYStride = kStrips * kTileRows + 8;
-static_assert(kTokens * kYStride * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
+template <int kWarpStrips>
+constexpr int kYStride = kItemStrips<kWarpStrips>* kTileRows + 8;
+/// The largest code slot of the two-strip form: 3 stages of 16 code slots of int8 (2 KB) and
+/// the x tile, 144 KB, fit an A100's 163 KB per block; dense 4 KB slots take one strip.
+constexpr int kTwoStripMaxSlotBytes = 2048;
 
-/// One stage: the x tile, then one code slot of slot_bytes per warp.
+/// One stage: the x tile, then kWarpStrips code slots of slot_bytes per warp.
+template <int kWarpStrips>
 constexpr int stage_bytes(int slot_bytes) {
-  return kXStageBytes + kBlockWarps * slot_bytes;
+  return kXStageBytes + kItemStrips<kWarpStrips> * slot_bytes;
 }
 
+template <int kWarpStrips>
 constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
-  return schedule_smem_bytes(num_experts) + static_cast<size_t>(kStages) * stage_bytes(slot_bytes);
+  return schedule_smem_bytes(num_experts) +
+         static_cast<size_t>(kStages) * stage_bytes<kWarpStrips>(slot_bytes);
 }
+static_assert(kTokens * kYStride<2> * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
+/// An A100 takes 163 KB (166912 bytes) of shared memory per block, static included (the
+/// schedule's block scan: ~2.3 KB).
+static_assert(smem_bytes<2>(kMaxExperts, kTwoStripMaxSlotBytes) + 2560 <= 166912 &&
+                  smem_bytes<1>(kMaxExperts, kMaxTileBytes) + 2560 <= 166912,
+              "one block per SM on an A100");
 
 /// Stages the x tile of k-tile kt into `stage`: unit u of token row r at 16-byte slot
 /// u ^ (r % 8) of its row, so the 8 rows of an ldmatrix hit 8 bank groups.
@@ -54,13 +71,21 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
   });
 }
 
-/// acc += W_tile(16 x 128) * x_stage^T for the staged chunk pairs.
-template <class Act, class Dec>
-__device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWords],
-                                              const typename Dec::RawQuant& rq,
+/// acc[s] += W_tile(strip s, 16 x 128) * x_stage^T for the staged chunk pairs. Each B fragment
+/// (ldmatrix from shared memory) feeds the mma of every strip of the warp: with two strips the
+/// warp reads x from shared memory once per 32 weight rows instead of 16 (per mma.sync
+/// m16n8k16 a one-strip warp loads 256 B of B, which at an A100's 1024 bf16 FMA per SM per
+/// clock and 128 B of shared memory per clock is both units' whole rate).
+template <class Act, class Dec, int kWarpStrips>
+__device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips][Dec::kRawWords],
+                                              const typename Dec::RawQuant (&rq)[kWarpStrips],
                                               const ExpertParams& ep, const unsigned char* x_stage,
-                                              int pairs, int lane, float (&acc)[kChunks][4]) {
-  const auto q = Dec::template prepare<Act>(ep, rq);
+                                              int pairs, int lane,
+                                              float (&acc)[kWarpStrips][kChunks][4]) {
+  using Quant = decltype(Dec::template prepare<Act>(ep, rq[0]));
+  Quant q[kWarpStrips];
+#pragma unroll
+  for (int s = 0; s < kWarpStrips; ++s) q[s] = Dec::template prepare<Act>(ep, rq[s]);
   // ldmatrix.x4 of chunk pair cp reads matrices (tokens 16cp + 0..7 | 8..15) x (k 0..7 |
   // 8..15) of the sub-tile: lane l addresses token 16cp + 8(l/16) + l%8, k half (l/8)%2,
   // and gets b0, b1 of chunk 2cp, then b0, b1 of chunk 2cp+1.
@@ -69,57 +94,75 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[Dec::kRawWor
   const int k_half = (lane >> 3) & 1;
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t a[4];
-    Dec::template decode_subtile<Act>(raw, j, q, a);
+    uint32_t a[kWarpStrips][4];
+#pragma unroll
+    for (int s = 0; s < kWarpStrips; ++s) Dec::template decode_subtile<Act>(raw[s], j, q[s], a[s]);
     const uint32_t slot = static_cast<uint32_t>(((2 * j + k_half) ^ rr) << 4);
 #pragma unroll
     for (int cp = 0; cp < kChunks / 2; ++cp) {
       if (cp < pairs) {
         uint32_t b[4];
         ldmatrix_x4(row_addr + cp * 16 * kRowBytes + slot, b);
-        ActTraits<Act>::mma(acc[2 * cp], a, b[0], b[1]);
-        ActTraits<Act>::mma(acc[2 * cp + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int s = 0; s < kWarpStrips; ++s) {
+          ActTraits<Act>::mma(acc[s][2 * cp], a[s], b[0], b[1]);
+          ActTraits<Act>::mma(acc[s][2 * cp + 1], a[s], b[2], b[3]);
+        }
       }
     }
   }
 }
 
-/// One work item: row block `row_block` of one expert times t.count tokens. Whole block
-/// (ends with __syncthreads).
-template <class Act, class Dec>
+/// One work item: row block `row_block` (kItemStrips strips) of one expert times t.count
+/// tokens; warp w takes strips kWarpStrips w + s. Whole block (ends with __syncthreads).
+template <class Act, class Dec, int kWarpStrips>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_block,
                          const XTile& t, unsigned short* y_rows, unsigned char* stages) {
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int strip = row_block * kStrips + warp;
-  const bool has_strip = strip < p.n_strips;  // warps past N still stage x and sync
-  const uint8_t* strip_codes =
-      ep.codes + static_cast<int64_t>(has_strip ? strip : 0) * p.k_tiles * Dec::kTileBytes;
+  const int first_strip = row_block * kItemStrips<kWarpStrips> + warp * kWarpStrips;
+  // Warps (and a warp's second strip) past N still stage x and sync.
+  bool has_strip[kWarpStrips];
+  const uint8_t* strip_codes[kWarpStrips];
+#pragma unroll
+  for (int s = 0; s < kWarpStrips; ++s) {
+    has_strip[s] = first_strip + s < p.n_strips;
+    strip_codes[s] = ep.codes + static_cast<int64_t>(has_strip[s] ? first_strip + s : 0) *
+                                    p.k_tiles * Dec::kTileBytes;
+  }
   const int chunks = ceil_div(t.count, 8);
   const int pairs = ceil_div(chunks, 2);
-  const int stage_size = stage_bytes(p.a_slot_bytes);
+  const int stage_size = stage_bytes<kWarpStrips>(p.a_slot_bytes);
   auto stage = [&](int kt) { return stages + (kt % kStages) * stage_size; };
-  auto code_slot = [&](int kt) { return stage(kt) + kXStageBytes + warp * p.a_slot_bytes; };
+  auto code_slot = [&](int kt, int s) {
+    return stage(kt) + kXStageBytes + (warp * kWarpStrips + s) * p.a_slot_bytes;
+  };
   auto fill = [&](int kt) {
     fill_x(stage(kt), t, kt);
-    if (has_strip)
-      Dec::copy_codes(strip_codes + static_cast<int64_t>(kt) * Dec::kTileBytes, code_slot(kt),
-                      lane);
+#pragma unroll
+    for (int s = 0; s < kWarpStrips; ++s)
+      if (has_strip[s])
+        Dec::copy_codes(strip_codes[s] + static_cast<int64_t>(kt) * Dec::kTileBytes,
+                        code_slot(kt, s), lane);
   };
 
-  float acc[kChunks][4];
+  float acc[kWarpStrips][kChunks][4];
 #pragma unroll
-  for (int c = 0; c < kChunks; ++c)
+  for (int s = 0; s < kWarpStrips; ++s)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[c][i] = 0.f;
+    for (int c = 0; c < kChunks; ++c)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[s][c][i] = 0.f;
 
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < p.k_tiles) fill(s);
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < p.k_tiles) fill(st);
     cp_async_commit();
   }
-  typename Dec::RawQuant rq;
-  Dec::load_quant(ep, strip, 0, lane, rq, has_strip);
+  typename Dec::RawQuant rq[kWarpStrips];
+#pragma unroll
+  for (int s = 0; s < kWarpStrips; ++s)
+    Dec::load_quant(ep, first_strip + s, 0, lane, rq[s], has_strip[s]);
 
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     // Group kt (stage kt) has landed for this thread; the barrier makes it everyone's and
@@ -129,70 +172,97 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
     if (kt + kStages - 1 < p.k_tiles) fill(kt + kStages - 1);
     cp_async_commit();  // possibly empty: one group per iteration keeps the count above exact
 
-    const bool more = has_strip && kt + 1 < p.k_tiles;
-    typename Dec::RawQuant next_rq;
-    Dec::load_quant(ep, strip, more ? kt + 1 : 0, lane, next_rq, more);
-    if (has_strip) {
-      uint32_t raw[Dec::kRawWords];
-      Dec::read_codes(code_slot(kt), lane, raw);
-      multiply_tile<Act, Dec>(raw, rq, ep, stage(kt), pairs, lane, acc);
+    typename Dec::RawQuant next_rq[kWarpStrips];
+#pragma unroll
+    for (int s = 0; s < kWarpStrips; ++s) {
+      const bool more = has_strip[s] && kt + 1 < p.k_tiles;
+      Dec::load_quant(ep, first_strip + s, more ? kt + 1 : 0, lane, next_rq[s], more);
     }
-    rq = next_rq;
+    if (has_strip[0]) {
+      // A second strip past N multiplies whatever its slot holds; its sums are never stored.
+      uint32_t raw[kWarpStrips][Dec::kRawWords];
+#pragma unroll
+      for (int s = 0; s < kWarpStrips; ++s) Dec::read_codes(code_slot(kt, s), lane, raw[s]);
+      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, ep, stage(kt), pairs, lane, acc);
+    }
+#pragma unroll
+    for (int s = 0; s < kWarpStrips; ++s) rq[s] = next_rq[s];
   }
   cp_async_wait<0>();
   __syncthreads();
 
   // Epilogue: y tile [token][row] in the (now idle) stages, then 16-byte rows of y.
   auto* ys = reinterpret_cast<unsigned short*>(stages);
-  if (has_strip) {
+#pragma unroll
+  for (int s = 0; s < kWarpStrips; ++s) {
+    if (!has_strip[s]) continue;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       if (c < chunks) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int tok = 8 * c + 2 * (lane & 3) + (i & 1);
-          const int row = warp * kTileRows + (lane >> 2) + 8 * (i >> 1);
-          ys[tok * kYStride + row] = ActTraits<Act>::to_bits_rn(acc[c][i]);
+          const int row = (warp * kWarpStrips + s) * kTileRows + (lane >> 2) + 8 * (i >> 1);
+          ys[tok * kYStride<kWarpStrips> + row] = ActTraits<Act>::to_bits_rn(acc[s][c][i]);
         }
       }
     }
   }
   __syncthreads();
-  store_y_tile<kStrips * kTileRows>(ys, kYStride, t.count, row_block * kStrips * kTileRows, p.n,
-                                    y_rows);
+  store_y_tile<kItemStrips<kWarpStrips> * kTileRows>(
+      ys, kYStride<kWarpStrips>, t.count, row_block * kItemStrips<kWarpStrips> * kTileRows, p.n,
+      y_rows);
 }
 
-template <class Act>
-__global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemm_tc_kernel(const GemmProblem p) {
+/// Two strips per warp (64 accumulators) take up to 255 registers at one block per SM, which
+/// is what their shared memory leaves an A100 anyway; one strip per warp keeps two blocks.
+template <class Act, int kWarpStrips>
+__global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
+    grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts);
-  const ItemList items = build_tile_items<kStrips, kTokens>(p, smem);
+  const ItemList items = build_tile_items<kItemStrips<kWarpStrips>, kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
-    const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
+    const TileItem it = tile_item<kItemStrips<kWarpStrips>, kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
-      run_item<Act, decltype(decoder)>(p, ep, it.row_block, it.x, it.y_rows, stages);
+      run_item<Act, decltype(decoder), kWarpStrips>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });
   }
 }
 
-}  // namespace tc
-
-template <class Act>
-cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
-  // Occupancy depends on the code slot size and the schedule's size: one cached grid per
-  // (expert bucket, log2 slot size).
+/// Occupancy depends on the code slot size and the schedule's size: one cached grid per
+/// (expert bucket, log2 slot size) and per form.
+template <class Act, int kWarpStrips>
+cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream) {
   static GridCache cache;
-  const auto* kernel = reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act>);
+  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips>);
   int slot_class = 0;  // log2(slot / 256): 0..4
   while ((256 << slot_class) < p.a_slot_bytes) ++slot_class;
   const int bucket = expert_bucket(p.num_experts);
   GridSize grid;
-  cudaError_t err = persistent_grid(kernel, tc::smem_bytes(kMaxExperts, kMaxTileBytes),
-                                    tc::smem_bytes(bucket_experts(bucket), 256 << slot_class),
-                                    bucket * 5 + slot_class, &cache, &grid);
+  cudaError_t err =
+      persistent_grid(kernel, smem_bytes<kWarpStrips>(kMaxExperts, max_slot_bytes),
+                      smem_bytes<kWarpStrips>(bucket_experts(bucket), 256 << slot_class),
+                      bucket * 5 + slot_class, &cache, &grid);
   if (err != cudaSuccess) return err;
-  return launch_grouped_kernel(kernel, grid, tc::smem_bytes(p.num_experts, p.a_slot_bytes), p,
-                               stream);
+  return launch_grouped_kernel(kernel, grid, smem_bytes<kWarpStrips>(p.num_experts, p.a_slot_bytes),
+                               p, stream);
+}
+
+}  // namespace tc
+
+/// Banks whose code slots are at most 2 KB (2/3/4/8-bit codes) take two strips per warp. A/B on
+/// an H200 running the compute_80 PTX (no A100 at hand; both forms keep their occupancy there:
+/// one block per SM for two strips, two for one strip with 1 KB slots), --kernel prefill at
+/// T = 1024 and 4096 on four shapes (bench/results/s32-2026-12-04/call3): int2 0.89-0.92x the
+/// time, int3 0.95-0.99x, int4 0.91-0.98x (DeepSeek-V3 T = 1024 1.015x), int8 0.90-1.015x,
+/// median 0.968x. ncu (Mixtral int4 T = 4096, one launch): 8.36 -> 7.95 ms, tensor pipe 39 %,
+/// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
+template <class Act>
+cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
+  if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes)
+    return tc::launch<Act, 2>(p, tc::kTwoStripMaxSlotBytes, stream);
+  return tc::launch<Act, 1>(p, kMaxTileBytes, stream);
 }
 
 }  // namespace qmoe::dev
