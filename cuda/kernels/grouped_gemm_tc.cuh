@@ -35,12 +35,14 @@ constexpr int kChunks = kTokens / 8;
 constexpr int kStages = 3;
 constexpr int kRowBytes = kTileCols * 2;           ///< one token's 128 k of x
 constexpr int kXStageBytes = kTokens * kRowBytes;  ///< 16 KB
-/// Code slots a block stages per k-tile: kWarpStrips strips per warp.
-template <int kWarpStrips>
-constexpr int kItemStrips = kBlockWarps* kWarpStrips;
+/// Strips of an item (code slots a block stages per k-tile): warp_strips per warp.
+constexpr int item_strips(int warp_strips) {
+  return kBlockWarps * warp_strips;
+}
 /// Epilogue staging row of y (elements): 8 extra elements skew consecutive tokens by 8 banks.
-template <int kWarpStrips>
-constexpr int kYStride = kItemStrips<kWarpStrips>* kTileRows + 8;
+constexpr int y_stride(int warp_strips) {
+  return item_strips(warp_strips) * kTileRows + 8;
+}
 /// The largest code slot of the two-strip form: 3 stages of 16 code slots of int8 (2 KB) and
 /// the x tile, 144 KB, fit an A100's 163 KB per block; dense 4 KB slots take one strip.
 constexpr int kTwoStripMaxSlotBytes = 2048;
@@ -48,7 +50,7 @@ constexpr int kTwoStripMaxSlotBytes = 2048;
 /// One stage: the x tile, then kWarpStrips code slots of slot_bytes per warp.
 template <int kWarpStrips>
 constexpr int stage_bytes(int slot_bytes) {
-  return kXStageBytes + kItemStrips<kWarpStrips> * slot_bytes;
+  return kXStageBytes + item_strips(kWarpStrips) * slot_bytes;
 }
 
 template <int kWarpStrips>
@@ -56,7 +58,7 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
   return schedule_smem_bytes(num_experts) +
          static_cast<size_t>(kStages) * stage_bytes<kWarpStrips>(slot_bytes);
 }
-static_assert(kTokens * kYStride<2> * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
+static_assert(kTokens * y_stride(2) * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
 /// An A100 takes 163 KB (166912 bytes) of shared memory per block, static included (the
 /// schedule's block scan: ~2.3 KB).
 static_assert(smem_bytes<2>(kMaxExperts, kTwoStripMaxSlotBytes) + 2560 <= 166912 &&
@@ -113,14 +115,14 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips]
   }
 }
 
-/// One work item: row block `row_block` (kItemStrips strips) of one expert times t.count
-/// tokens; warp w takes strips kWarpStrips w + s. Whole block (ends with __syncthreads).
+/// One work item: row block `row_block` (item_strips(kWarpStrips) strips) of one expert times
+/// t.count tokens; warp w takes strips kWarpStrips w + s. Whole block (ends with __syncthreads).
 template <class Act, class Dec, int kWarpStrips>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_block,
                          const XTile& t, unsigned short* y_rows, unsigned char* stages) {
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int first_strip = row_block * kItemStrips<kWarpStrips> + warp * kWarpStrips;
+  const int first_strip = row_block * item_strips(kWarpStrips) + warp * kWarpStrips;
   // Warps (and a warp's second strip) past N still stage x and sync.
   bool has_strip[kWarpStrips];
   const uint8_t* strip_codes[kWarpStrips];
@@ -203,14 +205,14 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
         for (int i = 0; i < 4; ++i) {
           const int tok = 8 * c + 2 * (lane & 3) + (i & 1);
           const int row = (warp * kWarpStrips + s) * kTileRows + (lane >> 2) + 8 * (i >> 1);
-          ys[tok * kYStride<kWarpStrips> + row] = ActTraits<Act>::to_bits_rn(acc[s][c][i]);
+          ys[tok * y_stride(kWarpStrips) + row] = ActTraits<Act>::to_bits_rn(acc[s][c][i]);
         }
       }
     }
   }
   __syncthreads();
-  store_y_tile<kItemStrips<kWarpStrips> * kTileRows>(
-      ys, kYStride<kWarpStrips>, t.count, row_block * kItemStrips<kWarpStrips> * kTileRows, p.n,
+  store_y_tile<item_strips(kWarpStrips) * kTileRows>(
+      ys, y_stride(kWarpStrips), t.count, row_block * item_strips(kWarpStrips) * kTileRows, p.n,
       y_rows);
 }
 
@@ -221,9 +223,9 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
     grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* stages = smem + schedule_smem_bytes(p.num_experts);
-  const ItemList items = build_tile_items<kItemStrips<kWarpStrips>, kTokens>(p, smem);
+  const ItemList items = build_tile_items<item_strips(kWarpStrips), kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
-    const TileItem it = tile_item<kItemStrips<kWarpStrips>, kTokens>(p, items.at(i));
+    const TileItem it = tile_item<item_strips(kWarpStrips), kTokens>(p, items.at(i));
     with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
       run_item<Act, decltype(decoder), kWarpStrips>(p, ep, it.row_block, it.x, it.y_rows, stages);
     });

@@ -24,9 +24,11 @@ struct KernelSplit {
 /// H200 running the compute_80 PTX build (no A100 was at hand; bench/results/s32-2026-12-04,
 /// calls 1-2): each kernel alone crossed at means of ~14 (int2/int4), ~15-16 (bf16) and 16+
 /// (int8); against the per-expert threshold 16 everywhere (the default until session 32) one
-/// kernel per call ran 0.79-0.98x the time at means 4-12 and 0.84-1.02x at 24, while in the
-/// band between the split was within ~10 % of the better kernel and the best on DeepSeek-V3
-/// (256 experts: either kernel alone 1.02-1.20x at means 14 and 16) and on Mixtral's bf16.
+/// kernel per call ran 0.79-0.98x the time at means 4-12 and 0.84-1.02x at 24. In the band
+/// between, the split ran 0.90-1.20x the time of the faster single kernel of each row (faster
+/// than both on DeepSeek-V3 and Mixtral's bf16, 1.1-1.2x slower on int4 / int8 of Mixtral,
+/// OLMoE and DS-V2-Lite): no rule of one kernel per call beat it on every row, so the band
+/// keeps it (the default before).
 constexpr int kMmaSyncDecodeMean = 12;
 constexpr int kMmaSyncSplitMean = 16;
 constexpr int kMmaSyncSplitTokens = 16;
@@ -59,10 +61,10 @@ inline int64_t active_experts(const GroupedGemmArgs& a) {
 ///   4 % for int8). Banks of 2/3/4-bit experts whose items (256 rows of an active expert)
 ///   fill the wgmma kernel's 32-token grid (two blocks per SM; below it in 128-row items, see
 ///   two_block_tile) run there at 2/3 of its former time, which moves their boundary to
-///   kAdaptiveDecodeMeanTwoBlock (H200,
-///   each kernel alone at means 4..12: tile/decode 1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94
-///   at 8 but 1.10-1.18 on Mixtral, whose w2 then has too few items for the 32-token tile,
-///   0.60-0.94 at 10 (Mixtral the 0.86-0.94); bench/results/wgmma32-2026-12-02/boundary).
+///   kAdaptiveDecodeMeanTwoBlock (H200, each kernel alone at means 4..12: tile/decode
+///   1.14-1.62 at 4, 0.85-1.11 at 6, 0.72-0.94 at 8 but 1.10-1.18 on Mixtral, whose w2 then
+///   had too few items for the 32-token tile, 0.60-0.94 at 10 (Mixtral the 0.86-0.94);
+///   bench/results/wgmma32-2026-12-02/boundary).
 ///   Measured again in session 25 with the decode kernel of then (each kernel alone at means
 ///   4..16 on the five shapes, bench/results/s25-2026-12-03/boundary): at a mean of 8 (one
 ///   8-token chunk per item, two items for the experts above 8) the decode kernel ran int2 in
