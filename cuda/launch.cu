@@ -5,6 +5,43 @@
 
 namespace qmoe::dev {
 
+namespace {
+
+/// Dynamic shared memory above 48 KB needs an opt-in per function and device, capped at what
+/// the device offers beside the kernel's static shared memory.
+cudaError_t smem_room(const void* kernel, int device, size_t* room,
+                      cudaFuncAttributes* attr = nullptr) {
+  int optin = 0;
+  cudaError_t err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err != cudaSuccess) return err;
+  cudaFuncAttributes own{};
+  if (attr == nullptr) attr = &own;
+  err = cudaFuncGetAttributes(attr, kernel);
+  if (err != cudaSuccess) return err;
+  *room = static_cast<size_t>(optin) - std::min(static_cast<size_t>(optin), attr->sharedSizeBytes);
+  return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t kernel_smem_room(const void* kernel, SmemRoomCache* cache, size_t* room) {
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  const bool cacheable = device >= 0 && device < GridCache::kMaxDevices;
+  if (cacheable) {
+    const int cached = cache->room[device].load(std::memory_order_relaxed);
+    if (cached > 0) {
+      *room = static_cast<size_t>(cached - 1);
+      return cudaSuccess;
+    }
+  }
+  err = smem_room(kernel, device, room);
+  if (err != cudaSuccess) return err;
+  if (cacheable) cache->room[device].store(static_cast<int>(*room) + 1, std::memory_order_relaxed);
+  return cudaSuccess;
+}
+
 cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
                             int size_class, GridCache* cache, GridSize* grid) {
   int device = 0;
@@ -20,17 +57,12 @@ cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_b
       return cudaSuccess;
     }
   }
-  // Dynamic shared memory above 48 KB needs an opt-in per function and device, capped at
-  // what the device offers beside the kernel's static shared memory (a launch above it then
-  // fails with a clear launch error).
-  int optin = 0;
-  err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (err != cudaSuccess) return err;
+  // Opted in up to the room the device leaves (a launch above it then fails with a clear
+  // launch error).
   cudaFuncAttributes attr{};
-  err = cudaFuncGetAttributes(&attr, kernel);
+  size_t room = 0;
+  err = smem_room(kernel, device, &room, &attr);
   if (err != cudaSuccess) return err;
-  const size_t room =
-      static_cast<size_t>(optin) - std::min(static_cast<size_t>(optin), attr.sharedSizeBytes);
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(std::min(smem_limit, room)));
   if (err != cudaSuccess) return err;

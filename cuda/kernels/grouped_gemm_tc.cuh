@@ -251,9 +251,18 @@ cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream
                                p, stream);
 }
 
+/// Whether a launch of num_experts experts whose code slots take slot_bytes runs two strips per
+/// warp on a device that leaves `room` bytes of dynamic shared memory per block: 2/3/4/8-bit
+/// codes, where their three stages fit (on devices of ~100 KB per block, e.g. sm_86 / sm_89,
+/// int4 banks then keep one strip per warp, whose 72 KB fit).
+constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
+  return slot_bytes <= kTwoStripMaxSlotBytes && smem_bytes<2>(num_experts, slot_bytes) <= room;
+}
+
 }  // namespace tc
 
-/// Banks whose code slots are at most 2 KB (2/3/4/8-bit codes) take two strips per warp. A/B on
+/// Banks whose code slots are at most 2 KB (2/3/4/8-bit codes) take two strips per warp where the
+/// device's shared memory allows (two_strips_fit), others one. A/B on
 /// an H200 running the compute_80 PTX (no A100 at hand; both forms keep their occupancy there:
 /// one block per SM for two strips, two for one strip with 1 KB slots), --kernel prefill at
 /// T = 1024 and 4096 on four shapes (bench/results/s32-2026-12-04/call3): int2 0.89-0.92x the
@@ -262,8 +271,15 @@ cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream
 /// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
-  if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes)
-    return tc::launch<Act, 2>(p, tc::kTwoStripMaxSlotBytes, stream);
+  if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes) {
+    static SmemRoomCache cache;
+    size_t room = 0;
+    const cudaError_t err = kernel_smem_room(
+        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2>), &cache, &room);
+    if (err != cudaSuccess) return err;
+    if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
+      return tc::launch<Act, 2>(p, tc::kTwoStripMaxSlotBytes, stream);
+  }
   return tc::launch<Act, 1>(p, kMaxTileBytes, stream);
 }
 

@@ -168,6 +168,14 @@ struct GridSize {
 cudaError_t persistent_grid(const void* kernel, size_t smem_limit, size_t smem_bytes,
                             int size_class, GridCache* cache, GridSize* grid);
 
+/// Dynamic shared memory one block of `kernel` may take on the current device: the device's
+/// opt-in maximum per block less the kernel's static shared memory. Asked once per device and
+/// cached in `cache`; no allocation, no synchronisation.
+struct SmemRoomCache {
+  std::atomic<int> room[GridCache::kMaxDevices] = {};  ///< bytes + 1; 0 = not asked yet
+};
+cudaError_t kernel_smem_room(const void* kernel, SmemRoomCache* cache, size_t* room);
+
 /// kernel<<<grid.blocks, kBlockThreads, smem_bytes, stream>>>(p), with programmatic dependent
 /// launch where grid.pdl says so: the grid's launch overlaps the previous kernel's tail
 /// (kernels wait in build_item_list). Returns the launch error.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "cuda/kernels/grouped_gemm_tc.cuh"
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 #include "cuda/kernels/kernel_split.cuh"
 #include "qmoe/packed.hpp"
@@ -264,6 +265,25 @@ TEST(KernelSplit, AdaptiveAutoOnTheMmaSyncPathSplitsPerExpertOnlyInABandOfMeans)
 }
 
 }  // namespace
+
+TEST(TcTile, TwoStripsPerWarpWhereTheirSharedMemoryFits) {
+  // Dynamic shared memory per block beside the kernel's ~2.3 KB of static: an A100 (163 KB opt-in),
+  // an H100 / H200 (227 KB), an sm_86 / sm_89 part (99 KB).
+  using qmoe::dev::tc::smem_bytes;
+  using qmoe::dev::tc::two_strips_fit;
+  constexpr size_t kStatic = 2336;
+  constexpr size_t a100 = 166912 - kStatic, h100 = 232448 - kStatic, small = 101376 - kStatic;
+  for (size_t room : {a100, h100}) {
+    // Every 2/3/4/8-bit slot at any expert count; never dense 4 KB slots.
+    for (int slot : {512, 768, 1024, 2048}) EXPECT_TRUE(two_strips_fit(1024, slot, room)) << slot;
+    EXPECT_FALSE(two_strips_fit(8, 4096, room));
+  }
+  // ~100 KB per block: int2 fits, int4 at 64 experts does not (99344 bytes) and keeps one strip
+  // per warp, which fits.
+  EXPECT_TRUE(two_strips_fit(8, 512, small));
+  EXPECT_FALSE(two_strips_fit(64, 1024, small));
+  EXPECT_LE(smem_bytes<1>(64, 1024), small);
+}
 
 TEST(WgmmaTailSplit, HeadAndTailLaunchesPartitionEachExpertsRows) {
   // launch_with_tail: the 128- or 256-token tile takes all rows but a short last token block
