@@ -266,7 +266,7 @@ constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
 /// an H200 running the compute_80 PTX (no A100 at hand; both forms keep their occupancy there:
 /// one block per SM for two strips, two for one strip with 1 KB slots), --kernel prefill at
 /// T = 1024 and 4096 on four shapes (bench/results/s32-2026-12-04/call3): int2 0.89-0.92x the
-/// time, int3 0.95-0.99x, int4 0.91-0.98x (DeepSeek-V3 T = 1024 1.015x), int8 0.90-1.015x,
+/// time, int3 0.94-0.99x, int4 0.91-0.98x (DeepSeek-V3 T = 1024 1.015x), int8 0.90-1.015x,
 /// median 0.968x. ncu (Mixtral int4 T = 4096, one launch): 8.36 -> 7.95 ms, tensor pipe 39 %,
 /// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
 template <class Act>

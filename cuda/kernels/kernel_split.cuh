@@ -24,7 +24,8 @@ struct KernelSplit {
 /// H200 running the compute_80 PTX build (no A100 was at hand; bench/results/s32-2026-12-04,
 /// calls 1-2): each kernel alone crossed at means of ~14 (int2/int4), ~15-16 (bf16) and 16+
 /// (int8); against the per-expert threshold 16 everywhere (the default until session 32) one
-/// kernel per call ran 0.79-0.98x the time at means 4-12 and 0.84-1.02x at 24. In the band
+/// kernel per call ran 0.79-0.99x the time at means 4-12 (DeepSeek-V3 0.96-1.02x) and
+/// 0.84-1.02x at 24. In the band
 /// between, the split ran 0.90-1.20x the time of the faster single kernel of each row (faster
 /// than both on DeepSeek-V3 and Mixtral's bf16, 1.1-1.2x slower on int4 / int8 of Mixtral,
 /// OLMoE and DS-V2-Lite): no rule of one kernel per call beat it on every row, so the band
