@@ -693,11 +693,13 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8) {
   // is sparser (OLMoE's gate/up at T = 8, ~42 of 64 experts routed: 168 items) 9-13 % slower.
   // A/B against the rule alone (call3): Mixtral T = 1 int2/3/4 0.94-0.96x, OLMoE T = 16-64 and
   // DeepSeek-V3 T = 2 int2/3/4 0.96-0.98x; mixed:rr banks 1.02-1.08x (hence the last condition).
-  const double expected_active = expected_active_experts(p.m, p.num_experts);
   const int largest_strip_bytes = p.max_strip_bytes > strip_bytes ? p.max_strip_bytes : strip_bytes;
   const int lo_warps = min_warps > 1 && ceil_div(p.k_tiles, min_warps / 2) <= 2 * kMinTilesPerWarp
                            ? min_warps / 2
                            : min_warps;
+  // Asked only where the half split is a candidate (two libm calls per launch otherwise).
+  const double expected_active =
+      lo_warps < min_warps ? expected_active_experts(p.m, p.num_experts) : 0.0;
   Variant best{};
   long long best_cost = -1;
   for (int warps = lo_warps; warps <= max_warps; warps *= 2)
