@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Instruction mix of the mma loops of a kernel, from its SASS (no GPU needed).
+
+For every innermost loop (a backward branch) of the chosen kernels that issues tensor-core
+instructions (HMMA / HGMMA / IMMA), prints its instruction count per mma and per 1024
+multiply-adds of one warp (comparable across mma shapes), by class and by source line.
+Counts are static: instructions on a branch that the measured case never takes (e.g. the
+x fill for rows that are not 16-byte aligned) can be left out with --cold FILE:FIRST-LAST.
+
+  usage: scripts/sass_mix.py CUBIN [--kernel REGEX] [--cold FILE:A-B ...] [--lines N]
+
+CUBIN: a cubin built with -lineinfo (nvcc ... -lineinfo -cubin -o x.cubin -x cu file.cu).
+The disassembler is $NVDISASM, else nvdisasm on PATH (the toolkit's; or from PyPI, the
+nvidia-cuda-nvdisasm wheel: bin/nvdisasm inside it).
+"""
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+MMA = ("HMMA", "HGMMA", "IMMA")
+# Opcode classes by prefix, first match wins ("U..." are the uniform datapath's integer ops).
+CLASSES = [
+    ("mma", MMA),
+    ("ldmatrix", ("LDSM",)),
+    ("async copy", ("LDGSTS", "LDGDEPBAR", "DEPBAR", "UTMALDG", "SYNCS")),
+    ("shared ld/st", ("LDS", "STS")),
+    ("global ld", ("LDG",)),
+    ("barrier/sync", ("BAR", "WARPSYNC", "WARPGROUP", "BSSY", "BSYNC")),
+    ("half/bf16 math", ("HFMA2", "HADD2", "HMUL2")),
+    ("fp32 math/convert", ("FADD", "FMUL", "FFMA", "F2F", "F2FP", "I2F", "F2I")),
+    ("bit ops", ("LOP3", "SHF", "PRMT", "SEL")),
+    ("predicate ops", ("PLOP3", "PSETP", "P2R", "R2P")),
+    ("int/address", ("IMAD", "IADD3", "LEA", "IMNMX", "ISETP", "CS2R", "S2R", "R2UR", "U")),
+    ("branch", ("BRA", "EXIT", "CALL", "RET")),
+]
+
+
+def opcode(text):
+    text = re.sub(r"^@!?U?P\w+\s+", "", text)
+    return text.split()[0]
+
+
+def op_class(op):
+    base = op.split(".")[0]
+    for name, prefixes in CLASSES:
+        if base.startswith(prefixes):
+            return name
+    return "other"
+
+
+def disassemble(cubin):
+    tool = os.environ.get("NVDISASM") or shutil.which("nvdisasm")
+    if not tool:
+        sys.exit("sass_mix: no nvdisasm (set NVDISASM)")
+    return subprocess.run([tool, "-c", "-g", cubin], check=True, capture_output=True,
+                          text=True).stdout.split("\n")
+
+
+def parse(lines):
+    """{kernel: (instructions [(addr, text, (file, line))], labels {name: index})}; an
+    instruction without a line annotation of its own has its predecessor's."""
+    kernels, cur, where = {}, None, None
+    for raw in lines:
+        if raw.startswith(".text."):
+            cur = raw.strip()[len(".text."):-1]
+            kernels[cur] = ([], {})
+            continue
+        if cur is None:
+            continue
+        ins, labels = kernels[cur]
+        m = re.match(r'\s*//## File "(.*?)", line (\d+)', raw)
+        if m:
+            where = (os.path.basename(m.group(1)), int(m.group(2)))
+            continue
+        m = re.match(r"^(\.L_x_\d+):", raw)
+        if m:
+            labels[m.group(1)] = len(ins)
+            continue
+        m = re.match(r"\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;", raw)
+        if m:
+            ins.append((int(m.group(1), 16), m.group(2), where))
+    return kernels
+
+
+def mma_loops(ins, labels):
+    """Innermost loops ([first, last] indices) that hold an mma."""
+    loops = []
+    for i, (_, text, _) in enumerate(ins):
+        if not opcode(text).startswith("BRA"):
+            continue
+        m = re.search(r"`\((\.L_x_\d+)\)", text)
+        if m and labels.get(m.group(1), len(ins)) <= i:
+            b = labels[m.group(1)]
+            if any(opcode(t).startswith(MMA) for _, t, _ in ins[b:i + 1]):
+                loops.append((b, i))
+    # innermost: drop loops that contain another mma loop
+    return [l for l in loops
+            if not any(o != l and l[0] <= o[0] and o[1] <= l[1] for o in loops)]
+
+
+def warp_macs(op):
+    """Multiply-adds one warp's instance of an mma instruction does: HMMA.16816 (m16n8k16),
+    IMMA.16832, HGMMA.64x256x16 (a warpgroup's m64nNk16, a quarter per warp)."""
+    m = re.match(r"[HI]MMA\.(\d\d)(\d)(\d+)", op)
+    if m:
+        return int(m.group(1)) * int(m.group(2)) * int(m.group(3))
+    m = re.match(r"[HI]GMMA\.(\d+)x(\d+)x(\d+)", op)
+    if m:
+        return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) // 4
+    return 0
+
+
+def is_cold(where, cold):
+    return where is not None and any(where[0] == f and a <= where[1] <= b for f, a, b in cold)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("cubin")
+    ap.add_argument("--kernel", default=".", help="regex on the mangled kernel name")
+    ap.add_argument("--cold", action="append", default=[], help="FILE:FIRST-LAST")
+    ap.add_argument("--lines", type=int, default=0, help="also list the N busiest source lines")
+    args = ap.parse_args()
+    cold = []
+    for c in args.cold:
+        f, r = c.rsplit(":", 1)
+        a, b = r.split("-")
+        cold.append((f, int(a), int(b)))
+    for name, (ins, labels) in parse(disassemble(args.cubin)).items():
+        if not re.search(args.kernel, name):
+            continue
+        for b, e in mma_loops(ins, labels):
+            body = [x for x in ins[b:e + 1] if not is_cold(x[2], cold)]
+            ops = [opcode(t) for _, t, _ in body]
+            mma = sum(op.startswith(MMA) for op in ops)
+            macs = max(1, sum(warp_macs(op) for op in ops))
+            by_class = collections.Counter(op_class(op) for op in ops)
+            print(f"{name} loop {ins[b][0]:#x}-{ins[e][0]:#x}: {len(body)} instructions, "
+                  f"{mma} mma, {len(body) / mma:.2f} per mma "
+                  f"({(len(body) - mma) / mma:.2f} others), "
+                  f"{1024 * len(body) / macs:.2f} per 1024 multiply-adds of a warp")
+            print("  " + ", ".join(f"{k} {v}" for k, v in by_class.most_common()))
+            if args.lines:
+                by_line = collections.defaultdict(collections.Counter)
+                for (_, _, where), op in zip(body, ops):
+                    by_line[where][op] += 1
+                for where, c in sorted(by_line.items(), key=lambda x: -sum(x[1].values()))[
+                        :args.lines]:
+                    src = f"{where[0]}:{where[1]}" if where else "?"
+                    top = ", ".join(f"{k} {v}" for k, v in c.most_common(3))
+                    print(f"    {sum(c.values()):4d} {src:28s} {top}")
+
+
+if __name__ == "__main__":
+    main()
