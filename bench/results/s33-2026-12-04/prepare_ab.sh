@@ -8,7 +8,7 @@
 #           warp for every bank, to ask whether two strips still win once one strip is lean)
 # ~2 min per qmoe on 2 cores, ~6 min for qmoe_gpu_tests. Device command afterwards:
 #   tar xJf .carry/z/bin.txz -C .carry && chmod +x .carry/*/* &&
-#   bash bench/results/s33-2026-12-04/run_ab.sh        (carry: [".carry"])
+#   bash bench/results/s33-2026-12-04/run_ab.sh tests|ab        (carry: [".carry"])
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 stage=${STAGE:-/tmp/s33pk}
