@@ -3,11 +3,12 @@
 
 For every innermost loop (a backward branch) of the chosen kernels that issues tensor-core
 instructions (HMMA / HGMMA / IMMA), prints its instruction count per mma and per 1024
-multiply-adds of one warp (comparable across mma shapes), by class and by source line.
+multiply-adds of one warp (comparable across mma shapes), by class and by source line; with
+--deps, how far ahead of its first mma.sync each A and B operand register was written.
 Counts are static: instructions on a branch that the measured case never takes (e.g. the
 x fill for rows that are not 16-byte aligned) can be left out with --cold FILE:FIRST-LAST.
 
-  usage: scripts/sass_mix.py CUBIN [--kernel REGEX] [--cold FILE:A-B ...] [--lines N]
+  usage: scripts/sass_mix.py CUBIN [--kernel REGEX] [--cold FILE:A-B ...] [--lines N] [--deps]
 
 CUBIN: a cubin built with -lineinfo (nvcc ... -lineinfo -cubin -o x.cubin -x cu file.cu).
 The disassembler is $NVDISASM, else nvdisasm on PATH (the toolkit's; or from PyPI, the
@@ -114,6 +115,47 @@ def warp_macs(op):
     return 0
 
 
+def register_span(operand, width):
+    """Registers R<n> .. R<n + width - 1> of an operand such as "R12" or "R12.reuse"."""
+    m = re.match(r"-?R(\d+)\b", operand)
+    return [int(m.group(1)) + i for i in range(width)] if m else []
+
+
+def written_width(op):
+    """Registers an instruction's first operand spans when it writes it: 4 for 16-byte loads,
+    ldmatrix .x4 and mma.sync sums in fp32 / s32, 2 for 8-byte loads, .x2 and fp16 sums."""
+    if op.startswith(("HMMA", "IMMA")):
+        return 4 if re.search(r"\.(F32|S32)", op) else 2
+    if op.endswith((".128", ".M88.4", ".MT88.4")):
+        return 4
+    if op.endswith((".64", ".M88.2", ".MT88.2")) or op.startswith("IMAD.WIDE"):
+        return 2
+    return 1
+
+
+def operand_distances(body):
+    """For each mma.sync of a loop (HMMA / IMMA, m16n8k*), the instructions between the last
+    write of each of its A and B registers and that mma, at the first mma to read the value:
+    {(operand, writer opcode): [distances]}. A writer on the previous iteration is not seen."""
+    last = {}  # register -> [index of its writer, opcode, read by an mma yet]
+    found = collections.defaultdict(list)
+    for i, (_, text, _) in enumerate(body):
+        op = opcode(text)
+        operands = re.sub(r"^@!?U?P\w+\s+", "", text).split(None, 1)[-1]
+        args = [a.strip() for a in operands.split(",")]
+        if op.startswith(("HMMA", "IMMA")) and len(args) >= 3:
+            narrow = op.startswith(("HMMA.1688.", "IMMA.16816."))  # k8 (16-bit) / k16 (8-bit)
+            for name, operand, width in (("A", args[1], 2 if narrow else 4),
+                                         ("B", args[2], 1 if narrow else 2)):
+                for r in register_span(operand, width):
+                    if r in last and not last[r][2]:
+                        found[(name, last[r][1].split(".")[0])].append(i - last[r][0])
+                        last[r][2] = True
+        for r in register_span(args[0], written_width(op)):
+            last[r] = [i, op, False]
+    return found
+
+
 def is_cold(where, cold):
     return where is not None and any(where[0] == f and a <= where[1] <= b for f, a, b in cold)
 
@@ -124,6 +166,8 @@ def main():
     ap.add_argument("--kernel", default=".", help="regex on the mangled kernel name")
     ap.add_argument("--cold", action="append", default=[], help="FILE:FIRST-LAST")
     ap.add_argument("--lines", type=int, default=0, help="also list the N busiest source lines")
+    ap.add_argument("--deps", action="store_true",
+                    help="also print how far ahead of its first mma each operand was written")
     args = ap.parse_args()
     cold = []
     for c in args.cold:
@@ -144,6 +188,12 @@ def main():
                   f"({(len(body) - mma) / mma:.2f} others), "
                   f"{1024 * len(body) / macs:.2f} per 1024 multiply-adds of a warp")
             print("  " + ", ".join(f"{k} {v}" for k, v in by_class.most_common()))
+            if args.deps:
+                for (operand, writer), d in sorted(operand_distances(body).items()):
+                    d = sorted(d)
+                    print(f"  {operand} from {writer}: {len(d)} values, written {d[len(d) // 2]} "
+                          f"instructions before their first mma (median; 10 % at most "
+                          f"{d[len(d) // 10]}, min {d[0]})")
             if args.lines:
                 by_line = collections.defaultdict(collections.Counter)
                 for (_, _, where), op in zip(body, ops):

@@ -21,7 +21,8 @@ for c in fa126b1:tc80 12cd2f7:tc80_c1 a4e6780:tc80_c2; do
   (cd "$src" && nvcc "${flags[@]}" -gencode arch=compute_80,code=sm_90 \
     -o "$work/${name/tc80/tc80_jit90}.cubin" -x cu cuda/grouped_gemm_tc_bf16.cu)
   for n in $name ${name/tc80/tc80_jit90}; do
-    python3 "$root/scripts/sass_mix.py" "$work/$n.cubin" "${cold[@]}" --lines 40 >"$here/sass/$n.txt"
+    python3 "$root/scripts/sass_mix.py" "$work/$n.cubin" "${cold[@]}" --lines 40 --deps \
+      >"$here/sass/$n.txt"
   done
 done
 (cd "$work/src-fa126b1" && nvcc "${flags[@]}" -gencode arch=compute_90a,code=sm_90a \
