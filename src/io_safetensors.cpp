@@ -3,7 +3,11 @@
 // The JSON parser knows exactly the subset the format uses (objects, arrays of non-negative
 // integers, strings) and rejects everything else; it is schema-directed, so it never
 // recurses and a hostile header cannot exhaust the stack.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -410,6 +414,32 @@ Status system_error(const char* what, const std::string& path) {
   return invalid_argument(std::string(what) + " '" + path + "': " + std::strerror(errno));
 }
 
+/// Creates a temporary file beside `path` that no other writer, in this process or another,
+/// uses: `<path>.tmp.<pid>.<n>`, opened with O_EXCL (a name that exists is skipped, never
+/// truncated), mode 0666 less the umask like fopen's. Null (errno set) when none can be made.
+std::FILE* create_temp_beside(const std::string& path, std::string* tmp) {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    *tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid())) + "." +
+           std::to_string(counter.fetch_add(1));
+    const int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      return nullptr;
+    }
+    std::FILE* f = ::fdopen(fd, "wb");
+    if (f == nullptr) {
+      const int fdopen_errno = errno;
+      ::close(fd);
+      std::remove(tmp->c_str());
+      errno = fdopen_errno;
+    }
+    return f;
+  }
+  errno = EEXIST;
+  return nullptr;
+}
+
 Status read_file(const std::string& path, std::vector<uint8_t>* out) {
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(path, ec);
@@ -671,19 +701,27 @@ Status SafetensorsWriter::write(const std::string& path) const {
     std::string head;
     std::vector<const Entry*> order;
     QMOE_RETURN_IF_ERROR(prefix(&head, &order));
-    const std::string tmp = path + ".tmp";
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (f == nullptr) return system_error("cannot create", tmp);
-    // Streamed tensor by tensor: a checkpoint is never held twice in memory.
-    bool written = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-    for (size_t i = 0; written && i < order.size(); ++i) {
-      const size_t bytes = static_cast<size_t>(order[i]->bytes);
-      written = bytes == 0 || std::fwrite(order[i]->data, 1, bytes, f) == bytes;
-    }
-    const int write_errno = errno;
+    std::string tmp;
+    std::FILE* f = create_temp_beside(path, &tmp);
+    if (f == nullptr) return system_error("cannot create a temporary file for", path);
+    // Streamed tensor by tensor: a checkpoint is never held twice in memory. errno is kept
+    // from the call that failed (a later call may change it).
+    int write_errno = 0;
+    auto put = [&](const void* data, size_t bytes) {
+      if (bytes == 0) return true;
+      errno = 0;
+      if (std::fwrite(data, 1, bytes, f) == bytes) return true;
+      write_errno = errno != 0 ? errno : EIO;
+      return false;
+    };
+    bool written = put(head.data(), head.size());
+    for (size_t i = 0; written && i < order.size(); ++i)
+      written = put(order[i]->data, static_cast<size_t>(order[i]->bytes));
+    errno = 0;
     const bool closed = std::fclose(f) == 0;
+    if (written && !closed) write_errno = errno != 0 ? errno : EIO;
     if (!written || !closed) {
-      if (!written) errno = write_errno;
+      errno = write_errno;
       Status st = system_error("cannot write", tmp);
       std::remove(tmp.c_str());
       return st;

@@ -98,8 +98,11 @@ class SafetensorsWriter {
   /// The whole file image. Errors: header above kMaxSafetensorsHeaderBytes, tensors totalling
   /// more than int64 bytes (kInvalidArgument), out of memory (kOutOfRange).
   Status serialize(std::vector<uint8_t>* out) const;
-  /// Streams the image to `<path>.tmp`, then renames it to `path`, so a failure never leaves a
-  /// partial file at `path`. Errors: as serialize; I/O: kInvalidArgument with the system's reason.
+  /// Streams the image to a temporary file beside `path` (`<path>.tmp.<pid>.<n>`, created
+  /// exclusively: concurrent writers, and a file of that name, are never overwritten), then
+  /// renames it to `path`, so a failure never leaves a partial file at `path` and a reader sees
+  /// a whole image, the last rename's. Errors: as serialize; I/O: kInvalidArgument with the
+  /// system's reason (the temporary file removed).
   Status write(const std::string& path) const;
 
  private:

@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "qmoe/io.hpp"
@@ -361,6 +364,70 @@ TEST(IoSafetensors, WriterRejectsBadTensorsAndLeavesNoPartialFile) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("cannot create"), std::string::npos) << st.message();
   EXPECT_FALSE(file_exists(path));
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Files in path's directory whose names start with path's name and ".tmp".
+std::vector<std::string> temp_files_beside(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp";
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path())) {
+    const std::string name = e.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0) found.push_back(name);
+  }
+  return found;
+}
+
+TEST(IoSafetensors, WriteLeavesAFileNamedLikeItsTemporaryAlone) {
+  const std::string path = temp_path("beside.safetensors");
+  const std::string other = path + ".tmp";  // someone else's file, the old temporary's name
+  std::remove(path.c_str());
+  { std::ofstream(other, std::ios::binary) << "not ours"; }
+  const float data[3] = {1.f, -2.f, 3.5f};
+  SafetensorsWriter w;
+  ASSERT_TRUE(w.add_tensor("t", TensorDType::kF32, {3}, data).is_ok());
+  ASSERT_TRUE(w.write(path).is_ok());
+  EXPECT_EQ(file_bytes(path), serialize(w));
+  const std::vector<uint8_t> untouched = file_bytes(other);
+  EXPECT_EQ(std::string(untouched.begin(), untouched.end()), "not ours");
+  std::remove(other.c_str());
+  EXPECT_TRUE(temp_files_beside(path).empty());  // no temporary file of ours is left
+  std::remove(path.c_str());
+}
+
+TEST(IoSafetensors, ConcurrentWritesToOnePathEachLeaveAWholeImage) {
+  // Each writer its own image; several threads write them to one path over and over. Every
+  // write succeeds, the file is always one whole image, and no temporary file is left.
+  const std::string path = temp_path("concurrent.safetensors");
+  constexpr int kWriters = 4, kRounds = 25;
+  std::vector<std::vector<float>> data(kWriters);
+  std::vector<SafetensorsWriter> writers(kWriters);
+  std::vector<std::vector<uint8_t>> images(kWriters);
+  for (int i = 0; i < kWriters; ++i) {
+    data[i].assign(4096 * (i + 1), static_cast<float>(i + 1));
+    ASSERT_TRUE(writers[i]
+                    .add_tensor("w" + std::to_string(i), TensorDType::kF32,
+                                {static_cast<int64_t>(data[i].size())}, data[i].data())
+                    .is_ok());
+    images[i] = serialize(writers[i]);
+  }
+  std::vector<int> failures(kWriters, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWriters; ++i)
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < kRounds; ++r) failures[i] += writers[i].write(path).is_ok() ? 0 : 1;
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kWriters; ++i) EXPECT_EQ(failures[i], 0) << "writer " << i;
+  const std::vector<uint8_t> final_image = file_bytes(path);
+  EXPECT_NE(std::find(images.begin(), images.end(), final_image), images.end());
+  EXPECT_TRUE(temp_files_beside(path).empty());
+  std::remove(path.c_str());
 }
 
 TEST(IoSafetensors, WriterRejectsTensorsTotallingMoreThanInt64BeforeReadingThem) {
