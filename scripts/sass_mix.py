@@ -22,20 +22,23 @@ import shutil
 import subprocess
 import sys
 
-MMA = ("HMMA", "HGMMA", "IMMA")
+MMA = ("HMMA", "IMMA", "HGMMA", "IGMMA", "QGMMA")
 # Opcode classes by prefix, first match wins ("U..." are the uniform datapath's integer ops).
 CLASSES = [
     ("mma", MMA),
     ("ldmatrix", ("LDSM",)),
-    ("async copy", ("LDGSTS", "LDGDEPBAR", "DEPBAR", "UTMALDG", "SYNCS")),
+    ("async copy", ("LDGSTS", "LDGDEPBAR", "DEPBAR", "UTMALDG", "UBLKCP", "SYNCS")),
+    ("local (spills)", ("LDL", "STL")),
     ("shared ld/st", ("LDS", "STS")),
     ("global ld", ("LDG",)),
     ("barrier/sync", ("BAR", "WARPSYNC", "WARPGROUP", "BSSY", "BSYNC")),
+    ("warp shuffle", ("SHFL",)),
     ("half/bf16 math", ("HFMA2", "HADD2", "HMUL2")),
-    ("fp32 math/convert", ("FADD", "FMUL", "FFMA", "F2F", "F2FP", "I2F", "F2I")),
+    ("fp32 math/convert", ("FADD", "FMUL", "FFMA", "FSEL", "F2F", "F2FP", "I2F", "F2I")),
     ("bit ops", ("LOP3", "SHF", "PRMT", "SEL")),
     ("predicate ops", ("PLOP3", "PSETP", "P2R", "R2P")),
-    ("int/address", ("IMAD", "IADD3", "LEA", "IMNMX", "ISETP", "CS2R", "S2R", "R2UR", "U")),
+    ("int/address", ("IMAD", "IADD3", "VIADD", "LEA", "IMNMX", "ISETP", "MOV", "CS2R", "S2R",
+                     "S2UR", "R2UR", "U")),
     ("branch", ("BRA", "EXIT", "CALL", "RET")),
 ]
 
@@ -67,7 +70,7 @@ def parse(lines):
     kernels, cur, where = {}, None, None
     for raw in lines:
         if raw.startswith(".text."):
-            cur = raw.strip()[len(".text."):-1]
+            cur, where = raw.strip()[len(".text."):-1], None
             kernels[cur] = ([], {})
             continue
         if cur is None:
@@ -88,28 +91,30 @@ def parse(lines):
 
 
 def mma_loops(ins, labels):
-    """Innermost loops ([first, last] indices) that hold an mma."""
-    loops = []
+    """Innermost loops ([first, last] indices) that hold an mma; back branches to one head make
+    one loop, to the farthest of them."""
+    last_branch = {}
     for i, (_, text, _) in enumerate(ins):
         if not opcode(text).startswith("BRA"):
             continue
         m = re.search(r"`\((\.L_x_\d+)\)", text)
         if m and labels.get(m.group(1), len(ins)) <= i:
-            b = labels[m.group(1)]
-            if any(opcode(t).startswith(MMA) for _, t, _ in ins[b:i + 1]):
-                loops.append((b, i))
+            last_branch[labels[m.group(1)]] = i
+    loops = [(b, e) for b, e in sorted(last_branch.items())
+             if any(opcode(t).startswith(MMA) for _, t, _ in ins[b:e + 1])]
     # innermost: drop loops that contain another mma loop
     return [l for l in loops
             if not any(o != l and l[0] <= o[0] and o[1] <= l[1] for o in loops)]
 
 
 def warp_macs(op):
-    """Multiply-adds one warp's instance of an mma instruction does: HMMA.16816 (m16n8k16),
-    IMMA.16832, HGMMA.64x256x16 (a warpgroup's m64nNk16, a quarter per warp)."""
-    m = re.match(r"[HI]MMA\.(\d\d)(\d)(\d+)", op)
+    """Multiply-adds one warp's instance of an mma instruction does: mma.sync shapes as SASS
+    spells them (HMMA.16816 = m16n8k16, HMMA.1688, IMMA.16832, IMMA.8816 = m8n8k16, ...) and
+    wgmma's m64nNk* (HGMMA.64x256x16, a warpgroup's: a quarter per warp)."""
+    m = re.match(r"[HI]MMA\.(16|8)(8)(\d+)", op)
     if m:
         return int(m.group(1)) * int(m.group(2)) * int(m.group(3))
-    m = re.match(r"[HI]GMMA\.(\d+)x(\d+)x(\d+)", op)
+    m = re.match(r"[HIQ]GMMA\.(\d+)x(\d+)x(\d+)", op)
     if m:
         return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) // 4
     return 0
@@ -181,7 +186,11 @@ def main():
             body = [x for x in ins[b:e + 1] if not is_cold(x[2], cold)]
             ops = [opcode(t) for _, t, _ in body]
             mma = sum(op.startswith(MMA) for op in ops)
-            macs = max(1, sum(warp_macs(op) for op in ops))
+            macs = sum(warp_macs(op) for op in ops)
+            if mma == 0 or macs == 0:
+                print(f"{name} loop {ins[b][0]:#x}-{ins[e][0]:#x}: no mma of a known shape left "
+                      f"({len(body)} instructions)")
+                continue
             by_class = collections.Counter(op_class(op) for op in ops)
             print(f"{name} loop {ins[b][0]:#x}-{ins[e][0]:#x}: {len(body)} instructions, "
                   f"{mma} mma, {len(body) / mma:.2f} per mma "

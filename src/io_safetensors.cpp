@@ -720,16 +720,18 @@ Status SafetensorsWriter::write(const std::string& path) const {
     errno = 0;
     const bool closed = std::fclose(f) == 0;
     if (written && !closed) write_errno = errno != 0 ? errno : EIO;
+    // On failure the temporary file goes first, then errno is restored for the message (whose
+    // strings may throw; run_catching turns that into a Status, with nothing left behind).
     if (!written || !closed) {
-      errno = write_errno;
-      Status st = system_error("cannot write", tmp);
       std::remove(tmp.c_str());
-      return st;
+      errno = write_errno;
+      return system_error("cannot write", tmp);
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      Status st = system_error("cannot rename the temporary file to", path);
+      const int rename_errno = errno;
       std::remove(tmp.c_str());
-      return st;
+      errno = rename_errno;
+      return system_error("cannot rename the temporary file to", path);
     }
     return Status::ok();
   });

@@ -2,8 +2,10 @@
 // convention, a table of corrupt files, a deterministic mutation fuzz loop, and the sample
 // checkpoint the CLI ctest (tests/cli_io_test.cmake) quantizes and inspects.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,6 +40,39 @@ bool file_exists(const std::string& path) {
   if (f != nullptr) std::fclose(f);
   return f != nullptr;
 }
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Files in path's directory whose names start with path's name and ".tmp".
+std::vector<std::string> temp_files_beside(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp";
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path())) {
+    const std::string name = e.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0) found.push_back(name);
+  }
+  return found;
+}
+
+/// A fresh directory of this process under the test temp dir (leftovers of other runs, or
+/// other processes testing at once, stay out of it), removed by the destructor.
+struct ScratchDir {
+  std::string path;
+  explicit ScratchDir(const std::string& name)
+      : path(::testing::TempDir() + "qmoe_io_" + name + "_" + std::to_string(::getpid())) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
 
 std::vector<uint8_t> random_bytes(size_t n, std::mt19937& rng) {
   std::vector<uint8_t> v(n);
@@ -130,9 +165,10 @@ TEST(IoSafetensors, WriteReadRoundTripKeepsEveryDtypeShapeByteAndMetadata) {
   for (const Expect& e : expect)
     ASSERT_TRUE(w.add_tensor(e.name, e.dtype, e.shape, e.bytes.data()).is_ok()) << e.name;
   for (const auto& kv : metadata) ASSERT_TRUE(w.add_metadata(kv.first, kv.second).is_ok());
-  const std::string path = temp_path("roundtrip.safetensors");
+  const ScratchDir dir("roundtrip");
+  const std::string path = dir.file("roundtrip.safetensors");
   ASSERT_TRUE(w.write(path).is_ok());
-  EXPECT_FALSE(file_exists(path + ".tmp"));
+  EXPECT_TRUE(temp_files_beside(path).empty());
 
   SafetensorsFile f;
   Status st = read_safetensors(path, &f);
@@ -366,27 +402,10 @@ TEST(IoSafetensors, WriterRejectsBadTensorsAndLeavesNoPartialFile) {
   EXPECT_FALSE(file_exists(path));
 }
 
-std::vector<uint8_t> file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-/// Files in path's directory whose names start with path's name and ".tmp".
-std::vector<std::string> temp_files_beside(const std::string& path) {
-  const std::filesystem::path p(path);
-  const std::string prefix = p.filename().string() + ".tmp";
-  std::vector<std::string> found;
-  for (const auto& e : std::filesystem::directory_iterator(p.parent_path())) {
-    const std::string name = e.path().filename().string();
-    if (name.compare(0, prefix.size(), prefix) == 0) found.push_back(name);
-  }
-  return found;
-}
-
 TEST(IoSafetensors, WriteLeavesAFileNamedLikeItsTemporaryAlone) {
-  const std::string path = temp_path("beside.safetensors");
+  const ScratchDir dir("beside");
+  const std::string path = dir.file("beside.safetensors");
   const std::string other = path + ".tmp";  // someone else's file, the old temporary's name
-  std::remove(path.c_str());
   { std::ofstream(other, std::ios::binary) << "not ours"; }
   const float data[3] = {1.f, -2.f, 3.5f};
   SafetensorsWriter w;
@@ -397,13 +416,14 @@ TEST(IoSafetensors, WriteLeavesAFileNamedLikeItsTemporaryAlone) {
   EXPECT_EQ(std::string(untouched.begin(), untouched.end()), "not ours");
   std::remove(other.c_str());
   EXPECT_TRUE(temp_files_beside(path).empty());  // no temporary file of ours is left
-  std::remove(path.c_str());
 }
 
 TEST(IoSafetensors, ConcurrentWritesToOnePathEachLeaveAWholeImage) {
-  // Each writer its own image; several threads write them to one path over and over. Every
-  // write succeeds, the file is always one whole image, and no temporary file is left.
-  const std::string path = temp_path("concurrent.safetensors");
+  // Each writer its own image; several threads write them to one path over and over while this
+  // thread reads it. Every write succeeds, every read finds one whole image (or no file yet),
+  // and no temporary file is left.
+  const ScratchDir dir("concurrent");
+  const std::string path = dir.file("concurrent.safetensors");
   constexpr int kWriters = 4, kRounds = 25;
   std::vector<std::vector<float>> data(kWriters);
   std::vector<SafetensorsWriter> writers(kWriters);
@@ -417,17 +437,26 @@ TEST(IoSafetensors, ConcurrentWritesToOnePathEachLeaveAWholeImage) {
     images[i] = serialize(writers[i]);
   }
   std::vector<int> failures(kWriters, 0);
+  std::atomic<int> running{kWriters};
   std::vector<std::thread> threads;
   for (int i = 0; i < kWriters; ++i)
     threads.emplace_back([&, i] {
       for (int r = 0; r < kRounds; ++r) failures[i] += writers[i].write(path).is_ok() ? 0 : 1;
+      --running;
     });
+  int reads = 0, torn = 0;
+  while (running > 0) {
+    const std::vector<uint8_t> seen = file_bytes(path);
+    if (seen.empty()) continue;  // not written yet
+    ++reads;
+    if (std::find(images.begin(), images.end(), seen) == images.end()) ++torn;
+  }
   for (auto& t : threads) t.join();
   for (int i = 0; i < kWriters; ++i) EXPECT_EQ(failures[i], 0) << "writer " << i;
+  EXPECT_EQ(torn, 0) << "of " << reads << " reads";
   const std::vector<uint8_t> final_image = file_bytes(path);
   EXPECT_NE(std::find(images.begin(), images.end(), final_image), images.end());
   EXPECT_TRUE(temp_files_beside(path).empty());
-  std::remove(path.c_str());
 }
 
 TEST(IoSafetensors, WriterRejectsTensorsTotallingMoreThanInt64BeforeReadingThem) {
@@ -442,10 +471,11 @@ TEST(IoSafetensors, WriterRejectsTensorsTotallingMoreThanInt64BeforeReadingThem)
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("overflows int64"), std::string::npos) << st.message();
   EXPECT_EQ(out, (std::vector<uint8_t>{1, 2, 3}));
-  const std::string path = temp_path("total_overflow.safetensors");
+  const ScratchDir dir("total_overflow");
+  const std::string path = dir.file("total_overflow.safetensors");
   EXPECT_EQ(w.write(path).code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(file_exists(path));
-  EXPECT_FALSE(file_exists(path + ".tmp"));
+  EXPECT_TRUE(temp_files_beside(path).empty());
 }
 
 TEST(IoSafetensors, TensorToFloatConvertsEveryFloatDtype) {

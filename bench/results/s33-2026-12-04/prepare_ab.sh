@@ -31,12 +31,17 @@ build() {  # build NAME COMMIT TARGETS [diagnostic sed expression for grouped_ge
     [[ $t == qmoe_cli ]] && t=qmoe
     cp -L "$wt/build/bin/$t" "$stage/$name/"
   done
+  # The GPU tests link the C ABI's library (run_ab.sh puts this folder on LD_LIBRARY_PATH).
+  if [[ -e $wt/build/python_free_bindings/libqmoe_c.so.1 ]]; then
+    cp -L "$wt/build/python_free_bindings/libqmoe_c.so.1" "$stage/$name/"
+  fi
 }
 build base main qmoe_cli
 build c1 s33-tc-lean~1 qmoe_cli
 build c2 s33-tc-lean "qmoe_cli qmoe_gpu_tests"
 build c2one s33-tc-lean qmoe_cli \
   's/if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes) {/if (false) {/'
+git -C /tmp/s33wt-c2one diff --quiet && { echo "c2one: the sed edit matched nothing"; exit 1; }
 rm -rf "$root/.carry" && mkdir -p "$root/.carry/z"
 tar cf - -C "$stage" . | xz -T2 --lzma2=preset=6,dict=192MiB >"$root/.carry/z/bin.txz"
 ls -la "$root/.carry/z"
