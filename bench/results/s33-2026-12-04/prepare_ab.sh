@@ -2,8 +2,9 @@
 # Session 33 (no device lent): builds, on a machine without a GPU, the compute_80-PTX binaries
 # (the A100 code path) for the device call that measures branch s33-tc-lean, and packs them as
 # .carry/z/bin.txz. Binaries (qmoe; c2 also qmoe_gpu_tests):
-#   base  = main's HEAD                     c1 = s33-tc-lean~1 (one strip: every chunk pair)
-#   c2    = s33-tc-lean (c1 + ring offsets, running code pointers, lean scale loads)
+#   base  = main's HEAD                     c1 = 12cd2f7 (one strip: every chunk pair)
+#   c2    = s33-tc-lean (a4e6780: c1 + ring offsets, running code pointers, lean scale loads;
+#           then comments only)
 #   c2one = c2 with the two-strip form off (a diagnostic build, never to land: one strip per
 #           warp for every bank, to ask whether two strips still win once one strip is lean)
 # ~2 min per qmoe on 2 cores, ~6 min for qmoe_gpu_tests. Device command afterwards:
@@ -37,7 +38,7 @@ build() {  # build NAME COMMIT TARGETS [diagnostic sed expression for grouped_ge
   fi
 }
 build base main qmoe_cli
-build c1 s33-tc-lean~1 qmoe_cli
+build c1 12cd2f7 qmoe_cli
 build c2 s33-tc-lean "qmoe_cli qmoe_gpu_tests"
 build c2one s33-tc-lean qmoe_cli \
   's/if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes) {/if (false) {/'
