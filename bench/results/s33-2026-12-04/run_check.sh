@@ -8,4 +8,4 @@
 # A rebuild: `cmake --preset gpu && ninja -C build-gpu qmoe_cli qmoe_gpu_tests qmoe_c` (~10 min on
 # 2 cores, after scripts/install_deps.sh), then pack the three files as new/ in check.txz.
 set -u
-QMOE_BIN=.carry/new OUT=$OUT/check bash scripts/gpu_check.sh --pack --bench-args "" 2>&1 | tail -22
+QMOE_COMMIT=${QMOE_COMMIT:-fa126b1-kernels} QMOE_BIN=.carry/new OUT=$OUT/check bash scripts/gpu_check.sh --pack --bench-args "" 2>&1 | tail -22
