@@ -9,7 +9,7 @@
 #           warp for every bank, to ask whether two strips still win once one strip is lean)
 # ~2 min per qmoe on 2 cores, ~6 min for qmoe_gpu_tests. Device command afterwards:
 #   tar xJf .carry/z/bin.txz -C .carry && chmod +x .carry/*/* &&
-#   bash bench/results/s33-2026-12-04/run_ab.sh tests|ab        (carry: [".carry"])
+#   bash bench/results/s33-2026-12-04/run.sh tc-tests|tc-ab        (carry: [".carry"])
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 stage=${STAGE:-/tmp/s33pk}
@@ -32,7 +32,7 @@ build() {  # build NAME COMMIT TARGETS [diagnostic sed expression for grouped_ge
     [[ $t == qmoe_cli ]] && t=qmoe
     cp -L "$wt/build/bin/$t" "$stage/$name/"
   done
-  # The GPU tests link the C ABI's library (run_ab.sh puts this folder on LD_LIBRARY_PATH).
+  # The GPU tests link the C ABI's library (run.sh puts this folder on LD_LIBRARY_PATH).
   if [[ -e $wt/build/python_free_bindings/libqmoe_c.so.1 ]]; then
     cp -L "$wt/build/python_free_bindings/libqmoe_c.so.1" "$stage/$name/"
   fi
@@ -43,6 +43,6 @@ build c2 s33-tc-lean "qmoe_cli qmoe_gpu_tests"
 build c2one s33-tc-lean qmoe_cli \
   's/if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes) {/if (false) {/'
 git -C /tmp/s33wt-c2one diff --quiet && { echo "c2one: the sed edit matched nothing"; exit 1; }
-rm -rf "$root/.carry" && mkdir -p "$root/.carry/z"
+mkdir -p "$root/.carry/z"  # bin.txz only: check.txz and gemv.txz stay
 tar cf - -C "$stage" . | xz -T2 --lzma2=preset=6,dict=192MiB >"$root/.carry/z/bin.txz"
 ls -la "$root/.carry/z"
