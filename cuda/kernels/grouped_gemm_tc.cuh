@@ -46,6 +46,10 @@ constexpr int y_stride(int warp_strips) {
 /// The largest code slot of the two-strip form: 3 stages of 16 code slots of int8 (2 KB) and
 /// the x tile, 144 KB, fit an A100's 163 KB per block; dense 4 KB slots take one strip.
 constexpr int kTwoStripMaxSlotBytes = 2048;
+/// The largest code slot a form takes: the two-strip form's above, any tile with one strip.
+constexpr int max_slot_bytes(int warp_strips) {
+  return warp_strips == 2 ? kTwoStripMaxSlotBytes : kMaxTileBytes;
+}
 
 /// One stage: the x tile, then kWarpStrips code slots of slot_bytes per warp.
 template <int kWarpStrips>
@@ -61,8 +65,8 @@ constexpr size_t smem_bytes(int num_experts, int slot_bytes) {
 static_assert(kTokens * y_stride(2) * 2 <= kStages * kXStageBytes, "y staging must fit the ring");
 /// An A100 takes 163 KB (166912 bytes) of shared memory per block, static included (the
 /// schedule's block scan: ~2.3 KB).
-static_assert(smem_bytes<2>(kMaxExperts, kTwoStripMaxSlotBytes) + 2560 <= 166912 &&
-                  smem_bytes<1>(kMaxExperts, kMaxTileBytes) + 2560 <= 166912,
+static_assert(smem_bytes<2>(kMaxExperts, max_slot_bytes(2)) + 2560 <= 166912 &&
+                  smem_bytes<1>(kMaxExperts, max_slot_bytes(1)) + 2560 <= 166912,
               "one block per SM on an A100");
 
 /// Stages the x tile of k-tile kt into `stage`: unit u of token row r at 16-byte slot
@@ -235,7 +239,7 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
 /// Occupancy depends on the code slot size and the schedule's size: one cached grid per
 /// (expert bucket, log2 slot size) and per form.
 template <class Act, int kWarpStrips>
-cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream) {
+cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips>);
   int slot_class = 0;  // log2(slot / 256): 0..4
@@ -243,7 +247,7 @@ cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream
   const int bucket = expert_bucket(p.num_experts);
   GridSize grid;
   cudaError_t err =
-      persistent_grid(kernel, smem_bytes<kWarpStrips>(kMaxExperts, max_slot_bytes),
+      persistent_grid(kernel, smem_bytes<kWarpStrips>(kMaxExperts, max_slot_bytes(kWarpStrips)),
                       smem_bytes<kWarpStrips>(bucket_experts(bucket), 256 << slot_class),
                       bucket * 5 + slot_class, &cache, &grid);
   if (err != cudaSuccess) return err;
@@ -256,7 +260,7 @@ cudaError_t launch(const GemmProblem& p, int max_slot_bytes, cudaStream_t stream
 /// codes, where their three stages fit (on devices of ~100 KB per block, e.g. sm_86 / sm_89,
 /// int4 banks then keep one strip per warp, whose 72 KB fit).
 constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
-  return slot_bytes <= kTwoStripMaxSlotBytes && smem_bytes<2>(num_experts, slot_bytes) <= room;
+  return slot_bytes <= max_slot_bytes(2) && smem_bytes<2>(num_experts, slot_bytes) <= room;
 }
 
 }  // namespace tc
@@ -271,16 +275,16 @@ constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
 /// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
-  if (p.a_slot_bytes <= tc::kTwoStripMaxSlotBytes) {
+  if (p.a_slot_bytes <= tc::max_slot_bytes(2)) {
     static SmemRoomCache cache;
     size_t room = 0;
     const cudaError_t err = kernel_smem_room(
         reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2>), &cache, &room);
     if (err != cudaSuccess) return err;
     if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
-      return tc::launch<Act, 2>(p, tc::kTwoStripMaxSlotBytes, stream);
+      return tc::launch<Act, 2>(p, stream);
   }
-  return tc::launch<Act, 1>(p, kMaxTileBytes, stream);
+  return tc::launch<Act, 1>(p, stream);
 }
 
 }  // namespace qmoe::dev
