@@ -27,6 +27,8 @@ void widen(const PackedMatrix& m, const detail::Layout& L, const std::vector<uin
            bool bf16_scales, std::vector<float>* w) {
   if (m.format.kind == FormatKind::kInt)
     detail::decode_int(m, L, codes, bf16_scales, w);
+  else if (m.format.kind == FormatKind::kLut)
+    detail::decode_lut(m, L, codes, w);  // fp16 entries: RNE to the activation type below
   else
     detail::decode_dense(m, codes, w);
 }

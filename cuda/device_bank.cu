@@ -24,6 +24,10 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
       d.group_size != 64 && d.group_size != 128)
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
+  if (d.kind == static_cast<uint8_t>(FormatKind::kLut))
+    return unsupported(who + " is nuq" + std::to_string(d.bits) +
+                       ", a LUT format with no device decoder yet (docs/formats.md §1): run it "
+                       "on the CPU reference");
   const int id = dev::decoder_id(d);
   if (id < 0) return unsupported(who + " has a format no device decoder handles");
   if (d.tile_bytes != dev::decoder_tile_bytes(id))
@@ -34,6 +38,12 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
 }
 
 }  // namespace
+
+bool has_device_decoder(const FormatSpec& f) {
+  PackedLayout layout;  // any valid dims: the decoder depends on the format alone
+  if (!packed_layout(f, kTileRows, kTileCols, &layout).is_ok()) return false;
+  return dev::decoder_id(make_expert_desc(f, layout, 0)) >= 0;
+}
 
 Status current_device(int* device) {
   if (device == nullptr) return invalid_argument("current_device: null output");

@@ -430,6 +430,8 @@ float dequantized(const LogicalMatrix& q, int64_t row, int64_t col, int64_t grou
   const uint16_t code = q.codes[static_cast<size_t>(row * q.k + col)];
   const FormatSpec& f = q.format;
   if (f.kind == FormatKind::kDense) return act_bits_to_float(f.dense_dtype, code);
+  if (f.kind == FormatKind::kLut)
+    return fp16_to_float(q.scales[static_cast<size_t>(row * f.lut_entries() + code)]);
   const size_t g = static_cast<size_t>(row * groups_per_row + col / f.group_len(q.k));
   const int zero = f.symmetric ? 1 << (f.bits - 1) : q.zeros[g];
   return static_cast<float>(static_cast<int>(code) - zero) * fp16_to_float(q.scales[g]);

@@ -47,6 +47,13 @@ FormatSpec FormatSpec::dense(DType t) {
   return f;
 }
 
+FormatSpec FormatSpec::lut(int bits) {
+  FormatSpec f;
+  f.kind = FormatKind::kLut;
+  f.bits = bits;
+  return f;
+}
+
 FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
   FormatSpec f;
   f.kind = FormatKind::kInt;
@@ -67,6 +74,14 @@ Status FormatSpec::validate() const {
       return invalid_argument("dense format must leave group_size 0 and symmetric false");
     return Status::ok();
   }
+  if (kind == FormatKind::kLut) {
+    if (bits != 2 && bits != 3 && bits != 4)
+      return invalid_argument("LUT (nuq) bits must be 2, 3 or 4, got " + std::to_string(bits));
+    if (dense_dtype != DType::kBF16 || group_size != 0 || symmetric)
+      return invalid_argument(
+          "LUT format must leave dense_dtype bf16, group_size 0 and symmetric false");
+    return Status::ok();
+  }
   if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
   if (dense_dtype != DType::kBF16)
     return invalid_argument("integer format must leave dense_dtype at its default (bf16)");
@@ -83,9 +98,18 @@ namespace {
 Status parse_format(const std::string& text, FormatSpec* out) {
   if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
   const std::string bad = "unknown format string '" + text +
-                          "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc)";
+                          "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc, nuq3)";
   if (text == "bf16" || text == "fp16") {
     *out = FormatSpec::dense(text == "bf16" ? DType::kBF16 : DType::kFP16);
+    return Status::ok();
+  }
+  if (text.compare(0, 3, "nuq") == 0) {
+    int bits = 0;
+    if (!parse_int(text.substr(3), &bits)) return invalid_argument(bad);
+    FormatSpec f = FormatSpec::lut(bits);
+    Status st = f.validate();
+    if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
+    *out = f;
     return Status::ok();
   }
   std::vector<std::string> parts = split(text, ':');
@@ -122,6 +146,7 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
+  if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
   std::string s = "int" + std::to_string(bits) + ":";
   s += group_size == 0 ? std::string("pc") : "g" + std::to_string(group_size);
   if (symmetric) s += ":sym";
@@ -130,6 +155,7 @@ std::string FormatSpec::to_string() const {
 
 double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kDense) return 16.0;
+  if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
 }
@@ -140,6 +166,7 @@ const std::vector<FormatSpec>& all_formats() {
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 64, 128, 0})
         for (bool sym : {false, true}) v.push_back(FormatSpec::integer(bits, group, sym));
+    for (int bits : {2, 3, 4}) v.push_back(FormatSpec::lut(bits));
     return v;
   }();
   return formats;
@@ -176,6 +203,8 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
     L.groups_pad = f.group_size == 0 ? 1 : L.k_pad / f.group_size;
     L.scales_bytes = L.n_pad * L.groups_pad * 2;
     L.zeros_bytes = f.symmetric ? 0 : L.n_pad * L.groups_pad;
+  } else if (f.kind == FormatKind::kLut) {
+    L.scales_bytes = L.n_pad * f.lut_entries() * 2;  // one fp16 table a row, padded rows too
   }
   L.codes_offset = 0;
   L.scales_offset = round_up(L.codes_bytes, kSectionAlign);
@@ -199,6 +228,11 @@ int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64
   const int64_t r = row % kTileRows;
   return (row / kTileRows * layout.groups_pad + group / gpt * gpt) * kTileRows + (r % 8) * 2 * gpt +
          (r / 8) * gpt + group % gpt;
+}
+
+int64_t lut_index(const FormatSpec& f, int64_t row, int code) {
+  if (f.kind != FormatKind::kLut) return -1;
+  return row * f.lut_entries() + code;
 }
 
 }  // namespace qmoe

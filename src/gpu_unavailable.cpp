@@ -14,6 +14,10 @@ bool gpu_available() {
   return false;
 }
 
+bool has_device_decoder(const FormatSpec&) {
+  return false;
+}
+
 Status current_device(int*) {
   return no_cuda();
 }

@@ -92,6 +92,8 @@ Status quantize_checked(const float* w, int64_t n, int64_t k, const FormatSpec& 
   search.mse_grid = opt.mse_grid;
   search.mse_min_shrink = opt.mse_min_shrink;
   if (opt.method == QuantMethod::kGptq) return quant::quantize_gptq(w, n, k, f, search, opt, out);
+  // A LUT table by k-means already minimises squared error: both RTN methods fit it so.
+  if (f.kind == FormatKind::kLut) return quant::quantize_lut_rtn(w, n, k, f, out);
   return quant::quantize_rtn(w, n, k, f, search, out);
 }
 

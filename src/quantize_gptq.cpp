@@ -199,6 +199,78 @@ int64_t gptq_peak_bytes(int64_t n, int64_t k) {
   return 4 * k * k * int64_t{sizeof(double)} + n * k * int64_t{sizeof(double) + sizeof(uint16_t)};
 }
 
+/// Int formats: one affine grid (scale, zero) per (row, group), stored into the logical matrix
+/// as it is chosen.
+class AffineGrids {
+ public:
+  AffineGrids(const FormatSpec& f, int64_t n, int64_t groups, const GroupSearch& search,
+              LogicalMatrix* m)
+      : f_(f),
+        groups_(groups),
+        max_code_((1 << f.bits) - 1),
+        search_(search),
+        m_(m),
+        params_(static_cast<size_t>(n * groups)) {}
+  /// Chooses the grid of (r, grp) from the group's current weights x[0, len). False when its
+  /// scale overflows fp16.
+  bool fit(int64_t r, int64_t grp, const double* x, int64_t len) {
+    GroupParams& p = params_[static_cast<size_t>(r * groups_ + grp)];
+    if (!find_group_params(x, len, search_, &p)) return false;
+    m_->scales[static_cast<size_t>(r * groups_ + grp)] = p.scale_bits;
+    if (!f_.symmetric)
+      m_->zeros[static_cast<size_t>(r * groups_ + grp)] = static_cast<uint8_t>(p.zero);
+    return true;
+  }
+  int code(int64_t r, int64_t grp, double w) const {
+    return quantize_value(w, params_[static_cast<size_t>(r * groups_ + grp)], max_code_);
+  }
+  double value(int64_t r, int64_t grp, int q) const {
+    return dequantize_value(q, params_[static_cast<size_t>(r * groups_ + grp)]);
+  }
+
+ private:
+  FormatSpec f_;
+  int64_t groups_;
+  int max_code_;
+  GroupSearch search_;
+  LogicalMatrix* m_;
+  std::vector<GroupParams> params_;
+};
+
+/// LUT formats: one table per row (the row is the format's one group), fitted by Lloyd with
+/// the inputs' weights diag(H): an input the calibration excites more pulls the table harder.
+class TableGrids {
+ public:
+  TableGrids(const FormatSpec& f, int64_t n, int64_t k, std::vector<double> column_weight,
+             LogicalMatrix* m)
+      : bits_(f.bits),
+        entries_(f.lut_entries()),
+        weight_(std::move(column_weight)),
+        m_(m),
+        tables_(static_cast<size_t>(n)),
+        scratch_(static_cast<size_t>(omp_get_max_threads())) {
+    for (TableScratch& s : scratch_) s.reserve(k);
+  }
+  bool fit(int64_t r, int64_t /*grp*/, const double* x, int64_t len) {
+    RowTable& t = tables_[static_cast<size_t>(r)];
+    if (!fit_row_table(x, weight_.data(), len, bits_, &scratch_[omp_get_thread_num()], &t))
+      return false;
+    std::copy(t.bits, t.bits + entries_, m_->scales.begin() + r * entries_);
+    return true;
+  }
+  int code(int64_t r, int64_t, double w) const {
+    return nearest_entry(w, tables_[static_cast<size_t>(r)]);
+  }
+  double value(int64_t r, int64_t, int q) const { return tables_[static_cast<size_t>(r)].value[q]; }
+
+ private:
+  int bits_, entries_;
+  std::vector<double> weight_;  ///< [k], original column order
+  LogicalMatrix* m_;
+  std::vector<RowTable> tables_;
+  std::vector<TableScratch> scratch_;  ///< one per thread
+};
+
 /// Physical memory of this machine in bytes, or -1 when the system does not say.
 int64_t physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
@@ -241,10 +313,12 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // Dead inputs (H_ii = 0: never active in calibration) cannot move the output: their weights
   // become 0 and H_ii = 1 keeps H invertible (as the reference implementation does).
   std::vector<char> dead(static_cast<size_t>(k));
+  std::vector<double> diag(static_cast<size_t>(k));  // H_ii, original order, dead ones 1
   double diag_sum = 0.0;
   for (int64_t i = 0; i < k; ++i) {
     dead[i] = h[i * k + i] == 0.0;
     if (dead[i]) h[i * k + i] = 1.0;
+    diag[i] = h[i * k + i];
     diag_sum += h[i * k + i];
   }
   // Processing order: act_order takes the most active inputs first (decreasing H_ii).
@@ -287,9 +361,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
     }
   }
 
-  const int max_code = (1 << f.bits) - 1;
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);
-  std::vector<GroupParams> params(static_cast<size_t>(n * groups));
   const int64_t block = std::min<int64_t>(opt.block_size, k);
   std::vector<double> err(static_cast<size_t>(n * block));  // scaled errors of the block's columns
   std::atomic<int64_t> overflow_row{-1};
@@ -298,51 +370,58 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
 
   // Lazy batches: inside a block of columns the feedback is applied eagerly, row by row (rows
   // are independent); the block's effect on the later columns is one matmul.
-  for (int64_t i1 = 0; i1 < k; i1 += block) {
-    const int64_t i2 = std::min(k, i1 + block), width = i2 - i1;
+  const auto run_columns = [&](auto& grids) -> Status {
+    for (int64_t i1 = 0; i1 < k; i1 += block) {
+      const int64_t i2 = std::min(k, i1 + block), width = i2 - i1;
 #pragma omp parallel
-    {
-      double* x = scratch.data() + omp_get_thread_num() * g;
+      {
+        double* x = scratch.data() + omp_get_thread_num() * g;
 #pragma omp for schedule(static)
-      for (int64_t r = 0; r < n; ++r) {
-        double* wr = wq.data() + r * k;
-        double* er = err.data() + r * width;
-        for (int64_t i = i1; i < i2; ++i) {
-          const int64_t col = order[i], grp = col / g;
-          GroupParams& p = params[r * groups + grp];
-          if (group_start[i]) {
-            // Columns past this block still owe the feedback of columns i1..i-1.
-            for (int64_t t = 0; t < g; ++t) {
-              const int64_t pos = position[grp * g + t];
-              double v = wr[pos];
-              if (pos >= i2)
-                for (int64_t l = i1; l < i; ++l) v -= er[l - i1] * u[l * k + pos];
-              x[t] = v;
+        for (int64_t r = 0; r < n; ++r) {
+          double* wr = wq.data() + r * k;
+          double* er = err.data() + r * width;
+          for (int64_t i = i1; i < i2; ++i) {
+            const int64_t col = order[i], grp = col / g;
+            if (group_start[i]) {
+              // Columns past this block still owe the feedback of columns i1..i-1.
+              for (int64_t t = 0; t < g; ++t) {
+                const int64_t pos = position[grp * g + t];
+                double v = wr[pos];
+                if (pos >= i2)
+                  for (int64_t l = i1; l < i; ++l) v -= er[l - i1] * u[l * k + pos];
+                x[t] = v;
+              }
+              if (!grids.fit(r, grp, x, g)) {
+                overflow_row.store(r);
+                break;
+              }
             }
-            if (!find_group_params(x, g, search, &p)) {
-              overflow_row.store(r);
-              break;
-            }
-            m.scales[r * groups + grp] = p.scale_bits;
-            if (!f.symmetric) m.zeros[r * groups + grp] = static_cast<uint8_t>(p.zero);
-          }
-          const int q = quantize_value(wr[i], p, max_code);
-          m.codes[r * k + col] = static_cast<uint16_t>(q);
-          const double e = (wr[i] - dequantize_value(q, p)) / u[i * k + i];
-          er[i - i1] = e;
-          const double* ui = u.data() + i * k;
+            const int q = grids.code(r, grp, wr[i]);
+            m.codes[r * k + col] = static_cast<uint16_t>(q);
+            const double e = (wr[i] - grids.value(r, grp, q)) / u[i * k + i];
+            er[i - i1] = e;
+            const double* ui = u.data() + i * k;
 #pragma omp simd
-          for (int64_t j = i + 1; j < i2; ++j) wr[j] -= e * ui[j];
+            for (int64_t j = i + 1; j < i2; ++j) wr[j] -= e * ui[j];
+          }
         }
       }
+      if (overflow_row.load() >= 0)
+        return out_of_range("quantize: a GPTQ group scale or table of row " +
+                            std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
+                            "large for " + f.to_string() + ")");
+      if (i2 < k)  // W[:, i2:] -= Err U[i1:i2, i2:]
+        matmul_acc(n, k - i2, width, -1.0, err.data(), width, 1, u.data() + i1 * k + i2, k,
+                   wq.data() + i2, k, Triangle::kNone);
     }
-    if (overflow_row.load() >= 0)
-      return out_of_range("quantize: a GPTQ group scale of row " +
-                          std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
-                          "large for " + f.to_string() + ")");
-    if (i2 < k)  // W[:, i2:] -= Err U[i1:i2, i2:]
-      matmul_acc(n, k - i2, width, -1.0, err.data(), width, 1, u.data() + i1 * k + i2, k,
-                 wq.data() + i2, k, Triangle::kNone);
+    return Status::ok();
+  };
+  if (f.kind == FormatKind::kLut) {
+    TableGrids grids(f, n, k, std::move(diag), &m);
+    QMOE_RETURN_IF_ERROR(run_columns(grids));
+  } else {
+    AffineGrids grids(f, n, groups, search, &m);
+    QMOE_RETURN_IF_ERROR(run_columns(grids));
   }
   *out = std::move(m);
   return Status::ok();

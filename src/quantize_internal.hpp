@@ -1,7 +1,9 @@
-// Internal to the quantizers (quantize.cpp, quantize_rtn.cpp, quantize_gptq.cpp): the
-// per-group scale/zero search every integer method shares, and the GPTQ linear algebra.
+// Internal to the quantizers (quantize.cpp, quantize_rtn.cpp, quantize_lut.cpp,
+// quantize_gptq.cpp): the per-group scale/zero search every integer method shares, the LUT
+// formats' table fit, and the GPTQ linear algebra.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "qmoe/quantize.hpp"
@@ -43,7 +45,39 @@ float dequantize_value(int q, const GroupParams& p);
 Status quantize_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                     const GroupSearch& search, LogicalMatrix* out);
 
-/// GPTQ quantization of an int format. Weights and options are already validated except the
+/// A LUT format's table for one row (docs/formats.md §1): ascending fp16 values.
+struct RowTable {
+  static constexpr int kMaxEntries = 16;  ///< nuq4
+  int entries = 0;                        ///< 2^bits
+  uint16_t bits[kMaxEntries] = {};        ///< fp16, what the format stores
+  float value[kMaxEntries] = {};          ///< fp16_to_float(bits[e])
+  double mid[kMaxEntries - 1] = {};       ///< (value[e] + value[e + 1]) / 2
+};
+
+/// Buffers fit_row_table needs for rows of up to `len` values; reserve before a parallel region.
+struct TableScratch {
+  void reserve(int64_t len);
+  std::vector<std::pair<double, double>> sorted;
+  std::vector<double> cum_w, cum_wx;
+};
+
+/// The 2^bits-entry table minimising sum weight[i] (x[i] - table[code_i])^2 over codes by
+/// weighted Lloyd from the weighted quantiles (a local optimum), rounded to fp16, ascending.
+/// weight may be null (all 1); all-zero weights count as all 1. Allocates nothing (scratch
+/// reserved for len). Returns false when a value overflows fp16.
+bool fit_row_table(const double* x, const double* weight, int64_t len, int bits,
+                   TableScratch* scratch, RowTable* table);
+
+/// Index of the table value nearest w; a tie goes to the lower entry.
+int nearest_entry(double w, const RowTable& table);
+
+/// Round-to-nearest quantization of a LUT format: each row's table by fit_row_table (unweighted),
+/// codes by nearest_entry. Returns kOutOfRange when a table overflows fp16.
+Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
+                        LogicalMatrix* out);
+
+/// GPTQ quantization of an int or LUT format (a LUT row's table fitted with the weights
+/// diag(H), when its first column is reached). Weights and options are already validated except the
 /// Hessian / calibration values themselves.
 Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                      const GroupSearch& search, const QuantizeOptions& opt, LogicalMatrix* out);

@@ -211,8 +211,9 @@ void print_demo_help() {
       "usage: qmoe demo [--formats LIST] [--method rtn|mse|gptq] [--cpu]\n\n"
       "Quantizes an embedded synthetic MoE layer (8 experts, top-2, H=256, I=512, 48 tokens,\n"
       "seeded) in every format, runs its expert FFN through the grouped GEMM (GPU if present,\n"
-      "else the CPU reference) and prints: format, bits/weight, weight MSE, output NMSE vs the\n"
-      "bf16 layer.\n\n"
+      "else the CPU reference; formats without a device decoder, such as nuq<b>, always on the\n"
+      "CPU reference) and prints: format, bits/weight, weight MSE, output NMSE vs the bf16\n"
+      "layer, and where it ran.\n\n"
       "  --formats LIST   comma-separated formats (default: all, see `qmoe inspect --formats`)\n"
       "  --method M       quantizer: rtn (min-max, default), mse (clipping search), gptq\n"
       "                   (Hessian from the layer's own routed tokens plus random calibration)\n"
@@ -303,12 +304,16 @@ int run_demo(int argc, char** argv) {
   if (!st.is_ok()) return std::fprintf(stderr, "qmoe demo: %s\n", st.to_string().c_str()), 1;
   double ref_sq = 0;
   for (double v : y_ref) ref_sq += v * v;
-  std::printf("%-16s %12s %14s %18s\n", "format", "bits/weight", "weight MSE",
-              "output NMSE vs bf16");
+  std::printf("%-16s %12s %14s %20s  %s\n", "format", "bits/weight", "weight MSE",
+              "output NMSE vs bf16", "ran on");
+  bool cpu_fallback = false;
   for (const FormatSpec& f : formats) {
     std::vector<double> y;
     double wmse = 0;
-    st = run_layer(lw, s, r, x_sorted, f, opt13, opt2, use_gpu, &y, &wmse);
+    // Formats without a device decoder (docs/formats.md §1) run on the CPU reference.
+    const bool on_gpu = use_gpu && has_device_decoder(f);
+    cpu_fallback = cpu_fallback || (use_gpu && !on_gpu);
+    st = run_layer(lw, s, r, x_sorted, f, opt13, opt2, on_gpu, &y, &wmse);
     if (!st.is_ok()) {
       std::printf("%-16s error: %s\n", f.to_string().c_str(), st.to_string().c_str());
       return 1;
@@ -319,8 +324,13 @@ int run_demo(int argc, char** argv) {
     const double w13 = 2.0 * s.inter * s.hidden, w2 = double(s.hidden) * s.inter;
     const double bpw =
         (f.bits_per_weight(s.hidden) * w13 + f.bits_per_weight(s.inter) * w2) / (w13 + w2);
-    std::printf("%-16s %12.4f %14.4e %18.4e\n", f.to_string().c_str(), bpw, wmse, d / ref_sq);
+    std::printf("%-16s %12.4f %14.4e %20.4e  %s\n", f.to_string().c_str(), bpw, wmse, d / ref_sq,
+                on_gpu    ? "GPU"
+                : use_gpu ? "CPU reference*"
+                          : "CPU reference");
   }
+  if (cpu_fallback)
+    std::printf("* no device decoder for this format yet: its layer ran on the CPU reference\n");
   return 0;
 }
 

@@ -21,16 +21,17 @@ struct Layout {
   int64_t groups_pad = 0;    ///< stored scale/zero columns per row (0 for dense)
   int64_t tile_bytes = 0;
   int64_t codes_offset = 0, codes_bytes = 0;
-  int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent
+  int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent; LUT
+                                                ///< formats keep their tables here
   int64_t zeros_offset = 0, zeros_bytes = 0;
   int64_t total_bytes = 0;  ///< blob size: end of the last section rounded up to 256
   std::vector<int> planes;  ///< bits per plane, least significant plane first
 };
 
 /// Checks that m's format is supported, that m.layout matches the layout recomputed from
-/// the spec, that the blob has exactly total_bytes, that every logical scale is finite and
-/// every zero < 2^bits, and that the padding of §2.1 decodes to exactly 0 (padded scales and
-/// zeros 0, padded codes the zero point of their group). Fills *out. Errors:
+/// the spec, that the blob has exactly total_bytes, that every logical scale or table entry is
+/// finite and every zero < 2^bits, and that the padding is that of §2.1 (padded scales, zeros
+/// and tables 0, padded codes the zero point of their group, or 0). Fills *out. Errors:
 /// kInvalidArgument naming the row / group / column at fault.
 Status check_packed(const PackedMatrix& m, Layout* out);
 
@@ -52,6 +53,12 @@ Status check_int_sections(const PackedMatrix& m, const Layout& L);
 /// rounded to bf16 (the bf16-activation value of §1, still exact in float32).
 void decode_int(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
                 bool bf16_scales, std::vector<float>* w);
+
+/// LUT formats: every real row's table entries finite, every padded row's table all 0 (§2.1).
+Status check_lut_tables(const PackedMatrix& m, const Layout& L);
+/// LUT formats: w[n, k] = T[n][q], the fp16 table entry widened exactly to float32.
+void decode_lut(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
+                std::vector<float>* w);
 
 /// dense formats: w[n, k] = the stored 16-bit float, widened exactly to float32.
 void decode_dense(const PackedMatrix& m, const std::vector<uint16_t>& codes, std::vector<float>* w);

@@ -37,6 +37,12 @@ Status check_format(const FormatSpec& f) {
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
     return Status::ok();
   }
+  if (f.kind == FormatKind::kLut) {
+    if (f.bits != 2 && f.bits != 3 && f.bits != 4)
+      return invalid_argument("ref: LUT format bits must be 2, 3 or 4, got " +
+                              std::to_string(f.bits));
+    return Status::ok();
+  }
   if (f.kind != FormatKind::kInt) return invalid_argument("ref: unknown format kind");
   if (f.bits != 2 && f.bits != 3 && f.bits != 4 && f.bits != 8)
     return invalid_argument("ref: int format bits must be 2, 3, 4 or 8, got " +
@@ -80,6 +86,11 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
       L->zeros_bytes = L->n_pad * L->groups_pad;  // uint8
       end = L->zeros_offset + L->zeros_bytes;
     }
+  }
+  if (f.kind == FormatKind::kLut) {  // one table of 2^b fp16 values a row, padded rows too
+    L->scales_offset = round_up(end, kSectionAlign);
+    L->scales_bytes = L->n_pad * (int64_t{1} << f.bits) * 2;
+    end = L->scales_offset + L->scales_bytes;
   }
   L->total_bytes = round_up(end, kSectionAlign);
   return Status::ok();
@@ -145,7 +156,7 @@ bool is_padding(const Layout& L, int64_t row, int64_t col) {
   return row >= L.n || col >= L.k;
 }
 
-// A padded code that is not the zero point of its group (int) or +0.0 (dense), §2.1.
+// A padded code that is not the zero point of its group (int) or 0 (dense, LUT), §2.1.
 struct PaddingFault {
   bool found = false;
   int64_t row = 0, col = 0;
@@ -186,6 +197,8 @@ Status check_padded_codes(const PackedMatrix& m, const Layout& L) {
       "ref: padded code at row " + std::to_string(f.row) + ", column " + std::to_string(f.col);
   if (m.format.kind == FormatKind::kDense)
     return invalid_argument(where + " is " + hex16(static_cast<uint16_t>(f.code)) + ", must be 0");
+  if (m.format.kind == FormatKind::kLut)
+    return invalid_argument(where + " is " + std::to_string(f.code) + ", must be 0");
   return invalid_argument(where + " (group " + std::to_string(group_of(L, f.col)) + ") is " +
                           std::to_string(f.code) + ", must be the group's zero point " +
                           std::to_string(f.expected));
@@ -213,11 +226,11 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   const Field fields[] = {
       {"n_pad", P.n_pad, L.n_pad, true},
       {"k_pad", P.k_pad, L.k_pad, true},
-      {"groups_pad", P.groups_pad, L.groups_pad, is_int},
+      {"groups_pad", P.groups_pad, L.groups_pad, m.format.kind != FormatKind::kDense},
       {"tile_bytes", P.tile_bytes, L.tile_bytes, true},
       {"codes_offset", P.codes_offset, L.codes_offset, true},
       {"codes_bytes", P.codes_bytes, L.codes_bytes, true},
-      {"scales_offset", P.scales_offset, L.scales_offset, is_int},
+      {"scales_offset", P.scales_offset, L.scales_offset, L.scales_bytes > 0},
       {"scales_bytes", P.scales_bytes, L.scales_bytes, true},
       {"zeros_offset", P.zeros_offset, L.zeros_offset, has_zeros},
       {"zeros_bytes", P.zeros_bytes, L.zeros_bytes, true},
@@ -230,6 +243,7 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
                             " bytes, the layout needs " + std::to_string(L.total_bytes));
   // Sections first: the padded-code check reads the zero points.
   if (is_int) QMOE_RETURN_IF_ERROR(check_int_sections(m, L));
+  if (m.format.kind == FormatKind::kLut) QMOE_RETURN_IF_ERROR(check_lut_tables(m, L));
   QMOE_RETURN_IF_ERROR(check_padded_codes(m, L));
   *out = std::move(L);
   return Status::ok();

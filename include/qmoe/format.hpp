@@ -15,12 +15,16 @@ enum class DType : uint8_t { kBF16 = 0, kFP16 = 1 };
 enum class FormatKind : uint8_t {
   kDense = 0,  ///< 16-bit weights stored as-is (dense_dtype says bf16 or fp16)
   kInt = 1,    ///< group-wise uniform integer codes: w = (q - z) * s
+  kLut = 2,    ///< non-uniform: w = lut[row][q], a learned table of 2^bits fp16 values a row
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:
-///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym".
+///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym", "nuq3".
 /// Integer formats: bits in {2,3,4,8}; group_size in {32,64,128} along K (input dim),
 /// or 0 = per-channel (one group spans the whole row). Default is asymmetric.
+/// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
+/// fp16 values and a code indexes it (no groups, no zero points). CPU reference and
+/// quantizers only: no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
@@ -30,6 +34,7 @@ struct FormatSpec {
 
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
+  static FormatSpec lut(int bits);
 
   /// Parse a short string. Errors: kInvalidArgument with the offending text.
   static Status parse(const std::string& text, FormatSpec* out);
@@ -41,10 +46,14 @@ struct FormatSpec {
   Status validate() const;
 
   /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:
-  /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel.
+  /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel; for a LUT
+  /// format bits + 16 * 2^bits / K (the row's table).
   double bits_per_weight(int64_t k_in) const;
-  /// Effective group length for a row of k_in inputs (k_in for per-channel).
+  /// Effective group length for a row of k_in inputs (k_in for per-channel and LUT formats:
+  /// a LUT format's one table serves the whole row).
   int64_t group_len(int64_t k_in) const { return group_size == 0 ? k_in : group_size; }
+  /// Entries of a LUT format's per-row table, 2^bits; 0 for other kinds.
+  int lut_entries() const { return kind == FormatKind::kLut ? 1 << bits : 0; }
 
   bool operator==(const FormatSpec& o) const {
     return kind == o.kind && dense_dtype == o.dense_dtype && bits == o.bits &&
@@ -69,15 +78,18 @@ constexpr int kTileLanes = 32;
 /// Byte alignment of every section (codes, scales, zeros) and of every expert in a bank.
 constexpr int64_t kSectionAlign = 256;
 
-/// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2).
+/// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2);
+/// a LUT format's codes are stored exactly as the int format's of the same bits.
 std::vector<int> plane_bits(const FormatSpec& f);
 
 /// Byte sizes of the sections of a packed [N, K] matrix (docs/formats.md §2).
 struct PackedLayout {
   int64_t n = 0, k = 0;          ///< logical dims
   int64_t n_pad = 0, k_pad = 0;  ///< padded to kTileRows / kTileCols
-  int64_t groups_pad = 0;        ///< scale columns per row (k_pad/group, or 1 per-channel)
+  int64_t groups_pad = 0;        ///< scale columns per row (k_pad/group, or 1 per-channel;
+                                 ///< 0 for dense and LUT formats)
   int64_t tile_bytes = 0;        ///< bytes of one 16x128 tile of codes
+  /// scales_bytes: a LUT format's tables (n_pad rows x 2^bits fp16) live in the scales section.
   int64_t codes_bytes = 0, scales_bytes = 0, zeros_bytes = 0;
   int64_t codes_offset = 0, scales_offset = 0, zeros_offset = 0;  ///< in the blob
   int64_t total_bytes = 0;  ///< blob size, sections 256-byte aligned
@@ -88,8 +100,12 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
 
 /// Entry index of (row, group) in the scales (fp16, byte 2 * index) and zeros (uint8, byte
 /// index) sections of an int format: parameter blocks per (strip, tile column), rows in lane
-/// order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for a dense format.
+/// order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for other kinds.
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group);
+
+/// Entry index of table value `code` of `row` in the scales section of a LUT format (fp16 at
+/// byte 2 * index): row-major, row * 2^bits + code (docs/formats.md §2.5). -1 for other kinds.
+int64_t lut_index(const FormatSpec& f, int64_t row, int code);
 
 }  // namespace qmoe

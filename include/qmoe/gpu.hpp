@@ -15,6 +15,11 @@ namespace qmoe {
 /// True when the library was built with CUDA and a device is visible.
 bool gpu_available();
 
+/// True when this build's kernels decode format f: false without CUDA, and for formats that
+/// have only a CPU reference so far (the LUT formats "nuq<b>"; docs/formats.md §1). A bank
+/// holding such an expert fails DeviceExpertBank::upload with kUnsupported.
+bool has_device_decoder(const FormatSpec& f);
+
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without
 /// CUDA or a device.
 Status current_device(int* device);

@@ -12,6 +12,8 @@ namespace qmoe {
 /// docs/formats.md §1 defines it. Row-major; G = number of groups per row (k/group, or 1).
 ///  - kInt:   codes[n*k] in [0, 2^bits); scales[n*G] fp16 bits; zeros[n*G] (asymmetric only,
 ///            each in [0, 2^bits)). Weight = (code - zero) * scale, zero = 2^(bits-1) if sym.
+///  - kLut:   codes[n*k] in [0, 2^bits); scales[n * 2^bits] the rows' tables (fp16 bits, row r's
+///            entry q at r * 2^bits + q); zeros empty. Weight = scales[row * 2^bits + code].
 ///  - kDense: codes[n*k] hold the bf16/fp16 bit patterns; scales/zeros empty.
 struct LogicalMatrix {
   /// A zero-filled matrix of format f with every array sized for [n, k] (G = k / group for
@@ -41,18 +43,18 @@ struct PackedMatrix {
 };
 
 /// Repack the logical form into tiles. Errors: codes/zeros out of range, size mismatch,
-/// non-finite scale. On error *out is left untouched.
+/// non-finite scale or table value. On error *out is left untouched.
 Status pack(const LogicalMatrix& logical, PackedMatrix* out);
 /// Inverse of pack (exact). Errors (kInvalidArgument, *out untouched): blob size or layout
-/// not those of the format, zeros >= 2^bits, non-finite scales, padding that is not what
-/// pack writes (docs/formats.md §2.1), non-zero gap/tail bytes.
+/// not those of the format, zeros >= 2^bits, non-finite scales or table values, padding that
+/// is not what pack writes (docs/formats.md §2.1), non-zero gap/tail bytes.
 Status unpack(const PackedMatrix& packed, LogicalMatrix* out);
 
 /// Per-expert descriptor the kernels read on device. Plain data, identical on host and device.
 /// Offsets are bytes from the start of the bank blob.
 struct ExpertDesc {
   uint64_t codes_offset;
-  uint64_t scales_offset;  ///< unused for dense
+  uint64_t scales_offset;  ///< unused for dense; a LUT format's tables
   uint64_t zeros_offset;   ///< unused for dense or symmetric
   uint8_t kind;            ///< FormatKind
   uint8_t dense_dtype;     ///< DType, for kDense

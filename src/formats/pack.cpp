@@ -19,7 +19,7 @@ LogicalMatrix LogicalMatrix::sized(const FormatSpec& f, int64_t n, int64_t k) {
   m.n = n;
   m.k = k;
   m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * groups));
+  m.scales.resize(static_cast<size_t>(n * (is_int ? groups : f.lut_entries())));
   m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
   return m;
 }
@@ -109,12 +109,12 @@ int64_t logical_groups(const FormatSpec& f, int64_t k) {
 }
 
 /// Code stored at (row, col) of the padded matrix. Padding holds the zero point of its
-/// group (§2.1): 0 for dense; 2^(b-1) for symmetric; for asymmetric the stored zero, which is
-/// 0 for padded rows and padded groups. Per-channel has one group a row, so a real row's
-/// padded columns take that row's zero.
+/// group (§2.1): 0 for dense and LUT formats; 2^(b-1) for symmetric; for asymmetric the stored
+/// zero, which is 0 for padded rows and padded groups. Per-channel has one group a row, so a
+/// real row's padded columns take that row's zero.
 uint16_t padded_code(const LogicalMatrix& m, int64_t groups, int64_t row, int64_t col) {
   if (row < m.n && col < m.k) return m.codes[static_cast<size_t>(row * m.k + col)];
-  if (m.format.kind == FormatKind::kDense) return 0;
+  if (m.format.kind != FormatKind::kInt) return 0;
   if (m.format.symmetric) return static_cast<uint16_t>(1u << (m.format.bits - 1));
   if (row < m.n && m.format.group_size == 0) return m.zeros[static_cast<size_t>(row * groups)];
   return 0;
@@ -135,11 +135,13 @@ Status check_size(const char* what, size_t got, int64_t want) {
                           " entries, expected " + std::to_string(want));
 }
 
-/// Value ranges of a logical matrix (codes and zeros fit in b bits, scales finite), the
-/// checks of docs/formats.md §1 that both pack and unpack make. `who` names the caller.
+/// Value ranges of a logical matrix (codes and zeros fit in b bits, scales and table values
+/// finite), the checks of docs/formats.md §1 that both pack and unpack make. `who` names the
+/// caller.
 Status check_values(const LogicalMatrix& m, const std::string& who) {
   const FormatSpec& f = m.format;
-  if (f.kind != FormatKind::kInt) return Status::ok();  // any 16-bit pattern is a dense code
+  if (f.kind == FormatKind::kDense) return Status::ok();  // any 16-bit pattern is a dense code
+  const bool has_zeros = f.kind == FormatKind::kInt && !f.symmetric;
   const uint32_t limit = 1u << f.bits;
   uint32_t max_code = 0, max_zero = 0;
   int64_t non_finite = 0;
@@ -149,7 +151,7 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
   for (int64_t i = 0; i < codes; ++i) max_code = std::max<uint32_t>(max_code, m.codes[i]);
   for (int64_t i = 0; i < params; ++i) {
     non_finite += (m.scales[i] & 0x7c00u) == 0x7c00u;  // fp16 exponent all ones: inf or NaN
-    if (!f.symmetric) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
+    if (has_zeros) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
   }
   if (max_code >= limit)
     return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
@@ -158,7 +160,9 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
     return invalid_argument(who + ": zero point " + std::to_string(max_zero) + " does not fit in " +
                             std::to_string(f.bits) + " bits");
   if (non_finite > 0)
-    return invalid_argument(who + ": " + std::to_string(non_finite) + " scale(s) are inf or NaN");
+    return invalid_argument(who + ": " + std::to_string(non_finite) +
+                            (f.kind == FormatKind::kLut ? " table value(s)" : " scale(s)") +
+                            " are inf or NaN");
   return Status::ok();
 }
 
@@ -168,7 +172,7 @@ Status validate_logical(const LogicalMatrix& m) {
   const bool is_int = f.kind == FormatKind::kInt;
   const int64_t groups = is_int ? logical_groups(f, m.k) : 0;
   QMOE_RETURN_IF_ERROR(check_size("codes", m.codes.size(), m.n * m.k));
-  QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * groups));
+  QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * (groups + f.lut_entries())));
   QMOE_RETURN_IF_ERROR(
       check_size("zeros", m.zeros.size(), is_int && !f.symmetric ? m.n * groups : 0));
   return check_values(m, "pack");
@@ -189,17 +193,42 @@ Status check_gaps(const PackedMatrix& p) {
   return Status::ok();
 }
 
+uint16_t load_le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
+
+/// LUT formats: copies the tables of the real rows into m (sized already) and checks that
+/// those of padded rows are 0 (§2.1, §2.5).
+Status read_tables(const PackedMatrix& p, LogicalMatrix* m) {
+  const PackedLayout& L = p.layout;
+  const int entries = p.format.lut_entries();
+  const uint8_t* tables = p.blob.data() + L.scales_offset;
+  for (int64_t row = 0; row < L.n_pad; ++row) {
+    for (int q = 0; q < entries; ++q) {
+      const int64_t at = lut_index(p.format, row, q);
+      const uint16_t v = load_le16(tables + 2 * at);
+      if (row < L.n)
+        m->scales[static_cast<size_t>(at)] = v;
+      else if (v != 0)
+        return invalid_argument("unpack: table entry " + std::to_string(q) + " of padded row " +
+                                std::to_string(row) + " has bits " + std::to_string(v) +
+                                "; it must be 0");
+    }
+  }
+  return Status::ok();
+}
+
 /// Copies the scales and zeros of the real groups into m (sized already) and checks that those
 /// of padded rows and padded groups are 0 (§2.1, §2.5).
 Status read_group_params(const PackedMatrix& p, int64_t groups, LogicalMatrix* m) {
+  if (p.format.kind == FormatKind::kLut) return read_tables(p, m);
   const PackedLayout& L = p.layout;
   const uint8_t* blob = p.blob.data();
   const bool has_zeros = !p.format.symmetric;
   for (int64_t row = 0; row < L.n_pad; ++row) {
     for (int64_t j = 0; j < L.groups_pad; ++j) {
       const int64_t at = group_param_index(p.format, L, row, j);
-      const uint16_t s = static_cast<uint16_t>(blob[L.scales_offset + 2 * at] |
-                                               blob[L.scales_offset + 2 * at + 1] << 8);
+      const uint16_t s = load_le16(blob + L.scales_offset + 2 * at);
       const uint8_t z = has_zeros ? blob[L.zeros_offset + at] : 0;
       if (row < L.n && j < groups) {
         m->scales[static_cast<size_t>(row * groups + j)] = s;
@@ -246,6 +275,13 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
     }
   }
 
+  // LUT tables: row-major (§2.5), padded rows stay 0.
+  if (f.kind == FormatKind::kLut) {
+    for (size_t i = 0; i < logical.scales.size(); ++i) {
+      blob[layout.scales_offset + 2 * i] = static_cast<uint8_t>(logical.scales[i]);
+      blob[layout.scales_offset + 2 * i + 1] = static_cast<uint8_t>(logical.scales[i] >> 8);
+    }
+  }
   // Scales and zeros: real (row, group) entries; padded rows and groups stay 0.
   for (int64_t row = 0; row < logical.n; ++row) {
     for (int64_t j = 0; j < groups; ++j) {

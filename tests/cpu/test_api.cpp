@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qmoe/gpu.hpp"
@@ -68,6 +69,38 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   ASSERT_TRUE(ExpertBank::create(std::move(experts), &host).is_ok());
   DeviceExpertBank dbank;
   EXPECT_EQ(DeviceExpertBank::upload(host, &dbank).code(), StatusCode::kUnsupported);
+  EXPECT_EQ(dbank.device_bytes(), 0);
+}
+
+// The LUT formats have a CPU reference only: has_device_decoder says so, and uploading a bank
+// with such an expert is refused before any device call (with CUDA built, on any machine).
+TEST(GpuApi, LutFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
+#if defined(QMOE_WITH_CUDA)
+  const bool cuda_built = true;
+#else
+  const bool cuda_built = false;
+#endif
+  for (const FormatSpec& f : all_formats()) {
+    SCOPED_TRACE(f.to_string());
+    EXPECT_EQ(has_device_decoder(f), cuda_built && f.kind != FormatKind::kLut);
+  }
+  FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
+  EXPECT_FALSE(has_device_decoder(bad));
+  std::vector<PackedMatrix> experts(2);
+  const FormatSpec formats[] = {FormatSpec::integer(4, 128, false), FormatSpec::lut(3)};
+  for (int e = 0; e < 2; ++e) {
+    experts[e].format = formats[e];
+    ASSERT_TRUE(packed_layout(formats[e], 32, 128, &experts[e].layout).is_ok());
+    experts[e].blob.assign(static_cast<size_t>(experts[e].layout.total_bytes), 0);
+  }
+  ExpertBank host;
+  ASSERT_TRUE(ExpertBank::create(std::move(experts), &host).is_ok());
+  DeviceExpertBank dbank;
+  const Status st = DeviceExpertBank::upload(host, &dbank);
+  EXPECT_EQ(st.code(), StatusCode::kUnsupported);
+  if (cuda_built) {
+    EXPECT_NE(st.message().find("expert 1 is nuq3"), std::string::npos) << st.message();
+  }
   EXPECT_EQ(dbank.device_bytes(), 0);
 }
 

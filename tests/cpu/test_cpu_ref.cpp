@@ -41,12 +41,12 @@ uint16_t random_normal_fp16(std::mt19937& rng) {
 }
 
 // A packed matrix of a tile-aligned shape (so without the padding of §2.1) with layout from
-// packed_layout() and random bytes everywhere; int scales are random normal fp16 values and
-// zeros random codes, so the blob is valid.
+// packed_layout() and random bytes everywhere; int scales and LUT table entries are random
+// normal fp16 values and zeros random codes, so the blob is valid.
 PackedMatrix random_blob(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
   EXPECT_TRUE(n % kTileRows == 0 && k % kTileCols == 0) << "random bytes would break padding";
   PackedMatrix m = test::random_packed(f, n, k, rng);
-  if (f.kind == FormatKind::kInt) {
+  if (f.kind != FormatKind::kDense) {
     for (int64_t i = 0; i < m.layout.scales_bytes; i += 2)
       put_fp16(&m, m.layout.scales_offset + i, random_normal_fp16(rng));
     for (int64_t i = 0; i < m.layout.zeros_bytes; ++i)
@@ -97,7 +97,8 @@ uint32_t get_code(const PackedMatrix& m, const std::vector<BitField>& fields) {
 // ---- docs/formats.md §3 ------------------------------------------------------------------
 
 // One worked example of §3: weight (row, col) of W[n, k], the blob bits of its code, its
-// group's scale and zero (int formats) and what it decodes to. Offsets of -1: no section.
+// group's scale and zero (int formats) or its table entry (LUT formats: in the scale fields)
+// and what it decodes to. Offsets of -1: no section.
 struct SpecExample {
   const char* format;
   int64_t n, k;
@@ -113,7 +114,7 @@ struct SpecExample {
   int64_t scales_offset, zeros_offset, total_bytes;
 };
 
-// The numbers of §3.1-3.6, copied from the spec (every position derived by hand there).
+// The numbers of §3.1-3.7, copied from the spec (every position derived by hand there).
 const std::vector<SpecExample>& spec_examples() {
   // One example per row pair, as in the spec; clang-format would put each field on a line.
   // clang-format off
@@ -134,6 +135,8 @@ const std::vector<SpecExample>& spec_examples() {
        -0.166015625f, 0xBE2A, 0xB150, -1, -1, 4096},
       {"fp16", 16, 128, 9, 19, {{598, 0, 8}, {599, 0, 8}}, 0x3555, -1, 0, -1, 0,
        0.333251953125f, 0x3EAB, 0x3555, -1, -1, 4096},
+      {"nuq4", 16, 128, 9, 18, {{84, 4, 4}}, 12, 1336, 0x3C05, -1, 0,
+       1.0048828125f, 0x3F81, 0x3C05, 1024, -1, 1536},
   };
   // clang-format on
   return examples;
@@ -156,7 +159,7 @@ PackedMatrix example_blob(const SpecExample& ex, uint16_t scale, uint8_t zero, s
   const bool is_int = f.kind == FormatKind::kInt;
   if (ex.n % kTileRows == 0 && ex.k % kTileCols == 0) {
     PackedMatrix m = random_blob(f, ex.n, ex.k, rng);
-    if (is_int) put_fp16(&m, ex.scale_byte, scale);
+    if (ex.scale_byte >= 0) put_fp16(&m, ex.scale_byte, scale);
     if (ex.zero_byte >= 0) m.blob[static_cast<size_t>(ex.zero_byte)] = zero;
     return m;
   }
@@ -227,6 +230,10 @@ TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
                  std::to_string(ex.col) + ")");
     const FormatSpec f = parse_format(ex.format);
     PackedMatrix m = example_blob(ex, 0x3C00, 0, rng);  // s = 1, z = 0: w = q - z
+    // LUT: row 9's table T[9][q] = q, so that w = q as well.
+    for (int q = 0; q < f.lut_entries(); ++q)
+      put_fp16(&m, m.layout.scales_offset + 2 * (ex.row * f.lut_entries() + q),
+               float_to_fp16(static_cast<float>(q)));
     // Two codes differing in every bit: for dense, 1.5 and its complement (-2.984375 in bf16,
     // -2.998046875 in fp16); for int, 0101... and 1010..., decoded with s = 1.
     const bool dense = f.kind == FormatKind::kDense;
@@ -526,6 +533,19 @@ TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {
   ASSERT_TRUE(ref::dequantize(m, &w).is_ok());
   put_fp16(&m, 4096 + 64, 0x3C00);
   expect_rejected(m, "padded code at row 17, column 0 is 0x3C00");
+  // nuq3 [33, 192]: the planes (and code positions) of int3; tables row-major, 8 entries a row.
+  const PackedMatrix lut = packed(random_logical(parse_format("nuq3"), 33, 192, rng));
+  ASSERT_TRUE(ref::dequantize(lut, &w).is_ok());
+  const int64_t tables = lut.layout.scales_offset;
+  m = lut;
+  put_fp16(&m, tables + 2 * (40 * 8 + 5), 0x3C00);
+  expect_rejected(m, "table entry 5 of row 40 (a padded row) is 0x3C00, must be 0");
+  m = lut;
+  put_fp16(&m, tables + 2 * (3 * 8 + 0), 0x7E00);
+  expect_rejected(m, "table entry 0 of row 3 is not finite (0x7E00)");
+  m = lut;
+  put_code(&m, {{768 + 72, 4, 2}}, 1);
+  expect_rejected(m, "padded code at row 1, column 200 is 1, must be 0");
 }
 
 // An output of (2^31 - 1) x 2^15 doubles (2^49 bytes) exceeds every 48-bit address space, so

@@ -16,7 +16,7 @@ using test::parse_format;
 using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
-  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u);
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u);
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
     EXPECT_TRUE(f.validate().is_ok());
@@ -42,6 +42,9 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
       {"int2:g32", FormatSpec::integer(2, 32, false), "int2:g32"},
       {"int8:pc", FormatSpec::integer(8, 0, false), "int8:pc"},
       {"int8:pc:sym", FormatSpec::integer(8, 0, true), "int8:pc:sym"},
+      {"nuq2", FormatSpec::lut(2), "nuq2"},
+      {"nuq3", FormatSpec::lut(3), "nuq3"},
+      {"nuq4", FormatSpec::lut(4), "nuq4"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -53,13 +56,14 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
 }
 
 TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
-  const char* bad[] = {"",           "int4",       "int4:",         "int4:g",
-                       "int4:g0",    "int5:g128",  "int1:g128",     "int16:g128",
-                       "int4:g100",  "int4:g256",  "int4:g128:foo", "int4:g128:sym:asym",
-                       "INT4:g128",  "int4:G128",  "BF16",          "fp32",
-                       "int:g128",   "int4:pc:",   "int4:gx",       "int4:g-32",
-                       "int4:g 128", " int4:g128", "int4:g128 ",    "int4::g128",
-                       "int-4:g128", "int4:pcsym", "nf4",           "bf16:g128"};
+  const char* bad[] = {
+      "",           "int4",       "int4:",      "int4:g",     "int4:g0",       "int5:g128",
+      "int1:g128",  "int16:g128", "int4:g100",  "int4:g256",  "int4:g128:foo", "int4:g128:sym:asym",
+      "INT4:g128",  "int4:G128",  "BF16",       "fp32",       "int:g128",      "int4:pc:",
+      "int4:gx",    "int4:g-32",  "int4:g 128", " int4:g128", "int4:g128 ",    "int4::g128",
+      "int-4:g128", "int4:pcsym", "nf4",        "bf16:g128",  "nuq",           "nuq1",
+      "nuq5",       "nuq8",       "nuq4:g128",  "nuq4:sym",   "nuq4:pc",       "NUQ4",
+      "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);
@@ -96,8 +100,9 @@ TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
   std::vector<FormatSpec> valid;
   for (const FormatSpec& f : candidates)
     if (f.validate().is_ok()) valid.push_back(f);
-  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each).
-  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u);
+  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT
+  // with any of the three (3 each).
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 3u * 3u);
   for (const FormatSpec& a : valid) {
     for (const FormatSpec& b : valid) {
       SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
@@ -134,6 +139,12 @@ TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   EXPECT_EQ(bpw("int8:pc:sym", 4096), 8.00390625);
   EXPECT_EQ(bpw("bf16", 4096), 16.0);
   EXPECT_EQ(bpw("fp16", 77), 16.0);
+  EXPECT_EQ(bpw("nuq4", 4096), 4.0625);
+  EXPECT_EQ(bpw("nuq4", 128), 6.0);  // §3.7
+  EXPECT_EQ(bpw("nuq3", 2048), 3.0625);
+  EXPECT_EQ(bpw("nuq2", 1408), 2.0 + 64.0 / 1408.0);
+  EXPECT_EQ(parse_format("nuq3").lut_entries(), 8);
+  EXPECT_EQ(parse_format("int3:g64").lut_entries(), 0);
 }
 
 // Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.
@@ -164,7 +175,8 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
       {"int4:g128", 17, 384, 32, 384, 3, 1024},   {"int3:g64", 1, 192, 16, 256, 4, 768},
       {"int2:g32", 33, 96, 48, 128, 4, 512},      {"int8:pc", 5, 77, 16, 128, 1, 2048},
       {"int4:pc:sym", 40, 300, 48, 384, 1, 1024}, {"bf16", 3, 1, 16, 128, 0, 4096},
-      {"fp16", 100, 129, 112, 256, 0, 4096},
+      {"fp16", 100, 129, 112, 256, 0, 4096},      {"nuq3", 17, 77, 32, 128, 0, 768},
+      {"nuq4", 1, 4096, 16, 4096, 0, 1024},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.format);
@@ -180,7 +192,7 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
     EXPECT_EQ(L.tile_bytes, c.tile_bytes);
     EXPECT_EQ(L.codes_bytes, c.n_pad / 16 * (c.k_pad / 128) * c.tile_bytes);
     const int64_t params = f.kind == FormatKind::kInt ? c.n_pad * c.groups_pad : 0;
-    EXPECT_EQ(L.scales_bytes, 2 * params);
+    EXPECT_EQ(L.scales_bytes, 2 * (params + c.n_pad * f.lut_entries()));  // LUT: the tables
     EXPECT_EQ(L.zeros_bytes, f.kind == FormatKind::kInt && !f.symmetric ? params : 0);
   }
 }

@@ -145,8 +145,8 @@ TEST(PackRoundTrip, UnpackOfPackIsExactForEveryFormatOnOddShapes) {
   }
 }
 
-// Every code, real or padding, sits at the bit the spec formulas name; padded scales and
-// zeros are 0 and padded codes are their group's zero point, so padding decodes to 0.
+// Every code, real or padding, sits at the bit the spec formulas name; padded scales, zeros and
+// LUT tables are 0 and padded codes are their group's zero point (0 for LUT and dense formats).
 TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
   uint32_t seed = 100;
   for (const FormatSpec& f : all_formats()) {
@@ -172,6 +172,14 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
         }
       }
       EXPECT_EQ(wrong, 0);
+      // LUT tables row-major after the codes (§2.5), padded rows' all 0.
+      for (int64_t r = 0; r < L.n_pad; ++r) {
+        for (int q = 0; q < f.lut_entries(); ++q) {
+          const int64_t at = L.scales_offset + 2 * (r * f.lut_entries() + q);
+          const uint16_t v = static_cast<uint16_t>(p.blob[at] | p.blob[at + 1] << 8);
+          EXPECT_EQ(v, r < n ? m.scales[r * f.lut_entries() + q] : 0) << r << "," << q;
+        }
+      }
       if (!is_int) continue;
       for (int64_t r = 0; r < L.n_pad; ++r) {
         for (int64_t j = 0; j < L.groups_pad; ++j) {
@@ -244,6 +252,12 @@ TEST(PackValidation, BadLogicalInputIsRejectedAndOutputUntouched) {
   add("k negative", base, [](LogicalMatrix& m) { m.k = -256; });
   add("k not a group multiple", base, [](LogicalMatrix& m) { m.k = 100; });
   add("invalid format", base, [](LogicalMatrix& m) { m.format.bits = 5; });
+  const LogicalMatrix base_lut = random_logical(parse_format("nuq3"), 17, 77, 10);
+  add("LUT code out of range", base_lut, [](LogicalMatrix& m) { m.codes[76] = 8; });
+  add("NaN table entry", base_lut, [](LogicalMatrix& m) { m.scales[17 * 8 - 1] = 0x7e00; });
+  add("inf table entry", base_lut, [](LogicalMatrix& m) { m.scales[0] = 0xfc00; });
+  add("table too short", base_lut, [](LogicalMatrix& m) { m.scales.pop_back(); });
+  add("zeros for LUT", base_lut, [](LogicalMatrix& m) { m.zeros.assign(17, 0); });
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     PackedMatrix out;
@@ -472,6 +486,112 @@ TEST(QuantRtn, AllZeroGroupsDecodeToExactZeroWithAPositiveScale) {
   }
 }
 
+// ---- LUT formats (nuq<b>) ------------------------------------------------------------------
+
+std::vector<FormatSpec> lut_formats() {
+  return {FormatSpec::lut(2), FormatSpec::lut(3), FormatSpec::lut(4)};
+}
+
+// On Gaussian rows a per-row Lloyd table reaches the Lloyd-Max distortion of N(0, 1) (Max 1960;
+// 0.1175, 0.03454, 0.009497 at 2, 3, 4 bits). The fit is in-sample (2^b levels over 4096
+// values), so it may land a little below the population optimum; a poor local optimum or a
+// bad start would land above it. Uniform levels (int<b>:pc, MSE-clipped) cost clearly more.
+TEST(QuantLut, GaussianRowsReachTheLloydMaxDistortion) {
+  const double lloyd_max[] = {0.0, 0.0, 0.1175, 0.03454, 0.009497};
+  const int64_t n = 24, k = 4096;
+  std::mt19937 rng(77);
+  const std::vector<float> w = test::gaussian(n * k, 1.0f, rng);
+  for (const FormatSpec& f : lut_formats()) {
+    SCOPED_TRACE(f.to_string());
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &m).is_ok());
+    const double mse = squared_error(w, decoded(m)) / static_cast<double>(n * k);
+    EXPECT_GT(mse, 0.97 * lloyd_max[f.bits]);
+    EXPECT_LT(mse, 1.01 * lloyd_max[f.bits]);
+    QuantizeOptions clip;
+    clip.method = QuantMethod::kRtnMse;
+    LogicalMatrix u;
+    ASSERT_TRUE(
+        quantize_logical(w.data(), n, k, FormatSpec::integer(f.bits, 0, false), clip, &u).is_ok());
+    EXPECT_LT(mse, 0.9 * squared_error(w, decoded(u)) / static_cast<double>(n * k));
+  }
+}
+
+// Tables ascend, and every weight takes the entry nearest to it (the lower one on a tie), on
+// heavy-tailed rows of odd length.
+TEST(QuantLut, TablesAscendAndEveryCodeIsTheNearestEntry) {
+  const int64_t n = 19, k = 333;
+  std::vector<float> w = gaussian_weights(n, k, 78);
+  w[5] = w[6] = w[7] = 40.0f;  // a cluster of outliers in row 0
+  for (const FormatSpec& f : lut_formats()) {
+    SCOPED_TRACE(f.to_string());
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &m).is_ok());
+    const int entries = f.lut_entries();
+    int64_t bad = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const uint16_t* t = m.scales.data() + r * entries;
+      for (int e = 0; e + 1 < entries; ++e)
+        EXPECT_LE(fp16_to_float(t[e]), fp16_to_float(t[e + 1])) << "row " << r;
+      for (int64_t c = 0; c < k; ++c) {
+        const double x = w[r * k + c];
+        const int q = m.codes[r * k + c];
+        const double d = std::fabs(x - fp16_to_float(t[q]));
+        for (int e = 0; e < entries; ++e) {
+          const double de = std::fabs(x - fp16_to_float(t[e]));
+          bad += e < q ? !(d < de) : !(d <= de);
+        }
+      }
+    }
+    EXPECT_EQ(bad, 0);
+    EXPECT_EQ(decoded(m)[5], 40.0f);  // the outliers get an entry of their own
+  }
+}
+
+// Rows with at most 2^b distinct fp16 values are reproduced exactly; a one-column matrix and an
+// all-zero row too.
+TEST(QuantLut, RowsWithFewDistinctValuesAreExact) {
+  const int64_t k = 130;
+  std::vector<float> w(static_cast<size_t>(3 * k));
+  const float levels[] = {-0.75f, 0.125f, 3.5f, 0.0f};
+  for (int64_t c = 0; c < k; ++c) {
+    w[c] = levels[c % 4];  // row 0: four levels
+    w[k + c] = 0.0f;       // row 1: zero
+    w[2 * k + c] = -2.0f;  // row 2: constant
+  }
+  for (const FormatSpec& f : lut_formats()) {
+    SCOPED_TRACE(f.to_string());
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), 3, k, f, QuantizeOptions{}, &m).is_ok());
+    const std::vector<float> deq = decoded(m);
+    for (int64_t i = k; i < 3 * k; ++i) EXPECT_EQ(deq[i], w[i]) << i;
+    for (int64_t c = 0; c < k; ++c) EXPECT_EQ(deq[c], w[c]) << c;  // 4 <= 2^b levels
+  }
+  const float one = 0.3f;
+  LogicalMatrix m;
+  ASSERT_TRUE(quantize_logical(&one, 1, 1, FormatSpec::lut(2), QuantizeOptions{}, &m).is_ok());
+  EXPECT_EQ(decoded(m)[0], fp16_to_float(float_to_fp16(one)));
+}
+
+// A table entry beyond fp16's range is an error, whichever method fits it; nothing is written.
+TEST(QuantLut, TablesBeyondFp16AreOutOfRange) {
+  std::vector<float> w = gaussian_weights(4, 256, 79);
+  w[2 * 256 + 9] = 1e6f;
+  std::vector<float> h(256 * 256, 0.0f);
+  for (int i = 0; i < 256; ++i) h[i * 256 + i] = 1.0f;
+  QuantizeOptions gptq;
+  gptq.method = QuantMethod::kGptq;
+  gptq.hessian = h.data();
+  for (const QuantizeOptions& o : {QuantizeOptions{}, gptq}) {
+    LogicalMatrix m;
+    m.n = 7;
+    const Status st = quantize_logical(w.data(), 4, 256, FormatSpec::lut(4), o, &m);
+    EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << st.to_string();
+    EXPECT_NE(st.message().find("row 2"), std::string::npos) << st.message();
+    EXPECT_EQ(m.n, 7);
+  }
+}
+
 TEST(QuantDense, EachWeightIsRoundedToNearestEven) {
   const int64_t n = 5, k = 77;
   std::vector<float> w = gaussian_weights(n, k, 6);
@@ -521,7 +641,7 @@ TEST(QuantPack, PayloadOfOddShapesIsExactlyTheDocumentedPaddedSize) {
       const int64_t tile_bytes = 16 * 128 * f.bits / 8;
       const int64_t groups_pad = !is_int ? 0 : f.group_size == 0 ? 1 : k_pad / f.group_size;
       const int64_t codes = n_pad / 16 * (k_pad / 128) * tile_bytes;
-      const int64_t scales = n_pad * groups_pad * 2;
+      const int64_t scales = n_pad * (groups_pad + f.lut_entries()) * 2;  // LUT: its tables
       const int64_t zeros = is_int && !f.symmetric ? n_pad * groups_pad : 0;
       EXPECT_EQ(p.layout.codes_bytes, codes);
       EXPECT_EQ(p.layout.scales_bytes, scales);
@@ -621,7 +741,8 @@ struct GptqProblem {
 
 /// Textbook GPTQ straight from the paper, no lazy batching and no shortcuts: H^-1 by
 /// Gauss-Jordan, its upper Cholesky factor, then column-by-column error feedback into every
-/// later column. Group parameters at the group's first column, from its current weights.
+/// later column. Group parameters (a LUT row's table, weighted by diag(H)) at the group's first
+/// column, from its current weights.
 LogicalMatrix textbook_gptq(const GptqProblem& pb, std::vector<double> h, const FormatSpec& f,
                             bool act_order) {
   const int64_t n = pb.n, k = pb.k;
@@ -672,26 +793,40 @@ LogicalMatrix textbook_gptq(const GptqProblem& pb, std::vector<double> h, const 
   search.bits = f.bits;
   search.symmetric = f.symmetric;
   const int64_t g = f.group_len(k), groups = k / g;
+  const bool lut = f.kind == FormatKind::kLut;
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);
   for (int64_t o = 0; o < n; ++o) {
     std::vector<double> row(static_cast<size_t>(k));  // in processing order
     for (int64_t i = 0; i < k; ++i) row[i] = w[o * k + order[i]];
     std::vector<quant::GroupParams> params(static_cast<size_t>(groups));
+    quant::RowTable table;
     std::vector<char> started(static_cast<size_t>(groups), 0);
     for (int64_t i = 0; i < k; ++i) {
       const int64_t grp = order[i] / g;
       if (!started[grp]) {
         started[grp] = 1;
-        std::vector<double> x;
-        for (int64_t pos = i; pos < k; ++pos)
-          if (order[pos] / g == grp) x.push_back(row[pos]);
-        EXPECT_TRUE(quant::find_group_params(x.data(), g, search, &params[grp]));
-        m.scales[o * groups + grp] = params[grp].scale_bits;
-        if (!f.symmetric) m.zeros[o * groups + grp] = static_cast<uint8_t>(params[grp].zero);
+        std::vector<double> x, weight;
+        for (int64_t pos = i; pos < k; ++pos) {
+          if (order[pos] / g != grp) continue;
+          x.push_back(row[pos]);
+          weight.push_back(h[order[pos] * k + order[pos]]);
+        }
+        if (lut) {
+          quant::TableScratch scratch;
+          scratch.reserve(g);
+          EXPECT_TRUE(quant::fit_row_table(x.data(), weight.data(), g, f.bits, &scratch, &table));
+          std::copy(table.bits, table.bits + table.entries, m.scales.begin() + o * table.entries);
+        } else {
+          EXPECT_TRUE(quant::find_group_params(x.data(), g, search, &params[grp]));
+          m.scales[o * groups + grp] = params[grp].scale_bits;
+          if (!f.symmetric) m.zeros[o * groups + grp] = static_cast<uint8_t>(params[grp].zero);
+        }
       }
-      const int q = quant::quantize_value(row[i], params[grp], (1 << f.bits) - 1);
+      const int q = lut ? quant::nearest_entry(row[i], table)
+                        : quant::quantize_value(row[i], params[grp], (1 << f.bits) - 1);
       m.codes[o * k + order[i]] = static_cast<uint16_t>(q);
-      const double err = (row[i] - quant::dequantize_value(q, params[grp])) / u[i * k + i];
+      const double value = lut ? table.value[q] : quant::dequantize_value(q, params[grp]);
+      const double err = (row[i] - value) / u[i * k + i];
       for (int64_t j = i + 1; j < k; ++j) row[j] -= err * u[i * k + j];
     }
   }
@@ -703,7 +838,7 @@ TEST(QuantGptq, MatchesTheTextbookAlgorithm) {
   const GptqProblem pb;
   const std::vector<double> h = gram(pb.x, pb.rows, pb.k);
   for (bool act_order : {false, true}) {
-    for (const char* text : {"int4:g128", "int3:g32:sym", "int2:pc"}) {
+    for (const char* text : {"int4:g128", "int3:g32:sym", "int2:pc", "nuq3"}) {
       SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
       const LogicalMatrix want = textbook_gptq(pb, h, parse_format(text), act_order);
       LogicalMatrix got;
@@ -724,7 +859,7 @@ TEST(QuantGptq, MatchesTheTextbookAlgorithm) {
 // same distribution.
 TEST(QuantGptq, OutputErrorClearlyBelowRtnOnCalibrationAndHeldOutActivations) {
   const GptqProblem pb;
-  for (const char* text : {"int4:g128", "int3:g64", "int2:g32", "int4:pc:sym"}) {
+  for (const char* text : {"int4:g128", "int3:g64", "int2:g32", "int4:pc:sym", "nuq3", "nuq2"}) {
     SCOPED_TRACE(text);
     const std::vector<float> rtn = pb.quantized(parse_format(text), QuantizeOptions{});
     for (bool act_order : {false, true}) {
@@ -764,7 +899,7 @@ TEST(QuantGptq, MseScalesAndHessianInputWork) {
 TEST(QuantGptq, BlockSizeDoesNotChangeTheResult) {
   const GptqProblem pb;
   for (bool act_order : {false, true}) {
-    for (const char* text : {"int4:g32", "int3:pc"}) {
+    for (const char* text : {"int4:g32", "int3:pc", "nuq3"}) {
       SCOPED_TRACE(std::string(text) + (act_order ? " act_order" : ""));
       QuantizeOptions o = pb.gptq(act_order);
       LogicalMatrix ref;
@@ -789,7 +924,7 @@ TEST(QuantGptq, IdentityHessianGivesExactlyTheRtnCodes) {
   QuantizeOptions o;
   o.method = QuantMethod::kGptq;
   o.hessian = h.data();
-  for (const char* text : {"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc"}) {
+  for (const char* text : {"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc", "nuq4", "nuq2"}) {
     SCOPED_TRACE(text);
     LogicalMatrix rtn, gptq;
     ASSERT_TRUE(

@@ -81,7 +81,8 @@ inline uint16_t random_finite_fp16(std::mt19937& rng) {
   }
 }
 
-/// Logical f [n, k] sized as LogicalMatrix::sized does, filled by code(), scale(), zero() in turn.
+/// Logical f [n, k] sized as LogicalMatrix::sized does, filled by code(), scale(), zero() in turn
+/// (a LUT format's table entries by scale()).
 template <typename CodeFn, typename ScaleFn, typename ZeroFn>
 LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn code, ScaleFn scale,
                              ZeroFn zero) {
@@ -99,10 +100,15 @@ LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn c
       for (auto& z : m.zeros) z = zero();
     }
   }
+  if (f.kind == FormatKind::kLut) {
+    m.scales.resize(static_cast<size_t>(n * f.lut_entries()));
+    for (auto& s : m.scales) s = scale();
+  }
   return m;
 }
 
-/// Any pattern f can hold: any codes (dense: NaN and Inf too), finite fp16 scales, any zeros.
+/// Any pattern f can hold: any codes (dense: NaN and Inf too), finite fp16 scales and table
+/// entries, any zeros.
 inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
   const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : (1u << f.bits) - 1u;
   return logical_matrix(
@@ -117,7 +123,8 @@ inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, u
   return random_logical(f, n, k, rng);
 }
 
-/// Values a GEMM can multiply: dense in +-dense_limit, scales in +-scale_limit, any codes, zeros.
+/// Values a GEMM can multiply: dense in +-dense_limit, scales (and LUT table entries) in
+/// +-scale_limit, any codes, zeros.
 inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k, float dense_limit,
                                       float scale_limit, std::mt19937& rng) {
   std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
@@ -132,8 +139,9 @@ inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k,
       [&] { return static_cast<uint8_t>(rng() % codes); });
 }
 
-/// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, or the dense value;
-/// bf16_scales: the bf16-activation rule, the scale rounded to bf16 first.
+/// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
+/// T[n][q], or the dense value; bf16_scales: the bf16-activation rule of int formats, the scale
+/// rounded to bf16 first (LUT and dense values have no scale: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
@@ -143,6 +151,10 @@ inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = fal
       if (f.kind == FormatKind::kDense) {  // bf16 spelled out: decoders may use bf16_to_float
         w[i] = f.dense_dtype == DType::kBF16 ? bits_float(uint32_t{m.codes[i]} << 16)
                                              : fp16_to_float(m.codes[i]);
+        continue;
+      }
+      if (f.kind == FormatKind::kLut) {
+        w[i] = fp16_to_float(m.scales[static_cast<size_t>(r * f.lut_entries() + m.codes[i])]);
         continue;
       }
       const int64_t g = f.group_len(m.k);
