@@ -148,6 +148,9 @@ Status parse_bank_format(const std::string& text, BankFormat* out) {
   }
   FormatSpec spec;
   QMOE_RETURN_IF_ERROR(FormatSpec::parse(text, &spec));
+  if (!has_device_decoder(spec))
+    return unsupported("format " + spec.to_string() +
+                       " has no device decoder yet (docs/formats.md §1): nothing to time");
   *out = BankFormat{spec.to_string(), {spec}};
   return Status::ok();
 }
