@@ -54,6 +54,14 @@ FormatSpec FormatSpec::lut(int bits) {
   return f;
 }
 
+FormatSpec FormatSpec::trellis(int bits) {
+  FormatSpec f;
+  f.kind = FormatKind::kTrellis;
+  f.bits = bits;
+  f.group_size = kTileCols;  // one trellis block (and scale) per 128 inputs
+  return f;
+}
+
 FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
   FormatSpec f;
   f.kind = FormatKind::kInt;
@@ -82,6 +90,14 @@ Status FormatSpec::validate() const {
           "LUT format must leave dense_dtype bf16, group_size 0 and symmetric false");
     return Status::ok();
   }
+  if (kind == FormatKind::kTrellis) {
+    if (bits != 2 && bits != 3 && bits != 4)
+      return invalid_argument("trellis (tcq) bits must be 2, 3 or 4, got " + std::to_string(bits));
+    if (dense_dtype != DType::kBF16 || group_size != kTileCols || symmetric)
+      return invalid_argument(
+          "trellis format must leave dense_dtype bf16, group_size 128 and symmetric false");
+    return Status::ok();
+  }
   if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
   if (dense_dtype != DType::kBF16)
     return invalid_argument("integer format must leave dense_dtype at its default (bf16)");
@@ -98,15 +114,16 @@ namespace {
 Status parse_format(const std::string& text, FormatSpec* out) {
   if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
   const std::string bad = "unknown format string '" + text +
-                          "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc, nuq3)";
+                          "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc, nuq3, "
+                          "tcq2)";
   if (text == "bf16" || text == "fp16") {
     *out = FormatSpec::dense(text == "bf16" ? DType::kBF16 : DType::kFP16);
     return Status::ok();
   }
-  if (text.compare(0, 3, "nuq") == 0) {
+  if (text.compare(0, 3, "nuq") == 0 || text.compare(0, 3, "tcq") == 0) {
     int bits = 0;
     if (!parse_int(text.substr(3), &bits)) return invalid_argument(bad);
-    FormatSpec f = FormatSpec::lut(bits);
+    FormatSpec f = text[0] == 'n' ? FormatSpec::lut(bits) : FormatSpec::trellis(bits);
     Status st = f.validate();
     if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
     *out = f;
@@ -147,6 +164,7 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
   if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
+  if (kind == FormatKind::kTrellis) return "tcq" + std::to_string(bits);
   std::string s = "int" + std::to_string(bits) + ":";
   s += group_size == 0 ? std::string("pc") : "g" + std::to_string(group_size);
   if (symmetric) s += ":sym";
@@ -156,6 +174,7 @@ std::string FormatSpec::to_string() const {
 double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kDense) return 16.0;
   if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
+  if (kind == FormatKind::kTrellis) return bits + 16.0 / kTileCols;
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
 }
@@ -167,6 +186,7 @@ const std::vector<FormatSpec>& all_formats() {
       for (int group : {32, 64, 128, 0})
         for (bool sym : {false, true}) v.push_back(FormatSpec::integer(bits, group, sym));
     for (int bits : {2, 3, 4}) v.push_back(FormatSpec::lut(bits));
+    for (int bits : {2, 3, 4}) v.push_back(FormatSpec::trellis(bits));
     return v;
   }();
   return formats;
@@ -189,7 +209,7 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
   // Offsets are 64-bit but descriptors keep some sizes in 32 bits: cap the dims.
   if (n_out > (int64_t{1} << 24) || k_in > (int64_t{1} << 24))
     return invalid_argument("matrix dims above 2^24 are not supported");
-  if (f.kind == FormatKind::kInt && f.group_size != 0 && k_in % f.group_size != 0)
+  if (f.kind != FormatKind::kDense && f.group_size != 0 && k_in % f.group_size != 0)
     return invalid_argument("K = " + std::to_string(k_in) + " is not divisible by group size " +
                             std::to_string(f.group_size) + " of format " + f.to_string());
   PackedLayout L;
@@ -205,6 +225,9 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
     L.zeros_bytes = f.symmetric ? 0 : L.n_pad * L.groups_pad;
   } else if (f.kind == FormatKind::kLut) {
     L.scales_bytes = L.n_pad * f.lut_entries() * 2;  // one fp16 table a row, padded rows too
+  } else if (f.kind == FormatKind::kTrellis) {
+    L.groups_pad = L.k_pad / kTileCols;  // = K / 128: K is a multiple of 128 (checked above)
+    L.scales_bytes = L.n_pad * L.groups_pad * 2;
   }
   L.codes_offset = 0;
   L.scales_offset = round_up(L.codes_bytes, kSectionAlign);
@@ -222,7 +245,7 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
 
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group) {
-  if (f.kind != FormatKind::kInt) return -1;
+  if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) return -1;
   // Groups per tile column: 128 / g, or the one group of a per-channel row.
   const int64_t gpt = f.group_size == 0 ? 1 : kTileCols / f.group_size;
   const int64_t r = row % kTileRows;

@@ -76,6 +76,18 @@ int nearest_entry(double w, const RowTable& table);
 Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         LogicalMatrix* out);
 
+/// The trellis formats' computed code (docs/formats.md §1, "1MAD"): the byte sum of
+/// 34038481 * state + 76625530 (mod 2^32), minus 510; an integer in [-510, 510], roughly
+/// N(0, 147.8^2) over the states.
+int trellis_code(uint32_t state);
+
+/// Viterbi quantization of a trellis format, block by block (128 inputs of a row): a tail-biting
+/// path of states minimising the squared error at the block's fp16 scale. mse: the scale is
+/// refitted by least squares on the first path and the better of the two paths kept. Returns
+/// kOutOfRange when a scale overflows fp16.
+Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
+                        LogicalMatrix* out);
+
 /// GPTQ quantization of an int or LUT format (a LUT row's table fitted with the weights
 /// diag(H), when its first column is reached). Weights and options are already validated except the
 /// Hessian / calibration values themselves.

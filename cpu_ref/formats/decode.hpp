@@ -41,6 +41,9 @@ std::string hex16(uint16_t bits);
 /// The logical codes [n, k] (row-major) of a checked matrix, read from its tiles.
 void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes);
 
+/// int and trellis formats: entry of (row, group) in the scales and zeros sections (§2.5).
+int64_t param_index(const Layout& L, int64_t row, int64_t group);
+
 /// int formats: the group of input column `col`, padded columns included (§2.1): col / g, or
 /// 0 per-channel, where the row's only group also owns its padded columns k >= K.
 int64_t group_of(const Layout& L, int64_t col);
@@ -59,6 +62,16 @@ Status check_lut_tables(const PackedMatrix& m, const Layout& L);
 /// LUT formats: w[n, k] = T[n][q], the fp16 table entry widened exactly to float32.
 void decode_lut(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
                 std::vector<float>* w);
+
+/// trellis formats: real scales finite, padded rows' scales and code bits 0 (§2.1). (K is a
+/// multiple of 128: there are no padded columns.)
+Status check_trellis(const PackedMatrix& m, const Layout& L);
+/// trellis formats: the logical chunks [n, k] (the code bits of each position) of a checked
+/// matrix, read from the row streams of its tiles (§2.2).
+void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* chunks);
+/// trellis formats: w[n, k] = c(state) * s, exact in float32 (§1).
+void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& chunks,
+                    std::vector<float>* w);
 
 /// dense formats: w[n, k] = the stored 16-bit float, widened exactly to float32.
 void decode_dense(const PackedMatrix& m, const std::vector<uint16_t>& codes, std::vector<float>* w);

@@ -8,17 +8,17 @@
 #include "qmoe/numeric.hpp"
 
 namespace qmoe::ref::detail {
-namespace {
 
-/// Entry of (row, group) in the scales and zeros sections (§2.5): blocks of the 16 rows of a
-/// strip x the groups of one tile column (128 / group_len of them, or the single group of a
-/// per-channel row), rows gid and gid + 8 side by side inside a block.
+/// Blocks of the 16 rows of a strip x the groups of one tile column (128 / group_len of them,
+/// or the single group of a per-channel row), rows gid and gid + 8 side by side inside a block.
 int64_t param_index(const Layout& L, int64_t row, int64_t group) {
   const int64_t per_tile = L.per_channel ? 1 : kTileCols / L.group_len;
   const int64_t strip = row / kTileRows, r = row % kTileRows;
   const int64_t block = strip * L.groups_pad + group / per_tile * per_tile;
   return block * kTileRows + (r % 8) * 2 * per_tile + (r / 8) * per_tile + group % per_tile;
 }
+
+namespace {
 
 uint16_t scale_bits_at(const PackedMatrix& m, const Layout& L, int64_t row, int64_t group) {
   const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, group);

@@ -37,10 +37,12 @@ Status check_format(const FormatSpec& f) {
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
     return Status::ok();
   }
-  if (f.kind == FormatKind::kLut) {
+  if (f.kind == FormatKind::kLut || f.kind == FormatKind::kTrellis) {
     if (f.bits != 2 && f.bits != 3 && f.bits != 4)
-      return invalid_argument("ref: LUT format bits must be 2, 3 or 4, got " +
+      return invalid_argument("ref: LUT and trellis format bits must be 2, 3 or 4, got " +
                               std::to_string(f.bits));
+    if (f.kind == FormatKind::kTrellis && f.group_size != kTileCols)
+      return invalid_argument("ref: trellis format group size must be 128");
     return Status::ok();
   }
   if (f.kind != FormatKind::kInt) return invalid_argument("ref: unknown format kind");
@@ -58,6 +60,7 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   if (n < 1 || k < 1 || n >= kMaxDim || k >= kMaxDim || n * k > kMaxWeights)
     return invalid_argument("ref: bad matrix dims " + std::to_string(n) + "x" + std::to_string(k));
   const bool is_int = f.kind == FormatKind::kInt;
+  const bool trellis = f.kind == FormatKind::kTrellis;
   L->n = n;
   L->k = k;
   L->n_pad = round_up(n, kTileRows);
@@ -70,7 +73,7 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   L->group_len = L->groups = L->groups_pad = 0;
   L->scales_offset = L->scales_bytes = L->zeros_offset = L->zeros_bytes = 0;
   int64_t end = L->codes_offset + L->codes_bytes;
-  if (is_int) {
+  if (is_int || trellis) {  // trellis: one scale per 128-input block, no zeros (§1)
     L->per_channel = f.group_size == 0;
     L->group_len = L->per_channel ? k : f.group_size;
     if (k % L->group_len != 0)
@@ -81,7 +84,7 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
     L->scales_offset = round_up(end, kSectionAlign);
     L->scales_bytes = L->n_pad * L->groups_pad * 2;  // fp16
     end = L->scales_offset + L->scales_bytes;
-    if (!f.symmetric) {
+    if (is_int && !f.symmetric) {
       L->zeros_offset = round_up(end, kSectionAlign);
       L->zeros_bytes = L->n_pad * L->groups_pad;  // uint8
       end = L->zeros_offset + L->zeros_bytes;
@@ -217,6 +220,7 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   QMOE_RETURN_IF_ERROR(compute_layout(m.format, m.layout.n, m.layout.k, &L));
   const PackedLayout& P = m.layout;
   const bool is_int = m.format.kind == FormatKind::kInt;
+  const bool trellis = m.format.kind == FormatKind::kTrellis;
   const bool has_zeros = is_int && !m.format.symmetric;
   struct Field {
     const char* name;
@@ -244,12 +248,16 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   // Sections first: the padded-code check reads the zero points.
   if (is_int) QMOE_RETURN_IF_ERROR(check_int_sections(m, L));
   if (m.format.kind == FormatKind::kLut) QMOE_RETURN_IF_ERROR(check_lut_tables(m, L));
-  QMOE_RETURN_IF_ERROR(check_padded_codes(m, L));
+  if (trellis)
+    QMOE_RETURN_IF_ERROR(check_trellis(m, L));
+  else
+    QMOE_RETURN_IF_ERROR(check_padded_codes(m, L));
   *out = std::move(L);
   return Status::ok();
 }
 
 void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes) {
+  if (m.format.kind == FormatKind::kTrellis) return read_trellis_chunks(m, L, codes);
   codes->assign(static_cast<size_t>(L.n * L.k), 0);
   uint16_t* out = codes->data();
   const int64_t tiles = tile_count(L);

@@ -13,9 +13,10 @@ namespace qmoe {
 enum class DType : uint8_t { kBF16 = 0, kFP16 = 1 };
 
 enum class FormatKind : uint8_t {
-  kDense = 0,  ///< 16-bit weights stored as-is (dense_dtype says bf16 or fp16)
-  kInt = 1,    ///< group-wise uniform integer codes: w = (q - z) * s
-  kLut = 2,    ///< non-uniform: w = lut[row][q], a learned table of 2^bits fp16 values a row
+  kDense = 0,    ///< 16-bit weights stored as-is (dense_dtype says bf16 or fp16)
+  kInt = 1,      ///< group-wise uniform integer codes: w = (q - z) * s
+  kLut = 2,      ///< non-uniform: w = lut[row][q], a learned table of 2^bits fp16 values a row
+  kTrellis = 3,  ///< bitshift trellis: w = c(state) * s, the state a window of the row's code bits
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:
@@ -25,6 +26,9 @@ enum class FormatKind : uint8_t {
 /// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
 /// fp16 values and a code indexes it (no groups, no zero points). CPU reference and
 /// quantizers only: no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
+/// Trellis formats "tcq<b>": bits in {2,3,4}; a tail-biting bitshift trellis (L = 12 state bits)
+/// over each row's 128-input blocks, a computed Gaussian code and one fp16 scale per block
+/// (group_size 128). CPU reference and RTN quantizer only, like the LUT formats.
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
@@ -35,6 +39,7 @@ struct FormatSpec {
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
   static FormatSpec lut(int bits);
+  static FormatSpec trellis(int bits);
 
   /// Parse a short string. Errors: kInvalidArgument with the offending text.
   static Status parse(const std::string& text, FormatSpec* out);
@@ -75,6 +80,9 @@ constexpr int kTileRows = 16;
 constexpr int kTileCols = 128;
 /// Lanes of a warp; each owns 64 weights of a tile (its A fragments for 8 sub-tiles).
 constexpr int kTileLanes = 32;
+/// State bits of the trellis formats' bitshift trellis (docs/formats.md §1): a weight's state is
+/// the 12 code bits starting at its own chunk, so 12 / bits consecutive chunks.
+constexpr int kTrellisStateBits = 12;
 /// Byte alignment of every section (codes, scales, zeros) and of every expert in a bank.
 constexpr int64_t kSectionAlign = 256;
 
@@ -99,8 +107,8 @@ struct PackedLayout {
 Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out);
 
 /// Entry index of (row, group) in the scales (fp16, byte 2 * index) and zeros (uint8, byte
-/// index) sections of an int format: parameter blocks per (strip, tile column), rows in lane
-/// order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for other kinds.
+/// index) sections of an int or trellis format: parameter blocks per (strip, tile column), rows in
+/// lane order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for other kinds.
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group);
 

@@ -11,16 +11,29 @@
 
 namespace qmoe {
 
+namespace {
+
+/// Formats with one fp16 scale per (row, group) in parameter blocks (§2.5): int and trellis.
+bool has_group_scales(const FormatSpec& f) {
+  return f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis;
+}
+
+/// Formats with a uint8 zero per (row, group): asymmetric int.
+bool has_zeros(const FormatSpec& f) {
+  return f.kind == FormatKind::kInt && !f.symmetric;
+}
+
+}  // namespace
+
 LogicalMatrix LogicalMatrix::sized(const FormatSpec& f, int64_t n, int64_t k) {
-  const bool is_int = f.kind == FormatKind::kInt;
-  const int64_t groups = is_int ? k / f.group_len(k) : 0;
+  const int64_t groups = has_group_scales(f) ? k / f.group_len(k) : 0;
   LogicalMatrix m;
   m.format = f;
   m.n = n;
   m.k = k;
   m.codes.resize(static_cast<size_t>(n * k));
-  m.scales.resize(static_cast<size_t>(n * (is_int ? groups : f.lut_entries())));
-  m.zeros.resize(static_cast<size_t>(is_int && !f.symmetric ? n * groups : 0));
+  m.scales.resize(static_cast<size_t>(n * (groups + f.lut_entries())));
+  m.zeros.resize(static_cast<size_t>(has_zeros(f) ? n * groups : 0));
   return m;
 }
 
@@ -103,9 +116,69 @@ void load_lane(const uint8_t* tile, const std::vector<int>& planes, int lane, La
   });
 }
 
-/// Scale columns a logical row holds: K / g, or 1 per-channel.
+/// Scale columns a logical row holds: K / g, or 1 per-channel; 0 without group scales.
 int64_t logical_groups(const FormatSpec& f, int64_t k) {
-  return k / f.group_len(k);
+  return has_group_scales(f) ? k / f.group_len(k) : 0;
+}
+
+/// Trellis formats (§2.2): in a tile, row r's 128 chunks of c bits form one little-endian bit
+/// stream of 16c bytes at tile byte 16c * r, chunk j at stream bit c * j.
+void store_chunk(uint8_t* stream, int64_t bit, int width, uint32_t v) {
+  for (int i = 0; i < width; ++i, ++bit) {
+    const uint8_t m = static_cast<uint8_t>(1u << (bit % 8));
+    stream[bit / 8] =
+        static_cast<uint8_t>(((v >> i) & 1u) ? stream[bit / 8] | m : stream[bit / 8] & ~m);
+  }
+}
+uint32_t load_chunk(const uint8_t* stream, int64_t bit, int width) {
+  uint32_t v = 0;
+  for (int i = 0; i < width; ++i, ++bit) v |= uint32_t{(stream[bit / 8] >> (bit % 8)) & 1u} << i;
+  return v;
+}
+
+/// Writes one tile's codes, code_at(row, col) for its 16 x 128 positions (tile coordinates):
+/// trellis formats as row streams (§2.2), every other format lane by lane in its planes (§2.4).
+template <typename CodeAt>
+void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* tile,
+                CodeAt code_at) {
+  if (f.kind == FormatKind::kTrellis) {
+    for (int r = 0; r < kTileRows; ++r)
+      for (int c = 0; c < kTileCols; ++c)
+        store_chunk(tile + r * 16 * f.bits, int64_t{c} * f.bits, f.bits, code_at(r, c));
+    return;
+  }
+  LanePairs q;
+  for (int lane = 0; lane < kTileLanes; ++lane) {
+    for (int p = 0; p < kPairsPerLane; ++p) {
+      const PairPosition pos = pair_position(lane, p);
+      q[p][0] = static_cast<uint16_t>(code_at(pos.row, pos.col));
+      q[p][1] = static_cast<uint16_t>(code_at(pos.row, pos.col + 1));
+    }
+    store_lane(q, planes, lane, tile);
+  }
+}
+
+/// Calls visit(row, col, code) for the 16 x 128 codes of one tile (tile coordinates).
+template <typename Visit>
+void load_tile(const FormatSpec& f, const std::vector<int>& planes, const uint8_t* tile,
+               Visit visit) {
+  if (f.kind == FormatKind::kTrellis) {
+    for (int r = 0; r < kTileRows; ++r)
+      for (int c = 0; c < kTileCols; ++c)
+        visit(
+            r, c,
+            static_cast<uint16_t>(load_chunk(tile + r * 16 * f.bits, int64_t{c} * f.bits, f.bits)));
+    return;
+  }
+  LanePairs q;
+  for (int lane = 0; lane < kTileLanes; ++lane) {
+    load_lane(tile, planes, lane, q);
+    for (int p = 0; p < kPairsPerLane; ++p) {
+      const PairPosition pos = pair_position(lane, p);
+      visit(pos.row, pos.col, q[p][0]);
+      visit(pos.row, pos.col + 1, q[p][1]);
+    }
+  }
 }
 
 /// Code stored at (row, col) of the padded matrix. Padding holds the zero point of its
@@ -141,7 +214,7 @@ Status check_size(const char* what, size_t got, int64_t want) {
 Status check_values(const LogicalMatrix& m, const std::string& who) {
   const FormatSpec& f = m.format;
   if (f.kind == FormatKind::kDense) return Status::ok();  // any 16-bit pattern is a dense code
-  const bool has_zeros = f.kind == FormatKind::kInt && !f.symmetric;
+  const bool with_zeros = has_zeros(f);
   const uint32_t limit = 1u << f.bits;
   uint32_t max_code = 0, max_zero = 0;
   int64_t non_finite = 0;
@@ -151,7 +224,7 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
   for (int64_t i = 0; i < codes; ++i) max_code = std::max<uint32_t>(max_code, m.codes[i]);
   for (int64_t i = 0; i < params; ++i) {
     non_finite += (m.scales[i] & 0x7c00u) == 0x7c00u;  // fp16 exponent all ones: inf or NaN
-    if (has_zeros) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
+    if (with_zeros) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
   }
   if (max_code >= limit)
     return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
@@ -169,12 +242,10 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
 /// Sizes and value ranges of a logical matrix whose format and dims are already valid.
 Status validate_logical(const LogicalMatrix& m) {
   const FormatSpec& f = m.format;
-  const bool is_int = f.kind == FormatKind::kInt;
-  const int64_t groups = is_int ? logical_groups(f, m.k) : 0;
+  const int64_t groups = logical_groups(f, m.k);
   QMOE_RETURN_IF_ERROR(check_size("codes", m.codes.size(), m.n * m.k));
   QMOE_RETURN_IF_ERROR(check_size("scales", m.scales.size(), m.n * (groups + f.lut_entries())));
-  QMOE_RETURN_IF_ERROR(
-      check_size("zeros", m.zeros.size(), is_int && !f.symmetric ? m.n * groups : 0));
+  QMOE_RETURN_IF_ERROR(check_size("zeros", m.zeros.size(), has_zeros(f) ? m.n * groups : 0));
   return check_values(m, "pack");
 }
 
@@ -224,15 +295,15 @@ Status read_group_params(const PackedMatrix& p, int64_t groups, LogicalMatrix* m
   if (p.format.kind == FormatKind::kLut) return read_tables(p, m);
   const PackedLayout& L = p.layout;
   const uint8_t* blob = p.blob.data();
-  const bool has_zeros = !p.format.symmetric;
+  const bool with_zeros = has_zeros(p.format);
   for (int64_t row = 0; row < L.n_pad; ++row) {
     for (int64_t j = 0; j < L.groups_pad; ++j) {
       const int64_t at = group_param_index(p.format, L, row, j);
       const uint16_t s = load_le16(blob + L.scales_offset + 2 * at);
-      const uint8_t z = has_zeros ? blob[L.zeros_offset + at] : 0;
+      const uint8_t z = with_zeros ? blob[L.zeros_offset + at] : 0;
       if (row < L.n && j < groups) {
         m->scales[static_cast<size_t>(row * groups + j)] = s;
-        if (has_zeros) m->zeros[static_cast<size_t>(row * groups + j)] = z;
+        if (with_zeros) m->zeros[static_cast<size_t>(row * groups + j)] = z;
       } else if (s != 0 || z != 0) {
         return invalid_argument("unpack: padded group (row " + std::to_string(row) + ", group " +
                                 std::to_string(j) + ") has scale bits " + std::to_string(s) +
@@ -251,7 +322,7 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
 
   const FormatSpec& f = logical.format;
   const std::vector<int> planes = plane_bits(f);
-  const int64_t groups = f.kind == FormatKind::kInt ? logical_groups(f, logical.k) : 0;
+  const int64_t groups = logical_groups(f, logical.k);
   PackedMatrix packed;
   packed.format = f;
   packed.layout = layout;
@@ -263,16 +334,8 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t row0 = t / tiles_k * kTileRows, col0 = t % tiles_k * kTileCols;
-    uint8_t* tile = blob + layout.codes_offset + t * layout.tile_bytes;
-    LanePairs q;
-    for (int lane = 0; lane < kTileLanes; ++lane) {
-      for (int p = 0; p < kPairsPerLane; ++p) {
-        const PairPosition pos = pair_position(lane, p);
-        q[p][0] = padded_code(logical, groups, row0 + pos.row, col0 + pos.col);
-        q[p][1] = padded_code(logical, groups, row0 + pos.row, col0 + pos.col + 1);
-      }
-      store_lane(q, planes, lane, tile);
-    }
+    store_tile(f, planes, blob + layout.codes_offset + t * layout.tile_bytes,
+               [&](int r, int c) { return padded_code(logical, groups, row0 + r, col0 + c); });
   }
 
   // LUT tables: row-major (§2.5), padded rows stay 0.
@@ -290,7 +353,7 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
       const uint16_t s = logical.scales[src];
       blob[layout.scales_offset + 2 * dst] = static_cast<uint8_t>(s);
       blob[layout.scales_offset + 2 * dst + 1] = static_cast<uint8_t>(s >> 8);
-      if (!f.symmetric) blob[layout.zeros_offset + dst] = logical.zeros[src];
+      if (has_zeros(f)) blob[layout.zeros_offset + dst] = logical.zeros[src];
     }
   }
   *out = std::move(packed);
@@ -309,9 +372,8 @@ Status unpack_checked(const PackedMatrix& packed, LogicalMatrix* out) {
                             " bytes, layout needs " + std::to_string(layout.total_bytes));
   QMOE_RETURN_IF_ERROR(check_gaps(packed));
 
-  const bool is_int = f.kind == FormatKind::kInt;
   const int64_t n = layout.n, k = layout.k;
-  const int64_t groups = is_int ? logical_groups(f, k) : 0;
+  const int64_t groups = logical_groups(f, k);
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);
   QMOE_RETURN_IF_ERROR(read_group_params(packed, groups, &m));
 
@@ -325,22 +387,14 @@ Status unpack_checked(const PackedMatrix& packed, LogicalMatrix* out) {
 #pragma omp parallel for reduction(min : first_bad_padding) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t row0 = t / tiles_k * kTileRows, col0 = t % tiles_k * kTileCols;
-    const uint8_t* tile = blob + layout.codes_offset + t * layout.tile_bytes;
-    LanePairs q;
-    for (int lane = 0; lane < kTileLanes; ++lane) {
-      load_lane(tile, planes, lane, q);
-      for (int p = 0; p < kPairsPerLane; ++p) {
-        const PairPosition pos = pair_position(lane, p);
-        const int64_t row = row0 + pos.row;
-        for (int e = 0; e < 2; ++e) {
-          const int64_t col = col0 + pos.col + e;
-          if (row < n && col < k)
-            m.codes[static_cast<size_t>(row * k + col)] = q[p][e];
-          else if (q[p][e] != padded_code(m, groups, row, col))
-            first_bad_padding = std::min(first_bad_padding, row * layout.k_pad + col);
-        }
-      }
-    }
+    load_tile(f, planes, blob + layout.codes_offset + t * layout.tile_bytes,
+              [&](int r, int c, uint16_t q) {
+                const int64_t row = row0 + r, col = col0 + c;
+                if (row < n && col < k)
+                  m.codes[static_cast<size_t>(row * k + col)] = q;
+                else if (q != padded_code(m, groups, row, col))
+                  first_bad_padding = std::min(first_bad_padding, row * layout.k_pad + col);
+              });
   }
   if (first_bad_padding != std::numeric_limits<int64_t>::max()) {
     const int64_t row = first_bad_padding / layout.k_pad, col = first_bad_padding % layout.k_pad;

@@ -72,9 +72,10 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   EXPECT_EQ(dbank.device_bytes(), 0);
 }
 
-// The LUT formats have a CPU reference only: has_device_decoder says so, and uploading a bank
-// with such an expert is refused before any device call (with CUDA built, on any machine).
-TEST(GpuApi, LutFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
+// The LUT and trellis formats have a CPU reference only: has_device_decoder says so, and
+// uploading a bank with such an expert is refused before any device call (with CUDA built, on
+// any machine).
+TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #if defined(QMOE_WITH_CUDA)
   const bool cuda_built = true;
 #else
@@ -82,7 +83,8 @@ TEST(GpuApi, LutFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #endif
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
-    EXPECT_EQ(has_device_decoder(f), cuda_built && f.kind != FormatKind::kLut);
+    EXPECT_EQ(has_device_decoder(f),
+              cuda_built && (f.kind == FormatKind::kInt || f.kind == FormatKind::kDense));
   }
   FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
   EXPECT_FALSE(has_device_decoder(bad));

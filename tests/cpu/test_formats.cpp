@@ -16,7 +16,7 @@ using test::parse_format;
 using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
-  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u);
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 3u);
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
     EXPECT_TRUE(f.validate().is_ok());
@@ -45,6 +45,8 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
       {"nuq2", FormatSpec::lut(2), "nuq2"},
       {"nuq3", FormatSpec::lut(3), "nuq3"},
       {"nuq4", FormatSpec::lut(4), "nuq4"},
+      {"tcq2", FormatSpec::trellis(2), "tcq2"},
+      {"tcq4", FormatSpec::trellis(4), "tcq4"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -63,7 +65,8 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
       "int4:gx",    "int4:g-32",  "int4:g 128", " int4:g128", "int4:g128 ",    "int4::g128",
       "int-4:g128", "int4:pcsym", "nf4",        "bf16:g128",  "nuq",           "nuq1",
       "nuq5",       "nuq8",       "nuq4:g128",  "nuq4:sym",   "nuq4:pc",       "NUQ4",
-      "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx"};
+      "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx",       "tcq",           "tcq1",
+      "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);
@@ -101,8 +104,8 @@ TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
   for (const FormatSpec& f : candidates)
     if (f.validate().is_ok()) valid.push_back(f);
   // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT
-  // with any of the three (3 each).
-  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 3u * 3u);
+  // and trellis with any of the three (3 each).
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 6u * 3u);
   for (const FormatSpec& a : valid) {
     for (const FormatSpec& b : valid) {
       SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
@@ -145,6 +148,8 @@ TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   EXPECT_EQ(bpw("nuq2", 1408), 2.0 + 64.0 / 1408.0);
   EXPECT_EQ(parse_format("nuq3").lut_entries(), 8);
   EXPECT_EQ(parse_format("int3:g64").lut_entries(), 0);
+  EXPECT_EQ(bpw("tcq2", 4096), 2.125);
+  EXPECT_EQ(bpw("tcq3", 128), 3.125);
 }
 
 // Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.
@@ -176,7 +181,7 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
       {"int2:g32", 33, 96, 48, 128, 4, 512},      {"int8:pc", 5, 77, 16, 128, 1, 2048},
       {"int4:pc:sym", 40, 300, 48, 384, 1, 1024}, {"bf16", 3, 1, 16, 128, 0, 4096},
       {"fp16", 100, 129, 112, 256, 0, 4096},      {"nuq3", 17, 77, 32, 128, 0, 768},
-      {"nuq4", 1, 4096, 16, 4096, 0, 1024},
+      {"nuq4", 1, 4096, 16, 4096, 0, 1024},       {"tcq3", 17, 384, 32, 384, 3, 768},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.format);
@@ -191,7 +196,7 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
     EXPECT_EQ(L.groups_pad, c.groups_pad);
     EXPECT_EQ(L.tile_bytes, c.tile_bytes);
     EXPECT_EQ(L.codes_bytes, c.n_pad / 16 * (c.k_pad / 128) * c.tile_bytes);
-    const int64_t params = f.kind == FormatKind::kInt ? c.n_pad * c.groups_pad : 0;
+    const int64_t params = f.kind != FormatKind::kDense ? c.n_pad * c.groups_pad : 0;
     EXPECT_EQ(L.scales_bytes, 2 * (params + c.n_pad * f.lut_entries()));  // LUT: the tables
     EXPECT_EQ(L.zeros_bytes, f.kind == FormatKind::kInt && !f.symmetric ? params : 0);
   }
@@ -222,7 +227,7 @@ TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
 TEST(FormatLayout, GroupParametersFillTheirBlocksOncePerEntry) {
   const int64_t shapes[][2] = {{17, 384}, {40, 256}, {5, 77}};
   for (const FormatSpec& f : all_formats()) {
-    if (f.kind != FormatKind::kInt) {
+    if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) {
       PackedLayout L;
       ASSERT_TRUE(packed_layout(f, 16, 128, &L).is_ok());
       EXPECT_EQ(group_param_index(f, L, 0, 0), -1);

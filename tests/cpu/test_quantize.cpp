@@ -40,15 +40,16 @@ std::vector<FormatSpec> int_formats() {
 
 /// Odd shapes: N never a multiple of 16, K a few groups or (per-channel, dense) odd.
 std::vector<std::pair<int64_t, int64_t>> odd_shapes(const FormatSpec& f) {
-  if (f.kind == FormatKind::kInt && f.group_size != 0) {
+  if (f.group_size != 0) {  // int and trellis formats with groups along K
     const int64_t g = f.group_size;
     return {{17, 3 * g}, {1, g}, {33, 5 * g}, {16, 7 * g}};
   }
   return {{17, 77}, {1, 1}, {33, 160}, {16, 128}};
 }
 
-/// Where the code of padded element (row, col) lies, straight from the formulas of §2.3-2.4,
-/// one element at a time (pack works the other way round: lane by lane). Calls
+/// Where the code of padded element (row, col) lies, straight from the formulas of §2.3-2.4
+/// (trellis formats: §2.2's row streams), one element at a time (pack works the other way
+/// round: lane by lane). Calls
 /// fn(byte, shift, bits, code_shift) per plane: the code's `bits` bits from bit `code_shift`
 /// up sit at bit `shift` of the little-endian 32-bit word at blob byte `byte`.
 template <typename Fn>
@@ -56,6 +57,12 @@ void for_each_code_field(const PackedMatrix& p, int64_t row, int64_t col, Fn fn)
   const PackedLayout& L = p.layout;
   const int64_t tile = row / kTileRows * (L.k_pad / kTileCols) + col / kTileCols;
   const int r = static_cast<int>(row % kTileRows), c = static_cast<int>(col % kTileCols);
+  if (p.format.kind == FormatKind::kTrellis) {  // §2.2: row r's stream, chunk c at bit c * bits
+    const int bit = c * p.format.bits;
+    fn(L.codes_offset + tile * L.tile_bytes + r * 16 * p.format.bits + bit / 8, bit % 8,
+       p.format.bits, 0);
+    return;
+  }
   const int subtile = c / 16, cc = c % 16;
   const int lane = 4 * (r % 8) + (cc % 8) / 2;        // gid = row mod 8, tig = col pair
   const int e = 4 * (cc / 8) + 2 * (r / 8) + cc % 2;  // the table of §2.3
@@ -157,7 +164,8 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
       ASSERT_TRUE(pack(m, &p).is_ok());
       const PackedLayout& L = p.layout;
       const bool is_int = f.kind == FormatKind::kInt;
-      const int64_t groups = is_int ? k / f.group_len(k) : 0;
+      const bool grouped = is_int || f.kind == FormatKind::kTrellis;
+      const int64_t groups = grouped ? k / f.group_len(k) : 0;
       int64_t wrong = 0;
       for (int64_t r = 0; r < L.n_pad; ++r) {
         for (int64_t c = 0; c < L.k_pad; ++c) {
@@ -180,14 +188,14 @@ TEST(PackBits, EveryCodeAndPaddingSitsWhereTheSpecSays) {
           EXPECT_EQ(v, r < n ? m.scales[r * f.lut_entries() + q] : 0) << r << "," << q;
         }
       }
-      if (!is_int) continue;
+      if (!grouped) continue;
       for (int64_t r = 0; r < L.n_pad; ++r) {
         for (int64_t j = 0; j < L.groups_pad; ++j) {
           const int64_t at = scale_byte(p, r, j);
           const bool real = r < n && j < groups;
           const uint16_t s = static_cast<uint16_t>(p.blob[at] | p.blob[at + 1] << 8);
           EXPECT_EQ(s, real ? m.scales[r * groups + j] : 0) << r << "," << j;
-          if (!f.symmetric) {
+          if (is_int && !f.symmetric) {
             EXPECT_EQ(p.blob[zero_byte(p, r, j)], real ? m.zeros[r * groups + j] : 0);
           }
         }
@@ -639,7 +647,9 @@ TEST(QuantPack, PayloadOfOddShapesIsExactlyTheDocumentedPaddedSize) {
       const bool is_int = f.kind == FormatKind::kInt;
       const int64_t n_pad = (n + 15) / 16 * 16, k_pad = (k + 127) / 128 * 128;
       const int64_t tile_bytes = 16 * 128 * f.bits / 8;
-      const int64_t groups_pad = !is_int ? 0 : f.group_size == 0 ? 1 : k_pad / f.group_size;
+      const int64_t groups_pad = f.kind == FormatKind::kDense || f.kind == FormatKind::kLut ? 0
+                                 : f.group_size == 0                                        ? 1
+                                                     : k_pad / f.group_size;
       const int64_t codes = n_pad / 16 * (k_pad / 128) * tile_bytes;
       const int64_t scales = n_pad * (groups_pad + f.lut_entries()) * 2;  // LUT: its tables
       const int64_t zeros = is_int && !f.symmetric ? n_pad * groups_pad : 0;

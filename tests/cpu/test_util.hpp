@@ -92,10 +92,10 @@ LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn c
   m.k = k;
   m.codes.resize(static_cast<size_t>(n * k));
   for (auto& c : m.codes) c = code();
-  if (f.kind == FormatKind::kInt) {
+  if (f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis) {
     m.scales.resize(static_cast<size_t>(n * (k / f.group_len(k))));
     for (auto& s : m.scales) s = scale();
-    if (!f.symmetric) {
+    if (f.kind == FormatKind::kInt && !f.symmetric) {
       m.zeros.resize(m.scales.size());
       for (auto& z : m.zeros) z = zero();
     }
@@ -139,9 +139,16 @@ inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k,
       [&] { return static_cast<uint8_t>(rng() % codes); });
 }
 
+/// The trellis formats' code value c(S) of docs/formats.md §1: the byte sum of the low 32 bits
+/// of 34038481 S + 76625530, minus 510.
+inline int trellis_code_value(uint32_t state) {
+  const uint32_t x = static_cast<uint32_t>(uint64_t{state} * 34038481u + 76625530u);
+  return static_cast<int>((x & 255u) + (x >> 8 & 255u) + (x >> 16 & 255u) + (x >> 24)) - 510;
+}
+
 /// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
-/// T[n][q], or the dense value; bf16_scales: the bf16-activation rule of int formats, the scale
-/// rounded to bf16 first (LUT and dense values have no scale: the caller rounds them).
+/// T[n][q], c(S) * s, or the dense value; bf16_scales: the bf16-activation rule of int formats,
+/// the scale rounded to bf16 first (LUT, trellis and dense values: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
@@ -155,6 +162,16 @@ inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = fal
       }
       if (f.kind == FormatKind::kLut) {
         w[i] = fp16_to_float(m.scales[static_cast<size_t>(r * f.lut_entries() + m.codes[i])]);
+        continue;
+      }
+      if (f.kind == FormatKind::kTrellis) {  // state: 12 bits from chunk c on, circularly
+        const int64_t block = c / 128;
+        uint32_t state = 0;
+        for (int j = 0; j < 12 / f.bits; ++j)
+          state |= uint32_t{m.codes[static_cast<size_t>(r * m.k + block * 128 + (c + j) % 128)]}
+                   << (j * f.bits);
+        w[i] = static_cast<float>(trellis_code_value(state)) *
+               fp16_to_float(m.scales[static_cast<size_t>(r * (m.k / 128) + block)]);
         continue;
       }
       const int64_t g = f.group_len(m.k);

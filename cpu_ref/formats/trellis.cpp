@@ -1,0 +1,101 @@
+// cpu_ref/formats/trellis.cpp — trellis formats (docs/formats.md §1, §2.2, §2.5): in each
+// 128-input block of a row the chunks of `bits` code bits form a circular bit string; weight t
+// reads the 12 bits starting at its own chunk as its state S, and decodes to c(S) * s with
+// c(S) = (byte sum of 34038481 S + 76625530 mod 2^32) - 510 and s the block's fp16 scale.
+#include <cmath>
+#include <string>
+
+#include "decode.hpp"
+#include "qmoe/numeric.hpp"
+
+namespace qmoe::ref::detail {
+namespace {
+
+constexpr int kStateBits = 12;  // §1: a state is 12 code bits
+
+float scale_of(const PackedMatrix& m, const Layout& L, int64_t row, int64_t block) {
+  const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, block);
+  return fp16_to_float(static_cast<uint16_t>(p[0] | p[1] << 8));
+}
+
+// Bit `bit` of row `row_in_tile`'s stream in tile `tile` (§2.2: 16 * bits bytes a row,
+// little-endian bit order).
+uint32_t stream_bit(const PackedMatrix& m, const Layout& L, int64_t tile, int64_t row_in_tile,
+                    int64_t bit) {
+  const int64_t byte =
+      L.codes_offset + tile * L.tile_bytes + row_in_tile * 16 * m.format.bits + bit / 8;
+  return (m.blob[static_cast<size_t>(byte)] >> (bit % 8)) & 1u;
+}
+
+// c(S): the four bytes of the 32-bit product summed, minus 510 (computed in 64 bits here).
+int code_value(uint32_t state) {
+  const uint64_t x = (uint64_t{state} * 34038481ull + 76625530ull) % (uint64_t{1} << 32);
+  int sum = 0;
+  for (int i = 0; i < 4; ++i) sum += static_cast<int>((x >> (8 * i)) % 256);
+  return sum - 510;
+}
+
+}  // namespace
+
+Status check_trellis(const PackedMatrix& m, const Layout& L) {
+  const int64_t k_tiles = L.k_pad / kTileCols;
+  for (int64_t row = 0; row < L.n_pad; ++row) {
+    for (int64_t g = 0; g < L.groups_pad; ++g) {
+      const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, g);
+      const uint16_t s = static_cast<uint16_t>(p[0] | p[1] << 8);
+      const std::string where =
+          "ref: scale of row " + std::to_string(row) + ", block " + std::to_string(g);
+      if (row < L.n && !std::isfinite(fp16_to_float(s)))
+        return invalid_argument(where + " is not finite (" + hex16(s) + ")");
+      if (row >= L.n && s != 0)
+        return invalid_argument(where + " (padding) is " + hex16(s) + ", must be 0");
+      if (row < L.n) continue;
+      for (int64_t bit = 0; bit < kTileCols * m.format.bits; ++bit)
+        if (stream_bit(m, L, row / kTileRows * k_tiles + g, row % kTileRows, bit) != 0)
+          return invalid_argument("ref: code bit " + std::to_string(bit) + " of padded row " +
+                                  std::to_string(row) + ", block " + std::to_string(g) +
+                                  " is 1, must be 0");
+    }
+  }
+  return Status::ok();
+}
+
+void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* chunks) {
+  const int bits = m.format.bits;
+  const int64_t k_tiles = L.k_pad / kTileCols;
+  chunks->assign(static_cast<size_t>(L.n * L.k), 0);
+  uint16_t* out = chunks->data();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < L.n; ++row) {
+    for (int64_t col = 0; col < L.k; ++col) {
+      const int64_t tile = row / kTileRows * k_tiles + col / kTileCols;
+      uint32_t q = 0;
+      for (int b = 0; b < bits; ++b)
+        q |= stream_bit(m, L, tile, row % kTileRows, (col % kTileCols) * bits + b) << b;
+      out[row * L.k + col] = static_cast<uint16_t>(q);
+    }
+  }
+}
+
+void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& chunks,
+                    std::vector<float>* w) {
+  const int bits = m.format.bits;
+  const int per_state = kStateBits / bits;  // chunks in a state: 6, 4, 3
+  w->resize(static_cast<size_t>(L.n * L.k));
+  float* out = w->data();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < L.n; ++row) {
+    for (int64_t col = 0; col < L.k; ++col) {
+      const int64_t block = col / kTileCols, t = col % kTileCols;
+      uint32_t state = 0;
+      for (int i = 0; i < per_state; ++i) {  // chunk t + i of the block, circularly
+        const int64_t c = block * kTileCols + (t + i) % kTileCols;
+        state |= uint32_t{chunks[static_cast<size_t>(row * L.k + c)]} << (i * bits);
+      }
+      // |c| <= 510 has at most 9 significant bits and s 11: the float32 product is exact.
+      out[row * L.k + col] = static_cast<float>(code_value(state)) * scale_of(m, L, row, block);
+    }
+  }
+}
+
+}  // namespace qmoe::ref::detail
