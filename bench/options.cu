@@ -127,6 +127,16 @@ const std::vector<MoeShape>& moe_shapes() {
   return shapes;
 }
 
+namespace {
+
+Status check_device_format(const FormatSpec& spec) {
+  if (has_device_decoder(spec)) return Status::ok();
+  return unsupported("format " + spec.to_string() +
+                     " has no device decoder yet (docs/formats.md §1): nothing to time");
+}
+
+}  // namespace
+
 Status parse_bank_format(const std::string& text, BankFormat* out) {
   for (const NamedMix& mix : named_mixes()) {
     if (text != mix.name) continue;
@@ -135,6 +145,7 @@ Status parse_bank_format(const std::string& text, BankFormat* out) {
     for (const char* member : mix.palette) {
       FormatSpec spec;
       QMOE_RETURN_IF_ERROR(FormatSpec::parse(member, &spec));
+      QMOE_RETURN_IF_ERROR(check_device_format(spec));
       f.palette.push_back(spec);
     }
     *out = f;
@@ -148,9 +159,7 @@ Status parse_bank_format(const std::string& text, BankFormat* out) {
   }
   FormatSpec spec;
   QMOE_RETURN_IF_ERROR(FormatSpec::parse(text, &spec));
-  if (!has_device_decoder(spec))
-    return unsupported("format " + spec.to_string() +
-                       " has no device decoder yet (docs/formats.md §1): nothing to time");
+  QMOE_RETURN_IF_ERROR(check_device_format(spec));
   *out = BankFormat{spec.to_string(), {spec}};
   return Status::ok();
 }

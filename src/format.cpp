@@ -14,8 +14,9 @@ int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;
 }
 
+// Canonical decimal only: no sign, no leading zero ("g064" would print back as "g64").
 bool parse_int(const std::string& s, int* out) {
-  if (s.empty() || s.size() > 4) return false;
+  if (s.empty() || s.size() > 4 || (s.size() > 1 && s[0] == '0')) return false;
   for (char c : s)
     if (c < '0' || c > '9') return false;
   *out = std::atoi(s.c_str());

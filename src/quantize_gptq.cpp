@@ -313,12 +313,14 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // Dead inputs (H_ii = 0: never active in calibration) cannot move the output: their weights
   // become 0 and H_ii = 1 keeps H invertible (as the reference implementation does).
   std::vector<char> dead(static_cast<size_t>(k));
-  std::vector<double> diag(static_cast<size_t>(k));  // H_ii, original order, dead ones 1
+  // A LUT table's fit weights: H_ii (an input's energy), 0 for dead inputs and for negative
+  // diagonals a caller's H may hold (damping can still make it positive definite).
+  std::vector<double> diag(static_cast<size_t>(k));
   double diag_sum = 0.0;
   for (int64_t i = 0; i < k; ++i) {
     dead[i] = h[i * k + i] == 0.0;
     if (dead[i]) h[i * k + i] = 1.0;
-    diag[i] = h[i * k + i];
+    diag[i] = dead[i] ? 0.0 : std::max(h[i * k + i], 0.0);
     diag_sum += h[i * k + i];
   }
   // Processing order: act_order takes the most active inputs first (decreasing H_ii).

@@ -81,6 +81,28 @@ Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& 
 /// N(0, 147.8^2) over the states.
 int trellis_code(uint32_t state);
 
+/// One thread's Viterbi search over trellis blocks (128 positions) of `bits`-bit chunks, its
+/// buffers sized once (docs/formats.md §1).
+class TrellisSearch {
+ public:
+  explicit TrellisSearch(int bits);
+  /// The least-squares tail-biting path for x[0, 128) at scale s: its 128 states (state t's
+  /// lowest chunk is position t's code) and its squared error. The overlap the first and last
+  /// windows share is taken from a free path over the block rotated by 64, so the path is
+  /// optimal among those with that overlap, not always overall. Allocates nothing.
+  double path(const double* x, double s, uint32_t* states);
+
+ private:
+  /// Viterbi from position 0 to 127; overlap >= 0 pins the start state's low and the end
+  /// state's high 12 - bits bits to it, overlap < 0 leaves both free.
+  double viterbi(const double* x, double s, int overlap, uint32_t* states);
+  int bits_, runs_;  ///< runs_ = 2^(12 - bits): predecessor groups
+  const std::vector<double>& code_;
+  std::vector<double> cost_, next_, run_min_;
+  std::vector<uint8_t> back_;  ///< [127][runs_]: each run's best lowest chunk
+  std::vector<double> rotated_;
+};
+
 /// Viterbi quantization of a trellis format, block by block (128 inputs of a row): a tail-biting
 /// path of states minimising the squared error at the block's fp16 scale. mse: the scale is
 /// refitted by least squares on the first path and the better of the two paths kept. Returns

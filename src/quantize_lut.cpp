@@ -96,9 +96,12 @@ bool fit_row_table(const double* x, const double* weight, int64_t len, int bits,
 }
 
 int nearest_entry(double w, const RowTable& table) {
-  // Entries below w's slot: midpoints strictly below w (a tie goes to the lower entry).
-  return static_cast<int>(std::lower_bound(table.mid, table.mid + table.entries - 1, w) -
-                          table.mid);
+  // Entries below w's slot: midpoints strictly below w (a tie goes to the lower entry), then
+  // the first of equal entries.
+  int e = static_cast<int>(std::lower_bound(table.mid, table.mid + table.entries - 1, w) -
+                           table.mid);
+  while (e > 0 && table.value[e - 1] == table.value[e]) --e;
+  return e;
 }
 
 Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,

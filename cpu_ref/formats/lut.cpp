@@ -22,12 +22,12 @@ Status check_lut_tables(const PackedMatrix& m, const Layout& L) {
   for (int64_t row = 0; row < L.n_pad; ++row) {
     for (uint32_t q = 0; q < entries; ++q) {
       const uint16_t v = table_bits_at(m, L, row, q);
+      const bool bad = row < L.n ? !std::isfinite(fp16_to_float(v)) : v != 0;
+      if (!bad) continue;
       const std::string what =
           "ref: table entry " + std::to_string(q) + " of row " + std::to_string(row);
-      if (row < L.n && !std::isfinite(fp16_to_float(v)))
-        return invalid_argument(what + " is not finite (" + hex16(v) + ")");
-      if (row >= L.n && v != 0)
-        return invalid_argument(what + " (a padded row) is " + hex16(v) + ", must be 0");
+      return invalid_argument(row < L.n ? what + " is not finite (" + hex16(v) + ")"
+                                        : what + " (a padded row) is " + hex16(v) + ", must be 0");
     }
   }
   return Status::ok();

@@ -41,8 +41,11 @@ Status check_format(const FormatSpec& f) {
     if (f.bits != 2 && f.bits != 3 && f.bits != 4)
       return invalid_argument("ref: LUT and trellis format bits must be 2, 3 or 4, got " +
                               std::to_string(f.bits));
-    if (f.kind == FormatKind::kTrellis && f.group_size != kTileCols)
-      return invalid_argument("ref: trellis format group size must be 128");
+    const int group = f.kind == FormatKind::kTrellis ? kTileCols : 0;
+    if (f.group_size != group || f.symmetric || f.dense_dtype != DType::kBF16)
+      return invalid_argument(
+          "ref: LUT formats need group size 0, trellis formats 128; both "
+          "need symmetric false and the default dtype");
     return Status::ok();
   }
   if (f.kind != FormatKind::kInt) return invalid_argument("ref: unknown format kind");
@@ -181,8 +184,8 @@ PaddingFault first_padding_fault(const PackedMatrix& m, const Layout& L, int64_t
   return fault;
 }
 
-// Every padded code must decode to 0. Only the tiles of the last row strip and of the last
-// column hold padding; only those are read.
+// Every padded code must be its group's zero point (int), or 0 (dense, LUT): §2.1. Only the
+// tiles of the last row strip and of the last column hold padding; only those are read.
 Status check_padded_codes(const PackedMatrix& m, const Layout& L) {
   const int64_t tiles = tile_count(L);
   const int64_t k_tiles = L.k_pad / kTileCols;

@@ -43,12 +43,13 @@ Status check_trellis(const PackedMatrix& m, const Layout& L) {
     for (int64_t g = 0; g < L.groups_pad; ++g) {
       const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, g);
       const uint16_t s = static_cast<uint16_t>(p[0] | p[1] << 8);
-      const std::string where =
-          "ref: scale of row " + std::to_string(row) + ", block " + std::to_string(g);
-      if (row < L.n && !std::isfinite(fp16_to_float(s)))
-        return invalid_argument(where + " is not finite (" + hex16(s) + ")");
-      if (row >= L.n && s != 0)
-        return invalid_argument(where + " (padding) is " + hex16(s) + ", must be 0");
+      const bool bad = row < L.n ? !std::isfinite(fp16_to_float(s)) : s != 0;
+      if (bad) {
+        const std::string where =
+            "ref: scale of row " + std::to_string(row) + ", block " + std::to_string(g);
+        return invalid_argument(row < L.n ? where + " is not finite (" + hex16(s) + ")"
+                                          : where + " (padding) is " + hex16(s) + ", must be 0");
+      }
       if (row < L.n) continue;
       for (int64_t bit = 0; bit < kTileCols * m.format.bits; ++bit)
         if (stream_bit(m, L, row / kTileRows * k_tiles + g, row % kTileRows, bit) != 0)

@@ -20,7 +20,8 @@ namespace qmoe {
 ///  - kDense: codes[n*k] hold the bf16/fp16 bit patterns; scales/zeros empty.
 struct LogicalMatrix {
   /// A zero-filled matrix of format f with every array sized for [n, k] (G = k / group for
-  /// int formats; no zeros if symmetric; no scales/zeros for dense). No validation.
+  /// int and trellis formats; n * 2^bits table entries for LUT formats; zeros only for
+  /// asymmetric int; no scales/zeros for dense). No validation.
   static LogicalMatrix sized(const FormatSpec& f, int64_t n, int64_t k);
 
   FormatSpec format;

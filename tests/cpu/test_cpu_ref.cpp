@@ -221,6 +221,39 @@ TEST(CpuRefWorkedExample, PerChannelPaddedColumnsHoldTheZeroOfGroupZero) {
   EXPECT_NE(st.message().find("row 9, column 1"), std::string::npos) << st.message();
 }
 
+// §3.8: tcq2 weight (9, 18) reads the six chunks 18..23 of row 9 (bytes 292 high nibble and
+// 293); weight (9, 127) wraps to chunks 127, 0..4. Both set to 3, 1, 0, 2, 3, 1: state 0x787,
+// c = -208, times the scale 0x211F at bytes 518..519.
+TEST(CpuRefWorkedExample, TrellisStatesAreWindowsOfTheRowStreamThatWrap) {
+  std::mt19937 rng(5);
+  PackedMatrix m = random_blob(parse_format("tcq2"), 16, 128, rng);
+  EXPECT_EQ(m.layout.scales_offset, 512);
+  EXPECT_EQ(m.layout.total_bytes, 768);
+  put_fp16(&m, 518, 0x211F);
+  put_code(&m, {{292, 4, 4}, {293, 0, 8}}, 0x787);               // chunks 18..23
+  put_code(&m, {{319, 6, 2}, {288, 0, 8}, {289, 0, 2}}, 0x787);  // chunks 127, 0..4
+  const std::vector<float> w = dequantized(m);
+  ASSERT_EQ(w.size(), 16u * 128u);
+  EXPECT_EQ(w[9 * 128 + 18], -2.0804443359375f);
+  EXPECT_EQ(w[9 * 128 + 127], -2.0804443359375f);
+  std::vector<uint16_t> bf16, fp16;
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
+  EXPECT_EQ(bf16[9 * 128 + 18], 0xC005);
+  EXPECT_EQ(fp16[9 * 128 + 18], 0xC029);
+  // Chunk 23 is in weights 18..23's windows only: changing it moves exactly those six.
+  PackedMatrix other = m;
+  put_code(&other, {{293, 6, 2}}, 2);
+  const std::vector<float> w2 = dequantized(other);
+  for (int64_t i = 0; i < 16 * 128; ++i) {
+    const bool in_window = i / 128 == 9 && i % 128 >= 18 && i % 128 <= 23;
+    if (!in_window) {
+      EXPECT_EQ(float_bits(w2[i]), float_bits(w[i])) << i;
+    }
+  }
+  EXPECT_NE(w2[9 * 128 + 18], w[9 * 128 + 18]);
+}
+
 // ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
 
 TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
@@ -546,6 +579,19 @@ TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {
   m = lut;
   put_code(&m, {{768 + 72, 4, 2}}, 1);
   expect_rejected(m, "padded code at row 1, column 200 is 1, must be 0");
+  // tcq3 [33, 256]: row 40 is row 8 of strip 2, whose block 1 is tile 5 (768 B each); its
+  // stream starts 8 * 48 bytes into the tile.
+  const PackedMatrix tcq = packed(random_logical(parse_format("tcq3"), 33, 256, rng));
+  ASSERT_TRUE(ref::dequantize(tcq, &w).is_ok());
+  m = tcq;
+  m.blob[static_cast<size_t>(5 * 768 + 8 * 48)] = 1;
+  expect_rejected(m, "code bit 0 of padded row 40, block 1 is 1, must be 0");
+  m = tcq;
+  put_fp16(&m, scale_byte(m, 40, 0), 0x3C00);
+  expect_rejected(m, "scale of row 40, block 0 (padding) is 0x3C00, must be 0");
+  m = tcq;
+  put_fp16(&m, scale_byte(m, 3, 1), 0x7E00);
+  expect_rejected(m, "scale of row 3, block 1 is not finite (0x7E00)");
 }
 
 // An output of (2^31 - 1) x 2^15 doubles (2^49 bytes) exceeds every 48-bit address space, so

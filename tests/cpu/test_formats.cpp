@@ -66,7 +66,8 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
       "int-4:g128", "int4:pcsym", "nf4",        "bf16:g128",  "nuq",           "nuq1",
       "nuq5",       "nuq8",       "nuq4:g128",  "nuq4:sym",   "nuq4:pc",       "NUQ4",
       "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx",       "tcq",           "tcq1",
-      "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2"};
+      "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2",
+      "int04:g128", "int4:g064",  "nuq04",      "tcq02"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);

@@ -600,6 +600,179 @@ TEST(QuantLut, TablesBeyondFp16AreOutOfRange) {
   }
 }
 
+// Weights pull the table: two clusters, one weighted 100x, get more of a 4-entry table's
+// entries on the heavy side than unweighted; all-zero weights equal no weights; the entries
+// stay inside the data's range.
+TEST(QuantLut, WeightedFitFollowsItsWeightsAndZeroWeightsCountAlike) {
+  std::vector<double> x, heavy, zero, unit;
+  for (int i = 0; i < 64; ++i) {
+    x.push_back(-1.0 + 0.01 * i);  // cluster around -0.7
+    x.push_back(1.0 + 0.01 * i);   // cluster around 1.3
+    heavy.push_back(1.0);
+    heavy.push_back(100.0);
+  }
+  zero.assign(x.size(), 0.0);
+  unit.assign(x.size(), 1.0);
+  quant::TableScratch scratch;
+  scratch.reserve(static_cast<int64_t>(x.size()));
+  quant::RowTable plain, weighted, zeros, ones;
+  const int64_t len = static_cast<int64_t>(x.size());
+  ASSERT_TRUE(quant::fit_row_table(x.data(), nullptr, len, 2, &scratch, &plain));
+  ASSERT_TRUE(quant::fit_row_table(x.data(), heavy.data(), len, 2, &scratch, &weighted));
+  ASSERT_TRUE(quant::fit_row_table(x.data(), zero.data(), len, 2, &scratch, &zeros));
+  ASSERT_TRUE(quant::fit_row_table(x.data(), unit.data(), len, 2, &scratch, &ones));
+  auto above_one = [](const quant::RowTable& t) {
+    return std::count_if(t.value, t.value + t.entries, [](float v) { return v > 0.9f; });
+  };
+  EXPECT_EQ(above_one(plain), 2);
+  EXPECT_EQ(above_one(weighted), 3);
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(zeros.bits[e], plain.bits[e]);
+    EXPECT_EQ(ones.bits[e], plain.bits[e]);
+    EXPECT_GE(weighted.value[e], -1.0f);
+    EXPECT_LE(weighted.value[e], 1.63f);
+  }
+}
+
+// nearest_entry on exact midpoints and duplicate entries: the lower entry wins every tie.
+TEST(QuantLut, NearestEntryBreaksTiesTowardTheLowerEntry) {
+  quant::RowTable t;
+  t.entries = 4;
+  const float v[] = {-1.0f, 0.5f, 0.5f, 2.0f};
+  for (int e = 0; e < 4; ++e) t.value[e] = v[e];
+  for (int e = 0; e < 3; ++e) t.mid[e] = 0.5 * (double{v[e]} + v[e + 1]);
+  EXPECT_EQ(quant::nearest_entry(-0.25, t), 0);  // midpoint of -1 and 0.5
+  EXPECT_EQ(quant::nearest_entry(-0.2499, t), 1);
+  EXPECT_EQ(quant::nearest_entry(0.5, t), 1);  // duplicates: the first of them
+  EXPECT_EQ(quant::nearest_entry(1.25, t), 1);
+  EXPECT_EQ(quant::nearest_entry(1.2501, t), 3);
+  EXPECT_EQ(quant::nearest_entry(-1e9, t), 0);
+  EXPECT_EQ(quant::nearest_entry(1e9, t), 3);
+}
+
+// Both RTN methods fit the same table (Lloyd already minimises squared error); GPTQ ignores
+// inputs never seen in calibration: they do not pull the table, and their weights (0 after
+// GPTQ's reset; a table need not hold 0) take the row's entry nearest 0.
+TEST(QuantLut, RtnMethodsAgreeAndGptqDropsDeadInputs) {
+  const int64_t n = 8, k = 256;
+  const std::vector<float> w = gaussian_weights(n, k, 80);
+  QuantizeOptions mse;
+  mse.method = QuantMethod::kRtnMse;
+  LogicalMatrix a, b;
+  ASSERT_TRUE(quantize_logical(w.data(), n, k, FormatSpec::lut(3), QuantizeOptions{}, &a).is_ok());
+  ASSERT_TRUE(quantize_logical(w.data(), n, k, FormatSpec::lut(3), mse, &b).is_ok());
+  EXPECT_EQ(a.codes, b.codes);
+  EXPECT_EQ(a.scales, b.scales);
+  std::vector<float> h(static_cast<size_t>(k * k), 0.0f);
+  for (int64_t i = 0; i < k; ++i) h[i * k + i] = i % 2 == 0 ? 1.0f : 0.0f;  // odd inputs dead
+  QuantizeOptions o;
+  o.method = QuantMethod::kGptq;
+  o.hessian = h.data();
+  LogicalMatrix g;
+  ASSERT_TRUE(quantize_logical(w.data(), n, k, FormatSpec::lut(2), o, &g).is_ok());
+  const std::vector<float> deq = decoded(g);
+  std::vector<float> live(static_cast<size_t>(n * k / 2));
+  for (int64_t i = 0; i < n * k; i += 2) live[i / 2] = w[i];
+  LogicalMatrix l;  // the table of the live inputs alone
+  ASSERT_TRUE(
+      quantize_logical(live.data(), n, k / 2, FormatSpec::lut(2), QuantizeOptions{}, &l).is_ok());
+  for (int64_t r = 0; r < n; ++r) {
+    for (int e = 0; e < 4; ++e)  // H = diag(0/1): no feedback; dead inputs do not pull
+      EXPECT_EQ(g.scales[r * 4 + e], l.scales[r * 4 + e]) << r << "," << e;
+  }
+  int64_t dead_off = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    float nearest = fp16_to_float(g.scales[r * 4]);
+    for (int e = 1; e < 4; ++e)
+      if (std::fabs(fp16_to_float(g.scales[r * 4 + e])) < std::fabs(nearest))
+        nearest = fp16_to_float(g.scales[r * 4 + e]);
+    for (int64_t c = 1; c < k; c += 2) dead_off += deq[r * k + c] != nearest;
+  }
+  EXPECT_EQ(dead_off, 0);
+}
+
+// ---- trellis formats (tcq<b>) -----------------------------------------------------------------
+
+// On Gaussian weights the Viterbi paths come within 1.25x / 1.35x / 1.5x of the distortion-rate
+// bound 4^-b (measured 1.19x, 1.26x, 1.38x), far below the best scalar quantizer of the same
+// bits (Lloyd-Max: 0.1175, 0.03454, 0.009497), and never below the bound by more than the
+// per-block scale's freedom allows. The MSE method never does worse than RTN.
+TEST(QuantTrellis, GaussianBlocksComeCloseToTheDistortionRateBound) {
+  const double limit[] = {0, 0, 1.25, 1.35, 1.5};
+  const double lloyd_max[] = {0, 0, 0.1175, 0.03454, 0.009497};
+  const int64_t n = 16, k = 1024;
+  std::mt19937 rng(81);
+  const std::vector<float> w = test::gaussian(n * k, 1.0f, rng);
+  for (int bits : {2, 3, 4}) {
+    SCOPED_TRACE(bits);
+    const FormatSpec f = FormatSpec::trellis(bits);
+    QuantizeOptions mse;
+    mse.method = QuantMethod::kRtnMse;
+    LogicalMatrix a, b;
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, QuantizeOptions{}, &a).is_ok());
+    ASSERT_TRUE(quantize_logical(w.data(), n, k, f, mse, &b).is_ok());
+    const double bound = std::pow(4.0, -bits);
+    const double e_rtn = squared_error(w, decoded(a)) / static_cast<double>(n * k);
+    const double e_mse = squared_error(w, decoded(b)) / static_cast<double>(n * k);
+    EXPECT_GT(e_rtn, 0.97 * bound);
+    EXPECT_LT(e_rtn, limit[bits] * bound);
+    EXPECT_LT(e_rtn, 0.7 * lloyd_max[bits]);
+    EXPECT_LE(e_mse, e_rtn);
+  }
+}
+
+// Blocks that a path decodes exactly (weights made from random chunks at scale 2^-6) are found
+// again at that scale: Viterbi's optimum is exact, and the tail-biting overlap read off the
+// rotated free path is the right one.
+TEST(QuantTrellis, ExactlyRepresentableBlocksAreRecoveredExactly) {
+  const int64_t n = 12, k = 256;
+  std::mt19937 rng(82);
+  for (int bits : {2, 3, 4}) {
+    SCOPED_TRACE(bits);
+    LogicalMatrix truth = LogicalMatrix::sized(FormatSpec::trellis(bits), n, k);
+    for (auto& c : truth.codes) c = static_cast<uint16_t>(rng() % (1u << bits));
+    for (auto& s : truth.scales) s = 0x2400;  // 2^-6: every c * s is exact in fp32
+    const std::vector<float> w = decoded(truth);
+    quant::TrellisSearch search(bits);
+    int64_t exact = 0;
+    for (int64_t rb = 0; rb < n * k / 128; ++rb) {
+      double x[128];
+      uint32_t states[128];
+      for (int t = 0; t < 128; ++t) x[t] = w[rb * 128 + t];
+      exact += search.path(x, 1.0 / 64, states) == 0.0;
+      // The path's chunks decode to the block (through the test's own decoder).
+      LogicalMatrix one = LogicalMatrix::sized(truth.format, 1, 128);
+      for (int t = 0; t < 128; ++t) one.codes[t] = static_cast<uint16_t>(states[t] % (1u << bits));
+      one.scales[0] = 0x2400;
+      const std::vector<float> back = decoded(one);
+      for (int t = 0; t < 128; ++t) ASSERT_EQ(back[t], w[rb * 128 + t]) << rb << ":" << t;
+    }
+    EXPECT_EQ(exact, n * k / 128);
+  }
+}
+
+// Bad input: K not a multiple of 128, GPTQ, scales beyond fp16; nothing is written.
+TEST(QuantTrellis, BadInputIsRejectedAndWritesNothing) {
+  std::vector<float> w = gaussian_weights(4, 256, 83);
+  LogicalMatrix m;
+  m.n = 7;
+  EXPECT_EQ(quantize_logical(w.data(), 4, 192, FormatSpec::trellis(2), {}, &m).code(),
+            StatusCode::kInvalidArgument);
+  std::vector<float> h(256 * 256, 0.0f);
+  for (int i = 0; i < 256; ++i) h[i * 256 + i] = 1.0f;
+  QuantizeOptions gptq;
+  gptq.method = QuantMethod::kGptq;
+  gptq.hessian = h.data();
+  const Status st = quantize_logical(w.data(), 4, 256, FormatSpec::trellis(3), gptq, &m);
+  EXPECT_EQ(st.code(), StatusCode::kUnsupported);
+  EXPECT_NE(st.message().find("GPTQ"), std::string::npos) << st.message();
+  w[3 * 256 + 200] = 3e38f;
+  const Status big = quantize_logical(w.data(), 4, 256, FormatSpec::trellis(4), {}, &m);
+  EXPECT_EQ(big.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(big.message().find("row 3, block 1"), std::string::npos) << big.message();
+  EXPECT_EQ(m.n, 7);
+}
+
 TEST(QuantDense, EachWeightIsRoundedToNearestEven) {
   const int64_t n = 5, k = 77;
   std::vector<float> w = gaussian_weights(n, k, 6);
