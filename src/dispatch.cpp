@@ -16,6 +16,7 @@
 #include "qmoe/packed.hpp"
 #include "src/dispatch_internal.hpp"
 #include "src/formats/status_guard.hpp"
+#include "src/quantize_internal.hpp"
 
 namespace qmoe {
 
@@ -432,6 +433,7 @@ float dequantized(const LogicalMatrix& q, int64_t row, int64_t col, int64_t grou
   if (f.kind == FormatKind::kDense) return act_bits_to_float(f.dense_dtype, code);
   if (f.kind == FormatKind::kLut)
     return fp16_to_float(q.scales[static_cast<size_t>(row * f.lut_entries() + code)]);
+  if (f.kind == FormatKind::kTrellis) return quant::trellis_weight(q, row, col);
   const size_t g = static_cast<size_t>(row * groups_per_row + col / f.group_len(q.k));
   const int zero = f.symmetric ? 1 << (f.bits - 1) : q.zeros[g];
   return static_cast<float>(static_cast<int>(code) - zero) * fp16_to_float(q.scales[g]);

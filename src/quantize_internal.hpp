@@ -81,6 +81,9 @@ Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& 
 /// N(0, 147.8^2) over the states.
 int trellis_code(uint32_t state);
 
+/// The exact weight (row, col) of a logical trellis matrix: c(state) * scale (docs/formats.md §1).
+float trellis_weight(const LogicalMatrix& m, int64_t row, int64_t col);
+
 /// One thread's Viterbi search over trellis blocks (128 positions) of `bits`-bit chunks, its
 /// buffers sized once (docs/formats.md §1).
 class TrellisSearch {

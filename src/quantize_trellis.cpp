@@ -116,6 +116,16 @@ int trellis_code(uint32_t state) {
   return static_cast<int>((x & 0xffu) + ((x >> 8) & 0xffu) + ((x >> 16) & 0xffu) + (x >> 24)) - 510;
 }
 
+float trellis_weight(const LogicalMatrix& m, int64_t row, int64_t col) {
+  const int bits = m.format.bits;
+  const int64_t base = row * m.k + col / kBlock * kBlock, t = col % kBlock;
+  uint32_t state = 0;
+  for (int i = 0; i < kTrellisStateBits / bits; ++i)
+    state |= uint32_t{m.codes[static_cast<size_t>(base + (t + i) % kBlock)]} << (i * bits);
+  const size_t scale = static_cast<size_t>(row * (m.k / kBlock) + col / kBlock);
+  return static_cast<float>(trellis_code(state)) * fp16_to_float(m.scales[scale]);
+}
+
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out) {
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);

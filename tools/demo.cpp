@@ -377,10 +377,13 @@ int run_inspect(int argc, char** argv) {
     const int64_t kk = f.group_size > 0 ? (k + f.group_size - 1) / f.group_size * f.group_size : k;
     Status st = packed_layout(f, kTileRows, kk, &L);
     if (!st.is_ok()) return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
-    std::string planes;
-    for (int b : plane_bits(f)) planes += (planes.empty() ? "" : "+") + std::to_string(b);
-    std::printf("%-16s %12.6f %12lld planes %s\n", f.to_string().c_str(), f.bits_per_weight(kk),
-                (long long)L.tile_bytes, planes.c_str());
+    std::string layout = "planes ";
+    for (int b : plane_bits(f)) layout += (layout.size() > 7 ? "+" : "") + std::to_string(b);
+    if (f.kind == FormatKind::kTrellis) layout = "row streams (trellis)";
+    if (f.kind == FormatKind::kLut) layout += ", per-row table";
+    std::printf("%-16s %12.6f %12lld %s%s\n", f.to_string().c_str(), f.bits_per_weight(kk),
+                (long long)L.tile_bytes, layout.c_str(),
+                has_device_decoder(f) ? "" : " (CPU only)");
   }
   return 0;
 }

@@ -61,7 +61,7 @@ TEST(CAbiFormats, ListIsTheCppRegistryInOrder) {
 
 TEST(CAbiFormats, CanonicalStringAndBitsPerWeightMatchCpp) {
   for (const char* text :
-       {"int4:g128:asym", "int3:g64:sym", "int2:g32", "int8:pc", "bf16", "fp16", "nuq3"}) {
+       {"int4:g128:asym", "int3:g64:sym", "int2:g32", "int8:pc", "bf16", "fp16", "nuq3", "tcq4"}) {
     SCOPED_TRACE(text);
     qmoe::FormatSpec f;
     ASSERT_TRUE(qmoe::FormatSpec::parse(text, &f).is_ok());
@@ -99,6 +99,7 @@ TEST(CAbiQuantize, PackedBytesAndDequantizedValuesMatchCppForEveryMethod) {
       {"fp16", QMOE_QUANT_RTN_MSE, qmoe::QuantMethod::kRtnMse},
       {"nuq4", QMOE_QUANT_RTN, qmoe::QuantMethod::kRtnMinMax},
       {"nuq2", QMOE_QUANT_GPTQ, qmoe::QuantMethod::kGptq},
+      {"tcq2", QMOE_QUANT_RTN_MSE, qmoe::QuantMethod::kRtnMse},
   };
   for (const QuantizeCase& c : cases) {
     SCOPED_TRACE(c.format);

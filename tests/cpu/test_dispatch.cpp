@@ -478,15 +478,17 @@ TEST(DispatchMeasure, DistortionFallsWithBitsAndBytesArePackedPayload) {
   EXPECT_LT(cands[5].distortion, 1e-4);  // bf16 rounding: ~2^-9 relative per weight
 }
 
-// LUT formats are measured like any other: bytes are the packed payload, and on Gaussian rows
-// a per-row table of 2^b levels costs clearly less error than uniform per-channel levels of the
-// same b (Lloyd-Max against the best uniform grid: 0.0095 vs 0.0115 at 4 bits, 0.118 vs 0.119
-// at 2 bits; min-max RTN sits well above the best uniform grid).
-TEST(DispatchMeasure, LutFormatsAreMeasuredLikeAnyFormat) {
+// LUT and trellis formats are measured like any other: bytes are the packed payload, and on
+// Gaussian rows a per-row table of 2^b levels costs clearly less error than uniform per-channel
+// levels of the same b (Lloyd-Max against the best uniform grid: 0.0095 vs 0.0115 at 4 bits,
+// 0.118 vs 0.119 at 2 bits; min-max RTN sits well above the best uniform grid), and a trellis
+// path less again (about 0.075 at 2 bits).
+TEST(DispatchMeasure, LutAndTrellisFormatsAreMeasuredLikeAnyFormat) {
   const int64_t n = 32, k = 1024;
   const auto w = gaussian(n * k, kWeightSigma, 6);
   const std::vector<FormatSpec> palette = {parse_format("int2:pc"), parse_format("nuq2"),
-                                           parse_format("int4:pc"), parse_format("nuq4")};
+                                           parse_format("int4:pc"), parse_format("nuq4"),
+                                           parse_format("tcq2")};
   std::vector<ExpertCandidate> cands;
   ASSERT_TRUE(measure_candidates(w.data(), n, k, palette, {}, nullptr, &cands).is_ok());
   ASSERT_EQ(cands.size(), palette.size());
@@ -498,6 +500,7 @@ TEST(DispatchMeasure, LutFormatsAreMeasuredLikeAnyFormat) {
   EXPECT_LT(cands[1].distortion, 0.8 * cands[0].distortion);
   EXPECT_LT(cands[3].distortion, 0.8 * cands[2].distortion);
   EXPECT_LT(cands[3].distortion, cands[1].distortion / 8.0);
+  EXPECT_LT(cands[4].distortion, 0.8 * cands[1].distortion);
 }
 
 TEST(DispatchMeasure, SecondMomentWeightsColumnsAndIgnoresItsScale) {
