@@ -195,6 +195,7 @@ const std::vector<FormatSpec>& all_formats() {
 
 std::vector<int> plane_bits(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
+  if (f.kind == FormatKind::kTrellis) return {};  // row streams, no planes (§2.2)
   if (f.bits == 3) return {2, 1};
   return {f.bits};
 }

@@ -98,8 +98,8 @@ bool fit_row_table(const double* x, const double* weight, int64_t len, int bits,
 int nearest_entry(double w, const RowTable& table) {
   // Entries below w's slot: midpoints strictly below w (a tie goes to the lower entry), then
   // the first of equal entries.
-  int e = static_cast<int>(std::lower_bound(table.mid, table.mid + table.entries - 1, w) -
-                           table.mid);
+  int e =
+      static_cast<int>(std::lower_bound(table.mid, table.mid + table.entries - 1, w) - table.mid);
   while (e > 0 && table.value[e - 1] == table.value[e]) --e;
   return e;
 }
@@ -122,7 +122,9 @@ Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& 
       for (int64_t i = 0; i < k; ++i) x[i] = w[r * k + i];
       RowTable table;
       if (!fit_row_table(x, nullptr, k, f.bits, &scratch[static_cast<size_t>(t)], &table)) {
-        overflow_row.store(r);
+        int64_t seen = overflow_row.load();  // keep the first row: a stable message
+        while ((seen < 0 || r < seen) && !overflow_row.compare_exchange_weak(seen, r)) {
+        }
         continue;
       }
       std::copy(table.bits, table.bits + entries, m.scales.begin() + r * entries);

@@ -22,8 +22,8 @@ namespace {
 
 constexpr int kStates = 1 << kTrellisStateBits;
 constexpr int kBlock = kTileCols;  // positions of one tail-biting path
-// Standard deviation of trellis_code over the states, for the starting scale.
-constexpr double kCodeSigma = 147.8;
+// Standard deviation of trellis_code over the 4096 states, for the starting scale.
+constexpr double kCodeSigma = 148.4;
 
 /// trellis_code of every state, computed once.
 const std::vector<double>& code_table() {
@@ -154,7 +154,9 @@ Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& 
       const double rms = std::sqrt(sum_sq / kBlock);
       uint16_t scale_bits = 0;
       if (!fp16_scale(rms * std::sqrt(1.0 - std::pow(4.0, -bits)) / kCodeSigma, &scale_bits)) {
-        overflow_block.store(rb);
+        int64_t seen = overflow_block.load();  // keep the first block in order: a stable message
+        while ((seen < 0 || rb < seen) && !overflow_block.compare_exchange_weak(seen, rb)) {
+        }
         continue;
       }
       double error = v.path(x, fp16_to_float(scale_bits), best);

@@ -379,7 +379,7 @@ int run_inspect(int argc, char** argv) {
     if (!st.is_ok()) return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
     std::string layout = "planes ";
     for (int b : plane_bits(f)) layout += (layout.size() > 7 ? "+" : "") + std::to_string(b);
-    if (f.kind == FormatKind::kTrellis) layout = "row streams (trellis)";
+    if (f.kind == FormatKind::kTrellis) layout = "row streams";
     if (f.kind == FormatKind::kLut) layout += ", per-row table";
     std::printf("%-16s %12.6f %12lld %s%s\n", f.to_string().c_str(), f.bits_per_weight(kk),
                 (long long)L.tile_bytes, layout.c_str(),

@@ -27,6 +27,7 @@ int64_t round_up(int64_t x, int64_t m) {
 // Bits per plane, least significant first (§2.4).
 std::vector<int> planes_of(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
+  if (f.kind == FormatKind::kTrellis) return {};  // row streams (§2.2)
   if (f.bits == 3) return {2, 1};
   return {f.bits};
 }

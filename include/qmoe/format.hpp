@@ -88,7 +88,7 @@ constexpr int64_t kSectionAlign = 256;
 
 /// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2);
 /// a LUT format's codes are stored exactly as the int format's of the same bits. Trellis
-/// formats do not use planes (their tiles hold row streams, docs/formats.md §2.2).
+/// formats have none (empty: their tiles hold row streams, docs/formats.md §2.2).
 std::vector<int> plane_bits(const FormatSpec& f);
 
 /// Byte sizes of the sections of a packed [N, K] matrix (docs/formats.md §2).

@@ -59,7 +59,7 @@ Status unpack(const PackedMatrix& packed, LogicalMatrix* out);
 struct ExpertDesc {
   uint64_t codes_offset;
   uint64_t scales_offset;  ///< unused for dense; a LUT format's tables
-  uint64_t zeros_offset;   ///< unused for dense or symmetric
+  uint64_t zeros_offset;   ///< used only by asymmetric int formats
   uint8_t kind;            ///< FormatKind
   uint8_t dense_dtype;     ///< DType, for kDense
   uint8_t bits;            ///< code bits (16 for dense)

@@ -88,9 +88,10 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
   }
   FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
   EXPECT_FALSE(has_device_decoder(bad));
-  std::vector<PackedMatrix> experts(2);
-  const FormatSpec formats[] = {FormatSpec::integer(4, 128, false), FormatSpec::lut(3)};
-  for (int e = 0; e < 2; ++e) {
+  std::vector<PackedMatrix> experts(3);
+  const FormatSpec formats[] = {FormatSpec::integer(4, 128, false), FormatSpec::trellis(2),
+                                FormatSpec::lut(3)};
+  for (int e = 0; e < 3; ++e) {
     experts[e].format = formats[e];
     ASSERT_TRUE(packed_layout(formats[e], 32, 128, &experts[e].layout).is_ok());
     experts[e].blob.assign(static_cast<size_t>(experts[e].layout.total_bytes), 0);
@@ -101,7 +102,7 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
   const Status st = DeviceExpertBank::upload(host, &dbank);
   EXPECT_EQ(st.code(), StatusCode::kUnsupported);
   if (cuda_built) {
-    EXPECT_NE(st.message().find("expert 1 is nuq3"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("expert 1 is tcq2"), std::string::npos) << st.message();
   }
   EXPECT_EQ(dbank.device_bytes(), 0);
 }

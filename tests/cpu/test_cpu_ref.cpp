@@ -241,6 +241,17 @@ TEST(CpuRefWorkedExample, TrellisStatesAreWindowsOfTheRowStreamThatWrap) {
   ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
   EXPECT_EQ(bf16[9 * 128 + 18], 0xC005);
   EXPECT_EQ(fp16[9 * 128 + 18], 0xC029);
+  // pack writes the same bytes from the logical chunks (§2.2, §2.5).
+  LogicalMatrix l = random_logical(parse_format("tcq2"), 16, 128, rng);
+  const int chunks[] = {3, 1, 0, 2, 3, 1};
+  for (int i = 0; i < 6; ++i) l.codes[9 * 128 + 18 + i] = static_cast<uint16_t>(chunks[i]);
+  l.scales[9] = 0x211F;
+  const PackedMatrix p = packed(l);
+  EXPECT_EQ(p.blob[292] >> 4, 0x7);
+  EXPECT_EQ(p.blob[293], 0x78);
+  EXPECT_EQ(p.blob[518], 0x1F);
+  EXPECT_EQ(p.blob[519], 0x21);
+  EXPECT_EQ(dequantized(p)[9 * 128 + 18], -2.0804443359375f);
   // Chunk 23 is in weights 18..23's windows only: changing it moves exactly those six.
   PackedMatrix other = m;
   put_code(&other, {{293, 6, 2}}, 2);
