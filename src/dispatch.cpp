@@ -3,6 +3,8 @@
 // docs/dispatch.md), the distortion measurement that feeds it, and the bits -> bytes budget.
 #include "qmoe/dispatch.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -426,17 +428,23 @@ Status allocate_formats(const std::vector<AllocationItem>& items, int64_t budget
 
 namespace {
 
-/// The weight a quantized matrix stores at (row, col): docs/formats.md §1, in float32.
-float dequantized(const LogicalMatrix& q, int64_t row, int64_t col, int64_t groups_per_row) {
-  const uint16_t code = q.codes[static_cast<size_t>(row * q.k + col)];
+/// The weights a quantized matrix stores in row `row`: docs/formats.md §1, in float32.
+void dequantize_row(const LogicalMatrix& q, int64_t row, float* out) {
   const FormatSpec& f = q.format;
-  if (f.kind == FormatKind::kDense) return act_bits_to_float(f.dense_dtype, code);
-  if (f.kind == FormatKind::kLut)
-    return fp16_to_float(q.scales[static_cast<size_t>(row * f.lut_entries() + code)]);
-  if (f.kind == FormatKind::kTrellis) return quant::trellis_weight(q, row, col);
-  const size_t g = static_cast<size_t>(row * groups_per_row + col / f.group_len(q.k));
-  const int zero = f.symmetric ? 1 << (f.bits - 1) : q.zeros[g];
-  return static_cast<float>(static_cast<int>(code) - zero) * fp16_to_float(q.scales[g]);
+  if (f.kind == FormatKind::kTrellis) return quant::trellis_decode_row(q, row, out);
+  const int64_t groups = f.kind == FormatKind::kInt ? q.k / f.group_len(q.k) : 0;
+  for (int64_t col = 0; col < q.k; ++col) {
+    const uint16_t code = q.codes[static_cast<size_t>(row * q.k + col)];
+    if (f.kind == FormatKind::kDense) {
+      out[col] = act_bits_to_float(f.dense_dtype, code);
+    } else if (f.kind == FormatKind::kLut) {
+      out[col] = fp16_to_float(q.scales[static_cast<size_t>(row * f.lut_entries() + code)]);
+    } else {
+      const size_t g = static_cast<size_t>(row * groups + col / f.group_len(q.k));
+      const int zero = f.symmetric ? 1 << (f.bits - 1) : q.zeros[g];
+      out[col] = static_cast<float>(static_cast<int>(code) - zero) * fp16_to_float(q.scales[g]);
+    }
+  }
 }
 
 /// measure_candidates once out is known to be non-null. The OpenMP region below allocates
@@ -461,17 +469,23 @@ Status measure_checked(const float* w, int64_t n, int64_t k, const std::vector<F
 
   // Per-row partial sums, added in row order: the same distortion for any thread count.
   std::vector<double> row_error(static_cast<size_t>(n));
+  // One decoded row per thread, allocated here: a throw inside the region would terminate.
+  std::vector<float> rows(static_cast<size_t>(omp_get_max_threads() * k));
   auto weighted_sum = [&](const LogicalMatrix* q) {
-    const int64_t groups = q == nullptr ? 0 : q->k / q->format.group_len(q->k);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; ++r) {
-      double sum = 0.0;
-      for (int64_t j = 0; j < k; ++j) {
-        const double x = w[r * k + j];
-        const double e = q == nullptr ? x : x - dequantized(*q, r, j, groups);
-        sum += column_weight[static_cast<size_t>(j)] * e * e;
+#pragma omp parallel
+    {
+      float* decoded = rows.data() + omp_get_thread_num() * k;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < n; ++r) {
+        if (q != nullptr) dequantize_row(*q, r, decoded);
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; ++j) {
+          const double x = w[r * k + j];
+          const double e = q == nullptr ? x : x - decoded[j];
+          sum += column_weight[static_cast<size_t>(j)] * e * e;
+        }
+        row_error[static_cast<size_t>(r)] = sum;
       }
-      row_error[static_cast<size_t>(r)] = sum;
     }
     double total = 0.0;
     for (double v : row_error) total += v;

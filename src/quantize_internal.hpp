@@ -81,8 +81,17 @@ Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& 
 /// over the 4096 states, standard deviation 148.4).
 int trellis_code(uint32_t state);
 
-/// The exact weight (row, col) of a logical trellis matrix: c(state) * scale (docs/formats.md §1).
-float trellis_weight(const LogicalMatrix& m, int64_t row, int64_t col);
+/// The trellis formats' input signs (docs/formats.md §1): sigma_t = -1 where the low 32 bits of
+/// 2654435761 t reach 2^31, else +1; t is the position in the block.
+int trellis_sign(int t);
+
+/// z = H (sigma . w) / 128 for one block w[0, 128), H the Sylvester Hadamard matrix (H H = 128 I):
+/// the rotated block whose Viterbi path at scale s decodes, through the format's inverse
+/// rotation, to weights with 128 times less squared error.
+void trellis_rotate(const double* w, double* z);
+
+/// The exact weights of row `row` of a logical trellis matrix (docs/formats.md §1), out[0, k).
+void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out);
 
 /// One thread's Viterbi search over trellis blocks (128 positions) of `bits`-bit chunks, its
 /// buffers sized once (docs/formats.md §1).

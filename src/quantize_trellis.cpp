@@ -3,7 +3,9 @@
 // bits starting at its chunk, so the state of position t + 1 keeps all but the lowest chunk of
 // the state of t: the predecessors of a state differ only in their lowest chunk, and a step of
 // Viterbi is one minimum over each aligned run of 2^bits costs (QTIP's bitshift trellis, Tseng
-// et al. 2024, with its "1MAD" computed code).
+// et al. 2024, with its "1MAD" computed code). The path codes the block after fixed signs and a
+// 128-point Hadamard transform (QTIP's incoherence processing, along K only): an outlier is
+// spread over the block, which the Gaussian code can then follow.
 #include <omp.h>
 
 #include <algorithm>
@@ -116,14 +118,48 @@ int trellis_code(uint32_t state) {
   return static_cast<int>((x & 0xffu) + ((x >> 8) & 0xffu) + ((x >> 16) & 0xffu) + (x >> 24)) - 510;
 }
 
-float trellis_weight(const LogicalMatrix& m, int64_t row, int64_t col) {
+int trellis_sign(int t) {
+  return static_cast<uint32_t>(t) * 2654435761u >= 0x80000000u ? -1 : 1;
+}
+
+namespace {
+
+/// In place: v = H v for v[0, 128) (unnormalised Walsh-Hadamard butterflies, Sylvester order).
+template <typename T>
+void hadamard(T* v) {
+  for (int h = 1; h < kBlock; h *= 2)
+    for (int i = 0; i < kBlock; i += 2 * h)
+      for (int j = i; j < i + h; ++j) {
+        const T a = v[j], b = v[j + h];
+        v[j] = a + b;
+        v[j + h] = a - b;
+      }
+}
+
+}  // namespace
+
+void trellis_rotate(const double* w, double* z) {
+  for (int t = 0; t < kBlock; ++t) z[t] = trellis_sign(t) * w[t];
+  hadamard(z);
+  for (int t = 0; t < kBlock; ++t) z[t] /= kBlock;
+}
+
+void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
   const int bits = m.format.bits;
-  const int64_t base = row * m.k + col / kBlock * kBlock, t = col % kBlock;
-  uint32_t state = 0;
-  for (int i = 0; i < kTrellisStateBits / bits; ++i)
-    state |= uint32_t{m.codes[static_cast<size_t>(base + (t + i) % kBlock)]} << (i * bits);
-  const size_t scale = static_cast<size_t>(row * (m.k / kBlock) + col / kBlock);
-  return static_cast<float>(trellis_code(state)) * fp16_to_float(m.scales[scale]);
+  for (int64_t b = 0; b < m.k / kBlock; ++b) {
+    const uint16_t* chunk = m.codes.data() + row * m.k + b * kBlock;
+    int32_t u[kBlock];  // the codes of the block's states, then H of them: |u| < 2^16
+    for (int t = 0; t < kBlock; ++t) {
+      uint32_t state = 0;
+      for (int i = 0; i < kTrellisStateBits / bits; ++i)
+        state |= uint32_t{chunk[(t + i) % kBlock]} << (i * bits);
+      u[t] = trellis_code(state);
+    }
+    hadamard(u);
+    const float s = fp16_to_float(m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)]);
+    for (int t = 0; t < kBlock; ++t)
+      out[b * kBlock + t] = static_cast<float>(trellis_sign(t) * u[t]) * s;  // one rounding
+  }
 }
 
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
@@ -139,16 +175,15 @@ Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& 
 #pragma omp parallel
   {
     TrellisSearch& v = search[static_cast<size_t>(omp_get_thread_num())];
-    double x[kBlock];
+    double w_block[kBlock], x[kBlock];
     uint32_t states[kBlock], best[kBlock];
 #pragma omp for schedule(dynamic, 4)
     for (int64_t rb = 0; rb < n * blocks; ++rb) {
       const int64_t row = rb / blocks, col0 = rb % blocks * kBlock;
+      for (int t = 0; t < kBlock; ++t) w_block[t] = w[row * k + col0 + t];
+      trellis_rotate(w_block, x);  // the path is chosen for the rotated block (incoherent)
       double sum_sq = 0.0;
-      for (int t = 0; t < kBlock; ++t) {
-        x[t] = w[row * k + col0 + t];
-        sum_sq += x[t] * x[t];
-      }
+      for (int t = 0; t < kBlock; ++t) sum_sq += x[t] * x[t];
       // Start: the code's spread matched to the block's, shrunk by the distortion a rate of
       // `bits` leaves at best (a Gaussian's reconstruction has variance (1 - 4^-bits) sigma^2).
       const double rms = std::sqrt(sum_sq / kBlock);

@@ -1,7 +1,9 @@
 // cpu_ref/formats/trellis.cpp — trellis formats (docs/formats.md §1, §2.2, §2.5): in each
-// 128-input block of a row the chunks of `bits` code bits form a circular bit string; weight t
-// reads the 12 bits starting at its own chunk as its state S, and decodes to c(S) * s with
-// c(S) = (byte sum of 34038481 S + 76625530 mod 2^32) - 510 and s the block's fp16 scale.
+// 128-input block of a row the chunks of `bits` code bits form a circular bit string; position t
+// reads the 12 bits starting at its own chunk as its state S_t, v_t = c(S_t) with
+// c(S) = (byte sum of 34038481 S + 76625530 mod 2^32) - 510; u = H v (Sylvester Hadamard,
+// entries (-1)^popcount(t & j)); w_t = sigma_t u_t s rounded once to float32, with the fixed
+// sign sigma_t and the block's fp16 scale s.
 #include <cmath>
 #include <string>
 
@@ -82,19 +84,28 @@ void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<ui
                     std::vector<float>* w) {
   const int bits = m.format.bits;
   const int per_state = kStateBits / bits;  // chunks in a state: 6, 4, 3
+  const int64_t blocks = L.k / kTileCols;
   w->resize(static_cast<size_t>(L.n * L.k));
   float* out = w->data();
 #pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < L.n; ++row) {
-    for (int64_t col = 0; col < L.k; ++col) {
-      const int64_t block = col / kTileCols, t = col % kTileCols;
+  for (int64_t rb = 0; rb < L.n * blocks; ++rb) {
+    const int64_t row = rb / blocks, block = rb % blocks, base = row * L.k + block * kTileCols;
+    int64_t v[kTileCols];
+    for (int t = 0; t < kTileCols; ++t) {
       uint32_t state = 0;
-      for (int i = 0; i < per_state; ++i) {  // chunk t + i of the block, circularly
-        const int64_t c = block * kTileCols + (t + i) % kTileCols;
-        state |= uint32_t{chunks[static_cast<size_t>(row * L.k + c)]} << (i * bits);
-      }
-      // |c| <= 510 has at most 9 significant bits and s 11: the float32 product is exact.
-      out[row * L.k + col] = static_cast<float>(code_value(state)) * scale_of(m, L, row, block);
+      for (int i = 0; i < per_state; ++i)  // chunk t + i of the block, circularly
+        state |= uint32_t{chunks[static_cast<size_t>(base + (t + i) % kTileCols)]} << (i * bits);
+      v[t] = code_value(state);
+    }
+    const float s = scale_of(m, L, row, block);
+    for (int t = 0; t < kTileCols; ++t) {
+      int64_t u = 0;  // row t of the Sylvester Hadamard matrix times v, summed directly
+      for (int j = 0; j < kTileCols; ++j) u += __builtin_parity(t & j) ? -v[j] : v[j];
+      // sigma_t: -1 where 2654435761 t mod 2^32 >= 2^31.
+      const int64_t sigma =
+          (uint64_t{2654435761u} * t) % (uint64_t{1} << 32) >= (uint64_t{1} << 31) ? -1 : 1;
+      // sigma u is an integer below 2^16, exact in float32; the product rounds once.
+      out[base + t] = static_cast<float>(sigma * u) * s;
     }
   }
 }

@@ -723,8 +723,8 @@ TEST(QuantTrellis, GaussianBlocksComeCloseToTheDistortionRateBound) {
 }
 
 // Blocks that a path decodes exactly (weights made from random chunks at scale 2^-6) are found
-// again at that scale: Viterbi's optimum is exact, and the tail-biting overlap read off the
-// rotated free path is the right one.
+// again at that scale: the rotation gives back exactly the codes times the scale, Viterbi's
+// optimum is exact, and the tail-biting overlap read off the rotated free path is the right one.
 TEST(QuantTrellis, ExactlyRepresentableBlocksAreRecoveredExactly) {
   const int64_t n = 12, k = 256;
   std::mt19937 rng(82);
@@ -737,9 +737,10 @@ TEST(QuantTrellis, ExactlyRepresentableBlocksAreRecoveredExactly) {
     quant::TrellisSearch search(bits);
     int64_t exact = 0;
     for (int64_t rb = 0; rb < n * k / 128; ++rb) {
-      double x[128];
+      double block[128], x[128];
       uint32_t states[128];
-      for (int t = 0; t < 128; ++t) x[t] = w[rb * 128 + t];
+      for (int t = 0; t < 128; ++t) block[t] = w[rb * 128 + t];
+      quant::trellis_rotate(block, x);
       exact += search.path(x, 1.0 / 64, states) == 0.0;
       // The path's chunks decode to the block (through the test's own decoder).
       LogicalMatrix one = LogicalMatrix::sized(truth.format, 1, 128);
@@ -752,9 +753,9 @@ TEST(QuantTrellis, ExactlyRepresentableBlocksAreRecoveredExactly) {
   }
 }
 
-// The error path() reports is the squared error of what its chunks decode to (through the
-// test's own decoder), on Gaussian blocks where no path is exact; a block of tiny weights gets
-// scale 0 and decodes to zeros.
+// The error path() reports for a rotated block is 1/128 of the squared error of what its chunks
+// decode to (through the test's own decoder, which rotates back: H / sqrt(128) is orthogonal), on
+// Gaussian blocks where no path is exact; a block of tiny weights gets scale 0 and decodes to 0.
 TEST(QuantTrellis, PathErrorIsTheDecodedErrorAndTinyBlocksDecodeToZero) {
   std::mt19937 rng(84);
   for (int bits : {2, 3, 4}) {
@@ -762,18 +763,19 @@ TEST(QuantTrellis, PathErrorIsTheDecodedErrorAndTinyBlocksDecodeToZero) {
     quant::TrellisSearch search(bits);
     const std::vector<float> w = test::gaussian(4 * 128, 1.0f, rng);
     for (int b = 0; b < 4; ++b) {
-      double x[128];
+      double block[128], x[128];
       uint32_t states[128];
-      for (int t = 0; t < 128; ++t) x[t] = w[b * 128 + t];
-      const double reported = search.path(x, 1.0 / 128, states);
+      for (int t = 0; t < 128; ++t) block[t] = w[b * 128 + t];
+      quant::trellis_rotate(block, x);
+      const double reported = search.path(x, 1.0 / 128 / 16, states);
       LogicalMatrix one = LogicalMatrix::sized(FormatSpec::trellis(bits), 1, 128);
       for (int t = 0; t < 128; ++t) one.codes[t] = static_cast<uint16_t>(states[t] % (1u << bits));
-      one.scales[0] = 0x2000;  // 1/128
+      one.scales[0] = 0x1000;  // 2^-11 = 1/128/16
       const std::vector<float> back = decoded(one);
       double e = 0.0;
-      for (int t = 0; t < 128; ++t) e += (x[t] - back[t]) * (x[t] - back[t]);
+      for (int t = 0; t < 128; ++t) e += (block[t] - back[t]) * (block[t] - back[t]);
       EXPECT_GT(e, 0.0);
-      EXPECT_NEAR(reported, e, 1e-9 * e);
+      EXPECT_NEAR(128.0 * reported, e, 1e-5 * e);  // w is rounded once to float
     }
   }
   std::vector<float> tiny(2 * 128, 1e-7f);

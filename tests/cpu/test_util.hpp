@@ -146,11 +146,44 @@ inline int trellis_code_value(uint32_t state) {
   return static_cast<int>((x & 255u) + (x >> 8 & 255u) + (x >> 16 & 255u) + (x >> 24)) - 510;
 }
 
+/// The exact weights of a logical trellis matrix by docs/formats.md §1, block by block: the codes
+/// of the block's 128 states (12 bits from each chunk on, circularly), each Hadamard row of them
+/// summed directly, the position's sign, times the block's scale rounded once to float.
+inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
+  std::vector<float> w(static_cast<size_t>(m.n * m.k));
+  for (int64_t r = 0; r < m.n; ++r) {
+    for (int64_t base = r * m.k; base < (r + 1) * m.k; base += 128) {
+      int64_t v[128];
+      for (int64_t j = 0; j < 128; ++j) {
+        uint32_t state = 0;
+        for (int i = 0; i < 12 / m.format.bits; ++i)
+          state |= uint32_t{m.codes[static_cast<size_t>(base + (j + i) % 128)]}
+                   << (i * m.format.bits);
+        v[j] = trellis_code_value(state);
+      }
+      const float s = fp16_to_float(m.scales[static_cast<size_t>(base / 128)]);
+      for (int64_t t = 0; t < 128; ++t) {
+        int64_t u = 0;
+        for (int64_t j = 0; j < 128; ++j) {
+          int ones = 0;
+          for (int64_t bits = t & j; bits != 0; bits &= bits - 1) ++ones;
+          u += ones % 2 == 0 ? v[j] : -v[j];
+        }
+        const bool negative =
+            static_cast<uint32_t>(uint64_t{2654435761u} * static_cast<uint64_t>(t)) >= 0x80000000u;
+        w[static_cast<size_t>(base + t)] = static_cast<float>(negative ? -u : u) * s;
+      }
+    }
+  }
+  return w;
+}
+
 /// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
 /// T[n][q], c(S) * s, or the dense value; bf16_scales: the bf16-activation rule of int formats,
 /// the scale rounded to bf16 first (LUT, trellis and dense values: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
+  if (f.kind == FormatKind::kTrellis) return trellis_decoded(m);
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
   for (int64_t r = 0; r < m.n; ++r) {
     for (int64_t c = 0; c < m.k; ++c) {
@@ -164,16 +197,7 @@ inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = fal
         w[i] = fp16_to_float(m.scales[static_cast<size_t>(r * f.lut_entries() + m.codes[i])]);
         continue;
       }
-      if (f.kind == FormatKind::kTrellis) {  // state: 12 bits from chunk c on, circularly
-        const int64_t block = c / 128;
-        uint32_t state = 0;
-        for (int j = 0; j < 12 / f.bits; ++j)
-          state |= uint32_t{m.codes[static_cast<size_t>(r * m.k + block * 128 + (c + j) % 128)]}
-                   << (j * f.bits);
-        w[i] = static_cast<float>(trellis_code_value(state)) *
-               fp16_to_float(m.scales[static_cast<size_t>(r * (m.k / 128) + block)]);
-        continue;
-      }
+
       const int64_t g = f.group_len(m.k);
       const size_t gi = static_cast<size_t>(r * (m.k / g) + c / g);
       const int z = f.symmetric ? 1 << (f.bits - 1) : m.zeros[gi];
