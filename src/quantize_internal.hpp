@@ -86,8 +86,9 @@ int trellis_code(uint32_t state);
 int trellis_sign(int t);
 
 /// z = H (sigma . w) / 128 for one block w[0, 128), H the Sylvester Hadamard matrix (H H = 128 I):
-/// the rotated block whose Viterbi path at scale s decodes, through the format's inverse
-/// rotation, to weights with 128 times less squared error.
+/// the rotated block. A Viterbi path for z at scale s decodes, through the format's inverse
+/// rotation, to weights whose squared error is 128 times the path's (H / sqrt(128) is
+/// orthogonal).
 void trellis_rotate(const double* w, double* z);
 
 /// The exact weights of row `row` of a logical trellis matrix (docs/formats.md §1), out[0, k).

@@ -69,7 +69,8 @@ Status check_trellis(const PackedMatrix& m, const Layout& L);
 /// trellis formats: the logical chunks [n, k] (the code bits of each position) of a checked
 /// matrix, read from the row streams of its tiles (§2.2).
 void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* chunks);
-/// trellis formats: w[n, k] = c(state) * s, exact in float32 (§1).
+/// trellis formats: w[n, k] = sigma_t (H v)_t * s with v_t = c(state_t), rounded once to
+/// float32 (§1).
 void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& chunks,
                     std::vector<float>* w);
 

@@ -16,7 +16,8 @@ enum class FormatKind : uint8_t {
   kDense = 0,    ///< 16-bit weights stored as-is (dense_dtype says bf16 or fp16)
   kInt = 1,      ///< group-wise uniform integer codes: w = (q - z) * s
   kLut = 2,      ///< non-uniform: w = lut[row][q], a learned table of 2^bits fp16 values a row
-  kTrellis = 3,  ///< bitshift trellis: w = c(state) * s, the state a window of the row's code bits
+  kTrellis = 3,  ///< bitshift trellis: w = sigma_t (H c(states))_t * s, a state a window of the
+                 ///< row's code bits, H a 128-point Hadamard transform
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:

@@ -15,8 +15,9 @@ namespace qmoe {
 ///  - kLut:   codes[n*k] in [0, 2^bits); scales[n * 2^bits] the rows' tables (fp16 bits, row r's
 ///            entry q at r * 2^bits + q); zeros empty. Weight = scales[row * 2^bits + code].
 ///  - kTrellis: codes[n*k] in [0, 2^bits), each position's chunk of its block's code bits;
-///            scales[n*G] fp16 bits (G = k / 128); zeros empty. Weight = c(state) * scale, the
-///            state formed from the chunks of L / bits consecutive positions (docs/formats.md §1).
+///            scales[n*G] fp16 bits (G = k / 128); zeros empty. Weight = sigma_t (H v)_t * scale,
+///            v_t = c(state_t), state_t formed from the chunks of 12 / bits consecutive positions
+///            (docs/formats.md §1).
 ///  - kDense: codes[n*k] hold the bf16/fp16 bit patterns; scales/zeros empty.
 struct LogicalMatrix {
   /// A zero-filled matrix of format f with every array sized for [n, k] (G = k / group for

@@ -179,7 +179,7 @@ inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
 }
 
 /// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
-/// T[n][q], c(S) * s, or the dense value; bf16_scales: the bf16-activation rule of int formats,
+/// T[n][q], sigma_t (H v)_t * s (trellis_decoded), or the dense value; bf16_scales: the bf16-activation rule of int formats,
 /// the scale rounded to bf16 first (LUT, trellis and dense values: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
