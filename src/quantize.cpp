@@ -92,10 +92,11 @@ Status quantize_checked(const float* w, int64_t n, int64_t k, const FormatSpec& 
   search.mse_grid = opt.mse_grid;
   search.mse_min_shrink = opt.mse_min_shrink;
   if (f.kind == FormatKind::kTrellis) {
-    if (opt.method == QuantMethod::kGptq)
-      return unsupported("quantize: GPTQ is not implemented for trellis formats (" + f.to_string() +
-                         "); use RTN or MSE (Viterbi)");
-    return quant::quantize_trellis(w, n, k, f, opt.method == QuantMethod::kRtnMse, out);
+    if (opt.method == QuantMethod::kGptq && opt.act_order)
+      return unsupported("quantize: GPTQ with act_order is not implemented for trellis formats (" +
+                         f.to_string() + "): a trellis block is 128 consecutive inputs");
+    if (opt.method != QuantMethod::kGptq)
+      return quant::quantize_trellis(w, n, k, f, opt.method == QuantMethod::kRtnMse, out);
   }
   if (opt.method == QuantMethod::kGptq) return quant::quantize_gptq(w, n, k, f, search, opt, out);
   // A LUT table by k-means already minimises squared error: both RTN methods fit it so.

@@ -104,6 +104,10 @@ class TrellisSearch {
   /// windows share is taken from a free path over the block rotated by 64, so the path is
   /// optimal among those with that overlap, not always overall. Allocates nothing.
   double path(const double* x, double s, uint32_t* states);
+  /// One block w[0, 128) of a row: rotated (trellis_rotate), a scale matched to its RMS (with
+  /// mse, also the least-squares scale of that path, whichever path errs less), the path's chunks
+  /// into chunks[0, 128) and the fp16 scale into *scale_bits. False when the scale overflows.
+  bool quantize_block(const double* w, bool mse, uint16_t* chunks, uint16_t* scale_bits);
 
  private:
   /// Viterbi from position 0 to 127; overlap >= 0 pins the start state's low and the end
@@ -116,6 +120,9 @@ class TrellisSearch {
   std::vector<double> rotated_;
 };
 
+/// Decodes one block's chunks at an fp16 scale (docs/formats.md §1): out[0, 128).
+void trellis_decode_block(const uint16_t* chunks, int bits, uint16_t scale_bits, float* out);
+
 /// Viterbi quantization of a trellis format, block by block (128 inputs of a row): a tail-biting
 /// path of states minimising the squared error at the block's fp16 scale. mse: the scale is
 /// refitted by least squares on the first path and the better of the two paths kept. Returns
@@ -123,9 +130,10 @@ class TrellisSearch {
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out);
 
-/// GPTQ quantization of an int or LUT format (a LUT row's table fitted with the weights
-/// diag(H), when its first column is reached). Weights and options are already validated except the
-/// Hessian / calibration values themselves.
+/// GPTQ quantization of an int, LUT or trellis format (a LUT row's table fitted with the weights
+/// diag(H), when its first column is reached; trellis formats quantize 128 columns at a time,
+/// BlockLDLQ-style: a block's joint error E is fed back as E U_BB^-1 U_B,rest, no act_order).
+/// Weights and options are already validated except the Hessian / calibration values themselves.
 Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                      const GroupSearch& search, const QuantizeOptions& opt, LogicalMatrix* out);
 

@@ -144,79 +144,82 @@ void trellis_rotate(const double* w, double* z) {
   for (int t = 0; t < kBlock; ++t) z[t] /= kBlock;
 }
 
-void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
-  const int bits = m.format.bits;
-  for (int64_t b = 0; b < m.k / kBlock; ++b) {
-    const uint16_t* chunk = m.codes.data() + row * m.k + b * kBlock;
-    int32_t u[kBlock];  // the codes of the block's states, then H of them: |u| < 2^16
-    for (int t = 0; t < kBlock; ++t) {
-      uint32_t state = 0;
-      for (int i = 0; i < kTrellisStateBits / bits; ++i)
-        state |= uint32_t{chunk[(t + i) % kBlock]} << (i * bits);
-      u[t] = trellis_code(state);
-    }
-    hadamard(u);
-    const float s = fp16_to_float(m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)]);
-    for (int t = 0; t < kBlock; ++t)
-      out[b * kBlock + t] = static_cast<float>(trellis_sign(t) * u[t]) * s;  // one rounding
+void trellis_decode_block(const uint16_t* chunks, int bits, uint16_t scale_bits, float* out) {
+  int32_t u[kBlock];  // the codes of the block's states, then H of them: |u| < 2^16
+  for (int t = 0; t < kBlock; ++t) {
+    uint32_t state = 0;
+    for (int i = 0; i < kTrellisStateBits / bits; ++i)
+      state |= uint32_t{chunks[(t + i) % kBlock]} << (i * bits);
+    u[t] = trellis_code(state);
   }
+  hadamard(u);
+  const float s = fp16_to_float(scale_bits);
+  for (int t = 0; t < kBlock; ++t)
+    out[t] = static_cast<float>(trellis_sign(t) * u[t]) * s;  // one rounding
+}
+
+void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
+  for (int64_t b = 0; b < m.k / kBlock; ++b)
+    trellis_decode_block(m.codes.data() + row * m.k + b * kBlock, m.format.bits,
+                         m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)], out + b * kBlock);
+}
+
+bool TrellisSearch::quantize_block(const double* w, bool mse, uint16_t* chunks,
+                                   uint16_t* scale_bits) {
+  const std::vector<double>& code = code_table();
+  double x[kBlock];
+  uint32_t states[kBlock], best[kBlock];
+  trellis_rotate(w, x);  // the path is chosen for the rotated block (incoherent)
+  double sum_sq = 0.0;
+  for (int t = 0; t < kBlock; ++t) sum_sq += x[t] * x[t];
+  // Start: the code's spread matched to the block's, shrunk by the distortion a rate of `bits`
+  // leaves at best (a Gaussian's reconstruction has variance (1 - 4^-bits) sigma^2).
+  const double rms = std::sqrt(sum_sq / kBlock);
+  if (!fp16_scale(rms * std::sqrt(1.0 - std::pow(4.0, -bits_)) / kCodeSigma, scale_bits))
+    return false;
+  double error = path(x, fp16_to_float(*scale_bits), best);
+  if (mse) {
+    // Least-squares scale for the path found, then a path for that scale.
+    double xc = 0.0, cc = 0.0;
+    for (int t = 0; t < kBlock; ++t) {
+      xc += x[t] * code[best[t]];
+      cc += code[best[t]] * code[best[t]];
+    }
+    uint16_t refit = 0;
+    if (cc > 0.0 && xc > 0.0 && fp16_scale(xc / cc, &refit) && refit != *scale_bits) {
+      const double e = path(x, fp16_to_float(refit), states);
+      if (e < error) {
+        *scale_bits = refit;
+        std::copy(states, states + kBlock, best);
+      }
+    }
+  }
+  const uint32_t chunk_mask = (1u << bits_) - 1u;
+  for (int t = 0; t < kBlock; ++t) chunks[t] = static_cast<uint16_t>(best[t] & chunk_mask);
+  return true;
 }
 
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out) {
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);
-  const int bits = f.bits;
   const int64_t blocks = k / kBlock;
-  const std::vector<double>& code = code_table();
   std::atomic<int64_t> overflow_block{-1};
   // Searches per thread, allocated here: a throw inside the region would terminate.
-  const int threads = omp_get_max_threads();
-  std::vector<TrellisSearch> search(static_cast<size_t>(threads), TrellisSearch(bits));
+  std::vector<TrellisSearch> search(static_cast<size_t>(omp_get_max_threads()),
+                                    TrellisSearch(f.bits));
 #pragma omp parallel
   {
     TrellisSearch& v = search[static_cast<size_t>(omp_get_thread_num())];
-    double w_block[kBlock], x[kBlock];
-    uint32_t states[kBlock], best[kBlock];
+    double block[kBlock];
 #pragma omp for schedule(dynamic, 4)
     for (int64_t rb = 0; rb < n * blocks; ++rb) {
       const int64_t row = rb / blocks, col0 = rb % blocks * kBlock;
-      for (int t = 0; t < kBlock; ++t) w_block[t] = w[row * k + col0 + t];
-      trellis_rotate(w_block, x);  // the path is chosen for the rotated block (incoherent)
-      double sum_sq = 0.0;
-      for (int t = 0; t < kBlock; ++t) sum_sq += x[t] * x[t];
-      // Start: the code's spread matched to the block's, shrunk by the distortion a rate of
-      // `bits` leaves at best (a Gaussian's reconstruction has variance (1 - 4^-bits) sigma^2).
-      const double rms = std::sqrt(sum_sq / kBlock);
-      uint16_t scale_bits = 0;
-      if (!fp16_scale(rms * std::sqrt(1.0 - std::pow(4.0, -bits)) / kCodeSigma, &scale_bits)) {
+      for (int t = 0; t < kBlock; ++t) block[t] = w[row * k + col0 + t];
+      if (!v.quantize_block(block, mse, m.codes.data() + row * k + col0, &m.scales[rb])) {
         int64_t seen = overflow_block.load();  // keep the first block in order: a stable message
         while ((seen < 0 || rb < seen) && !overflow_block.compare_exchange_weak(seen, rb)) {
         }
-        continue;
       }
-      double error = v.path(x, fp16_to_float(scale_bits), best);
-      if (mse) {
-        // Least-squares scale for the path found, then a path for that scale.
-        double xc = 0.0, cc = 0.0;
-        for (int t = 0; t < kBlock; ++t) {
-          xc += x[t] * code[best[t]];
-          cc += code[best[t]] * code[best[t]];
-        }
-        uint16_t refit_bits = 0;
-        if (cc > 0.0 && xc > 0.0 && fp16_scale(xc / cc, &refit_bits) && refit_bits != scale_bits) {
-          const double e = v.path(x, fp16_to_float(refit_bits), states);
-          if (e < error) {
-            error = e;
-            scale_bits = refit_bits;
-            std::copy(states, states + kBlock, best);
-          }
-        }
-      }
-      m.scales[static_cast<size_t>(rb)] = scale_bits;
-      const uint32_t chunk_mask = (1u << bits) - 1u;
-      for (int t = 0; t < kBlock; ++t)
-        m.codes[static_cast<size_t>(row * k + col0 + t)] =
-            static_cast<uint16_t>(best[t] & chunk_mask);
     }
   }
   if (overflow_block.load() >= 0)

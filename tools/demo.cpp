@@ -213,8 +213,7 @@ void print_demo_help() {
       "seeded) in every format, runs its expert FFN through the grouped GEMM (GPU if present,\n"
       "else the CPU reference; formats without a device decoder, nuq<b> and tcq<b>, always on\n"
       "the CPU reference) and prints: format, bits/weight, weight MSE, output NMSE vs the bf16\n"
-      "layer, and where it ran. Trellis formats take a few seconds each (Viterbi); they do\n"
-      "not support --method gptq and are skipped with a note when it is given.\n\n"
+      "layer, and where it ran. Trellis formats take several seconds each (Viterbi).\n\n"
       "  --formats LIST   comma-separated formats (default: all, see `qmoe inspect --formats`)\n"
       "  --method M       quantizer: rtn (min-max, default), mse (clipping search), gptq\n"
       "                   (Hessian from the layer's own routed tokens plus random calibration)\n"
@@ -312,11 +311,6 @@ int run_demo(int argc, char** argv) {
     std::vector<double> y;
     double wmse = 0;
     // Formats without a device decoder (docs/formats.md §1) run on the CPU reference.
-    if (f.kind == FormatKind::kTrellis && opt.method == QuantMethod::kGptq) {
-      std::printf("%-16s skipped: GPTQ is not implemented for trellis formats\n",
-                  f.to_string().c_str());
-      continue;
-    }
     const bool on_gpu = use_gpu && has_device_decoder(f);
     cpu_fallback = cpu_fallback || (use_gpu && !on_gpu);
     st = run_layer(lw, s, r, x_sorted, f, opt13, opt2, on_gpu, &y, &wmse);

@@ -29,7 +29,7 @@ void print_quantize_help() {
       "                  tcq2 (qmoe inspect --formats lists them; nuq and tcq have no GPU\n"
       "                  decoder yet)\n"
       "  --method M      rtn (round to nearest, min/max range; default), mse (range searched\n"
-      "                  for least squared error) or gptq (needs --calib; not for tcq)\n"
+      "                  for least squared error) or gptq (needs --calib)\n"
       "  --calib NAME    GPTQ calibration activations: a float tensor [rows, K] of the input\n"
       "                  file, used for every expert of every selected tensor with that K\n"
       "                  (not copied to the output)\n"

@@ -12,9 +12,11 @@ namespace qmoe {
 ///  - LUT (nuq<b>): both RTN methods fit each row's table by Lloyd (k-means, which already
 ///    minimises squared error) and take the nearest entry; kGptq fits it weighted by diag(H)
 ///    and feeds the rounding errors back as for int formats (gptq_mse_scales is unused).
-///  - trellis (tcq<b>): kRtnMinMax finds each block's Viterbi path at a scale matched to the
-///    block's RMS, kRtnMse also tries the least-squares scale of that path and keeps the better;
-///    kGptq returns kUnsupported.
+///  - trellis (tcq<b>): kRtnMinMax finds each rotated block's Viterbi path at a scale matched to
+///    the block's RMS, kRtnMse also tries the least-squares scale of that path and keeps the
+///    better; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the refit)
+///    and feeds each block's error forward (BlockLDLQ); act_order and block_size do not apply
+///    (act_order gives kUnsupported).
 ///  - dense: every method rounds each weight to nearest even.
 enum class QuantMethod : uint8_t {
   kRtnMinMax = 0,  ///< round to nearest, range = group min/max (or absmax if symmetric)
@@ -40,7 +42,8 @@ struct QuantizeOptions {
 /// Quantize w[n, k] (row-major float, output rows x input dims) into format f.
 /// Dense formats round each weight to bf16/fp16. Errors (nothing written): null pointers,
 /// n or k <= 0, k not divisible by the group size, NaN/Inf weights, weights whose scale
-/// would overflow fp16, missing/invalid GPTQ inputs; kUnsupported for GPTQ into a trellis format.
+/// would overflow fp16, missing/invalid GPTQ inputs; kUnsupported for GPTQ with act_order into a
+/// trellis format.
 Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         const QuantizeOptions& opt, LogicalMatrix* out);
 
