@@ -55,10 +55,11 @@ FormatSpec FormatSpec::lut(int bits) {
   return f;
 }
 
-FormatSpec FormatSpec::trellis(int bits) {
+FormatSpec FormatSpec::trellis(int step_bits, int values_per_state) {
   FormatSpec f;
   f.kind = FormatKind::kTrellis;
-  f.bits = bits;
+  f.bits = step_bits;
+  f.values_per_state = values_per_state;
   f.group_size = kTileCols;  // one trellis block (and scale) per 128 inputs
   return f;
 }
@@ -91,9 +92,16 @@ Status FormatSpec::validate() const {
           "LUT format must leave dense_dtype bf16, group_size 0 and symmetric false");
     return Status::ok();
   }
+  if (kind != FormatKind::kTrellis && values_per_state != 1)
+    return invalid_argument("values_per_state must be 1 outside trellis formats");
   if (kind == FormatKind::kTrellis) {
-    if (bits != 2 && bits != 3 && bits != 4)
-      return invalid_argument("trellis (tcq) bits must be 2, 3 or 4, got " + std::to_string(bits));
+    const bool one = values_per_state == 1 && (bits == 2 || bits == 3 || bits == 4);
+    const bool two = values_per_state == 2 && (bits == 3 || bits == 5 || bits == 7);
+    if (!one && !two)
+      return invalid_argument(
+          "trellis (tcq) formats take 2, 3 or 4 bits a step with one value a "
+          "state, or 3, 5 or 7 with two; got " +
+          std::to_string(bits) + " and " + std::to_string(values_per_state));
     if (dense_dtype != DType::kBF16 || group_size != kTileCols || symmetric)
       return invalid_argument(
           "trellis format must leave dense_dtype bf16, group_size 128 and symmetric false");
@@ -122,9 +130,16 @@ Status parse_format(const std::string& text, FormatSpec* out) {
     return Status::ok();
   }
   if (text.compare(0, 3, "nuq") == 0 || text.compare(0, 3, "tcq") == 0) {
+    // "tcq<n>.5": half-integer rates, 2n + 1 bits a step coding two weights.
+    std::string number = text.substr(3);
+    const bool half =
+        text[0] == 't' && number.size() > 2 && number.compare(number.size() - 2, 2, ".5") == 0;
+    if (half) number.resize(number.size() - 2);
     int bits = 0;
-    if (!parse_int(text.substr(3), &bits)) return invalid_argument(bad);
-    FormatSpec f = text[0] == 'n' ? FormatSpec::lut(bits) : FormatSpec::trellis(bits);
+    if (!parse_int(number, &bits)) return invalid_argument(bad);
+    FormatSpec f = text[0] == 'n' ? FormatSpec::lut(bits)
+                   : half         ? FormatSpec::trellis(2 * bits + 1, 2)
+                                  : FormatSpec::trellis(bits);
     Status st = f.validate();
     if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
     *out = f;
@@ -165,7 +180,8 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
   if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
-  if (kind == FormatKind::kTrellis) return "tcq" + std::to_string(bits);
+  if (kind == FormatKind::kTrellis)
+    return "tcq" + (values_per_state == 2 ? std::to_string(bits / 2) + ".5" : std::to_string(bits));
   std::string s = "int" + std::to_string(bits) + ":";
   s += group_size == 0 ? std::string("pc") : "g" + std::to_string(group_size);
   if (symmetric) s += ":sym";
@@ -175,7 +191,8 @@ std::string FormatSpec::to_string() const {
 double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kDense) return 16.0;
   if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
-  if (kind == FormatKind::kTrellis) return bits + 16.0 / kTileCols;
+  if (kind == FormatKind::kTrellis)
+    return static_cast<double>(bits) / values_per_state + 16.0 / kTileCols;
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
 }
@@ -188,6 +205,7 @@ const std::vector<FormatSpec>& all_formats() {
         for (bool sym : {false, true}) v.push_back(FormatSpec::integer(bits, group, sym));
     for (int bits : {2, 3, 4}) v.push_back(FormatSpec::lut(bits));
     for (int bits : {2, 3, 4}) v.push_back(FormatSpec::trellis(bits));
+    for (int bits : {3, 5, 7}) v.push_back(FormatSpec::trellis(bits, 2));
     return v;
   }();
   return formats;
@@ -219,7 +237,7 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
   L.k = k_in;
   L.n_pad = round_up(n_out, kTileRows);
   L.k_pad = round_up(k_in, kTileCols);
-  L.tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8;
+  L.tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / (8 * f.values_per_state);
   L.codes_bytes = (L.n_pad / kTileRows) * (L.k_pad / kTileCols) * L.tile_bytes;
   if (f.kind == FormatKind::kInt) {
     L.groups_pad = f.group_size == 0 ? 1 : L.k_pad / f.group_size;

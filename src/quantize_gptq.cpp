@@ -425,7 +425,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // the block's diagonal block of U), found by a forward solve.
   const auto run_blocks = [&]() -> Status {
     std::vector<TrellisSearch> searches(static_cast<size_t>(omp_get_max_threads()),
-                                        TrellisSearch(f.bits));
+                                        TrellisSearch(f.bits, f.values_per_state));
     for (int64_t i1 = 0; i1 < k; i1 += block) {
       const int64_t i2 = i1 + block;
 #pragma omp parallel
@@ -444,7 +444,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
             overflow_row.store(r);
             continue;
           }
-          trellis_decode_block(chunks, f.bits, scale, decoded);
+          trellis_decode_block(chunks, f.bits, f.values_per_state, scale, decoded);
           for (int64_t j = 0; j < block; ++j) {  // er U_BB = w - decoded
             double d = wr[j] - decoded[j];
             for (int64_t i = 0; i < j; ++i) d -= er[i] * u[(i1 + i) * k + i1 + j];

@@ -76,10 +76,11 @@ int nearest_entry(double w, const RowTable& table);
 Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         LogicalMatrix* out);
 
-/// The trellis formats' computed code (docs/formats.md §1, "1MAD"): the byte sum of
-/// 34038481 * state + 76625530 (mod 2^32), minus 510; an integer in [-510, 510] (-448 to 454
-/// over the 4096 states, standard deviation 148.4).
-int trellis_code(uint32_t state);
+/// The trellis formats' computed codes (docs/formats.md §1, "1MAD"): value 0 of a state is the
+/// byte sum of 34038481 * state + 76625530 (mod 2^32), minus 510 (-448 to 454 over the 4096
+/// states, standard deviation 148.4); value 1 (two-value formats) the same of
+/// 2654435761 * state + 2135587861, nearly uncorrelated with value 0.
+int trellis_code(uint32_t state, int value = 0);
 
 /// The trellis formats' input signs (docs/formats.md §1): sigma_t = -1 where the low 32 bits of
 /// 2654435761 t reach 2^31, else +1; t is the position in the block.
@@ -94,34 +95,37 @@ void trellis_rotate(const double* w, double* z);
 /// The exact weights of row `row` of a logical trellis matrix (docs/formats.md §1), out[0, k).
 void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out);
 
-/// One thread's Viterbi search over trellis blocks (128 positions) of `bits`-bit chunks, its
-/// buffers sized once (docs/formats.md §1).
+/// One thread's Viterbi search over trellis blocks (128 positions) of `bits`-bit chunks, one a
+/// step, each state coding `values` positions (docs/formats.md §1), its buffers sized once.
 class TrellisSearch {
  public:
-  explicit TrellisSearch(int bits);
-  /// The least-squares tail-biting path for x[0, 128) at scale s: its 128 states (state t's
-  /// lowest chunk is position t's code) and its squared error. The overlap the first and last
-  /// windows share is taken from a free path over the block rotated by 64, so the path is
+  TrellisSearch(int bits, int values);
+  /// The least-squares tail-biting path for x[0, 128) at scale s: its 128 / values states (the
+  /// lowest chunk of state p is step p's chunk) and its squared error. The overlap the first and
+  /// last windows share is taken from a free path over the block rotated by 64, so the path is
   /// optimal among those with that overlap, not always overall. Allocates nothing.
   double path(const double* x, double s, uint32_t* states);
   /// One block w[0, 128) of a row: rotated (trellis_rotate), a scale matched to its RMS (with
   /// mse, also the least-squares scale of that path, whichever path errs less), the path's chunks
-  /// into chunks[0, 128) and the fp16 scale into *scale_bits. False when the scale overflows.
+  /// as the logical codes chunks[0, 128) (step p's at position values * p, 0 elsewhere) and the
+  /// fp16 scale into *scale_bits. False when the scale overflows.
   bool quantize_block(const double* w, bool mse, uint16_t* chunks, uint16_t* scale_bits);
 
  private:
-  /// Viterbi from position 0 to 127; overlap >= 0 pins the start state's low and the end
-  /// state's high 12 - bits bits to it, overlap < 0 leaves both free.
+  /// Viterbi over the block's steps; overlap >= 0 pins the start state's low and the end state's
+  /// high 12 - bits bits to it, overlap < 0 leaves both free.
   double viterbi(const double* x, double s, int overlap, uint32_t* states);
-  int bits_, runs_;  ///< runs_ = 2^(12 - bits): predecessor groups
-  const std::vector<double>& code_;
+  int bits_, values_, steps_, runs_;  ///< runs_ = 2^(12 - bits): predecessor groups
+  const std::vector<double>& code_;   ///< [values][4096]: value i of state S
   std::vector<double> cost_, next_, run_min_;
-  std::vector<uint8_t> back_;  ///< [127][runs_]: each run's best lowest chunk
+  std::vector<uint8_t> back_;  ///< [steps - 1][runs_]: each run's best lowest chunk
   std::vector<double> rotated_;
 };
 
-/// Decodes one block's chunks at an fp16 scale (docs/formats.md §1): out[0, 128).
-void trellis_decode_block(const uint16_t* chunks, int bits, uint16_t scale_bits, float* out);
+/// Decodes one block's logical codes (chunks at positions values * p) at an fp16 scale
+/// (docs/formats.md §1): out[0, 128).
+void trellis_decode_block(const uint16_t* chunks, int bits, int values, uint16_t scale_bits,
+                          float* out);
 
 /// Viterbi quantization of a trellis format, block by block (128 inputs of a row): a tail-biting
 /// path of states minimising the squared error at the block's fp16 scale. mse: the scale is

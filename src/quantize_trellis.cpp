@@ -27,14 +27,25 @@ constexpr int kBlock = kTileCols;  // positions of one tail-biting path
 // Standard deviation of trellis_code over the 4096 states, for the starting scale.
 constexpr double kCodeSigma = 148.4;
 
-/// trellis_code of every state, computed once.
+/// trellis_code of both values of every state, [value][state], computed once.
 const std::vector<double>& code_table() {
   static const std::vector<double> table = [] {
-    std::vector<double> t(kStates);
-    for (int s = 0; s < kStates; ++s) t[s] = trellis_code(static_cast<uint32_t>(s));
+    std::vector<double> t(2 * kStates);
+    for (int x = 0; x < 2 * kStates; ++x)
+      t[x] = trellis_code(static_cast<uint32_t>(x % kStates), x / kStates);
     return t;
   }();
   return table;
+}
+
+/// The state of step p of a block: the 12 bits of its circular chunk string from chunk p on
+/// (chunk q is the logical code at position values * q).
+uint32_t block_state(const uint16_t* chunks, int bits, int values, int p) {
+  const int steps = kBlock / values;
+  uint32_t state = 0;
+  for (int i = 0; i * bits < kTrellisStateBits; ++i)
+    state |= uint32_t{chunks[values * ((p + i) % steps)]} << (i * bits);
+  return state & (kStates - 1u);
 }
 
 /// The fp16 scale nearest s (s >= 0); false when it overflows.
@@ -45,8 +56,10 @@ bool fp16_scale(double s, uint16_t* bits) {
 
 }  // namespace
 
-TrellisSearch::TrellisSearch(int bits)
+TrellisSearch::TrellisSearch(int bits, int values)
     : bits_(bits),
+      values_(values),
+      steps_(kBlock / values),
       runs_(kStates >> bits),
       code_(code_table()),
       cost_(kStates),
@@ -59,10 +72,14 @@ double TrellisSearch::viterbi(const double* x, double s, int overlap, uint32_t* 
   const int low_mask = runs_ - 1;
   const double inf = std::numeric_limits<double>::infinity();
   for (int st = 0; st < kStates; ++st) {
-    const double d = x[0] - s * code_[st];
-    cost_[st] = overlap < 0 || (st & low_mask) == overlap ? d * d : inf;
+    double e = 0.0;
+    for (int i = 0; i < values_; ++i) {
+      const double d = x[i] - s * code_[i * kStates + st];
+      e += d * d;
+    }
+    cost_[st] = overlap < 0 || (st & low_mask) == overlap ? e : inf;
   }
-  for (int t = 1; t < kBlock; ++t) {
+  for (int t = 1; t < steps_; ++t) {
     uint8_t* back = back_.data() + static_cast<size_t>(t - 1) * runs_;
     for (int p = 0; p < runs_; ++p) {  // predecessors of states with low bits p: run p
       const double* c = cost_.data() + (p << bits_);
@@ -73,16 +90,25 @@ double TrellisSearch::viterbi(const double* x, double s, int overlap, uint32_t* 
       back[p] = static_cast<uint8_t>(best);
     }
     // States with low bits p share predecessor run p: state hi * runs + p, hi < 2^bits, so the
-    // inner loop runs over contiguous states and run minima (vectorisable).
-    const double xt = x[t];
+    // inner loops run over contiguous states and run minima (vectorisable).
+    const double* run_min = run_min_.data();
     for (int hi = 0; hi < (1 << bits_); ++hi) {
-      const double* code = code_.data() + hi * runs_;
       double* next = next_.data() + hi * runs_;
-      const double* run_min = run_min_.data();
+      const double* code = code_.data() + hi * runs_;
+      const double x0 = x[values_ * t];
 #pragma omp simd
       for (int p = 0; p < runs_; ++p) {
-        const double d = xt - s * code[p];
+        const double d = x0 - s * code[p];
         next[p] = run_min[p] + d * d;
+      }
+      if (values_ == 2) {  // the state's second value
+        const double x1 = x[values_ * t + 1];
+        const double* code1 = code + kStates;
+#pragma omp simd
+        for (int p = 0; p < runs_; ++p) {
+          const double d = x1 - s * code1[p];
+          next[p] += d * d;
+        }
       }
     }
     cost_.swap(next_);
@@ -94,7 +120,7 @@ double TrellisSearch::viterbi(const double* x, double s, int overlap, uint32_t* 
   }
   const double error = cost_[end];
   uint32_t st = static_cast<uint32_t>(end);
-  for (int t = kBlock - 1;; --t) {
+  for (int t = steps_ - 1;; --t) {
     states[t] = st;
     if (t == 0) break;
     const uint32_t p = st & static_cast<uint32_t>(low_mask);
@@ -109,12 +135,13 @@ double TrellisSearch::path(const double* x, double s, uint32_t* states) {
   // disturb it; then the path constrained to that overlap is found.
   for (int t = 0; t < kBlock; ++t) rotated_[t] = x[(t + kBlock / 2) % kBlock];
   viterbi(rotated_.data(), s, -1, states);
-  const int overlap = static_cast<int>(states[kBlock / 2] & static_cast<uint32_t>(runs_ - 1));
+  const int overlap = static_cast<int>(states[steps_ / 2] & static_cast<uint32_t>(runs_ - 1));
   return viterbi(x, s, overlap, states);
 }
 
-int trellis_code(uint32_t state) {
-  const uint32_t x = state * 34038481u + 76625530u;  // mod 2^32
+int trellis_code(uint32_t state, int value) {
+  const uint32_t x = value == 0 ? state * 34038481u + 76625530u  // mod 2^32
+                                : state * 2654435761u + 2135587861u;
   return static_cast<int>((x & 0xffu) + ((x >> 8) & 0xffu) + ((x >> 16) & 0xffu) + (x >> 24)) - 510;
 }
 
@@ -144,14 +171,11 @@ void trellis_rotate(const double* w, double* z) {
   for (int t = 0; t < kBlock; ++t) z[t] /= kBlock;
 }
 
-void trellis_decode_block(const uint16_t* chunks, int bits, uint16_t scale_bits, float* out) {
-  int32_t u[kBlock];  // the codes of the block's states, then H of them: |u| < 2^16
-  for (int t = 0; t < kBlock; ++t) {
-    uint32_t state = 0;
-    for (int i = 0; i < kTrellisStateBits / bits; ++i)
-      state |= uint32_t{chunks[(t + i) % kBlock]} << (i * bits);
-    u[t] = trellis_code(state);
-  }
+void trellis_decode_block(const uint16_t* chunks, int bits, int values, uint16_t scale_bits,
+                          float* out) {
+  int32_t u[kBlock];  // the codes of the block's positions, then H of them: |u| < 2^16
+  for (int t = 0; t < kBlock; ++t)
+    u[t] = trellis_code(block_state(chunks, bits, values, t / values), t % values);
   hadamard(u);
   const float s = fp16_to_float(scale_bits);
   for (int t = 0; t < kBlock; ++t)
@@ -161,41 +185,43 @@ void trellis_decode_block(const uint16_t* chunks, int bits, uint16_t scale_bits,
 void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
   for (int64_t b = 0; b < m.k / kBlock; ++b)
     trellis_decode_block(m.codes.data() + row * m.k + b * kBlock, m.format.bits,
+                         m.format.values_per_state,
                          m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)], out + b * kBlock);
 }
 
 bool TrellisSearch::quantize_block(const double* w, bool mse, uint16_t* chunks,
                                    uint16_t* scale_bits) {
-  const std::vector<double>& code = code_table();
   double x[kBlock];
   uint32_t states[kBlock], best[kBlock];
   trellis_rotate(w, x);  // the path is chosen for the rotated block (incoherent)
   double sum_sq = 0.0;
   for (int t = 0; t < kBlock; ++t) sum_sq += x[t] * x[t];
   // Start: the code's spread matched to the block's, shrunk by the distortion a rate of `bits`
-  // leaves at best (a Gaussian's reconstruction has variance (1 - 4^-bits) sigma^2).
-  const double rms = std::sqrt(sum_sq / kBlock);
-  if (!fp16_scale(rms * std::sqrt(1.0 - std::pow(4.0, -bits_)) / kCodeSigma, scale_bits))
+  // over `values` leaves at best (a Gaussian's reconstruction has variance (1 - 4^-rate) sigma^2).
+  const double rms = std::sqrt(sum_sq / kBlock), rate = static_cast<double>(bits_) / values_;
+  if (!fp16_scale(rms * std::sqrt(1.0 - std::pow(4.0, -rate)) / kCodeSigma, scale_bits))
     return false;
   double error = path(x, fp16_to_float(*scale_bits), best);
   if (mse) {
     // Least-squares scale for the path found, then a path for that scale.
     double xc = 0.0, cc = 0.0;
     for (int t = 0; t < kBlock; ++t) {
-      xc += x[t] * code[best[t]];
-      cc += code[best[t]] * code[best[t]];
+      const double c = code_[(t % values_) * kStates + best[t / values_]];
+      xc += x[t] * c;
+      cc += c * c;
     }
     uint16_t refit = 0;
     if (cc > 0.0 && xc > 0.0 && fp16_scale(xc / cc, &refit) && refit != *scale_bits) {
       const double e = path(x, fp16_to_float(refit), states);
       if (e < error) {
         *scale_bits = refit;
-        std::copy(states, states + kBlock, best);
+        std::copy(states, states + steps_, best);
       }
     }
   }
   const uint32_t chunk_mask = (1u << bits_) - 1u;
-  for (int t = 0; t < kBlock; ++t) chunks[t] = static_cast<uint16_t>(best[t] & chunk_mask);
+  for (int t = 0; t < kBlock; ++t)
+    chunks[t] = t % values_ == 0 ? static_cast<uint16_t>(best[t / values_] & chunk_mask) : 0;
   return true;
 }
 
@@ -206,7 +232,7 @@ Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& 
   std::atomic<int64_t> overflow_block{-1};
   // Searches per thread, allocated here: a throw inside the region would terminate.
   std::vector<TrellisSearch> search(static_cast<size_t>(omp_get_max_threads()),
-                                    TrellisSearch(f.bits));
+                                    TrellisSearch(f.bits, f.values_per_state));
 #pragma omp parallel
   {
     TrellisSearch& v = search[static_cast<size_t>(omp_get_thread_num())];

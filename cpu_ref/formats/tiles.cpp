@@ -38,10 +38,19 @@ Status check_format(const FormatSpec& f) {
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
     return Status::ok();
   }
-  if (f.kind == FormatKind::kLut || f.kind == FormatKind::kTrellis) {
-    if (f.bits != 2 && f.bits != 3 && f.bits != 4)
-      return invalid_argument("ref: LUT and trellis format bits must be 2, 3 or 4, got " +
+  if (f.kind == FormatKind::kTrellis && f.values_per_state == 2) {
+    // §1: the half-integer rates, 3, 5 or 7 bits a step coding two positions.
+    if (f.bits != 3 && f.bits != 5 && f.bits != 7)
+      return invalid_argument("ref: two-value trellis formats take 3, 5 or 7 bits a step, got " +
                               std::to_string(f.bits));
+  } else if (f.values_per_state != 1) {
+    return invalid_argument("ref: values_per_state must be 1 outside two-value trellis formats");
+  } else if ((f.kind == FormatKind::kLut || f.kind == FormatKind::kTrellis) && f.bits != 2 &&
+             f.bits != 3 && f.bits != 4) {
+    return invalid_argument("ref: LUT and trellis format bits must be 2, 3 or 4, got " +
+                            std::to_string(f.bits));
+  }
+  if (f.kind == FormatKind::kLut || f.kind == FormatKind::kTrellis) {
     const int group = f.kind == FormatKind::kTrellis ? kTileCols : 0;
     if (f.group_size != group || f.symmetric || f.dense_dtype != DType::kBF16)
       return invalid_argument(
@@ -70,7 +79,8 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   L->n_pad = round_up(n, kTileRows);
   L->k_pad = round_up(k, kTileCols);
   L->planes = planes_of(f);
-  L->tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8;
+  // A trellis step codes values_per_state positions with `bits` bits (§2.2).
+  L->tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8 / f.values_per_state;
   L->codes_offset = 0;
   L->codes_bytes = (L->n_pad / kTileRows) * (L->k_pad / kTileCols) * L->tile_bytes;
   L->per_channel = false;

@@ -20,18 +20,21 @@ float scale_of(const PackedMatrix& m, const Layout& L, int64_t row, int64_t bloc
   return fp16_to_float(static_cast<uint16_t>(p[0] | p[1] << 8));
 }
 
-// Bit `bit` of row `row_in_tile`'s stream in tile `tile` (§2.2: 16 * bits bytes a row,
-// little-endian bit order).
-uint32_t stream_bit(const PackedMatrix& m, const Layout& L, int64_t tile, int64_t row_in_tile,
+// Bit `bit` of row `row_in_tile`'s stream in tile `tile` (§2.2: a tile's 16 rows in order,
+// tile_bytes / 16 bytes each, little-endian bit order).
+uint32_t stream_bit(const Layout& L, const PackedMatrix& m, int64_t tile, int64_t row_in_tile,
                     int64_t bit) {
   const int64_t byte =
-      L.codes_offset + tile * L.tile_bytes + row_in_tile * 16 * m.format.bits + bit / 8;
+      L.codes_offset + tile * L.tile_bytes + row_in_tile * (L.tile_bytes / kTileRows) + bit / 8;
   return (m.blob[static_cast<size_t>(byte)] >> (bit % 8)) & 1u;
 }
 
-// c(S): the four bytes of the 32-bit product summed, minus 510 (computed in 64 bits here).
-int code_value(uint32_t state) {
-  const uint64_t x = (uint64_t{state} * 34038481ull + 76625530ull) % (uint64_t{1} << 32);
+// c_i(S): the four bytes of the low 32 bits of a S + b summed, minus 510 (computed in 64 bits
+// here), with (a, b) = (34038481, 76625530) for value 0 and (2654435761, 2135587861) for value 1.
+int code_value(uint32_t state, int value) {
+  const uint64_t a = value == 0 ? 34038481ull : 2654435761ull;
+  const uint64_t b = value == 0 ? 76625530ull : 2135587861ull;
+  const uint64_t x = (uint64_t{state} * a + b) % (uint64_t{1} << 32);
   int sum = 0;
   for (int i = 0; i < 4; ++i) sum += static_cast<int>((x >> (8 * i)) % 256);
   return sum - 510;
@@ -53,8 +56,8 @@ Status check_trellis(const PackedMatrix& m, const Layout& L) {
                                           : where + " (padding) is " + hex16(s) + ", must be 0");
       }
       if (row < L.n) continue;
-      for (int64_t bit = 0; bit < kTileCols * m.format.bits; ++bit)
-        if (stream_bit(m, L, row / kTileRows * k_tiles + g, row % kTileRows, bit) != 0)
+      for (int64_t bit = 0; bit < 8 * L.tile_bytes / kTileRows; ++bit)
+        if (stream_bit(L, m, row / kTileRows * k_tiles + g, row % kTileRows, bit) != 0)
           return invalid_argument("ref: code bit " + std::to_string(bit) + " of padded row " +
                                   std::to_string(row) + ", block " + std::to_string(g) +
                                   " is 1, must be 0");
@@ -64,17 +67,18 @@ Status check_trellis(const PackedMatrix& m, const Layout& L) {
 }
 
 void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* chunks) {
-  const int bits = m.format.bits;
+  const int bits = m.format.bits, values = m.format.values_per_state;
   const int64_t k_tiles = L.k_pad / kTileCols;
-  chunks->assign(static_cast<size_t>(L.n * L.k), 0);
+  chunks->assign(static_cast<size_t>(L.n * L.k), 0);  // two-value formats: odd positions 0
   uint16_t* out = chunks->data();
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < L.n; ++row) {
-    for (int64_t col = 0; col < L.k; ++col) {
+    for (int64_t col = 0; col < L.k; col += values) {  // step (col mod 128) / values
       const int64_t tile = row / kTileRows * k_tiles + col / kTileCols;
+      const int64_t step = col % kTileCols / values;
       uint32_t q = 0;
       for (int b = 0; b < bits; ++b)
-        q |= stream_bit(m, L, tile, row % kTileRows, (col % kTileCols) * bits + b) << b;
+        q |= stream_bit(L, m, tile, row % kTileRows, step * bits + b) << b;
       out[row * L.k + col] = static_cast<uint16_t>(q);
     }
   }
@@ -82,8 +86,8 @@ void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uin
 
 void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& chunks,
                     std::vector<float>* w) {
-  const int bits = m.format.bits;
-  const int per_state = kStateBits / bits;  // chunks in a state: 6, 4, 3
+  const int bits = m.format.bits, values = m.format.values_per_state;
+  const int steps = kTileCols / values;
   const int64_t blocks = L.k / kTileCols;
   w->resize(static_cast<size_t>(L.n * L.k));
   float* out = w->data();
@@ -92,10 +96,15 @@ void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<ui
     const int64_t row = rb / blocks, block = rb % blocks, base = row * L.k + block * kTileCols;
     int64_t v[kTileCols];
     for (int t = 0; t < kTileCols; ++t) {
-      uint32_t state = 0;
-      for (int i = 0; i < per_state; ++i)  // chunk t + i of the block, circularly
-        state |= uint32_t{chunks[static_cast<size_t>(base + (t + i) % kTileCols)]} << (i * bits);
-      v[t] = code_value(state);
+      // Position t is value t mod V of step t / V, whose state is the 12 bits of the block's
+      // circular string of chunks (step q's chunk at position V q) from its own chunk on.
+      const int p = t / values;
+      uint64_t window = 0;
+      for (int i = 0; i * bits < kStateBits; ++i)
+        window |= uint64_t{chunks[static_cast<size_t>(base + values * ((p + i) % steps))]}
+                  << (i * bits);
+      const uint32_t state = static_cast<uint32_t>(window % (1u << kStateBits));
+      v[t] = code_value(state, t % values);
     }
     const float s = scale_of(m, L, row, block);
     for (int t = 0; t < kTileCols; ++t) {

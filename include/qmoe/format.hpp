@@ -27,20 +27,24 @@ enum class FormatKind : uint8_t {
 /// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
 /// fp16 values and a code indexes it (no groups, no zero points). CPU reference and
 /// quantizers only: no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
-/// Trellis formats "tcq<b>": bits in {2,3,4}; a tail-biting bitshift trellis (L = 12 state bits)
-/// over each row's 128-input blocks, a computed Gaussian code and one fp16 scale per block
-/// (group_size 128). CPU reference and RTN quantizer only, like the LUT formats.
+/// Trellis formats "tcq<r>": a tail-biting bitshift trellis (L = 12 state bits) over each row's
+/// 128-input blocks, a computed Gaussian code, a Hadamard rotation and one fp16 scale per block
+/// (group_size 128). bits = code bits a trellis step shifts in; values_per_state = weights a
+/// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
+/// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only,
+/// like the LUT formats.
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
   int bits = 16;                     ///< code bits per weight (16 for dense)
   int group_size = 0;                ///< 0 = per-channel; only for kInt
   bool symmetric = false;            ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
+  int values_per_state = 1;          ///< only for kTrellis: 1, or 2 for the fractional rates
 
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
   static FormatSpec lut(int bits);
-  static FormatSpec trellis(int bits);
+  static FormatSpec trellis(int step_bits, int values_per_state = 1);
 
   /// Parse a short string. Errors: kInvalidArgument with the offending text.
   static Status parse(const std::string& text, FormatSpec* out);
@@ -53,7 +57,8 @@ struct FormatSpec {
 
   /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:
   /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel; for a LUT
-  /// format bits + 16 * 2^bits / K (the row's table).
+  /// format bits + 16 * 2^bits / K (the row's table); for a trellis format
+  /// bits / values_per_state + 16 / 128.
   double bits_per_weight(int64_t k_in) const;
   /// Effective group length for a row of k_in inputs (k_in for per-channel and LUT formats:
   /// a LUT format's one table serves the whole row).
@@ -63,7 +68,8 @@ struct FormatSpec {
 
   bool operator==(const FormatSpec& o) const {
     return kind == o.kind && dense_dtype == o.dense_dtype && bits == o.bits &&
-           group_size == o.group_size && symmetric == o.symmetric;
+           group_size == o.group_size && symmetric == o.symmetric &&
+           values_per_state == o.values_per_state;
   }
   bool operator!=(const FormatSpec& o) const { return !(*this == o); }
 };

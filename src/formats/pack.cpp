@@ -121,8 +121,10 @@ int64_t logical_groups(const FormatSpec& f, int64_t k) {
   return has_group_scales(f) ? k / f.group_len(k) : 0;
 }
 
-/// Trellis formats (§2.2): in a tile, row r's 128 chunks of c bits form one little-endian bit
-/// stream of 16c bytes at tile byte 16c * r, chunk j at stream bit c * j.
+/// Trellis formats (§2.2): in a tile, row r's 128 / V chunks of c bits (one a step; V values a
+/// state) form one little-endian bit stream of 16c / V bytes at tile byte 16c / V * r, chunk j
+/// at stream bit c * j. Logically chunk j is the code of position V j; with V = 2 the code of
+/// position 2j + 1 is 0.
 void store_chunk(uint8_t* stream, int64_t bit, int width, uint32_t v) {
   for (int i = 0; i < width; ++i, ++bit) {
     const uint8_t m = static_cast<uint8_t>(1u << (bit % 8));
@@ -142,9 +144,10 @@ template <typename CodeAt>
 void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* tile,
                 CodeAt code_at) {
   if (f.kind == FormatKind::kTrellis) {
+    const int v = f.values_per_state, row_bytes = 16 * f.bits / v;
     for (int r = 0; r < kTileRows; ++r)
-      for (int c = 0; c < kTileCols; ++c)
-        store_chunk(tile + r * 16 * f.bits, int64_t{c} * f.bits, f.bits, code_at(r, c));
+      for (int j = 0; j < kTileCols / v; ++j)
+        store_chunk(tile + r * row_bytes, int64_t{j} * f.bits, f.bits, code_at(r, v * j));
     return;
   }
   LanePairs q;
@@ -163,11 +166,14 @@ template <typename Visit>
 void load_tile(const FormatSpec& f, const std::vector<int>& planes, const uint8_t* tile,
                Visit visit) {
   if (f.kind == FormatKind::kTrellis) {
-    for (int r = 0; r < kTileRows; ++r)
-      for (int c = 0; c < kTileCols; ++c)
-        visit(
-            r, c,
-            static_cast<uint16_t>(load_chunk(tile + r * 16 * f.bits, int64_t{c} * f.bits, f.bits)));
+    const int v = f.values_per_state, row_bytes = 16 * f.bits / v;
+    for (int r = 0; r < kTileRows; ++r) {
+      for (int j = 0; j < kTileCols / v; ++j) {
+        const uint32_t chunk = load_chunk(tile + r * row_bytes, int64_t{j} * f.bits, f.bits);
+        visit(r, v * j, static_cast<uint16_t>(chunk));
+        if (v == 2) visit(r, 2 * j + 1, uint16_t{0});
+      }
+    }
     return;
   }
   LanePairs q;
@@ -229,6 +235,15 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
   if (max_code >= limit)
     return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
                             std::to_string(f.bits) + " bits");
+  if (f.kind == FormatKind::kTrellis && f.values_per_state == 2) {
+    int64_t odd_nonzero = 0;  // a step's chunk is the code of its first position only
+#pragma omp parallel for reduction(+ : odd_nonzero) schedule(static)
+    for (int64_t i = 1; i < codes; i += 2) odd_nonzero += m.codes[i] != 0;
+    if (odd_nonzero > 0)
+      return invalid_argument(who + ": " + std::to_string(odd_nonzero) +
+                              " code(s) at odd positions are not 0 (" + f.to_string() +
+                              " keeps one chunk per two weights, at the even position)");
+  }
   if (max_zero >= limit)
     return invalid_argument(who + ": zero point " + std::to_string(max_zero) + " does not fit in " +
                             std::to_string(f.bits) + " bits");

@@ -60,8 +60,8 @@ TEST(CAbiFormats, ListIsTheCppRegistryInOrder) {
 }
 
 TEST(CAbiFormats, CanonicalStringAndBitsPerWeightMatchCpp) {
-  for (const char* text :
-       {"int4:g128:asym", "int3:g64:sym", "int2:g32", "int8:pc", "bf16", "fp16", "nuq3", "tcq4"}) {
+  for (const char* text : {"int4:g128:asym", "int3:g64:sym", "int2:g32", "int8:pc", "bf16", "fp16",
+                           "nuq3", "tcq4", "tcq2.5"}) {
     SCOPED_TRACE(text);
     qmoe::FormatSpec f;
     ASSERT_TRUE(qmoe::FormatSpec::parse(text, &f).is_ok());

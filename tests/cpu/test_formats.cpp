@@ -16,7 +16,7 @@ using test::parse_format;
 using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
-  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 3u);
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 6u);
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
     EXPECT_TRUE(f.validate().is_ok());
@@ -47,6 +47,8 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
       {"nuq4", FormatSpec::lut(4), "nuq4"},
       {"tcq2", FormatSpec::trellis(2), "tcq2"},
       {"tcq4", FormatSpec::trellis(4), "tcq4"},
+      {"tcq1.5", FormatSpec::trellis(3, 2), "tcq1.5"},
+      {"tcq3.5", FormatSpec::trellis(7, 2), "tcq3.5"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -67,7 +69,8 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
       "nuq5",       "nuq8",       "nuq4:g128",  "nuq4:sym",   "nuq4:pc",       "NUQ4",
       "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx",       "tcq",           "tcq1",
       "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2",
-      "int04:g128", "int4:g064",  "nuq04",      "tcq02"};
+      "int04:g128", "int4:g064",  "nuq04",      "tcq02",      "tcq0.5",        "tcq4.5",
+      "tcq2.50",    "tcq2.",      "tcq.5",      "nuq2.5",     "tcq2.5:g128",   "tcq1.25"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);
@@ -106,7 +109,7 @@ TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
     if (f.validate().is_ok()) valid.push_back(f);
   // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT
   // and trellis with any of the three (3 each).
-  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 6u * 3u);
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 9u * 3u);
   for (const FormatSpec& a : valid) {
     for (const FormatSpec& b : valid) {
       SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
@@ -151,6 +154,7 @@ TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   EXPECT_EQ(parse_format("int3:g64").lut_entries(), 0);
   EXPECT_EQ(bpw("tcq2", 4096), 2.125);
   EXPECT_EQ(bpw("tcq3", 128), 3.125);
+  EXPECT_EQ(bpw("tcq2.5", 4096), 2.625);
 }
 
 // Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.

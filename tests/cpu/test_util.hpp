@@ -104,6 +104,8 @@ LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn c
     m.scales.resize(static_cast<size_t>(n * f.lut_entries()));
     for (auto& s : m.scales) s = scale();
   }
+  if (f.kind == FormatKind::kTrellis && f.values_per_state == 2)  // one chunk per two positions
+    for (size_t i = 1; i < m.codes.size(); i += 2) m.codes[i] = 0;
   return m;
 }
 
@@ -139,34 +141,40 @@ inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k,
       [&] { return static_cast<uint8_t>(rng() % codes); });
 }
 
-/// The trellis formats' code value c(S) of docs/formats.md §1: the byte sum of the low 32 bits
-/// of 34038481 S + 76625530, minus 510.
-inline int trellis_code_value(uint32_t state) {
-  const uint32_t x = static_cast<uint32_t>(uint64_t{state} * 34038481u + 76625530u);
+/// The trellis formats' code value c_i(S) of docs/formats.md §1: the byte sum of the low 32 bits
+/// of 34038481 S + 76625530 (value 0) or 2654435761 S + 2135587861 (value 1), minus 510.
+inline int trellis_code_value(uint32_t state, int value = 0) {
+  const uint32_t x = value == 0
+                         ? static_cast<uint32_t>(uint64_t{state} * 34038481u + 76625530u)
+                         : static_cast<uint32_t>(uint64_t{state} * 2654435761u + 2135587861u);
   return static_cast<int>((x & 255u) + (x >> 8 & 255u) + (x >> 16 & 255u) + (x >> 24)) - 510;
 }
 
 /// The exact weights of a logical trellis matrix by docs/formats.md §1, block by block: the codes
-/// of the block's 128 states (12 bits from each chunk on, circularly), each Hadamard row of them
-/// summed directly, the position's sign, times the block's scale rounded once to float.
+/// of the block's positions (value j mod V of the state of step j / V: 12 bits of the circular
+/// chunk string from that step's chunk on), each Hadamard row of them summed directly, the
+/// position's sign, times the block's scale rounded once to float.
 inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
+  const int bits = m.format.bits, values = m.format.values_per_state, steps = 128 / values;
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
   for (int64_t r = 0; r < m.n; ++r) {
     for (int64_t base = r * m.k; base < (r + 1) * m.k; base += 128) {
       int64_t v[128];
       for (int64_t j = 0; j < 128; ++j) {
-        uint32_t state = 0;
-        for (int i = 0; i < 12 / m.format.bits; ++i)
-          state |= uint32_t{m.codes[static_cast<size_t>(base + (j + i) % 128)]}
-                   << (i * m.format.bits);
-        v[j] = trellis_code_value(state);
+        uint64_t string = 0;  // at least 12 bits of the chunk string from step j / V on
+        for (int i = 0; i * bits < 12; ++i)
+          string |=
+              uint64_t{m.codes[static_cast<size_t>(base + values * ((j / values + i) % steps))]}
+              << (i * bits);
+        const uint32_t state = static_cast<uint32_t>(string & 0xFFFu);
+        v[j] = trellis_code_value(state, static_cast<int>(j % values));
       }
       const float s = fp16_to_float(m.scales[static_cast<size_t>(base / 128)]);
       for (int64_t t = 0; t < 128; ++t) {
         int64_t u = 0;
         for (int64_t j = 0; j < 128; ++j) {
           int ones = 0;
-          for (int64_t bits = t & j; bits != 0; bits &= bits - 1) ++ones;
+          for (int64_t rest = t & j; rest != 0; rest &= rest - 1) ++ones;
           u += ones % 2 == 0 ? v[j] : -v[j];
         }
         const bool negative =
@@ -179,8 +187,9 @@ inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
 }
 
 /// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
-/// T[n][q], sigma_t (H v)_t * s (trellis_decoded), or the dense value; bf16_scales: the bf16-activation rule of int formats,
-/// the scale rounded to bf16 first (LUT, trellis and dense values: the caller rounds them).
+/// T[n][q], sigma_t (H v)_t * s (trellis_decoded), or the dense value; bf16_scales: the
+/// bf16-activation rule of int formats, the scale rounded to bf16 first (LUT, trellis and dense
+/// values: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
   if (f.kind == FormatKind::kTrellis) return trellis_decoded(m);
