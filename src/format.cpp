@@ -204,8 +204,9 @@ const std::vector<FormatSpec>& all_formats() {
       for (int group : {32, 64, 128, 0})
         for (bool sym : {false, true}) v.push_back(FormatSpec::integer(bits, group, sym));
     for (int bits : {2, 3, 4}) v.push_back(FormatSpec::lut(bits));
-    for (int bits : {2, 3, 4}) v.push_back(FormatSpec::trellis(bits));
-    for (int bits : {3, 5, 7}) v.push_back(FormatSpec::trellis(bits, 2));
+    for (int twice_rate : {3, 4, 5, 6, 7, 8})  // tcq1.5, tcq2, tcq2.5, ..., tcq4
+      v.push_back(twice_rate % 2 == 1 ? FormatSpec::trellis(twice_rate, 2)
+                                      : FormatSpec::trellis(twice_rate / 2));
     return v;
   }();
   return formats;

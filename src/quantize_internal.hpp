@@ -102,8 +102,8 @@ class TrellisSearch {
   TrellisSearch(int bits, int values);
   /// The least-squares tail-biting path for x[0, 128) at scale s: its 128 / values states (the
   /// lowest chunk of state p is step p's chunk) and its squared error. The overlap the first and
-  /// last windows share is taken from a free path over the block rotated by 64, so the path is
-  /// optimal among those with that overlap, not always overall. Allocates nothing.
+  /// last windows share is taken from a free path over the 32 steps around the block's wrap, so
+  /// the path is optimal among those with that overlap, not always overall. Allocates nothing.
   double path(const double* x, double s, uint32_t* states);
   /// One block w[0, 128) of a row: rotated (trellis_rotate), a scale matched to its RMS (with
   /// mse, also the least-squares scale of that path, whichever path errs less), the path's chunks
@@ -112,12 +112,15 @@ class TrellisSearch {
   bool quantize_block(const double* w, bool mse, uint16_t* chunks, uint16_t* scale_bits);
 
  private:
-  /// Viterbi over the block's steps; overlap >= 0 pins the start state's low and the end state's
-  /// high 12 - bits bits to it, overlap < 0 leaves both free.
-  double viterbi(const double* x, double s, int overlap, uint32_t* states);
+  /// Viterbi over the first `steps` steps of x; overlap >= 0 pins the start state's low and the
+  /// end state's high 12 - bits bits to it, overlap < 0 leaves both free.
+  double viterbi(const double* x, double s, int overlap, int steps, uint32_t* states);
   int bits_, values_, steps_, runs_;  ///< runs_ = 2^(12 - bits): predecessor groups
   const std::vector<double>& code_;   ///< [values][4096]: value i of state S
-  std::vector<double> cost_, next_, run_min_;
+  const std::vector<float>& code_f_;  ///< the same in float, for the Viterbi steps
+  // Path costs in float: twice the SIMD width of double; the error path() returns is
+  // recomputed in double from the path's states.
+  std::vector<float> cost_, next_, run_min_;
   std::vector<uint8_t> back_;  ///< [steps - 1][runs_]: each run's best lowest chunk
   std::vector<double> rotated_;
 };
