@@ -371,6 +371,19 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // One group of scratch per thread, allocated here: a throw inside the region would terminate.
   std::vector<double> scratch(static_cast<size_t>(omp_get_max_threads() * g));
 
+  // After a batch of columns [i1, i2): an overflowing scale or table is an error; otherwise the
+  // batch's scaled errors reach the later columns, W[:, i2:] -= Err U[i1:i2, i2:].
+  const auto feed_forward = [&](int64_t i1, int64_t i2) -> Status {
+    if (overflow_row.load() >= 0)
+      return out_of_range("quantize: a GPTQ group scale, table or trellis scale of row " +
+                          std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
+                          "large for " + f.to_string() + ")");
+    if (i2 < k)
+      matmul_acc(n, k - i2, i2 - i1, -1.0, err.data(), i2 - i1, 1, u.data() + i1 * k + i2, k,
+                 wq.data() + i2, k, Triangle::kNone);
+    return Status::ok();
+  };
+
   // Lazy batches: inside a block of columns the feedback is applied eagerly, row by row (rows
   // are independent); the block's effect on the later columns is one matmul.
   const auto run_columns = [&](auto& grids) -> Status {
@@ -409,13 +422,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
           }
         }
       }
-      if (overflow_row.load() >= 0)
-        return out_of_range("quantize: a GPTQ group scale or table of row " +
-                            std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
-                            "large for " + f.to_string() + ")");
-      if (i2 < k)  // W[:, i2:] -= Err U[i1:i2, i2:]
-        matmul_acc(n, k - i2, width, -1.0, err.data(), width, 1, u.data() + i1 * k + i2, k,
-                   wq.data() + i2, k, Triangle::kNone);
+      QMOE_RETURN_IF_ERROR(feed_forward(i1, i2));
     }
     return Status::ok();
   };
@@ -452,13 +459,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
           }
         }
       }
-      if (overflow_row.load() >= 0)
-        return out_of_range("quantize: a GPTQ trellis scale of row " +
-                            std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
-                            "large for " + f.to_string() + ")");
-      if (i2 < k)  // W[:, i2:] -= Err U[i1:i2, i2:]
-        matmul_acc(n, k - i2, block, -1.0, err.data(), block, 1, u.data() + i1 * k + i2, k,
-                   wq.data() + i2, k, Triangle::kNone);
+      QMOE_RETURN_IF_ERROR(feed_forward(i1, i2));
     }
     return Status::ok();
   };
