@@ -76,6 +76,9 @@ FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
 // Fields a kind does not use must keep their defaults, so that operator== (which compares
 // every field) agrees with to_string: two valid specs are equal iff they print the same.
 Status FormatSpec::validate() const {
+  // First: the layout divides by it, whatever the kind.
+  if (kind != FormatKind::kTrellis && values_per_state != 1)
+    return invalid_argument("values_per_state must be 1 outside trellis formats");
   if (kind == FormatKind::kDense) {
     if (bits != 16) return invalid_argument("dense format must have 16 bits");
     if (dense_dtype != DType::kBF16 && dense_dtype != DType::kFP16)
@@ -92,8 +95,6 @@ Status FormatSpec::validate() const {
           "LUT format must leave dense_dtype bf16, group_size 0 and symmetric false");
     return Status::ok();
   }
-  if (kind != FormatKind::kTrellis && values_per_state != 1)
-    return invalid_argument("values_per_state must be 1 outside trellis formats");
   if (kind == FormatKind::kTrellis) {
     const bool one = values_per_state == 1 && (bits == 2 || bits == 3 || bits == 4);
     const bool two = values_per_state == 2 && (bits == 3 || bits == 5 || bits == 7);

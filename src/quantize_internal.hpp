@@ -102,8 +102,9 @@ class TrellisSearch {
   TrellisSearch(int bits, int values);
   /// The least-squares tail-biting path for x[0, 128) at scale s: its 128 / values states (the
   /// lowest chunk of state p is step p's chunk) and its squared error. The overlap the first and
-  /// last windows share is taken from a free path over the 32 steps around the block's wrap, so
-  /// the path is optimal among those with that overlap, not always overall. Allocates nothing.
+  /// last windows share is taken from a free path over the 64 steps around the block's wrap (the
+  /// whole block when it has 64 steps), so the path is optimal among those with that overlap,
+  /// not always overall. Allocates nothing.
   double path(const double* x, double s, uint32_t* states);
   /// One block w[0, 128) of a row: rotated (trellis_rotate), a scale matched to its RMS (with
   /// mse, also the least-squares scale of that path, whichever path errs less), the path's chunks

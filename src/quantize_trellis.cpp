@@ -25,9 +25,9 @@ namespace {
 constexpr int kStates = 1 << kTrellisStateBits;
 constexpr int kBlock = kTileCols;  // positions of one tail-biting path
 // Steps on each side of a block's wrap that the free path choosing the tail-biting overlap
-// covers (a state holds at most 6 steps). Measured on the demo: 32 (half a 128-step block)
-// errs within 0.7 % of a free path over the whole rotated block at 0.7x the time; 16 costs
-// 1.5-2 % more error.
+// covers (a state holds at most 6 steps). Measured on the demo's one-value formats: 32 (half a
+// 128-step block) errs within 0.7 % of a free path over the whole rotated block at 0.7x the
+// time; 16 costs 1.5-2 % more error. Two-value blocks have 64 steps: their window is the block.
 constexpr int kOverlapSteps = 32;
 // Standard deviation of trellis_code over the 4096 states, for the starting scale.
 constexpr double kCodeSigma = 148.4;

@@ -33,6 +33,9 @@ std::vector<int> planes_of(const FormatSpec& f) {
 }
 
 Status check_format(const FormatSpec& f) {
+  // First: the layout divides by it, whatever the kind.
+  if (f.values_per_state != 1 && !(f.kind == FormatKind::kTrellis && f.values_per_state == 2))
+    return invalid_argument("ref: values_per_state must be 1, or 2 for a trellis format");
   if (f.kind == FormatKind::kDense) {
     if (f.bits != 16 || (f.dense_dtype != DType::kBF16 && f.dense_dtype != DType::kFP16))
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
@@ -43,8 +46,6 @@ Status check_format(const FormatSpec& f) {
     if (f.bits != 3 && f.bits != 5 && f.bits != 7)
       return invalid_argument("ref: two-value trellis formats take 3, 5 or 7 bits a step, got " +
                               std::to_string(f.bits));
-  } else if (f.values_per_state != 1) {
-    return invalid_argument("ref: values_per_state must be 1 outside two-value trellis formats");
   } else if ((f.kind == FormatKind::kLut || f.kind == FormatKind::kTrellis) && f.bits != 2 &&
              f.bits != 3 && f.bits != 4) {
     return invalid_argument("ref: LUT and trellis format bits must be 2, 3 or 4, got " +

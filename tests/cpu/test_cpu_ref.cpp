@@ -542,6 +542,22 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   EXPECT_EQ(ref::dequantize(good, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
+// values_per_state is read before anything divides by it: 2 on a LUT, int or dense format, 0 or
+// 3 anywhere, or 2 with tcq2's 2 bits a step, is a bad format, not a layout.
+TEST(CpuRefBadInput, ValuesPerStateOutsideTrellisFormatsIsRejected) {
+  std::mt19937 rng(16);
+  for (const char* text : {"nuq3", "bf16", "int4:g128", "tcq2"}) {
+    for (int v : {0, 2, 3}) {
+      PackedMatrix m = packed(random_logical(parse_format(text), 16, 128, rng));
+      m.format.values_per_state = v;
+      SCOPED_TRACE(std::string(text) + " V = " + std::to_string(v));
+      std::vector<float> w = {7.0f};
+      EXPECT_EQ(ref::dequantize(m, &w).code(), StatusCode::kInvalidArgument);
+      EXPECT_EQ(w, std::vector<float>{7.0f});
+    }
+  }
+}
+
 // §2.1: padding decodes to exactly 0. A kernel multiplies whole tiles, so a NaN scale in a
 // padded group would reach real outputs through 0 * NaN; the reference refuses such blobs.
 TEST(CpuRefBadInput, PaddingThatDoesNotDecodeToZeroIsRejectedWithItsPosition) {

@@ -83,6 +83,30 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
   EXPECT_EQ(FormatSpec::parse("int4:g128", nullptr).code(), StatusCode::kInvalidArgument);
 }
 
+// values_per_state belongs to trellis formats (1 or 2) and is checked before anything divides by
+// it: any other value, or any value but 1 on another kind, is rejected, and such a spec gets no
+// layout.
+TEST(FormatValidate, ValuesPerStateOutsideItsTrellisRangeIsRejected) {
+  for (const FormatSpec& f : all_formats()) {
+    for (int v : {0, 2, 3, -1}) {
+      if (f.kind == FormatKind::kTrellis && v == 2) continue;
+      FormatSpec g = f;
+      g.values_per_state = f.kind == FormatKind::kTrellis && v == 2 ? 1 : v;
+      if (g.values_per_state == f.values_per_state) continue;
+      SCOPED_TRACE(f.to_string() + " with values_per_state " + std::to_string(g.values_per_state));
+      const bool swap = g.kind == FormatKind::kTrellis && (g.bits == 3) &&
+                        (g.values_per_state == 1 || g.values_per_state == 2);  // tcq3 <-> tcq1.5
+      EXPECT_EQ(g.validate().is_ok(), swap);
+      PackedLayout L;
+      EXPECT_EQ(packed_layout(g, 16, 128, &L).is_ok(), swap);
+    }
+  }
+  FormatSpec tcq = FormatSpec::trellis(3);
+  tcq.values_per_state = 2;
+  EXPECT_EQ(tcq, FormatSpec::trellis(3, 2));
+  EXPECT_EQ(tcq.to_string(), "tcq1.5");
+}
+
 TEST(FormatValidate, UnsupportedParametersAreRejected) {
   EXPECT_FALSE(FormatSpec::integer(5, 128, false).validate().is_ok());
   EXPECT_FALSE(FormatSpec::integer(4, 96, false).validate().is_ok());
