@@ -261,6 +261,39 @@ TEST(CpuRefWorkedExample, TrellisBlocksDecodeThroughTheirStatesAndTheHadamardRow
   EXPECT_EQ(changed_elsewhere, 0);
 }
 
+// §3.9: tcq2.5, two values a state: row 9's chunks 9, 10, 11 = 22, 13, 3 (the rest 0) sit in
+// bytes 365..367 of its 40-byte stream; step 9's state 0xDB6 codes positions 18 (c_0 = -47) and
+// 19 (c_1 = 412); through the Hadamard rows and signs w_18 = 118 s, w_19 = 618 s.
+TEST(CpuRefWorkedExample, TwoValueTrellisStepsCodeTwoPositions) {
+  std::mt19937 rng(6);
+  LogicalMatrix l = random_logical(parse_format("tcq2.5"), 16, 128, rng);
+  for (int t = 0; t < 128; ++t) l.codes[9 * 128 + t] = 0;
+  l.codes[9 * 128 + 18] = 22;  // step p's chunk is the code of position 2p
+  l.codes[9 * 128 + 20] = 13;
+  l.codes[9 * 128 + 22] = 3;
+  l.scales[9] = 0x211F;
+  const PackedMatrix m = packed(l);
+  EXPECT_EQ(m.layout.tile_bytes, 640);
+  EXPECT_EQ(m.layout.scales_offset, 768);
+  EXPECT_EQ(m.layout.total_bytes, 1024);
+  EXPECT_EQ(m.blob[365], 0xC0);
+  EXPECT_EQ(m.blob[366], 0xB6);
+  EXPECT_EQ(m.blob[367], 0x01);
+  EXPECT_EQ(m.blob[774], 0x1F);
+  EXPECT_EQ(m.blob[775], 0x21);
+  const std::vector<float> w = dequantized(m);
+  EXPECT_EQ(w[9 * 128 + 18], 1.1802520751953125f);
+  EXPECT_EQ(w[9 * 128 + 19], 6.1813201904296875f);
+  EXPECT_EQ(w[9 * 128 + 0], -201.52304077148438f);
+  std::vector<uint16_t> bf16, fp16;
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
+  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
+  EXPECT_EQ(fp16[9 * 128 + 19], 0x462E);
+  EXPECT_EQ(bf16[9 * 128 + 19], 0x40C6);
+  EXPECT_EQ(fp16[9 * 128 + 18], 0x3CB9);
+  EXPECT_EQ(bf16[9 * 128 + 18], 0x3F97);
+}
+
 // ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
 
 TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
