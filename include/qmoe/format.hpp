@@ -36,10 +36,10 @@ enum class FormatKind : uint8_t {
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
-  int bits = 16;                     ///< code bits per weight (16 for dense)
-  int group_size = 0;                ///< 0 = per-channel; only for kInt
-  bool symmetric = false;            ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
-  int values_per_state = 1;          ///< only for kTrellis: 1, or 2 for the fractional rates
+  int bits = 16;             ///< code bits per weight (16 for dense; per trellis step for kTrellis)
+  int group_size = 0;        ///< kInt: 32, 64, 128 or 0 = per-channel; kTrellis: 128; else 0
+  bool symmetric = false;    ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
+  int values_per_state = 1;  ///< only for kTrellis: 1, or 2 for the fractional rates
 
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
@@ -87,8 +87,8 @@ constexpr int kTileRows = 16;
 constexpr int kTileCols = 128;
 /// Lanes of a warp; each owns 64 weights of a tile (its A fragments for 8 sub-tiles).
 constexpr int kTileLanes = 32;
-/// State bits of the trellis formats' bitshift trellis (docs/formats.md §1): a weight's state is
-/// the 12 code bits starting at its own chunk, so 12 / bits consecutive chunks.
+/// State bits of the trellis formats' bitshift trellis (docs/formats.md §1): a step's state is
+/// the 12 code bits of its block's circular chunk string starting at the step's own chunk.
 constexpr int kTrellisStateBits = 12;
 /// Byte alignment of every section (codes, scales, zeros) and of every expert in a bank.
 constexpr int64_t kSectionAlign = 256;
