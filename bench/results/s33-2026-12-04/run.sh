@@ -2,7 +2,8 @@
 # Session 33's prepared device calls (none ran in session 33: no device was lent), one phase per
 # call (each under the 600 s limit). Binaries, packed in the ignored .carry/z (carry [".carry"]):
 #   check.txz -> .carry/new: build-gpu's qmoe, qmoe_gpu_tests, libqmoe_c.so.1 of main (gpu
-#                preset: sm_90a + compute_80 PTX, DLPack found), kernels as at fa126b1
+#                preset: sm_90a + compute_80 PTX, DLPack found), rebuilt in session 34 at 5cff145
+#                (kernels as at fa126b1; host code and tests of session 34's formats)
 #   bin.txz   -> .carry/{base,c1,c2,c2one}: prepare_ab.sh's compute_80-PTX-only builds (the A100
 #                path, JIT on the device) of main, 12cd2f7, s33-tc-lean, and s33-tc-lean with the
 #                two-strip form off (diagnostic); c2 also qmoe_gpu_tests and libqmoe_c.so.1
@@ -58,7 +59,7 @@ ab() {  # ab TAG SECONDS "BENCH ARGS" BASE NEW...: scripts/gpu_ab.sh, 2 rounds, 
 
 case $phase in
   check)
-    QMOE_COMMIT=${QMOE_COMMIT:-fa126b1-kernels} QMOE_BIN=.carry/new OUT=$OUT/check \
+    QMOE_COMMIT=${QMOE_COMMIT:-5cff145} QMOE_BIN=.carry/new OUT=$OUT/check \
       bash scripts/gpu_check.sh --pack --bench-args "" 2>&1 | tail -22
     ;;
   tc-tests) gpu_tests .carry/c2 ;;
