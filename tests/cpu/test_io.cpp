@@ -335,7 +335,7 @@ TEST(IoSafetensors, HeaderLengthBeyondFileOrLimitIsRejected) {
 std::vector<uint8_t> sample_bank_file(ExpertBank* bank_out = nullptr) {
   std::mt19937 rng(5);
   const std::vector<float> w = gaussian(24 * 128, 1.0f, rng);
-  ExpertBank bank = bank_of({"int4:g32", "int3:pc:sym"},
+  ExpertBank bank = bank_of({"int4:g32", "int3:pc:sym", "nuq3", "tcq2.5"},
                             [&](const FormatSpec& f) { return quantized(w, 24, 128, f); });
   const std::vector<float> raw = gaussian(6, 1.0f, rng);
   SafetensorsWriter w_;
