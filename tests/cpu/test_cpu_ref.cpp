@@ -63,6 +63,14 @@ std::vector<float> dequantized(const PackedMatrix& m) {
   return w;
 }
 
+// Weight `at` of m in activation type act, by ref::dequantize_to (an error fails the test).
+uint16_t act_weight(const PackedMatrix& m, DType act, size_t at) {
+  std::vector<uint16_t> w;
+  const Status st = ref::dequantize_to(m, act, &w);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return at < w.size() ? w[at] : uint16_t{0};
+}
+
 // Moderate values a GEMM can multiply: dense weights in [-1, 1], int scales in [-1/64, 1/64].
 LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
   return test::moderate_logical(f, n, k, 1.0f, 1.0f / 64, rng);
@@ -243,11 +251,8 @@ TEST(CpuRefWorkedExample, TrellisBlocksDecodeThroughTheirStatesAndTheHadamardRow
   ASSERT_EQ(w.size(), 16u * 128u);
   EXPECT_EQ(w[9 * 128 + 18], -9.141952514648438f);
   EXPECT_EQ(w[9 * 128 + 0], -219.28683471679688f);
-  std::vector<uint16_t> bf16, fp16;
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
-  EXPECT_EQ(bf16[9 * 128 + 18], 0xC112);
-  EXPECT_EQ(fp16[9 * 128 + 18], 0xC892);
+  EXPECT_EQ(act_weight(m, DType::kBF16, 9 * 128 + 18), 0xC112);
+  EXPECT_EQ(act_weight(m, DType::kFP16, 9 * 128 + 18), 0xC892);
   // A chunk reaches every weight of its row's block (through the Hadamard rows) and no other.
   PackedMatrix other = m;
   other.blob[293] = static_cast<uint8_t>((other.blob[293] & 0x3F) | 0x80);  // chunk 23: 1 -> 2
@@ -285,13 +290,10 @@ TEST(CpuRefWorkedExample, TwoValueTrellisStepsCodeTwoPositions) {
   EXPECT_EQ(w[9 * 128 + 18], 1.1802520751953125f);
   EXPECT_EQ(w[9 * 128 + 19], 6.1813201904296875f);
   EXPECT_EQ(w[9 * 128 + 0], -201.52304077148438f);
-  std::vector<uint16_t> bf16, fp16;
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kBF16, &bf16).is_ok());
-  ASSERT_TRUE(ref::dequantize_to(m, DType::kFP16, &fp16).is_ok());
-  EXPECT_EQ(fp16[9 * 128 + 19], 0x462E);
-  EXPECT_EQ(bf16[9 * 128 + 19], 0x40C6);
-  EXPECT_EQ(fp16[9 * 128 + 18], 0x3CB9);
-  EXPECT_EQ(bf16[9 * 128 + 18], 0x3F97);
+  EXPECT_EQ(act_weight(m, DType::kFP16, 9 * 128 + 19), 0x462E);
+  EXPECT_EQ(act_weight(m, DType::kBF16, 9 * 128 + 19), 0x40C6);
+  EXPECT_EQ(act_weight(m, DType::kFP16, 9 * 128 + 18), 0x3CB9);
+  EXPECT_EQ(act_weight(m, DType::kBF16, 9 * 128 + 18), 0x3F97);
 }
 
 // ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
