@@ -77,6 +77,16 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
   });
 }
 
+/// Whether multiply_tile skips the chunk pairs past the item's tokens (their x rows are zero,
+/// so multiplying them changes no stored sum). One strip per warp (128 registers) multiplies
+/// them: there ptxas kept the per-pair predicates by copying them before every mma and wrote
+/// the predicated mma's sums through temporaries, 863 instructions per int4:g128 k-tile against 383
+/// without (SASS of sm_80, scripts/sass_mix.py; dense bf16 730 against 252), while the skipped work
+/// is at most 48 of the 64 mma, in the last token block of an expert. Two strips (255 registers)
+/// keep the predicates at no instruction cost, and skip.
+template <int kWarpStrips>
+constexpr bool kSkipEmptyPairs = kWarpStrips == 2;
+
 /// acc[s] += W_tile(strip s, 16 x 128) * x_stage^T for the staged chunk pairs. Each B fragment
 /// (ldmatrix from shared memory) feeds the mma of every strip of the warp: with two strips the
 /// warp reads x from shared memory once per 32 weight rows instead of 16 (per mma.sync
@@ -106,7 +116,7 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips]
     const uint32_t slot = static_cast<uint32_t>(((2 * j + k_half) ^ rr) << 4);
 #pragma unroll
     for (int cp = 0; cp < kChunks / 2; ++cp) {
-      if (cp < pairs) {
+      if (!kSkipEmptyPairs<kWarpStrips> || cp < pairs) {
         uint32_t b[4];
         ldmatrix_x4(row_addr + cp * 16 * kRowBytes + slot, b);
 #pragma unroll
