@@ -139,27 +139,36 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
   const int first_strip = row_block * item_strips(kWarpStrips) + warp * kWarpStrips;
   // Warps (and a warp's second strip) past N still stage x and sync.
   bool has_strip[kWarpStrips];
-  const uint8_t* strip_codes[kWarpStrips];
+  // Scales and zeros: 32-bit entry arithmetic (grouped_gemm bounds an expert's entries below
+  // 2^30) and unpredicated loads, as in the wgmma kernel's lean form: a strip past N reads
+  // strip 0's, the last k-tile k-tile 0's again, never used.
+  int quant_strip[kWarpStrips];
+  // The next k-tile to copy of each strip, one tile further per fill.
+  const uint8_t* next_codes[kWarpStrips];
 #pragma unroll
   for (int s = 0; s < kWarpStrips; ++s) {
     has_strip[s] = first_strip + s < p.n_strips;
-    strip_codes[s] = ep.codes + static_cast<int64_t>(has_strip[s] ? first_strip + s : 0) *
-                                    p.k_tiles * Dec::kTileBytes;
+    quant_strip[s] = has_strip[s] ? first_strip + s : 0;
+    next_codes[s] = ep.codes + static_cast<int64_t>(quant_strip[s]) * p.k_tiles * Dec::kTileBytes;
   }
   const int chunks = ceil_div(t.count, 8);
   const int pairs = ceil_div(chunks, 2);
   const int stage_size = stage_bytes<kWarpStrips>(p.a_slot_bytes);
-  auto stage = [&](int kt) { return stages + (kt % kStages) * stage_size; };
-  auto code_slot = [&](int kt, int s) {
-    return stage(kt) + kXStageBytes + (warp * kWarpStrips + s) * p.a_slot_bytes;
+  // Ring positions as byte offsets, stepped with a compare and select: a kt % kStages and
+  // 64-bit products per fill took ~25 of the int4 k-tile's ~620 instructions (SASS).
+  auto next_stage = [&](int off) {
+    return off + stage_size == kStages * stage_size ? 0 : off + stage_size;
   };
-  auto fill = [&](int kt) {
-    fill_x(stage(kt), t, kt);
+  const int slot_offset = kXStageBytes + warp * kWarpStrips * p.a_slot_bytes;
+  auto fill = [&](int kt, int stage_off) {
+    unsigned char* const stage = stages + stage_off;
+    fill_x(stage, t, kt);
 #pragma unroll
-    for (int s = 0; s < kWarpStrips; ++s)
+    for (int s = 0; s < kWarpStrips; ++s) {
       if (has_strip[s])
-        Dec::copy_codes(strip_codes[s] + static_cast<int64_t>(kt) * Dec::kTileBytes,
-                        code_slot(kt, s), lane);
+        Dec::copy_codes(next_codes[s], stage + slot_offset + s * p.a_slot_bytes, lane);
+      next_codes[s] += Dec::kTileBytes;
+    }
   };
 
   float acc[kWarpStrips][kChunks][4];
@@ -170,39 +179,44 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[s][c][i] = 0.f;
 
+  int write_stage = 0;  // stage of the next fill
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < p.k_tiles) fill(st);
+    if (st < p.k_tiles) fill(st, write_stage);
+    write_stage = next_stage(write_stage);
     cp_async_commit();
   }
   typename Dec::RawQuant rq[kWarpStrips];
 #pragma unroll
   for (int s = 0; s < kWarpStrips; ++s)
-    Dec::load_quant(ep, first_strip + s, 0, lane, rq[s], has_strip[s]);
+    Dec::template load_quant<uint32_t>(ep, quant_strip[s], 0, lane, rq[s], true);
 
+  int read_stage = 0;  // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
     // Group kt (stage kt) has landed for this thread; the barrier makes it everyone's and
     // frees the stage multiplied in iteration kt - 1 for refilling.
     cp_async_wait<kStages - 2>();
     __syncthreads();
-    if (kt + kStages - 1 < p.k_tiles) fill(kt + kStages - 1);
+    if (kt + kStages - 1 < p.k_tiles) fill(kt + kStages - 1, write_stage);
+    write_stage = next_stage(write_stage);
     cp_async_commit();  // possibly empty: one group per iteration keeps the count above exact
 
     typename Dec::RawQuant next_rq[kWarpStrips];
+    const int next_kt = kt + 1 < p.k_tiles ? kt + 1 : 0;
 #pragma unroll
-    for (int s = 0; s < kWarpStrips; ++s) {
-      const bool more = has_strip[s] && kt + 1 < p.k_tiles;
-      Dec::load_quant(ep, first_strip + s, more ? kt + 1 : 0, lane, next_rq[s], more);
-    }
+    for (int s = 0; s < kWarpStrips; ++s)
+      Dec::template load_quant<uint32_t>(ep, quant_strip[s], next_kt, lane, next_rq[s], true);
     if (has_strip[0]) {
       // A second strip past N multiplies whatever its slot holds; its sums are never stored.
       uint32_t raw[kWarpStrips][Dec::kRawWords];
 #pragma unroll
-      for (int s = 0; s < kWarpStrips; ++s) Dec::read_codes(code_slot(kt, s), lane, raw[s]);
-      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, ep, stage(kt), pairs, lane, acc);
+      for (int s = 0; s < kWarpStrips; ++s)
+        Dec::read_codes(stages + read_stage + slot_offset + s * p.a_slot_bytes, lane, raw[s]);
+      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, ep, stages + read_stage, pairs, lane, acc);
     }
 #pragma unroll
     for (int s = 0; s < kWarpStrips; ++s) rq[s] = next_rq[s];
+    read_stage = next_stage(read_stage);
   }
   cp_async_wait<0>();
   __syncthreads();
