@@ -138,10 +138,10 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (workspace_bytes == nullptr) return invalid_argument(fn + ": workspace_bytes is null");
   QMOE_RETURN_IF_ERROR(check_bank(args.bank, fn));
   QMOE_RETURN_IF_ERROR(check_dtype(args.x.dtype, fn));
-  // The decode kernel and the two-block and 256-token wgmma tiles index an expert's scales and
-  // zeros with 32-bit integers: an expert may have at most n_pad * k_pad / 32 (its scale count
-  // at g32) < 2^30; a matrix needs ~2^35 weights to reach it. (The other tile kernels and the
-  // dequantize kernel index with 64 bits.)
+  // The decode kernel, the mma.sync tile kernel and the two-block and 256-token wgmma tiles index
+  // an expert's scales and zeros with 32-bit integers: an expert may have at most
+  // n_pad * k_pad / 32 (its scale count at g32) < 2^30; a matrix needs ~2^35 weights to reach it.
+  // (The other wgmma tiles and the dequantize kernel index with 64 bits.)
   const int64_t n_pad = (args.bank.n + kTileRows - 1) / kTileRows * kTileRows;
   const int64_t k_pad = (args.bank.k + kTileCols - 1) / kTileCols * kTileCols;
   if (n_pad * (k_pad / 32) >= (int64_t{1} << 30))

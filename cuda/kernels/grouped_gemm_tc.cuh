@@ -82,8 +82,8 @@ __device__ __forceinline__ void fill_x(unsigned char* stage, const XTile& t, int
 /// them: there ptxas kept the per-pair predicates by copying them before every mma and wrote
 /// the predicated mma's sums through temporaries, 863 instructions per int4:g128 k-tile against 383
 /// without (SASS of sm_80, scripts/sass_mix.py; dense bf16 730 against 252), while the skipped work
-/// is at most 48 of the 64 mma, in the last token block of an expert. Two strips (255 registers)
-/// keep the predicates at no instruction cost, and skip.
+/// is at most 48 of the 64 mma, in the last token block of an expert. Two strips (254-255
+/// registers) keep the predicates at no instruction cost, and skip.
 template <int kWarpStrips>
 constexpr bool kSkipEmptyPairs = kWarpStrips == 2;
 
