@@ -388,60 +388,89 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 #pragma unroll
       for (int c = 0; c < C; ++c) load_b(t, tile_of(i), lane, c, b[c]);
       advance(i);
-      // Affine decode: x_sum[g][c][e] = sum of x over group g of the k-tile for token column
+      // Affine decode. x_sum(g, c, e): the sum of x over group g of the k-tile for token column
       // 2 * (lane % 4) + e of chunk c (the C-fragment columns), by an mma of a ones matrix per
       // sub-tile, shared by the R strips.
-      float x_sum[kAffine ? kGroups : 1][C][2];
       if constexpr (kAffine) {
-#pragma unroll
-        for (int g = 0; g < kGroups; ++g)
+        auto x_sums = [&](int g, float(&x_sum)[C][2]) {
 #pragma unroll
           for (int c = 0; c < C; ++c) {
             float sum[4] = {};
 #pragma unroll
             for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
               ActTraits<Act>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
-            x_sum[g][c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
-            x_sum[g][c][1] = sum[1];
+            x_sum[c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
+            x_sum[c][1] = sum[1];
           }
-      }
+        };
+        // Group g of strip r: part[d] = sum of (B + digit d) x over its sub-tiles (exact
+        // products, fp32 sums of at most 128 terms), then acc += s * (sum_d w_d part[d] -
+        // (B W + z) * x_sum). C-fragment register e is row gid + 8 * (e / 2), token column
+        // 2 * (lane % 4) + e % 2.
+        auto strip_group = [&](int r, int g, const uint32_t(&raw)[Dec::kRawWords],
+                               const typename Dec::RawQuant& rq, const float(&x_sum)[C][2]) {
+          const auto q = Dec::template prepare_affine<Act>(ep, rq);  // group g's entries only
+          float part[kParts][C][4] = {};
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        uint32_t raw[Dec::kRawWords];
-        typename Dec::RawQuant rq{};
-        read_strip(i, r, raw, rq);
-        if constexpr (kAffine) {
-          const auto q = Dec::template prepare_affine<Act>(ep, rq);
-          // Per group: part[d] = sum of (B + digit d) x over its sub-tiles (exact products, fp32
-          // sums of at most 128 terms), then acc += s * (sum_d w_d part[d] - (B W + z) * x_sum).
-          // C-fragment register e is row gid + 8 * (e / 2), token column 2 * (lane % 4) + e % 2.
+          for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
 #pragma unroll
-          for (int g = 0; g < kGroups; ++g) {
-            float part[kParts][C][4] = {};
+            for (int d = 0; d < kParts; ++d) {
+              uint32_t a[4];
+              Dec::template biased_subtile<Act>(raw, j, d, a);
 #pragma unroll
-            for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
+              for (int c = 0; c < C; ++c)
+                ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
+            }
 #pragma unroll
-              for (int d = 0; d < kParts; ++d) {
-                uint32_t a[4];
-                Dec::template biased_subtile<Act>(raw, j, d, a);
+          for (int c = 0; c < C; ++c)
 #pragma unroll
-                for (int c = 0; c < C; ++c)
-                  ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
-              }
+            for (int e = 0; e < 4; ++e) {
+              float sum = part[0][c][e];
 #pragma unroll
-            for (int c = 0; c < C; ++c)
+              for (int d = 1; d < kParts; ++d) sum = fmaf(Dec::part_weight(d), part[d][c][e], sum);
+              acc[r][c][e] =
+                  fmaf(q.scale[g][e >> 1], fmaf(-q.zero_bias[g][e >> 1], x_sum[c][e & 1], sum),
+                       acc[r][c][e]);
+            }
+        };
+        if constexpr (C == 1) {
+          // One chunk: the x sums of every group first, then strip by strip (one strip's codes
+          // live at a time).
+          float x_sum[kGroups][C][2];
 #pragma unroll
-              for (int e = 0; e < 4; ++e) {
-                float sum = part[0][c][e];
+          for (int g = 0; g < kGroups; ++g) x_sums(g, x_sum[g]);
 #pragma unroll
-                for (int d = 1; d < kParts; ++d)
-                  sum = fmaf(Dec::part_weight(d), part[d][c][e], sum);
-                acc[r][c][e] =
-                    fmaf(q.scale[g][e >> 1], fmaf(-q.zero_bias[g][e >> 1], x_sum[g][c][e & 1], sum),
-                         acc[r][c][e]);
-              }
+          for (int r = 0; r < R; ++r) {
+            uint32_t raw[Dec::kRawWords];
+            typename Dec::RawQuant rq{};
+            read_strip(i, r, raw, rq);
+#pragma unroll
+            for (int g = 0; g < kGroups; ++g) strip_group(r, g, raw, rq, x_sum[g]);
           }
         } else {
+          // Two chunks: group by group, so that one group's x sums are live at a time, not
+          // every group's (ptxas spilled 772 / 1552 bytes at R = 2 with all of them live).
+          uint32_t raw[R][Dec::kRawWords];
+          typename Dec::RawQuant rq[R];
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            rq[r] = {};
+            read_strip(i, r, raw[r], rq[r]);
+          }
+#pragma unroll
+          for (int g = 0; g < kGroups; ++g) {
+            float x_sum[C][2];
+            x_sums(g, x_sum);
+#pragma unroll
+            for (int r = 0; r < R; ++r) strip_group(r, g, raw[r], rq[r], x_sum);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          uint32_t raw[Dec::kRawWords];
+          typename Dec::RawQuant rq{};
+          read_strip(i, r, raw, rq);
           // Dense tiles (every int format takes the affine or the integer path).
           const auto q = Dec::template prepare<Act>(ep, rq);
 #pragma unroll
