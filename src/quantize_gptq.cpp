@@ -408,7 +408,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                 x[t] = v;
               }
               if (!grids.fit(r, grp, x, g)) {
-                overflow_row.store(r);
+                keep_first(&overflow_row, r);
                 break;
               }
             }
@@ -448,7 +448,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
           uint16_t& scale = m.scales[static_cast<size_t>(r * groups + i1 / block)];
           std::copy(wr, wr + block, x);
           if (!viterbi.quantize_block(x, opt.gptq_mse_scales, chunks, &scale)) {
-            overflow_row.store(r);
+            keep_first(&overflow_row, r);
             continue;
           }
           trellis_decode_block(chunks, f.bits, f.values_per_state, scale, decoded);

@@ -2,6 +2,7 @@
 // quantize_gptq.cpp): the per-group scale/zero search every integer method shares, the LUT
 // formats' table fit, and the GPTQ linear algebra.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -9,6 +10,14 @@
 #include "qmoe/quantize.hpp"
 
 namespace qmoe::quant {
+
+/// Records `index` in `first` (-1: none yet) unless a smaller one is there: the quantizers'
+/// parallel loops report the first row or block that failed, whichever thread finds it.
+inline void keep_first(std::atomic<int64_t>* first, int64_t index) {
+  int64_t seen = first->load();
+  while ((seen < 0 || index < seen) && !first->compare_exchange_weak(seen, index)) {
+  }
+}
 
 /// Scale and zero point of one group. `scale` is the fp16 value actually stored, so codes
 /// are computed against exactly the grid the decoder sees.

@@ -122,9 +122,7 @@ Status quantize_lut_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& 
       for (int64_t i = 0; i < k; ++i) x[i] = w[r * k + i];
       RowTable table;
       if (!fit_row_table(x, nullptr, k, f.bits, &scratch[static_cast<size_t>(t)], &table)) {
-        int64_t seen = overflow_row.load();  // keep the first row: a stable message
-        while ((seen < 0 || r < seen) && !overflow_row.compare_exchange_weak(seen, r)) {
-        }
+        keep_first(&overflow_row, r);
         continue;
       }
       std::copy(table.bits, table.bits + entries, m.scales.begin() + r * entries);

@@ -109,7 +109,7 @@ Status quantize_rtn(const float* w, int64_t n, int64_t k, const FormatSpec& f,
       for (int64_t i = 0; i < g; ++i) x[i] = src[i];
       GroupParams p;
       if (!find_group_params(x, g, search, &p)) {
-        overflow_group.store(rg);
+        keep_first(&overflow_group, rg);
         continue;
       }
       uint16_t* codes = m.codes.data() + row * k + col0;

@@ -264,9 +264,7 @@ Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& 
       const int64_t row = rb / blocks, col0 = rb % blocks * kBlock;
       for (int t = 0; t < kBlock; ++t) block[t] = w[row * k + col0 + t];
       if (!v.quantize_block(block, mse, m.codes.data() + row * k + col0, &m.scales[rb])) {
-        int64_t seen = overflow_block.load();  // keep the first block in order: a stable message
-        while ((seen < 0 || rb < seen) && !overflow_block.compare_exchange_weak(seen, rb)) {
-        }
+        keep_first(&overflow_block, rb);
       }
     }
   }

@@ -67,6 +67,13 @@ int64_t word_byte(int64_t plane_offset, int c, int lane, int w) {
 void store_le32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
+void store_le16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+uint16_t load_le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
 uint32_t load_le32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
@@ -279,10 +286,6 @@ Status check_gaps(const PackedMatrix& p) {
   return Status::ok();
 }
 
-uint16_t load_le16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] | p[1] << 8);
-}
-
 /// LUT formats: copies the tables of the real rows into m (sized already) and checks that
 /// those of padded rows are 0 (§2.1, §2.5).
 Status read_tables(const PackedMatrix& p, LogicalMatrix* m) {
@@ -356,8 +359,7 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
   // LUT tables: row-major (§2.5), padded rows stay 0.
   if (f.kind == FormatKind::kLut) {
     for (size_t i = 0; i < logical.scales.size(); ++i) {
-      blob[layout.scales_offset + 2 * i] = static_cast<uint8_t>(logical.scales[i]);
-      blob[layout.scales_offset + 2 * i + 1] = static_cast<uint8_t>(logical.scales[i] >> 8);
+      store_le16(blob + layout.scales_offset + 2 * i, logical.scales[i]);
     }
   }
   // Scales and zeros: real (row, group) entries; padded rows and groups stay 0.
@@ -365,9 +367,7 @@ Status pack_checked(const LogicalMatrix& logical, PackedMatrix* out) {
     for (int64_t j = 0; j < groups; ++j) {
       const size_t src = static_cast<size_t>(row * groups + j);
       const int64_t dst = group_param_index(f, layout, row, j);
-      const uint16_t s = logical.scales[src];
-      blob[layout.scales_offset + 2 * dst] = static_cast<uint8_t>(s);
-      blob[layout.scales_offset + 2 * dst + 1] = static_cast<uint8_t>(s >> 8);
+      store_le16(blob + layout.scales_offset + 2 * dst, logical.scales[src]);
       if (has_zeros(f)) blob[layout.zeros_offset + dst] = logical.zeros[src];
     }
   }
