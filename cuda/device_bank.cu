@@ -24,13 +24,10 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
       d.group_size != 64 && d.group_size != 128)
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
-  if (d.kind == static_cast<uint8_t>(FormatKind::kLut) ||
-      d.kind == static_cast<uint8_t>(FormatKind::kTrellis))
-    return unsupported(who + " is " +
-                       (d.kind == static_cast<uint8_t>(FormatKind::kLut) ? "nuq" : "tcq") +
-                       std::to_string(d.bits) +
-                       ", a format with no device decoder yet (docs/formats.md §1): run it on "
-                       "the CPU reference");
+  if (d.kind == static_cast<uint8_t>(FormatKind::kTrellis))
+    return unsupported(who +
+                       " is a trellis (tcq) format, which has no device decoder yet "
+                       "(docs/formats.md §1): run it on the CPU reference");
   const int id = dev::decoder_id(d);
   if (id < 0) return unsupported(who + " has a format no device decoder handles");
   if (d.tile_bytes != dev::decoder_tile_bytes(id))

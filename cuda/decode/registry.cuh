@@ -1,23 +1,26 @@
 // cuda/decode/registry.cuh — the one place that maps an expert's descriptor to its device
 // decoder. Decoder ids are the bit positions of DeviceBankView::format_mask.
-// Adding a format: its ids, and one entry each in decoder_id, decoder_tile_bytes, with_decoder.
+// Adding a format: its ids, and one entry each in decoder_id, decoder_tile_bytes,
+// decoder_quant_bytes, with_decoder.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "cuda/decode/dense.cuh"
 #include "cuda/decode/int.cuh"
+#include "cuda/decode/lut.cuh"
 #include "qmoe/packed.hpp"
 
 namespace qmoe::dev {
 
 /// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
-/// per tile minor (1, 2, 4).
+/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4).
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,
   kFirstIntDecoder = 2,
-  kNumDecoders = kFirstIntDecoder + 4 * 3,
+  kFirstLutDecoder = kFirstIntDecoder + 4 * 3,
+  kNumDecoders = kFirstLutDecoder + 3,
 };
 
 /// Decoder of an expert, or -1 for a descriptor no decoder handles.
@@ -27,6 +30,8 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
     if (d.dense_dtype == static_cast<uint8_t>(DType::kFP16)) return kDecoderDenseFP16;
     return -1;
   }
+  if (d.kind == static_cast<uint8_t>(FormatKind::kLut))
+    return d.bits >= 2 && d.bits <= 4 ? kFirstLutDecoder + d.bits - 2 : -1;
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
   const int bits_index = d.bits == 2 ? 0 : d.bits == 3 ? 1 : d.bits == 4 ? 2 : d.bits == 8 ? 3 : -1;
   const int gpt = groups_per_tile(d);
@@ -39,7 +44,11 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
   if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
   if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
-  if (id < kFirstIntDecoder || id >= kNumDecoders) return 0;
+  if (id >= kFirstLutDecoder && id < kNumDecoders)  // the int<b> code tiles
+    return id == kFirstLutDecoder       ? LutDecoder<2>::kTileBytes
+           : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kTileBytes
+                                        : LutDecoder<4>::kTileBytes;
+  if (id < kFirstIntDecoder || id >= kFirstLutDecoder) return 0;
   const int bits_index = (id - kFirstIntDecoder) / 3;
   return bits_index == 0   ? IntDecoder<2, 1>::kTileBytes
          : bits_index == 1 ? IntDecoder<3, 1>::kTileBytes
@@ -58,9 +67,13 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
 /// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
-/// (IntDecoder::kQuantBytes; none for dense tiles); 0 if unknown.
+/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; none for dense tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id < kFirstIntDecoder || id >= kNumDecoders) return 0;
+  if (id >= kFirstLutDecoder && id < kNumDecoders)  // a strip's 16 tables
+    return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
+           : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes
+                                        : LutDecoder<4>::kQuantBytes;
+  if (id < kFirstIntDecoder || id >= kFirstLutDecoder) return 0;
   const int gpt_index = (id - kFirstIntDecoder) % 3;
   return gpt_index == 0   ? IntDecoder<2, 1>::kQuantBytes
          : gpt_index == 1 ? IntDecoder<2, 2>::kQuantBytes
@@ -132,11 +145,18 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
       return f(IntDecoder<8, 2>{});
     case kFirstIntDecoder + 11:
       return f(IntDecoder<8, 4>{});
+    case kFirstLutDecoder + 0:
+      return f(LutDecoder<2>{});
+    case kFirstLutDecoder + 1:
+      return f(LutDecoder<3>{});
+    case kFirstLutDecoder + 2:
+      return f(LutDecoder<4>{});
     default:
       return;
   }
 }
-static_assert(kNumDecoders == kFirstIntDecoder + 12, "with_decoder has a case per decoder id");
+static_assert(kNumDecoders == kFirstLutDecoder + 3 && kFirstLutDecoder == kFirstIntDecoder + 12,
+              "with_decoder has a case per decoder id");
 
 /// Descriptor e of a device table, every field read by one of five independent 8-byte loads.
 /// Why: read field by field as the code needs them (decoder_id's kind, bits, groups_pad,

@@ -60,7 +60,7 @@ struct CodePlane {
   /// The word of pair p shifted so that its codes start at bits `at` and 16 + `at` (other
   /// bits unmasked: callers mask with kPairMask << at). p and at are compile-time constants
   /// after unrolling, so the word index selects a register and the shift is one SHF or none.
-  __device__ static uint32_t placed(const uint32_t* words, int p, int at) {
+  __host__ __device__ static uint32_t placed(const uint32_t* words, int p, int at) {
     const int shift = C * (p % kPairsPerWord) - at;
     const uint32_t w = words[p / kPairsPerWord];
     return shift >= 0 ? w >> shift : w << -shift;

@@ -569,11 +569,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const ItemList items = build_item_list(
       p, smem,
       [&](int decoder, int tokens) -> long long {
-        // Up to four strips the tile bytes alone give the same count (every decoder's
-        // parameter blocks fit beside its tiles), in fewer instructions on the schedule
-        // build's path, which each launch's first copies wait for.
-        const int strip_bytes =
-            kStripCap == 8 ? decoder_strip_bytes(decoder) : decoder_tile_bytes(decoder);
+        // Up to four strips the tile bytes alone give the same count for the dense and int
+        // decoders (their parameter blocks fit beside their tiles), in fewer instructions on
+        // the schedule build's path, which each launch's first copies wait for; not for the
+        // LUT decoders (nuq4's 512-byte tables leave room for two strips, not four).
+        const int strip_bytes = kStripCap == 8 || decoder >= kFirstLutDecoder
+                                    ? decoder_strip_bytes(decoder)
+                                    : decoder_tile_bytes(decoder);
         if (strip_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
         const int strips_per_item = groups_per_item * strips_per_warp(strip_bytes, kStripCap);
         return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *

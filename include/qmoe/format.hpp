@@ -25,14 +25,13 @@ enum class FormatKind : uint8_t {
 /// Integer formats: bits in {2,3,4,8}; group_size in {32,64,128} along K (input dim),
 /// or 0 = per-channel (one group spans the whole row). Default is asymmetric.
 /// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
-/// fp16 values and a code indexes it (no groups, no zero points). CPU reference and
-/// quantizers only: no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
+/// fp16 values and a code indexes it (no groups, no zero points).
 /// Trellis formats "tcq<r>": a tail-biting bitshift trellis (L = 12 state bits) over each row's
 /// 128-input blocks, a computed Gaussian code, a Hadamard rotation and one fp16 scale per block
 /// (group_size 128). bits = code bits a trellis step shifts in; values_per_state = weights a
 /// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
-/// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only,
-/// like the LUT formats.
+/// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only:
+/// no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense

@@ -72,10 +72,10 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   EXPECT_EQ(dbank.device_bytes(), 0);
 }
 
-// The LUT and trellis formats have a CPU reference only: has_device_decoder says so, and
-// uploading a bank with such an expert is refused before any device call (with CUDA built, on
-// any machine).
-TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
+// The trellis formats have a CPU reference only: has_device_decoder says so, and uploading a
+// bank with such an expert is refused before any device call (with CUDA built, on any machine).
+// The dense, int and LUT formats have device decoders.
+TEST(GpuApi, TrellisFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #if defined(QMOE_WITH_CUDA)
   const bool cuda_built = true;
 #else
@@ -83,8 +83,7 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #endif
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
-    EXPECT_EQ(has_device_decoder(f),
-              cuda_built && (f.kind == FormatKind::kInt || f.kind == FormatKind::kDense));
+    EXPECT_EQ(has_device_decoder(f), cuda_built && f.kind != FormatKind::kTrellis);
   }
   FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
   EXPECT_FALSE(has_device_decoder(bad));
@@ -102,7 +101,8 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
   const Status st = DeviceExpertBank::upload(host, &dbank);
   EXPECT_EQ(st.code(), StatusCode::kUnsupported);
   if (cuda_built) {
-    EXPECT_NE(st.message().find("expert 1 is tcq2"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("expert 1 is a trellis (tcq) format"), std::string::npos)
+        << st.message();
   }
   EXPECT_EQ(dbank.device_bytes(), 0);
 }

@@ -108,13 +108,20 @@ TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
   EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 1)), 8);
   for (int id = kFirstIntDecoder + 2; id < qmoe::dev::kNumDecoders; ++id)
     EXPECT_LE(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
-  // Up to four strips the tile bytes alone give every decoder's count (the decode kernel's
-  // item count takes that shortcut below eight).
-  for (int id = 0; id < qmoe::dev::kNumDecoders; ++id)
+  // Up to four strips the tile bytes alone give the dense and int decoders' count (the decode
+  // kernel's item count takes that shortcut below eight for them) ...
+  for (int id = 0; id < qmoe::dev::kFirstLutDecoder; ++id)
     for (int cap : {1, 2, 4})
       EXPECT_EQ(qmoe::dev::gemv::strips_per_warp(qmoe::dev::decoder_tile_bytes(id), cap),
                 qmoe::dev::gemv::strips_per_warp(decoder_strip_bytes(id), cap))
           << "decoder " << id << " cap " << cap;
+  // ... but not nuq4's (1024-byte tiles and 512-byte tables: two strips, not four), which is why
+  // the kernel counts the LUT decoders' items from decoder_strip_bytes.
+  EXPECT_EQ(
+      qmoe::dev::gemv::strips_per_warp(decoder_strip_bytes(qmoe::dev::kFirstLutDecoder + 2), 4), 2);
+  EXPECT_EQ(qmoe::dev::gemv::strips_per_warp(
+                qmoe::dev::decoder_tile_bytes(qmoe::dev::kFirstLutDecoder + 2), 4),
+            4);
   // DeepSeek-V3's gate/up projection at T = 4 (32 rows, 256 experts) in int2:g128: eight strips
   // per warp, 512 items (two rounds) where four strips take 1024 (four) ...
   const Variant int2 = choose_variant(problem(4096, 7168, 32, 256, 560), 264);

@@ -209,7 +209,7 @@ std::vector<int64_t> dequant_ks(const FormatSpec& f) {
   return ks;
 }
 
-/// The registered formats a device decoder handles (not the LUT formats: docs/formats.md §1).
+/// The registered formats a device decoder handles (not the trellis formats: docs/formats.md §1).
 std::vector<FormatSpec> device_formats() {
   std::vector<FormatSpec> v;
   for (const FormatSpec& f : qmoe::all_formats())
@@ -435,6 +435,10 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
       parse_all({"int2:g64:sym", "int3:g32", "int4:g32:sym", "int8:pc:sym", "bf16", "fp16",
                  "int4:g64", "int8:g32"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(b, 72, 320, {300, 1, 0, 5, 64, 65, 2, 0}, runs, 3002));
+  // LUT experts beside int ones (the integer-mma decode runs the int experts only) and dense.
+  const std::vector<FormatSpec> c =
+      parse_all({"nuq4", "int4:g128", "nuq2", "bf16", "nuq3", "int2:g64", "int8:g128", "nuq4"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(c, 200, 384, {17, 1, 16, 0, 63, 7, 200, 1}, runs, 3003));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {
