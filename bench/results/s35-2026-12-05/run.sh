@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Session 35's device calls, one phase per call (each under the 600 s limit). Binaries, packed in
 # the ignored .carry/z (carry [".carry/z"]):
-#   merged.txz -> .carry/merged: gpu-preset qmoe, qmoe_gpu_tests, libqmoe_c.so.1 of f9487bc
-#                 (session 34's merged kernels; main's kernels until this session's LUT decoder)
-#   lut.txz    -> .carry/lut: the same of this session's tree with the LUT (nuq) device decoder
+#   lut.txz -> .carry/lut: gpu-preset (sm_90a + compute_80 PTX) qmoe, qmoe_gpu_tests and
+#              libqmoe_c.so.1 of branch s35-lut (the LUT (nuq) device decoder)
+#   ab.txz  -> .carry/base/qmoe (main at f400cd1, built here the same way), .carry/lut/qmoe
 # Device command:
 #   for z in .carry/z/*.txz; do tar xJf $z -C .carry; done && chmod +x .carry/*/* &&
 #   bash bench/results/s35-2026-12-05/run.sh PHASE
 # Phases:
-#   sweep   the full default sweep of f9487bc (docs/results.md's tables predate session 34's two
+#   sweep   the full default sweep of s35-lut (docs/results.md's tables predate session 34's two
 #           kernel changes)
 #   lut     scripts/gpu_check.sh on .carry/lut: GPU tests on sm_90a and the compute_80 PTX (nuq
 #           in every per-format test, a mixed bank with nuq), memcheck, racecheck, demo, and a
 #           short bench of nuq2/3/4 beside int2/int4
-#   ab      merged against lut on int formats, decode and prefill rows: the registry's three new
+#   ab      base against lut on int formats, decode and prefill rows: the registry's three new
 #           decoder cases and the decode kernel's item count for LUT decoders touch every kernel
 set -u
 phase=${1:?sweep, lut or ab}
@@ -23,8 +23,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw,temperature.gpu 
 t0=$SECONDS
 case $phase in
   sweep)
-    LD_LIBRARY_PATH=$PWD/.carry/merged timeout 580 .carry/merged/qmoe bench --out "$OUT" \
-      --commit f9487bc >"$OUT/bench.log" 2>&1
+    LD_LIBRARY_PATH=$PWD/.carry/lut timeout 580 .carry/lut/qmoe bench --out "$OUT" \
+      --commit "${QMOE_COMMIT:-s35-lut}" >"$OUT/bench.log" 2>&1
     echo "sweep rc=$? ($((SECONDS - t0)) s)"
     tail -4 "$OUT/bench.log"
     ;;
@@ -37,7 +37,7 @@ case $phase in
   ab)
     OUT=$OUT/x timeout 560 bash scripts/gpu_ab.sh 2 \
       "--shapes mixtral-8x7b,qwen3-30b-a3b,deepseek-v2-lite --tokens 1,4,16,64,4096 --formats int4:g128,int2:g128,int8:g128,mixed:rr --reps 20" \
-      .carry/merged/qmoe .carry/lut/qmoe >/dev/null 2>&1
+      .carry/base/qmoe .carry/lut/qmoe >/dev/null 2>&1
     echo "ab rc=$? ($((SECONDS - t0)) s)"
     cp "$OUT/x/ab/lut.txt" "$OUT/ab_lut.txt" && tail -4 "$OUT/ab_lut.txt"
     cp "$OUT/x/ab.tgz" "$OUT/ab_raw.tgz" 2>/dev/null
