@@ -110,8 +110,9 @@ qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Va
   }
   const uint32_t levels = 1u << f.bits;
   for (uint16_t& c : m.codes) c = static_cast<uint16_t>(rng() % levels);
-  const int64_t groups = k / f.group_len(k);
-  m.scales.resize(static_cast<size_t>(n * groups));
+  // LUT formats: no groups, one table of 2^bits entries a row, in the scales (docs/formats.md §1).
+  const int64_t groups = f.kind == FormatKind::kLut ? 0 : k / f.group_len(k);
+  m.scales.resize(static_cast<size_t>(n * (groups + f.lut_entries())));
   std::uniform_real_distribution<float> mag(0.5f, 1.5f);
   for (uint16_t& s : m.scales) {
     if (values == Values::kWide) {
@@ -123,7 +124,7 @@ qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Va
       s = qmoe::float_to_fp16(sign * mag(rng) / 64.f);
     }
   }
-  if (!f.symmetric) {
+  if (f.kind == FormatKind::kInt && !f.symmetric) {
     m.zeros.resize(static_cast<size_t>(n * groups));
     for (uint8_t& z : m.zeros) z = static_cast<uint8_t>(rng() % levels);
   }

@@ -16,7 +16,7 @@
 #   ab      base against lut on int formats, decode and prefill rows: the registry's three new
 #           decoder cases and the decode kernel's item count for LUT decoders touch every kernel
 set -u
-phase=${1:?sweep, lut or ab}
+phase=${1:?sweep, lut, ab or final}
 export CUDA_CACHE_MAXSIZE=4294967296
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw,temperature.gpu \
   --format=csv,noheader | tee "$OUT/device.txt"
@@ -42,6 +42,28 @@ case $phase in
     cp "$OUT/x/ab/lut.txt" "$OUT/ab_lut.txt" && tail -4 "$OUT/ab_lut.txt"
     cp "$OUT/x/ab.tgz" "$OUT/ab_raw.tgz" 2>/dev/null
     rm -rf "${OUT:?}/x"
+    ;;
+  final)
+    # After the lut phase: its 4 failing tests were the test's random banks (no LUT tables in
+    # random_logical), fixed; all.txz -> .carry/lut (that test binary, stripped) and .carry/base.
+    export LD_LIBRARY_PATH=$PWD/.carry/lut
+    timeout 150 .carry/lut/qmoe_gpu_tests >"$OUT/tests_sm90.log" 2>&1
+    echo "tests sm90 rc=$? ($((SECONDS - t0)) s)"
+    grep -E "^\[  (PASSED|FAILED)" "$OUT/tests_sm90.log" | head
+    OUT=$OUT/x timeout 200 bash scripts/gpu_ab.sh 2 \
+      "--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,16,4096 --formats int4:g128,int2:g128,mixed:rr --reps 20" \
+      .carry/base/qmoe .carry/lut/qmoe >/dev/null 2>&1
+    echo "ab rc=$? ($((SECONDS - t0)) s)"
+    cp "$OUT/x/ab/lut.txt" "$OUT/ab_lut.txt" && tail -3 "$OUT/ab_lut.txt"
+    rm -rf "${OUT:?}/x"
+    CUDA_FORCE_PTX_JIT=1 timeout 200 .carry/lut/qmoe_gpu_tests \
+      --gtest_filter='*PerFormat*:*MixedBank*:*Dequant*:LutDecode*' >"$OUT/tests_ptx80.log" 2>&1
+    echo "tests ptx80 rc=$? ($((SECONDS - t0)) s)"
+    grep -E "^\[  (PASSED|FAILED)" "$OUT/tests_ptx80.log" | head
+    timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 .carry/lut/qmoe_gpu_tests \
+      --gtest_filter='GpuKernels.DequantIsBitIdenticalToCpuRef' >"$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$? ($((SECONDS - t0)) s)"
+    grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | tail -2
     ;;
 esac
 echo "total $((SECONDS - t0)) s"
