@@ -54,23 +54,6 @@ __host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, u
 #endif
 }
 
-/// PRMT's sign mode: byte n of the result is 0xFF if bit 7 of byte s_n of (x, y) is set, else
-/// 0x00 (nibble n of s: 8 + s_n). One instruction for a per-half mask from one bit of each half.
-/// Written as PTX: __byte_perm's documented selector has 3 bits a byte, not the sign bit.
-__host__ __device__ __forceinline__ uint32_t byte_sign_mask(uint32_t x, uint32_t y, uint32_t s) {
-#if defined(__CUDA_ARCH__)
-  uint32_t d;
-  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(y), "r"(s | 0x8888u));
-  return d;
-#else
-  const uint64_t both = static_cast<uint64_t>(y) << 32 | x;
-  uint32_t r = 0;
-  for (int n = 0; n < 4; ++n)
-    if ((both >> (8 * ((s >> (4 * n)) & 7) + 7)) & 1) r |= 0xFFu << (8 * n);
-  return r;
-#endif
-}
-
 // ---- Activation traits ------------------------------------------------------------------
 // Both traits turn a pair of integer codes (q0 in bits 0..15, q1 in bits 16..31, each
 // < 2^8) into the A-fragment register of docs/formats.md §1: RNE_fp16((q - z) * s), or

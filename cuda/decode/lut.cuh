@@ -30,16 +30,10 @@ struct LutDecoder {
   struct RawQuant {
     uint32_t row[2][kRowWords];
   };
-  /// A row's table as the lookup takes it: the entries' low bytes (lo[i]: entries 4i .. 4i + 3,
-  /// one byte each) and high bytes (hi[i]), so that one PRMT picks any of 8 entries' bytes.
-  struct Table {
-    uint32_t lo[kEntries / 4];
-    uint32_t hi[kEntries / 4];
-  };
-  /// The entries as Act values (RNE to bf16 once per table, not per weight), split in bytes.
+  /// The same entries as Act pairs: RNE to bf16 once per table, not once per weight.
   template <class Act>
   struct Quant {
-    Table row[2];
+    uint32_t row[2][kRowWords];
   };
   static constexpr int kGroupsPerTile = 1;
   template <class Act>
@@ -97,28 +91,13 @@ struct LutDecoder {
       load_row<true>(quant_smem + ((lane >> 2) + 8 * h) * kRowBytes, rq.row[h]);
   }
 
-  /// A row's 16-bit entries (two per word, entry q in half q % 2 of word q / 2) split into
-  /// byte planes: words 2i and 2i + 1 hold entries 4i .. 4i + 3, low bytes at bytes 0, 2, 4, 6.
-  __host__ __device__ static Table split_table(const uint32_t (&words)[kRowWords]) {
-    Table t;
-    QMOE_UNROLL
-    for (int i = 0; i < kRowWords / 2; ++i) {
-      t.lo[i] = byte_perm(words[2 * i], words[2 * i + 1], 0x6420);
-      t.hi[i] = byte_perm(words[2 * i], words[2 * i + 1], 0x7531);
-    }
-    return t;
-  }
-
   template <class Act>
   __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
     Quant<Act> q;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      uint32_t words[kRowWords];
+    for (int h = 0; h < 2; ++h)
 #pragma unroll
-      for (int w = 0; w < kRowWords; ++w) words[w] = ActTraits<Act>::from_fp16x2(rq.row[h][w]);
-      q.row[h] = split_table(words);
-    }
+      for (int w = 0; w < kRowWords; ++w) q.row[h][w] = ActTraits<Act>::from_fp16x2(rq.row[h][w]);
     return q;
   }
 
@@ -133,35 +112,29 @@ struct LutDecoder {
       return low;
   }
 
-  /// Entries q0 (low half) and q1 (high half) of a row's table for the codes of codes_pair.
-  /// A PRMT picks bytes of 8 entries by a 3-bit index: with the selector nibbles q0, q0, q1, q1
-  /// (one IMAD from q0 + 256 q1; PRMT reads the selector's low 16 bits only, so the bits above
-  /// are free), the low-byte plane gives (lo[q0], lo[q0], lo[q1], lo[q1]) and the high-byte
-  /// plane the same of hi, and one LOP3 interleaves them into the two 16-bit entries. nuq2's
-  /// 4 entries fit one PRMT over both planes (nibbles q0, 4 + q0, q1, 4 + q1). nuq4 looks up
-  /// entries 0-7 and 8-15 both and picks by bit 3, per half, with a mask from PRMT's sign mode
-  /// (the code shifted so that bit 3 is a byte's top bit). Per pair: nuq2 one PRMT, nuq3 two
-  /// and a LOP3, nuq4 five and three LOP3, plus the selector (three instructions) and the code
-  /// extraction; 2^b entries in registers, no shared-memory or local-memory indexing.
-  __host__ __device__ static uint32_t lookup(const Table& t, uint32_t codes) {
-    constexpr uint32_t kIndexMask = BITS == 2 ? 0x00030003u : 0x00070007u;
-    const uint32_t index = codes & kIndexMask;
-    const uint32_t sel = (index | (index >> 8)) * 0x11u;
-    if constexpr (BITS == 2) {
-      return byte_perm(t.lo[0], t.hi[0], sel + 0x4040u);
-    } else {
-      auto entries = [&](int i) {  // entries 8i .. 8i + 7, as 16-bit pairs
-        const uint32_t lo = byte_perm(t.lo[2 * i], t.lo[2 * i + 1], sel);
-        const uint32_t hi = byte_perm(t.hi[2 * i], t.hi[2 * i + 1], sel);
-        return (lo & 0x00FF00FFu) | (hi & 0xFF00FF00u);
-      };
-      if constexpr (BITS == 3) {
-        return entries(0);
-      } else {
-        const uint32_t upper = byte_sign_mask(codes << 4, 0, 0x2200);  // bit 3 of q0, q1
-        return (entries(0) & ~upper) | (entries(1) & upper);
-      }
-    }
+  /// Entries q0 (low half) and q1 (high half) of a row's table (16-bit pairs) for the codes
+  /// of codes_pair. A PRMT picks entry q & 3 from a register pair (bytes 2 (q & 3) and
+  /// 2 (q & 3) + 1 of its 8: selector nibbles 2 q0, 2 q0 + 1, 2 q1, 2 q1 + 1, one IMAD from
+  /// q0 + 256 q1; the PRMT reads the selector's low 16 bits only, so the bits above are free);
+  /// one PRMT per register pair (1, 2, 4 for nuq2, 3, 4), then bits 2 and 3 of each code pick
+  /// among them, half by half (masks 0xFFFF per half from the bit, one LOP3 per pick).
+  /// 2^b entries in registers: no shared-memory lookups, no local-memory indexing.
+  __host__ __device__ static uint32_t lookup(const uint32_t (&row)[kRowWords], uint32_t codes) {
+    const uint32_t low = codes & 0x00030003u;
+    const uint32_t sel = (low | (low >> 8)) * 0x22u + 0x1010u;
+    uint32_t v[kEntries / 4];
+    QMOE_UNROLL
+    for (int m = 0; m < kEntries / 4; ++m) v[m] = byte_perm(row[2 * m], row[2 * m + 1], sel);
+    auto pick = [codes](uint32_t lo, uint32_t hi, int bit) {
+      const uint32_t mask = ((codes >> bit) & 0x00010001u) * 0xFFFFu;
+      return (lo & ~mask) | (hi & mask);
+    };
+    if constexpr (BITS == 2)
+      return v[0];
+    else if constexpr (BITS == 3)
+      return pick(v[0], v[1], 2);
+    else
+      return pick(pick(v[0], v[1], 2), pick(v[2], v[3], 2), 3);
   }
 
   template <class Act>

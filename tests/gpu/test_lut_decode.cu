@@ -1,8 +1,8 @@
-// The LUT decoder's lookup (LutDecoder::codes_pair, split_table, lookup), checked on the host
+// The LUT decoder's lookup (LutDecoder::codes_pair and lookup), checked on the host
 // against the CPU reference: for every lane, sub-tile and A register of a quantized 16 x 128 nuq
 // matrix, the two 16-bit values must be the fp16 bits that ref::dequantize_to gives at the
-// (row, k) pair the register holds (mma m16n8k16 A layout). Wrong PRMT selectors, byte planes or
-// bit-3 masks fail here at named positions, where a GPU run would show only a numeric error.
+// (row, k) pair the register holds (mma m16n8k16 A layout). Wrong PRMT selectors or bit-2/3
+// picks fail here at named positions, where a GPU run would show only a numeric error.
 // Runs without a device; the GPU tests check the same decoder inside every kernel.
 #include <gtest/gtest.h>
 
@@ -43,7 +43,7 @@ void check_lut_lookup(uint32_t seed) {
     for (int j = 0; j < 8; ++j)
       for (int r = 0; r < 4; ++r) {
         const uint32_t codes = Dec::codes_pair(raw, 4 * j + r);
-        const uint32_t got = Dec::lookup(Dec::split_table(table[r & 1]), codes);
+        const uint32_t got = Dec::lookup(table[r & 1], codes);
         const int row = lane / 4 + 8 * (r & 1);
         const int col = 16 * j + 2 * (lane % 4) + 8 * (r >> 1);
         for (int half = 0; half < 2; ++half) {

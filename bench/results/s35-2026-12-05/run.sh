@@ -45,7 +45,9 @@ case $phase in
     ;;
   final)
     # After the lut phase: its 4 failing tests were the test's random banks (no LUT tables in
-    # random_logical), fixed; all.txz -> .carry/lut (that test binary, stripped) and .carry/base.
+    # random_logical), fixed; the lookup back to 7fe0a8b's (the byte planes of 8e3f5fe put
+    # spills into every int k-loop of the decode kernel, sass/); all.txz -> .carry/lut (that
+    # build, stripped) and .carry/base (main at f400cd1).
     export LD_LIBRARY_PATH=$PWD/.carry/lut
     timeout 150 .carry/lut/qmoe_gpu_tests >"$OUT/tests_sm90.log" 2>&1
     echo "tests sm90 rc=$? ($((SECONDS - t0)) s)"
@@ -56,6 +58,10 @@ case $phase in
     echo "ab rc=$? ($((SECONDS - t0)) s)"
     cp "$OUT/x/ab/lut.txt" "$OUT/ab_lut.txt" && tail -3 "$OUT/ab_lut.txt"
     rm -rf "${OUT:?}/x"
+    timeout 60 .carry/lut/qmoe bench --shapes mixtral-8x7b,deepseek-v2-lite,qwen3-30b-a3b \
+      --tokens 1,16,256,4096 --formats nuq2,nuq3,nuq4 --out "$OUT" \
+      --commit "${QMOE_COMMIT:-s35-lut}" >"$OUT/bench_nuq.log" 2>&1
+    echo "bench nuq rc=$? ($((SECONDS - t0)) s)"
     CUDA_FORCE_PTX_JIT=1 timeout 200 .carry/lut/qmoe_gpu_tests \
       --gtest_filter='*PerFormat*:*MixedBank*:*Dequant*:LutDecode*' >"$OUT/tests_ptx80.log" 2>&1
     echo "tests ptx80 rc=$? ($((SECONDS - t0)) s)"
