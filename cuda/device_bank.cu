@@ -25,9 +25,12 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
   if (d.kind == static_cast<uint8_t>(FormatKind::kLut) ||
-      d.kind == static_cast<uint8_t>(FormatKind::kTrellis))
+      d.kind == static_cast<uint8_t>(FormatKind::kTrellis) ||
+      d.kind == static_cast<uint8_t>(FormatKind::kVector))
     return unsupported(who + " is " +
-                       (d.kind == static_cast<uint8_t>(FormatKind::kLut) ? "nuq" : "tcq") +
+                       (d.kind == static_cast<uint8_t>(FormatKind::kLut)       ? "nuq"
+                        : d.kind == static_cast<uint8_t>(FormatKind::kTrellis) ? "tcq"
+                                                                               : "vq") +
                        std::to_string(d.bits) +
                        ", a format with no device decoder yet (docs/formats.md §1): run it on "
                        "the CPU reference");

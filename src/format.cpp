@@ -64,6 +64,18 @@ FormatSpec FormatSpec::trellis(int step_bits, int values_per_state) {
   return f;
 }
 
+FormatSpec FormatSpec::vector(int bits) {
+  FormatSpec f;
+  f.kind = FormatKind::kVector;
+  f.bits = bits;
+  f.group_size = kTileCols;  // one scale per 128 inputs
+  return f;
+}
+
+uint32_t FormatSpec::code_limit() const {
+  return kind == FormatKind::kVector ? 1u << (bits * kVectorDim) : 1u << bits;
+}
+
 FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
   FormatSpec f;
   f.kind = FormatKind::kInt;
@@ -108,6 +120,15 @@ Status FormatSpec::validate() const {
           "trellis format must leave dense_dtype bf16, group_size 128 and symmetric false");
     return Status::ok();
   }
+  if (kind == FormatKind::kVector) {
+    if (bits != 2)
+      return invalid_argument("vector (vq) formats take 2 bits a weight so far, got " +
+                              std::to_string(bits));
+    if (dense_dtype != DType::kBF16 || group_size != kTileCols || symmetric)
+      return invalid_argument(
+          "vector format must leave dense_dtype bf16, group_size 128 and symmetric false");
+    return Status::ok();
+  }
   if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
   if (dense_dtype != DType::kBF16)
     return invalid_argument("integer format must leave dense_dtype at its default (bf16)");
@@ -125,7 +146,7 @@ Status parse_format(const std::string& text, FormatSpec* out) {
   if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
   const std::string bad = "unknown format string '" + text +
                           "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc, nuq3, "
-                          "tcq2)";
+                          "tcq2, vq2)";
   if (text == "bf16" || text == "fp16") {
     *out = FormatSpec::dense(text == "bf16" ? DType::kBF16 : DType::kFP16);
     return Status::ok();
@@ -141,6 +162,15 @@ Status parse_format(const std::string& text, FormatSpec* out) {
     FormatSpec f = text[0] == 'n' ? FormatSpec::lut(bits)
                    : half         ? FormatSpec::trellis(2 * bits + 1, 2)
                                   : FormatSpec::trellis(bits);
+    Status st = f.validate();
+    if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
+    *out = f;
+    return Status::ok();
+  }
+  if (text.compare(0, 2, "vq") == 0) {
+    int bits = 0;
+    if (!parse_int(text.substr(2), &bits)) return invalid_argument(bad);
+    const FormatSpec f = FormatSpec::vector(bits);
     Status st = f.validate();
     if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
     *out = f;
@@ -181,6 +211,7 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
   if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
+  if (kind == FormatKind::kVector) return "vq" + std::to_string(bits);
   if (kind == FormatKind::kTrellis)
     return "tcq" + (values_per_state == 2 ? std::to_string(bits / 2) + ".5" : std::to_string(bits));
   std::string s = "int" + std::to_string(bits) + ":";
@@ -194,6 +225,7 @@ double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
   if (kind == FormatKind::kTrellis)
     return static_cast<double>(bits) / values_per_state + 16.0 / kTileCols;
+  if (kind == FormatKind::kVector) return bits + 16.0 / kTileCols;
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
 }
@@ -208,6 +240,7 @@ const std::vector<FormatSpec>& all_formats() {
     for (int twice_rate : {3, 4, 5, 6, 7, 8})  // tcq1.5, tcq2, tcq2.5, ..., tcq4
       v.push_back(twice_rate % 2 == 1 ? FormatSpec::trellis(twice_rate, 2)
                                       : FormatSpec::trellis(twice_rate / 2));
+    v.push_back(FormatSpec::vector(2));
     return v;
   }();
   return formats;
@@ -215,7 +248,8 @@ const std::vector<FormatSpec>& all_formats() {
 
 std::vector<int> plane_bits(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
-  if (f.kind == FormatKind::kTrellis) return {};  // row streams, no planes (§2.2)
+  // Row streams, and one code byte per vector: no planes (§2.2).
+  if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) return {};
   if (f.bits == 3) return {2, 1};
   return {f.bits};
 }
@@ -247,7 +281,7 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
     L.zeros_bytes = f.symmetric ? 0 : L.n_pad * L.groups_pad;
   } else if (f.kind == FormatKind::kLut) {
     L.scales_bytes = L.n_pad * f.lut_entries() * 2;  // one fp16 table a row, padded rows too
-  } else if (f.kind == FormatKind::kTrellis) {
+  } else if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) {
     L.groups_pad = L.k_pad / kTileCols;  // = K / 128: K is a multiple of 128 (checked above)
     L.scales_bytes = L.n_pad * L.groups_pad * 2;
   }
@@ -267,7 +301,8 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
 
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group) {
-  if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) return -1;
+  if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis && f.kind != FormatKind::kVector)
+    return -1;
   // Groups per tile column: 128 / g, or the one group of a per-channel row.
   const int64_t gpt = f.group_size == 0 ? 1 : kTileCols / f.group_size;
   const int64_t r = row % kTileRows;

@@ -16,7 +16,7 @@ using test::parse_format;
 using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
-  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 6u);
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 6u + 1u);
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
     EXPECT_TRUE(f.validate().is_ok());
@@ -49,6 +49,7 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
       {"tcq4", FormatSpec::trellis(4), "tcq4"},
       {"tcq1.5", FormatSpec::trellis(3, 2), "tcq1.5"},
       {"tcq3.5", FormatSpec::trellis(7, 2), "tcq3.5"},
+      {"vq2", FormatSpec::vector(2), "vq2"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -70,7 +71,9 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
       "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx",       "tcq",           "tcq1",
       "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2",
       "int04:g128", "int4:g064",  "nuq04",      "tcq02",      "tcq0.5",        "tcq4.5",
-      "tcq2.50",    "tcq2.",      "tcq.5",      "nuq2.5",     "tcq2.5:g128",   "tcq1.25"};
+      "tcq2.50",    "tcq2.",      "tcq.5",      "nuq2.5",     "tcq2.5:g128",   "tcq1.25",
+      "vq",         "vq1",        "vq3",        "vq4",        "vq02",          "vq2:g128",
+      "VQ2",        "vq2.5",      "vq 2",       "vq2 ",       "vq-2",          "vqx"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);
@@ -131,9 +134,9 @@ TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
   std::vector<FormatSpec> valid;
   for (const FormatSpec& f : candidates)
     if (f.validate().is_ok()) valid.push_back(f);
-  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT
-  // and trellis with any of the three (3 each).
-  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 9u * 3u);
+  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT,
+  // trellis and vector with any of the three (3 each).
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 10u * 3u);
   for (const FormatSpec& a : valid) {
     for (const FormatSpec& b : valid) {
       SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
@@ -179,6 +182,9 @@ TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   EXPECT_EQ(bpw("tcq2", 4096), 2.125);
   EXPECT_EQ(bpw("tcq3", 128), 3.125);
   EXPECT_EQ(bpw("tcq2.5", 4096), 2.625);
+  EXPECT_EQ(bpw("vq2", 4096), 2.125);  // the codebook is the format's, not stored
+  EXPECT_EQ(parse_format("vq2").code_limit(), 256u);
+  EXPECT_EQ(parse_format("nuq3").code_limit(), 8u);
 }
 
 // Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.
@@ -211,6 +217,7 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
       {"int4:pc:sym", 40, 300, 48, 384, 1, 1024}, {"bf16", 3, 1, 16, 128, 0, 4096},
       {"fp16", 100, 129, 112, 256, 0, 4096},      {"nuq3", 17, 77, 32, 128, 0, 768},
       {"nuq4", 1, 4096, 16, 4096, 0, 1024},       {"tcq3", 17, 384, 32, 384, 3, 768},
+      {"vq2", 17, 384, 32, 384, 3, 512},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.format);
@@ -256,7 +263,8 @@ TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
 TEST(FormatLayout, GroupParametersFillTheirBlocksOncePerEntry) {
   const int64_t shapes[][2] = {{17, 384}, {40, 256}, {5, 77}};
   for (const FormatSpec& f : all_formats()) {
-    if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) {
+    if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis &&
+        f.kind != FormatKind::kVector) {
       PackedLayout L;
       ASSERT_TRUE(packed_layout(f, 16, 128, &L).is_ok());
       EXPECT_EQ(group_param_index(f, L, 0, 0), -1);
