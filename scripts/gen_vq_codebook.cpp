@@ -1,11 +1,14 @@
-// Generates the fixed codebook of the vector format vq2 (docs/formats.md §1): 16 magnitude
-// vectors in the positive orthant of R^4, which with 4 sign bits give 256 codewords, fitted by
-// Lloyd (k-means) to |x| for x ~ N(0, I_4). The committed table (docs/formats/vq2_codebook.inc)
-// is normative; this program records how it was made and compares it with an unconstrained
-// 256-word codebook on the same samples. It is not part of the build:
+// Generates the fixed codebooks of the vector formats vq<r> (docs/formats.md §1): 2^(4r - 4)
+// magnitude vectors in the positive orthant of R^4, which with 4 sign bits give 2^(4r) codewords,
+// fitted by Lloyd (k-means) to |x| for x ~ N(0, I_4). The committed tables
+// (docs/formats/vq*_codebook.inc) are normative; this program records how it was made (and can
+// compare it with an unconstrained codebook of as many words on the same samples). It is not part
+// of the build:
 //
 //   g++ -O3 -fopenmp -std=c++17 -Iinclude scripts/gen_vq_codebook.cpp -o /tmp/gen_vq_codebook
-//   /tmp/gen_vq_codebook > docs/formats/vq2_codebook.inc   # the report goes to stderr
+//   /tmp/gen_vq_codebook 16 > docs/formats/vq2_codebook.inc   # the report goes to stderr
+//   (4, 64, 256 magnitudes: vq1.5, vq2.5, vq3; a second argument "free" also fits 16 times as
+//   many unconstrained codewords for comparison)
 //
 // Samples come from a fixed 64-bit generator (splitmix64) through Box-Muller, so the run is
 // deterministic up to the platform's log/cos.
@@ -14,6 +17,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "qmoe/numeric.hpp"
@@ -63,10 +68,11 @@ int nearest(const Vec& x, const std::vector<Vec>& c) {
   return best;
 }
 
-/// Lloyd from the first `k` samples (they are random already); returns the mean squared error
-/// per dimension of the last assignment.
-double lloyd(const std::vector<Vec>& x, int k, int iterations, std::vector<Vec>* c) {
-  c->assign(x.begin(), x.begin() + k);
+/// Lloyd from samples [start, start + k) (they are random already); returns the mean squared
+/// error per dimension of the last assignment.
+double lloyd(const std::vector<Vec>& x, int k, int iterations, std::vector<Vec>* c,
+             int64_t start = 0) {
+  c->assign(x.begin() + start, x.begin() + start + k);
   const int64_t n = static_cast<int64_t>(x.size());
   std::vector<int> assign(static_cast<size_t>(n), -1);
   double mse = 0;
@@ -97,15 +103,25 @@ double lloyd(const std::vector<Vec>& x, int k, int iterations, std::vector<Vec>*
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // argv[1]: magnitude vectors (4, 16, 64, 256 for vq1.5, vq2, vq2.5, vq3); argv[2] == "free":
+  // also fit 16 * that many unconstrained codewords, for comparison.
+  const int count = argc > 1 ? std::atoi(argv[1]) : 16;
+  const bool compare = argc > 2 && std::string(argv[2]) == "free";
   const std::vector<Vec> x = gaussian_samples(int64_t{1} << 20, 0x7651u);
   std::vector<Vec> folded = x;
   for (Vec& v : folded)
     for (double& e : v) e = std::fabs(e);
 
   std::vector<Vec> magnitudes, full;
-  const double mse_sym = lloyd(folded, 16, 500, &magnitudes);
-  const double mse_full = lloyd(x, 256, 200, &full);
+  // Lloyd finds local optima: the best of several starts (fewer for the larger tables).
+  double mse_sym = 0;
+  const int starts = count <= 16 ? 16 : count <= 64 ? 4 : 1;
+  for (int start = 0; start < starts; ++start) {
+    std::vector<Vec> trial;
+    const double e = lloyd(folded, count, 300, &trial, int64_t{start} * count);
+    if (start == 0 || e < mse_sym) mse_sym = e, magnitudes = trial;
+  }
   // Canonical order: by squared length, then coordinates.
   std::sort(magnitudes.begin(), magnitudes.end(), [](const Vec& a, const Vec& b) {
     const double la = dist2(a, Vec{}), lb = dist2(b, Vec{});
@@ -119,13 +135,19 @@ int main() {
   for (const Vec& v : folded) err += dist2(v, stored[nearest(v, stored)]);
   std::fprintf(stderr,
                "mean squared error per dimension on 2^20 N(0,1)^4 samples:\n"
-               "  16 magnitudes x 16 sign patterns: %.5f (fp16 table %.5f)\n"
-               "  256 free codewords:               %.5f\n"
-               "  scalar Lloyd-Max 2-bit:           0.11750\n",
-               mse_sym, err / (4.0 * static_cast<double>(folded.size())), mse_full);
+               "  %d magnitudes x 16 sign patterns: %.5f (fp16 table %.5f)\n",
+               count, mse_sym, err / (4.0 * static_cast<double>(folded.size())));
+  if (compare)
+    std::fprintf(stderr, "  %d free codewords: %.5f\n", 16 * count,
+                 lloyd(x, 16 * count, 200, &full));
   std::printf(
-      "// vq2 magnitude table (docs/formats.md §1): 16 entries x 4 dims, fp16 bits.\n"
-      "// Made by scripts/gen_vq_codebook.cpp; this table, not the program, is normative.\n");
+      "// vq%s magnitude table (docs/formats.md §1): %d entries x 4 dims, fp16 bits.\n"
+      "// Made by scripts/gen_vq_codebook.cpp; this table, not the program, is normative.\n",
+      count == 4    ? "1.5"
+      : count == 16 ? "2"
+      : count == 64 ? "2.5"
+                    : "3",
+      count);
   for (const Vec& v : magnitudes) {
     for (int d = 0; d < 4; ++d)
       std::printf("0x%04X,%s", qmoe::float_to_fp16(static_cast<float>(v[d])), d == 3 ? "\n" : " ");

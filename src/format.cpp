@@ -64,16 +64,13 @@ FormatSpec FormatSpec::trellis(int step_bits, int values_per_state) {
   return f;
 }
 
-FormatSpec FormatSpec::vector(int bits) {
+FormatSpec FormatSpec::vector(int code_bits) {
   FormatSpec f;
   f.kind = FormatKind::kVector;
-  f.bits = bits;
+  f.bits = code_bits;
+  f.values_per_state = kVectorDim;
   f.group_size = kTileCols;  // one scale per 128 inputs
   return f;
-}
-
-uint32_t FormatSpec::code_limit() const {
-  return kind == FormatKind::kVector ? 1u << (bits * kVectorDim) : 1u << bits;
 }
 
 FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
@@ -89,8 +86,10 @@ FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
 // every field) agrees with to_string: two valid specs are equal iff they print the same.
 Status FormatSpec::validate() const {
   // First: the layout divides by it, whatever the kind.
-  if (kind != FormatKind::kTrellis && values_per_state != 1)
-    return invalid_argument("values_per_state must be 1 outside trellis formats");
+  if (kind == FormatKind::kVector ? values_per_state != kVectorDim
+                                  : kind != FormatKind::kTrellis && values_per_state != 1)
+    return invalid_argument(
+        "values_per_state must be 4 for vector formats and 1 outside trellis formats");
   if (kind == FormatKind::kDense) {
     if (bits != 16) return invalid_argument("dense format must have 16 bits");
     if (dense_dtype != DType::kBF16 && dense_dtype != DType::kFP16)
@@ -121,8 +120,8 @@ Status FormatSpec::validate() const {
     return Status::ok();
   }
   if (kind == FormatKind::kVector) {
-    if (bits != 2)
-      return invalid_argument("vector (vq) formats take 2 bits a weight so far, got " +
+    if (bits != 6 && bits != 8 && bits != 10 && bits != 12)
+      return invalid_argument("vector (vq) formats take 6, 8, 10 or 12 code bits a vector, got " +
                               std::to_string(bits));
     if (dense_dtype != DType::kBF16 || group_size != kTileCols || symmetric)
       return invalid_argument(
@@ -168,9 +167,13 @@ Status parse_format(const std::string& text, FormatSpec* out) {
     return Status::ok();
   }
   if (text.compare(0, 2, "vq") == 0) {
-    int bits = 0;
-    if (!parse_int(text.substr(2), &bits)) return invalid_argument(bad);
-    const FormatSpec f = FormatSpec::vector(bits);
+    // "vq<n>" or "vq<n>.5": 4n or 4n + 2 code bits a vector of 4 weights.
+    std::string number = text.substr(2);
+    const bool half = number.size() > 2 && number.compare(number.size() - 2, 2, ".5") == 0;
+    if (half) number.resize(number.size() - 2);
+    int rate = 0;
+    if (!parse_int(number, &rate) || rate > 64) return invalid_argument(bad);
+    const FormatSpec f = FormatSpec::vector(4 * rate + (half ? 2 : 0));
     Status st = f.validate();
     if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
     *out = f;
@@ -211,7 +214,8 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
   if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
-  if (kind == FormatKind::kVector) return "vq" + std::to_string(bits);
+  if (kind == FormatKind::kVector)
+    return "vq" + std::to_string(bits / 4) + (bits % 4 == 2 ? ".5" : "");
   if (kind == FormatKind::kTrellis)
     return "tcq" + (values_per_state == 2 ? std::to_string(bits / 2) + ".5" : std::to_string(bits));
   std::string s = "int" + std::to_string(bits) + ":";
@@ -223,9 +227,8 @@ std::string FormatSpec::to_string() const {
 double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kDense) return 16.0;
   if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
-  if (kind == FormatKind::kTrellis)
+  if (kind == FormatKind::kTrellis || kind == FormatKind::kVector)
     return static_cast<double>(bits) / values_per_state + 16.0 / kTileCols;
-  if (kind == FormatKind::kVector) return bits + 16.0 / kTileCols;
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
 }
@@ -240,7 +243,7 @@ const std::vector<FormatSpec>& all_formats() {
     for (int twice_rate : {3, 4, 5, 6, 7, 8})  // tcq1.5, tcq2, tcq2.5, ..., tcq4
       v.push_back(twice_rate % 2 == 1 ? FormatSpec::trellis(twice_rate, 2)
                                       : FormatSpec::trellis(twice_rate / 2));
-    v.push_back(FormatSpec::vector(2));
+    for (int code_bits : {6, 8, 10, 12}) v.push_back(FormatSpec::vector(code_bits));
     return v;
   }();
   return formats;

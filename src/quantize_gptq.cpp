@@ -469,7 +469,8 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                                         TrellisSearch(f.bits, f.values_per_state));
     QMOE_RETURN_IF_ERROR(run_blocks(searches));
   } else if (f.kind == FormatKind::kVector) {
-    std::vector<VectorSearch> searches(static_cast<size_t>(omp_get_max_threads()));
+    std::vector<VectorSearch> searches(static_cast<size_t>(omp_get_max_threads()),
+                                       VectorSearch(f.bits));
     QMOE_RETURN_IF_ERROR(run_blocks(searches));
   } else if (f.kind == FormatKind::kLut) {
     TableGrids grids(f, n, k, std::move(diag), &m);

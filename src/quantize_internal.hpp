@@ -159,19 +159,33 @@ void trellis_decode_block(const uint16_t* chunks, int bits, int values, uint16_t
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out);
 
-/// Vector formats (docs/formats.md §1): the fixed vq2 codebook, 16 magnitude vectors of 4 fp16
-/// values (docs/formats/vq2_codebook.inc), a code = magnitude index | sign bits << 4.
+/// Vector formats (docs/formats.md §1): the fixed codebook of a format with `bits` code bits a
+/// vector (6, 8, 10, 12): 2^(bits - 4) magnitude vectors of 4 fp16 values
+/// (docs/formats/vq*_codebook.inc); a code = magnitude index | sign bits << (bits - 4).
 class VectorSearch {
  public:
+  explicit VectorSearch(int bits);
   /// One block w[0, 128) of a row (natural column order): the code of each vector at its first
   /// column (16u + 2t), 0 at the others, and the fp16 scale. The scale is the block's RMS (the
   /// table is fitted to unit Gaussians); with mse, the best of 37 multiples of it (0.4 to 1.3),
   /// then least-squares refits of the scale to the chosen codes while they lower the error. Each
   /// vector takes the code nearest w / s (signs from w, ties to the lower magnitude index).
-  /// False when the scale overflows fp16.
+  /// False when the scale overflows fp16. Allocates nothing.
   bool quantize_block(const double* w, bool mse, uint16_t* codes, uint16_t* scale_bits);
   /// The exact weights of one block: +-M[m][d] * s in float32 (docs/formats.md §1), out[0, 128).
   void decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const;
+
+ private:
+  static constexpr int kMaxEntries = 256;  ///< vq3
+  /// The code nearest x[0, 4) at scale s > 0.
+  int nearest_code(const double* x, double s) const;
+  /// Exact weight of dimension d of a vector with `code` at scale s (float32: two fp16
+  /// significands).
+  float code_value(int code, int d, float s) const;
+  /// Codes of a block's 32 vectors at fp16 scale s (> 0) into codes[0, 32); the squared error.
+  double assign(const double* w, float s, int* codes) const;
+  int entries_, sign_shift_;
+  float magnitude_[kMaxEntries * kVectorDim];  ///< the table, widened exactly
 };
 
 /// The exact weights of row `row` of a logical vector-format matrix, out[0, k).

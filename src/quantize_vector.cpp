@@ -1,8 +1,8 @@
 // Vector formats (docs/formats.md §1): four weights of a row, columns 16u + 2t + {0, 1, 8, 9},
-// share one 8-bit code into a fixed codebook of 16 magnitude vectors times 16 sign patterns,
-// scaled by one fp16 value per 128 inputs. The codebook is Lloyd's on |x| for x ~ N(0, I_4),
-// so a block scaled to unit RMS is what it fits; the nearest code of a vector is its signs and
-// the nearest of 16 magnitudes to |x| / s.
+// share one code into a fixed codebook of 2^(bits - 4) magnitude vectors times 16 sign patterns,
+// scaled by one fp16 value per 128 inputs. The codebook is Lloyd's on |x| for x ~ N(0, I_4), so a
+// block scaled to unit RMS is what it fits; the nearest code of a vector is its signs and the
+// nearest magnitude vector to |x| / s.
 #include <omp.h>
 
 #include <algorithm>
@@ -24,29 +24,20 @@ constexpr int kDimColumn[kVectorDim] = {0, 1, 8, 9};  // column of dimension d a
 constexpr double kScaleLow = 0.4, kScaleHigh = 1.3;
 constexpr int kScaleSteps = 36;
 
-/// The magnitude table widened (exactly) from its fp16 bits.
-struct Magnitudes {
-  float value[detail::kVq2Magnitudes][kVectorDim];
-  Magnitudes() {
-    for (int m = 0; m < detail::kVq2Magnitudes; ++m)
-      for (int d = 0; d < kVectorDim; ++d)
-        value[m][d] = fp16_to_float(detail::kVq2Codebook[m * kVectorDim + d]);
-  }
-};
-const Magnitudes& magnitudes() {
-  static const Magnitudes table;
-  return table;
-}
-
 /// First column of vector v of a block: sub-tile u = v / 4, t = v % 4.
 int vector_column(int v) {
   return 16 * (v / 4) + 2 * (v % 4);
 }
 
-/// The code nearest x[0, 4) at scale s > 0: signs from x (bit 4 + d set where x_d < 0), the
-/// magnitude index whose vector is nearest |x| / s (ties to the lower index).
-int nearest_code(const double* x, double s) {
-  const Magnitudes& mag = magnitudes();
+}  // namespace
+
+VectorSearch::VectorSearch(int bits)
+    : entries_(1 << (bits - detail::kVectorSignBits)), sign_shift_(bits - detail::kVectorSignBits) {
+  const uint16_t* table = detail::vq_codebook(bits);
+  for (int i = 0; i < entries_ * kVectorDim; ++i) magnitude_[i] = fp16_to_float(table[i]);
+}
+
+int VectorSearch::nearest_code(const double* x, double s) const {
   double a[kVectorDim];
   int signs = 0;
   for (int d = 0; d < kVectorDim; ++d) {
@@ -55,23 +46,21 @@ int nearest_code(const double* x, double s) {
   }
   int best = 0;
   double best_err = 0.0;
-  for (int m = 0; m < detail::kVq2Magnitudes; ++m) {
+  for (int m = 0; m < entries_; ++m) {
+    const float* v = magnitude_ + m * kVectorDim;
     double e = 0.0;
-    for (int d = 0; d < kVectorDim; ++d) e += (a[d] - mag.value[m][d]) * (a[d] - mag.value[m][d]);
+    for (int d = 0; d < kVectorDim; ++d) e += (a[d] - v[d]) * (a[d] - v[d]);
     if (m == 0 || e < best_err) best_err = e, best = m;
   }
-  return best | signs << detail::kVq2MagnitudeBits;
+  return best | signs << sign_shift_;
 }
 
-/// Exact weight of dimension d of a vector with `code` at scale s (float32, exact: two fp16
-/// significands).
-float code_value(int code, int d, float s) {
-  const float m = magnitudes().value[code & (detail::kVq2Magnitudes - 1)][d];
-  return ((code >> (detail::kVq2MagnitudeBits + d)) & 1 ? -m : m) * s;
+float VectorSearch::code_value(int code, int d, float s) const {
+  const float m = magnitude_[(code & (entries_ - 1)) * kVectorDim + d];
+  return ((code >> (sign_shift_ + d)) & 1 ? -m : m) * s;
 }
 
-/// Codes of the block's vectors at fp16 scale s (> 0) into codes[0, 32) and the squared error.
-double assign(const double* w, float s, int* codes) {
+double VectorSearch::assign(const double* w, float s, int* codes) const {
   double error = 0.0;
   for (int v = 0; v < kVectors; ++v) {
     double x[kVectorDim];
@@ -84,8 +73,6 @@ double assign(const double* w, float s, int* codes) {
   }
   return error;
 }
-
-}  // namespace
 
 bool VectorSearch::quantize_block(const double* w, bool mse, uint16_t* codes,
                                   uint16_t* scale_bits) {
@@ -117,7 +104,7 @@ bool VectorSearch::quantize_block(const double* w, bool mse, uint16_t* codes,
       double wm = 0.0, mm = 0.0;
       for (int v = 0; v < kVectors; ++v)
         for (int d = 0; d < kVectorDim; ++d) {
-          const double m = code_value(best[v] & (detail::kVq2Magnitudes - 1), d, 1.0f);
+          const double m = code_value(best[v] & (entries_ - 1), d, 1.0f);
           wm += std::fabs(w[vector_column(v) + kDimColumn[d]]) * m;
           mm += m * m;
         }
@@ -144,7 +131,7 @@ void VectorSearch::decode_block(const uint16_t* codes, uint16_t scale_bits, floa
 }
 
 void vector_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
-  const VectorSearch search;
+  const VectorSearch search(m.format.bits);
   for (int64_t b = 0; b < m.k / kBlock; ++b)
     search.decode_block(m.codes.data() + row * m.k + b * kBlock,
                         m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)], out + b * kBlock);
@@ -152,7 +139,8 @@ void vector_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
 
 Status quantize_vector(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                        LogicalMatrix* out) {
-  std::vector<VectorSearch> searches(static_cast<size_t>(omp_get_max_threads()));
+  std::vector<VectorSearch> searches(static_cast<size_t>(omp_get_max_threads()),
+                                     VectorSearch(f.bits));
   return quantize_blocks(w, n, k, f, mse, searches, out);
 }
 

@@ -35,18 +35,22 @@ std::vector<int> planes_of(const FormatSpec& f) {
 
 Status check_format(const FormatSpec& f) {
   // First: the layout divides by it, whatever the kind.
-  if (f.values_per_state != 1 && !(f.kind == FormatKind::kTrellis && f.values_per_state == 2))
-    return invalid_argument("ref: values_per_state must be 1, or 2 for a trellis format");
+  if (f.kind == FormatKind::kVector
+          ? f.values_per_state != 4
+          : f.values_per_state != 1 && !(f.kind == FormatKind::kTrellis && f.values_per_state == 2))
+    return invalid_argument(
+        "ref: values_per_state must be 1, or 2 for a trellis format, or 4 for a vector format");
   if (f.kind == FormatKind::kDense) {
     if (f.bits != 16 || (f.dense_dtype != DType::kBF16 && f.dense_dtype != DType::kFP16))
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
     return Status::ok();
   }
-  if (f.kind == FormatKind::kVector) {  // §1: vq2, one scale per 128 inputs
-    if (f.bits != 2 || f.group_size != kTileCols || f.symmetric || f.dense_dtype != DType::kBF16)
+  if (f.kind == FormatKind::kVector) {  // §1: 6, 8, 10 or 12 code bits, a scale per 128 inputs
+    if ((f.bits != 6 && f.bits != 8 && f.bits != 10 && f.bits != 12) || f.group_size != kTileCols ||
+        f.symmetric || f.dense_dtype != DType::kBF16)
       return invalid_argument(
-          "ref: vector formats need bits 2, group size 128, symmetric false and the default "
-          "dtype");
+          "ref: vector formats need 6, 8, 10 or 12 code bits, group size 128, symmetric false "
+          "and the default dtype");
     return Status::ok();
   }
   if (f.kind == FormatKind::kTrellis && f.values_per_state == 2) {

@@ -23,7 +23,8 @@ enum class FormatKind : uint8_t {
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:
-///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym", "nuq3".
+///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym", "nuq3", "tcq2.5",
+///   "vq2".
 /// Integer formats: bits in {2,3,4,8}; group_size in {32,64,128} along K (input dim),
 /// or 0 = per-channel (one group spans the whole row). Default is asymmetric.
 /// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
@@ -35,20 +36,27 @@ enum class FormatKind : uint8_t {
 /// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
 /// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only,
 /// like the LUT formats.
+/// Vector formats "vq<r>": 4 weights of a row (a lane's A-fragment row in one k16 sub-tile)
+/// share one 4r-bit code into a fixed codebook (2^(4r - 4) magnitude vectors x 16 sign
+/// patterns), one fp16 scale per 128 inputs (group_size 128); bits = code bits a vector,
+/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12). CPU reference and
+/// quantizers only, like the trellis formats.
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
-  int bits = 16;             ///< code bits per weight (16 for dense; per trellis step for kTrellis)
+  int bits = 16;             ///< code bits per weight (16 for dense; per trellis step for kTrellis,
+                             ///< per 4-weight vector for kVector)
   int group_size = 0;        ///< kInt: 32, 64, 128 or 0 = per-channel; kTrellis, kVector: 128;
                              ///< else 0
   bool symmetric = false;    ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
-  int values_per_state = 1;  ///< only for kTrellis: 1, or 2 for the fractional rates
+  int values_per_state = 1;  ///< kTrellis: 1, or 2 for the fractional rates; kVector: 4 (weights
+                             ///< a code covers); else 1
 
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
   static FormatSpec lut(int bits);
   static FormatSpec trellis(int step_bits, int values_per_state = 1);
-  static FormatSpec vector(int bits);
+  static FormatSpec vector(int code_bits);
 
   /// Parse a short string. Errors: kInvalidArgument with the offending text.
   static Status parse(const std::string& text, FormatSpec* out);
@@ -61,17 +69,17 @@ struct FormatSpec {
 
   /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:
   /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel; for a LUT
-  /// format bits + 16 * 2^bits / K (the row's table); for trellis formats
-  /// bits / values_per_state + 16 / 128; for vector formats bits + 16 / 128 (the codebook is
-  /// part of the format, not stored).
+  /// format bits + 16 * 2^bits / K (the row's table); for trellis and vector formats
+  /// bits / values_per_state + 16 / 128 (a vector format's codebook is part of the format, not
+  /// stored).
   double bits_per_weight(int64_t k_in) const;
   /// Effective group length for a row of k_in inputs (k_in for per-channel and LUT formats:
   /// a LUT format's one table serves the whole row).
   int64_t group_len(int64_t k_in) const { return group_size == 0 ? k_in : group_size; }
   /// Entries of a LUT format's per-row table, 2^bits; 0 for other kinds.
   int lut_entries() const { return kind == FormatKind::kLut ? 1 << bits : 0; }
-  /// Largest code + 1: 2^bits, or for a vector format 2^(bits * kVectorDim) (one code a vector).
-  uint32_t code_limit() const;
+  /// Largest code + 1: 2^bits.
+  uint32_t code_limit() const { return 1u << bits; }
 
   bool operator==(const FormatSpec& o) const {
     return kind == o.kind && dense_dtype == o.dense_dtype && bits == o.bits &&

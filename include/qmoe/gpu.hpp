@@ -17,7 +17,7 @@ bool gpu_available();
 
 /// True when this build's kernels decode format f: false without CUDA, and for formats that
 /// have only a CPU reference so far (the LUT formats "nuq<b>", the trellis formats "tcq<r>" and
-/// the vector format "vq2"; docs/formats.md §1). A bank
+/// the vector formats "vq<r>"; docs/formats.md §1). A bank
 /// holding such an expert fails DeviceExpertBank::upload with kUnsupported.
 bool has_device_decoder(const FormatSpec& f);
 

@@ -17,7 +17,7 @@ namespace qmoe {
 ///    better; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the refit)
 ///    and feeds each block's error forward (BlockLDLQ); act_order and block_size do not apply
 ///    (act_order gives kUnsupported).
-///  - vector (vq2): kRtnMinMax scales each 128-input block by its RMS and takes each vector's
+///  - vector (vq<r>): kRtnMinMax scales each 128-input block by its RMS and takes each vector's
 ///    nearest code, kRtnMse also searches 37 multiples of that scale and refits it by least
 ///    squares; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the search)
 ///    and feeds each block's error forward as for trellis formats (act_order gives kUnsupported).

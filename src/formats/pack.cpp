@@ -147,9 +147,11 @@ uint32_t load_chunk(const uint8_t* stream, int64_t bit, int width) {
   return v;
 }
 
-/// Vector formats (§2.2): lane l's code slot s = 2j + h (byte 16 l + s of the tile) is the
-/// vector of row gid + 8h in sub-tile j, columns 16j + 2 tig + {0, 1, 8, 9}; logically its code
-/// sits at the first of them.
+/// Vector formats (§2.2): lane l's code slot i = 2j + h is the vector of row gid + 8h in sub-tile
+/// j, columns 16j + 2 tig + {0, 1, 8, 9}; logically its code sits at the first of them. A code's
+/// bits are split into planes, least significant first (6 = 4 + 2, 8, 10 = 8 + 2, 12 = 8 + 4); in
+/// a plane of c bits lane l's 16 slots are one little-endian string of 2c bytes at the plane's
+/// offset (64 bytes per bit of the earlier planes) + 2c l, slot i at bit c i.
 struct VectorSlot {
   int row, col;
 };
@@ -157,10 +159,25 @@ VectorSlot vector_slot(int lane, int slot) {
   return {lane / 4 + 8 * (slot % 2), 16 * (slot / 2) + 2 * (lane % 4)};
 }
 constexpr int kVectorSlots = kTileRows * kTileCols / kVectorDim / kTileLanes;  // 16 a lane
+/// Calls fn(stream, bit, width, shift) for each plane of the code in `slot` of `lane`: the code's
+/// bits shift .. shift + width - 1 sit at bit `bit` of the little-endian string at `stream`.
+template <typename Tile, typename Fn>
+void for_each_vector_field(Tile* tile, int bits, int lane, int slot, Fn fn) {
+  const int first = bits >= 8 ? 8 : 4;  // the low plane; the second holds the rest (or nothing)
+  const int planes[2] = {first, bits - first};
+  int64_t offset = 0;
+  int shift = 0;
+  for (int c : planes) {
+    if (c == 0) break;
+    fn(tile + offset + 2 * c * lane, int64_t{c} * slot, c, shift);
+    offset += int64_t{kTileLanes} * 2 * c;
+    shift += c;
+  }
+}
 
 /// Writes one tile's codes, code_at(row, col) for its 16 x 128 positions (tile coordinates):
-/// trellis formats as row streams, vector formats a byte per vector (§2.2), every other format
-/// lane by lane in its planes (§2.4).
+/// trellis formats as row streams, vector formats code by code in their planes (§2.2), every other
+/// format lane by lane in its planes (§2.4).
 template <typename CodeAt>
 void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* tile,
                 CodeAt code_at) {
@@ -168,7 +185,11 @@ void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* ti
     for (int lane = 0; lane < kTileLanes; ++lane)
       for (int slot = 0; slot < kVectorSlots; ++slot) {
         const VectorSlot v = vector_slot(lane, slot);
-        tile[lane * kVectorSlots + slot] = static_cast<uint8_t>(code_at(v.row, v.col));
+        const uint32_t code = code_at(v.row, v.col);
+        for_each_vector_field(tile, f.bits, lane, slot,
+                              [&](uint8_t* stream, int64_t bit, int width, int shift) {
+                                store_chunk(stream, bit, width, code >> shift);
+                              });
       }
     return;
   }
@@ -198,7 +219,12 @@ void load_tile(const FormatSpec& f, const std::vector<int>& planes, const uint8_
     for (int lane = 0; lane < kTileLanes; ++lane)
       for (int slot = 0; slot < kVectorSlots; ++slot) {
         const VectorSlot v = vector_slot(lane, slot);
-        visit(v.row, v.col, uint16_t{tile[lane * kVectorSlots + slot]});
+        uint32_t code = 0;
+        for_each_vector_field(tile, f.bits, lane, slot,
+                              [&](const uint8_t* stream, int64_t bit, int width, int shift) {
+                                code |= load_chunk(stream, bit, width) << shift;
+                              });
+        visit(v.row, v.col, static_cast<uint16_t>(code));
         for (int c : {1, 8, 9}) visit(v.row, v.col + c, uint16_t{0});
       }
     return;
@@ -271,9 +297,8 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
     if (with_zeros) max_zero = std::max<uint32_t>(max_zero, m.zeros[i]);
   }
   if (max_code >= limit)
-    return invalid_argument(
-        who + ": code " + std::to_string(max_code) + " does not fit in " +
-        std::to_string(f.kind == FormatKind::kVector ? f.bits * kVectorDim : f.bits) + " bits");
+    return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
+                            std::to_string(f.bits) + " bits");
   if (f.kind == FormatKind::kVector) {
     int64_t off_vector = 0;  // a vector's code sits at column 16u + 2t, its other columns hold 0
 #pragma omp parallel for reduction(+ : off_vector) schedule(static)

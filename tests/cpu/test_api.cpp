@@ -88,7 +88,8 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
   }
   FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
   EXPECT_FALSE(has_device_decoder(bad));
-  for (const FormatSpec& cpu_only : {FormatSpec::trellis(2), FormatSpec::vector(2)}) {
+  for (const FormatSpec& cpu_only : {FormatSpec::trellis(2), FormatSpec::trellis(5, 2),
+                                     FormatSpec::vector(8), FormatSpec::vector(12)}) {
     SCOPED_TRACE(cpu_only.to_string());
     std::vector<PackedMatrix> experts(3);
     const FormatSpec formats[] = {FormatSpec::integer(4, 128, false), cpu_only, FormatSpec::lut(3)};

@@ -190,17 +190,31 @@ inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
   return w;
 }
 
-/// The vector format's magnitude table (docs/formats/vq2_codebook.inc, spec data): entry m,
+/// The vector formats' magnitude tables (docs/formats/vq*_codebook.inc, spec data): entry m,
 /// dimension d at 4m + d, fp16 bits.
+inline constexpr uint16_t kVq15Table[4 * 4] = {
+#include "../../docs/formats/vq1.5_codebook.inc"
+};
 inline constexpr uint16_t kVq2Table[16 * 4] = {
 #include "../../docs/formats/vq2_codebook.inc"
+};
+inline constexpr uint16_t kVq25Table[64 * 4] = {
+#include "../../docs/formats/vq2.5_codebook.inc"
+};
+inline constexpr uint16_t kVq3Table[256 * 4] = {
+#include "../../docs/formats/vq3_codebook.inc"
 };
 
 /// The exact weights of a logical vector-format matrix by docs/formats.md §1: column c of a row
 /// is dimension d = c mod 2 + 2 ((c mod 16) >= 8) of the vector whose code sits at column
-/// 16 floor(c / 16) + 2 floor((c mod 8) / 2); w = (-1)^(bit 4 + d) M[code mod 16][d] s, with
-/// bf16_factors M and s each rounded to bf16 first.
+/// 16 floor(c / 16) + 2 floor((c mod 8) / 2); with b code bits, w = (-1)^(bit b - 4 + d)
+/// M[code mod 2^(b - 4)][d] s, with bf16_factors M and s each rounded to bf16 first.
 inline std::vector<float> vector_decoded(const LogicalMatrix& m, bool bf16_factors) {
+  const int b = m.format.bits;
+  const uint16_t* table = b == 6    ? kVq15Table
+                          : b == 8  ? kVq2Table
+                          : b == 10 ? kVq25Table
+                                    : kVq3Table;
   const auto factor = [&](uint16_t h) {
     const float v = fp16_to_float(h);
     return bf16_factors ? bf16_to_float(float_to_bf16(v)) : v;
@@ -211,9 +225,9 @@ inline std::vector<float> vector_decoded(const LogicalMatrix& m, bool bf16_facto
       const int64_t first = c / 16 * 16 + c % 8 / 2 * 2;
       const int d = static_cast<int>(c % 2 + (c % 16 >= 8 ? 2 : 0));
       const uint32_t q = m.codes[static_cast<size_t>(r * m.k + first)];
-      const float mag = factor(kVq2Table[(q % 16) * 4 + static_cast<uint32_t>(d)]);
+      const float mag = factor(table[(q % (1u << (b - 4))) * 4 + static_cast<uint32_t>(d)]);
       const float s = factor(m.scales[static_cast<size_t>(r * (m.k / 128) + c / 128)]);
-      w[static_cast<size_t>(r * m.k + c)] = ((q >> (4 + d)) % 2 == 1 ? -mag : mag) * s;
+      w[static_cast<size_t>(r * m.k + c)] = ((q >> (b - 4 + d)) % 2 == 1 ? -mag : mag) * s;
     }
   }
   return w;
