@@ -31,6 +31,8 @@ void widen(const PackedMatrix& m, const detail::Layout& L, const std::vector<uin
     detail::decode_lut(m, L, codes, w);  // fp16 entries: RNE to the activation type below
   else if (m.format.kind == FormatKind::kTrellis)
     detail::decode_trellis(m, L, codes, w);  // exact c * s: RNE to the activation type below
+  else if (m.format.kind == FormatKind::kVector)
+    detail::decode_vector(m, L, codes, bf16_scales, w);  // exact +-M * s (bf16: both factors)
   else
     detail::decode_dense(m, codes, w);
 }

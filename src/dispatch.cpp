@@ -432,6 +432,7 @@ namespace {
 void dequantize_row(const LogicalMatrix& q, int64_t row, float* out) {
   const FormatSpec& f = q.format;
   if (f.kind == FormatKind::kTrellis) return quant::trellis_decode_row(q, row, out);
+  if (f.kind == FormatKind::kVector) return quant::vector_decode_row(q, row, out);
   const int64_t groups = f.kind == FormatKind::kInt ? q.k / f.group_len(q.k) : 0;
   for (int64_t col = 0; col < q.k; ++col) {
     const uint16_t code = q.codes[static_cast<size_t>(row * q.k + col)];

@@ -64,6 +64,15 @@ FormatSpec FormatSpec::trellis(int step_bits, int values_per_state) {
   return f;
 }
 
+FormatSpec FormatSpec::vector(int code_bits) {
+  FormatSpec f;
+  f.kind = FormatKind::kVector;
+  f.bits = code_bits;
+  f.values_per_state = kVectorDim;
+  f.group_size = kTileCols;  // one scale per 128 inputs
+  return f;
+}
+
 FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
   FormatSpec f;
   f.kind = FormatKind::kInt;
@@ -77,8 +86,10 @@ FormatSpec FormatSpec::integer(int bits, int group_size, bool symmetric) {
 // every field) agrees with to_string: two valid specs are equal iff they print the same.
 Status FormatSpec::validate() const {
   // First: the layout divides by it, whatever the kind.
-  if (kind != FormatKind::kTrellis && values_per_state != 1)
-    return invalid_argument("values_per_state must be 1 outside trellis formats");
+  if (kind == FormatKind::kVector ? values_per_state != kVectorDim
+                                  : kind != FormatKind::kTrellis && values_per_state != 1)
+    return invalid_argument(
+        "values_per_state must be 4 for vector formats and 1 outside trellis formats");
   if (kind == FormatKind::kDense) {
     if (bits != 16) return invalid_argument("dense format must have 16 bits");
     if (dense_dtype != DType::kBF16 && dense_dtype != DType::kFP16)
@@ -108,6 +119,15 @@ Status FormatSpec::validate() const {
           "trellis format must leave dense_dtype bf16, group_size 128 and symmetric false");
     return Status::ok();
   }
+  if (kind == FormatKind::kVector) {
+    if (bits != 6 && bits != 8 && bits != 10 && bits != 12)
+      return invalid_argument("vector (vq) formats take 6, 8, 10 or 12 code bits a vector, got " +
+                              std::to_string(bits));
+    if (dense_dtype != DType::kBF16 || group_size != kTileCols || symmetric)
+      return invalid_argument(
+          "vector format must leave dense_dtype bf16, group_size 128 and symmetric false");
+    return Status::ok();
+  }
   if (kind != FormatKind::kInt) return invalid_argument("unknown format kind");
   if (dense_dtype != DType::kBF16)
     return invalid_argument("integer format must leave dense_dtype at its default (bf16)");
@@ -125,7 +145,7 @@ Status parse_format(const std::string& text, FormatSpec* out) {
   if (out == nullptr) return invalid_argument("FormatSpec::parse: null output");
   const std::string bad = "unknown format string '" + text +
                           "' (expected e.g. bf16, fp16, int4:g128, int3:g64:sym, int8:pc, nuq3, "
-                          "tcq2)";
+                          "tcq2, vq2)";
   if (text == "bf16" || text == "fp16") {
     *out = FormatSpec::dense(text == "bf16" ? DType::kBF16 : DType::kFP16);
     return Status::ok();
@@ -141,6 +161,19 @@ Status parse_format(const std::string& text, FormatSpec* out) {
     FormatSpec f = text[0] == 'n' ? FormatSpec::lut(bits)
                    : half         ? FormatSpec::trellis(2 * bits + 1, 2)
                                   : FormatSpec::trellis(bits);
+    Status st = f.validate();
+    if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
+    *out = f;
+    return Status::ok();
+  }
+  if (text.compare(0, 2, "vq") == 0) {
+    // "vq<n>" or "vq<n>.5": 4n or 4n + 2 code bits a vector of 4 weights.
+    std::string number = text.substr(2);
+    const bool half = number.size() > 2 && number.compare(number.size() - 2, 2, ".5") == 0;
+    if (half) number.resize(number.size() - 2);
+    int rate = 0;
+    if (!parse_int(number, &rate) || rate > 64) return invalid_argument(bad);
+    const FormatSpec f = FormatSpec::vector(4 * rate + (half ? 2 : 0));
     Status st = f.validate();
     if (!st.is_ok()) return invalid_argument("format '" + text + "': " + st.message());
     *out = f;
@@ -181,6 +214,8 @@ Status FormatSpec::parse(const std::string& text, FormatSpec* out) {
 std::string FormatSpec::to_string() const {
   if (kind == FormatKind::kDense) return dtype_name(dense_dtype);
   if (kind == FormatKind::kLut) return "nuq" + std::to_string(bits);
+  if (kind == FormatKind::kVector)
+    return "vq" + std::to_string(bits / 4) + (bits % 4 == 2 ? ".5" : "");
   if (kind == FormatKind::kTrellis)
     return "tcq" + (values_per_state == 2 ? std::to_string(bits / 2) + ".5" : std::to_string(bits));
   std::string s = "int" + std::to_string(bits) + ":";
@@ -192,7 +227,7 @@ std::string FormatSpec::to_string() const {
 double FormatSpec::bits_per_weight(int64_t k_in) const {
   if (kind == FormatKind::kDense) return 16.0;
   if (kind == FormatKind::kLut) return bits + 16.0 * lut_entries() / static_cast<double>(k_in);
-  if (kind == FormatKind::kTrellis)
+  if (kind == FormatKind::kTrellis || kind == FormatKind::kVector)
     return static_cast<double>(bits) / values_per_state + 16.0 / kTileCols;
   const double g = static_cast<double>(group_len(k_in));
   return bits + (16.0 + (symmetric ? 0.0 : 8.0)) / g;
@@ -208,6 +243,7 @@ const std::vector<FormatSpec>& all_formats() {
     for (int twice_rate : {3, 4, 5, 6, 7, 8})  // tcq1.5, tcq2, tcq2.5, ..., tcq4
       v.push_back(twice_rate % 2 == 1 ? FormatSpec::trellis(twice_rate, 2)
                                       : FormatSpec::trellis(twice_rate / 2));
+    for (int code_bits : {6, 8, 10, 12}) v.push_back(FormatSpec::vector(code_bits));
     return v;
   }();
   return formats;
@@ -215,7 +251,8 @@ const std::vector<FormatSpec>& all_formats() {
 
 std::vector<int> plane_bits(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
-  if (f.kind == FormatKind::kTrellis) return {};  // row streams, no planes (§2.2)
+  // Row streams, and one code byte per vector: no planes (§2.2).
+  if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) return {};
   if (f.bits == 3) return {2, 1};
   return {f.bits};
 }
@@ -247,7 +284,7 @@ Status layout_of(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout*
     L.zeros_bytes = f.symmetric ? 0 : L.n_pad * L.groups_pad;
   } else if (f.kind == FormatKind::kLut) {
     L.scales_bytes = L.n_pad * f.lut_entries() * 2;  // one fp16 table a row, padded rows too
-  } else if (f.kind == FormatKind::kTrellis) {
+  } else if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) {
     L.groups_pad = L.k_pad / kTileCols;  // = K / 128: K is a multiple of 128 (checked above)
     L.scales_bytes = L.n_pad * L.groups_pad * 2;
   }
@@ -267,7 +304,8 @@ Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLay
 
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group) {
-  if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) return -1;
+  if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis && f.kind != FormatKind::kVector)
+    return -1;
   // Groups per tile column: 128 / g, or the one group of a per-channel row.
   const int64_t gpt = f.group_size == 0 ? 1 : kTileCols / f.group_size;
   const int64_t r = row % kTileRows;

@@ -91,12 +91,16 @@ Status quantize_checked(const float* w, int64_t n, int64_t k, const FormatSpec& 
   search.mse = uses_mse_scales(opt);
   search.mse_grid = opt.mse_grid;
   search.mse_min_shrink = opt.mse_min_shrink;
-  if (f.kind == FormatKind::kTrellis) {
+  if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) {
+    const bool trellis = f.kind == FormatKind::kTrellis;
     if (opt.method == QuantMethod::kGptq && opt.act_order)
-      return unsupported("quantize: GPTQ with act_order is not implemented for trellis formats (" +
-                         f.to_string() + "): a trellis block is 128 consecutive inputs");
+      return unsupported("quantize: GPTQ with act_order is not implemented for " +
+                         std::string(trellis ? "trellis" : "vector") + " formats (" +
+                         f.to_string() + "): they quantize 128 consecutive inputs at a time");
+    const bool mse = opt.method == QuantMethod::kRtnMse;
     if (opt.method != QuantMethod::kGptq)
-      return quant::quantize_trellis(w, n, k, f, opt.method == QuantMethod::kRtnMse, out);
+      return trellis ? quant::quantize_trellis(w, n, k, f, mse, out)
+                     : quant::quantize_vector(w, n, k, f, mse, out);
   }
   if (opt.method == QuantMethod::kGptq) return quant::quantize_gptq(w, n, k, f, search, opt, out);
   // A LUT table by k-means already minimises squared error: both RTN methods fit it so.

@@ -364,8 +364,10 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   }
 
   LogicalMatrix m = LogicalMatrix::sized(f, n, k);
-  const bool trellis = f.kind == FormatKind::kTrellis;  // one trellis block per lazy batch
-  const int64_t block = trellis ? kTileCols : std::min<int64_t>(opt.block_size, k);
+  const bool trellis = f.kind == FormatKind::kTrellis;
+  // Trellis and vector formats: one 128-column block per lazy batch.
+  const bool by_blocks = trellis || f.kind == FormatKind::kVector;
+  const int64_t block = by_blocks ? kTileCols : std::min<int64_t>(opt.block_size, k);
   std::vector<double> err(static_cast<size_t>(n * block));  // scaled errors of the block's columns
   std::atomic<int64_t> overflow_row{-1};
   // One group of scratch per thread, allocated here: a throw inside the region would terminate.
@@ -375,7 +377,7 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // batch's scaled errors reach the later columns, W[:, i2:] -= Err U[i1:i2, i2:].
   const auto feed_forward = [&](int64_t i1, int64_t i2) -> Status {
     if (overflow_row.load() >= 0)
-      return out_of_range("quantize: a GPTQ group scale, table or trellis scale of row " +
+      return out_of_range("quantize: a GPTQ group scale, table or block scale of row " +
                           std::to_string(overflow_row.load()) + " overflows fp16 (weights too " +
                           "large for " + f.to_string() + ")");
     if (i2 < k)
@@ -426,32 +428,31 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
     }
     return Status::ok();
   };
-  // Trellis formats (no act_order: order is the identity): each 128-column block is one Viterbi
-  // path per row, chosen jointly, so there is no feedback inside a block; its error d is fed to
-  // the later columns as the optimal update given the block fixed, d U_BB^-1 U_B,rest (U_BB
-  // the block's diagonal block of U), found by a forward solve.
-  const auto run_blocks = [&]() -> Status {
-    std::vector<TrellisSearch> searches(static_cast<size_t>(omp_get_max_threads()),
-                                        TrellisSearch(f.bits, f.values_per_state));
+  // Trellis and vector formats (no act_order: order is the identity): each 128-column block is
+  // quantized jointly per row (one Viterbi path; 32 vectors at one scale), so there is no
+  // feedback inside a block; its error d is fed to the later columns as the optimal update given
+  // the block fixed, d U_BB^-1 U_B,rest (U_BB the block's diagonal block of U), found by a
+  // forward solve. `searches`: one block coder per thread.
+  const auto run_blocks = [&](auto& searches) -> Status {
     for (int64_t i1 = 0; i1 < k; i1 += block) {
       const int64_t i2 = i1 + block;
 #pragma omp parallel
       {
-        TrellisSearch& viterbi = searches[static_cast<size_t>(omp_get_thread_num())];
+        auto& coder = searches[static_cast<size_t>(omp_get_thread_num())];
         double* x = scratch.data() + omp_get_thread_num() * g;
         float decoded[kTileCols];
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < n; ++r) {
           const double* wr = wq.data() + r * k + i1;
           double* er = err.data() + r * block;
-          uint16_t* chunks = m.codes.data() + r * k + i1;
+          uint16_t* codes = m.codes.data() + r * k + i1;
           uint16_t& scale = m.scales[static_cast<size_t>(r * groups + i1 / block)];
           std::copy(wr, wr + block, x);
-          if (!viterbi.quantize_block(x, opt.gptq_mse_scales, chunks, &scale)) {
+          if (!coder.quantize_block(x, opt.gptq_mse_scales, codes, &scale)) {
             keep_first(&overflow_row, r);
             continue;
           }
-          trellis_decode_block(chunks, f.bits, f.values_per_state, scale, decoded);
+          coder.decode_block(codes, scale, decoded);
           for (int64_t j = 0; j < block; ++j) {  // er U_BB = w - decoded
             double d = wr[j] - decoded[j];
             for (int64_t i = 0; i < j; ++i) d -= er[i] * u[(i1 + i) * k + i1 + j];
@@ -464,7 +465,13 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
     return Status::ok();
   };
   if (trellis) {
-    QMOE_RETURN_IF_ERROR(run_blocks());
+    std::vector<TrellisSearch> searches(static_cast<size_t>(omp_get_max_threads()),
+                                        TrellisSearch(f.bits, f.values_per_state));
+    QMOE_RETURN_IF_ERROR(run_blocks(searches));
+  } else if (f.kind == FormatKind::kVector) {
+    std::vector<VectorSearch> searches(static_cast<size_t>(omp_get_max_threads()),
+                                       VectorSearch(f.bits));
+    QMOE_RETURN_IF_ERROR(run_blocks(searches));
   } else if (f.kind == FormatKind::kLut) {
     TableGrids grids(f, n, k, std::move(diag), &m);
     QMOE_RETURN_IF_ERROR(run_columns(grids));

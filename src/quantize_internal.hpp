@@ -2,11 +2,15 @@
 // quantize_gptq.cpp): the per-group scale/zero search every integer method shares, the LUT
 // formats' table fit, and the GPTQ linear algebra.
 #pragma once
+#include <omp.h>
+
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "qmoe/numeric.hpp"
 #include "qmoe/quantize.hpp"
 
 namespace qmoe::quant {
@@ -17,6 +21,12 @@ inline void keep_first(std::atomic<int64_t>* first, int64_t index) {
   int64_t seen = first->load();
   while ((seen < 0 || index < seen) && !first->compare_exchange_weak(seen, index)) {
   }
+}
+
+/// s rounded to an fp16 scale in *bits; false when it overflows (inf) or is NaN.
+inline bool fp16_scale(double s, uint16_t* bits) {
+  *bits = float_to_fp16(static_cast<float>(s));
+  return (*bits & 0x7c00u) != 0x7c00u;
 }
 
 /// Scale and zero point of one group. `scale` is the fp16 value actually stored, so codes
@@ -120,6 +130,8 @@ class TrellisSearch {
   /// as the logical codes chunks[0, 128) (step p's at position values * p, 0 elsewhere) and the
   /// fp16 scale into *scale_bits. False when the scale overflows.
   bool quantize_block(const double* w, bool mse, uint16_t* chunks, uint16_t* scale_bits);
+  /// trellis_decode_block with this search's format.
+  void decode_block(const uint16_t* chunks, uint16_t scale_bits, float* out) const;
 
  private:
   /// Viterbi over the first `steps` steps of x; overlap >= 0 pins the start state's low and the
@@ -147,10 +159,78 @@ void trellis_decode_block(const uint16_t* chunks, int bits, int values, uint16_t
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out);
 
-/// GPTQ quantization of an int, LUT or trellis format (a LUT row's table fitted with the weights
-/// diag(H), when its first column is reached; trellis formats quantize 128 columns at a time,
-/// BlockLDLQ-style: a block's joint error E is fed back as E U_BB^-1 U_B,rest, no act_order).
-/// Weights and options are already validated except the Hessian / calibration values themselves.
+/// Vector formats (docs/formats.md §1): the fixed codebook of a format with `bits` code bits a
+/// vector (6, 8, 10, 12): 2^(bits - 4) magnitude vectors of 4 fp16 values
+/// (docs/formats/vq*_codebook.inc); a code = magnitude index | sign bits << (bits - 4).
+class VectorSearch {
+ public:
+  explicit VectorSearch(int bits);
+  /// One block w[0, 128) of a row (natural column order): the code of each vector at its first
+  /// column (16u + 2t), 0 at the others, and the fp16 scale. The scale is the block's RMS (the
+  /// table is fitted to unit Gaussians); with mse, the best of 37 multiples of it (0.4 to 1.3),
+  /// then least-squares refits of the scale to the chosen codes while they lower the error. Each
+  /// vector takes the code nearest w / s (signs from w, ties to the lower magnitude index).
+  /// False when the scale overflows fp16. Allocates nothing.
+  bool quantize_block(const double* w, bool mse, uint16_t* codes, uint16_t* scale_bits);
+  /// The exact weights of one block: +-M[m][d] * s in float32 (docs/formats.md §1), out[0, 128).
+  void decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const;
+
+ private:
+  static constexpr int kMaxEntries = 256;  ///< vq3
+  /// The code nearest x[0, 4) at scale s > 0.
+  int nearest_code(const double* x, double s) const;
+  /// Exact weight of dimension d of a vector with `code` at scale s (float32: two fp16
+  /// significands).
+  float code_value(int code, int d, float s) const;
+  /// Codes of a block's 32 vectors at fp16 scale s (> 0) into codes[0, 32); the squared error.
+  double assign(const double* w, float s, int* codes) const;
+  int entries_, sign_shift_;
+  float magnitude_[kMaxEntries * kVectorDim];  ///< the table, widened exactly
+};
+
+/// The exact weights of row `row` of a logical vector-format matrix, out[0, k).
+void vector_decode_row(const LogicalMatrix& m, int64_t row, float* out);
+
+/// Block-by-block quantization of a trellis or vector format: each 128-input block of a row
+/// through searches[thread].quantize_block (one Search per OpenMP thread, made by the caller: a
+/// throw inside the region would terminate). Returns kOutOfRange, naming the first block, when a
+/// scale overflows fp16.
+template <typename Search>
+Status quantize_blocks(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
+                       std::vector<Search>& searches, LogicalMatrix* out) {
+  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
+  const int64_t blocks = k / kTileCols;
+  std::atomic<int64_t> overflow_block{-1};
+#pragma omp parallel
+  {
+    Search& search = searches[static_cast<size_t>(omp_get_thread_num())];
+    double block[kTileCols];
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t rb = 0; rb < n * blocks; ++rb) {
+      const int64_t row = rb / blocks, col0 = rb % blocks * kTileCols;
+      for (int t = 0; t < kTileCols; ++t) block[t] = w[row * k + col0 + t];
+      if (!search.quantize_block(block, mse, m.codes.data() + row * k + col0, &m.scales[rb]))
+        keep_first(&overflow_block, rb);
+    }
+  }
+  if (overflow_block.load() >= 0)
+    return out_of_range("quantize: the scale of row " +
+                        std::to_string(overflow_block.load() / blocks) + ", block " +
+                        std::to_string(overflow_block.load() % blocks) +
+                        " overflows fp16 (weights too large for " + f.to_string() + ")");
+  *out = std::move(m);
+  return Status::ok();
+}
+
+/// quantize_blocks with VectorSearch.
+Status quantize_vector(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
+                       LogicalMatrix* out);
+
+/// GPTQ quantization of an int, LUT, trellis or vector format (a LUT row's table fitted with the
+/// weights diag(H), when its first column is reached; trellis and vector formats quantize 128
+/// columns at a time, BlockLDLQ-style: a block's joint error E is fed back as E U_BB^-1 U_B,rest,
+/// no act_order). Weights and options are already validated except the Hessian / calibration values
+/// themselves.
 Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                      const GroupSearch& search, const QuantizeOptions& opt, LogicalMatrix* out);
 

@@ -60,10 +60,6 @@ uint32_t block_state(const uint16_t* chunks, int bits, int values, int p) {
 }
 
 /// The fp16 scale nearest s (s >= 0); false when it overflows.
-bool fp16_scale(double s, uint16_t* bits) {
-  *bits = float_to_fp16(static_cast<float>(s));
-  return (*bits & 0x7c00u) != 0x7c00u;
-}
 
 }  // namespace
 
@@ -211,6 +207,10 @@ void trellis_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
                          m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)], out + b * kBlock);
 }
 
+void TrellisSearch::decode_block(const uint16_t* chunks, uint16_t scale_bits, float* out) const {
+  trellis_decode_block(chunks, bits_, values_, scale_bits, out);
+}
+
 bool TrellisSearch::quantize_block(const double* w, bool mse, uint16_t* chunks,
                                    uint16_t* scale_bits) {
   double x[kBlock];
@@ -249,32 +249,9 @@ bool TrellisSearch::quantize_block(const double* w, bool mse, uint16_t* chunks,
 
 Status quantize_trellis(const float* w, int64_t n, int64_t k, const FormatSpec& f, bool mse,
                         LogicalMatrix* out) {
-  LogicalMatrix m = LogicalMatrix::sized(f, n, k);
-  const int64_t blocks = k / kBlock;
-  std::atomic<int64_t> overflow_block{-1};
-  // Searches per thread, allocated here: a throw inside the region would terminate.
-  std::vector<TrellisSearch> search(static_cast<size_t>(omp_get_max_threads()),
-                                    TrellisSearch(f.bits, f.values_per_state));
-#pragma omp parallel
-  {
-    TrellisSearch& v = search[static_cast<size_t>(omp_get_thread_num())];
-    double block[kBlock];
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t rb = 0; rb < n * blocks; ++rb) {
-      const int64_t row = rb / blocks, col0 = rb % blocks * kBlock;
-      for (int t = 0; t < kBlock; ++t) block[t] = w[row * k + col0 + t];
-      if (!v.quantize_block(block, mse, m.codes.data() + row * k + col0, &m.scales[rb])) {
-        keep_first(&overflow_block, rb);
-      }
-    }
-  }
-  if (overflow_block.load() >= 0)
-    return out_of_range("quantize: the scale of row " +
-                        std::to_string(overflow_block.load() / blocks) + ", block " +
-                        std::to_string(overflow_block.load() % blocks) +
-                        " overflows fp16 (weights too large for " + f.to_string() + ")");
-  *out = std::move(m);
-  return Status::ok();
+  std::vector<TrellisSearch> searches(static_cast<size_t>(omp_get_max_threads()),
+                                      TrellisSearch(f.bits, f.values_per_state));
+  return quantize_blocks(w, n, k, f, mse, searches, out);
 }
 
 }  // namespace qmoe::quant

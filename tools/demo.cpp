@@ -211,7 +211,7 @@ void print_demo_help() {
       "usage: qmoe demo [--formats LIST] [--method rtn|mse|gptq] [--cpu]\n\n"
       "Quantizes an embedded synthetic MoE layer (8 experts, top-2, H=256, I=512, 48 tokens,\n"
       "seeded) in every format, runs its expert FFN through the grouped GEMM (GPU if present,\n"
-      "else the CPU reference; formats without a device decoder, tcq<b>, always on\n"
+      "else the CPU reference; formats without a device decoder, tcq<r> and vq<r>, always on\n"
       "the CPU reference) and prints: format, bits/weight, weight MSE, output NMSE vs the bf16\n"
       "layer, and where it ran. Trellis formats take several seconds each (Viterbi).\n\n"
       "  --formats LIST   comma-separated formats (default: all, see `qmoe inspect --formats`)\n"
@@ -374,6 +374,7 @@ int run_inspect(int argc, char** argv) {
     std::string layout = "planes ";
     for (int b : plane_bits(f)) layout += (layout.size() > 7 ? "+" : "") + std::to_string(b);
     if (f.kind == FormatKind::kTrellis) layout = "row streams";
+    if (f.kind == FormatKind::kVector) layout = "a code byte per 4 weights";
     if (f.kind == FormatKind::kLut) layout += ", per-row table";
     std::printf("%-16s %12.6f %12lld %s%s\n", f.to_string().c_str(), f.bits_per_weight(kk),
                 (long long)L.tile_bytes, layout.c_str(),

@@ -74,6 +74,20 @@ void read_trellis_chunks(const PackedMatrix& m, const Layout& L, std::vector<uin
 void decode_trellis(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& chunks,
                     std::vector<float>* w);
 
+/// trellis and vector formats: every real row's block scales finite, every padded row's 0 (§2.1).
+Status check_block_scales(const PackedMatrix& m, const Layout& L);
+
+/// vector formats: block scales as check_block_scales, padded rows' codes 0 (§2.1). (K is a
+/// multiple of 128: there are no padded columns.)
+Status check_vector(const PackedMatrix& m, const Layout& L);
+/// vector formats: the logical codes [n, k] of a checked matrix: each vector's code at its first
+/// column 16u + 2t, 0 at its other three (§1, §2.2).
+void read_vector_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes);
+/// vector formats: w[n, k] = +-M[q mod 16][d] * s, exact in float32; with bf16_factors, M and s
+/// are each rounded to bf16 first (the bf16-activation value of §1, still exact).
+void decode_vector(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
+                   bool bf16_factors, std::vector<float>* w);
+
 /// dense formats: w[n, k] = the stored 16-bit float, widened exactly to float32.
 void decode_dense(const PackedMatrix& m, const std::vector<uint16_t>& codes, std::vector<float>* w);
 

@@ -27,18 +27,30 @@ int64_t round_up(int64_t x, int64_t m) {
 // Bits per plane, least significant first (§2.4).
 std::vector<int> planes_of(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
-  if (f.kind == FormatKind::kTrellis) return {};  // row streams (§2.2)
+  // Row streams, and a code byte per vector (§2.2).
+  if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) return {};
   if (f.bits == 3) return {2, 1};
   return {f.bits};
 }
 
 Status check_format(const FormatSpec& f) {
   // First: the layout divides by it, whatever the kind.
-  if (f.values_per_state != 1 && !(f.kind == FormatKind::kTrellis && f.values_per_state == 2))
-    return invalid_argument("ref: values_per_state must be 1, or 2 for a trellis format");
+  if (f.kind == FormatKind::kVector
+          ? f.values_per_state != 4
+          : f.values_per_state != 1 && !(f.kind == FormatKind::kTrellis && f.values_per_state == 2))
+    return invalid_argument(
+        "ref: values_per_state must be 1, or 2 for a trellis format, or 4 for a vector format");
   if (f.kind == FormatKind::kDense) {
     if (f.bits != 16 || (f.dense_dtype != DType::kBF16 && f.dense_dtype != DType::kFP16))
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
+    return Status::ok();
+  }
+  if (f.kind == FormatKind::kVector) {  // §1: 6, 8, 10 or 12 code bits, a scale per 128 inputs
+    if ((f.bits != 6 && f.bits != 8 && f.bits != 10 && f.bits != 12) || f.group_size != kTileCols ||
+        f.symmetric || f.dense_dtype != DType::kBF16)
+      return invalid_argument(
+          "ref: vector formats need 6, 8, 10 or 12 code bits, group size 128, symmetric false "
+          "and the default dtype");
     return Status::ok();
   }
   if (f.kind == FormatKind::kTrellis && f.values_per_state == 2) {
@@ -74,13 +86,15 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   if (n < 1 || k < 1 || n >= kMaxDim || k >= kMaxDim || n * k > kMaxWeights)
     return invalid_argument("ref: bad matrix dims " + std::to_string(n) + "x" + std::to_string(k));
   const bool is_int = f.kind == FormatKind::kInt;
-  const bool trellis = f.kind == FormatKind::kTrellis;
+  // Trellis and vector formats: one scale per 128-input block, no zeros (§1).
+  const bool blocks = f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector;
   L->n = n;
   L->k = k;
   L->n_pad = round_up(n, kTileRows);
   L->k_pad = round_up(k, kTileCols);
   L->planes = planes_of(f);
-  // A trellis step codes values_per_state positions with `bits` bits (§2.2).
+  // A trellis step codes values_per_state positions with `bits` bits; a vector's 4 weights
+  // share 4 * bits (§2.2).
   L->tile_bytes = int64_t{kTileRows} * kTileCols * f.bits / 8 / f.values_per_state;
   L->codes_offset = 0;
   L->codes_bytes = (L->n_pad / kTileRows) * (L->k_pad / kTileCols) * L->tile_bytes;
@@ -88,7 +102,7 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   L->group_len = L->groups = L->groups_pad = 0;
   L->scales_offset = L->scales_bytes = L->zeros_offset = L->zeros_bytes = 0;
   int64_t end = L->codes_offset + L->codes_bytes;
-  if (is_int || trellis) {  // trellis: one scale per 128-input block, no zeros (§1)
+  if (is_int || blocks) {
     L->per_channel = f.group_size == 0;
     L->group_len = L->per_channel ? k : f.group_size;
     if (k % L->group_len != 0)
@@ -236,6 +250,7 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   const PackedLayout& P = m.layout;
   const bool is_int = m.format.kind == FormatKind::kInt;
   const bool trellis = m.format.kind == FormatKind::kTrellis;
+  const bool vector = m.format.kind == FormatKind::kVector;
   const bool has_zeros = is_int && !m.format.symmetric;
   struct Field {
     const char* name;
@@ -265,6 +280,8 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   if (m.format.kind == FormatKind::kLut) QMOE_RETURN_IF_ERROR(check_lut_tables(m, L));
   if (trellis)
     QMOE_RETURN_IF_ERROR(check_trellis(m, L));
+  else if (vector)
+    QMOE_RETURN_IF_ERROR(check_vector(m, L));
   else
     QMOE_RETURN_IF_ERROR(check_padded_codes(m, L));
   *out = std::move(L);
@@ -273,6 +290,7 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
 
 void read_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes) {
   if (m.format.kind == FormatKind::kTrellis) return read_trellis_chunks(m, L, codes);
+  if (m.format.kind == FormatKind::kVector) return read_vector_codes(m, L, codes);
   codes->assign(static_cast<size_t>(L.n * L.k), 0);
   uint16_t* out = codes->data();
   const int64_t tiles = tile_count(L);

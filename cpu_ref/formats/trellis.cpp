@@ -42,27 +42,32 @@ int code_value(uint32_t state, int value) {
 
 }  // namespace
 
-Status check_trellis(const PackedMatrix& m, const Layout& L) {
-  const int64_t k_tiles = L.k_pad / kTileCols;
+Status check_block_scales(const PackedMatrix& m, const Layout& L) {
   for (int64_t row = 0; row < L.n_pad; ++row) {
     for (int64_t g = 0; g < L.groups_pad; ++g) {
       const uint8_t* p = m.blob.data() + L.scales_offset + 2 * param_index(L, row, g);
       const uint16_t s = static_cast<uint16_t>(p[0] | p[1] << 8);
       const bool bad = row < L.n ? !std::isfinite(fp16_to_float(s)) : s != 0;
-      if (bad) {
-        const std::string where =
-            "ref: scale of row " + std::to_string(row) + ", block " + std::to_string(g);
-        return invalid_argument(row < L.n ? where + " is not finite (" + hex16(s) + ")"
-                                          : where + " (padding) is " + hex16(s) + ", must be 0");
-      }
-      if (row < L.n) continue;
+      if (!bad) continue;
+      const std::string where =
+          "ref: scale of row " + std::to_string(row) + ", block " + std::to_string(g);
+      return invalid_argument(row < L.n ? where + " is not finite (" + hex16(s) + ")"
+                                        : where + " (padding) is " + hex16(s) + ", must be 0");
+    }
+  }
+  return Status::ok();
+}
+
+Status check_trellis(const PackedMatrix& m, const Layout& L) {
+  QMOE_RETURN_IF_ERROR(check_block_scales(m, L));
+  const int64_t k_tiles = L.k_pad / kTileCols;
+  for (int64_t row = L.n; row < L.n_pad; ++row)
+    for (int64_t g = 0; g < L.groups_pad; ++g)
       for (int64_t bit = 0; bit < 8 * L.tile_bytes / kTileRows; ++bit)
         if (stream_bit(L, m, row / kTileRows * k_tiles + g, row % kTileRows, bit) != 0)
           return invalid_argument("ref: code bit " + std::to_string(bit) + " of padded row " +
                                   std::to_string(row) + ", block " + std::to_string(g) +
                                   " is 1, must be 0");
-    }
-  }
   return Status::ok();
 }
 

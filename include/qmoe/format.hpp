@@ -18,10 +18,13 @@ enum class FormatKind : uint8_t {
   kLut = 2,      ///< non-uniform: w = lut[row][q], a learned table of 2^bits fp16 values a row
   kTrellis = 3,  ///< bitshift trellis: w = sigma_t (H c(states))_t * s, a state a window of the
                  ///< row's code bits, H a 128-point Hadamard transform
+  kVector = 4,   ///< vector codebook: 4 weights share one code, w = +-M[m][d] * s, M a fixed
+                 ///< table of 16 magnitude vectors, 4 sign bits a code
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:
-///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym", "nuq3".
+///   "bf16", "fp16", "int4:g128", "int3:g64:sym", "int8:pc", "int2:g32:asym", "nuq3", "tcq2.5",
+///   "vq2".
 /// Integer formats: bits in {2,3,4,8}; group_size in {32,64,128} along K (input dim),
 /// or 0 = per-channel (one group spans the whole row). Default is asymmetric.
 /// Non-uniform (LUT) formats "nuq<b>": bits in {2,3,4}; each row has its own table of 2^b
@@ -32,18 +35,27 @@ enum class FormatKind : uint8_t {
 /// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
 /// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only:
 /// no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
+/// Vector formats "vq<r>": 4 weights of a row (a lane's A-fragment row in one k16 sub-tile)
+/// share one 4r-bit code into a fixed codebook (2^(4r - 4) magnitude vectors x 16 sign
+/// patterns), one fp16 scale per 128 inputs (group_size 128); bits = code bits a vector,
+/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12). CPU reference and
+/// quantizers only, like the trellis formats.
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense
-  int bits = 16;             ///< code bits per weight (16 for dense; per trellis step for kTrellis)
-  int group_size = 0;        ///< kInt: 32, 64, 128 or 0 = per-channel; kTrellis: 128; else 0
+  int bits = 16;             ///< code bits per weight (16 for dense; per trellis step for kTrellis,
+                             ///< per 4-weight vector for kVector)
+  int group_size = 0;        ///< kInt: 32, 64, 128 or 0 = per-channel; kTrellis, kVector: 128;
+                             ///< else 0
   bool symmetric = false;    ///< only for kInt: z = 2^(bits-1) fixed, no zeros stored
-  int values_per_state = 1;  ///< only for kTrellis: 1, or 2 for the fractional rates
+  int values_per_state = 1;  ///< kTrellis: 1, or 2 for the fractional rates; kVector: 4 (weights
+                             ///< a code covers); else 1
 
   static FormatSpec dense(DType t);
   static FormatSpec integer(int bits, int group_size, bool symmetric);
   static FormatSpec lut(int bits);
   static FormatSpec trellis(int step_bits, int values_per_state = 1);
+  static FormatSpec vector(int code_bits);
 
   /// Parse a short string. Errors: kInvalidArgument with the offending text.
   static Status parse(const std::string& text, FormatSpec* out);
@@ -56,14 +68,17 @@ struct FormatSpec {
 
   /// Exact storage bits per weight of an unpadded [N, K] matrix, scales and zeros included:
   /// bits + (16 [+ 8 if asymmetric]) / group, where group = K for per-channel; for a LUT
-  /// format bits + 16 * 2^bits / K (the row's table); for a trellis format
-  /// bits / values_per_state + 16 / 128.
+  /// format bits + 16 * 2^bits / K (the row's table); for trellis and vector formats
+  /// bits / values_per_state + 16 / 128 (a vector format's codebook is part of the format, not
+  /// stored).
   double bits_per_weight(int64_t k_in) const;
   /// Effective group length for a row of k_in inputs (k_in for per-channel and LUT formats:
   /// a LUT format's one table serves the whole row).
   int64_t group_len(int64_t k_in) const { return group_size == 0 ? k_in : group_size; }
   /// Entries of a LUT format's per-row table, 2^bits; 0 for other kinds.
   int lut_entries() const { return kind == FormatKind::kLut ? 1 << bits : 0; }
+  /// Largest code + 1: 2^bits.
+  uint32_t code_limit() const { return 1u << bits; }
 
   bool operator==(const FormatSpec& o) const {
     return kind == o.kind && dense_dtype == o.dense_dtype && bits == o.bits &&
@@ -89,12 +104,16 @@ constexpr int kTileLanes = 32;
 /// State bits of the trellis formats' bitshift trellis (docs/formats.md §1): a step's state is
 /// the 12 code bits of its block's circular chunk string starting at the step's own chunk.
 constexpr int kTrellisStateBits = 12;
+/// Weights a code of a vector format covers: columns 16u + 2t + {0, 1, 8, 9} of one row, a
+/// lane's elements of one A-fragment row in one k16 sub-tile (docs/formats.md §1).
+constexpr int kVectorDim = 4;
 /// Byte alignment of every section (codes, scales, zeros) and of every expert in a bank.
 constexpr int64_t kSectionAlign = 256;
 
 /// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2);
-/// a LUT format's codes are stored exactly as the int format's of the same bits. Trellis
-/// formats have none (empty: their tiles hold row streams, docs/formats.md §2.2).
+/// a LUT format's codes are stored exactly as the int format's of the same bits. Trellis and
+/// vector formats have none (empty: their tiles hold row streams and a code byte per vector,
+/// docs/formats.md §2.2).
 std::vector<int> plane_bits(const FormatSpec& f);
 
 /// Byte sizes of the sections of a packed [N, K] matrix (docs/formats.md §2).
@@ -114,8 +133,8 @@ struct PackedLayout {
 Status packed_layout(const FormatSpec& f, int64_t n_out, int64_t k_in, PackedLayout* out);
 
 /// Entry index of (row, group) in the scales (fp16, byte 2 * index) and zeros (uint8, byte
-/// index) sections of an int or trellis format: parameter blocks per (strip, tile column), rows in
-/// lane order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for other kinds.
+/// index) sections of an int, trellis or vector format: parameter blocks per (strip, tile column),
+/// rows in lane order (docs/formats.md §2.5). row < n_pad, group < groups_pad; -1 for other kinds.
 int64_t group_param_index(const FormatSpec& f, const PackedLayout& layout, int64_t row,
                           int64_t group);
 

@@ -17,6 +17,10 @@ namespace qmoe {
 ///    better; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the refit)
 ///    and feeds each block's error forward (BlockLDLQ); act_order and block_size do not apply
 ///    (act_order gives kUnsupported).
+///  - vector (vq<r>): kRtnMinMax scales each 128-input block by its RMS and takes each vector's
+///    nearest code, kRtnMse also searches 37 multiples of that scale and refits it by least
+///    squares; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the search)
+///    and feeds each block's error forward as for trellis formats (act_order gives kUnsupported).
 ///  - dense: every method rounds each weight to nearest even.
 enum class QuantMethod : uint8_t {
   kRtnMinMax = 0,  ///< round to nearest, range = group min/max (or absmax if symmetric)
@@ -43,7 +47,7 @@ struct QuantizeOptions {
 /// Dense formats round each weight to bf16/fp16. Errors (nothing written): null pointers,
 /// n or k <= 0, k not divisible by the group size, NaN/Inf weights, weights whose scale
 /// would overflow fp16, missing/invalid GPTQ inputs; kUnsupported for GPTQ with act_order into a
-/// trellis format.
+/// trellis or vector format.
 Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         const QuantizeOptions& opt, LogicalMatrix* out);
 

@@ -13,9 +13,11 @@ namespace qmoe {
 
 namespace {
 
-/// Formats with one fp16 scale per (row, group) in parameter blocks (§2.5): int and trellis.
+/// Formats with one fp16 scale per (row, group) in parameter blocks (§2.5): int, trellis and
+/// vector.
 bool has_group_scales(const FormatSpec& f) {
-  return f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis;
+  return f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis ||
+         f.kind == FormatKind::kVector;
 }
 
 /// Formats with a uint8 zero per (row, group): asymmetric int.
@@ -145,11 +147,52 @@ uint32_t load_chunk(const uint8_t* stream, int64_t bit, int width) {
   return v;
 }
 
+/// Vector formats (§2.2): lane l's code slot i = 2j + h is the vector of row gid + 8h in sub-tile
+/// j, columns 16j + 2 tig + {0, 1, 8, 9}; logically its code sits at the first of them. A code's
+/// bits are split into planes, least significant first (6 = 4 + 2, 8, 10 = 8 + 2, 12 = 8 + 4); in
+/// a plane of c bits lane l's 16 slots are one little-endian string of 2c bytes at the plane's
+/// offset (64 bytes per bit of the earlier planes) + 2c l, slot i at bit c i.
+struct VectorSlot {
+  int row, col;
+};
+VectorSlot vector_slot(int lane, int slot) {
+  return {lane / 4 + 8 * (slot % 2), 16 * (slot / 2) + 2 * (lane % 4)};
+}
+constexpr int kVectorSlots = kTileRows * kTileCols / kVectorDim / kTileLanes;  // 16 a lane
+/// Calls fn(stream, bit, width, shift) for each plane of the code in `slot` of `lane`: the code's
+/// bits shift .. shift + width - 1 sit at bit `bit` of the little-endian string at `stream`.
+template <typename Tile, typename Fn>
+void for_each_vector_field(Tile* tile, int bits, int lane, int slot, Fn fn) {
+  const int first = bits >= 8 ? 8 : 4;  // the low plane; the second holds the rest (or nothing)
+  const int planes[2] = {first, bits - first};
+  int64_t offset = 0;
+  int shift = 0;
+  for (int c : planes) {
+    if (c == 0) break;
+    fn(tile + offset + 2 * c * lane, int64_t{c} * slot, c, shift);
+    offset += int64_t{kTileLanes} * 2 * c;
+    shift += c;
+  }
+}
+
 /// Writes one tile's codes, code_at(row, col) for its 16 x 128 positions (tile coordinates):
-/// trellis formats as row streams (§2.2), every other format lane by lane in its planes (§2.4).
+/// trellis formats as row streams, vector formats code by code in their planes (§2.2), every other
+/// format lane by lane in its planes (§2.4).
 template <typename CodeAt>
 void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* tile,
                 CodeAt code_at) {
+  if (f.kind == FormatKind::kVector) {
+    for (int lane = 0; lane < kTileLanes; ++lane)
+      for (int slot = 0; slot < kVectorSlots; ++slot) {
+        const VectorSlot v = vector_slot(lane, slot);
+        const uint32_t code = code_at(v.row, v.col);
+        for_each_vector_field(tile, f.bits, lane, slot,
+                              [&](uint8_t* stream, int64_t bit, int width, int shift) {
+                                store_chunk(stream, bit, width, code >> shift);
+                              });
+      }
+    return;
+  }
   if (f.kind == FormatKind::kTrellis) {
     const int v = f.values_per_state, row_bytes = 16 * f.bits / v;
     for (int r = 0; r < kTileRows; ++r)
@@ -172,6 +215,20 @@ void store_tile(const FormatSpec& f, const std::vector<int>& planes, uint8_t* ti
 template <typename Visit>
 void load_tile(const FormatSpec& f, const std::vector<int>& planes, const uint8_t* tile,
                Visit visit) {
+  if (f.kind == FormatKind::kVector) {
+    for (int lane = 0; lane < kTileLanes; ++lane)
+      for (int slot = 0; slot < kVectorSlots; ++slot) {
+        const VectorSlot v = vector_slot(lane, slot);
+        uint32_t code = 0;
+        for_each_vector_field(tile, f.bits, lane, slot,
+                              [&](const uint8_t* stream, int64_t bit, int width, int shift) {
+                                code |= load_chunk(stream, bit, width) << shift;
+                              });
+        visit(v.row, v.col, static_cast<uint16_t>(code));
+        for (int c : {1, 8, 9}) visit(v.row, v.col + c, uint16_t{0});
+      }
+    return;
+  }
   if (f.kind == FormatKind::kTrellis) {
     const int v = f.values_per_state, row_bytes = 16 * f.bits / v;
     for (int r = 0; r < kTileRows; ++r) {
@@ -221,14 +278,14 @@ Status check_size(const char* what, size_t got, int64_t want) {
                           " entries, expected " + std::to_string(want));
 }
 
-/// Value ranges of a logical matrix (codes and zeros fit in b bits, scales and table values
-/// finite), the checks of docs/formats.md §1 that both pack and unpack make. `who` names the
-/// caller.
+/// Value ranges of a logical matrix (codes below code_limit, zeros in b bits, scales and table
+/// values finite; the codes of trellis and vector formats only at the positions that hold one),
+/// the checks of docs/formats.md §1 that both pack and unpack make. `who` names the caller.
 Status check_values(const LogicalMatrix& m, const std::string& who) {
   const FormatSpec& f = m.format;
   if (f.kind == FormatKind::kDense) return Status::ok();  // any 16-bit pattern is a dense code
   const bool with_zeros = has_zeros(f);
-  const uint32_t limit = 1u << f.bits;
+  const uint32_t limit = f.code_limit();
   uint32_t max_code = 0, max_zero = 0;
   int64_t non_finite = 0;
   const int64_t codes = static_cast<int64_t>(m.codes.size());
@@ -242,6 +299,18 @@ Status check_values(const LogicalMatrix& m, const std::string& who) {
   if (max_code >= limit)
     return invalid_argument(who + ": code " + std::to_string(max_code) + " does not fit in " +
                             std::to_string(f.bits) + " bits");
+  if (f.kind == FormatKind::kVector) {
+    int64_t off_vector = 0;  // a vector's code sits at column 16u + 2t, its other columns hold 0
+#pragma omp parallel for reduction(+ : off_vector) schedule(static)
+    for (int64_t i = 0; i < codes; ++i) {
+      const int64_t c = i % m.k % 16;
+      off_vector += (c >= 8 || c % 2 == 1) && m.codes[i] != 0;
+    }
+    if (off_vector > 0)
+      return invalid_argument(who + ": " + std::to_string(off_vector) +
+                              " code(s) off the first column of their vector are not 0 (" +
+                              f.to_string() + " keeps one code per 4 weights, at column 16u + 2t)");
+  }
   if (f.kind == FormatKind::kTrellis && f.values_per_state == 2) {
     int64_t odd_nonzero = 0;  // a step's chunk is the code of its first position only
 #pragma omp parallel for reduction(+ : odd_nonzero) schedule(static)

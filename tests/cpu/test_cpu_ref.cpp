@@ -296,6 +296,47 @@ TEST(CpuRefWorkedExample, TwoValueTrellisStepsCodeTwoPositions) {
   EXPECT_EQ(act_weight(m, DType::kBF16, 9 * 128 + 18), 0x3F97);
 }
 
+// §3.10: vq2, row 9's vector at columns 18, 19, 26, 27 (sub-tile 1, t = 1: lane 5, slot 3) has
+// code 0x56 at byte 83: magnitude 6 (0x388B, 0x38A4, 0x3E22, 0x3E30), dimensions 0 and 2
+// negative; times the scale 0x211F at bytes 518..519. With bf16 activations both factors are
+// rounded to bf16 first: the fourth weight differs from the bf16 of the exact value.
+TEST(CpuRefWorkedExample, VectorCodesScaleTheirMagnitudesWithTheirSigns) {
+  std::mt19937 rng(7);
+  LogicalMatrix l = random_logical(parse_format("vq2"), 16, 128, rng);
+  l.codes[9 * 128 + 18] = 0x56;
+  l.scales[9] = 0x211F;
+  const PackedMatrix m = packed(l);
+  EXPECT_EQ(m.layout.tile_bytes, 512);
+  EXPECT_EQ(m.layout.scales_offset, 512);
+  EXPECT_EQ(m.layout.zeros_bytes, 0);
+  EXPECT_EQ(m.layout.total_bytes, 768);
+  EXPECT_EQ(m.blob[83], 0x56);
+  EXPECT_EQ(m.blob[518], 0x1F);
+  EXPECT_EQ(m.blob[519], 0x21);
+  const std::vector<float> w = dequantized(m);
+  const int cols[4] = {18, 19, 26, 27};
+  const float value[4] = {-0.0056799240410327911f, 0.0058020204305648804f, -0.015335306525230408f,
+                          0.015472054481506348f};
+  const uint16_t fp16[4] = {0x9DD1, 0x1DF1, 0xA3DA, 0x23EC};
+  const uint16_t bf16[4] = {0xBBBA, 0x3BBE, 0xBC7B, 0x3C7E};
+  for (int d = 0; d < 4; ++d) {
+    SCOPED_TRACE(d);
+    const size_t at = static_cast<size_t>(9 * 128 + cols[d]);
+    EXPECT_EQ(w[at], value[d]);
+    EXPECT_EQ(act_weight(m, DType::kFP16, at), fp16[d]);
+    EXPECT_EQ(act_weight(m, DType::kBF16, at), bf16[d]);
+  }
+  // The byte reaches exactly its vector's four weights.
+  PackedMatrix other = m;
+  other.blob[83] = 0x57;
+  const std::vector<float> w2 = dequantized(other);
+  std::vector<int64_t> changed;
+  for (int64_t i = 0; i < 16 * 128; ++i)
+    if (float_bits(w2[i]) != float_bits(w[i])) changed.push_back(i);
+  EXPECT_EQ(changed,
+            (std::vector<int64_t>{9 * 128 + 18, 9 * 128 + 19, 9 * 128 + 26, 9 * 128 + 27}));
+}
+
 // ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
 
 TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
@@ -581,7 +622,7 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
 // 3 anywhere, or 2 with tcq2's 2 bits a step, is a bad format, not a layout.
 TEST(CpuRefBadInput, ValuesPerStateOutsideTrellisFormatsIsRejected) {
   std::mt19937 rng(16);
-  for (const char* text : {"nuq3", "bf16", "int4:g128", "tcq2"}) {
+  for (const char* text : {"nuq3", "bf16", "int4:g128", "tcq2", "vq2"}) {
     for (int v : {0, 2, 3}) {
       PackedMatrix m = packed(random_logical(parse_format(text), 16, 128, rng));
       m.format.values_per_state = v;
@@ -591,6 +632,25 @@ TEST(CpuRefBadInput, ValuesPerStateOutsideTrellisFormatsIsRejected) {
       EXPECT_EQ(w, std::vector<float>{7.0f});
     }
   }
+}
+
+// §2.1 for vector formats: a padded row's scales and codes are 0, and the reference names the
+// first that is not. vq2 [17, 256]: row 20 is row 4 of strip 1; its vector at column 130 (tile 3,
+// sub-tile 0, t = 1: lane 17, slot 0) has its code at byte 3 * 512 + 16 * 17 = 1808.
+TEST(CpuRefBadInput, VectorPaddingRowsMustBeZero) {
+  std::mt19937 rng(17);
+  const PackedMatrix good = packed(random_logical(parse_format("vq2"), 17, 256, rng));
+  std::vector<float> w;
+  ASSERT_TRUE(ref::dequantize(good, &w).is_ok());
+  PackedMatrix m = good;
+  m.blob[1808] = 1;
+  expect_rejected(m, "code of padded row 20, column 130 is 1");
+  m = good;
+  put_fp16(&m, scale_byte(m, 20, 1), 0x3C00);
+  expect_rejected(m, "scale of row 20, block 1 (padding) is 0x3C00");
+  m = good;
+  put_fp16(&m, scale_byte(m, 3, 1), 0xFC00);  // -inf on a real row
+  expect_rejected(m, "scale of row 3, block 1 is not finite");
 }
 
 // §2.1: padding decodes to exactly 0. A kernel multiplies whole tiles, so a NaN scale in a

@@ -16,7 +16,7 @@ using test::parse_format;
 using test::shape_name;
 
 TEST(FormatParse, EveryRegisteredFormatRoundTripsThroughItsString) {
-  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 6u);
+  ASSERT_EQ(all_formats().size(), 2u + 4u * 4u * 2u + 3u + 6u + 4u);
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
     EXPECT_TRUE(f.validate().is_ok());
@@ -49,6 +49,10 @@ TEST(FormatParse, CanonicalStringsNameTheExpectedParameters) {
       {"tcq4", FormatSpec::trellis(4), "tcq4"},
       {"tcq1.5", FormatSpec::trellis(3, 2), "tcq1.5"},
       {"tcq3.5", FormatSpec::trellis(7, 2), "tcq3.5"},
+      {"vq1.5", FormatSpec::vector(6), "vq1.5"},
+      {"vq2", FormatSpec::vector(8), "vq2"},
+      {"vq2.5", FormatSpec::vector(10), "vq2.5"},
+      {"vq3", FormatSpec::vector(12), "vq3"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -70,7 +74,10 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
       "nuq-4",      "nuq4 ",      "nuq 4",      "nuqx",       "tcq",           "tcq1",
       "tcq8",       "tcq2:g128",  "tcq2:sym",   "TCQ2",       "tcq2:l16",      "tcq 2",
       "int04:g128", "int4:g064",  "nuq04",      "tcq02",      "tcq0.5",        "tcq4.5",
-      "tcq2.50",    "tcq2.",      "tcq.5",      "nuq2.5",     "tcq2.5:g128",   "tcq1.25"};
+      "tcq2.50",    "tcq2.",      "tcq.5",      "nuq2.5",     "tcq2.5:g128",   "tcq1.25",
+      "vq",         "vq1",        "vq3.5",      "vq4",        "vq02",          "vq2:g128",
+      "VQ2",        "vq0.5",      "vq 2",       "vq2 ",       "vq-2",          "vqx",
+      "vq2.50",     "vq2.",       "vq.5",       "vq1.25",     "vq16",          "vq2.5:sym"};
   for (const char* text : bad) {
     SCOPED_TRACE(std::string("'") + text + "'");
     FormatSpec f = FormatSpec::integer(8, 32, true);
@@ -83,12 +90,12 @@ TEST(FormatParse, MalformedStringsAreInvalidArgumentAndLeaveOutputUntouched) {
   EXPECT_EQ(FormatSpec::parse("int4:g128", nullptr).code(), StatusCode::kInvalidArgument);
 }
 
-// values_per_state belongs to trellis formats (1 or 2) and is checked before anything divides by
-// it: any other value, or any value but 1 on another kind, is rejected, and such a spec gets no
-// layout.
+// values_per_state belongs to trellis formats (1 or 2) and vector formats (4) and is checked
+// before anything divides by it: any other value, or any value but 1 on another kind, is
+// rejected, and such a spec gets no layout.
 TEST(FormatValidate, ValuesPerStateOutsideItsTrellisRangeIsRejected) {
   for (const FormatSpec& f : all_formats()) {
-    for (int v : {0, 2, 3, -1}) {
+    for (int v : {0, 1, 2, 3, 4, -1}) {
       if (f.kind == FormatKind::kTrellis && v == 2) continue;
       FormatSpec g = f;
       g.values_per_state = f.kind == FormatKind::kTrellis && v == 2 ? 1 : v;
@@ -131,9 +138,9 @@ TEST(FormatValidate, ValidSpecsAreEqualExactlyWhenTheyPrintTheSameString) {
   std::vector<FormatSpec> valid;
   for (const FormatSpec& f : candidates)
     if (f.validate().is_ok()) valid.push_back(f);
-  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT
-  // and trellis with any of the three (3 each).
-  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 9u * 3u);
+  // Rejected: dense with a group or :sym (2 each), int with an fp16 dense_dtype (1 each), LUT,
+  // trellis and vector with any of the three (3 each).
+  EXPECT_EQ(valid.size(), 4u * all_formats().size() - 2u * 2u - 32u * 1u - 13u * 3u);
   for (const FormatSpec& a : valid) {
     for (const FormatSpec& b : valid) {
       SCOPED_TRACE(a.to_string() + " vs " + b.to_string());
@@ -179,6 +186,13 @@ TEST(FormatBits, BitsPerWeightMatchesTheSpecExamplesExactly) {
   EXPECT_EQ(bpw("tcq2", 4096), 2.125);
   EXPECT_EQ(bpw("tcq3", 128), 3.125);
   EXPECT_EQ(bpw("tcq2.5", 4096), 2.625);
+  EXPECT_EQ(bpw("vq2", 4096), 2.125);  // the codebook is the format's, not stored
+  EXPECT_EQ(bpw("vq1.5", 128), 1.625);
+  EXPECT_EQ(bpw("vq2.5", 4096), 2.625);
+  EXPECT_EQ(bpw("vq3", 4096), 3.125);
+  EXPECT_EQ(parse_format("vq2").code_limit(), 256u);
+  EXPECT_EQ(parse_format("vq3").code_limit(), 4096u);
+  EXPECT_EQ(parse_format("nuq3").code_limit(), 8u);
 }
 
 // Shapes whose dims are tile multiples: the payload carries exactly bits_per_weight.
@@ -211,6 +225,8 @@ TEST(FormatLayout, OddShapesArePaddedToWholeTiles) {
       {"int4:pc:sym", 40, 300, 48, 384, 1, 1024}, {"bf16", 3, 1, 16, 128, 0, 4096},
       {"fp16", 100, 129, 112, 256, 0, 4096},      {"nuq3", 17, 77, 32, 128, 0, 768},
       {"nuq4", 1, 4096, 16, 4096, 0, 1024},       {"tcq3", 17, 384, 32, 384, 3, 768},
+      {"vq2", 17, 384, 32, 384, 3, 512},          {"vq1.5", 1, 128, 16, 128, 1, 384},
+      {"vq2.5", 40, 256, 48, 256, 2, 640},        {"vq3", 16, 4096, 16, 4096, 32, 768},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.format);
@@ -256,7 +272,8 @@ TEST(FormatLayout, SectionsStartOn256ByteBoundariesAndDoNotOverlap) {
 TEST(FormatLayout, GroupParametersFillTheirBlocksOncePerEntry) {
   const int64_t shapes[][2] = {{17, 384}, {40, 256}, {5, 77}};
   for (const FormatSpec& f : all_formats()) {
-    if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis) {
+    if (f.kind != FormatKind::kInt && f.kind != FormatKind::kTrellis &&
+        f.kind != FormatKind::kVector) {
       PackedLayout L;
       ASSERT_TRUE(packed_layout(f, 16, 128, &L).is_ok());
       EXPECT_EQ(group_param_index(f, L, 0, 0), -1);

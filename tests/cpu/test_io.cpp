@@ -335,7 +335,7 @@ TEST(IoSafetensors, HeaderLengthBeyondFileOrLimitIsRejected) {
 std::vector<uint8_t> sample_bank_file(ExpertBank* bank_out = nullptr) {
   std::mt19937 rng(5);
   const std::vector<float> w = gaussian(24 * 128, 1.0f, rng);
-  ExpertBank bank = bank_of({"int4:g32", "int3:pc:sym", "nuq3", "tcq2.5"},
+  ExpertBank bank = bank_of({"int4:g32", "int3:pc:sym", "nuq3", "tcq2.5", "vq2", "vq3"},
                             [&](const FormatSpec& f) { return quantized(w, 24, 128, f); });
   const std::vector<float> raw = gaussian(6, 1.0f, rng);
   SafetensorsWriter w_;
@@ -534,9 +534,9 @@ void expect_same_bank(const ExpertBank& a, const ExpertBank& b) {
 
 TEST(IoBank, SaveLoadRoundTripIsByteExactForMixedFormats) {
   // Rows not a multiple of 16 and (second bank) K not a multiple of 128: padded blobs.
-  const ExpertBank w13 = quantized_bank(
-      {"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc", "bf16", "fp16", "nuq4", "tcq3"}, 40, 256,
-      21);
+  const ExpertBank w13 = quantized_bank({"int4:g128", "int3:g64:sym", "int2:g32", "int8:pc", "bf16",
+                                         "fp16", "nuq4", "tcq3", "vq2", "vq2.5"},
+                                        40, 256, 21);
   const ExpertBank w2 = quantized_bank({"int4:pc", "int2:pc:sym", "bf16", "nuq3"}, 24, 200, 22);
   const std::vector<float> norm = {1.f, 2.f};
   SafetensorsWriter w;
@@ -552,8 +552,10 @@ TEST(IoBank, SaveLoadRoundTripIsByteExactForMixedFormats) {
   ASSERT_TRUE(bank_names(f, &names).is_ok());
   EXPECT_EQ(names, (std::vector<std::string>{"layers.0.w13", "layers.0.w2"}));
   EXPECT_EQ(f.metadata.at("layers.0.w13.shape"), "40,256");
-  EXPECT_EQ(f.metadata.at("layers.0.w13.experts"), "8");
+  EXPECT_EQ(f.metadata.at("layers.0.w13.experts"), "10");
   EXPECT_EQ(f.metadata.at("layers.0.w13.format.1"), "int3:g64:sym");
+  EXPECT_EQ(f.metadata.at("layers.0.w13.format.8"), "vq2");
+  EXPECT_EQ(f.metadata.at("layers.0.w13.format.9"), "vq2.5");
   EXPECT_EQ(f.metadata.at("qmoe.version"), "2");
   ExpertBank loaded;
   Status st = load_bank(f, "layers.0.w13", &loaded);

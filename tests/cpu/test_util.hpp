@@ -92,7 +92,8 @@ LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn c
   m.k = k;
   m.codes.resize(static_cast<size_t>(n * k));
   for (auto& c : m.codes) c = code();
-  if (f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis) {
+  if (f.kind == FormatKind::kInt || f.kind == FormatKind::kTrellis ||
+      f.kind == FormatKind::kVector) {
     m.scales.resize(static_cast<size_t>(n * (k / f.group_len(k))));
     for (auto& s : m.scales) s = scale();
     if (f.kind == FormatKind::kInt && !f.symmetric) {
@@ -106,13 +107,16 @@ LogicalMatrix logical_matrix(const FormatSpec& f, int64_t n, int64_t k, CodeFn c
   }
   if (f.kind == FormatKind::kTrellis && f.values_per_state == 2)  // one chunk per two positions
     for (size_t i = 1; i < m.codes.size(); i += 2) m.codes[i] = 0;
+  if (f.kind == FormatKind::kVector)  // one code per vector, at its first column 16u + 2t
+    for (size_t i = 0; i < m.codes.size(); ++i)
+      if (i % static_cast<size_t>(k) % 16 >= 8 || i % 2 == 1) m.codes[i] = 0;
   return m;
 }
 
 /// Any pattern f can hold: any codes (dense: NaN and Inf too), finite fp16 scales and table
 /// entries, any zeros.
 inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
-  const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : (1u << f.bits) - 1u;
+  const uint32_t code_mask = f.kind == FormatKind::kDense ? 0xffffu : f.code_limit() - 1u;
   return logical_matrix(
       f, n, k, [&] { return static_cast<uint16_t>(rng() & code_mask); },
       [&] { return random_finite_fp16(rng); },
@@ -130,7 +134,7 @@ inline LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, u
 inline LogicalMatrix moderate_logical(const FormatSpec& f, int64_t n, int64_t k, float dense_limit,
                                       float scale_limit, std::mt19937& rng) {
   std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
-  const uint32_t codes = 1u << f.bits;
+  const uint32_t codes = f.code_limit();
   return logical_matrix(
       f, n, k,
       [&] {
@@ -186,13 +190,57 @@ inline std::vector<float> trellis_decoded(const LogicalMatrix& m) {
   return w;
 }
 
+/// The vector formats' magnitude tables (docs/formats/vq*_codebook.inc, spec data): entry m,
+/// dimension d at 4m + d, fp16 bits.
+inline constexpr uint16_t kVq15Table[4 * 4] = {
+#include "../../docs/formats/vq1.5_codebook.inc"
+};
+inline constexpr uint16_t kVq2Table[16 * 4] = {
+#include "../../docs/formats/vq2_codebook.inc"
+};
+inline constexpr uint16_t kVq25Table[64 * 4] = {
+#include "../../docs/formats/vq2.5_codebook.inc"
+};
+inline constexpr uint16_t kVq3Table[256 * 4] = {
+#include "../../docs/formats/vq3_codebook.inc"
+};
+
+/// The exact weights of a logical vector-format matrix by docs/formats.md §1: column c of a row
+/// is dimension d = c mod 2 + 2 ((c mod 16) >= 8) of the vector whose code sits at column
+/// 16 floor(c / 16) + 2 floor((c mod 8) / 2); with b code bits, w = (-1)^(bit b - 4 + d)
+/// M[code mod 2^(b - 4)][d] s, with bf16_factors M and s each rounded to bf16 first.
+inline std::vector<float> vector_decoded(const LogicalMatrix& m, bool bf16_factors) {
+  const int b = m.format.bits;
+  const uint16_t* table = b == 6    ? kVq15Table
+                          : b == 8  ? kVq2Table
+                          : b == 10 ? kVq25Table
+                                    : kVq3Table;
+  const auto factor = [&](uint16_t h) {
+    const float v = fp16_to_float(h);
+    return bf16_factors ? bf16_to_float(float_to_bf16(v)) : v;
+  };
+  std::vector<float> w(static_cast<size_t>(m.n * m.k));
+  for (int64_t r = 0; r < m.n; ++r) {
+    for (int64_t c = 0; c < m.k; ++c) {
+      const int64_t first = c / 16 * 16 + c % 8 / 2 * 2;
+      const int d = static_cast<int>(c % 2 + (c % 16 >= 8 ? 2 : 0));
+      const uint32_t q = m.codes[static_cast<size_t>(r * m.k + first)];
+      const float mag = factor(table[(q % (1u << (b - 4))) * 4 + static_cast<uint32_t>(d)]);
+      const float s = factor(m.scales[static_cast<size_t>(r * (m.k / 128) + c / 128)]);
+      w[static_cast<size_t>(r * m.k + c)] = ((q >> (b - 4 + d)) % 2 == 1 ? -mag : mag) * s;
+    }
+  }
+  return w;
+}
+
 /// Exact weights [n, k] of m by docs/formats.md §1: (q - z) * s in float, the table entry
-/// T[n][q], sigma_t (H v)_t * s (trellis_decoded), or the dense value; bf16_scales: the
-/// bf16-activation rule of int formats, the scale rounded to bf16 first (LUT, trellis and dense
-/// values: the caller rounds them).
+/// T[n][q], sigma_t (H v)_t * s (trellis_decoded), +-M * s (vector_decoded), or the dense value;
+/// bf16_scales: the bf16-activation rule of int and vector formats, the scale (and a vector's
+/// magnitude) rounded to bf16 first (LUT, trellis and dense values: the caller rounds them).
 inline std::vector<float> decoded(const LogicalMatrix& m, bool bf16_scales = false) {
   const FormatSpec& f = m.format;
   if (f.kind == FormatKind::kTrellis) return trellis_decoded(m);
+  if (f.kind == FormatKind::kVector) return vector_decoded(m, bf16_scales);
   std::vector<float> w(static_cast<size_t>(m.n * m.k));
   for (int64_t r = 0; r < m.n; ++r) {
     for (int64_t c = 0; c < m.k; ++c) {
