@@ -34,7 +34,7 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
   if (d.kind == static_cast<uint8_t>(FormatKind::kTrellis) ||
-      d.kind == static_cast<uint8_t>(FormatKind::kVector))
+      (d.kind == static_cast<uint8_t>(FormatKind::kVector) && dev::decoder_id(d) < 0))
     return unsupported(who + " is " + cpu_only_format_name(d) +
                        ", a format with no device decoder yet (docs/formats.md §1): run it on "
                        "the CPU reference");

@@ -211,7 +211,7 @@ void print_demo_help() {
       "usage: qmoe demo [--formats LIST] [--method rtn|mse|gptq] [--cpu]\n\n"
       "Quantizes an embedded synthetic MoE layer (8 experts, top-2, H=256, I=512, 48 tokens,\n"
       "seeded) in every format, runs its expert FFN through the grouped GEMM (GPU if present,\n"
-      "else the CPU reference; formats without a device decoder, tcq<r> and vq<r>, always on\n"
+      "else the CPU reference; formats without a device decoder, tcq<r> and vq<r> but vq2, always on\n"
       "the CPU reference) and prints: format, bits/weight, weight MSE, output NMSE vs the bf16\n"
       "layer, and where it ran. Trellis formats take several seconds each (Viterbi).\n\n"
       "  --formats LIST   comma-separated formats (default: all, see `qmoe inspect --formats`)\n"

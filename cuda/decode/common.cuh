@@ -107,14 +107,21 @@ struct ActTraits<__nv_bfloat16> {
         __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))));
   }
 
+  /// (s, s) for an fp16 scale s: the spec's RNE_bf16(s) in both halves.
+  __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
+    return static_cast<uint32_t>(__bfloat16_as_ushort(scale_of(scale_fp16_bits))) * 0x10001u;
+  }
+  /// a * b per half, each product rounded once (the _rn form: never contracted into an FMA).
+  __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
+    return bit_cast<uint32_t>(__hmul2_rn(bit_cast<__nv_bfloat162>(a), bit_cast<__nv_bfloat162>(b)));
+  }
+
   template <int kBits>
   __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
-    const __nv_bfloat16 s = scale_of(scale_fp16_bits);
     if constexpr (kBits <= 7) {
-      return {static_cast<uint32_t>(__bfloat16_as_ushort(s)) * 0x10001u,
-              kMagic2 | (zero * 0x10001u)};
+      return {scale_pair(scale_fp16_bits), kMagic2 | (zero * 0x10001u)};
     } else {
-      return {__bfloat162float(s), __uint_as_float(kMagic | zero)};
+      return {__bfloat162float(scale_of(scale_fp16_bits)), __uint_as_float(kMagic | zero)};
     }
   }
 
@@ -188,9 +195,19 @@ struct ActTraits<__half> {
     uint32_t zero_magic2;  ///< half2 (1024 + z, 1024 + z)
   };
 
+  /// (s, s) for an fp16 scale s.
+  __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
+    return scale_fp16_bits * 0x10001u;
+  }
+  /// a * b per half, each product rounded once to nearest even (subnormals and overflow
+  /// included; the _rn form: never contracted into an FMA).
+  __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
+    return bit_cast<uint32_t>(__hmul2_rn(bit_cast<__half2>(a), bit_cast<__half2>(b)));
+  }
+
   template <int kBits>
   __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
-    return {scale_fp16_bits * 0x10001u, kMagic2 | (zero * 0x10001u)};
+    return {scale_pair(scale_fp16_bits), kMagic2 | (zero * 0x10001u)};
   }
 
   template <int kBits>

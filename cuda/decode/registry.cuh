@@ -9,6 +9,7 @@
 #include "cuda/decode/dense.cuh"
 #include "cuda/decode/int.cuh"
 #include "cuda/decode/lut.cuh"
+#include "cuda/decode/vector.cuh"
 #include "qmoe/packed.hpp"
 
 namespace qmoe::dev {
@@ -20,7 +21,8 @@ enum DecoderId : int {
   kDecoderDenseFP16 = 1,
   kFirstIntDecoder = 2,
   kFirstLutDecoder = kFirstIntDecoder + 4 * 3,
-  kNumDecoders = kFirstLutDecoder + 3,
+  kDecoderVq2 = kFirstLutDecoder + 3,
+  kNumDecoders = kDecoderVq2 + 1,
 };
 
 /// Decoder of an expert, or -1 for a descriptor no decoder handles.
@@ -32,6 +34,8 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
   }
   if (d.kind == static_cast<uint8_t>(FormatKind::kLut))
     return d.bits >= 2 && d.bits <= 4 ? kFirstLutDecoder + d.bits - 2 : -1;
+  if (d.kind == static_cast<uint8_t>(FormatKind::kVector))
+    return d.bits == 8 && d.groups_pad >= 1 && d.group_size == kTileCols ? kDecoderVq2 : -1;
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
   const int bits_index = d.bits == 2 ? 0 : d.bits == 3 ? 1 : d.bits == 4 ? 2 : d.bits == 8 ? 3 : -1;
   const int gpt = groups_per_tile(d);
@@ -44,7 +48,8 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
   if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
   if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
-  if (id >= kFirstLutDecoder && id < kNumDecoders)  // the int<b> code tiles
+  if (id == kDecoderVq2) return VectorDecoder::kTileBytes;
+  if (id >= kFirstLutDecoder && id < kDecoderVq2)  // the int<b> code tiles
     return id == kFirstLutDecoder       ? LutDecoder<2>::kTileBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kTileBytes
                                         : LutDecoder<4>::kTileBytes;
@@ -67,9 +72,11 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
 /// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
-/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; none for dense tiles); 0 if unknown.
+/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes, VectorDecoder::kQuantBytes; none for dense
+/// tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id >= kFirstLutDecoder && id < kNumDecoders)  // a strip's 16 tables
+  if (id == kDecoderVq2) return VectorDecoder::kQuantBytes;  // scales and the 128-byte table
+  if (id >= kFirstLutDecoder && id < kDecoderVq2)            // a strip's 16 tables
     return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes
                                         : LutDecoder<4>::kQuantBytes;
@@ -151,11 +158,14 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
       return f(LutDecoder<3>{});
     case kFirstLutDecoder + 2:
       return f(LutDecoder<4>{});
+    case kDecoderVq2:
+      return f(VectorDecoder{});
     default:
       return;
   }
 }
-static_assert(kNumDecoders == kFirstLutDecoder + 3 && kFirstLutDecoder == kFirstIntDecoder + 12,
+static_assert(kNumDecoders == kDecoderVq2 + 1 && kDecoderVq2 == kFirstLutDecoder + 3 &&
+                  kFirstLutDecoder == kFirstIntDecoder + 12,
               "with_decoder has a case per decoder id");
 
 /// Descriptor e of a device table, every field read by one of five independent 8-byte loads.

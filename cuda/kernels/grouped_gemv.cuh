@@ -572,7 +572,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
         // Up to four strips the tile bytes alone give the same count for the dense and int
         // decoders (their parameter blocks fit beside their tiles), in fewer instructions on
         // the schedule build's path, which each launch's first copies wait for; not for the
-        // LUT decoders (nuq4's 512-byte tables leave room for two strips, not four).
+        // LUT and vector decoders (nuq4's 512-byte tables leave room for two strips, not four;
+        // vq2 stages its 128-byte table with every tile).
         const int strip_bytes = kStripCap == 8 || decoder >= kFirstLutDecoder
                                     ? decoder_strip_bytes(decoder)
                                     : decoder_tile_bytes(decoder);

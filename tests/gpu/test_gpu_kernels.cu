@@ -110,6 +110,10 @@ qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Va
   }
   const uint32_t levels = 1u << f.bits;
   for (uint16_t& c : m.codes) c = static_cast<uint16_t>(rng() % levels);
+  // Vector formats: one code a vector, at its first column 16u + 2t (docs/formats.md §1).
+  if (f.kind == FormatKind::kVector)
+    for (int64_t i = 0; i < n * k; ++i)
+      if (i % k % 16 >= 8 || i % 2 == 1) m.codes[static_cast<size_t>(i)] = 0;
   // LUT formats: no groups, one table of 2^bits entries a row, in the scales (docs/formats.md §1).
   const int64_t groups = f.kind == FormatKind::kLut ? 0 : k / f.group_len(k);
   m.scales.resize(static_cast<size_t>(n * (groups + f.lut_entries())));
@@ -210,7 +214,8 @@ std::vector<int64_t> dequant_ks(const FormatSpec& f) {
   return ks;
 }
 
-/// The registered formats a device decoder handles (not the trellis formats: docs/formats.md §1).
+/// The registered formats a device decoder handles (not the trellis formats nor vq1.5, vq2.5 and
+/// vq3: docs/formats.md §1).
 std::vector<FormatSpec> device_formats() {
   std::vector<FormatSpec> v;
   for (const FormatSpec& f : qmoe::all_formats())
@@ -440,6 +445,10 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
   const std::vector<FormatSpec> c =
       parse_all({"nuq4", "int4:g128", "nuq2", "bf16", "nuq3", "int2:g64", "int8:g128", "nuq4"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(c, 200, 384, {17, 1, 16, 0, 63, 7, 200, 1}, runs, 3003));
+  // Vector experts (the 16-entry table shared through shuffles) beside LUT, int and dense ones.
+  const std::vector<FormatSpec> d =
+      parse_all({"vq2", "int4:g128", "nuq2", "bf16", "vq2", "int2:g128", "fp16", "int8:pc"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(d, 136, 384, {16, 1, 0, 5, 64, 17, 2, 200}, runs, 3004));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {

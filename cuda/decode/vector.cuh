@@ -1,0 +1,148 @@
+// cuda/decode/vector.cuh — device decoder of the vector format vq2 (docs/formats.md §1, §2.2):
+// the four weights of row n at columns 16u + 2t + {0, 1, 8, 9} share an 8-bit code q,
+// w = RNE_Act((-1)^(bit 4 + d of q) * M[q & 15][d] * s) (for bf16 both factors RNE'd to bf16
+// first), M the fixed table of 16 magnitude vectors, s the fp16 scale of the row's 128 inputs.
+// Same interface as IntDecoder (int.cuh) without the affine and integer-mma forms: every kernel
+// forms the weights with decode_subtile, as for dense and LUT tiles.
+//
+// Why this layout decodes cheaply: a vector's four dimensions are exactly registers a0/a2
+// (row gid) or a1/a3 (row gid + 8) of the lane's A fragment in one k16 sub-tile, and its code
+// is byte 2j + h of the lane's 16 code bytes (§2.2). The 16 magnitude vectors live one per lane
+// (lanes m and m + 16 hold entry m, converted to Act once per k-tile), so an entry is two
+// shuffles; the signs are XORs of bit 15 / 31; the scale two bf16x2/half2 multiplies.
+#pragma once
+#include <cstdint>
+
+#include "cuda/decode/common.cuh"
+#include "cuda/decode/int.cuh"
+#include "cuda/decode/tile.cuh"
+
+namespace qmoe::dev {
+
+/// vq2's magnitude table (spec data, docs/formats/vq2_codebook.inc): entry m's dimensions
+/// 0, 1 and 2, 3 as fp16 pairs at words 2m and 2m + 1. Internal linkage: one copy per
+/// translation unit (no relocatable device code).
+static __device__ const uint16_t kVq2Codebook[16 * 4] = {
+#include "../../docs/formats/vq2_codebook.inc"
+};
+
+struct VectorDecoder {
+  /// The code bytes: lane l's 16 at tile byte 16 l (§2.2), the layout of an int2 tile's one
+  /// plane, so IntDecoder<2, 1> copies and reads them (raw[w] = bytes 4w .. 4w + 3).
+  using Codes = IntDecoder<2, 1>;
+  static constexpr int kRawWords = Codes::kRawWords;
+  static constexpr int kTileBytes = Codes::kTileBytes;
+  static constexpr int kEntries = 16;
+  static constexpr int kEntryBytes = 8;  ///< one magnitude vector: 4 fp16 values
+
+  /// fp16 scales of rows gid (low half) and gid + 8 (high half) in the tile's parameter block
+  /// (§2.5, as int<b>:g128:sym); the lane's table entry (lane & 15), dimensions 0, 1 and 2, 3.
+  struct RawQuant {
+    uint32_t scale;
+    uint32_t entry[2];
+  };
+  /// The same as Act pairs: entry[] RNE'd to Act; scale[h] = (s, s) of row gid + 8h, RNE'd.
+  template <class Act>
+  struct Quant {
+    uint32_t entry[2];
+    uint32_t scale[2];
+  };
+  static constexpr int kGroupsPerTile = 1;
+  template <class Act>
+  static constexpr int kAffineParts = 0;
+  static constexpr int kImmaMap = -1;
+
+  __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
+    Codes::copy_codes(tile, tile_smem, lane);
+  }
+  __host__ __device__ static void read_codes(const uint8_t* tile_smem, int lane,
+                                             uint32_t (&raw)[kRawWords]) {
+    Codes::read_codes(tile_smem, lane, raw);
+  }
+
+  /// Parameter-block entry of row gid of tile (strip, kt); row gid + 8's is the next.
+  template <class Index>
+  __device__ static Index scale_entry(const ExpertParams& ep, int strip, int kt, int lane) {
+    return (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
+            static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
+               static_cast<Index>(kTileRows) +
+           static_cast<Index>(lane >> 2) * 2;
+  }
+
+  template <class Index = int64_t>
+  __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
+                                    RawQuant& rq, bool pred) {
+    rq = RawQuant{};
+    if (!pred) return;
+    uint32_t scale[1];
+    load_words<4>(ep.scales + 2 * scale_entry<Index>(ep, strip, kt, lane), scale);
+    rq.scale = scale[0];
+    load_words<kEntryBytes>(
+        reinterpret_cast<const uint8_t*>(kVq2Codebook) + kEntryBytes * (lane & (kEntries - 1)),
+        rq.entry);
+  }
+
+  /// The decode kernel stages, with each code tile, the tile's 32-byte parameter block (2
+  /// chunks, tile kt's at kt * 32 bytes further: group_tile_stride is 1) and the 128-byte table
+  /// (8 chunks, the same for every tile), so its k-loop issues no global load but x's.
+  static constexpr int kScaleChunks = 2;
+  static constexpr int kQuantChunks = kScaleChunks + kEntries * kEntryBytes / 16;
+  static constexpr int kQuantBytes = 16 * kQuantChunks;
+  /// 32-bit offsets: the caller checks n_pad * groups_pad < 2^30 (grouped_gemm does).
+  __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
+    if (c < kScaleChunks) {
+      const uint32_t first = static_cast<uint32_t>(strip) * static_cast<uint32_t>(ep.groups_pad) *
+                             static_cast<uint32_t>(kTileRows);
+      const uint32_t kt_entries = static_cast<uint32_t>(ep.group_tile_stride) * kTileRows;
+      return {ep.scales + 2 * first + 16 * c, 2 * kt_entries};
+    }
+    return {reinterpret_cast<const uint8_t*>(kVq2Codebook) + 16 * (c - kScaleChunks), 0};
+  }
+  __device__ static void read_quant(const ExpertParams&, const uint8_t* quant_smem, int lane,
+                                    RawQuant& rq) {
+    uint32_t scale[1];
+    load_words<4, true>(quant_smem + 4 * (lane >> 2), scale);
+    rq.scale = scale[0];
+    load_words<kEntryBytes, true>(
+        quant_smem + 16 * kScaleChunks + kEntryBytes * (lane & (kEntries - 1)), rq.entry);
+  }
+
+  template <class Act>
+  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
+    Quant<Act> q;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) q.entry[i] = ActTraits<Act>::from_fp16x2(rq.entry[i]);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      q.scale[h] = ActTraits<Act>::scale_pair((rq.scale >> (16 * h)) & 0xFFFFu);
+    return q;
+  }
+
+  /// Code of the vector of row gid + 8h in sub-tile j: byte 2j + h of the lane's 16.
+  __host__ __device__ static uint32_t code_of(const uint32_t (&raw)[kRawWords], int j, int h) {
+    return (raw[j >> 1] >> (16 * (j & 1) + 8 * h)) & 0xFFu;
+  }
+  /// The sign bits of dimensions d0 and d0 + 1 (code bits 4 + d0, 5 + d0) placed on the sign
+  /// bits of a 16-bit pair's halves (bits 15 and 31): XOR them into the pair of magnitudes.
+  __host__ __device__ static uint32_t sign_mask(uint32_t code, int d0) {
+    return ((code >> (4 + d0)) & 1u) << 15 | ((code >> (5 + d0)) & 1u) << 31;
+  }
+
+  template <class Act>
+  __device__ static void decode_subtile(const uint32_t (&raw)[kRawWords], int j,
+                                        const Quant<Act>& q, uint32_t (&a)[4]) {
+    // a[h] = dimensions 0, 1 and a[h + 2] = dimensions 2, 3 of row gid + 8h's vector.
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t code = code_of(raw, j, h);
+      const int m = static_cast<int>(code & (kEntries - 1));
+      // Every lane of the warp reaches here: the kernels decode whole tiles per warp.
+      const uint32_t low = __shfl_sync(0xFFFFFFFFu, q.entry[0], m);
+      const uint32_t high = __shfl_sync(0xFFFFFFFFu, q.entry[1], m);
+      a[h] = ActTraits<Act>::mul_pair_rn(low ^ sign_mask(code, 0), q.scale[h]);
+      a[h + 2] = ActTraits<Act>::mul_pair_rn(high ^ sign_mask(code, 2), q.scale[h]);
+    }
+  }
+};
+
+}  // namespace qmoe::dev
