@@ -251,7 +251,7 @@ const std::vector<FormatSpec>& all_formats() {
 
 std::vector<int> plane_bits(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
-  // Row streams, and one code byte per vector: no planes (§2.2).
+  // Row streams, and codes per vector in §2.2's own planes: no §2.4 planes.
   if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) return {};
   if (f.bits == 3) return {2, 1};
   return {f.bits};

@@ -59,8 +59,6 @@ uint32_t block_state(const uint16_t* chunks, int bits, int values, int p) {
   return state & (kStates - 1u);
 }
 
-/// The fp16 scale nearest s (s >= 0); false when it overflows.
-
 }  // namespace
 
 TrellisSearch::TrellisSearch(int bits, int values)

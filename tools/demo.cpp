@@ -374,7 +374,11 @@ int run_inspect(int argc, char** argv) {
     std::string layout = "planes ";
     for (int b : plane_bits(f)) layout += (layout.size() > 7 ? "+" : "") + std::to_string(b);
     if (f.kind == FormatKind::kTrellis) layout = "row streams";
-    if (f.kind == FormatKind::kVector) layout = "a code byte per 4 weights";
+    if (f.kind == FormatKind::kVector)  // docs/formats.md §2.2: 4 + 2, 8, 8 + 2, 8 + 4 bits
+      layout = std::to_string(f.bits) + "-bit codes per 4 weights, planes " +
+               (f.bits < 8    ? "4+2"
+                : f.bits == 8 ? "8"
+                              : "8+" + std::to_string(f.bits - 8));
     if (f.kind == FormatKind::kLut) layout += ", per-row table";
     std::printf("%-16s %12.6f %12lld %s%s\n", f.to_string().c_str(), f.bits_per_weight(kk),
                 (long long)L.tile_bytes, layout.c_str(),

@@ -83,8 +83,8 @@ Status check_vector(const PackedMatrix& m, const Layout& L);
 /// vector formats: the logical codes [n, k] of a checked matrix: each vector's code at its first
 /// column 16u + 2t, 0 at its other three (§1, §2.2).
 void read_vector_codes(const PackedMatrix& m, const Layout& L, std::vector<uint16_t>* codes);
-/// vector formats: w[n, k] = +-M[q mod 16][d] * s, exact in float32; with bf16_factors, M and s
-/// are each rounded to bf16 first (the bf16-activation value of §1, still exact).
+/// vector formats: w[n, k] = +-M[q mod 2^(b - 4)][d] * s, exact in float32; with bf16_factors, M
+/// and s are each rounded to bf16 first (the bf16-activation value of §1, still exact).
 void decode_vector(const PackedMatrix& m, const Layout& L, const std::vector<uint16_t>& codes,
                    bool bf16_factors, std::vector<float>* w);
 

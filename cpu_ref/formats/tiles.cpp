@@ -27,7 +27,7 @@ int64_t round_up(int64_t x, int64_t m) {
 // Bits per plane, least significant first (§2.4).
 std::vector<int> planes_of(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) return {16};
-  // Row streams, and a code byte per vector (§2.2).
+  // Row streams, and codes per vector in §2.2's own planes (vector.cpp).
   if (f.kind == FormatKind::kTrellis || f.kind == FormatKind::kVector) return {};
   if (f.bits == 3) return {2, 1};
   return {f.bits};

@@ -19,7 +19,7 @@ enum class FormatKind : uint8_t {
   kTrellis = 3,  ///< bitshift trellis: w = sigma_t (H c(states))_t * s, a state a window of the
                  ///< row's code bits, H a 128-point Hadamard transform
   kVector = 4,   ///< vector codebook: 4 weights share one code, w = +-M[m][d] * s, M a fixed
-                 ///< table of 16 magnitude vectors, 4 sign bits a code
+                 ///< table of 4 to 256 magnitude vectors, 4 sign bits a code
 };
 
 /// A weight format: kind + parameters. Parsed from / printed to short strings:
@@ -112,8 +112,8 @@ constexpr int64_t kSectionAlign = 256;
 
 /// Bit planes of a format, most-significant last: int3 = {2, 1} (low 2 bits, then bit 2);
 /// a LUT format's codes are stored exactly as the int format's of the same bits. Trellis and
-/// vector formats have none (empty: their tiles hold row streams and a code byte per vector,
-/// docs/formats.md §2.2).
+/// vector formats have none here (empty: their tiles hold row streams, and a vector format's
+/// codes per vector in its own planes of docs/formats.md §2.2, not §2.4's).
 std::vector<int> plane_bits(const FormatSpec& f);
 
 /// Byte sizes of the sections of a packed [N, K] matrix (docs/formats.md §2).

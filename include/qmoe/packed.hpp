@@ -18,10 +18,13 @@ namespace qmoe {
 ///            scales[n*G] fp16 bits (G = k / 128); zeros empty. Weight = sigma_t (H v)_t * scale,
 ///            v_t = c(state_t), state_t formed from the chunks of 12 / bits consecutive positions
 ///            (docs/formats.md §1).
+///  - kVector: codes[n*k] in [0, 2^bits), a vector's code at its first column 16u + 2t and 0 at
+///            its other three (16u + 2t + {1, 8, 9}); scales[n*G] fp16 bits (G = k / 128); zeros
+///            empty. Weight = +-M[code mod 2^(bits-4)][d] * scale (docs/formats.md §1).
 ///  - kDense: codes[n*k] hold the bf16/fp16 bit patterns; scales/zeros empty.
 struct LogicalMatrix {
   /// A zero-filled matrix of format f with every array sized for [n, k] (G = k / group for
-  /// int and trellis formats; n * 2^bits table entries for LUT formats; zeros only for
+  /// int, trellis and vector formats; n * 2^bits table entries for LUT formats; zeros only for
   /// asymmetric int; no scales/zeros for dense). No validation.
   static LogicalMatrix sized(const FormatSpec& f, int64_t n, int64_t k);
 

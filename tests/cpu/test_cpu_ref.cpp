@@ -337,6 +337,41 @@ TEST(CpuRefWorkedExample, VectorCodesScaleTheirMagnitudesWithTheirSigns) {
             (std::vector<int64_t>{9 * 128 + 18, 9 * 128 + 19, 9 * 128 + 26, 9 * 128 + 27}));
 }
 
+// §2.2's planes for the other code widths: weight (9, 18)'s vector (lane 5, slot 3) with every
+// code bit set sits in plane 0 at byte 41 high nibble (vq1.5: 4 bits, 8 bytes a lane) or byte 83
+// (8 bits, 16 bytes a lane) and in plane 1 at byte 276 bits 6-7 (vq1.5: 2 bits at 256 + 4 lane),
+// 532 bits 6-7 (vq2.5: at 512 + 4 lane) or 553 high nibble (vq3: 4 bits at 512 + 8 lane); no
+// other code byte is set; the four weights are the largest index's magnitudes, all negative.
+TEST(CpuRefWorkedExample, TwoPlaneVectorCodesSitWhereTheSpecSays) {
+  struct Case {
+    const char* format;
+    std::vector<std::pair<int, int>> bytes;  // (blob byte, value)
+  };
+  const Case cases[] = {{"vq1.5", {{41, 0xF0}, {276, 0xC0}}},
+                        {"vq2.5", {{83, 0xFF}, {532, 0xC0}}},
+                        {"vq3", {{83, 0xFF}, {553, 0xF0}}}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.format);
+    const FormatSpec f = parse_format(c.format);
+    LogicalMatrix l = LogicalMatrix::sized(f, 16, 128);
+    l.codes[9 * 128 + 18] = static_cast<uint16_t>(f.code_limit() - 1);
+    for (uint16_t& s : l.scales) s = 0x3C00;
+    const PackedMatrix m = packed(l);
+    for (int64_t b = 0; b < m.layout.codes_bytes; ++b) {
+      int want = 0;
+      for (const auto& [byte, value] : c.bytes)
+        if (byte == b) want = value;
+      EXPECT_EQ(m.blob[static_cast<size_t>(b)], want) << "byte " << b;
+    }
+    const std::vector<float> w = dequantized(m);
+    const std::vector<float> want = decoded(l);
+    for (int col : {18, 19, 26, 27}) {
+      EXPECT_LT(w[9 * 128 + col], 0.0f) << col;
+      EXPECT_EQ(w[9 * 128 + col], want[9 * 128 + col]) << col;
+    }
+  }
+}
+
 // ---- hand-placed codes (docs/formats.md §2.3-2.4) -----------------------------------------
 
 TEST(CpuRefLayout, HandPlacedCodeBitsDecodeAtTheirOwnPositionOnly) {
@@ -618,13 +653,15 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   EXPECT_EQ(ref::dequantize(good, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
-// values_per_state is read before anything divides by it: 2 on a LUT, int or dense format, 0 or
-// 3 anywhere, or 2 with tcq2's 2 bits a step, is a bad format, not a layout.
+// values_per_state is read before anything divides by it: 2 or 4 on a LUT, int or dense format,
+// anything but 4 on a vector format, 0 or 3 anywhere, or 2 with tcq2's 2 bits a step, is a bad
+// format, not a layout.
 TEST(CpuRefBadInput, ValuesPerStateOutsideTrellisFormatsIsRejected) {
   std::mt19937 rng(16);
-  for (const char* text : {"nuq3", "bf16", "int4:g128", "tcq2", "vq2"}) {
-    for (int v : {0, 2, 3}) {
+  for (const char* text : {"nuq3", "bf16", "int4:g128", "tcq2", "vq2", "vq3"}) {
+    for (int v : {0, 1, 2, 3, 4}) {
       PackedMatrix m = packed(random_logical(parse_format(text), 16, 128, rng));
+      if (v == m.format.values_per_state) continue;
       m.format.values_per_state = v;
       SCOPED_TRACE(std::string(text) + " V = " + std::to_string(v));
       std::vector<float> w = {7.0f};
@@ -634,9 +671,9 @@ TEST(CpuRefBadInput, ValuesPerStateOutsideTrellisFormatsIsRejected) {
   }
 }
 
-// §2.1 for vector formats: a padded row's scales and codes are 0, and the reference names the
-// first that is not. vq2 [17, 256]: row 20 is row 4 of strip 1; its vector at column 130 (tile 3,
-// sub-tile 0, t = 1: lane 17, slot 0) has its code at byte 3 * 512 + 16 * 17 = 1808.
+// §2.1 for vector formats: a padded row's scales and codes (every plane) are 0, and the reference
+// names the first that is not. vq2 [17, 256]: row 20 is row 4 of strip 1; its vector at column 130
+// (tile 3, sub-tile 0, t = 1: lane 17, slot 0) has its code at byte 3 * 512 + 16 * 17 = 1808.
 TEST(CpuRefBadInput, VectorPaddingRowsMustBeZero) {
   std::mt19937 rng(17);
   const PackedMatrix good = packed(random_logical(parse_format("vq2"), 17, 256, rng));
@@ -651,6 +688,13 @@ TEST(CpuRefBadInput, VectorPaddingRowsMustBeZero) {
   m = good;
   put_fp16(&m, scale_byte(m, 3, 1), 0xFC00);  // -inf on a real row
   expect_rejected(m, "scale of row 3, block 1 is not finite");
+  // vq3: the same vector's second plane (its sign nibble) is tile 3's byte 512 + 8 * 17, low
+  // nibble; the reference and unpack both refuse a bit there.
+  PackedMatrix vq3 = packed(random_logical(parse_format("vq3"), 17, 256, rng));
+  vq3.blob[static_cast<size_t>(3 * 768 + 512 + 8 * 17)] = 1;
+  expect_rejected(vq3, "code of padded row 20, column 130 is 256");
+  LogicalMatrix back;
+  EXPECT_EQ(unpack(vq3, &back).code(), StatusCode::kInvalidArgument);
 }
 
 // §2.1: padding decodes to exactly 0. A kernel multiplies whole tiles, so a NaN scale in a

@@ -965,17 +965,21 @@ TEST(QuantVector, ZeroAndTinyBlocksDecodeToZero) {
   std::vector<float> w(3 * 256, 0.0f);
   for (int t = 128; t < 256; ++t) w[t] = 1e-9f;  // row 0, block 1: below fp16's smallest scale
   for (int t = 256; t < 3 * 256; ++t) w[t] = 0.5f * static_cast<float>(t % 7) - 1.5f;
-  LogicalMatrix m;
-  ASSERT_TRUE(quantize_logical(w.data(), 3, 256, FormatSpec::vector(8), {}, &m).is_ok());
-  EXPECT_EQ(m.scales[0], 0);
-  EXPECT_EQ(m.scales[1], 0);
-  const std::vector<float> back = decoded(m);
-  for (int t = 0; t < 256; ++t) EXPECT_EQ(back[t], 0.0f) << t;
-  EXPECT_NE(m.scales[2], 0);
-  // Codes only at each vector's first column.
-  for (int64_t i = 0; i < 3 * 256; ++i) {
-    if (i % 256 % 16 >= 8 || i % 2 == 1) {
-      ASSERT_EQ(m.codes[i], 0) << i;
+  for (const FormatSpec& f : all_formats()) {
+    if (f.kind != FormatKind::kVector) continue;
+    SCOPED_TRACE(f.to_string());
+    LogicalMatrix m;
+    ASSERT_TRUE(quantize_logical(w.data(), 3, 256, f, {}, &m).is_ok());
+    EXPECT_EQ(m.scales[0], 0);
+    EXPECT_EQ(m.scales[1], 0);
+    const std::vector<float> back = decoded(m);
+    for (int t = 0; t < 256; ++t) EXPECT_EQ(back[t], 0.0f) << t;
+    EXPECT_NE(m.scales[2], 0);
+    // Codes only at each vector's first column.
+    for (int64_t i = 0; i < 3 * 256; ++i) {
+      if (i % 256 % 16 >= 8 || i % 2 == 1) {
+        ASSERT_EQ(m.codes[i], 0) << i;
+      }
     }
   }
 }
@@ -1358,7 +1362,8 @@ TEST(QuantGptq, TrellisAndVectorBlocksFeedTheirErrorForward) {
   QuantizeOptions identity;
   identity.method = QuantMethod::kGptq;
   identity.hessian = h.data();
-  for (const FormatSpec& f : {FormatSpec::trellis(4), FormatSpec::vector(8)}) {
+  for (const FormatSpec& f : {FormatSpec::trellis(4), FormatSpec::vector(6), FormatSpec::vector(8),
+                              FormatSpec::vector(10), FormatSpec::vector(12)}) {
     SCOPED_TRACE(f.to_string());
     LogicalMatrix rtn, gptq;
     ASSERT_TRUE(quantize_logical(pb.w.data(), pb.n, pb.k, f, {}, &rtn).is_ok());
