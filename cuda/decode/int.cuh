@@ -326,4 +326,27 @@ struct IntDecoder {
   }
 };
 
+/// The part of a decoder that reads its codes in an int<b> code layout (CodeLayout =
+/// IntDecoder<b, 1>) but has no affine or integer-mma form, the weights not being affine in the
+/// code (LUT and vector formats): every kernel forms their weights with decode_subtile, as for
+/// dense tiles. The derived decoder adds its RawQuant / Quant, their loads and decode_subtile.
+template <class CodeLayout>
+struct FormedFromIntCodes {
+  using Codes = CodeLayout;
+  static constexpr int kRawWords = Codes::kRawWords;
+  static constexpr int kTileBytes = Codes::kTileBytes;
+  static constexpr int kGroupsPerTile = 1;
+  template <class Act>
+  static constexpr int kAffineParts = 0;
+  static constexpr int kImmaMap = -1;
+
+  __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
+    Codes::copy_codes(tile, tile_smem, lane);
+  }
+  __host__ __device__ static void read_codes(const uint8_t* tile_smem, int lane,
+                                             uint32_t (&raw)[kRawWords]) {
+    Codes::read_codes(tile_smem, lane, raw);
+  }
+};
+
 }  // namespace qmoe::dev

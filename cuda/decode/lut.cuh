@@ -14,11 +14,11 @@
 namespace qmoe::dev {
 
 template <int BITS>
-struct LutDecoder {
+struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>> {
   static_assert(BITS == 2 || BITS == 3 || BITS == 4, "nuq2/3/4 only");
-  using Codes = IntDecoder<BITS, 1>;
-  static constexpr int kRawWords = Codes::kRawWords;
-  static constexpr int kTileBytes = Codes::kTileBytes;
+  using Base = FormedFromIntCodes<IntDecoder<BITS, 1>>;
+  using Base::kRawWords;
+  using typename Base::Codes;
   static constexpr int kEntries = 1 << BITS;
   /// A row's table: kEntries fp16 values, two per word (entry q in half q % 2 of word q / 2),
   /// kRowBytes bytes in the scales section (row-major, docs/formats.md §2.5), aligned to their
@@ -35,18 +35,6 @@ struct LutDecoder {
   struct Quant {
     uint32_t row[2][kRowWords];
   };
-  static constexpr int kGroupsPerTile = 1;
-  template <class Act>
-  static constexpr int kAffineParts = 0;
-  static constexpr int kImmaMap = -1;
-
-  __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
-    Codes::copy_codes(tile, tile_smem, lane);
-  }
-  __host__ __device__ static void read_codes(const uint8_t* tile_smem, int lane,
-                                             uint32_t (&raw)[kRawWords]) {
-    Codes::read_codes(tile_smem, lane, raw);
-  }
 
   /// A row's table from global (kShared false) or shared memory, 16 bytes a load at most.
   template <bool kShared>

@@ -26,12 +26,9 @@ static __device__ const uint16_t kVq2Codebook[16 * 4] = {
 #include "../../docs/formats/vq2_codebook.inc"
 };
 
-struct VectorDecoder {
-  /// The code bytes: lane l's 16 at tile byte 16 l (§2.2), the layout of an int2 tile's one
-  /// plane, so IntDecoder<2, 1> copies and reads them (raw[w] = bytes 4w .. 4w + 3).
-  using Codes = IntDecoder<2, 1>;
-  static constexpr int kRawWords = Codes::kRawWords;
-  static constexpr int kTileBytes = Codes::kTileBytes;
+/// The code bytes: lane l's 16 at tile byte 16 l (§2.2), the layout of an int2 tile's one plane,
+/// so IntDecoder<2, 1> copies and reads them (raw[w] = bytes 4w .. 4w + 3).
+struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
   static constexpr int kEntries = 16;
   static constexpr int kEntryBytes = 8;  ///< one magnitude vector: 4 fp16 values
 
@@ -47,18 +44,6 @@ struct VectorDecoder {
     uint32_t entry[2];
     uint32_t scale[2];
   };
-  static constexpr int kGroupsPerTile = 1;
-  template <class Act>
-  static constexpr int kAffineParts = 0;
-  static constexpr int kImmaMap = -1;
-
-  __device__ static void copy_codes(const uint8_t* tile, uint8_t* tile_smem, int lane) {
-    Codes::copy_codes(tile, tile_smem, lane);
-  }
-  __host__ __device__ static void read_codes(const uint8_t* tile_smem, int lane,
-                                             uint32_t (&raw)[kRawWords]) {
-    Codes::read_codes(tile_smem, lane, raw);
-  }
 
   /// Parameter-block entry of row gid of tile (strip, kt); row gid + 8's is the next.
   template <class Index>
