@@ -19,5 +19,6 @@ rm -rf /tmp/s36_base && git worktree add -f /tmp/s36_base "$base" >/dev/null
 cp /tmp/s36_base/build-gpu/bin/qmoe .carry/base/
 git worktree remove --force /tmp/s36_base
 strip .carry/vq/* .carry/base/*
-tar cJf .carry/z/s36.txz -C .carry vq base
+# -9: a 64 MiB dictionary finds the device code the three binaries share (34 MB, not 73 MB)
+XZ_OPT="-9 -T2" tar cJf .carry/z/s36.txz -C .carry vq base
 ls -l .carry/z/s36.txz
