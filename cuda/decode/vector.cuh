@@ -110,8 +110,11 @@ struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
   }
   /// The sign bits of dimensions d0 and d0 + 1 (code bits 4 + d0, 5 + d0) placed on the sign
   /// bits of a 16-bit pair's halves (bits 15 and 31): XOR them into the pair of magnitudes.
+  /// One IMAD and one LOP3 (which also does the XOR): code * (2^(11 - d0) + 2^(26 - d0)) is
+  /// code << (11 - d0) (bits 11 - d0 .. 18 - d0) plus code << (26 - d0) (bits 26 - d0 and up),
+  /// which do not overlap for a code below 2^8: bit 15 is code bit 4 + d0, bit 31 bit 5 + d0.
   __host__ __device__ static uint32_t sign_mask(uint32_t code, int d0) {
-    return ((code >> (4 + d0)) & 1u) << 15 | ((code >> (5 + d0)) & 1u) << 31;
+    return (code * ((1u << (11 - d0)) + (1u << (26 - d0)))) & 0x80008000u;
   }
 
   template <class Act>
@@ -121,10 +124,12 @@ struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const uint32_t code = code_of(raw, j, h);
-      const int m = static_cast<int>(code & (kEntries - 1));
-      // Every lane of the warp reaches here: the kernels decode whole tiles per warp.
-      const uint32_t low = __shfl_sync(0xFFFFFFFFu, q.entry[0], m);
-      const uint32_t high = __shfl_sync(0xFFFFFFFFu, q.entry[1], m);
+      // Source lane code mod 32: lanes m and m + 16 both hold entry m, so bit 4 (a sign) does
+      // not matter and the index needs no mask. Every lane of the warp reaches here: the
+      // kernels decode whole tiles per warp.
+      const int lane = static_cast<int>(code);
+      const uint32_t low = __shfl_sync(0xFFFFFFFFu, q.entry[0], lane);
+      const uint32_t high = __shfl_sync(0xFFFFFFFFu, q.entry[1], lane);
       a[h] = ActTraits<Act>::mul_pair_rn(low ^ sign_mask(code, 0), q.scale[h]);
       a[h + 2] = ActTraits<Act>::mul_pair_rn(high ^ sign_mask(code, 2), q.scale[h]);
     }
