@@ -8,17 +8,18 @@
 # Built here by bench/results/s36-2026-12-05/build.sh; rebuild them if the branch moves.
 # Device command:
 #   tar xJf .carry/z/s36.txz -C .carry && chmod +x .carry/*/* &&
-#   QMOE_COMMIT=<branch commit> bash bench/results/s36-2026-12-05/run.sh check
-# Phases:
+#   QMOE_COMMIT=<branch commit> bash bench/results/s36-2026-12-05/run.sh PHASE
+# Phases (one call each: each fits the 600 s limit):
 #   check  GPU tests on sm_90a (nuq and vq2 in every per-format test, mixed banks with them),
 #          the same on the compute_80 PTX for the per-format, mixed-bank and dequantize tests,
 #          memcheck and synccheck (vq2's shuffles need whole warps) of the dequantize and GEMM
-#          tests, a short bench of vq2 and nuq2/4 beside int2/int4, and an A/B of main against
-#          the branch on int formats (both decoders add cases to every kernel's switch)
+#          tests
+#   perf   a short bench of vq2 and nuq2/4 beside int2/int4, and an A/B of main against the
+#          branch on int formats (both decoders add cases to every kernel's switch)
 # Land the branch (fast-forward main to it) when every test passes and the A/B shows no int
 # regression; then results.md gets the bench rows.
 set -u
-phase=${1:?check}
+phase=${1:?check or perf}
 export CUDA_CACHE_MAXSIZE=4294967296
 export LD_LIBRARY_PATH=$PWD/.carry/vq
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw,temperature.gpu \
@@ -34,17 +35,19 @@ case $phase in
     echo "tests ptx80 rc=$? ($((SECONDS - t0)) s)"
     grep -E "^\[  (PASSED|FAILED)" "$OUT/tests_ptx80.log" | head
     for tool in memcheck synccheck; do
-      timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 .carry/vq/qmoe_gpu_tests \
+      timeout 120 compute-sanitizer --tool $tool --error-exitcode 3 .carry/vq/qmoe_gpu_tests \
         --gtest_filter='GpuKernels.DequantIsBitIdenticalToCpuRef:GpuKernels.GroupedGemmMatchesReferenceMixedBank' \
         >"$OUT/$tool.log" 2>&1
       echo "$tool rc=$? ($((SECONDS - t0)) s)"
       grep -E "ERROR SUMMARY" "$OUT/$tool.log" | tail -1
     done
-    timeout 60 .carry/vq/qmoe bench --shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,16,4096 \
+    ;;
+  perf)
+    timeout 90 .carry/vq/qmoe bench --shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,16,4096 \
       --formats vq2,nuq2,nuq4,int2:g128,int4:g128 --out "$OUT" \
       --commit "${QMOE_COMMIT:-s36-vq-dev}" >"$OUT/bench.log" 2>&1
     echo "bench rc=$? ($((SECONDS - t0)) s)"
-    OUT=$OUT/x timeout 150 bash scripts/gpu_ab.sh 2 \
+    OUT=$OUT/x timeout 400 bash scripts/gpu_ab.sh 2 \
       "--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,16,4096 --formats int4:g128,int2:g128,mixed:rr --reps 20" \
       .carry/base/qmoe .carry/vq/qmoe >/dev/null 2>&1
     echo "ab rc=$? ($((SECONDS - t0)) s)"
