@@ -176,7 +176,6 @@ class VectorSearch {
   void decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const;
 
  private:
-  static constexpr int kMaxEntries = 256;  ///< vq3
   /// The code nearest x[0, 4) at scale s > 0.
   int nearest_code(const double* x, double s) const;
   /// Exact weight of dimension d of a vector with `code` at scale s (float32: two fp16
@@ -185,7 +184,7 @@ class VectorSearch {
   /// Codes of a block's 32 vectors at fp16 scale s (> 0) into codes[0, 32); the squared error.
   double assign(const double* w, float s, int* codes) const;
   int entries_, sign_shift_;
-  float magnitude_[kMaxEntries * kVectorDim];  ///< the table, widened exactly
+  const float* magnitude_;  ///< the table, widened exactly (shared, built once per width)
 };
 
 /// The exact weights of row `row` of a logical vector-format matrix, out[0, k).

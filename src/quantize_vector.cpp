@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -29,13 +30,30 @@ int vector_column(int v) {
   return 16 * (v / 4) + 2 * (v % 4);
 }
 
+/// The magnitude table of the format with `bits` code bits (6, 8, 10, 12), widened exactly to
+/// float, built once for every width (fixed arrays: row decodes call this inside OpenMP regions,
+/// where nothing may allocate).
+const float* widened_codebook(int bits) {
+  constexpr int kMaxValues = (1 << (12 - detail::kVectorSignBits)) * kVectorDim;
+  static const auto tables = [] {
+    std::array<std::array<float, kMaxValues>, 4> t{};
+    for (int i = 0; i < 4; ++i) {
+      const int width = 6 + 2 * i;
+      const uint16_t* table = detail::vq_codebook(width);
+      for (int j = 0; j < (kVectorDim << (width - detail::kVectorSignBits)); ++j)
+        t[i][j] = fp16_to_float(table[j]);
+    }
+    return t;
+  }();
+  return tables[static_cast<size_t>((bits - 6) / 2)].data();
+}
+
 }  // namespace
 
 VectorSearch::VectorSearch(int bits)
-    : entries_(1 << (bits - detail::kVectorSignBits)), sign_shift_(bits - detail::kVectorSignBits) {
-  const uint16_t* table = detail::vq_codebook(bits);
-  for (int i = 0; i < entries_ * kVectorDim; ++i) magnitude_[i] = fp16_to_float(table[i]);
-}
+    : entries_(1 << (bits - detail::kVectorSignBits)),
+      sign_shift_(bits - detail::kVectorSignBits),
+      magnitude_(widened_codebook(bits)) {}
 
 int VectorSearch::nearest_code(const double* x, double s) const {
   double a[kVectorDim];
