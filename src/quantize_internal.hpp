@@ -167,24 +167,37 @@ class VectorSearch {
   explicit VectorSearch(int bits);
   /// One block w[0, 128) of a row (natural column order): the code of each vector at its first
   /// column (16u + 2t), 0 at the others, and the fp16 scale. The scale is the block's RMS (the
-  /// table is fitted to unit Gaussians); with mse, the best of 37 multiples of it (0.4 to 1.3),
-  /// then least-squares refits of the scale to the chosen codes while they lower the error. Each
-  /// vector takes the code nearest w / s (signs from w, ties to the lower magnitude index).
-  /// False when the scale overflows fp16. Allocates nothing.
+  /// table is fitted to unit Gaussians); with mse, the best of it and 37 multiples of it (0.4 to
+  /// 1.3, ranked by the float32 expansion of their errors), then least-squares refits of the
+  /// scale to the chosen codes while they lower the (exact) error. Each vector takes the code
+  /// nearest w / s (signs from w, ties to the lower magnitude index). False when the scale
+  /// overflows fp16. Allocates nothing.
   bool quantize_block(const double* w, bool mse, uint16_t* codes, uint16_t* scale_bits);
   /// The exact weights of one block: +-M[m][d] * s in float32 (docs/formats.md §1), out[0, 128).
   void decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const;
 
+  struct Table;  ///< the codebook of one width, widened to float, by dimension
+                 ///< (quantize_vector.cpp)
+
  private:
-  /// The code nearest x[0, 4) at scale s > 0.
-  int nearest_code(const double* x, double s) const;
+  /// The projections |x_v| . M[m] of a block's 32 vectors into projection_, and |x_v|^2 into
+  /// norms[0, 32).
+  void project(const double* w, double* norms);
+  /// The code nearest vector v of the projected block, x[0, 4), at scale s > 0: the one a search
+  /// of every entry by the double distance picks.
+  int nearest_code(int v, const double* x, double s) const;
   /// Exact weight of dimension d of a vector with `code` at scale s (float32: two fp16
   /// significands).
   float code_value(int code, int d, float s) const;
-  /// Codes of a block's 32 vectors at fp16 scale s (> 0) into codes[0, 32); the squared error.
+  /// Codes of the projected block's 32 vectors at fp16 scale s (> 0) into codes[0, 32); the
+  /// squared error.
   double assign(const double* w, float s, int* codes) const;
+  /// The squared errors of the projected block's 32 vectors at their nearest codes at each of
+  /// scales[0, count) (count <= 38), in float32 (to rank them) into errors[0, count).
+  void rank_scales(const double* norms, const double* scales, int count, double* errors) const;
   int entries_, sign_shift_;
-  const float* magnitude_;  ///< the table, widened exactly (shared, built once per width)
+  const Table* table_;             ///< shared, built once per width
+  std::vector<float> projection_;  ///< |x_v| . M[m] of the block's vectors, [32][padded entries]
 };
 
 /// The exact weights of row `row` of a logical vector-format matrix, out[0, k).

@@ -209,12 +209,14 @@ inline constexpr uint16_t kVq3Table[256 * 4] = {
 /// is dimension d = c mod 2 + 2 ((c mod 16) >= 8) of the vector whose code sits at column
 /// 16 floor(c / 16) + 2 floor((c mod 8) / 2); with b code bits, w = (-1)^(bit b - 4 + d)
 /// M[code mod 2^(b - 4)][d] s, with bf16_factors M and s each rounded to bf16 first.
+/// The magnitude table of the vector format with b code bits (6, 8, 10, 12).
+inline const uint16_t* vq_table(int b) {
+  return b == 6 ? kVq15Table : b == 8 ? kVq2Table : b == 10 ? kVq25Table : kVq3Table;
+}
+
 inline std::vector<float> vector_decoded(const LogicalMatrix& m, bool bf16_factors) {
   const int b = m.format.bits;
-  const uint16_t* table = b == 6    ? kVq15Table
-                          : b == 8  ? kVq2Table
-                          : b == 10 ? kVq25Table
-                                    : kVq3Table;
+  const uint16_t* table = vq_table(b);
   const auto factor = [&](uint16_t h) {
     const float v = fp16_to_float(h);
     return bf16_factors ? bf16_to_float(float_to_bf16(v)) : v;
