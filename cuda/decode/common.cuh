@@ -14,10 +14,10 @@ namespace qmoe::dev {
 constexpr int kWarpSize = 32;
 
 template <class To, class From>
-__device__ __forceinline__ To bit_cast(const From& from) {
+__host__ __device__ __forceinline__ To bit_cast(const From& from) {
   static_assert(sizeof(To) == sizeof(From), "bit_cast needs equal sizes");
   To to;
-  memcpy(&to, &from, sizeof(To));
+  memcpy(static_cast<void*>(&to), &from, sizeof(To));
   return to;
 }
 
@@ -102,17 +102,17 @@ struct ActTraits<__nv_bfloat16> {
   };
 
   /// The spec's scale RNE_bf16(s) of an fp16 scale.
-  __device__ static __nv_bfloat16 scale_of(uint32_t scale_fp16_bits) {
+  __host__ __device__ static __nv_bfloat16 scale_of(uint32_t scale_fp16_bits) {
     return __float2bfloat16_rn(
         __half2float(__ushort_as_half(static_cast<unsigned short>(scale_fp16_bits))));
   }
 
   /// (s, s) for an fp16 scale s: the spec's RNE_bf16(s) in both halves.
-  __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
+  __host__ __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
     return static_cast<uint32_t>(__bfloat16_as_ushort(scale_of(scale_fp16_bits))) * 0x10001u;
   }
   /// a * b per half, each product rounded once (the _rn form: never contracted into an FMA).
-  __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
+  __host__ __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
     return bit_cast<uint32_t>(__hmul2_rn(bit_cast<__nv_bfloat162>(a), bit_cast<__nv_bfloat162>(b)));
   }
 
@@ -146,7 +146,7 @@ struct ActTraits<__nv_bfloat16> {
     }
   }
 
-  __device__ static uint32_t pack_rn(float lo, float hi) {
+  __host__ __device__ static uint32_t pack_rn(float lo, float hi) {
     return bit_cast<uint32_t>(__floats2bfloat162_rn(lo, hi));
   }
   /// A pair of values (low half first), exactly.
@@ -158,7 +158,7 @@ struct ActTraits<__nv_bfloat16> {
   }
   /// Dense weights: bf16 pairs are already A registers; fp16 pairs go exactly to fp32, then RNE.
   __device__ static uint32_t from_bf16x2(uint32_t w) { return w; }
-  __device__ static uint32_t from_fp16x2(uint32_t w) {
+  __host__ __device__ static uint32_t from_fp16x2(uint32_t w) {
     const float2 f = __half22float2(bit_cast<__half2>(w));
     return pack_rn(f.x, f.y);
   }
@@ -196,12 +196,12 @@ struct ActTraits<__half> {
   };
 
   /// (s, s) for an fp16 scale s.
-  __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
+  __host__ __device__ static uint32_t scale_pair(uint32_t scale_fp16_bits) {
     return scale_fp16_bits * 0x10001u;
   }
   /// a * b per half, each product rounded once to nearest even (subnormals and overflow
   /// included; the _rn form: never contracted into an FMA).
-  __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
+  __host__ __device__ static uint32_t mul_pair_rn(uint32_t a, uint32_t b) {
     return bit_cast<uint32_t>(__hmul2_rn(bit_cast<__half2>(a), bit_cast<__half2>(b)));
   }
 
@@ -219,14 +219,14 @@ struct ActTraits<__half> {
     return bit_cast<uint32_t>(__hmul2(d, bit_cast<__half2>(rq.scale2)));
   }
 
-  __device__ static uint32_t pack_rn(float lo, float hi) {
+  __host__ __device__ static uint32_t pack_rn(float lo, float hi) {
     return bit_cast<uint32_t>(__floats2half2_rn(lo, hi));
   }
   __device__ static float2 unpack(uint32_t pair) { return __half22float2(bit_cast<__half2>(pair)); }
   __device__ static unsigned short to_bits_rn(float v) {
     return __half_as_ushort(__float2half_rn(v));
   }
-  __device__ static uint32_t from_fp16x2(uint32_t w) { return w; }
+  __host__ __device__ static uint32_t from_fp16x2(uint32_t w) { return w; }
   __device__ static uint32_t from_bf16x2(uint32_t w) {
     const float2 f = __bfloat1622float2(bit_cast<__nv_bfloat162>(w));
     return pack_rn(f.x, f.y);

@@ -94,11 +94,11 @@ struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
   }
 
   template <class Act>
-  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
+  __host__ __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
     Quant<Act> q;
-#pragma unroll
+    QMOE_UNROLL
     for (int i = 0; i < 2; ++i) q.entry[i] = ActTraits<Act>::from_fp16x2(rq.entry[i]);
-#pragma unroll
+    QMOE_UNROLL
     for (int h = 0; h < 2; ++h)
       q.scale[h] = ActTraits<Act>::scale_pair((rq.scale >> (16 * h)) & 0xFFFFu);
     return q;
@@ -128,11 +128,20 @@ struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
       // not matter and the index needs no mask. Every lane of the warp reaches here: the
       // kernels decode whole tiles per warp.
       const int lane = static_cast<int>(code);
-      const uint32_t low = __shfl_sync(0xFFFFFFFFu, q.entry[0], lane);
-      const uint32_t high = __shfl_sync(0xFFFFFFFFu, q.entry[1], lane);
-      a[h] = ActTraits<Act>::mul_pair_rn(low ^ sign_mask(code, 0), q.scale[h]);
-      a[h + 2] = ActTraits<Act>::mul_pair_rn(high ^ sign_mask(code, 2), q.scale[h]);
+      const uint32_t entry[2] = {__shfl_sync(0xFFFFFFFFu, q.entry[0], lane),
+                                 __shfl_sync(0xFFFFFFFFu, q.entry[1], lane)};
+      form_vector<Act>(code, entry, q.scale[h], a[h], a[h + 2]);
     }
+  }
+
+  /// The A registers of one vector from its code, its table entry as Act pairs (dimensions 0, 1
+  /// and 2, 3) and its row's scale pair: the signs XORed on, the scale applied, one rounding.
+  /// Host code too, so that the CPU can check the decoder's registers (tests).
+  template <class Act>
+  __host__ __device__ static void form_vector(uint32_t code, const uint32_t (&entry)[2],
+                                              uint32_t scale2, uint32_t& dims01, uint32_t& dims23) {
+    dims01 = ActTraits<Act>::mul_pair_rn(entry[0] ^ sign_mask(code, 0), scale2);
+    dims23 = ActTraits<Act>::mul_pair_rn(entry[1] ^ sign_mask(code, 2), scale2);
   }
 };
 

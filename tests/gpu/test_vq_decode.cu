@@ -1,9 +1,10 @@
-// The vector decoder's code and sign handling (VectorDecoder::code_of and sign_mask, with the
-// table entries its shuffles would fetch), checked on the host against the CPU reference: for
-// every lane, sub-tile and A register of a random vq2 16 x 128 matrix at scale 1, the two 16-bit
-// values must be the fp16 bits ref::dequantize_to gives at the (row, k) pair the register holds
-// (mma m16n8k16 A layout). Runs without a device; the GPU tests check the decoder (shuffles and
-// the scale multiply included) inside every kernel.
+// The vector decoder's steps, checked on the host against the CPU reference (mma m16n8k16 A
+// layout: every lane, sub-tile and register of a random vq2 16 x 128 matrix): its code and sign
+// handling (VectorDecoder::code_of, sign_mask) at scale 1; then prepare and form_vector, with the
+// entry a shuffle would fetch (source lane = code mod 32), at a different scale per row, in fp16
+// and bf16. Runs without a device; the GPU tests check the decoder inside every kernel.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -59,6 +60,71 @@ TEST(VectorDecode, CodesAndSignsGiveTheReferenceWeightsAtEveryAFragmentPosition)
   }
   EXPECT_GT(negative, 0);
   EXPECT_LT(negative, 16 * 128);
+}
+
+// prepare (the table and scales to Act: RNE_bf16 of the fp16 values for bf16) and form_vector
+// (signs, then one rounded product per half, for row gid + 8h's scale) give the reference's
+// weights, docs/formats.md §1, for every lane, sub-tile and register, in both activation types.
+template <class Act>
+void expect_formed_registers(qmoe::DType dtype) {
+  using Dec = qmoe::dev::VectorDecoder;
+  qmoe::FormatSpec f;
+  ASSERT_TRUE(qmoe::FormatSpec::parse("vq2", &f).is_ok());
+  std::mt19937 rng(6202);
+  qmoe::LogicalMatrix l = qmoe::LogicalMatrix::sized(f, 16, 128);
+  for (int64_t i = 0; i < 16 * 128; ++i)
+    if (i % 16 < 8 && i % 2 == 0)
+      l.codes[static_cast<size_t>(i)] = static_cast<uint16_t>(rng() % 256);
+  // A different fp16 scale per row: normal ones of every exponent (their bf16 roundings differ
+  // from them), two subnormals and one large enough that fp16 products overflow.
+  const uint16_t scales[16] = {0x211F, 0x3C00, 0x3555, 0x2E66, 0x1A3B, 0x0457, 0x0003, 0x0201,
+                               0x4D2F, 0x5BFF, 0x7800, 0x3FFF, 0x2C01, 0x1001, 0x47A1, 0x3001};
+  for (int r = 0; r < 16; ++r) l.scales[static_cast<size_t>(r)] = scales[r];
+  qmoe::PackedMatrix m;
+  ASSERT_TRUE(qmoe::pack(l, &m).is_ok());
+  std::vector<uint16_t> want;
+  ASSERT_TRUE(qmoe::ref::dequantize_to(m, dtype, &want).is_ok());
+  // Each lane's prepared quant: its table entry (lane & 15), rows gid and gid + 8's scales.
+  const qmoe::dev::ExpertParams ep{};
+  std::vector<Dec::Quant<Act>> quant(32);
+  for (int lane = 0; lane < 32; ++lane) {
+    Dec::RawQuant rq{};
+    rq.scale = uint32_t{scales[lane / 4]} | uint32_t{scales[lane / 4 + 8]} << 16;
+    for (int pair = 0; pair < 2; ++pair) {
+      const uint16_t* t = qmoe::test::kVq2Table + 4 * (lane & 15) + 2 * pair;
+      rq.entry[pair] = uint32_t{t[0]} | uint32_t{t[1]} << 16;
+    }
+    quant[static_cast<size_t>(lane)] = Dec::prepare<Act>(ep, rq);
+  }
+  const uint8_t* tile = m.blob.data() + m.layout.codes_offset;
+  for (int lane = 0; lane < 32; ++lane) {
+    uint32_t raw[Dec::kRawWords];
+    Dec::read_codes(tile, lane, raw);
+    for (int j = 0; j < 8; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t code = Dec::code_of(raw, j, h);
+        uint32_t a[2];
+        Dec::form_vector<Act>(code, quant[code % 32].entry,
+                              quant[static_cast<size_t>(lane)].scale[h], a[0], a[1]);
+        const int row = lane / 4 + 8 * h;
+        for (int pair = 0; pair < 2; ++pair)
+          for (int half = 0; half < 2; ++half) {
+            const int col = 16 * j + 2 * (lane % 4) + 8 * pair + half;
+            EXPECT_EQ((a[pair] >> (16 * half)) & 0xFFFFu,
+                      want[static_cast<size_t>(row) * 128 + col])
+                << "lane " << lane << " sub-tile " << j << " h " << h << " (row " << row << ", k "
+                << col << ", code " << code << ")";
+          }
+      }
+  }
+}
+
+TEST(VectorDecode, FormedRegistersAreTheReferenceWeightsInFp16) {
+  expect_formed_registers<__half>(qmoe::DType::kFP16);
+}
+
+TEST(VectorDecode, FormedRegistersAreTheReferenceWeightsInBf16) {
+  expect_formed_registers<__nv_bfloat16>(qmoe::DType::kBF16);
 }
 
 }  // namespace
