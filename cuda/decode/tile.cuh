@@ -104,7 +104,9 @@ __device__ __forceinline__ ExpertParams expert_params(const uint8_t* blob, const
   ExpertParams p;
   p.codes = blob + d.codes_offset;
   p.scales = blob + d.scales_offset;
-  p.zeros = d.symmetric ? nullptr : blob + d.zeros_offset;
+  // Only asymmetric int formats have zeros (other kinds' zeros_offset is their blob's end).
+  p.zeros = d.symmetric || d.kind != static_cast<uint8_t>(FormatKind::kInt) ? nullptr
+                                                                            : blob + d.zeros_offset;
   p.groups_pad = d.groups_pad;
   // groups_pad == 1 (per-channel, whatever K is) means group 0 for every k, padding included.
   p.group_tile_stride = d.groups_pad == 1 ? 0 : groups_per_tile(d);

@@ -471,7 +471,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
           uint32_t raw[Dec::kRawWords];
           typename Dec::RawQuant rq{};
           read_strip(i, r, raw, rq);
-          // Dense tiles (every int format takes the affine or the integer path).
+          // Formed weights: dense, LUT and vector tiles (every int format takes the affine or
+          // the integer path).
           const auto q = Dec::template prepare<Act>(ep, rq);
 #pragma unroll
           for (int j = 0; j < kSubtiles; ++j) {
