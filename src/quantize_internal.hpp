@@ -168,8 +168,9 @@ class VectorSearch {
   /// One block w[0, 128) of a row (natural column order): the code of each vector at its first
   /// column (16u + 2t), 0 at the others, and the fp16 scale. The scale is the block's RMS (the
   /// table is fitted to unit Gaussians); with mse, the best of it and 37 multiples of it (0.4 to
-  /// 1.3, ranked by the float32 expansion of their errors), then least-squares refits of the
-  /// scale to the chosen codes while they lower the (exact) error. Each vector takes the code
+  /// 1.3: ranked by float32 expansions of their errors, the ones those cannot separate compared
+  /// exactly), then least-squares refits of the scale to the chosen codes while they lower the
+  /// error. Each vector takes the code
   /// nearest w / s (signs from w, ties to the lower magnitude index). False when the scale
   /// overflows fp16. Allocates nothing.
   bool quantize_block(const double* w, bool mse, uint16_t* codes, uint16_t* scale_bits);
@@ -193,8 +194,10 @@ class VectorSearch {
   /// squared error.
   double assign(const double* w, float s, int* codes) const;
   /// The squared errors of the projected block's 32 vectors at their nearest codes at each of
-  /// scales[0, count) (count <= 38), in float32 (to rank them) into errors[0, count).
-  void rank_scales(const double* norms, const double* scales, int count, double* errors) const;
+  /// scales[0, count) (count <= 38), in float32 (to rank them) into errors[0, count), and a bound
+  /// on each one's distance from the exact error into slack[0, count).
+  void rank_scales(const double* norms, const double* scales, int count, double* errors,
+                   double* slack) const;
   int entries_, sign_shift_;
   const Table* table_;             ///< shared, built once per width
   std::vector<float> projection_;  ///< |x_v| . M[m] of the block's vectors, [32][padded entries]

@@ -57,7 +57,8 @@ constexpr int kRunLanes = 8, kMinLanedRun = 32;
 /// The least of c[0, width) and its first index, width a multiple of kRunLanes: the running
 /// minima of kRunLanes interleaved runs, which the compiler keeps in SIMD registers, merged with
 /// ties to the lower index (as one sequential scan picks). Masks, not selects: GCC branches on
-/// the selects here, and the costs are noise to a predictor.
+/// the selects here, and the costs are noise to a predictor. The costs are sums of squares or
+/// +inf (never -0 or NaN), so a minimum's value always belongs to its index.
 void laned_run_minimum(const float* c, int width, float* low, uint8_t* back) {
   float lane[kRunLanes];
   int32_t best[kRunLanes];
@@ -66,7 +67,7 @@ void laned_run_minimum(const float* c, int width, float* low, uint8_t* back) {
 #pragma omp simd
     for (int l = 0; l < kRunLanes; ++l) {
       const int32_t lower = -static_cast<int32_t>(c[j + l] < lane[l]);
-      lane[l] = std::min(c[j + l], lane[l]);
+      lane[l] = std::min(lane[l], c[j + l]);  // c[j + l] exactly when the mask takes it
       best[l] = (best[l] & ~lower) | ((j + l) & lower);
     }
   float m = lane[0];

@@ -96,6 +96,13 @@ const VectorSearch::Table& vector_table(int bits) {
   return tables[static_cast<size_t>((bits - 6) / 2)];
 }
 
+/// Exact weight of dimension d of a vector with `code` (magnitude index below `entries`, signs
+/// above) at scale s: float32, two fp16 significands.
+float vector_weight(const VectorSearch::Table& t, int entries, int code, int d, float s) {
+  const float m = t.magnitude[d][code & (entries - 1)];
+  return ((code / entries) >> d) & 1 ? -m * s : m * s;
+}
+
 }  // namespace
 
 VectorSearch::VectorSearch(int bits)
@@ -124,21 +131,20 @@ int VectorSearch::nearest_code(int v, const double* x, double s) const {
     signs |= (x[d] < 0.0) << d;
   }
   const float threshold = least + 32 * std::numeric_limits<float>::epsilon() * bound;
-  int best = -1;
-  double best_err = 0.0;
+  int best = 0;  // (finite weights always have a candidate; NaN ones are refused upstream)
+  double best_err = std::numeric_limits<double>::infinity();
   for (int m = 0; m < entries_; ++m) {
     if (!(score[m] <= threshold)) continue;
     double e = 0.0;
     for (int d = 0; d < kVectorDim; ++d)
       e += (a[d] - t.magnitude[d][m]) * (a[d] - t.magnitude[d][m]);
-    if (best < 0 || e < best_err) best_err = e, best = m;
+    if (e < best_err) best_err = e, best = m;
   }
   return best | signs << sign_shift_;
 }
 
 float VectorSearch::code_value(int code, int d, float s) const {
-  const float m = table_->magnitude[d][code & (entries_ - 1)];
-  return ((code >> (sign_shift_ + d)) & 1 ? -m : m) * s;
+  return vector_weight(*table_, entries_, code, d, s);
 }
 
 double VectorSearch::assign(const double* w, float s, int* codes) const {
@@ -162,8 +168,8 @@ double VectorSearch::assign(const double* w, float s, int* codes) const {
 // f_M - U is piecewise linear with one kink, where f_a = f_b, so an envelope entry comes within
 // tol of U at t_lo, t_hi or the kink. Three scans of the table and a few survivors scored at
 // every candidate replace a scan for each candidate; the errors are float sums, to rank.
-void VectorSearch::rank_scales(const double* norms, const double* scales, int count,
-                               double* errors) const {
+void VectorSearch::rank_scales(const double* norms, const double* scales, int count, double* errors,
+                               double* slack) const {
   const Table& t = *table_;
   float inverse[kMaxCandidates + kScanLanes];
   const int lanes = (count + kScanLanes - 1) / kScanLanes * kScanLanes;
@@ -171,13 +177,17 @@ void VectorSearch::rank_scales(const double* norms, const double* scales, int co
   const float t_lo = *std::min_element(inverse, inverse + count),
               t_hi = *std::max_element(inverse, inverse + count);
   std::fill(errors, errors + count, 0.0);
+  std::fill(slack, slack + count, 0.0);
   float at_lo[Table::kMaxEntries], at_hi[Table::kMaxEntries], at_kink[Table::kMaxEntries];
   for (int v = 0; v < kVectors; ++v) {
     const float* p = projection_.data() + v * t.padded;
     const float least_lo = score_entries(t.half_norm, p, t_lo, t.padded, at_lo),
                 least_hi = score_entries(t.half_norm, p, t_hi, t.padded, at_hi);
-    const int a = static_cast<int>(std::find(at_lo, at_lo + t.padded, least_lo) - at_lo),
-              b = static_cast<int>(std::find(at_hi, at_hi + t.padded, least_hi) - at_hi);
+    // (The finds cannot fail for finite weights; clamped for NaN ones, refused upstream.)
+    const int a = std::min(static_cast<int>(std::find(at_lo, at_lo + t.padded, least_lo) - at_lo),
+                           entries_ - 1),
+              b = std::min(static_cast<int>(std::find(at_hi, at_hi + t.padded, least_hi) - at_hi),
+                           entries_ - 1);
     float kink = t_lo;
     if (p[a] != p[b])
       kink = std::clamp((t.half_norm[a] - t.half_norm[b]) / (p[a] - p[b]), t_lo, t_hi);
@@ -195,8 +205,18 @@ void VectorSearch::rank_scales(const double* norms, const double* scales, int co
       for (int c = 0; c < lanes; ++c)
         least[c] = std::min(least[c], t.half_norm[m] - inverse[c] * p[m]);
     }
-    for (int c = 0; c < count; ++c) errors[c] += norms[v] + 2 * scales[c] * scales[c] * least[c];
+    // A float score h - t P errs by under 8 ulps of h + t P = 2 h - score <= 2 h_max - score.
+    constexpr double kUlp = std::numeric_limits<float>::epsilon() / 2;
+    for (int c = 0; c < count; ++c) {
+      errors[c] += norms[v] + 2 * scales[c] * scales[c] * least[c];
+      slack[c] += 2 * scales[c] * scales[c] * 8 * kUlp * (2.0 * t.max_half_norm - least[c]);
+    }
   }
+  // The exact errors are of the float32 weights s M (under an ulp each): |x|^2 + error bounds it.
+  double total = 0.0;
+  for (int v = 0; v < kVectors; ++v) total += norms[v];
+  for (int c = 0; c < count; ++c)
+    slack[c] += std::numeric_limits<float>::epsilon() * (total + errors[c]);
 }
 
 void VectorSearch::project(const double* w, double* norms) {
@@ -227,11 +247,11 @@ bool VectorSearch::quantize_block(const double* w, bool mse, uint16_t* codes,
     std::fill(codes, codes + kBlock, uint16_t{0});
     return true;
   }
-  double norms[kVectors];
+  double norms[kVectors], error = 0.0;
   project(w, norms);
   if (mse) {
     // A heavy-tailed block's RMS overstates its inliers' spread: rank smaller and larger scales
-    // by the float expansion of their errors, then take the best one's codes exactly.
+    // by the float expansion of their errors.
     uint16_t bits[kMaxCandidates] = {*scale_bits};
     double scales[kMaxCandidates] = {fp16_to_float(*scale_bits)}, errors[kMaxCandidates];
     int count = 1;
@@ -244,10 +264,25 @@ bool VectorSearch::quantize_block(const double* w, bool mse, uint16_t* codes,
         scales[count++] = fp16_to_float(trial);
       }
     }
-    rank_scales(norms, scales, count, errors);
-    *scale_bits = bits[std::min_element(errors, errors + count) - errors];
+    double slack[kMaxCandidates];
+    rank_scales(norms, scales, count, errors, slack);
+    // Every candidate the float errors cannot tell from the least is measured exactly (usually
+    // one or two); the first least exact error wins, as a search of exact errors picks.
+    double ceiling = std::numeric_limits<double>::infinity();
+    for (int c = 0; c < count; ++c) ceiling = std::min(ceiling, errors[c] + slack[c]);
+    error = std::numeric_limits<double>::infinity();
+    for (int c = 0; c < count; ++c) {
+      if (errors[c] - slack[c] > ceiling) continue;
+      int trial[kVectors];
+      const double e = assign(w, static_cast<float>(scales[c]), trial);
+      if (!(e < error)) continue;
+      error = e;
+      *scale_bits = bits[c];
+      std::copy(trial, trial + kVectors, best);
+    }
+  } else {
+    error = assign(w, fp16_to_float(*scale_bits), best);
   }
-  double error = assign(w, fp16_to_float(*scale_bits), best);
   // Least-squares scale of the chosen codes: sum |w| M / sum M^2 over the block (the signs
   // already agree), kept while it lowers the error.
   for (int round = 0; mse && round < 8; ++round) {
@@ -272,17 +307,30 @@ bool VectorSearch::quantize_block(const double* w, bool mse, uint16_t* codes,
   return true;
 }
 
-void VectorSearch::decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const {
+namespace {
+
+/// The exact weights of one block, out[0, 128), from the table alone (row decodes run inside
+/// OpenMP regions: no search, which holds per-block scratch, is made for them).
+void decode_vector_block(const VectorSearch::Table& t, int entries, const uint16_t* codes,
+                         uint16_t scale_bits, float* out) {
   const float s = fp16_to_float(scale_bits);
   for (int v = 0; v < kVectors; ++v)
     for (int d = 0; d < kVectorDim; ++d)
-      out[vector_column(v) + kDimColumn[d]] = code_value(codes[vector_column(v)], d, s);
+      out[vector_column(v) + kDimColumn[d]] =
+          vector_weight(t, entries, codes[vector_column(v)], d, s);
+}
+
+}  // namespace
+
+void VectorSearch::decode_block(const uint16_t* codes, uint16_t scale_bits, float* out) const {
+  decode_vector_block(*table_, entries_, codes, scale_bits, out);
 }
 
 void vector_decode_row(const LogicalMatrix& m, int64_t row, float* out) {
-  const VectorSearch search(m.format.bits);
+  const VectorSearch::Table& t = vector_table(m.format.bits);
+  const int entries = 1 << (m.format.bits - detail::kVectorSignBits);
   for (int64_t b = 0; b < m.k / kBlock; ++b)
-    search.decode_block(m.codes.data() + row * m.k + b * kBlock,
+    decode_vector_block(t, entries, m.codes.data() + row * m.k + b * kBlock,
                         m.scales[static_cast<size_t>(row * (m.k / kBlock) + b)], out + b * kBlock);
 }
 

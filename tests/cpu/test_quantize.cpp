@@ -962,13 +962,15 @@ TEST(QuantVector, EveryVectorTakesTheNearestOfAllCodes) {
 
 // The MSE method's scale does at least as well as each of its candidates, the block's RMS and 37
 // multiples of it from 0.4 to 1.3 (each rounded to fp16), every vector at its nearest code there
-// (by brute force over the table here). The quantizer ranks the candidates by a float32 expansion
-// of their errors, so its pick may lose to the best by that expansion's rounding (relative 1e-6
-// allowed; these blocks lose by none); its least-squares refits only lower the error. Picking the
-// worst candidate instead fails this by 0.2 % (vq1.5) to 70 % (vq3).
+// (by brute force over the table here): the quantizer ranks the candidates by float32 expansions
+// of their errors but measures exactly every one those cannot separate from the best, and its
+// least-squares refits only lower the error. Heavy-tailed rows, and rows so small that their
+// scales are fp16 subnormals. Picking the worst candidate instead fails this by 0.2 % (vq1.5) to
+// 70 % (vq3).
 TEST(QuantVector, MseScaleDoesAsWellAsEveryCandidate) {
   const int64_t n = 16, k = 512;
-  const std::vector<float> w = gaussian_weights(n, k, 93);
+  std::vector<float> w = gaussian_weights(n, k, 93);
+  for (int64_t i = 12 * k; i < n * k; ++i) w[static_cast<size_t>(i)] *= 1.5e-4f;  // sigma 3e-6
   for (const FormatSpec& f : all_formats()) {
     if (f.kind != FormatKind::kVector) continue;
     SCOPED_TRACE(f.to_string());
@@ -1020,7 +1022,7 @@ TEST(QuantVector, MseScaleDoesAsWellAsEveryCandidate) {
     char excess[32];
     std::snprintf(excess, sizeof excess, "%.3e", worst - 1);
     RecordProperty(f.to_string() + "_worst_excess", excess);
-    EXPECT_LE(worst, 1.0 + 1e-6);
+    EXPECT_LE(worst, 1.0 + 1e-12);  // summation order only
   }
 }
 
