@@ -17,15 +17,21 @@
 
 namespace {
 
-TEST(VectorDecode, CodesAndSignsGiveTheReferenceWeightsAtEveryAFragmentPosition) {
-  using Dec = qmoe::dev::VectorDecoder;
+/// A vq2 16 x 128 logical matrix with random codes (at each vector's first column).
+qmoe::LogicalMatrix random_vq2_tile(uint32_t seed) {
   qmoe::FormatSpec f;
-  ASSERT_TRUE(qmoe::FormatSpec::parse("vq2", &f).is_ok());
-  std::mt19937 rng(6201);
+  EXPECT_TRUE(qmoe::FormatSpec::parse("vq2", &f).is_ok());
+  std::mt19937 rng(seed);
   qmoe::LogicalMatrix l = qmoe::LogicalMatrix::sized(f, 16, 128);
   for (int64_t i = 0; i < 16 * 128; ++i)
     if (i % 16 < 8 && i % 2 == 0)
       l.codes[static_cast<size_t>(i)] = static_cast<uint16_t>(rng() % 256);
+  return l;
+}
+
+TEST(VectorDecode, CodesAndSignsGiveTheReferenceWeightsAtEveryAFragmentPosition) {
+  using Dec = qmoe::dev::VectorDecoder;
+  qmoe::LogicalMatrix l = random_vq2_tile(6201);
   for (uint16_t& s : l.scales) s = 0x3C00;  // 1.0: the fp16 weights are the signed entries
   qmoe::PackedMatrix m;
   ASSERT_TRUE(qmoe::pack(l, &m).is_ok());
@@ -68,13 +74,7 @@ TEST(VectorDecode, CodesAndSignsGiveTheReferenceWeightsAtEveryAFragmentPosition)
 template <class Act>
 void expect_formed_registers(qmoe::DType dtype) {
   using Dec = qmoe::dev::VectorDecoder;
-  qmoe::FormatSpec f;
-  ASSERT_TRUE(qmoe::FormatSpec::parse("vq2", &f).is_ok());
-  std::mt19937 rng(6202);
-  qmoe::LogicalMatrix l = qmoe::LogicalMatrix::sized(f, 16, 128);
-  for (int64_t i = 0; i < 16 * 128; ++i)
-    if (i % 16 < 8 && i % 2 == 0)
-      l.codes[static_cast<size_t>(i)] = static_cast<uint16_t>(rng() % 256);
+  qmoe::LogicalMatrix l = random_vq2_tile(6202);
   // A different fp16 scale per row: normal ones of every exponent (their bf16 roundings differ
   // from them), two subnormals and one large enough that fp16 products overflow.
   const uint16_t scales[16] = {0x211F, 0x3C00, 0x3555, 0x2E66, 0x1A3B, 0x0457, 0x0003, 0x0201,
