@@ -33,7 +33,7 @@ need_value() {  # need_value OPTION NARGS: an option's value must follow it
 }
 while (($#)); do
   case "$1" in
-    --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --help) sed -n '2,18p' "$0"; exit 0 ;;
     --skip-bench) skip_bench=1 ;;
     --skip-demo) skip_demo=1 ;;
     --pack) pack=1 ;;
