@@ -31,7 +31,11 @@ struct DeviceBankView {
   const ExpertDesc* descs = nullptr;  ///< device, num_experts entries
   int32_t num_experts = 0;
   int64_t n = 0, k = 0;      ///< every expert is W[n, k]
-  uint32_t format_mask = 0;  ///< bit i set: some expert uses decoder i (host-known)
+  /// Bit i set: some expert uses decoder i (host-known; DeviceExpertBank::view sets it). The
+  /// kernels are chosen and sized from it: it must name every expert's decoder (a view whose
+  /// mask lacks a LUT or vector expert's bit runs a decode kernel without those decoders, which
+  /// traps on that expert).
+  uint32_t format_mask = 0;
 };
 
 /// Owning device copy of an ExpertBank (allocates; not for the hot path).
