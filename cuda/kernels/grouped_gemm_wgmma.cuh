@@ -645,6 +645,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 // decodes (launch_one_strip). kRowSplit: the launch takes the rows of each expert that p's row
 // split gives it (launch_with_tail); a separate instantiation, so that the
 // launches that do not split run the kernel as it was before the split existed.
+// kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts.
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
