@@ -15,7 +15,7 @@
 namespace qmoe::dev {
 
 /// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
-/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4).
+/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4) and vq2's.
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,

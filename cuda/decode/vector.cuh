@@ -21,9 +21,9 @@
 namespace qmoe::dev {
 
 /// vq2's magnitude table (spec data, docs/formats/vq2_codebook.inc): entry m's dimensions
-/// 0, 1 and 2, 3 as fp16 pairs at words 2m and 2m + 1. 16-byte aligned: loaded 8 bytes at a
-/// time and staged by 16-byte cp.async chunks. Internal linkage: one copy per translation unit
-/// (no relocatable device code).
+/// 0, 1 and 2, 3 as fp16 pairs at words 2m and 2m + 1, loaded 8 bytes at a time (once per work
+/// item: prepare_item). Internal linkage: one copy per translation unit (no relocatable device
+/// code).
 static __device__ __align__(16) const uint16_t kVq2Codebook[16 * 4] = {
 #include "../../docs/formats/vq2_codebook.inc"
 };

@@ -556,7 +556,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   for (int b = 0; b < kStripsPerWarp; ++b)
     quant_strip[b] = kLeanQuant && !has_strip[b] ? 0 : strip[b];
   typename Dec::RawQuant rq[kStripsPerWarp];
-  // Per-item constants (LUT tables): a strip past N takes strip 0's (its sums are not stored).
+  // Per-item constants (vq2's codebook entry): a strip past N takes strip 0's (its sums are not
+  // stored).
   ItemQuantOf<Act, Dec> item[kStripsPerWarp];
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b)

@@ -94,7 +94,7 @@ struct GemmProblem {
   /// Decode kernel's model: the smallest and largest code tile + parameter block among the
   /// bank's formats (decoder_strip_bytes; what its ring stages per strip and k-tile).
   int min_strip_bytes, max_strip_bytes;
-  /// Decode kernel: 1 where the bank holds experts with formed-weight decoders
+  /// Every GEMM kernel: 1 where the bank holds experts with formed-weight decoders
   /// (kFormedDecoderMask: LUT, vector), whose kernel instantiations alone hold them
   /// (with_decoder); 0 otherwise.
   int formed;
