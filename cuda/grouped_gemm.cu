@@ -222,6 +222,7 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.a_slot_bytes = dev::max_tile_bytes(b.format_mask);
   p.min_strip_bytes = dev::mask_bytes<dev::decoder_strip_bytes>(b.format_mask, false);
   p.max_strip_bytes = dev::mask_bytes<dev::decoder_strip_bytes>(b.format_mask, true);
+  p.formed = (b.format_mask & dev::kFormedDecoderMask) != 0 ? 1 : 0;
   bool wgmma = false;
   dev::KernelSplit split{};
   cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)

@@ -12,7 +12,7 @@ namespace qmoe::dev {
 
 /// Stored: the dense weights' type (__nv_bfloat16 or __half).
 template <class Stored>
-struct DenseDecoder {
+struct DenseDecoder : NoItemQuant {
   using Plane = CodePlane<16>;
   static constexpr int kRawWords = Plane::kWords;
   static constexpr int kTileBytes = Plane::kBytes;
@@ -38,7 +38,8 @@ struct DenseDecoder {
   static constexpr int kQuantBytes = 0;
   __device__ static void read_quant(const ExpertParams&, const uint8_t*, int, RawQuant&) {}
   template <class Act>
-  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant&) {
+  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant&,
+                                       const ItemQuant<Act>&) {
     return {};
   }
 

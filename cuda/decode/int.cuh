@@ -18,7 +18,10 @@
 //                                                  block as staged in shared memory
 //   quant_chunk(ep, strip, c) -> QuantChunk        where chunk c of that block comes from
 //   read_quant(ep, quant_smem, lane, rq)           the lane's scales/zeros, from that block
-//   prepare<Act>(ep, rq) -> Quant<Act>
+//   ItemQuant<Act>                                 per-lane constants of one strip for a whole
+//   prepare_item<Act>(ep, strip, lane)             work item (vq2's codebook entry; none for int,
+//                                                  dense and LUT: NoItemQuant, tile.cuh)
+//   prepare<Act>(ep, rq, item) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
 //   kGroupsPerTile                                 groups per row of a tile
@@ -68,7 +71,7 @@ __device__ __forceinline__ void load_words(const uint8_t* src, uint32_t (&words)
 /// branch-free load (ncu: the run-time group logic was ~15% of the decode kernel's
 /// instructions).
 template <int BITS, int GPT>
-struct IntDecoder {
+struct IntDecoder : NoItemQuant {
   static_assert(BITS == 2 || BITS == 3 || BITS == 4 || BITS == 8, "int2/3/4/8 only");
   static_assert(GPT == 1 || GPT == 2 || GPT == 4, "groups per tile: 1, 2 or 4");
   // int3 = a 2-bit plane (low bits of q) followed by a 1-bit plane (bit 2).
@@ -183,7 +186,8 @@ struct IntDecoder {
   }
 
   template <class Act>
-  __device__ static Quant<Act> prepare(const ExpertParams& ep, const RawQuant& rq) {
+  __device__ static Quant<Act> prepare(const ExpertParams& ep, const RawQuant& rq,
+                                       const ItemQuant<Act>& /*item*/) {
     Quant<Act> q;
 #pragma unroll
     for (int g = 0; g < GPT; ++g)
@@ -329,7 +333,8 @@ struct IntDecoder {
 /// The part of a decoder that reads its codes in an int<b> code layout (CodeLayout =
 /// IntDecoder<b, 1>) but has no affine or integer-mma form, the weights not being affine in the
 /// code (LUT and vector formats): every kernel forms their weights with decode_subtile, as for
-/// dense tiles. The derived decoder adds its RawQuant / Quant, their loads and decode_subtile.
+/// dense tiles. The derived decoder adds its RawQuant / Quant (vq2 reuses the int layout's
+/// RawQuant and loads), its ItemQuant and decode_subtile.
 template <class CodeLayout>
 struct FormedFromIntCodes {
   using Codes = CodeLayout;

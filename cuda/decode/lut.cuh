@@ -14,7 +14,7 @@
 namespace qmoe::dev {
 
 template <int BITS>
-struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>> {
+struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>>, NoItemQuant {
   static_assert(BITS == 2 || BITS == 3 || BITS == 4, "nuq2/3/4 only");
   using Base = FormedFromIntCodes<IntDecoder<BITS, 1>>;
   using Base::kRawWords;
@@ -79,8 +79,14 @@ struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>> {
       load_row<true>(quant_smem + ((lane >> 2) + 8 * h) * kRowBytes, rq.row[h]);
   }
 
+  /// The tables are staged and converted with every k-tile, not held per item (NoItemQuant):
+  /// held in registers for a work item's strips (16 words a strip for nuq4), they made the decode
+  /// and wgmma kernels spill (ptxas sm_90a: decode <bf16, 4, 1> 1064 bytes loaded, wgmma
+  /// <bf16, 64, 2> 1112), where restaging takes 512 bytes of ring and 16 conversions per strip
+  /// and k-tile.
   template <class Act>
-  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
+  __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq,
+                                       const ItemQuant<Act>&) {
     Quant<Act> q;
 #pragma unroll
     for (int h = 0; h < 2; ++h)

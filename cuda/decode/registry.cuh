@@ -15,7 +15,7 @@
 namespace qmoe::dev {
 
 /// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
-/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4).
+/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4) and vq2's.
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,
@@ -71,12 +71,16 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
                   IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
+/// Decoders that form their weights from tables (LUT, vector): with_decoder<kFormed>.
+constexpr uint32_t kFormedDecoderMask = 0xFu << kFirstLutDecoder;
+static_assert(kNumDecoders == kFirstLutDecoder + 4, "kFormedDecoderMask: nuq2/3/4 and vq2");
+
 /// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
-/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes, VectorDecoder::kQuantBytes; none for dense
-/// tiles); 0 if unknown.
+/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; vq2 int2:g128's, its scales being laid
+/// out alike; none for dense tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id == kDecoderVq2) return VectorDecoder::kQuantBytes;  // scales and the 128-byte table
-  if (id >= kFirstLutDecoder && id < kDecoderVq2)            // a strip's 16 tables
+  if (id == kDecoderVq2) return VectorDecoder::kQuantBytes;
+  if (id >= kFirstLutDecoder && id < kDecoderVq2)  // a strip's 16 tables
     return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes
                                         : LutDecoder<4>::kQuantBytes;
@@ -87,7 +91,8 @@ __host__ __device__ constexpr int decoder_quant_bytes(int id) {
                           : IntDecoder<2, 4>::kQuantBytes;
 }
 static_assert(IntDecoder<8, 4>::kQuantBytes == IntDecoder<2, 4>::kQuantBytes &&
-                  DenseDecoder<__nv_bfloat16>::kQuantBytes == 0,
+                  DenseDecoder<__nv_bfloat16>::kQuantBytes == 0 &&
+                  VectorDecoder::kQuantBytes == IntDecoder<2, 1>::kQuantBytes,
               "parameter blocks depend on the groups per tile alone");
 
 /// What the decode kernel stages per strip and k-tile of decoder id: code tile and parameter
@@ -121,7 +126,13 @@ constexpr int max_tile_bytes(uint32_t format_mask) {
 /// code in four jumps, its three stops 8 % of the stall samples ("no instruction"); ptxas makes
 /// this one a compare tree, two jumps. A/B (bench/results/s13-2026-12-02/flat-dispatch): decode
 /// at T = 1 0.98-0.99x on the small shapes, the tile kernels on Qwen3 at T = 1024-4096 0.90-0.97x.
-template <class F>
+/// kFormed: with the decoders that form their weights from tables (kFormedDecoderMask: LUT,
+/// vector). A kernel compiled without them (kFormed false, the launcher's choice for banks
+/// without such experts) traps on their ids. Why: their table registers make ptxas allocate the
+/// whole kernel differently, and the int formats ran ~2 % slower in the kernels that held them
+/// (bench/results/s37-2026-12-05/perf/ab_vq.txt; in the decode kernel, ptxas sm_90a: <bf16, 4, 1>
+/// spill loads 28 -> 212 bytes). They sit in a second switch, after the int decoders' one.
+template <bool kFormed = true, class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
   switch (id) {
     case kDecoderDenseBF16:
@@ -152,16 +163,24 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
       return f(IntDecoder<8, 2>{});
     case kFirstIntDecoder + 11:
       return f(IntDecoder<8, 4>{});
-    case kFirstLutDecoder + 0:
-      return f(LutDecoder<2>{});
-    case kFirstLutDecoder + 1:
-      return f(LutDecoder<3>{});
-    case kFirstLutDecoder + 2:
-      return f(LutDecoder<4>{});
-    case kDecoderVq2:
-      return f(VectorDecoder{});
     default:
-      return;
+      break;
+  }
+  if constexpr (kFormed) {
+    switch (id) {
+      case kFirstLutDecoder + 0:
+        return f(LutDecoder<2>{});
+      case kFirstLutDecoder + 1:
+        return f(LutDecoder<3>{});
+      case kFirstLutDecoder + 2:
+        return f(LutDecoder<4>{});
+      case kDecoderVq2:
+        return f(VectorDecoder{});
+      default:
+        return;
+    }
+  } else if (id >= kFirstLutDecoder && id < kNumDecoders) {
+    __trap();
   }
 }
 static_assert(kNumDecoders == kDecoderVq2 + 1 && kDecoderVq2 == kFirstLutDecoder + 3 &&
@@ -188,11 +207,11 @@ __device__ __forceinline__ ExpertDesc load_desc(const ExpertDesc* descs, int e) 
 /// loads wait out one memory latency instead of two), descs[e] in the tile kernels (the
 /// fields loaded as used: with load_desc ptxas spilled in the 128-token wgmma kernel, and
 /// Qwen3 int4 at T = 4096 ran 1.06x the time on the H200).
-template <class F>
+template <bool kFormed = true, class F>
 __device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc& desc,
                                                     F&& f) {
   const ExpertParams ep = expert_params(blob, desc);
-  with_decoder(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
+  with_decoder<kFormed>(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
 }
 
 }  // namespace qmoe::dev

@@ -77,6 +77,25 @@ struct ExpertParams {
   uint32_t sym_zero;      ///< z = 2^(bits-1) when symmetric
 };
 
+/// A decoder's per-item constants: what the lane needs for every k-tile of one strip of a work
+/// item, loaded and converted once per item (prepare_item) and passed to every k-tile's prepare.
+/// Why: vq2's codebook entry (two words a lane) does not change along K; restaged and converted
+/// every k-tile, it took 128 of the 160 bytes staged per strip and k-tile, 8 of 10 cp.async
+/// chunks, and two conversions. The int, dense and LUT decoders have none: this empty base (the
+/// LUT tables, 16 words a strip for nuq4, spill when held per item: lut.cuh).
+struct NoItemQuant {
+  template <class Act>
+  struct ItemQuant {};
+  template <class Act>
+  __device__ static ItemQuant<Act> prepare_item(const ExpertParams&, int /*strip*/, int /*lane*/) {
+    return {};
+  }
+};
+
+/// A decoder's per-item constants for activation type Act.
+template <class Act, class Dec>
+using ItemQuantOf = typename Dec::template ItemQuant<Act>;
+
 /// Where one 16-byte chunk of a strip's staged parameter blocks comes from (int.cuh,
 /// quant_chunk): tile kt's chunk at src + kt * kt_stride; src null for a chunk not copied.
 struct QuantChunk {

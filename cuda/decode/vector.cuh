@@ -8,8 +8,9 @@
 // Why this layout decodes cheaply: a vector's four dimensions are exactly registers a0/a2
 // (row gid) or a1/a3 (row gid + 8) of the lane's A fragment in one k16 sub-tile, and its code
 // is byte 2j + h of the lane's 16 code bytes (§2.2). The 16 magnitude vectors live one per lane
-// (lanes m and m + 16 hold entry m, converted to Act once per k-tile), so an entry is two
-// shuffles; the signs are XORs of bit 15 / 31; the scale two bf16x2/half2 multiplies.
+// (lanes m and m + 16 hold entry m), so an entry is two
+// shuffles; the signs are XORs of bit 15 / 31; the scale two bf16x2/half2 multiplies. The
+// table entries are loaded and converted once per work item (ItemQuant), not per k-tile.
 #pragma once
 #include <cstdint>
 
@@ -20,87 +21,78 @@
 namespace qmoe::dev {
 
 /// vq2's magnitude table (spec data, docs/formats/vq2_codebook.inc): entry m's dimensions
-/// 0, 1 and 2, 3 as fp16 pairs at words 2m and 2m + 1. 16-byte aligned: loaded 8 bytes at a
-/// time and staged by 16-byte cp.async chunks. Internal linkage: one copy per translation unit
-/// (no relocatable device code).
+/// 0, 1 and 2, 3 as fp16 pairs at words 2m and 2m + 1, loaded 8 bytes at a time (once per work
+/// item: prepare_item). Internal linkage: one copy per translation unit (no relocatable device
+/// code).
 static __device__ __align__(16) const uint16_t kVq2Codebook[16 * 4] = {
 #include "../../docs/formats/vq2_codebook.inc"
 };
 
 /// The code bytes: lane l's 16 at tile byte 16 l (§2.2), the layout of an int2 tile's one plane,
-/// so IntDecoder<2, 1> copies and reads them (raw[w] = bytes 4w .. 4w + 3).
+/// so IntDecoder<2, 1> copies and reads them (raw[w] = bytes 4w .. 4w + 3). The scales are
+/// int2:g128:sym's (§2.5), so the same decoder loads, stages and reads them too.
 struct VectorDecoder : FormedFromIntCodes<IntDecoder<2, 1>> {
   static constexpr int kEntries = 16;
   static constexpr int kEntryBytes = 8;  ///< one magnitude vector: 4 fp16 values
 
-  /// fp16 scales of rows gid (low half) and gid + 8 (high half) in the tile's parameter block
-  /// (§2.5, as int<b>:g128:sym); the lane's table entry (lane & 15), dimensions 0, 1 and 2, 3.
-  struct RawQuant {
-    uint32_t scale;
+  /// The lane's table entry (lane & 15) as Act pairs, dimensions 0, 1 and 2, 3: the same for
+  /// every strip and k-tile, loaded and converted once per work item.
+  template <class Act>
+  struct ItemQuant {
     uint32_t entry[2];
   };
-  /// The same as Act pairs: entry[] RNE'd to Act; scale[h] = (s, s) of row gid + 8h, RNE'd.
+  /// Per k-tile: fp16 scales of rows gid (scale[0] low half) and gid + 8 (high half).
+  using RawQuant = Codes::RawQuant;
+  /// The entry and, scale[h] = (s, s) of row gid + 8h, RNE'd to Act.
   template <class Act>
   struct Quant {
     uint32_t entry[2];
     uint32_t scale[2];
   };
 
-  /// Parameter-block entry of row gid of tile (strip, kt); row gid + 8's is the next.
-  template <class Index>
-  __device__ static Index scale_entry(const ExpertParams& ep, int strip, int kt, int lane) {
-    return (static_cast<Index>(strip) * static_cast<Index>(ep.groups_pad) +
-            static_cast<Index>(kt) * static_cast<Index>(ep.group_tile_stride)) *
-               static_cast<Index>(kTileRows) +
-           static_cast<Index>(lane >> 2) * 2;
+  template <class Act>
+  __device__ static ItemQuant<Act> prepare_item(const ExpertParams&, int /*strip*/, int lane) {
+    uint32_t entry[2];
+    load_words<kEntryBytes>(
+        reinterpret_cast<const uint8_t*>(kVq2Codebook) + kEntryBytes * (lane & (kEntries - 1)),
+        entry);
+    return item_quant<Act>(entry);
+  }
+  /// The conversion of prepare_item (host code too, for the tests).
+  template <class Act>
+  __host__ __device__ static ItemQuant<Act> item_quant(const uint32_t (&entry)[2]) {
+    ItemQuant<Act> q;
+    QMOE_UNROLL
+    for (int i = 0; i < 2; ++i) q.entry[i] = ActTraits<Act>::from_fp16x2(entry[i]);
+    return q;
   }
 
+  /// The scales: int2:g128:sym's loads, staged chunks (the zeros chunk is not copied: null
+  /// zeros) and shared-memory reads.
+  static constexpr int kQuantChunks = Codes::kQuantChunks;
+  static constexpr int kQuantBytes = Codes::kQuantBytes;
   template <class Index = int64_t>
   __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
                                     RawQuant& rq, bool pred) {
-    rq = RawQuant{};
-    if (!pred) return;
-    uint32_t scale[1];
-    load_words<4>(ep.scales + 2 * scale_entry<Index>(ep, strip, kt, lane), scale);
-    rq.scale = scale[0];
-    load_words<kEntryBytes>(
-        reinterpret_cast<const uint8_t*>(kVq2Codebook) + kEntryBytes * (lane & (kEntries - 1)),
-        rq.entry);
+    Codes::template load_quant<Index>(ep, strip, kt, lane, rq, pred);
   }
-
-  /// The decode kernel stages, with each code tile, the tile's 32-byte parameter block (2
-  /// chunks, tile kt's at kt * 32 bytes further: group_tile_stride is 1) and the 128-byte table
-  /// (8 chunks, the same for every tile), so its k-loop issues no global load but x's.
-  static constexpr int kScaleChunks = 2;
-  static constexpr int kQuantChunks = kScaleChunks + kEntries * kEntryBytes / 16;
-  static constexpr int kQuantBytes = 16 * kQuantChunks;
-  /// 32-bit offsets: the caller checks n_pad * groups_pad < 2^30 (grouped_gemm does).
   __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
-    if (c < kScaleChunks) {
-      const uint32_t first = static_cast<uint32_t>(strip) * static_cast<uint32_t>(ep.groups_pad) *
-                             static_cast<uint32_t>(kTileRows);
-      const uint32_t kt_entries = static_cast<uint32_t>(ep.group_tile_stride) * kTileRows;
-      return {ep.scales + 2 * first + 16 * c, 2 * kt_entries};
-    }
-    return {reinterpret_cast<const uint8_t*>(kVq2Codebook) + 16 * (c - kScaleChunks), 0};
+    return Codes::quant_chunk(ep, strip, c);
   }
-  __device__ static void read_quant(const ExpertParams&, const uint8_t* quant_smem, int lane,
+  __device__ static void read_quant(const ExpertParams& ep, const uint8_t* quant_smem, int lane,
                                     RawQuant& rq) {
-    uint32_t scale[1];
-    load_words<4, true>(quant_smem + 4 * (lane >> 2), scale);
-    rq.scale = scale[0];
-    load_words<kEntryBytes, true>(
-        quant_smem + 16 * kScaleChunks + kEntryBytes * (lane & (kEntries - 1)), rq.entry);
+    Codes::read_quant(ep, quant_smem, lane, rq);
   }
 
   template <class Act>
-  __host__ __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq) {
+  __host__ __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq,
+                                                const ItemQuant<Act>& item) {
     Quant<Act> q;
     QMOE_UNROLL
-    for (int i = 0; i < 2; ++i) q.entry[i] = ActTraits<Act>::from_fp16x2(rq.entry[i]);
+    for (int i = 0; i < 2; ++i) q.entry[i] = item.entry[i];
     QMOE_UNROLL
     for (int h = 0; h < 2; ++h)
-      q.scale[h] = ActTraits<Act>::scale_pair((rq.scale >> (16 * h)) & 0xFFFFu);
+      q.scale[h] = ActTraits<Act>::scale_pair((rq.scale[0] >> (16 * h)) & 0xFFFFu);
     return q;
   }
 

@@ -25,7 +25,8 @@ __device__ void decode_tile(const ExpertParams& ep, int strip, int kt, int k_til
   cp_async_wait<0>();
   uint32_t raw[Dec::kRawWords];
   Dec::read_codes(slot, lane, raw);
-  const auto q = Dec::template prepare<Act>(ep, rq);
+  const auto q =
+      Dec::template prepare<Act>(ep, rq, Dec::template prepare_item<Act>(ep, strip, lane));
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
     uint32_t a[4];

@@ -95,13 +95,14 @@ constexpr bool kSkipEmptyPairs = kWarpStrips == 2;
 template <class Act, class Dec, int kWarpStrips>
 __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips][Dec::kRawWords],
                                               const typename Dec::RawQuant (&rq)[kWarpStrips],
+                                              const ItemQuantOf<Act, Dec> (&item)[kWarpStrips],
                                               const ExpertParams& ep, const unsigned char* x_stage,
                                               int pairs, int lane,
                                               float (&acc)[kWarpStrips][kChunks][4]) {
-  using Quant = decltype(Dec::template prepare<Act>(ep, rq[0]));
+  using Quant = decltype(Dec::template prepare<Act>(ep, rq[0], item[0]));
   Quant q[kWarpStrips];
 #pragma unroll
-  for (int s = 0; s < kWarpStrips; ++s) q[s] = Dec::template prepare<Act>(ep, rq[s]);
+  for (int s = 0; s < kWarpStrips; ++s) q[s] = Dec::template prepare<Act>(ep, rq[s], item[s]);
   // ldmatrix.x4 of chunk pair cp reads matrices (tokens 16cp + 0..7 | 8..15) x (k 0..7 |
   // 8..15) of the sub-tile: lane l addresses token 16cp + 8(l/16) + l%8, k half (l/8)%2,
   // and gets b0, b1 of chunk 2cp, then b0, b1 of chunk 2cp+1.
@@ -187,9 +188,12 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
     cp_async_commit();
   }
   typename Dec::RawQuant rq[kWarpStrips];
+  ItemQuantOf<Act, Dec> item[kWarpStrips];
 #pragma unroll
-  for (int s = 0; s < kWarpStrips; ++s)
+  for (int s = 0; s < kWarpStrips; ++s) {
     Dec::template load_quant<uint32_t>(ep, quant_strip[s], 0, lane, rq[s], true);
+    item[s] = Dec::template prepare_item<Act>(ep, quant_strip[s], lane);
+  }
 
   int read_stage = 0;  // stage of k-tile kt
   for (int kt = 0; kt < p.k_tiles; ++kt) {
@@ -212,7 +216,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 #pragma unroll
       for (int s = 0; s < kWarpStrips; ++s)
         Dec::read_codes(stages + read_stage + slot_offset + s * p.a_slot_bytes, lane, raw[s]);
-      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, ep, stages + read_stage, pairs, lane, acc);
+      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, item, ep, stages + read_stage, pairs, lane,
+                                           acc);
     }
 #pragma unroll
     for (int s = 0; s < kWarpStrips; ++s) rq[s] = next_rq[s];
@@ -246,7 +251,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 
 /// Two strips per warp (64 accumulators) take up to 255 registers at one block per SM, which
 /// is what their shared memory leaves an A100 anyway; one strip per warp keeps two blocks.
-template <class Act, int kWarpStrips>
+/// kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts.
+template <class Act, int kWarpStrips, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
     grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -254,18 +260,21 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
   const ItemList items = build_tile_items<item_strips(kWarpStrips), kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<item_strips(kWarpStrips), kTokens>(p, items.at(i));
-    with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
-      run_item<Act, decltype(decoder), kWarpStrips>(p, ep, it.row_block, it.x, it.y_rows, stages);
-    });
+    with_expert_decoder<kFormed>(p.blob, p.descs[it.expert],
+                                 [&](auto decoder, const ExpertParams& ep) {
+                                   run_item<Act, decltype(decoder), kWarpStrips>(
+                                       p, ep, it.row_block, it.x, it.y_rows, stages);
+                                 });
   }
 }
 
 /// Occupancy depends on the code slot size and the schedule's size: one cached grid per
 /// (expert bucket, log2 slot size) and per form.
-template <class Act, int kWarpStrips>
+template <class Act, int kWarpStrips, bool kFormed>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
-  const auto* kernel = reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips>);
+  const auto* kernel =
+      reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips, kFormed>);
   int slot_class = 0;  // log2(slot / 256): 0..4
   while ((256 << slot_class) < p.a_slot_bytes) ++slot_class;
   const int bucket = expert_bucket(p.num_experts);
@@ -299,16 +308,18 @@ constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
 /// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
+  const bool formed = p.formed != 0;
   if (p.a_slot_bytes <= tc::max_slot_bytes(2)) {
+    // Both forms of the kernel take the same shared memory: ask one.
     static SmemRoomCache cache;
     size_t room = 0;
     const cudaError_t err = kernel_smem_room(
-        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2>), &cache, &room);
+        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2, false>), &cache, &room);
     if (err != cudaSuccess) return err;
     if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
-      return tc::launch<Act, 2>(p, stream);
+      return formed ? tc::launch<Act, 2, true>(p, stream) : tc::launch<Act, 2, false>(p, stream);
   }
-  return tc::launch<Act, 1>(p, stream);
+  return formed ? tc::launch<Act, 1, true>(p, stream) : tc::launch<Act, 1, false>(p, stream);
 }
 
 }  // namespace qmoe::dev

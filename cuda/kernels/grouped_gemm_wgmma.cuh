@@ -556,6 +556,12 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   for (int b = 0; b < kStripsPerWarp; ++b)
     quant_strip[b] = kLeanQuant && !has_strip[b] ? 0 : strip[b];
   typename Dec::RawQuant rq[kStripsPerWarp];
+  // Per-item constants (vq2's codebook entry): a strip past N takes strip 0's (its sums are not
+  // stored).
+  ItemQuantOf<Act, Dec> item[kStripsPerWarp];
+#pragma unroll
+  for (int b = 0; b < kStripsPerWarp; ++b)
+    item[b] = Dec::template prepare_item<Act>(ep, has_strip[b] ? strip[b] : 0, lane);
   auto load_quant = [&](int b, int kt, bool pred) {
     Dec::template load_quant<QuantIndex>(ep, quant_strip[b], kt, lane, rq[b], kLeanQuant || pred);
   };
@@ -589,7 +595,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     const uint64_t desc = x_descriptor(smem_addr(stage));
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) {
-      const auto q = Dec::template prepare<Act>(ep, rq[b]);
+      const auto q = Dec::template prepare<Act>(ep, rq[b], item[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
       multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
@@ -640,7 +646,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 // decodes (launch_one_strip). kRowSplit: the launch takes the rows of each expert that p's row
 // split gives it (launch_with_tail); a separate instantiation, so that the
 // launches that do not split run the kernel as it was before the split existed.
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+// kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts.
+template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
@@ -673,13 +680,16 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     const NextItem next{p.work, i, items.total, &next_item[parity]};
-    with_expert_decoder(p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
-      using Dec = decltype(decoder);
-      // Experts with larger tiles get no items in a launch of this tile (build_tile_items).
-      if constexpr (Dec::kTileBytes <= kMaxSlot)
-        run_item<Act, Dec, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
-            p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases, next);
-    });
+    with_expert_decoder<kFormed>(p.blob, p.descs[it.expert],
+                                 [&](auto decoder, const ExpertParams& ep) {
+                                   using Dec = decltype(decoder);
+                                   // Experts with larger tiles get no items in a launch of this
+                                   // tile (build_tile_items).
+                                   if constexpr (Dec::kTileBytes <= kMaxSlot)
+                                     run_item<Act, Dec, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
+                                         p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
+                                         &x_map, x_bars, x_phases, next);
+                                 });
   }
   leave_work_queue(p.work, items.total);
 #else
@@ -690,7 +700,7 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
 
 /// The persistent grid of the (kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot) kernel for p's
 /// code slots.
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
@@ -698,7 +708,7 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // kernel (this function's instantiation).
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
+      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
   return persistent_grid(
@@ -742,7 +752,7 @@ inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
 
 /// Launches the (kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot) kernel on `grid`
 /// (tile_grid's).
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
@@ -752,7 +762,7 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   if (problem.a_slot_bytes > kMaxSlot || problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
+      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
   GemmProblem p = problem;
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
@@ -762,26 +772,26 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
       args, stream);
 }
 
-template <class Act, int kTokens, int kBlocks, bool kRowSplit = false,
+template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
   const cudaError_t err =
-      tile_grid<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, &grid);
+      tile_grid<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, grid, stream);
+  return launch<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, grid, stream);
 }
 
 /// The two-block 32-token tile with one strip per warp, compiled for 2/3/4-bit slots alone where
 /// the bank has no int8 expert: with the int8 decoder in the same kernel ptxas allocates the
 /// whole kernel differently, and Mixtral's 2/3/4-bit launches of it ran 1.03-1.05x the time
 /// (H200, bench/results/s28-2026-12-04/call4).
-template <class Act>
+template <class Act, bool kFormed>
 cudaError_t launch_one_strip(const GemmProblem& p, cudaStream_t stream) {
   return p.a_slot_bytes <= kWgmmaTwoBlockMaxSlotBytes
-             ? launch<Act, 32, 2, false, 1, kWgmmaTwoBlockMaxSlotBytes>(p, stream)
-             : launch<Act, 32, 2, false, 1>(p, stream);
+             ? launch<Act, kFormed, 32, 2, false, 1, kWgmmaTwoBlockMaxSlotBytes>(p, stream)
+             : launch<Act, kFormed, 32, 2, false, 1>(p, stream);
 }
 
 /// The token tile of a launch: 64 where the experts it takes (those with min_tokens tokens or
@@ -901,57 +911,66 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
 /// two-block tiles do not take (int8, dense) keep one launch.
-template <class Act, int kTokens, int kTail>
+template <class Act, bool kFormed, int kTokens, int kTail>
 cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStream_t stream) {
   static_assert(kTail == kTokens / 4, "the tail tile is a quarter of the main one");
   static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
-  if (p.a_slot_bytes > max_slot_bytes<kTail, 2>()) return launch<Act, kTokens, 1>(p, stream);
+  if (p.a_slot_bytes > max_slot_bytes<kTail, 2>())
+    return launch<Act, kFormed, kTokens, 1>(p, stream);
   GridSize grid;
-  const cudaError_t grid_err = tile_grid<Act, kTail, 2, true>(p, &grid);
+  const cudaError_t grid_err = tile_grid<Act, kFormed, kTail, 2, true>(p, &grid);
   if (grid_err != cudaSuccess) return grid_err;
-  if (tail_items < grid.blocks) return launch<Act, kTokens, 1>(p, stream);
+  if (tail_items < grid.blocks) return launch<Act, kFormed, kTokens, 1>(p, stream);
   GemmProblem head = p;
   head.rows_part = kHeadRows;
   head.rows_block = kTokens;
   head.tail_rows = kTail;
-  const cudaError_t err = launch<Act, kTokens, 1, true>(head, stream);
+  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true>(head, stream);
   if (err != cudaSuccess) return err;
   GemmProblem tail = head;
   tail.rows_part = kTailRows;
-  return launch<Act, kTail, 2, true>(tail, grid, stream);
+  return launch<Act, kFormed, kTail, 2, true>(tail, grid, stream);
+}
+
+/// launch_grouped_gemm_wgmma for banks with (kFormed) or without formed-weight decoders
+/// (with_decoder).
+template <class Act, bool kFormed>
+cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
+  GemmProblem p = problem;
+  if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
+  const TokenTileChoice tile = token_tile(p);
+  if (tile.blocks == 2) {
+    // Two blocks per SM pay off only with items to run in the second one (and have a
+    // shallower ring): below the two-block grid the 32-token tile runs 128-row items (twice as
+    // many), the 64-token one gives way to the one-block tile.
+    if (tile.warp_strips == 1) return launch_one_strip<Act, kFormed>(p, stream);
+    GridSize grid;
+    const cudaError_t err = tile.tokens == 32 ? tile_grid<Act, kFormed, 32, 2>(p, &grid)
+                                              : tile_grid<Act, kFormed, 64, 2>(p, &grid);
+    if (err != cudaSuccess) return err;
+    if (tile.items >= grid.blocks)
+      return tile.tokens == 32 ? launch<Act, kFormed, 32, 2>(p, grid, stream)
+                               : launch<Act, kFormed, 64, 2>(p, grid, stream);
+    if (tile.tokens == 32) return launch_one_strip<Act, kFormed>(p, stream);
+  }
+  switch (tile.fallback) {
+    case 64:
+      return launch<Act, kFormed, 64, 1>(p, stream);
+    case 96:
+      return launch<Act, kFormed, 96, 1>(p, stream);
+    case 128:
+      return launch_with_tail<Act, kFormed, 128, 32>(p, tile.items / 2, stream);
+    default:
+      return launch_with_tail<Act, kFormed, 256, 64>(p, tile.items / 2, stream);
+  }
 }
 
 }  // namespace wg
 
 template <class Act>
-cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& problem, cudaStream_t stream) {
-  GemmProblem p = problem;
-  if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
-  const wg::TokenTileChoice tile = wg::token_tile(p);
-  if (tile.blocks == 2) {
-    // Two blocks per SM pay off only with items to run in the second one (and have a
-    // shallower ring): below the two-block grid the 32-token tile runs 128-row items (twice as
-    // many), the 64-token one gives way to the one-block tile.
-    if (tile.warp_strips == 1) return wg::launch_one_strip<Act>(p, stream);
-    GridSize grid;
-    const cudaError_t err = tile.tokens == 32 ? wg::tile_grid<Act, 32, 2>(p, &grid)
-                                              : wg::tile_grid<Act, 64, 2>(p, &grid);
-    if (err != cudaSuccess) return err;
-    if (tile.items >= grid.blocks)
-      return tile.tokens == 32 ? wg::launch<Act, 32, 2>(p, grid, stream)
-                               : wg::launch<Act, 64, 2>(p, grid, stream);
-    if (tile.tokens == 32) return wg::launch_one_strip<Act>(p, stream);
-  }
-  switch (tile.fallback) {
-    case 64:
-      return wg::launch<Act, 64, 1>(p, stream);
-    case 96:
-      return wg::launch<Act, 96, 1>(p, stream);
-    case 128:
-      return wg::launch_with_tail<Act, 128, 32>(p, tile.items / 2, stream);
-    default:
-      return wg::launch_with_tail<Act, 256, 64>(p, tile.items / 2, stream);
-  }
+cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
+  return p.formed != 0 ? wg::launch_decoders<Act, true>(p, stream)
+                       : wg::launch_decoders<Act, false>(p, stream);
 }
 
 template <class Act>
@@ -988,7 +1007,7 @@ cudaError_t grouped_gemm_wgmma_available(bool* available) {
     // compiled in the same unit for the same targets: asking one answers for both.
     cudaFuncAttributes attr{};
     err = cudaFuncGetAttributes(
-        &attr, reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act, 128, 1>));
+        &attr, reinterpret_cast<const void*>(wg::grouped_gemm_wgmma_kernel<Act, false, 128, 1>));
     if (err != cudaSuccess) return err;
     ok = attr.ptxVersion >= 90;
   }

@@ -9,7 +9,7 @@
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. A block runs item blockIdx.x, then
 // whichever item is next when it is free (work_queue.cuh). Block = 8 warps. Each warp owns R
-// strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64 alone, 2 for int8, 1 for dense,
+// strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64 and vq2 alone, 2 for int8, 1 for dense,
 // lowered per launch; one ring stage is R tiles) and streams a contiguous run of the k-tiles, K
 // split between the warps of its strip group (1, 2, 4 or 8, chosen per launch with R:
 // choose_variant), so small experts still keep all 8 warps streaming. A last round that would leave
@@ -55,8 +55,8 @@ constexpr int kRingStages = 2;
 
 /// Strips per warp whose code tiles and parameter blocks (strip_bytes per strip and k-tile:
 /// decoder_strip_bytes) fit the ring's stages: 8, 4, 2 or 1. Eight only for int2 at g128 and
-/// g64 (560 and 608 bytes), whose 512-byte tiles at four strips stage half of int4's bytes per
-/// k-tile for the same x loads and loop overhead.
+/// g64 and for vq2 (560, 608 and 560 bytes), whose 512-byte tiles at four strips stage half of
+/// int4's bytes per k-tile for the same x loads and loop overhead.
 __host__ __device__ constexpr int ring_strips(int strip_bytes) {
   return kRingBytes / (kRingStages * strip_bytes) >= 8   ? 8
          : kRingBytes / (kRingStages * strip_bytes) >= 4 ? 4
@@ -312,6 +312,12 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
+  // Per-item constants of the strips (vq2's codebook entry), loaded while the first
+  // stages land. An idle warp's strips may lie past N: it takes the last strip's.
+  ItemQuantOf<Act, Dec> item[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    item[r] = Dec::template prepare_item<Act>(ep, min(strip_of(r), p.n_strips - 1), lane);
   // A launch with an early schedule (GemmProblem::early_schedule) waits for the previous kernel
   // here, in its blocks' first items: the first weights are in flight, x is not read yet.
   if (wait_first) wait_for_previous_kernel();
@@ -473,7 +479,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
           read_strip(i, r, raw, rq);
           // Formed weights: dense, LUT and vector tiles (every int format takes the affine or
           // the integer path).
-          const auto q = Dec::template prepare<Act>(ep, rq);
+          const auto q = Dec::template prepare<Act>(ep, rq, item[r]);
 #pragma unroll
           for (int j = 0; j < kSubtiles; ++j) {
             uint32_t a[4];
@@ -542,7 +548,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   __syncthreads();
 }
 
-template <class Act, int kStripCap, int kChunks, bool kImma>
+template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -570,14 +576,14 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   const ItemList items = build_item_list(
       p, smem,
       [&](int decoder, int tokens) -> long long {
-        // Up to four strips the tile bytes alone give the same count for the dense and int
-        // decoders (their parameter blocks fit beside their tiles), in fewer instructions on
-        // the schedule build's path, which each launch's first copies wait for; not for the
-        // LUT and vector decoders (nuq4's 512-byte tables leave room for two strips, not four;
-        // vq2 stages its 128-byte table with every tile).
-        const int strip_bytes = kStripCap == 8 || decoder >= kFirstLutDecoder
-                                    ? decoder_strip_bytes(decoder)
-                                    : decoder_tile_bytes(decoder);
+        // Up to four strips the tile bytes alone give the same count for the dense, int and
+        // vector decoders (their parameter blocks fit beside their tiles), in fewer
+        // instructions on the schedule build's path, which each launch's first copies wait for;
+        // not for the LUT decoders (nuq4's 512-byte tables leave room for two strips, not four).
+        const int strip_bytes =
+            kStripCap == 8 || (decoder >= kFirstLutDecoder && decoder < kDecoderVq2)
+                ? decoder_strip_bytes(decoder)
+                : decoder_tile_bytes(decoder);
         if (strip_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it
         const int strips_per_item = groups_per_item * strips_per_warp(strip_bytes, kStripCap);
         return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
@@ -613,7 +619,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
                    p.k_tiles};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * (p.epilogue != 0 ? p.n / 2 : p.n);
     const NextItem next{p.work, i, units, &next_unit[parity]};
-    with_expert_decoder(
+    with_expert_decoder<kFormed>(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
           constexpr int R = strips_per_warp(Dec::kTileBytes + Dec::kQuantBytes, kStripCap);
@@ -635,23 +641,23 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
 }
 
 /// The persistent grid of a variant (cached per variant and expert bucket).
-template <class Act, int kStripCap, int kChunks, bool kImma = false>
+template <class Act, bool kFormed, int kStripCap, int kChunks, bool kImma = false>
 cudaError_t variant_grid(const GemmProblem& p, GridSize* grid) {
   static GridCache cache;
   const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma>);
+      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma, kFormed>);
   const int bucket = expert_bucket(p.num_experts);
   return persistent_grid(kernel, smem_bytes(kMaxExperts), smem_bytes(bucket_experts(bucket)),
                          bucket, &cache, grid);
 }
 
-template <class Act, int kStripCap, int kChunks, bool kImma = false>
+template <class Act, bool kFormed, int kStripCap, int kChunks, bool kImma = false>
 cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
-  const cudaError_t err = variant_grid<Act, kStripCap, kChunks, kImma>(p, &grid);
+  const cudaError_t err = variant_grid<Act, kFormed, kStripCap, kChunks, kImma>(p, &grid);
   if (err != cudaSuccess) return err;
   const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma>);
+      reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma, kFormed>);
   return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
@@ -689,8 +695,8 @@ struct Variant {
 /// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
 /// grid at one token per expert); splitting further measured slower. `grid` is the resident
 /// block count; max_cap bounds the strips per warp.
-/// Eight strips (banks of int2 g128 / g64 experts alone, ring_strips) are costed as four per
-/// tile, so they are taken only where they cut rounds, and only where their items still fill
+/// Eight strips (banks of int2 g128 / g64 and vq2 experts alone, ring_strips) are costed as four
+/// per tile, so they are taken only where they cut rounds, and only where their items still fill
 /// the grid. H200, both decodes as kAuto picks them (bench/results/s27-2026-12-04): costed as
 /// the R = 2 and 4 costs' line (a + b / R) at 8, eight strips ran DeepSeek-V3 at T = 2-32
 /// 0.89-0.97x the time and Mixtral at T = 1 0.92-0.97x, but 1.04-1.15x wherever they turned
@@ -760,15 +766,15 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8) {
   return best;
 }
 
-}  // namespace gemv
-
-template <class Act>
-cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
+/// launch_grouped_gemv for banks with (kFormed) or without formed-weight decoders
+/// (with_decoder).
+template <class Act, bool kFormed>
+cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
   // Every variant has the same resources (launch bounds, shared memory): size by one.
   GridSize grid;
-  cudaError_t err = gemv::variant_grid<Act, 4, 1>(p, &grid);
+  cudaError_t err = variant_grid<Act, kFormed, 4, 1>(p, &grid);
   if (err != cudaSuccess) return err;
-  const gemv::Variant v = gemv::choose_variant(p, grid.blocks);
+  const Variant v = choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
@@ -796,26 +802,34 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
     // strip) and 772 / 1552 B (two strips); the integer decode's none at one strip and 144 /
     // 628 B at two, so it runs one strip per warp, with its own K split.
     if (imma) {
-      pv.group_warps = gemv::choose_variant(p, grid.blocks, 1).group_warps;
-      return gemv::launch_variant<Act, 1, 2, true>(pv, stream);
+      pv.group_warps = choose_variant(p, grid.blocks, 1).group_warps;
+      return launch_variant<Act, kFormed, 1, 2, true>(pv, stream);
     }
-    return v.strip_cap == 2 ? gemv::launch_variant<Act, 2, 2>(pv, stream)
-                            : gemv::launch_variant<Act, 1, 2>(pv, stream);
+    return v.strip_cap == 2 ? launch_variant<Act, kFormed, 2, 2>(pv, stream)
+                            : launch_variant<Act, kFormed, 1, 2>(pv, stream);
   }
   switch (v.strip_cap) {
     case 8:
-      return imma ? gemv::launch_variant<Act, 8, 1, true>(pv, stream)
-                  : gemv::launch_variant<Act, 8, 1>(pv, stream);
+      return imma ? launch_variant<Act, kFormed, 8, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 8, 1>(pv, stream);
     case 4:
-      return imma ? gemv::launch_variant<Act, 4, 1, true>(pv, stream)
-                  : gemv::launch_variant<Act, 4, 1>(pv, stream);
+      return imma ? launch_variant<Act, kFormed, 4, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 4, 1>(pv, stream);
     case 2:
-      return imma ? gemv::launch_variant<Act, 2, 1, true>(pv, stream)
-                  : gemv::launch_variant<Act, 2, 1>(pv, stream);
+      return imma ? launch_variant<Act, kFormed, 2, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 2, 1>(pv, stream);
     default:
-      return imma ? gemv::launch_variant<Act, 1, 1, true>(pv, stream)
-                  : gemv::launch_variant<Act, 1, 1>(pv, stream);
+      return imma ? launch_variant<Act, kFormed, 1, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 1, 1>(pv, stream);
   }
+}
+
+}  // namespace gemv
+
+template <class Act>
+cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {
+  return p.formed != 0 ? gemv::launch_decoders<Act, true>(p, stream)
+                       : gemv::launch_decoders<Act, false>(p, stream);
 }
 
 }  // namespace qmoe::dev

@@ -94,6 +94,10 @@ struct GemmProblem {
   /// Decode kernel's model: the smallest and largest code tile + parameter block among the
   /// bank's formats (decoder_strip_bytes; what its ring stages per strip and k-tile).
   int min_strip_bytes, max_strip_bytes;
+  /// Every GEMM kernel: 1 where the bank holds experts with formed-weight decoders
+  /// (kFormedDecoderMask: LUT, vector), whose kernel instantiations alone hold them
+  /// (with_decoder); 0 otherwise.
+  int formed;
   int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
   int x_tma;  ///< wgmma kernel: x tiles come by TMA through its tensor map (set by its launcher)
   int rows_part;   ///< RowsPart (kAllRows unless the wgmma launcher splits the call)

@@ -30,8 +30,12 @@ struct DeviceBankView {
   const uint8_t* blob = nullptr;      ///< device image (ExpertBank::build_image)
   const ExpertDesc* descs = nullptr;  ///< device, num_experts entries
   int32_t num_experts = 0;
-  int64_t n = 0, k = 0;      ///< every expert is W[n, k]
-  uint32_t format_mask = 0;  ///< bit i set: some expert uses decoder i (host-known)
+  int64_t n = 0, k = 0;  ///< every expert is W[n, k]
+  /// Bit i set: some expert uses decoder i (host-known; DeviceExpertBank::view sets it). The
+  /// kernels are chosen and sized from it: it must name every expert's decoder (a view whose
+  /// mask lacks a LUT or vector expert's bit runs GEMM kernels without those decoders, which
+  /// trap on that expert: a sticky CUDA error).
+  uint32_t format_mask = 0;
 };
 
 /// Owning device copy of an ExpertBank (allocates; not for the hot path).

@@ -545,33 +545,40 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5801));
 }
 
-TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2Banks) {
-  // Banks of int2 g128 / g64 experts alone may run eight strips per warp (grouped_gemv.cuh
-  // ring_strips: 560 and 608 bytes per strip and k-tile fit two stages of eight). n is picked so
-  // that choose_variant takes that variant on this device's grid (2 blocks per SM); n % 16 != 0
-  // and n / 16 not a multiple of 8, so the last item of each expert holds strips past N. K = 384:
-  // three k-tiles, uneven runs where K is split. Both decodes (bf16 and integer) are checked.
+TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
+  // Banks of int2 g128 / g64 and vq2 experts alone may run eight strips per warp (grouped_gemv.cuh
+  // ring_strips: 560, 608 and 560 bytes per strip and k-tile fit two stages of eight). n is
+  // picked so that choose_variant takes that variant on this device's grid (2 blocks per SM);
+  // n % 16 != 0 and n / 16 not a multiple of 8, so the last item of each expert holds strips past
+  // N. K = 384: three k-tiles, uneven runs where K is split. Both decodes (bf16 and integer) are
+  // checked. The int2 bank runs the kernel without the formed-weight decoders, the one with vq2
+  // experts the kernel with them (GemmProblem::formed), its int2 experts on the integer decode
+  // in the second run.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   int sms = 0;
   ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const int grid = 2 * sms, k = 384, experts = 8;
   const std::vector<int32_t> counts = {1, 2, 0, 1, 3, 1, 0, 1};
-  const std::vector<FormatSpec> f =
-      parse_all({"int2:g128", "int2:g64", "int2:g128:sym", "int2:g64:sym", "int2:g128", "int2:g64",
-                 "int2:g128:sym", "int2:g64:sym"});
-  int n = 0;
-  for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
-    // int2:g128 and int2:g64: 560 and 608 bytes per strip and k-tile.
-    const qmoe::dev::GemmProblem p =
-        qmoe::gpu_test::decode_problem(experts, cand - 5, k, 9, 16, 560, 608);
-    if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
+  const std::vector<std::vector<const char*>> banks = {
+      {"int2:g128", "int2:g64", "int2:g128:sym", "int2:g64:sym", "int2:g128", "int2:g64",
+       "int2:g128:sym", "int2:g64:sym"},
+      {"vq2", "int2:g64", "vq2", "int2:g128:sym", "vq2", "vq2", "int2:g128", "vq2"}};
+  for (size_t i = 0; i < banks.size(); ++i) {
+    const std::vector<FormatSpec> f = parse_all(banks[i]);
+    int n = 0;
+    for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
+      // int2:g128 and vq2: 560 bytes per strip and k-tile; int2:g64: 608.
+      const qmoe::dev::GemmProblem p =
+          qmoe::gpu_test::decode_problem(experts, cand - 5, k, 9, 16, 560, 608);
+      if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
+    }
+    ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
+    std::printf("bank %zu: n = %d takes eight strips per warp on %d blocks\n", i, n, grid);
+    const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                           {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
+    ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, counts, decode, 5851 + static_cast<int>(i)));
   }
-  ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
-  std::printf("n = %d takes eight strips per warp on %d blocks\n", n, grid);
-  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
-                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, counts, decode, 5851));
 }
 
 TEST(GpuKernels, GroupedGemmRingDepthsMatchReferenceSmall) {

@@ -1,8 +1,9 @@
 // The vector decoder's steps, checked on the host against the CPU reference (mma m16n8k16 A
 // layout: every lane, sub-tile and register of a random vq2 16 x 128 matrix): its code and sign
-// handling (VectorDecoder::code_of, sign_mask) at scale 1; then prepare and form_vector, with the
-// entry a shuffle would fetch (source lane = code mod 32), at a different scale per row, in fp16
-// and bf16. Runs without a device; the GPU tests check the decoder inside every kernel.
+// handling (VectorDecoder::code_of, sign_mask) at scale 1; then item_quant, prepare and
+// form_vector, with the entry a shuffle would fetch (source lane = code mod 32), at a different
+// scale per row, in fp16 and bf16. Runs without a device; the GPU tests check the decoder inside
+// every kernel.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <gtest/gtest.h>
@@ -38,7 +39,7 @@ TEST(VectorDecode, CodesAndSignsGiveTheReferenceWeightsAtEveryAFragmentPosition)
   ASSERT_EQ(m.layout.tile_bytes, Dec::kTileBytes);
   std::vector<uint16_t> want;
   ASSERT_TRUE(qmoe::ref::dequantize_to(m, qmoe::DType::kFP16, &want).is_ok());
-  // The words lane m holds (RawQuant::entry): entry m's dimensions 0, 1 and 2, 3.
+  // The words lane m holds (ItemQuant::entry): entry m's dimensions 0, 1 and 2, 3.
   const auto entry = [](uint32_t e, int pair) {
     const uint16_t* t = qmoe::test::kVq2Table + 4 * e + 2 * pair;
     return uint32_t{t[0]} | uint32_t{t[1]} << 16;
@@ -84,17 +85,19 @@ void expect_formed_registers(qmoe::DType dtype) {
   ASSERT_TRUE(qmoe::pack(l, &m).is_ok());
   std::vector<uint16_t> want;
   ASSERT_TRUE(qmoe::ref::dequantize_to(m, dtype, &want).is_ok());
-  // Each lane's prepared quant: its table entry (lane & 15), rows gid and gid + 8's scales.
+  // Each lane's prepared quant: its table entry (lane & 15, per item), rows gid and gid + 8's
+  // scales (per k-tile).
   const qmoe::dev::ExpertParams ep{};
   std::vector<Dec::Quant<Act>> quant(32);
   for (int lane = 0; lane < 32; ++lane) {
     Dec::RawQuant rq{};
-    rq.scale = uint32_t{scales[lane / 4]} | uint32_t{scales[lane / 4 + 8]} << 16;
+    rq.scale[0] = uint32_t{scales[lane / 4]} | uint32_t{scales[lane / 4 + 8]} << 16;
+    uint32_t entry[2];
     for (int pair = 0; pair < 2; ++pair) {
       const uint16_t* t = qmoe::test::kVq2Table + 4 * (lane & 15) + 2 * pair;
-      rq.entry[pair] = uint32_t{t[0]} | uint32_t{t[1]} << 16;
+      entry[pair] = uint32_t{t[0]} | uint32_t{t[1]} << 16;
     }
-    quant[static_cast<size_t>(lane)] = Dec::prepare<Act>(ep, rq);
+    quant[static_cast<size_t>(lane)] = Dec::prepare<Act>(ep, rq, Dec::item_quant<Act>(entry));
   }
   const uint8_t* tile = m.blob.data() + m.layout.codes_offset;
   for (int lane = 0; lane < 32; ++lane) {
