@@ -42,23 +42,32 @@ __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
 #endif
 
 /// PRMT: byte n of the result is byte s_n (nibble n of s, 0..7) of the pair (x, y), x's bytes
-/// 0..3, y's 4..7. Bit 3 of every nibble of s must be clear (PRMT would replicate the byte's
-/// sign bit instead; the host version asserts it). Inline PTX, not __byte_perm: for a selector
-/// computed at run time (the LUT decoders' lookups) the intrinsic's documented semantics (bit 3
-/// ignored) cost a LOP3 that clears those bits before every PRMT. Host code too, so that the CPU
-/// can check the decoders' A bytes (tests).
+/// 0..3, y's 4..7. Host code too, so that the CPU can check the decoders' A bytes (tests).
 __host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 #if defined(__CUDA_ARCH__)
-  uint32_t r;
-  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(x), "r"(y), "r"(s));
-  return r;
+  return __byte_perm(x, y, s);
 #else
-  assert((s & 0x8888u) == 0 && "byte_perm: sign-replicate selector");
   const uint64_t both = static_cast<uint64_t>(y) << 32 | x;
   uint32_t r = 0;
   for (int n = 0; n < 4; ++n)
     r |= static_cast<uint32_t>(both >> (8 * ((s >> (4 * n)) & 7)) & 0xFF) << (8 * n);
   return r;
+#endif
+}
+
+/// byte_perm for a selector computed at run time whose nibbles have bit 3 clear (PRMT would
+/// replicate the byte's sign bit instead; the host version asserts it). Inline PTX: with
+/// __byte_perm's semantics (bit 3 ignored) ptxas clears those bits with a LOP3 before every
+/// PRMT of a run-time selector (the LUT decoders' lookups, lut.cuh). Constant selectors keep
+/// byte_perm, which the compiler can fold.
+__host__ __device__ __forceinline__ uint32_t byte_perm_runtime(uint32_t x, uint32_t y, uint32_t s) {
+#if defined(__CUDA_ARCH__)
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(x), "r"(y), "r"(s));
+  return r;
+#else
+  assert((s & 0x8888u) == 0 && "byte_perm_runtime: sign-replicate selector");
+  return byte_perm(x, y, s);
 #endif
 }
 

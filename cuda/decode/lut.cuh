@@ -137,17 +137,18 @@ struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>>, NoItemQuant {
     const uint32_t sel = (codes & 0x0303u) * 0x22u + 0x1010u;
     uint32_t v[kEntries / 4];
     QMOE_UNROLL
-    for (int m = 0; m < kEntries / 4; ++m) v[m] = byte_perm(row[2 * m], row[2 * m + 1], sel);
+    for (int m = 0; m < kEntries / 4; ++m)
+      v[m] = byte_perm_runtime(row[2 * m], row[2 * m + 1], sel);
     if constexpr (BITS == 2) {
       return v[0];
     } else {
       const uint32_t by_bit2 = (codes & 0x0404u) * 0x11u + 0x3210u;
-      const uint32_t low = byte_perm(v[0], v[1], by_bit2);
+      const uint32_t low = byte_perm_runtime(v[0], v[1], by_bit2);
       if constexpr (BITS == 3) {
         return low;
       } else {
         const uint32_t by_bit3 = ((codes >> 1) & 0x0404u) * 0x11u + 0x3210u;
-        return byte_perm(low, byte_perm(v[2], v[3], by_bit2), by_bit3);
+        return byte_perm_runtime(low, byte_perm_runtime(v[2], v[3], by_bit2), by_bit3);
       }
     }
   }
