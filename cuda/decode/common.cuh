@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 
@@ -51,6 +52,22 @@ __host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, u
   for (int n = 0; n < 4; ++n)
     r |= static_cast<uint32_t>(both >> (8 * ((s >> (4 * n)) & 7)) & 0xFF) << (8 * n);
   return r;
+#endif
+}
+
+/// byte_perm for a selector computed at run time whose nibbles have bit 3 clear (PRMT would
+/// replicate the byte's sign bit instead; the host version asserts it). Inline PTX: with
+/// __byte_perm's semantics (bit 3 ignored) ptxas clears those bits with a LOP3 before every
+/// PRMT of a run-time selector (the LUT decoders' lookups, lut.cuh). Constant selectors keep
+/// byte_perm, which the compiler can fold.
+__host__ __device__ __forceinline__ uint32_t byte_perm_runtime(uint32_t x, uint32_t y, uint32_t s) {
+#if defined(__CUDA_ARCH__)
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(x), "r"(y), "r"(s));
+  return r;
+#else
+  assert((s & 0x8888u) == 0 && "byte_perm_runtime: sign-replicate selector");
+  return byte_perm(x, y, s);
 #endif
 }
 

@@ -95,40 +95,62 @@ struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>>, NoItemQuant {
     return q;
   }
 
-  /// Codes of pair p = 4j + r of the lane, unbiased: q0 at bits 0.., q1 at bits 16...
+  /// Codes of pair p = 4j + r of the lane as PRMT selector material: q0 in bits 0..BITS-1,
+  /// q1 in bits 8..8+BITS-1 (the bits between may hold other codes: lookup masks what it
+  /// uses, and the compiler folds the split case's masks into lookup's).
   __host__ __device__ static uint32_t codes_pair(const uint32_t (&raw)[kRawWords], int p) {
     using Low = typename Codes::Low;
     using High = typename Codes::High;
-    const uint32_t low = Low::placed(raw, p, 0) & Low::kPairMask;
-    if constexpr (Codes::kSplit)
-      return low | (High::placed(raw + Low::kWords, p, 2) & (High::kPairMask << 2));
+    const uint32_t low = plane_bytes<Low>(raw, p, 0);
+    if constexpr (Codes::kSplit)  // nuq3: bit 2 from the one-bit plane
+      return (low & 0x0303u) | (plane_bytes<High>(raw + Low::kWords, p, 2) & 0x0404u);
     else
       return low;
   }
 
+  /// A plane's codes of pair p at bits at.. (q0) and 8 + at.. (q1), other bits unmasked. q0
+  /// sits at bit c = C (p % P) of its word and q1 at 16 + c: one PRMT moves their bytes c / 8
+  /// and c / 8 + 2 to bytes 0 and 1 (the same PRMT for every pair of those bytes: computed
+  /// once), then one SHF (none for a pair at bit `at` of its byte) puts them in place.
+  template <class Plane>
+  __host__ __device__ static uint32_t plane_bytes(const uint32_t* words, int p, int at) {
+    const int bit = Plane::kBits * (p % Plane::kPairsPerWord);
+    const uint32_t bytes =
+        byte_perm(words[p / Plane::kPairsPerWord], 0u, 0x4420u + 0x11u * (bit / 8));
+    const int shift = bit % 8 - at;
+    return shift >= 0 ? bytes >> shift : bytes << -shift;
+  }
+
   /// Entries q0 (low half) and q1 (high half) of a row's table (16-bit pairs) for the codes
-  /// of codes_pair. A PRMT picks entry q & 3 from a register pair (bytes 2 (q & 3) and
-  /// 2 (q & 3) + 1 of its 8: selector nibbles 2 q0, 2 q0 + 1, 2 q1, 2 q1 + 1, one IMAD from
-  /// q0 + 256 q1; the PRMT reads the selector's low 16 bits only, so the bits above are free);
-  /// one PRMT per register pair (1, 2, 4 for nuq2, 3, 4), then bits 2 and 3 of each code pick
-  /// among them, half by half (masks 0xFFFF per half from the bit, one LOP3 per pick).
-  /// 2^b entries in registers: no shared-memory lookups, no local-memory indexing.
+  /// of codes_pair, with PRMTs only: no shared-memory lookups, no local-memory indexing.
+  /// 1. Entry 4m + (q & 3) of each code from register pair m (words 2m, 2m + 1 hold entries
+  ///    4m..4m+3): bytes 2 (q & 3) and 2 (q & 3) + 1, selector nibbles 2 q0, 2 q0 + 1, 2 q1,
+  ///    2 q1 + 1 from one IMAD ((q & 3) * 0x22 + 0x10 per byte); one PRMT per register pair (1,
+  ///    2, 4 for nuq2, 3, 4).
+  /// 2. Bit 2 of each code picks between the pairs' results per half: selector 0x3210 plus 4
+  ///    in the nibbles of the codes whose bit is set (bit * 0x11 per byte, one IMAD) takes that
+  ///    half from the second register. Bit 3 likewise between the two bit-2 picks (nuq4).
+  /// With codes_pair: about 4, 9 and 15 instructions a pair for nuq2, 3, 4 (ptxas sm_90a, a test
+  /// kernel of decode_subtile alone), against 5.5, 11 and 18 for the previous form (bit masks
+  /// built per pick, LOP3 selects, a shift and OR per pair to place q1).
   __host__ __device__ static uint32_t lookup(const uint32_t (&row)[kRowWords], uint32_t codes) {
-    const uint32_t low = codes & 0x00030003u;
-    const uint32_t sel = (low | (low >> 8)) * 0x22u + 0x1010u;
+    const uint32_t sel = (codes & 0x0303u) * 0x22u + 0x1010u;
     uint32_t v[kEntries / 4];
     QMOE_UNROLL
-    for (int m = 0; m < kEntries / 4; ++m) v[m] = byte_perm(row[2 * m], row[2 * m + 1], sel);
-    auto pick = [codes](uint32_t lo, uint32_t hi, int bit) {
-      const uint32_t mask = ((codes >> bit) & 0x00010001u) * 0xFFFFu;
-      return (lo & ~mask) | (hi & mask);
-    };
-    if constexpr (BITS == 2)
+    for (int m = 0; m < kEntries / 4; ++m)
+      v[m] = byte_perm_runtime(row[2 * m], row[2 * m + 1], sel);
+    if constexpr (BITS == 2) {
       return v[0];
-    else if constexpr (BITS == 3)
-      return pick(v[0], v[1], 2);
-    else
-      return pick(pick(v[0], v[1], 2), pick(v[2], v[3], 2), 3);
+    } else {
+      const uint32_t by_bit2 = (codes & 0x0404u) * 0x11u + 0x3210u;
+      const uint32_t low = byte_perm_runtime(v[0], v[1], by_bit2);
+      if constexpr (BITS == 3) {
+        return low;
+      } else {
+        const uint32_t by_bit3 = ((codes >> 1) & 0x0404u) * 0x11u + 0x3210u;
+        return byte_perm_runtime(low, byte_perm_runtime(v[2], v[3], by_bit2), by_bit3);
+      }
+    }
   }
 
   template <class Act>

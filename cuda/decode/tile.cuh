@@ -17,6 +17,7 @@ constexpr int kChunkStrideBytes = 32 * 16;
 /// word; pair p sits in word p/P at bit C*(p%P) (first element) and 16 + C*(p%P) (second).
 template <int C>
 struct CodePlane {
+  static constexpr int kBits = C;
   static constexpr int kPairsPerWord = 16 / C;
   static constexpr int kWords = 2 * C;
   static constexpr int kBytes = 32 * 8 * C;

@@ -47,7 +47,7 @@ void check_lut_lookup(uint32_t seed) {
         const int row = lane / 4 + 8 * (r & 1);
         const int col = 16 * j + 2 * (lane % 4) + 8 * (r >> 1);
         for (int half = 0; half < 2; ++half) {
-          const uint32_t q = (codes >> (16 * half)) & ((1u << BITS) - 1);
+          const uint32_t q = (codes >> (8 * half)) & ((1u << BITS) - 1);
           ++hits[q];
           EXPECT_EQ((got >> (16 * half)) & 0xFFFFu,
                     want[static_cast<size_t>(row) * 128 + col + half])
