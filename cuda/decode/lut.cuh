@@ -101,24 +101,11 @@ struct LutDecoder : FormedFromIntCodes<IntDecoder<BITS, 1>>, NoItemQuant {
   __host__ __device__ static uint32_t codes_pair(const uint32_t (&raw)[kRawWords], int p) {
     using Low = typename Codes::Low;
     using High = typename Codes::High;
-    const uint32_t low = plane_bytes<Low>(raw, p, 0);
+    const uint32_t low = Low::placed_bytes(raw, p, 0);
     if constexpr (Codes::kSplit)  // nuq3: bit 2 from the one-bit plane
-      return (low & 0x0303u) | (plane_bytes<High>(raw + Low::kWords, p, 2) & 0x0404u);
+      return (low & 0x0303u) | (High::placed_bytes(raw + Low::kWords, p, 2) & 0x0404u);
     else
       return low;
-  }
-
-  /// A plane's codes of pair p at bits at.. (q0) and 8 + at.. (q1), other bits unmasked. q0
-  /// sits at bit c = C (p % P) of its word and q1 at 16 + c: one PRMT moves their bytes c / 8
-  /// and c / 8 + 2 to bytes 0 and 1 (the same PRMT for every pair of those bytes: computed
-  /// once), then one SHF (none for a pair at bit `at` of its byte) puts them in place.
-  template <class Plane>
-  __host__ __device__ static uint32_t plane_bytes(const uint32_t* words, int p, int at) {
-    const int bit = Plane::kBits * (p % Plane::kPairsPerWord);
-    const uint32_t bytes =
-        byte_perm(words[p / Plane::kPairsPerWord], 0u, 0x4420u + 0x11u * (bit / 8));
-    const int shift = bit % 8 - at;
-    return shift >= 0 ? bytes >> shift : bytes << -shift;
   }
 
   /// Entries q0 (low half) and q1 (high half) of a row's table (16-bit pairs) for the codes

@@ -17,7 +17,6 @@ constexpr int kChunkStrideBytes = 32 * 16;
 /// word; pair p sits in word p/P at bit C*(p%P) (first element) and 16 + C*(p%P) (second).
 template <int C>
 struct CodePlane {
-  static constexpr int kBits = C;
   static constexpr int kPairsPerWord = 16 / C;
   static constexpr int kWords = 2 * C;
   static constexpr int kBytes = 32 * 8 * C;
@@ -65,6 +64,18 @@ struct CodePlane {
     const int shift = C * (p % kPairsPerWord) - at;
     const uint32_t w = words[p / kPairsPerWord];
     return shift >= 0 ? w >> shift : w << -shift;
+  }
+
+  /// The codes of pair p as bytes: q0 at bit `at` of byte 0, q1 at bit `at` of byte 1 (other
+  /// bits unmasked; the LUT decoders' PRMT selectors, lut.cuh). q0 sits at bit c = C (p % P)
+  /// of its word and q1 at 16 + c: one PRMT moves their bytes c / 8 and c / 8 + 2 to bytes 0
+  /// and 1 (the same PRMT for every pair of those bytes: computed once), then one SHF (none for
+  /// a pair at bit `at` of its byte) puts them in place.
+  __host__ __device__ static uint32_t placed_bytes(const uint32_t* words, int p, int at) {
+    const int bit = C * (p % kPairsPerWord);
+    const uint32_t bytes = byte_perm(words[p / kPairsPerWord], 0u, 0x4420u + 0x11u * (bit / 8));
+    const int shift = bit % 8 - at;
+    return shift >= 0 ? bytes >> shift : bytes << -shift;
   }
 };
 
