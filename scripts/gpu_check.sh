@@ -33,7 +33,7 @@ need_value() {  # need_value OPTION NARGS: an option's value must follow it
 }
 while (($#)); do
   case "$1" in
-    --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
     --skip-bench) skip_bench=1 ;;
     --skip-demo) skip_demo=1 ;;
     --pack) pack=1 ;;
@@ -104,7 +104,7 @@ echo "==================== summary ===================="
 for k in "${!result[@]}"; do printf '%-18s %s\n' "$k" "${result[$k]}"; done | sort
 sanitizer_logs=()
 for tool in $sanitizers; do sanitizer_logs+=("$OUT/$tool.log"); done
-grep -hE "^\[  (PASSED|FAILED) |tests? ran|ERROR SUMMARY" "$OUT"/tests_*.log \
+grep -hE "^\[  (PASSED|FAILED) |tests? ran|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/tests_*.log \
   "${sanitizer_logs[@]}" 2>/dev/null
 if ((pack)); then
   packed=$(mktemp)
