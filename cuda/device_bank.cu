@@ -17,8 +17,9 @@ Status cuda_failure(const char* what, cudaError_t err) {
   return Status(StatusCode::kCudaError, std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-/// The format string of a trellis or vector descriptor. A descriptor has no values_per_state: a
-/// trellis format's follows from its tile size, 16 * 128 * bits / (8 V).
+/// The format string of a trellis or vector descriptor (a vector descriptor no decoder takes: a
+/// malformed one). A descriptor has no values_per_state: a trellis format's follows from its
+/// tile size, 16 * 128 * bits / (8 V).
 std::string cpu_only_format_name(const ExpertDesc& d) {
   if (d.kind == static_cast<uint8_t>(FormatKind::kVector))
     return FormatSpec::vector(d.bits).to_string();

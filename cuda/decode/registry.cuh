@@ -15,14 +15,16 @@
 namespace qmoe::dev {
 
 /// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
-/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4) and vq2's.
+/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4) and the vector ones
+/// (vq1.5, vq2, vq2.5, vq3).
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,
   kFirstIntDecoder = 2,
   kFirstLutDecoder = kFirstIntDecoder + 4 * 3,
-  kDecoderVq2 = kFirstLutDecoder + 3,
-  kNumDecoders = kDecoderVq2 + 1,
+  kFirstVectorDecoder = kFirstLutDecoder + 3,
+  kDecoderVq2 = kFirstVectorDecoder + 1,
+  kNumDecoders = kFirstVectorDecoder + 4,
 };
 
 /// Decoder of an expert, or -1 for a descriptor no decoder handles.
@@ -35,7 +37,10 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
   if (d.kind == static_cast<uint8_t>(FormatKind::kLut))
     return d.bits >= 2 && d.bits <= 4 ? kFirstLutDecoder + d.bits - 2 : -1;
   if (d.kind == static_cast<uint8_t>(FormatKind::kVector))
-    return d.bits == 8 && d.groups_pad >= 1 && d.group_size == kTileCols ? kDecoderVq2 : -1;
+    return (d.bits == 6 || d.bits == 8 || d.bits == 10 || d.bits == 12) && d.groups_pad >= 1 &&
+                   d.group_size == kTileCols
+               ? kFirstVectorDecoder + (d.bits - 6) / 2
+               : -1;
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
   const int bits_index = d.bits == 2 ? 0 : d.bits == 3 ? 1 : d.bits == 4 ? 2 : d.bits == 8 ? 3 : -1;
   const int gpt = groups_per_tile(d);
@@ -48,8 +53,12 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
   if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
   if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
-  if (id == kDecoderVq2) return VectorDecoder::kTileBytes;
-  if (id >= kFirstLutDecoder && id < kDecoderVq2)  // the int<b> code tiles
+  if (id >= kFirstVectorDecoder && id < kNumDecoders)  // 64 bytes per code bit
+    return id == kFirstVectorDecoder       ? VectorDecoder<6>::kTileBytes
+           : id == kDecoderVq2             ? VectorDecoder<8>::kTileBytes
+           : id == kFirstVectorDecoder + 2 ? VectorDecoder<10>::kTileBytes
+                                           : VectorDecoder<12>::kTileBytes;
+  if (id >= kFirstLutDecoder && id < kFirstVectorDecoder)  // the int<b> code tiles
     return id == kFirstLutDecoder       ? LutDecoder<2>::kTileBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kTileBytes
                                         : LutDecoder<4>::kTileBytes;
@@ -72,15 +81,15 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
 /// Decoders that form their weights from tables (LUT, vector): with_decoder<kFormed>.
-constexpr uint32_t kFormedDecoderMask = 0xFu << kFirstLutDecoder;
-static_assert(kNumDecoders == kFirstLutDecoder + 4, "kFormedDecoderMask: nuq2/3/4 and vq2");
+constexpr uint32_t kFormedDecoderMask = 0x7Fu << kFirstLutDecoder;
+static_assert(kNumDecoders == kFirstLutDecoder + 7, "kFormedDecoderMask: nuq2/3/4 and vq*");
 
 /// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
-/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; vq2 int2:g128's, its scales being laid
-/// out alike; none for dense tiles); 0 if unknown.
+/// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; the vector formats int2:g128's, their
+/// scales being laid out alike; none for dense tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id == kDecoderVq2) return VectorDecoder::kQuantBytes;
-  if (id >= kFirstLutDecoder && id < kDecoderVq2)  // a strip's 16 tables
+  if (id >= kFirstVectorDecoder && id < kNumDecoders) return VectorDecoder<8>::kQuantBytes;
+  if (id >= kFirstLutDecoder && id < kFirstVectorDecoder)  // a strip's 16 tables
     return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes
                                         : LutDecoder<4>::kQuantBytes;
@@ -92,7 +101,8 @@ __host__ __device__ constexpr int decoder_quant_bytes(int id) {
 }
 static_assert(IntDecoder<8, 4>::kQuantBytes == IntDecoder<2, 4>::kQuantBytes &&
                   DenseDecoder<__nv_bfloat16>::kQuantBytes == 0 &&
-                  VectorDecoder::kQuantBytes == IntDecoder<2, 1>::kQuantBytes,
+                  VectorDecoder<6>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes &&
+                  VectorDecoder<12>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes,
               "parameter blocks depend on the groups per tile alone");
 
 /// What the decode kernel stages per strip and k-tile of decoder id: code tile and parameter
@@ -174,8 +184,14 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
         return f(LutDecoder<3>{});
       case kFirstLutDecoder + 2:
         return f(LutDecoder<4>{});
-      case kDecoderVq2:
-        return f(VectorDecoder{});
+      case kFirstVectorDecoder + 0:
+        return f(VectorDecoder<6>{});
+      case kFirstVectorDecoder + 1:
+        return f(VectorDecoder<8>{});
+      case kFirstVectorDecoder + 2:
+        return f(VectorDecoder<10>{});
+      case kFirstVectorDecoder + 3:
+        return f(VectorDecoder<12>{});
       default:
         return;
     }
@@ -183,7 +199,8 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
     __trap();
   }
 }
-static_assert(kNumDecoders == kDecoderVq2 + 1 && kDecoderVq2 == kFirstLutDecoder + 3 &&
+static_assert(kNumDecoders == kFirstVectorDecoder + 4 &&
+                  kFirstVectorDecoder == kFirstLutDecoder + 3 &&
                   kFirstLutDecoder == kFirstIntDecoder + 12,
               "with_decoder has a case per decoder id");
 

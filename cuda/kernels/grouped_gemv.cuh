@@ -581,7 +581,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
         // instructions on the schedule build's path, which each launch's first copies wait for;
         // not for the LUT decoders (nuq4's 512-byte tables leave room for two strips, not four).
         const int strip_bytes =
-            kStripCap == 8 || (decoder >= kFirstLutDecoder && decoder < kDecoderVq2)
+            kStripCap == 8 || (decoder >= kFirstLutDecoder && decoder < kFirstVectorDecoder)
                 ? decoder_strip_bytes(decoder)
                 : decoder_tile_bytes(decoder);
         if (strip_bytes == 0) return 0;  // no decoder: with_expert_decoder below would skip it

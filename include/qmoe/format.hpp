@@ -38,8 +38,8 @@ enum class FormatKind : uint8_t {
 /// Vector formats "vq<r>": 4 weights of a row (a lane's A-fragment row in one k16 sub-tile)
 /// share one 4r-bit code into a fixed codebook (2^(4r - 4) magnitude vectors x 16 sign
 /// patterns), one fp16 scale per 128 inputs (group_size 128); bits = code bits a vector,
-/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12). vq2 has a device
-/// decoder; the others have the CPU reference and quantizers only, like the trellis formats.
+/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12). All four have a
+/// device decoder; the trellis formats have the CPU reference and quantizers only.
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense

@@ -16,8 +16,7 @@ namespace qmoe {
 bool gpu_available();
 
 /// True when this build's kernels decode format f: false without CUDA, and for formats that
-/// have only a CPU reference so far (the trellis formats "tcq<r>" and the vector formats "vq1.5",
-/// "vq2.5", "vq3"; docs/formats.md §1). A bank
+/// have only a CPU reference so far (the trellis formats "tcq<r>"; docs/formats.md §1). A bank
 /// holding such an expert fails DeviceExpertBank::upload with kUnsupported.
 bool has_device_decoder(const FormatSpec& f);
 

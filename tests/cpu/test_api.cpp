@@ -72,10 +72,9 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   EXPECT_EQ(dbank.device_bytes(), 0);
 }
 
-// The trellis formats and the vector formats but vq2 have a CPU reference only:
-// has_device_decoder says so, and uploading a bank with such an expert is refused before any
-// device call (with CUDA built, on any machine). The dense, int, LUT and vq2 formats have device
-// decoders.
+// The trellis formats have a CPU reference only: has_device_decoder says so, and uploading a
+// bank with such an expert is refused before any device call (with CUDA built, on any machine).
+// The dense, int, LUT and vector formats have device decoders.
 TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #if defined(QMOE_WITH_CUDA)
   const bool cuda_built = true;
@@ -84,15 +83,12 @@ TEST(GpuApi, CpuOnlyFormatsHaveNoDeviceDecoderAndTheirBanksAreRefused) {
 #endif
   for (const FormatSpec& f : all_formats()) {
     SCOPED_TRACE(f.to_string());
-    // vq2 only among the vector formats (its table fits a warp's lanes).
-    const bool vector_without = f.kind == FormatKind::kVector && f.bits != 8;
-    EXPECT_EQ(has_device_decoder(f),
-              cuda_built && f.kind != FormatKind::kTrellis && !vector_without);
+    EXPECT_EQ(has_device_decoder(f), cuda_built && f.kind != FormatKind::kTrellis);
   }
   FormatSpec bad = FormatSpec::lut(5);  // invalid spec: no decoder either
   EXPECT_FALSE(has_device_decoder(bad));
   for (const FormatSpec& cpu_only : {FormatSpec::trellis(2), FormatSpec::trellis(5, 2),
-                                     FormatSpec::vector(6), FormatSpec::vector(12)}) {
+                                     FormatSpec::trellis(4), FormatSpec::trellis(7, 2)}) {
     SCOPED_TRACE(cpu_only.to_string());
     std::vector<PackedMatrix> experts(3);
     const FormatSpec formats[] = {FormatSpec::integer(4, 128, false), cpu_only, FormatSpec::lut(3)};

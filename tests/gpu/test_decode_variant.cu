@@ -100,21 +100,27 @@ TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
   using qmoe::dev::decoder_strip_bytes;
   using qmoe::dev::kFirstIntDecoder;
   using qmoe::dev::gemv::ring_strips;
-  // int2 at g128 and g64 (decoder ids kFirstIntDecoder + 0, + 1) and vq2 (int2:g128's tiles and
-  // scales; its table is per item) stage 560, 608 and 560 bytes per strip and k-tile: eight
-  // strips fit two ring stages; int2:g32 and every wider format do not.
+  // int2 at g128 and g64 (decoder ids kFirstIntDecoder + 0, + 1), vq1.5 and vq2 (int2:g128's
+  // scales; a table per item) stage 560, 608, 432 and 560 bytes per strip and k-tile: eight
+  // strips fit two ring stages; int2:g32 and every wider format (vq2.5 688, vq3 816) do not.
+  using qmoe::dev::kFirstVectorDecoder;
   EXPECT_EQ(decoder_strip_bytes(kFirstIntDecoder + 0), 560);
   EXPECT_EQ(decoder_strip_bytes(kFirstIntDecoder + 1), 608);
+  EXPECT_EQ(decoder_strip_bytes(kFirstVectorDecoder), 432);
   EXPECT_EQ(decoder_strip_bytes(qmoe::dev::kDecoderVq2), 560);
-  EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 0)), 8);
-  EXPECT_EQ(ring_strips(decoder_strip_bytes(kFirstIntDecoder + 1)), 8);
-  EXPECT_EQ(ring_strips(decoder_strip_bytes(qmoe::dev::kDecoderVq2)), 8);
-  for (int id = kFirstIntDecoder + 2; id < qmoe::dev::kDecoderVq2; ++id)
+  EXPECT_EQ(decoder_strip_bytes(kFirstVectorDecoder + 2), 688);
+  EXPECT_EQ(decoder_strip_bytes(kFirstVectorDecoder + 3), 816);
+  for (int id : {kFirstIntDecoder + 0, kFirstIntDecoder + 1, kFirstVectorDecoder + 0,
+                 kFirstVectorDecoder + 1})
+    EXPECT_EQ(ring_strips(decoder_strip_bytes(id)), 8) << "decoder " << id;
+  for (int id = kFirstIntDecoder + 2; id < kFirstVectorDecoder; ++id)
     EXPECT_LE(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
+  for (int id : {kFirstVectorDecoder + 2, kFirstVectorDecoder + 3})
+    EXPECT_EQ(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
   // Up to four strips the tile bytes alone give the dense, int and vector decoders' count (the
   // decode kernel's item count takes that shortcut below eight for them) ...
   for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {
-    if (id >= qmoe::dev::kFirstLutDecoder && id < qmoe::dev::kDecoderVq2) continue;
+    if (id >= qmoe::dev::kFirstLutDecoder && id < kFirstVectorDecoder) continue;
     for (int cap : {1, 2, 4})
       EXPECT_EQ(qmoe::dev::gemv::strips_per_warp(qmoe::dev::decoder_tile_bytes(id), cap),
                 qmoe::dev::gemv::strips_per_warp(decoder_strip_bytes(id), cap))

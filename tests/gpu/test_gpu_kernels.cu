@@ -214,8 +214,7 @@ std::vector<int64_t> dequant_ks(const FormatSpec& f) {
   return ks;
 }
 
-/// The registered formats a device decoder handles (not the trellis formats nor vq1.5, vq2.5 and
-/// vq3: docs/formats.md §1).
+/// The registered formats a device decoder handles (not the trellis formats: docs/formats.md §1).
 std::vector<FormatSpec> device_formats() {
   std::vector<FormatSpec> v;
   for (const FormatSpec& f : qmoe::all_formats())
@@ -238,6 +237,9 @@ TEST(GpuKernels, DequantIsBitIdenticalToCpuRefSmall) {
   ASSERT_NO_FATAL_FAILURE(check_dequant(parse("int4:pc"), 24, 200, 12));
   ASSERT_NO_FATAL_FAILURE(check_dequant(parse("bf16"), 24, 200, 13));
   ASSERT_NO_FATAL_FAILURE(check_dequant(parse("fp16"), 24, 96, 14));
+  // Tables held in the lanes and tables loaded per vector.
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("vq1.5"), 24, 256, 15));
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("vq3"), 24, 256, 16));
 }
 
 // ---- Grouped GEMM --------------------------------------------------------------------------
@@ -449,6 +451,11 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
   const std::vector<FormatSpec> d =
       parse_all({"vq2", "int4:g128", "nuq2", "bf16", "vq2", "int2:g128", "fp16", "int8:pc"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(d, 136, 384, {16, 1, 0, 5, 64, 17, 2, 200}, runs, 3004));
+  // Every vector rate: tables in the lanes (vq1.5, vq2) and loaded per vector (vq2.5, vq3), and
+  // four tile sizes (384, 512, 640, 768 bytes) in one launch.
+  const std::vector<FormatSpec> e =
+      parse_all({"vq1.5", "vq3", "int4:g128", "vq2.5", "vq2", "nuq3", "bf16", "vq3"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(e, 104, 512, {3, 16, 1, 40, 0, 9, 2, 130}, runs, 3005));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {
@@ -546,13 +553,14 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
 }
 
 TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
-  // Banks of int2 g128 / g64 and vq2 experts alone may run eight strips per warp (grouped_gemv.cuh
-  // ring_strips: 560, 608 and 560 bytes per strip and k-tile fit two stages of eight). n is
+  // Banks of int2 g128 / g64, vq1.5 and vq2 experts alone may run eight strips per warp
+  // (grouped_gemv.cuh ring_strips: 560, 608, 432 and 560 bytes per strip and k-tile fit two
+  // stages of eight). n is
   // picked so that choose_variant takes that variant on this device's grid (2 blocks per SM);
   // n % 16 != 0 and n / 16 not a multiple of 8, so the last item of each expert holds strips past
   // N. K = 384: three k-tiles, uneven runs where K is split. Both decodes (bf16 and integer) are
-  // checked. The int2 bank runs the kernel without the formed-weight decoders, the one with vq2
-  // experts the kernel with them (GemmProblem::formed), its int2 experts on the integer decode
+  // checked. The int2 bank runs the kernel without the formed-weight decoders, those with vector
+  // experts the kernel with them (GemmProblem::formed), their int2 experts on the integer decode
   // in the second run.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
@@ -560,17 +568,25 @@ TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
   ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
   const int grid = 2 * sms, k = 384, experts = 8;
   const std::vector<int32_t> counts = {1, 2, 0, 1, 3, 1, 0, 1};
-  const std::vector<std::vector<const char*>> banks = {
-      {"int2:g128", "int2:g64", "int2:g128:sym", "int2:g64:sym", "int2:g128", "int2:g64",
-       "int2:g128:sym", "int2:g64:sym"},
-      {"vq2", "int2:g64", "vq2", "int2:g128:sym", "vq2", "vq2", "int2:g128", "vq2"}};
+  // Each bank with its least and most bytes per strip and k-tile (int2:g128 and vq2 560,
+  // int2:g64 608, vq1.5 432).
+  struct Bank {
+    std::vector<const char*> names;
+    int min_strip_bytes, max_strip_bytes;
+  };
+  const std::vector<Bank> banks = {
+      {{"int2:g128", "int2:g64", "int2:g128:sym", "int2:g64:sym", "int2:g128", "int2:g64",
+        "int2:g128:sym", "int2:g64:sym"},
+       560,
+       608},
+      {{"vq2", "int2:g64", "vq2", "int2:g128:sym", "vq2", "vq2", "int2:g128", "vq2"}, 560, 608},
+      {{"vq1.5", "vq2", "vq1.5", "int2:g64", "vq1.5", "vq1.5", "int2:g128", "vq1.5"}, 432, 608}};
   for (size_t i = 0; i < banks.size(); ++i) {
-    const std::vector<FormatSpec> f = parse_all(banks[i]);
+    const std::vector<FormatSpec> f = parse_all(banks[i].names);
     int n = 0;
     for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
-      // int2:g128 and vq2: 560 bytes per strip and k-tile; int2:g64: 608.
-      const qmoe::dev::GemmProblem p =
-          qmoe::gpu_test::decode_problem(experts, cand - 5, k, 9, 16, 560, 608);
+      const qmoe::dev::GemmProblem p = qmoe::gpu_test::decode_problem(
+          experts, cand - 5, k, 9, 16, banks[i].min_strip_bytes, banks[i].max_strip_bytes);
       if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
     }
     ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
@@ -776,6 +792,16 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17}, kAllKernels, 6001));
   // All tokens on one expert.
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 0, 150, 0}, kAllKernels, 6002));
+}
+
+TEST(GpuKernels, GroupedGemmFormedDecodersMatchReferenceSmall) {
+  // The decoders that form weights from tables (LUT and vector: the kernels' formed
+  // instantiations) in every kernel; "Small" so that the sanitizers run it too.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f =
+      parse_all({"vq1.5", "nuq3", "vq3", "vq2.5", "vq2", "nuq4", "int4:g128"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2}, kAllKernels, 6003));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------

@@ -355,7 +355,8 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   EXPECT_EQ(decoder_bit("int4:g32"), kInt4G32);
   // The formed-weight decoders (GemmProblem::formed: kernels with them) are the LUT and vector
   // formats', and no int or dense one.
-  EXPECT_EQ(decoder_bit("nuq2") | decoder_bit("nuq3") | decoder_bit("nuq4") | decoder_bit("vq2"),
+  EXPECT_EQ(decoder_bit("nuq2") | decoder_bit("nuq3") | decoder_bit("nuq4") | decoder_bit("vq1.5") |
+                decoder_bit("vq2") | decoder_bit("vq2.5") | decoder_bit("vq3"),
             qmoe::dev::kFormedDecoderMask);
   for (const char* name : {"int2:g128", "int3:g64", "int4:g32", "int8:pc", "bf16", "fp16"})
     EXPECT_EQ(decoder_bit(name) & qmoe::dev::kFormedDecoderMask, 0u) << name;
@@ -377,9 +378,13 @@ TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
   EXPECT_EQ(strip_bytes("int4:g32"), 1024 + 192);
   EXPECT_EQ(strip_bytes("int8:g64"), 2048 + 96);
   EXPECT_EQ(strip_bytes("bf16"), 4096);
-  // nuq4 stages its strip's 16 tables; vq2 int2:g128:sym's scale block (its table is per item).
+  // nuq4 stages its strip's 16 tables; the vector formats int2:g128:sym's scale block (their
+  // tables are per item or in L1), beside tiles of 64 bytes per code bit.
   EXPECT_EQ(strip_bytes("nuq4"), 1024 + 512);
+  EXPECT_EQ(strip_bytes("vq1.5"), 384 + 48);
   EXPECT_EQ(strip_bytes("vq2"), 512 + 48);
+  EXPECT_EQ(strip_bytes("vq2.5"), 640 + 48);
+  EXPECT_EQ(strip_bytes("vq3"), 768 + 48);
   // A bank's smallest and largest (GemmProblem::min_strip_bytes, max_strip_bytes).
   const uint32_t mask =
       decoder_bit("int2:g128") | decoder_bit("int8:g32") | decoder_bit("int4:g64");
