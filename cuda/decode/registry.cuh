@@ -83,6 +83,11 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
 /// Decoders that form their weights from tables (LUT, vector): with_decoder<kFormed>.
 constexpr uint32_t kFormedDecoderMask = 0x7Fu << kFirstLutDecoder;
 static_assert(kNumDecoders == kFirstLutDecoder + 7, "kFormedDecoderMask: nuq2/3/4 and vq*");
+/// Whether a kernel instantiation with (formed) or without the formed-weight decoders runs
+/// decoder id (with_decoder<kFormed>).
+__host__ __device__ constexpr bool holds_decoder(bool formed, int id) {
+  return formed || ((kFormedDecoderMask >> id) & 1u) == 0;
+}
 
 /// Bytes of the parameter block the decode kernel stages with each code tile of decoder id
 /// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; the vector formats int2:g128's, their

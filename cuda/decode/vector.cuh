@@ -130,10 +130,20 @@ struct LanePlane {
       cp_async_4(dst, plane + lane * kLaneBytes);
   }
   __host__ __device__ static void read(const uint8_t* plane_smem, int lane, uint32_t* words) {
-    uint32_t w[kWords];
-    load_words<kLaneBytes, true>(plane_smem + lane * kLaneBytes, w);
-    QMOE_UNROLL
-    for (int i = 0; i < kWords; ++i) words[i] = w[i];
+    const uint8_t* src = plane_smem + lane * kLaneBytes;
+    if constexpr (kLaneBytes == 16) {
+      const uint4 v = *reinterpret_cast<const uint4*>(src);
+      words[0] = v.x;
+      words[1] = v.y;
+      words[2] = v.z;
+      words[3] = v.w;
+    } else if constexpr (kLaneBytes == 8) {
+      const uint2 v = *reinterpret_cast<const uint2*>(src);
+      words[0] = v.x;
+      words[1] = v.y;
+    } else {
+      words[0] = *reinterpret_cast<const uint32_t*>(src);
+    }
   }
   /// Slot i's bits (i a compile-time constant after unrolling: a word pick and one shift).
   __host__ __device__ static uint32_t slot(const uint32_t* words, int i) {

@@ -183,20 +183,21 @@ constexpr bool ring_overlaps(int stages) {
   return stages >= ring_depth(stages) + 2;
 }
 
-/// The ring depth of every code slot a kernel serves (kMaxSlot and below), or 0 where they
-/// differ: a kernel whose depth is fixed compiles its k-loop for that depth (no branch on it; the
-/// two-block 64-token tile, the one-strip 32-token tile for 2/3/4-bit slots, the 256-token tile).
-/// Why: the k-loop's time moves with the control flow around its cp.async waits. H200 A/B
-/// (bench/results/s29-2026-12-04): a four-way branch on the depth in place of the two-way one
-/// took up to 1.10x the time at an unchanged ring (call 3); the fixed depth took int4 on the
-/// two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T = 256, Qwen3 T = 512,
-/// DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows 0.97-1.02x (call 4).
-template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot>
+/// The ring depth of every code slot a kernel serves (kMaxSlot and below, of the decoders it
+/// holds: kFormed), or 0 where they differ: a kernel whose depth is fixed compiles its k-loop for
+/// that depth (no branch on it; the two-block 64-token tile, the one-strip 32-token tile for
+/// 2/3/4-bit slots, the 256-token tile). Why: the k-loop's time moves with the control flow around
+/// its cp.async waits. H200 A/B (bench/results/s29-2026-12-04): a four-way branch on the depth in
+/// place of the two-way one took up to 1.10x the time at an unchanged ring (call 3); the fixed
+/// depth took int4 on the two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T = 256,
+/// Qwen3 T = 512, DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows 0.97-1.02x
+/// (call 4).
+template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot, bool kFormed>
 constexpr int fixed_ring_depth() {
   int depth = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > kMaxSlot) continue;
+    if (slot > kMaxSlot || !holds_decoder(kFormed, id)) continue;
     const int d = ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(slot));
     if (depth == 0)
       depth = d;
@@ -245,12 +246,13 @@ constexpr bool own_ring() {
   return kTokens == 64;
 }
 /// The largest ring, with its schedule, among the decoders whose code slot is max_slot or less
-/// (the ring size is not monotonic in the slot size).
+/// that a kernel with (formed) or without the formed-weight decoders runs (the ring size is not
+/// monotonic in the slot size: vq1.5's 384-byte slots take more stages than int2's 512).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t largest_smem_bytes(int num_experts, int max_slot) {
+constexpr size_t largest_smem_bytes(int num_experts, int max_slot, bool formed) {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > max_slot) continue;
+    if (decoder_tile_bytes(id) > max_slot || !holds_decoder(formed, id)) continue;
     const size_t b = smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
@@ -259,17 +261,19 @@ constexpr size_t largest_smem_bytes(int num_experts, int max_slot) {
 /// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
 /// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t ring_smem_bytes(int num_experts, int max_slot) {
+constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed) {
   return own_ring<kTokens>()
-             ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot)
+             ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot, formed)
              : smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
 }
 
-/// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel takes.
+/// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel with (formed) or without the
+/// formed-weight decoders takes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
-constexpr size_t max_smem_bytes() {
-  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot);
+constexpr size_t max_smem_bytes(bool formed) {
+  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot,
+                                                           formed);
 }
 
 /// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
@@ -462,8 +466,10 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 }
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
-/// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma).
-template <class Act, class Dec, int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot>
+/// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma). kFormed:
+/// the kernel holds the formed-weight decoders (its fixed ring depth is over those it holds).
+template <class Act, class Dec, bool kFormed, int kTokens, int kBlocks, int kWarpStrips,
+          int kMaxSlot>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
@@ -495,7 +501,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int n_stages = ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes);
   constexpr int kFixedDepth =
       kOwnRing ? ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(Dec::kTileBytes))
-               : fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot>();
+               : fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot, kFormed>();
   const int depth = kFixedDepth > 0 ? kFixedDepth : ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
@@ -680,16 +686,16 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     const NextItem next{p.work, i, items.total, &next_item[parity]};
-    with_expert_decoder<kFormed>(p.blob, p.descs[it.expert],
-                                 [&](auto decoder, const ExpertParams& ep) {
-                                   using Dec = decltype(decoder);
-                                   // Experts with larger tiles get no items in a launch of this
-                                   // tile (build_tile_items).
-                                   if constexpr (Dec::kTileBytes <= kMaxSlot)
-                                     run_item<Act, Dec, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
-                                         p, ep, it.row_block, it.x, it.y_rows, stages, x_tma,
-                                         &x_map, x_bars, x_phases, next);
-                                 });
+    with_expert_decoder<kFormed>(
+        p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
+          using Dec = decltype(decoder);
+          // Experts with larger tiles get no items in a launch of this
+          // tile (build_tile_items).
+          if constexpr (Dec::kTileBytes <= kMaxSlot)
+            run_item<Act, Dec, kFormed, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
+                p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases,
+                next);
+        });
   }
   leave_work_queue(p.work, items.total);
 #else
@@ -711,10 +717,10 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
       grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  return persistent_grid(
-      kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(),
-      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class),
-      size_class, &cache, grid);
+  return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(kFormed),
+                         ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(),
+                                                                        256 << size_class, kFormed),
+                         size_class, &cache, grid);
 }
 
 /// The tensor map of x ([m, k] 16-bit elements, rows of k) in boxes of 64 k x box_rows rows with
@@ -768,8 +774,9 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
   void* args[] = {&p, &x_map};
   return launch_grouped_kernel_args(
-      kernel, grid, ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes),
-      args, stream);
+      kernel, grid,
+      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes, kFormed), args,
+      stream);
 }
 
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,

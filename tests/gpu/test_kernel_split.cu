@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "cuda/kernels/grouped_gemm_tc.cuh"
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
@@ -194,38 +195,57 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
 
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   // ring_depth by code slot (ring_stages): the kernels whose slots all give one depth compile
-  // their k-loop for it (fixed_ring_depth); the others branch on it per launch.
+  // their k-loop for it (fixed_ring_depth, over the decoders the instantiation holds: without
+  // (false) or with (true) the formed-weight ones); the others branch on it per launch.
   using qmoe::dev::wg::fixed_ring_depth;
   using qmoe::dev::wg::ring_depth;
   using qmoe::dev::wg::ring_stages;
-  EXPECT_EQ((fixed_ring_depth<64, 2, 2, 1024>()), 1);  // int2/int3 three stages, int4 two
+  EXPECT_EQ((fixed_ring_depth<64, 2, 2, 1024, false>()), 1);  // int2/int3 three stages, int4 two
   EXPECT_EQ((ring_stages<64, 2>(512)), 3);
   EXPECT_EQ((ring_stages<64, 2>(1024)), 2);
-  EXPECT_EQ((fixed_ring_depth<256, 1, 1, 1024>()), 1);  // three stages
-  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 1024>()), 2);   // four stages
-  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 2048>()), 0);   // int8: three
-  EXPECT_EQ((fixed_ring_depth<32, 2, 2, 1024>()), 0);   // int2/int3 four, int4 three
-  EXPECT_EQ((fixed_ring_depth<128, 1, 2, 4096>()), 0);  // dense: two
+  // vq1.5's 384-byte slots take four (the 64-token tiles give each item its own ring anyway).
+  EXPECT_EQ((ring_stages<64, 2>(384)), 4);
+  EXPECT_EQ((fixed_ring_depth<64, 2, 2, 1024, true>()), 0);
+  EXPECT_EQ((fixed_ring_depth<256, 1, 1, 1024, false>()), 1);  // three stages
+  EXPECT_EQ((fixed_ring_depth<256, 1, 1, 1024, true>()), 1);
+  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 1024, false>()), 2);  // four stages
+  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 1024, true>()), 2);
+  EXPECT_EQ((fixed_ring_depth<32, 2, 1, 2048, false>()), 0);   // int8: three
+  EXPECT_EQ((fixed_ring_depth<32, 2, 2, 1024, false>()), 0);   // int2/int3 four, int4 three
+  EXPECT_EQ((fixed_ring_depth<128, 1, 2, 4096, false>()), 0);  // dense: two
   for (int slot : {512, 768, 1024}) EXPECT_EQ(ring_depth((ring_stages<64, 2>(slot))), 1) << slot;
 }
 
 // The 64-token tiles give each item its decoder's ring (own_ring): a launch reserves the
 // largest of them (ring_smem_bytes), which must stay within the kernel's attribute
-// (max_smem_bytes) and be no smaller than the ring of any decoder the launch may run.
+// (max_smem_bytes) and be no smaller than the ring of any decoder the launch may run: the
+// formed-weight kernels' vector slots (384, 640 bytes) too, which the int kernels do not reserve
+// (vq1.5's ring is larger than int2's: four stages of 384-byte slots against three of 512).
 template <int kBlocks>
 void expect_own_rings_fit() {
   using namespace qmoe::dev::wg;
   const int experts = max_experts<64>();
-  const int slots[] = {512, 768, 1024, 2048, 4096};
-  for (int slot : slots) {
-    if (slot > max_slot_bytes<64, kBlocks>()) continue;
-    const size_t reserved = ring_smem_bytes<64, kBlocks>(experts, slot);
-    EXPECT_LE(reserved, (max_smem_bytes<64, kBlocks>())) << kBlocks << " " << slot;
-    for (int smaller : slots)
-      if (smaller <= slot)
-        EXPECT_GE(reserved, (smem_bytes<64, kBlocks>(experts, smaller)))
-            << kBlocks << " " << slot << " " << smaller;
+  for (bool formed : {false, true}) {
+    const std::vector<int> slots = formed ? std::vector<int>{384, 512, 640, 768, 1024, 2048, 4096}
+                                          : std::vector<int>{512, 768, 1024, 2048, 4096};
+    for (int slot : slots) {
+      if (slot > max_slot_bytes<64, kBlocks>()) continue;
+      const size_t reserved = ring_smem_bytes<64, kBlocks>(experts, slot, formed);
+      EXPECT_LE(reserved, (max_smem_bytes<64, kBlocks>(formed))) << kBlocks << " " << slot;
+      for (int smaller : slots)
+        if (smaller <= slot)
+          EXPECT_GE(reserved, (smem_bytes<64, kBlocks>(experts, smaller)))
+              << kBlocks << " " << slot << " " << smaller;
+    }
   }
+  // The int kernels reserve what they did before the vector slots existed: int2's ring at most;
+  // at two blocks per SM the formed ones reserve vq1.5's (four 384-byte stages beat int2's three;
+  // at one block both have four).
+  EXPECT_EQ((ring_smem_bytes<64, kBlocks>(experts, 512, false)),
+            (smem_bytes<64, kBlocks>(experts, 512)));
+  if constexpr (kBlocks == 2)
+    EXPECT_EQ((ring_smem_bytes<64, kBlocks>(experts, 512, true)),
+              (smem_bytes<64, kBlocks>(experts, 384)));
 }
 
 TEST(WgmmaRing, OwnRingsFitTheKernelsSharedMemory) {
@@ -236,7 +256,7 @@ TEST(WgmmaRing, OwnRingsFitTheKernelsSharedMemory) {
   expect_own_rings_fit<2>();
   // Where rings are not per item, the launch's largest slot lays the ring out.
   const int experts = max_experts<96>();
-  EXPECT_EQ((ring_smem_bytes<96, 1>(experts, 1024)), (smem_bytes<96, 1>(experts, 1024)));
+  EXPECT_EQ((ring_smem_bytes<96, 1>(experts, 1024, true)), (smem_bytes<96, 1>(experts, 1024)));
 }
 
 TEST(KernelSplit, AdaptiveAutoOnTheMmaSyncPathSplitsPerExpertOnlyInABandOfMeans) {

@@ -8,6 +8,7 @@
 #   device: bash bench/results/s40-2026-12-05/run.sh check   # carry [".carry/z/s40f.txz"]
 #           bash bench/results/s40-2026-12-05/run.sh ab      # carry [".carry/z/s40b.txz"], on the
 #                                                            # same warm machine (n40 extracted)
+#           bash bench/results/s40-2026-12-05/run.sh final   # carry [".carry/z/s40g.txz"]
 # check: scripts/gpu_check.sh: every GPU test on sm_90a (main's landed LUT code and the new
 # decoders), a bench of the vector, LUT and int formats, memcheck and racecheck on the small
 # cases (the formed decoders' small test among them), the demo; packed as gpu_check.tgz.
@@ -48,5 +49,21 @@ case $phase in
       --gtest_filter="*Dequant*:VectorDecode.*:*FormedDecoders*:GpuKernels.GroupedGemmMatchesReferencePerFormat" >"$OUT/ptx80.log" 2>&1
     echo "ptx80 rc=$?"
     grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/ptx80.log" ;;
+  final)
+    # The fixed build (host read of the code planes, fixed ring depth per instantiation; with the
+    # C ABI, whose library this machine's first build lacked): every GPU test, memcheck on the
+    # C ABI and formed-decoder tests. Packed here by `run.sh pack-final` into s40g.txz.
+    tar xJf .carry/z/s40g.txz -C .carry && chmod +x .carry/g40/*
+    QMOE_BIN=.carry/g40 bash scripts/gpu_check.sh --skip-bench --skip-demo --ptx-filter '' \
+      --sanitizers memcheck --sanitize-filter 'CAbiGpu.*:*FormedDecoders*' --step-timeout 200 --pack
+    echo "gpu_check rc=$?" ;;
+  pack-final)
+    set -e
+    mkdir -p .carry/g40 .carry/z
+    cp build-s40/bin/qmoe_gpu_tests .carry/g40/
+    cp -L "$(find build-s40 -name libqmoe_c.so.1 | head -1)" .carry/g40/
+    strip .carry/g40/*
+    XZ_OPT="-9 -T2" tar cJf .carry/z/s40g.txz -C .carry g40/qmoe_gpu_tests g40/libqmoe_c.so.1
+    ls -l .carry/z/ ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
