@@ -93,6 +93,7 @@ static __device__ __align__(16) const TableWords<256> kVq3Bf16 = kHostTable<12, 
 /// on the device (8 bytes, read-only path), the host table in host code (the tests).
 template <int kCodeBits, bool kBf16>
 __host__ __device__ inline void load_entry(uint32_t m, uint32_t (&entry)[2]) {
+  static_assert(!kBf16 || kCodeBits >= 10, "bf16 tables for the loaded ones (vq2.5, vq3) only");
 #if defined(__CUDA_ARCH__)
   const TableWords<(1 << (kCodeBits - 4))>* table;
   if constexpr (kCodeBits == 6)
@@ -162,7 +163,6 @@ struct VectorDecoder {
                 "vq1.5, vq2, vq2.5 and vq3");
   static constexpr int kIndexBits = kCodeBits - 4;  ///< the top 4 bits are the signs
   static constexpr int kEntries = 1 << kIndexBits;
-  static constexpr int kEntryBytes = 8;  ///< one magnitude vector: 4 fp16 values
   /// Entries held one per lane (lanes m, m + kEntries, ... hold entry m) and fetched by
   /// shuffles; larger tables are loaded from memory per vector.
   static constexpr bool kLaneTable = kEntries <= 32;
