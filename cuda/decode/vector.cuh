@@ -43,7 +43,8 @@ constexpr uint16_t bf16_bits_of_fp16(uint16_t h) {
     }
     mantissa &= 0x3FFu;
   }
-  if (exponent != 0 || mantissa != 0) f |= uint32_t(exponent + 112) << 23 | mantissa << 13;
+  // Not zero (a subnormal of one bit, e.g. 0x0200, normalises to exponent 0 and mantissa 0).
+  if ((h & 0x7FFFu) != 0) f |= uint32_t(exponent + 112) << 23 | mantissa << 13;
   return static_cast<uint16_t>((f + 0x7FFFu + ((f >> 16) & 1u)) >> 16);
 }
 

@@ -169,7 +169,7 @@ TEST(VectorDecode, FormedRegistersAreTheReferenceWeightsInBf16) {
 
 // The tables the device loads per vector (vq2.5, vq3) are the spec's, in fp16 as they are and
 // in bf16 RNE'd at compile time (vq::bf16_bits_of_fp16): every entry against the conversion
-// through float; and the conversion itself on subnormal, tie and carrying values.
+// through float; and the conversion itself on every finite fp16 value.
 template <int kCodeBits>
 void expect_tables() {
   SCOPED_TRACE(vq_name(kCodeBits));
@@ -189,11 +189,17 @@ void expect_tables() {
 TEST(VectorDecode, DeviceTablesAreTheSpecTablesInEachActivationType) {
   expect_tables<10>();
   expect_tables<12>();
-  for (const uint16_t h : {uint16_t{0x0001}, uint16_t{0x03FF}, uint16_t{0x3C01}, uint16_t{0x3C03},
-                           uint16_t{0x3FFF}, uint16_t{0x7BFF}, uint16_t{0x8457}, uint16_t{0x0000}})
-    EXPECT_EQ(qmoe::dev::vq::bf16_bits_of_fp16(h),
-              qmoe::dev::ActTraits<__nv_bfloat16>::from_fp16x2(h) & 0xFFFFu)
-        << std::hex << h;
+  // Every finite fp16 value (normal, subnormal, zero, both signs).
+  int checked = 0;
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    if ((h & 0x7C00u) == 0x7C00u) continue;  // Inf and NaN: not in any table
+    const uint16_t got = qmoe::dev::vq::bf16_bits_of_fp16(static_cast<uint16_t>(h));
+    const uint32_t want = qmoe::dev::ActTraits<__nv_bfloat16>::from_fp16x2(h) & 0xFFFFu;
+    if (got != want)
+      ADD_FAILURE() << std::hex << "fp16 0x" << h << ": 0x" << got << ", want 0x" << want;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 63488);
 }
 
 }  // namespace
