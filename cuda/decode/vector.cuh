@@ -115,37 +115,28 @@ __host__ __device__ inline void load_entry(uint32_t m, uint32_t (&entry)[2]) {
 }
 
 /// One code plane of c bits (§2.2): lane l's 16 slots are the 2c bytes at plane byte 2c l,
-/// slot i at bit c i. Copied (cp.async, 4, 8 or 16 bytes a lane) and read back by the lane
-/// alone.
+/// slot i at bit c i, copied (cp.async) and read back by the lane alone. The 8- and 4-bit
+/// planes (16 and 8 bytes a lane) are laid out as an int2 / int1 code plane (CodePlane<2>,
+/// CodePlane<1>), whose copy and read serve them; the 2-bit plane (4 bytes a lane) has its own.
 template <int kPlaneBits>
 struct LanePlane {
   static constexpr int kLaneBytes = 2 * kPlaneBits;
   static constexpr int kWords = kLaneBytes / 4;
   static constexpr int kBytes = 32 * kLaneBytes;
+  using IntPlane = CodePlane<(kPlaneBits >= 4 ? kPlaneBits / 4 : 1)>;
+  static_assert(kPlaneBits < 4 || (IntPlane::kBytes == kBytes && IntPlane::kWords == kWords),
+                "the same lane-contiguous layout");
   __device__ static void copy_async(const uint8_t* plane, uint8_t* plane_smem, int lane) {
-    const uint32_t dst = smem_addr(plane_smem + lane * kLaneBytes);
-    if constexpr (kLaneBytes == 16)
-      cp_async_16(dst, plane + lane * kLaneBytes);
-    else if constexpr (kLaneBytes == 8)
-      cp_async_8(dst, plane + lane * kLaneBytes);
+    if constexpr (kPlaneBits >= 4)
+      IntPlane::copy_async(plane, plane_smem, lane);
     else
-      cp_async_4(dst, plane + lane * kLaneBytes);
+      cp_async_4(smem_addr(plane_smem + lane * kLaneBytes), plane + lane * kLaneBytes);
   }
   __host__ __device__ static void read(const uint8_t* plane_smem, int lane, uint32_t* words) {
-    const uint8_t* src = plane_smem + lane * kLaneBytes;
-    if constexpr (kLaneBytes == 16) {
-      const uint4 v = *reinterpret_cast<const uint4*>(src);
-      words[0] = v.x;
-      words[1] = v.y;
-      words[2] = v.z;
-      words[3] = v.w;
-    } else if constexpr (kLaneBytes == 8) {
-      const uint2 v = *reinterpret_cast<const uint2*>(src);
-      words[0] = v.x;
-      words[1] = v.y;
-    } else {
-      words[0] = *reinterpret_cast<const uint32_t*>(src);
-    }
+    if constexpr (kPlaneBits >= 4)
+      IntPlane::read(plane_smem, lane, words);
+    else
+      words[0] = *reinterpret_cast<const uint32_t*>(plane_smem + lane * kLaneBytes);
   }
   /// Slot i's bits (i a compile-time constant after unrolling: a word pick and one shift).
   __host__ __device__ static uint32_t slot(const uint32_t* words, int i) {
