@@ -19,8 +19,8 @@
 //   quant_chunk(ep, strip, c) -> QuantChunk        where chunk c of that block comes from
 //   read_quant(ep, quant_smem, lane, rq)           the lane's scales/zeros, from that block
 //   ItemQuant<Act>                                 per-lane constants of one strip for a whole
-//   prepare_item<Act>(ep, strip, lane)             work item (vq2's codebook entry; none for int,
-//                                                  dense and LUT: NoItemQuant, tile.cuh)
+//   prepare_item<Act>(ep, strip, lane)             work item (vq1.5's and vq2's table entry;
+//                                                  none for the others: NoItemQuant, tile.cuh)
 //   prepare<Act>(ep, rq, item) -> Quant<Act>
 //   decode_subtile<Act>(raw, j, quant, a[4])       A fragment of sub-tile j (mma m16n8k16)
 // and, for the weight-streaming kernel, the affine form of the same decode:
@@ -333,8 +333,8 @@ struct IntDecoder : NoItemQuant {
 /// The part of a decoder that reads its codes in an int<b> code layout (CodeLayout =
 /// IntDecoder<b, 1>) but has no affine or integer-mma form, the weights not being affine in the
 /// code (LUT and vector formats): every kernel forms their weights with decode_subtile, as for
-/// dense tiles. The derived decoder adds its RawQuant / Quant (vq2 reuses the int layout's
-/// RawQuant and loads), its ItemQuant and decode_subtile.
+/// dense tiles (the LUT decoders). The derived decoder adds its RawQuant / Quant, their loads
+/// and decode_subtile.
 template <class CodeLayout>
 struct FormedFromIntCodes {
   using Codes = CodeLayout;

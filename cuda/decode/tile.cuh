@@ -93,8 +93,9 @@ struct ExpertParams {
 /// item, loaded and converted once per item (prepare_item) and passed to every k-tile's prepare.
 /// Why: vq2's codebook entry (two words a lane) does not change along K; restaged and converted
 /// every k-tile, it took 128 of the 160 bytes staged per strip and k-tile, 8 of 10 cp.async
-/// chunks, and two conversions. The int, dense and LUT decoders have none: this empty base (the
-/// LUT tables, 16 words a strip for nuq4, spill when held per item: lut.cuh).
+/// chunks, and two conversions (vq1.5 likewise). The int, dense, LUT, vq2.5 and vq3 decoders have
+/// none: this empty base (the LUT tables, 16 words a strip for nuq4, spill when held per item:
+/// lut.cuh; vq2.5's and vq3's tables are loaded per vector: vector.cuh).
 struct NoItemQuant {
   template <class Act>
   struct ItemQuant {};

@@ -562,8 +562,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   for (int b = 0; b < kStripsPerWarp; ++b)
     quant_strip[b] = kLeanQuant && !has_strip[b] ? 0 : strip[b];
   typename Dec::RawQuant rq[kStripsPerWarp];
-  // Per-item constants (vq2's codebook entry): a strip past N takes strip 0's (its sums are not
-  // stored).
+  // Per-item constants (vq1.5's and vq2's table entry): a strip past N takes strip 0's (its sums
+  // are not stored).
   ItemQuantOf<Act, Dec> item[kStripsPerWarp];
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b)

@@ -9,9 +9,9 @@
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. A block runs item blockIdx.x, then
 // whichever item is next when it is free (work_queue.cuh). Block = 8 warps. Each warp owns R
-// strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64 and vq2 alone, 2 for int8, 1 for dense,
-// lowered per launch; one ring stage is R tiles) and streams a contiguous run of the k-tiles, K
-// split between the warps of its strip group (1, 2, 4 or 8, chosen per launch with R:
+// strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64, vq1.5 and vq2 alone, 2 for int8, 1 for
+// dense, lowered per launch; one ring stage is R tiles) and streams a contiguous run of the
+// k-tiles, K split between the warps of its strip group (1, 2, 4 or 8, chosen per launch with R:
 // choose_variant), so small experts still keep all 8 warps streaming. A last round that would leave
 // over half the blocks idle runs as half items (half_items: twice the warps per strip group on half
 // the strips). The B fragments (x) of a k-tile are loaded once and reused by the R strips. Per
@@ -55,8 +55,8 @@ constexpr int kRingStages = 2;
 
 /// Strips per warp whose code tiles and parameter blocks (strip_bytes per strip and k-tile:
 /// decoder_strip_bytes) fit the ring's stages: 8, 4, 2 or 1. Eight only for int2 at g128 and
-/// g64 and for vq2 (560, 608 and 560 bytes), whose 512-byte tiles at four strips stage half of
-/// int4's bytes per k-tile for the same x loads and loop overhead.
+/// g64 and for vq1.5 and vq2 (560, 608, 432 and 560 bytes), whose tiles of 512 bytes or less at
+/// four strips stage half of int4's bytes per k-tile for the same x loads and loop overhead.
 __host__ __device__ constexpr int ring_strips(int strip_bytes) {
   return kRingBytes / (kRingStages * strip_bytes) >= 8   ? 8
          : kRingBytes / (kRingStages * strip_bytes) >= 4 ? 4
@@ -312,7 +312,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     if (i < tiles) copy_stage(i, i);
     cp_async_commit();
   }
-  // Per-item constants of the strips (vq2's codebook entry), loaded while the first
+  // Per-item constants of the strips (vq1.5's and vq2's table entry), loaded while the first
   // stages land. An idle warp's strips may lie past N: it takes the last strip's.
   ItemQuantOf<Act, Dec> item[R];
 #pragma unroll
@@ -695,9 +695,9 @@ struct Variant {
 /// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
 /// grid at one token per expert); splitting further measured slower. `grid` is the resident
 /// block count; max_cap bounds the strips per warp.
-/// Eight strips (banks of int2 g128 / g64 and vq2 experts alone, ring_strips) are costed as four
-/// per tile, so they are taken only where they cut rounds, and only where their items still fill
-/// the grid. H200, both decodes as kAuto picks them (bench/results/s27-2026-12-04): costed as
+/// Eight strips (banks of int2 g128 / g64, vq1.5 and vq2 experts alone, ring_strips) are costed as
+/// four per tile, so they are taken only where they cut rounds, and only where their items still
+/// fill the grid. H200, both decodes as kAuto picks them (bench/results/s27-2026-12-04): costed as
 /// the R = 2 and 4 costs' line (a + b / R) at 8, eight strips ran DeepSeek-V3 at T = 2-32
 /// 0.89-0.97x the time and Mixtral at T = 1 0.92-0.97x, but 1.04-1.15x wherever they turned
 /// ~2 rounds of four-strip items into one round of ~256 items on 264 blocks (OLMoE T = 8,
