@@ -17,16 +17,6 @@ Status cuda_failure(const char* what, cudaError_t err) {
   return Status(StatusCode::kCudaError, std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-/// The format string of a trellis or vector descriptor (a vector descriptor no decoder takes: a
-/// malformed one). A descriptor has no values_per_state: a trellis format's follows from its
-/// tile size, 16 * 128 * bits / (8 V).
-std::string cpu_only_format_name(const ExpertDesc& d) {
-  if (d.kind == static_cast<uint8_t>(FormatKind::kVector))
-    return FormatSpec::vector(d.bits).to_string();
-  const int values = d.tile_bytes > 0 ? kTileRows * kTileCols * d.bits / (8 * d.tile_bytes) : 1;
-  return FormatSpec::trellis(d.bits, values).to_string();
-}
-
 /// The device decoder of one descriptor, or an error naming the expert.
 Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
   const std::string who = "DeviceExpertBank::upload: expert " + std::to_string(e);
@@ -34,11 +24,6 @@ Status check_desc(const ExpertDesc& d, int64_t e, int* decoder) {
       d.group_size != 64 && d.group_size != 128)
     return invalid_argument(who + ": group size " + std::to_string(d.group_size) +
                             " is not 32, 64, 128 or per-channel");
-  if (d.kind == static_cast<uint8_t>(FormatKind::kTrellis) ||
-      (d.kind == static_cast<uint8_t>(FormatKind::kVector) && dev::decoder_id(d) < 0))
-    return unsupported(who + " is " + cpu_only_format_name(d) +
-                       ", a format with no device decoder yet (docs/formats.md §1): run it on "
-                       "the CPU reference");
   const int id = dev::decoder_id(d);
   if (id < 0) return unsupported(who + " has a format no device decoder handles");
   if (d.tile_bytes != dev::decoder_tile_bytes(id))

@@ -13,6 +13,7 @@
 #include "cuda/kernels/kernel_split.cuh"
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/x_digits.cuh"
+#include "cuda/kernels/x_rotate.cuh"
 #include "qmoe/gpu.hpp"
 
 namespace qmoe {
@@ -99,6 +100,14 @@ size_t aligned_digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& sp
   return (digits_bytes(a, split) + 255) / 256 * 256;
 }
 
+/// Workspace for the trellis decoders' rotated x (x_rotate.cuh), [m, k] fp16, where the bank
+/// holds trellis experts (the decode kernel then takes every expert: kernel_split.cuh), rounded
+/// up to 256 bytes.
+size_t rotated_bytes(const GroupedGemmArgs& a) {
+  if ((a.bank.format_mask & dev::kTrellisDecoderMask) == 0) return 0;
+  return (dev::xrot::workspace_bytes(a.x.rows, a.bank.k) + 255) / 256 * 256;
+}
+
 /// Workspace for the [m, n] product where the gated-SiLU epilogue meets a tile-kernel launch
 /// (the tile kernels write their product; a kernel then applies the activation).
 size_t product_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
@@ -181,8 +190,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
     }
-    *workspace_bytes =
-        kWorkspaceBytes + aligned_digits_bytes(args, split) + product_bytes(args, split);
+    *workspace_bytes = kWorkspaceBytes + aligned_digits_bytes(args, split) +
+                       rotated_bytes(args) + product_bytes(args, split);
     return Status::ok();
   }
   const ConstMatrixView& x = args.x;
@@ -228,9 +237,15 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
                                             : call_split<__half>(args, &wgmma, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+  if ((b.format_mask & dev::kTrellisDecoderMask) != 0 && runs_tile_kernel(args, split))
+    return unsupported(fn +
+                       ": the bank has trellis (tcq) experts, which only the decode kernel runs; "
+                       "kernel = kPrefill, or decode_max_tokens below the call's rows, would "
+                       "send some to the tile kernel");
   const size_t digits = aligned_digits_bytes(args, split);
+  const size_t rotated = rotated_bytes(args);
   const size_t product = product_bytes(args, split);
-  const size_t needed = kWorkspaceBytes + digits + product;
+  const size_t needed = kWorkspaceBytes + digits + rotated + product;
   if (*workspace_bytes < needed)
     return invalid_argument(fn + ": workspace of " + std::to_string(*workspace_bytes) + " bytes; " +
                             std::to_string(needed) + " needed");
@@ -241,11 +256,14 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     p.x_info =
         base + static_cast<size_t>(m) * static_cast<size_t>(p.k_tiles) * dev::xdig::kRecordBytes;
   }
+  if (rotated > 0)
+    p.x_rotated = reinterpret_cast<unsigned short*>(static_cast<uint8_t*>(workspace) +
+                                                    kWorkspaceBytes + digits);
   p.work = static_cast<dev::WorkCounters*>(workspace);
   // The gated-SiLU epilogue: fused in the decode kernel where it runs alone; otherwise every
   // launch writes the product to the workspace and the activation follows as a kernel.
   p.epilogue = gated && product == 0 ? 1 : 0;
-  if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits;
+  if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits + rotated;
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
                                 : launch_grouped<__half>(split, wgmma, p, stream);
   if (err == cudaSuccess && product > 0) {

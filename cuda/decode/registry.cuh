@@ -9,14 +9,15 @@
 #include "cuda/decode/dense.cuh"
 #include "cuda/decode/int.cuh"
 #include "cuda/decode/lut.cuh"
+#include "cuda/decode/trellis.cuh"
 #include "cuda/decode/vector.cuh"
 #include "qmoe/packed.hpp"
 
 namespace qmoe::dev {
 
 /// Ids: 0 dense bf16, 1 dense fp16, then the int decoders, bits-major (2, 3, 4, 8), groups
-/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4) and the vector ones
-/// (vq1.5, vq2, vq2.5, vq3).
+/// per tile minor (1, 2, 4), then the LUT decoders (nuq2, nuq3, nuq4), the vector ones
+/// (vq1.5, vq2, vq2.5, vq3) and the trellis ones (tcq2, tcq3, tcq4, tcq1.5, tcq2.5, tcq3.5).
 enum DecoderId : int {
   kDecoderDenseBF16 = 0,
   kDecoderDenseFP16 = 1,
@@ -24,8 +25,19 @@ enum DecoderId : int {
   kFirstLutDecoder = kFirstIntDecoder + 4 * 3,
   kFirstVectorDecoder = kFirstLutDecoder + 3,
   kDecoderVq2 = kFirstVectorDecoder + 1,
-  kNumDecoders = kFirstVectorDecoder + 4,
+  kFirstTrellisDecoder = kFirstVectorDecoder + 4,
+  kNumDecoders = kFirstTrellisDecoder + 6,
 };
+static_assert(kNumDecoders <= 32, "decoder ids are the bits of a 32-bit format mask");
+
+/// Code bits a step and values a state of trellis decoder i = id - kFirstTrellisDecoder (tcq2,
+/// tcq3, tcq4, then tcq1.5, tcq2.5, tcq3.5). Selects, not tables (see decoder_tile_bytes).
+__host__ __device__ constexpr int trellis_step_bits(int i) {
+  return i < 3 ? 2 + i : 2 * (i - 3) + 3;
+}
+__host__ __device__ constexpr int trellis_values(int i) {
+  return i < 3 ? 1 : 2;
+}
 
 /// Decoder of an expert, or -1 for a descriptor no decoder handles.
 __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
@@ -41,6 +53,16 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
                    d.group_size == kTileCols
                ? kFirstVectorDecoder + (d.bits - 6) / 2
                : -1;
+  if (d.kind == static_cast<uint8_t>(FormatKind::kTrellis)) {
+    // tcq3 and tcq1.5 both take 3 bits a step: the tile size tells one value a state (256 b
+    // bytes) from two (128 b).
+    if (d.groups_pad < 1 || d.group_size != kTileCols) return -1;
+    const int values = d.tile_bytes == 256 * d.bits ? 1 : d.tile_bytes == 128 * d.bits ? 2 : 0;
+    if (values == 1 && d.bits >= 2 && d.bits <= 4) return kFirstTrellisDecoder + d.bits - 2;
+    if (values == 2 && (d.bits == 3 || d.bits == 5 || d.bits == 7))
+      return kFirstTrellisDecoder + 3 + (d.bits - 3) / 2;
+    return -1;
+  }
   if (d.kind != static_cast<uint8_t>(FormatKind::kInt)) return -1;
   const int bits_index = d.bits == 2 ? 0 : d.bits == 3 ? 1 : d.bits == 4 ? 2 : d.bits == 8 ? 3 : -1;
   const int gpt = groups_per_tile(d);
@@ -53,7 +75,10 @@ __host__ __device__ inline int decoder_id(const ExpertDesc& d) {
 __host__ __device__ constexpr int decoder_tile_bytes(int id) {
   if (id == kDecoderDenseBF16) return DenseDecoder<__nv_bfloat16>::kTileBytes;
   if (id == kDecoderDenseFP16) return DenseDecoder<__half>::kTileBytes;
-  if (id >= kFirstVectorDecoder && id < kNumDecoders)  // 64 bytes per code bit
+  if (id >= kFirstTrellisDecoder && id < kNumDecoders)  // 16 rows of 16 b / V bytes
+    return 256 * trellis_step_bits(id - kFirstTrellisDecoder) /
+           trellis_values(id - kFirstTrellisDecoder);
+  if (id >= kFirstVectorDecoder && id < kFirstTrellisDecoder)  // 64 bytes per code bit
     return id == kFirstVectorDecoder       ? VectorDecoder<6>::kTileBytes
            : id == kDecoderVq2             ? VectorDecoder<8>::kTileBytes
            : id == kFirstVectorDecoder + 2 ? VectorDecoder<10>::kTileBytes
@@ -80,12 +105,20 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
                   IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
-/// Decoders that form their weights from tables (LUT, vector): with_decoder<kFormed>.
-constexpr uint32_t kFormedDecoderMask = 0x7Fu << kFirstLutDecoder;
-static_assert(kNumDecoders == kFirstLutDecoder + 7, "kFormedDecoderMask: nuq2/3/4 and vq*");
+/// The trellis decoders: only the decode kernel runs them (they multiply the rotated x,
+/// x_rotate.cuh), in its formed instantiation; a call whose bank holds one runs every expert
+/// there (kernel_split.cuh).
+constexpr uint32_t kTrellisDecoderMask = 0x3Fu << kFirstTrellisDecoder;
+/// Decoders that form their weights from tables (LUT, vector) or multiply the rotated x
+/// (trellis): with_decoder<kFormed>.
+constexpr uint32_t kFormedDecoderMask = (0x7Fu << kFirstLutDecoder) | kTrellisDecoderMask;
+static_assert(kNumDecoders == kFirstLutDecoder + 13,
+              "kFormedDecoderMask: nuq2/3/4, vq* and tcq*");
 /// Whether a kernel instantiation with (formed) or without the formed-weight decoders runs
-/// decoder id (with_decoder<kFormed>).
-__host__ __device__ constexpr bool holds_decoder(bool formed, int id) {
+/// decoder id (with_decoder<kFormed>); `trellis`: the kernel runs the trellis decoders (the
+/// decode kernel; the tile kernels do not).
+__host__ __device__ constexpr bool holds_decoder(bool formed, int id, bool trellis = false) {
+  if (((kTrellisDecoderMask >> id) & 1u) != 0) return formed && trellis;
   return formed || ((kFormedDecoderMask >> id) & 1u) == 0;
 }
 
@@ -93,7 +126,10 @@ __host__ __device__ constexpr bool holds_decoder(bool formed, int id) {
 /// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; the vector formats int2:g128's, their
 /// scales being laid out alike; none for dense tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id >= kFirstVectorDecoder && id < kNumDecoders) return VectorDecoder<8>::kQuantBytes;
+  if (id >= kFirstTrellisDecoder && id < kNumDecoders)
+    return TrellisDecoder<2, 1>::kQuantBytes;
+  if (id >= kFirstVectorDecoder && id < kFirstTrellisDecoder)
+    return VectorDecoder<8>::kQuantBytes;
   if (id >= kFirstLutDecoder && id < kFirstVectorDecoder)  // a strip's 16 tables
     return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes
@@ -107,7 +143,8 @@ __host__ __device__ constexpr int decoder_quant_bytes(int id) {
 static_assert(IntDecoder<8, 4>::kQuantBytes == IntDecoder<2, 4>::kQuantBytes &&
                   DenseDecoder<__nv_bfloat16>::kQuantBytes == 0 &&
                   VectorDecoder<6>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes &&
-                  VectorDecoder<12>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes,
+                  VectorDecoder<12>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes &&
+                  TrellisDecoder<7, 2>::kQuantBytes == IntDecoder<2, 1>::kQuantBytes,
               "parameter blocks depend on the groups per tile alone");
 
 /// What the decode kernel stages per strip and k-tile of decoder id: code tile and parameter
@@ -147,7 +184,10 @@ constexpr int max_tile_bytes(uint32_t format_mask) {
 /// whole kernel differently, and the int formats ran ~2 % slower in the kernels that held them
 /// (bench/results/s37-2026-12-05/perf/ab_vq.txt; in the decode kernel, ptxas sm_90a: <bf16, 4, 1>
 /// spill loads 28 -> 212 bytes). They sit in a second switch, after the int decoders' one.
-template <bool kFormed = true, class F>
+/// kTrellis: with the trellis decoders too (the decode kernel's formed instantiation; they need
+/// the rotated x, which only it takes). Any kernel traps on a decoder id it does not hold: a
+/// silent skip would leave its outputs unwritten.
+template <bool kFormed = true, bool kTrellis = false, class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
   switch (id) {
     case kDecoderDenseBF16:
@@ -198,13 +238,31 @@ __device__ __forceinline__ void with_decoder(int id, F&& f) {
       case kFirstVectorDecoder + 3:
         return f(VectorDecoder<12>{});
       default:
+        break;
+    }
+  }
+  if constexpr (kFormed && kTrellis) {
+    switch (id) {
+      case kFirstTrellisDecoder + 0:
+        return f(TrellisDecoder<2, 1>{});
+      case kFirstTrellisDecoder + 1:
+        return f(TrellisDecoder<3, 1>{});
+      case kFirstTrellisDecoder + 2:
+        return f(TrellisDecoder<4, 1>{});
+      case kFirstTrellisDecoder + 3:
+        return f(TrellisDecoder<3, 2>{});
+      case kFirstTrellisDecoder + 4:
+        return f(TrellisDecoder<5, 2>{});
+      case kFirstTrellisDecoder + 5:
+        return f(TrellisDecoder<7, 2>{});
+      default:
         return;
     }
-  } else if (id >= kFirstLutDecoder && id < kNumDecoders) {
-    __trap();
   }
+  if (id >= kFirstLutDecoder && id < kNumDecoders) __trap();
 }
-static_assert(kNumDecoders == kFirstVectorDecoder + 4 &&
+static_assert(kNumDecoders == kFirstTrellisDecoder + 6 &&
+                  kFirstTrellisDecoder == kFirstVectorDecoder + 4 &&
                   kFirstVectorDecoder == kFirstLutDecoder + 3 &&
                   kFirstLutDecoder == kFirstIntDecoder + 12,
               "with_decoder has a case per decoder id");
@@ -229,11 +287,11 @@ __device__ __forceinline__ ExpertDesc load_desc(const ExpertDesc* descs, int e) 
 /// loads wait out one memory latency instead of two), descs[e] in the tile kernels (the
 /// fields loaded as used: with load_desc ptxas spilled in the 128-token wgmma kernel, and
 /// Qwen3 int4 at T = 4096 ran 1.06x the time on the H200).
-template <bool kFormed = true, class F>
+template <bool kFormed = true, bool kTrellis = false, class F>
 __device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc& desc,
                                                     F&& f) {
   const ExpertParams ep = expert_params(blob, desc);
-  with_decoder<kFormed>(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
+  with_decoder<kFormed, kTrellis>(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
 }
 
 }  // namespace qmoe::dev

@@ -2,6 +2,7 @@
 // code planes, where an expert's sections are, and which scale a sub-tile uses.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/decode/common.cuh"
 #include "qmoe/packed.hpp"
@@ -108,6 +109,18 @@ struct NoItemQuant {
 /// A decoder's per-item constants for activation type Act.
 template <class Act, class Dec>
 using ItemQuantOf = typename Dec::template ItemQuant<Act>;
+
+/// Whether a decoder multiplies the rotated activations (Dec::kRotatedX: the trellis decoders,
+/// trellis.cuh) instead of x.
+template <class Dec, class = void>
+struct RotatesX : std::false_type {};
+template <class Dec>
+struct RotatesX<Dec, std::void_t<decltype(Dec::kRotatedX)>> : std::bool_constant<Dec::kRotatedX> {
+};
+/// The type a decoder's mma multiplies in a call with activations Act: Act, or fp16 for the
+/// decoders of the rotated x (x_rotate.cuh writes it in fp16 for both types).
+template <class Act, class Dec>
+using MmaAct = std::conditional_t<RotatesX<Dec>::value, __half, Act>;
 
 /// Where one 16-byte chunk of a strip's staged parameter blocks comes from (int.cuh,
 /// quant_chunk): tile kt's chunk at src + kt * kt_stride; src null for a chunk not copied.

@@ -44,6 +44,40 @@ __device__ void decode_tile(const ExpertParams& ep, int strip, int kt, int k_til
   }
 }
 
+/// Trellis tiles (trellis.cuh): the GEMM kernels never form these weights (they multiply the
+/// codes' values by the rotated x), so this forms them from the spec, docs/formats.md §1:
+/// per row, v at each position, u = H v (exact in int32, tcq::warp_hadamard), w = RNE_f32(
+/// sigma_t u_t s), then RNE to Act. Lane l takes positions 4 l .. 4 l + 3 of every row.
+template <class Act, class Dec>
+__device__ void decode_trellis_tile(const ExpertParams& ep, int strip, int kt, int k_tiles, int n,
+                                    int k, uint8_t* slot, unsigned short* w_expert) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  Dec::copy_codes(ep.codes + (static_cast<int64_t>(strip) * k_tiles + kt) * Dec::kTileBytes, slot,
+                  lane);
+  cp_async_commit();
+  typename Dec::RawQuant rq;
+  Dec::load_quant(ep, strip, kt, lane, rq, true);  // rows gid (low half) and gid + 8 (high)
+  cp_async_wait<0>();
+  __syncwarp();  // the rows were copied by other lanes
+  for (int r = 0; r < kTileRows; ++r) {
+    const uint32_t scales = __shfl_sync(0xFFFFFFFFu, rq.scale[0], 4 * (r % 8));
+    const float s = __half2float(__ushort_as_half(static_cast<unsigned short>(scales >> (16 * (r / 8)))));
+    int u[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) u[i] = Dec::position_value(slot + r * Dec::kRowBytes, 4 * lane + i);
+    tcq::warp_hadamard(u, lane);
+    const int row = strip * kTileRows + r;
+    if (row >= n) continue;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int t = 4 * lane + i;
+      const float w = __fmul_rn(static_cast<float>(tcq::sign_negative(t) ? -u[i] : u[i]), s);
+      w_expert[static_cast<int64_t>(row) * k + kt * kTileCols + t] = ActTraits<Act>::to_bits_rn(w);
+    }
+  }
+  __syncwarp();  // every lane's reads of the slot before the next tile's copies
+}
+
 template <class Act>
 __global__ void __launch_bounds__(kBlockThreads)
     dequantize_bank_kernel(const uint8_t* blob, const ExpertDesc* descs, int num_experts, int n,
@@ -60,8 +94,12 @@ __global__ void __launch_bounds__(kBlockThreads)
     const long long rem = t - e * tiles_per_expert;
     const int strip = static_cast<int>(rem / k_tiles), kt = static_cast<int>(rem % k_tiles);
     unsigned short* w_expert = w + static_cast<int64_t>(e) * n * k;
-    with_expert_decoder(blob, descs[e], [&](auto decoder, const ExpertParams& ep) {
-      decode_tile<Act, decltype(decoder)>(ep, strip, kt, k_tiles, n, k, slot, w_expert);
+    with_expert_decoder<true, true>(blob, descs[e], [&](auto decoder, const ExpertParams& ep) {
+      using Dec = decltype(decoder);
+      if constexpr (RotatesX<Dec>::value)
+        decode_trellis_tile<Act, Dec>(ep, strip, kt, k_tiles, n, k, slot, w_expert);
+      else
+        decode_tile<Act, Dec>(ep, strip, kt, k_tiles, n, k, slot, w_expert);
     });
   }
 }

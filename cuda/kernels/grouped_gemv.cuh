@@ -37,6 +37,7 @@
 #include "cuda/kernels/launch.cuh"
 #include "cuda/kernels/schedule.cuh"
 #include "cuda/kernels/x_digits.cuh"
+#include "cuda/kernels/x_rotate.cuh"
 
 namespace qmoe::dev {
 namespace gemv {
@@ -220,12 +221,15 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   // Integer-mma decode where the launch takes it (its launcher filled x's digits) and the
   // decoder has it.
   constexpr bool kImma = kImmaLaunch && Dec::kImmaMap >= 0;
-  constexpr int kParts = kImma ? 0 : Dec::template kAffineParts<Act>;
+  // The type of the mma and the decoded A registers: Act, or fp16 for the trellis decoders
+  // (whose tokens t are the rotated x, x_rotate.cuh). The outputs are Act either way.
+  using MAct = MmaAct<Act, Dec>;
+  constexpr int kParts = kImma ? 0 : Dec::template kAffineParts<MAct>;
   constexpr bool kAffine = kParts > 0;
   constexpr int kGroups = Dec::kGroupsPerTile;
   constexpr int kSubtilesPerGroup = kSubtiles / kGroups;
-  const uint32_t kOnes[4] = {ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2, ActTraits<Act>::kOnes2,
-                             ActTraits<Act>::kOnes2};
+  const uint32_t kOnes[4] = {ActTraits<MAct>::kOnes2, ActTraits<MAct>::kOnes2,
+                             ActTraits<MAct>::kOnes2, ActTraits<MAct>::kOnes2};
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   constexpr int kStripShift = R == 8 ? 3 : R == 4 ? 2 : R == 2 ? 1 : 0;
@@ -314,10 +318,10 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   }
   // Per-item constants of the strips (vq1.5's and vq2's table entry), loaded while the first
   // stages land. An idle warp's strips may lie past N: it takes the last strip's.
-  ItemQuantOf<Act, Dec> item[R];
+  ItemQuantOf<MAct, Dec> item[R];
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    item[r] = Dec::template prepare_item<Act>(ep, min(strip_of(r), p.n_strips - 1), lane);
+    item[r] = Dec::template prepare_item<MAct>(ep, min(strip_of(r), p.n_strips - 1), lane);
   // A launch with an early schedule (GemmProblem::early_schedule) waits for the previous kernel
   // here, in its blocks' first items: the first weights are in flight, x is not read yet.
   if (wait_first) wait_for_previous_kernel();
@@ -404,7 +408,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
             float sum[4] = {};
 #pragma unroll
             for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
-              ActTraits<Act>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
+              ActTraits<MAct>::mma(sum, kOnes, b[c][j][0], b[c][j][1]);
             x_sum[c][0] = sum[0];  // rows gid + 8 (sum[2], sum[3]) hold the same sums
             x_sum[c][1] = sum[1];
           }
@@ -415,17 +419,17 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
         // 2 * (lane % 4) + e % 2.
         auto strip_group = [&](int r, int g, const uint32_t(&raw)[Dec::kRawWords],
                                const typename Dec::RawQuant& rq, const float(&x_sum)[C][2]) {
-          const auto q = Dec::template prepare_affine<Act>(ep, rq);  // group g's entries only
+          const auto q = Dec::template prepare_affine<MAct>(ep, rq);  // group g's entries only
           float part[kParts][C][4] = {};
 #pragma unroll
           for (int j = g * kSubtilesPerGroup; j < (g + 1) * kSubtilesPerGroup; ++j)
 #pragma unroll
             for (int d = 0; d < kParts; ++d) {
               uint32_t a[4];
-              Dec::template biased_subtile<Act>(raw, j, d, a);
+              Dec::template biased_subtile<MAct>(raw, j, d, a);
 #pragma unroll
               for (int c = 0; c < C; ++c)
-                ActTraits<Act>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
+                ActTraits<MAct>::mma(part[d][c], a, b[c][j][0], b[c][j][1]);
             }
 #pragma unroll
           for (int c = 0; c < C; ++c)
@@ -479,13 +483,14 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
           read_strip(i, r, raw, rq);
           // Formed weights: dense, LUT and vector tiles (every int format takes the affine or
           // the integer path).
-          const auto q = Dec::template prepare<Act>(ep, rq, item[r]);
+          const auto q = Dec::template prepare<MAct>(ep, rq, item[r]);
 #pragma unroll
           for (int j = 0; j < kSubtiles; ++j) {
             uint32_t a[4];
-            Dec::template decode_subtile<Act>(raw, j, q, a);
+            Dec::template decode_subtile<MAct>(raw, j, q, a);
 #pragma unroll
-            for (int c = 0; c < C; ++c) ActTraits<Act>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+            for (int c = 0; c < C; ++c)
+              ActTraits<MAct>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
           }
         }
       }
@@ -619,9 +624,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
                    p.k_tiles};
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * (p.epilogue != 0 ? p.n / 2 : p.n);
     const NextItem next{p.work, i, units, &next_unit[parity]};
-    with_expert_decoder<kFormed>(
+    with_expert_decoder<kFormed, true>(
         p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
+          // The trellis decoders multiply the rotated x (fp16, x_rotate.cuh), at the same rows.
+          Tokens tokens = t;
+          if constexpr (RotatesX<Dec>::value)
+            tokens.x = p.x_rotated + static_cast<int64_t>(row0) * p.k;
           constexpr int R = strips_per_warp(Dec::kTileBytes + Dec::kQuantBytes, kStripCap);
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;
@@ -630,8 +639,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           if constexpr (kStripCap == 8 && R != 8)
             __trap();
           else
-            run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, t, y_rows, rings, bars,
-                                                  bar_phases, next, wait_pending);
+            run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, tokens, y_rows, rings,
+                                                  bars, bar_phases, next, wait_pending);
         });
     wait_pending = false;
   }
@@ -777,6 +786,21 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
   const Variant v = choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
+  if (p.x_rotated != nullptr) {
+    // The trellis decoders' x~ (x_rotate.cuh): one warp per (row, 128-input block), a kernel
+    // before this launch, as x's digits below (it waits for its own predecessor).
+    const int64_t blocks = (p.m * (p.k / kTileCols) + kBlockWarps - 1) / kBlockWarps;
+    if (blocks > INT_MAX || p.k % kTileCols != 0) return cudaErrorInvalidValue;
+    const auto* x = static_cast<const unsigned short*>(p.x);
+    int64_t m = p.m;
+    int k = p.k;
+    unsigned short* x_rotated = p.x_rotated;
+    void* args[] = {&x, &m, &k, &x_rotated};
+    err = launch_grouped_kernel_args(reinterpret_cast<const void*>(xrot::rotate_x_kernel<Act>),
+                                     GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
+    if (err != cudaSuccess) return err;
+    pv.early_schedule = 1;
+  }
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
   const bool imma = p.x_digits != nullptr;
   if (imma) {

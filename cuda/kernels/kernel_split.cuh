@@ -119,6 +119,9 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
       break;
   }
   if (a.decode_max_tokens > 0) return {a.decode_max_tokens};
+  // Trellis experts run on the decode kernel alone (registry.cuh, kTrellisDecoderMask): the
+  // whole call goes there, whatever its token counts.
+  if ((a.bank.format_mask & kTrellisDecoderMask) != 0) return {INT_MAX};
   return adaptive_split(a, wgmma, sms);
 }
 

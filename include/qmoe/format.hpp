@@ -33,13 +33,12 @@ enum class FormatKind : uint8_t {
 /// 128-input blocks, a computed Gaussian code, a Hadamard rotation and one fp16 scale per block
 /// (group_size 128). bits = code bits a trellis step shifts in; values_per_state = weights a
 /// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
-/// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). CPU reference and quantizers only:
-/// no device decoder yet (has_device_decoder in qmoe/gpu.hpp).
+/// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). On the device they run on the decode
+/// kernel, which multiplies the codes' values by the rotated activations (cuda/decode/trellis.cuh).
 /// Vector formats "vq<r>": 4 weights of a row (a lane's A-fragment row in one k16 sub-tile)
 /// share one 4r-bit code into a fixed codebook (2^(4r - 4) magnitude vectors x 16 sign
 /// patterns), one fp16 scale per 128 inputs (group_size 128); bits = code bits a vector,
-/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12). All four have a
-/// device decoder; the trellis formats have the CPU reference and quantizers only.
+/// values_per_state = 4: "vq1.5", "vq2", "vq2.5", "vq3" (bits 6, 8, 10, 12).
 struct FormatSpec {
   FormatKind kind = FormatKind::kDense;
   DType dense_dtype = DType::kBF16;  ///< only for kDense

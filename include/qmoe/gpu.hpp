@@ -15,9 +15,10 @@ namespace qmoe {
 /// True when the library was built with CUDA and a device is visible.
 bool gpu_available();
 
-/// True when this build's kernels decode format f: false without CUDA, and for formats that
-/// have only a CPU reference so far (the trellis formats "tcq<r>"; docs/formats.md §1). A bank
-/// holding such an expert fails DeviceExpertBank::upload with kUnsupported.
+/// True when this build's kernels decode format f: false without CUDA (and for a format no
+/// decoder handles). Every format has a device decoder; the trellis formats "tcq<r>" run on the
+/// decode kernel alone (grouped_gemm: kernel kPrefill, or decode_max_tokens below the call's
+/// rows, is kUnsupported for a bank holding one).
 bool has_device_decoder(const FormatSpec& f);
 
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without

@@ -114,6 +114,9 @@ qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Va
   if (f.kind == FormatKind::kVector)
     for (int64_t i = 0; i < n * k; ++i)
       if (i % k % 16 >= 8 || i % 2 == 1) m.codes[static_cast<size_t>(i)] = 0;
+  // Two-value trellis formats: one chunk a step, at its even position.
+  if (f.kind == FormatKind::kTrellis && f.values_per_state == 2)
+    for (int64_t i = 1; i < n * k; i += 2) m.codes[static_cast<size_t>(i)] = 0;
   // LUT formats: no groups, one table of 2^bits entries a row, in the scales (docs/formats.md §1).
   const int64_t groups = f.kind == FormatKind::kLut ? 0 : k / f.group_len(k);
   m.scales.resize(static_cast<size_t>(n * (groups + f.lut_entries())));
@@ -214,7 +217,7 @@ std::vector<int64_t> dequant_ks(const FormatSpec& f) {
   return ks;
 }
 
-/// The registered formats a device decoder handles (not the trellis formats: docs/formats.md §1).
+/// The registered formats a device decoder handles (all of them in a CUDA build).
 std::vector<FormatSpec> device_formats() {
   std::vector<FormatSpec> v;
   for (const FormatSpec& f : qmoe::all_formats())
@@ -240,6 +243,9 @@ TEST(GpuKernels, DequantIsBitIdenticalToCpuRefSmall) {
   // Tables held in the lanes and tables loaded per vector.
   ASSERT_NO_FATAL_FAILURE(check_dequant(parse("vq1.5"), 24, 256, 15));
   ASSERT_NO_FATAL_FAILURE(check_dequant(parse("vq3"), 24, 256, 16));
+  // The trellis formats' weights formed from the spec (one and two values a state).
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("tcq2"), 24, 256, 17));
+  ASSERT_NO_FATAL_FAILURE(check_dequant(parse("tcq3.5"), 24, 256, 18));
 }
 
 // ---- Grouped GEMM --------------------------------------------------------------------------
@@ -387,7 +393,19 @@ void sm_count(int* sms) {
   CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
 }
 
-/// Runs each kernel choice on the case for both activation types and checks it.
+/// Whether a run would send some experts of a bank with trellis experts to the tile kernel,
+/// which runs none (kernel_split.cuh): grouped_gemm answers kUnsupported.
+bool trellis_tile_run(const GemmSetup& s, const KernelRun& run) {
+  bool trellis = false;
+  for (int64_t e = 0; e < s.bank.num_experts(); ++e)
+    trellis = trellis || s.bank.expert(e).format.kind == FormatKind::kTrellis;
+  return trellis && (run.kernel == KernelChoice::kPrefill ||
+                     (run.kernel == KernelChoice::kAuto && run.decode_max_tokens > 0 &&
+                      run.decode_max_tokens < s.m_total));
+}
+
+/// Runs each kernel choice on the case for both activation types and checks it (a run that
+/// trellis_tile_run refuses must answer kUnsupported and leave y alone).
 void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
                 const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
                 uint32_t seed, float x_mean = 0.f) {
@@ -404,11 +422,19 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       size_t bytes = s.workspace_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, nullptr);
+      const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+      if (trellis_tile_run(s, run)) {
+        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label << " " << kernel;
+        std::vector<uint16_t> y(s.y.bytes() / 2);
+        CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
+        for (uint16_t v : y) ASSERT_EQ(v, 0xFFFF) << label << " " << kernel << ": y written";
+        std::printf("  %-8s %-14s %-5s %-8s %6s  unsupported (trellis experts: decode kernel only)\n",
+                    "gemm", label.c_str(), qmoe::dtype_name(act), kernel, "-");
+        continue;
+      }
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
-      ASSERT_NO_FATAL_FAILURE(
-          check_y(s, act, ref, "gemm", label,
-                  kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode)));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, kernel));
     }
   }
 }
@@ -456,6 +482,11 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
   const std::vector<FormatSpec> e =
       parse_all({"vq1.5", "vq3", "int4:g128", "vq2.5", "vq2", "nuq3", "bf16", "vq3"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(e, 104, 512, {3, 16, 1, 40, 0, 9, 2, 130}, runs, 3005));
+  // Trellis experts (the rotated x, fp16 mma) beside int, vector, LUT and dense ones in one
+  // decode launch (the int experts also on the integer decode: kOn), 300 tokens on one expert.
+  const std::vector<FormatSpec> t =
+      parse_all({"tcq2", "int4:g128", "tcq3.5", "vq2", "tcq4", "nuq3", "bf16", "tcq1.5"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(t, 104, 512, {3, 16, 1, 40, 0, 9, 2, 300}, runs, 3006));
 }
 
 TEST(GpuKernels, GroupedGemmMatchesReferenceOnUnalignedRows) {
@@ -804,6 +835,18 @@ TEST(GpuKernels, GroupedGemmFormedDecodersMatchReferenceSmall) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2}, kAllKernels, 6003));
 }
 
+TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
+  // Every trellis format (the rotated x, fp16 mma, the decode kernel alone: the runs that would
+  // send experts to the tile kernel must answer kUnsupported) beside int, vector and dense
+  // experts; an expert of 40 tokens takes three decode items. "Small": the sanitizers run it.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all(
+      {"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "vq2", "bf16"});
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2, 5, 1}, kAllKernels, 6004));
+}
+
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
 
 /// The gated epilogue's references (gpu_test::gated_values of ref::grouped_gemm's product, the
@@ -877,6 +920,10 @@ void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       size_t bytes = ws_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, nullptr);
+      if (trellis_tile_run(s, run)) {
+        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label;
+        continue;
+      }
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       const bool via_workspace = product_in_workspace(s, act, run);
@@ -1075,17 +1122,14 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
   }
 }
 
-TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
-  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  print_header();
-  const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"});
+/// A call captured once, replayed after x and the token counts change on the device.
+void check_graph_capture(const std::vector<FormatSpec>& f, const KernelRun& run) {
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 72, 256, {2, 20, 0, 9}, /*extra_rows=*/33, 7001, &s));
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  // The integer decode forced: its kernel converting x must wait for x too.
-  const KernelRun run{KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn};
+  const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
   for (DType act : {DType::kBF16, DType::kFP16}) {
     ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
     std::vector<uint16_t> x;
@@ -1104,7 +1148,7 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, stream);
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label_of(f), "auto16"));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label_of(f), kernel));
     }
 
     cudaGraphExec_t exec = nullptr;
@@ -1122,10 +1166,21 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
       CUDA_CHECK(cudaDeviceSynchronize());  // as above: order the setup before the replay
       CUDA_CHECK(cudaGraphLaunch(exec, stream));
       CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph", label_of(f), "auto16"));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "graph", label_of(f), kernel));
     }
     CUDA_CHECK(cudaGraphExecDestroy(exec));
   }
+}
+
+TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  // The integer decode forced: its kernel converting x must wait for x too.
+  ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"}),
+                                              {KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn}));
+  // Trellis experts: the kernel rotating x before the decode launch, the one converting x too.
+  ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"tcq2", "bf16", "tcq2.5", "int8:pc"}),
+                                              {KernelChoice::kAuto, 0, qmoe::IntegerDecode::kOn}));
 }
 
 /// Spins for `cycles` clocks, then copies x and the offsets into place (one block): a kernel
@@ -1156,14 +1211,15 @@ __global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_
 // schedules early behind the kernel converting x), and with both calls in kAuto (decode, then
 // tile kernel) or in the decode kernel alone (then the second call's early blocks start while
 // the first call's decode launch is still writing the rows they read).
-TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
-  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  print_header();
-  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int8:g64", "bf16", "int2:g32"});
+// A bank with trellis experts runs on the decode kernel alone, behind its kernel rotating x (and
+// with the integer decode forced, behind the one converting x too): auto16 becomes auto0 there.
+void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t seed) {
   const std::vector<int32_t> counts = {5, 40, 0, 17};  // kAuto: both kernels
   constexpr int64_t kDim = 256;                        // n == k: y feeds the next call's x
+  bool trellis = false;
+  for (const FormatSpec& e : f) trellis = trellis || e.kind == FormatKind::kTrellis;
   GemmSetup s;
-  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, kDim, kDim, counts, /*extra_rows=*/3, 7101, &s));
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, kDim, kDim, counts, /*extra_rows=*/3, seed, &s));
   DeviceBuffer x_src, offsets_src, y2;
   CUDA_CHECK(x_src.alloc(s.x.bytes()));
   CUDA_CHECK(offsets_src.alloc(s.offsets_dev.bytes()));
@@ -1179,12 +1235,12 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
     const bool imma = (variant & 4) != 0;
     const bool decode_only = (variant & 8) != 0;
     const KernelRun run{decode_only ? KernelChoice::kDecode : KernelChoice::kAuto,
-                        decode_only ? 0 : 16,
+                        decode_only || trellis ? 0 : 16,
                         imma ? qmoe::IntegerDecode::kOn : qmoe::IntegerDecode::kAuto};
     const std::string label = std::string(early ? "early" : "plain") + (imma ? "+imma" : "") +
-                              (decode_only ? "/decode" : "/auto16");
+                              (decode_only ? "/decode" : trellis ? "/auto0" : "/auto16");
     std::vector<uint16_t> x;
-    ASSERT_NO_FATAL_FAILURE(upload_x(act, 7102 + static_cast<uint32_t>(variant), &s, &x));
+    ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1 + static_cast<uint32_t>(variant), &s, &x));
     CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));
     CUDA_CHECK(cudaMemset(s.x.as<void>(), 0xFF, s.x.bytes()));
     CUDA_CHECK(cudaMemset(s.offsets_dev.as<void>(), 0, s.offsets_dev.bytes()));
@@ -1218,6 +1274,15 @@ TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
     CUDA_CHECK(cudaMemcpy(s.y.as<void>(), y2.as<void>(), y2.bytes(), cudaMemcpyDeviceToDevice));
     ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "chain2", label_of(f), label.c_str()));
   }
+}
+
+TEST(GpuKernels, GroupedGemmWaitsForThePreviousKernelSmall) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  ASSERT_NO_FATAL_FAILURE(check_waits_for_previous_kernel(
+      parse_all({"int4:g128", "int8:g64", "bf16", "int2:g32"}), 7101));
+  ASSERT_NO_FATAL_FAILURE(
+      check_waits_for_previous_kernel(parse_all({"tcq2", "int8:g64", "tcq3.5", "int2:g32"}), 7201));
 }
 
 /// Runs `run` on the case in the static order (a workspace never prepared: item i to block
