@@ -190,8 +190,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
     }
-    *workspace_bytes = kWorkspaceBytes + aligned_digits_bytes(args, split) +
-                       rotated_bytes(args) + product_bytes(args, split);
+    *workspace_bytes = kWorkspaceBytes + aligned_digits_bytes(args, split) + rotated_bytes(args) +
+                       product_bytes(args, split);
     return Status::ok();
   }
   const ConstMatrixView& x = args.x;

@@ -112,8 +112,7 @@ constexpr uint32_t kTrellisDecoderMask = 0x3Fu << kFirstTrellisDecoder;
 /// Decoders that form their weights from tables (LUT, vector) or multiply the rotated x
 /// (trellis): with_decoder<kFormed>.
 constexpr uint32_t kFormedDecoderMask = (0x7Fu << kFirstLutDecoder) | kTrellisDecoderMask;
-static_assert(kNumDecoders == kFirstLutDecoder + 13,
-              "kFormedDecoderMask: nuq2/3/4, vq* and tcq*");
+static_assert(kNumDecoders == kFirstLutDecoder + 13, "kFormedDecoderMask: nuq2/3/4, vq* and tcq*");
 /// Whether a kernel instantiation with (formed) or without the formed-weight decoders runs
 /// decoder id (with_decoder<kFormed>); `trellis`: the kernel runs the trellis decoders (the
 /// decode kernel; the tile kernels do not).
@@ -126,10 +125,8 @@ __host__ __device__ constexpr bool holds_decoder(bool formed, int id, bool trell
 /// (IntDecoder::kQuantBytes, LutDecoder::kQuantBytes; the vector formats int2:g128's, their
 /// scales being laid out alike; none for dense tiles); 0 if unknown.
 __host__ __device__ constexpr int decoder_quant_bytes(int id) {
-  if (id >= kFirstTrellisDecoder && id < kNumDecoders)
-    return TrellisDecoder<2, 1>::kQuantBytes;
-  if (id >= kFirstVectorDecoder && id < kFirstTrellisDecoder)
-    return VectorDecoder<8>::kQuantBytes;
+  if (id >= kFirstTrellisDecoder && id < kNumDecoders) return TrellisDecoder<2, 1>::kQuantBytes;
+  if (id >= kFirstVectorDecoder && id < kFirstTrellisDecoder) return VectorDecoder<8>::kQuantBytes;
   if (id >= kFirstLutDecoder && id < kFirstVectorDecoder)  // a strip's 16 tables
     return id == kFirstLutDecoder       ? LutDecoder<2>::kQuantBytes
            : id == kFirstLutDecoder + 1 ? LutDecoder<3>::kQuantBytes

@@ -115,8 +115,7 @@ using ItemQuantOf = typename Dec::template ItemQuant<Act>;
 template <class Dec, class = void>
 struct RotatesX : std::false_type {};
 template <class Dec>
-struct RotatesX<Dec, std::void_t<decltype(Dec::kRotatedX)>> : std::bool_constant<Dec::kRotatedX> {
-};
+struct RotatesX<Dec, std::void_t<decltype(Dec::kRotatedX)>> : std::bool_constant<Dec::kRotatedX> {};
 /// The type a decoder's mma multiplies in a call with activations Act: Act, or fp16 for the
 /// decoders of the rotated x (x_rotate.cuh writes it in fp16 for both types).
 template <class Act, class Dec>

@@ -155,8 +155,8 @@ struct TrellisDecoder : NoItemQuant {
     const uint32_t shift = static_cast<uint32_t>(kLaneBits * (lane & 3));
     QMOE_UNROLL
     for (int h = 0; h < 2; ++h) {
-      const auto* row = reinterpret_cast<const uint32_t*>(tile_smem +
-                                                          ((lane >> 2) + 8 * h) * kRowBytes);
+      const auto* row =
+          reinterpret_cast<const uint32_t*>(tile_smem + ((lane >> 2) + 8 * h) * kRowBytes);
       uint32_t w[kRowWords];
       QMOE_UNROLL
       for (int i = 0; i < kRowWords; ++i) w[i] = row[i];

@@ -61,7 +61,8 @@ __device__ void decode_trellis_tile(const ExpertParams& ep, int strip, int kt, i
   __syncwarp();  // the rows were copied by other lanes
   for (int r = 0; r < kTileRows; ++r) {
     const uint32_t scales = __shfl_sync(0xFFFFFFFFu, rq.scale[0], 4 * (r % 8));
-    const float s = __half2float(__ushort_as_half(static_cast<unsigned short>(scales >> (16 * (r / 8)))));
+    const float s =
+        __half2float(__ushort_as_half(static_cast<unsigned short>(scales >> (16 * (r / 8)))));
     int u[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) u[i] = Dec::position_value(slot + r * Dec::kRowBytes, 4 * lane + i);

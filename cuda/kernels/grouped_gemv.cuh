@@ -489,8 +489,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
             uint32_t a[4];
             Dec::template decode_subtile<MAct>(raw, j, q, a);
 #pragma unroll
-            for (int c = 0; c < C; ++c)
-              ActTraits<MAct>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
+            for (int c = 0; c < C; ++c) ActTraits<MAct>::mma(acc[r][c], a, b[c][j][0], b[c][j][1]);
           }
         }
       }

@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(256)
   const int blocks = k / kTileCols;
   const int64_t w = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  if (w >= m * blocks) return;  // warp-uniform
+  if (w >= m * blocks) return;                  // warp-uniform
   const int64_t at = w * kTileCols + 4 * lane;  // rows are k apart: block w starts at 128 w
   const uint2 bits = *reinterpret_cast<const uint2*>(x + at);
   const uint32_t pairs[2] = {bits.x, bits.y};

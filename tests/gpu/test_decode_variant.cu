@@ -117,6 +117,14 @@ TEST(DecodeVariant, TakesEightStripsOnlyForBanksWhoseEveryDecoderTakesEight) {
     EXPECT_LE(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
   for (int id : {kFirstVectorDecoder + 2, kFirstVectorDecoder + 3})
     EXPECT_EQ(ring_strips(decoder_strip_bytes(id)), 4) << "decoder " << id;
+  // The trellis decoders (int2:g128's scales too): tcq2 and tcq1.5 (512- and 384-byte tiles)
+  // take eight, tcq3, tcq4, tcq2.5 and tcq3.5 four.
+  using qmoe::dev::kFirstTrellisDecoder;
+  const int trellis_strip_bytes[6] = {512 + 48, 768 + 48, 1024 + 48, 384 + 48, 640 + 48, 896 + 48};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(decoder_strip_bytes(kFirstTrellisDecoder + i), trellis_strip_bytes[i]) << i;
+    EXPECT_EQ(ring_strips(trellis_strip_bytes[i]), i == 0 || i == 3 ? 8 : 4) << i;
+  }
   // Up to four strips the tile bytes alone give the dense, int and vector decoders' count (the
   // decode kernel's item count takes that shortcut below eight for them) ...
   for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {

@@ -428,8 +428,9 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
         std::vector<uint16_t> y(s.y.bytes() / 2);
         CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
         for (uint16_t v : y) ASSERT_EQ(v, 0xFFFF) << label << " " << kernel << ": y written";
-        std::printf("  %-8s %-14s %-5s %-8s %6s  unsupported (trellis experts: decode kernel only)\n",
-                    "gemm", label.c_str(), qmoe::dtype_name(act), kernel, "-");
+        std::printf(
+            "  %-8s %-14s %-5s %-8s %6s  unsupported (trellis experts: decode kernel only)\n",
+            "gemm", label.c_str(), qmoe::dtype_name(act), kernel, "-");
         continue;
       }
       ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -841,10 +842,9 @@ TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
   // experts; an expert of 40 tokens takes three decode items. "Small": the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const std::vector<FormatSpec> f = parse_all(
-      {"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "vq2", "bf16"});
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2, 5, 1}, kAllKernels, 6004));
+  const std::vector<FormatSpec> f =
+      parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "vq2", "bf16"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2, 5, 1}, kAllKernels, 6004));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
@@ -1176,8 +1176,9 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   // The integer decode forced: its kernel converting x must wait for x too.
-  ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"}),
-                                              {KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn}));
+  ASSERT_NO_FATAL_FAILURE(
+      check_graph_capture(parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"}),
+                          {KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn}));
   // Trellis experts: the kernel rotating x before the decode launch, the one converting x too.
   ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"tcq2", "bf16", "tcq2.5", "int8:pc"}),
                                               {KernelChoice::kAuto, 0, qmoe::IntegerDecode::kOn}));
@@ -1238,7 +1239,9 @@ void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t 
                         decode_only || trellis ? 0 : 16,
                         imma ? qmoe::IntegerDecode::kOn : qmoe::IntegerDecode::kAuto};
     const std::string label = std::string(early ? "early" : "plain") + (imma ? "+imma" : "") +
-                              (decode_only ? "/decode" : trellis ? "/auto0" : "/auto16");
+                              (decode_only ? "/decode"
+                               : trellis   ? "/auto0"
+                                           : "/auto16");
     std::vector<uint16_t> x;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1 + static_cast<uint32_t>(variant), &s, &x));
     CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));

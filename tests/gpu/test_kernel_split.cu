@@ -373,13 +373,40 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
     EXPECT_NE(decoder_bit(name) & qmoe::dev::kImmaInt4Mask, 0u) << name;
   EXPECT_EQ(decoder_bit("int4:g128"), kInt4);
   EXPECT_EQ(decoder_bit("int4:g32"), kInt4G32);
-  // The formed-weight decoders (GemmProblem::formed: kernels with them) are the LUT and vector
-  // formats', and no int or dense one.
+  // The formed-weight decoders (GemmProblem::formed: kernels with them) are the LUT, vector and
+  // trellis formats', and no int or dense one; the trellis ones have a mask of their own (the
+  // decode kernel alone runs them), one decoder each (tcq3 and tcq1.5 both take 3 bits a step).
+  const uint32_t trellis = decoder_bit("tcq2") | decoder_bit("tcq3") | decoder_bit("tcq4") |
+                           decoder_bit("tcq1.5") | decoder_bit("tcq2.5") | decoder_bit("tcq3.5");
+  EXPECT_EQ(trellis, qmoe::dev::kTrellisDecoderMask);
+  EXPECT_EQ(__builtin_popcount(trellis), 6);
   EXPECT_EQ(decoder_bit("nuq2") | decoder_bit("nuq3") | decoder_bit("nuq4") | decoder_bit("vq1.5") |
-                decoder_bit("vq2") | decoder_bit("vq2.5") | decoder_bit("vq3"),
+                decoder_bit("vq2") | decoder_bit("vq2.5") | decoder_bit("vq3") | trellis,
             qmoe::dev::kFormedDecoderMask);
   for (const char* name : {"int2:g128", "int3:g64", "int4:g32", "int8:pc", "bf16", "fp16"})
     EXPECT_EQ(decoder_bit(name) & qmoe::dev::kFormedDecoderMask, 0u) << name;
+  // Which kernels hold them: the formed instantiations the LUT and vector decoders, the decode
+  // kernel's (trellis = true) the trellis ones too; int and dense decoders every kernel.
+  for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {
+    const bool is_trellis = ((trellis >> id) & 1u) != 0;
+    const bool formed = ((qmoe::dev::kFormedDecoderMask >> id) & 1u) != 0;
+    EXPECT_EQ(qmoe::dev::holds_decoder(true, id, true), true) << id;
+    EXPECT_EQ(qmoe::dev::holds_decoder(true, id, false), !is_trellis) << id;
+    EXPECT_EQ(qmoe::dev::holds_decoder(false, id, true), !formed) << id;
+  }
+}
+
+TEST(KernelSplit, TrellisBanksRunOnTheDecodeKernelAlone) {
+  // kAuto sends every expert of a bank with trellis experts to the decode kernel, at any token
+  // count (grouped_gemm refuses kPrefill and a threshold below m for them: a GPU test).
+  const uint32_t tcq2 = decoder_bit("tcq2");
+  for (bool wgmma : {false, true})
+    for (int64_t m : {1, 64, 4096, 16384}) {
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, tcq2, wgmma), INT_MAX) << m;
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, tcq2 | kInt4, wgmma), INT_MAX) << m;
+    }
+  EXPECT_EQ(decode_max(KernelChoice::kPrefill, 0, 4096, 64, tcq2, true), 0);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 16, 4096, 64, tcq2, true), 16);
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {

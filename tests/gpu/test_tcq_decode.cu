@@ -60,7 +60,8 @@ void expect_decoder_matches_spec() {
   using Dec = qmoe::dev::TrellisDecoder<kStepBits, kValues>;
   const qmoe::FormatSpec f = qmoe::FormatSpec::trellis(kStepBits, kValues);
   SCOPED_TRACE(f.to_string());
-  const qmoe::LogicalMatrix l = random_tcq_tile(kStepBits, kValues, 7100 + 10 * kStepBits + kValues);
+  const qmoe::LogicalMatrix l =
+      random_tcq_tile(kStepBits, kValues, 7100 + 10 * kStepBits + kValues);
   qmoe::PackedMatrix m;
   ASSERT_TRUE(qmoe::pack(l, &m).is_ok());
   ASSERT_EQ(m.layout.tile_bytes, Dec::kTileBytes);

@@ -3,18 +3,20 @@
 # decode kernel multiplies the codes' values by x rotated once per token, x_rotate.cuh). Binaries
 # travel packed in the ignored .carry/z (the carry limit is 64 MiB):
 #   s41f.txz: n41/qmoe_gpu_tests, n41/libqmoe_c.so.1, n41/qmoe (the branch; gpu preset: sm_90a
-#             SASS + compute_80 PTX) and m41/qmoe (main before the session's work, c044fb3's
-#             kernels for the A/B: sm_90a only; session 40 measured main 596149c equal to it).
+#             SASS + compute_80 PTX);
+#   s41b.txz: m41/qmoe (c044fb3's kernels for the A/B, sm_90a only; session 40 measured main
+#             596149c equal to it). Both archives together exceed the carry limit: the ab phase
+#             runs on the machine the check phase left warm, with n41 extracted there.
 #   here:   bash bench/results/s41-2026-12-05/run.sh pack
 #   device: bash bench/results/s41-2026-12-05/run.sh check   # carry [".carry/z/s41f.txz"]
-#           bash bench/results/s41-2026-12-05/run.sh ab      # the same carry, warm machine
+#           bash bench/results/s41-2026-12-05/run.sh ab      # carry [".carry/z/s41b.txz"]
 # check: scripts/gpu_check.sh: every GPU test on sm_90a, a bench of the trellis formats beside
 # int2 / int4 / vq2, memcheck and racecheck on the small cases (the trellis small test, the
 # chain and graph tests with a trellis bank among them), the trellis and dequantize tests on the
 # compute_80 PTX (the A100 path), the demo; packed as gpu_check.tgz.
+# Then memcheck of the chain and graph tests: memcheck_chain.log.
 # ab: main against the branch on the formed kernels' formats (vq2, nuq2, nuq4: those kernels
-# now hold the trellis decoders too) and int4: ab.tgz, ab_table.txt; memcheck of the chain and
-# graph tests.
+# now hold the trellis decoders too) and int4: ab.tgz, ab_table.txt.
 set -u
 export CUDA_CACHE_MAXSIZE=4294967296
 phase=${1:?pack, check or ab}
@@ -27,30 +29,32 @@ case $phase in
     cp /work/base/build-base/bin/qmoe .carry/m41/
     strip .carry/n41/* .carry/m41/*
     XZ_OPT="-9 -T2" tar cJf .carry/z/s41f.txz -C .carry n41/qmoe_gpu_tests n41/libqmoe_c.so.1 \
-      n41/qmoe m41/qmoe
+      n41/qmoe
+    XZ_OPT="-9 -T2" tar cJf .carry/z/s41b.txz -C .carry m41/qmoe
     ls -l .carry/z/ ;;
   check)
-    tar xJf .carry/z/s41f.txz -C .carry && chmod +x .carry/n41/* .carry/m41/*
-    QMOE_BIN=.carry/n41 QMOE_COMMIT=s41-tcq-dev timeout 560 bash scripts/gpu_check.sh \
+    tar xJf .carry/z/s41f.txz -C .carry && chmod +x .carry/n41/*
+    QMOE_BIN=.carry/n41 QMOE_COMMIT=s41-tcq-dev timeout 450 bash scripts/gpu_check.sh \
       --bench-args "--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,4,16,64 --formats tcq2,tcq2.5,tcq3,tcq4,vq2,int2:g128,int4:g128" \
       --ptx-filter '*Trellis*:TrellisDecode.*:*DequantIsBitIdenticalToCpuRefSmall' \
       --sanitize-filter '*TrellisDecodersMatchReferenceSmall:*DequantIsBitIdenticalToCpuRefSmall' \
       --step-timeout 150 --pack
-    echo "gpu_check rc=$?" ;;
-  ab)
-    # Same warm machine as check (n41, m41 extracted): the A/B, then memcheck on the chain and
-    # graph tests (their trellis banks: the rotation kernel behind PDL and inside a capture).
-    tar xJf .carry/z/s41f.txz -C .carry && chmod +x .carry/n41/* .carry/m41/*
-    args="--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,16 --formats vq2,nuq2,nuq4,int4:g128 --reps 20"
-    OUT=$OUT/x timeout 150 bash scripts/gpu_ab.sh 2 "$args" .carry/m41/qmoe .carry/n41/qmoe \
-      >"$OUT/ab.log" 2>&1
-    echo "ab rc=$?"
-    cp "$OUT/x/ab.tgz" "$OUT/" && cp "$OUT/x/ab/n41.txt" "$OUT/ab_table.txt" && rm -rf "${OUT:?}/x"
-    tail -4 "$OUT/ab_table.txt"
-    timeout 200 compute-sanitizer --tool memcheck --error-exitcode 1 .carry/n41/qmoe_gpu_tests \
+    echo "gpu_check rc=$?"
+    # memcheck on the chain and graph tests (their trellis banks: the rotation kernel behind PDL
+    # and inside a capture).
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 1 .carry/n41/qmoe_gpu_tests \
       --gtest_filter='*WaitsForThePreviousKernelSmall:*GroupedGemmIsGraphCapturable' \
       >"$OUT/memcheck_chain.log" 2>&1
     echo "memcheck chain rc=$?"
     grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck_chain.log" | tail -5 ;;
+  ab)
+    [[ -x .carry/n41/qmoe ]] || { echo "no .carry/n41: run check on this machine first"; exit 2; }
+    tar xJf .carry/z/s41b.txz -C .carry && chmod +x .carry/m41/*
+    args="--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1,4,16 --formats vq2,nuq2,nuq4,int4:g128 --reps 20"
+    OUT=$OUT/x timeout 500 bash scripts/gpu_ab.sh 4 "$args" .carry/m41/qmoe .carry/n41/qmoe \
+      >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"
+    cp "$OUT/x/ab.tgz" "$OUT/" && cp "$OUT/x/ab/n41.txt" "$OUT/ab_table.txt" && rm -rf "${OUT:?}/x"
+    tail -4 "$OUT/ab_table.txt" ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
