@@ -127,8 +127,12 @@ qmoe::LogicalMatrix random_logical(const FormatSpec& f, int64_t n, int64_t k, Va
     } else if (values == Values::kExact) {
       s = qmoe::float_to_fp16((rng() & 1u) != 0 ? -1.f / 256.f : 1.f / 256.f);
     } else {
+      // Trellis weights are u s with u = H v of rms ~1700 (docs/formats.md §1): scales 2^10
+      // smaller keep them near the other formats' (rms ~1.6), so that fp16 outputs stay finite
+      // (a gated product, or a call whose x is a previous call's y). They are fp16 subnormals.
       const float sign = (rng() & 1u) != 0 ? -1.f : 1.f;
-      s = qmoe::float_to_fp16(sign * mag(rng) / 64.f);
+      const float unit = f.kind == FormatKind::kTrellis ? 1.f / 65536.f : 1.f / 64.f;
+      s = qmoe::float_to_fp16(sign * mag(rng) * unit);
     }
   }
   if (f.kind == FormatKind::kInt && !f.symmetric) {

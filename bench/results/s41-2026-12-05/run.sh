@@ -10,6 +10,7 @@
 #   here:   bash bench/results/s41-2026-12-05/run.sh pack
 #   device: bash bench/results/s41-2026-12-05/run.sh check   # carry [".carry/z/s41f.txz"]
 #           bash bench/results/s41-2026-12-05/run.sh ab      # carry [".carry/z/s41b.txz"]
+#           bash bench/results/s41-2026-12-05/run.sh recheck # carry [".carry/z/s41f.txz"] (rebuilt)
 # check: scripts/gpu_check.sh: every GPU test on sm_90a, a bench of the trellis formats beside
 # int2 / int4 / vq2, memcheck and racecheck on the small cases (the trellis small test, the
 # chain and graph tests with a trellis bank among them), the trellis and dequantize tests on the
@@ -42,7 +43,8 @@ case $phase in
     echo "gpu_check rc=$?"
     # memcheck on the chain and graph tests (their trellis banks: the rotation kernel behind PDL
     # and inside a capture).
-    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 1 .carry/n41/qmoe_gpu_tests \
+    LD_LIBRARY_PATH=.carry/n41${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 120 \
+      compute-sanitizer --tool memcheck --error-exitcode 1 .carry/n41/qmoe_gpu_tests \
       --gtest_filter='*WaitsForThePreviousKernelSmall:*GroupedGemmIsGraphCapturable' \
       >"$OUT/memcheck_chain.log" 2>&1
     echo "memcheck chain rc=$?"
@@ -56,5 +58,16 @@ case $phase in
     echo "ab rc=$?"
     cp "$OUT/x/ab.tgz" "$OUT/" && cp "$OUT/x/ab/n41.txt" "$OUT/ab_table.txt" && rm -rf "${OUT:?}/x"
     tail -4 "$OUT/ab_table.txt" ;;
+  recheck)
+    # The tests' fix (trellis scales 2^10 smaller: fp16 gated and chained outputs overflowed with
+    # the other formats' scales), rebuilt test binary in s41f.txz: every GPU test, memcheck on the
+    # chain, graph and trellis tests, a bench of the other trellis rates.
+    tar xJf .carry/z/s41f.txz -C .carry && chmod +x .carry/n41/*
+    QMOE_BIN=.carry/n41 QMOE_COMMIT=s41-tcq-dev timeout 420 bash scripts/gpu_check.sh \
+      --bench-args "--shapes mixtral-8x7b,deepseek-v2-lite,qwen3-30b-a3b --tokens 1,16 --formats tcq1.5,tcq2,tcq3.5,int4:g128" \
+      --ptx-filter '' --sanitizers memcheck \
+      --sanitize-filter '*WaitsForThePreviousKernelSmall:*GroupedGemmIsGraphCapturable:*Trellis*:CAbiGpu.*' \
+      --skip-demo --step-timeout 200 --pack
+    echo "gpu_check rc=$?" ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
