@@ -330,6 +330,30 @@ struct IntDecoder : NoItemQuant {
   }
 };
 
+/// The parameter blocks of the formats whose scales are laid out as int2:g128:sym's (one fp16
+/// scale per row and 128 inputs, no zeros; docs/formats.md §2.5: the vector and trellis
+/// formats): IntDecoder<2, 1>'s loads, staged chunks (the zeros chunk is not copied: null zeros)
+/// and shared-memory reads. RawQuant::scale[0]: rows gid (low half) and gid + 8 (high half).
+struct G128Scales {
+  using Scales = IntDecoder<2, 1>;
+  using RawQuant = Scales::RawQuant;
+  static constexpr int kGroupsPerTile = 1;
+  static constexpr int kQuantChunks = Scales::kQuantChunks;
+  static constexpr int kQuantBytes = Scales::kQuantBytes;
+  template <class Index = int64_t>
+  __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
+                                    RawQuant& rq, bool pred) {
+    Scales::template load_quant<Index>(ep, strip, kt, lane, rq, pred);
+  }
+  __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
+    return Scales::quant_chunk(ep, strip, c);
+  }
+  __device__ static void read_quant(const ExpertParams& ep, const uint8_t* quant_smem, int lane,
+                                    RawQuant& rq) {
+    Scales::read_quant(ep, quant_smem, lane, rq);
+  }
+};
+
 /// The part of a decoder that reads its codes in an int<b> code layout (CodeLayout =
 /// IntDecoder<b, 1>) but has no affine or integer-mma form, the weights not being affine in the
 /// code (LUT and vector formats): every kernel forms their weights with decode_subtile, as for

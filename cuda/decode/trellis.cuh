@@ -105,7 +105,7 @@ __device__ __forceinline__ void warp_hadamard(T (&z)[4], int lane) {
 
 /// The decoder of tcq<r>: kStepBits = b code bits a step, kValues = V values a state.
 template <int kStepBits, int kValues>
-struct TrellisDecoder : NoItemQuant {
+struct TrellisDecoder : NoItemQuant, G128Scales {
   static_assert((kValues == 1 && kStepBits >= 2 && kStepBits <= 4) ||
                     (kValues == 2 && (kStepBits == 3 || kStepBits == 5 || kStepBits == 7)),
                 "tcq2, tcq3, tcq4 (V = 1) and tcq1.5, tcq2.5, tcq3.5 (V = 2)");
@@ -127,13 +127,10 @@ struct TrellisDecoder : NoItemQuant {
 
   /// Multiplies the rotated activations (x_rotate.cuh) in fp16, whatever the call's type.
   static constexpr bool kRotatedX = true;
-  using Scales = IntDecoder<2, 1>;  ///< int<b>:g128:sym's parameter blocks (§2.5)
-  static constexpr int kGroupsPerTile = 1;
   template <class Act>
   static constexpr int kAffineParts = 1;
   __host__ __device__ static constexpr float part_weight(int) { return 1.f; }
   static constexpr int kImmaMap = -1;
-  using RawQuant = Scales::RawQuant;
   struct Affine {
     float scale[1][2];  ///< 128 s of rows gid, gid + 8
     float zero_bias[1][2];
@@ -164,21 +161,6 @@ struct TrellisDecoder : NoItemQuant {
       for (int i = 0; i < kRowWords; ++i)
         raw[h * kRowWords + i] = tcq::funnel_right(w[i], w[(i + 1) % kRowWords], shift);
     }
-  }
-
-  static constexpr int kQuantChunks = Scales::kQuantChunks;
-  static constexpr int kQuantBytes = Scales::kQuantBytes;
-  template <class Index = int64_t>
-  __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
-                                    RawQuant& rq, bool pred) {
-    Scales::template load_quant<Index>(ep, strip, kt, lane, rq, pred);
-  }
-  __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
-    return Scales::quant_chunk(ep, strip, c);
-  }
-  __device__ static void read_quant(const ExpertParams& ep, const uint8_t* quant_smem, int lane,
-                                    RawQuant& rq) {
-    Scales::read_quant(ep, quant_smem, lane, rq);
   }
 
   /// 128 s (exact: a power of two) and the bias 1534 of rows gid (h = 0) and gid + 8.

@@ -148,9 +148,9 @@ struct LanePlane {
 
 /// The decoder of the vector format with kCodeBits bits a code (6, 8, 10, 12: vq1.5, vq2, vq2.5,
 /// vq3). Its codes are two planes, least significant first (§2.2): 4 + 2, 8, 8 + 2, 8 + 4 bits.
-/// Its scales are int2:g128:sym's (§2.5), so IntDecoder<2, 1> loads, stages and reads them.
+/// Its scales are int2:g128:sym's (§2.5): G128Scales loads, stages and reads them.
 template <int kCodeBits>
-struct VectorDecoder {
+struct VectorDecoder : G128Scales {
   static_assert(kCodeBits == 6 || kCodeBits == 8 || kCodeBits == 10 || kCodeBits == 12,
                 "vq1.5, vq2, vq2.5 and vq3");
   static constexpr int kIndexBits = kCodeBits - 4;  ///< the top 4 bits are the signs
@@ -164,8 +164,6 @@ struct VectorDecoder {
   static constexpr int kRawWords = Low::kWords + (kHighBits > 0 ? High::kWords : 0);
   static constexpr int kTileBytes = Low::kBytes + (kHighBits > 0 ? High::kBytes : 0);
   static_assert(kTileBytes == 64 * kCodeBits, "a tile holds 512 codes");
-  using Scales = IntDecoder<2, 1>;
-  static constexpr int kGroupsPerTile = 1;
   template <class Act>
   static constexpr int kAffineParts = 0;
   static constexpr int kImmaMap = -1;
@@ -178,8 +176,6 @@ struct VectorDecoder {
   };
   template <class Act>
   using ItemQuant = std::conditional_t<kLaneTable, LaneEntry, NoItemQuant::ItemQuant<Act>>;
-  /// Per k-tile: fp16 scales of rows gid (scale[0] low half) and gid + 8 (high half).
-  using RawQuant = Scales::RawQuant;
   /// The lane's entry (lane-held tables) and scale[h] = (s, s) of row gid + 8h, RNE'd to Act.
   template <class Act>
   struct Quant {
@@ -215,23 +211,6 @@ struct VectorDecoder {
     QMOE_UNROLL
     for (int i = 0; i < 2; ++i) q.entry[i] = ActTraits<Act>::from_fp16x2(entry[i]);
     return q;
-  }
-
-  /// The scales: int2:g128:sym's loads, staged chunks (the zeros chunk is not copied: null
-  /// zeros) and shared-memory reads.
-  static constexpr int kQuantChunks = Scales::kQuantChunks;
-  static constexpr int kQuantBytes = Scales::kQuantBytes;
-  template <class Index = int64_t>
-  __device__ static void load_quant(const ExpertParams& ep, int strip, int kt, int lane,
-                                    RawQuant& rq, bool pred) {
-    Scales::template load_quant<Index>(ep, strip, kt, lane, rq, pred);
-  }
-  __device__ static QuantChunk quant_chunk(const ExpertParams& ep, int strip, int c) {
-    return Scales::quant_chunk(ep, strip, c);
-  }
-  __device__ static void read_quant(const ExpertParams& ep, const uint8_t* quant_smem, int lane,
-                                    RawQuant& rq) {
-    Scales::read_quant(ep, quant_smem, lane, rq);
   }
 
   template <class Act>
