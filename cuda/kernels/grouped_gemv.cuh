@@ -21,7 +21,9 @@
 // lanes copying a stage's parameter blocks (cp.async) share them through one __syncwarp per k-tile.
 // Weights are the mma A operand (16 rows, from the codes in registers), tokens the n8 side: dense
 // weights as they are, int codes as B + q ("affine decode", int.cuh; int8 with bf16 as two
-// digits) with their scales and zeros applied to the fp32 sums of each group; or, in launches that
+// digits) with their scales and zeros applied to the fp32 sums of each group, trellis codes as
+// their values v + 1534 in fp16 against x rotated per 128-input block (trellis.cuh, x_rotate.cuh:
+// the only kernel that runs them, at any token count); or, in launches that
 // take the integer decode (int formats: IntDecoder::imma_a, x_digits.cuh), the codes as u8 on
 // mma.m16n8k32 against x's two 8-bit digits, each group's sums exact in int32. The warps' fp32
 // partial sums meet in shared memory (each warp's own ring, free once its copies have drained) in a
