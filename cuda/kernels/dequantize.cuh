@@ -52,6 +52,9 @@ template <class Act, class Dec>
 __device__ void decode_trellis_tile(const ExpertParams& ep, int strip, int kt, int k_tiles, int n,
                                     int k, uint8_t* slot, unsigned short* w_expert) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
+  // Every lane's reads of the slot's previous tile before these copies: lanes copy chunks other
+  // lanes of another decoder read (a mixed bank's previous tile).
+  __syncwarp();
   Dec::copy_codes(ep.codes + (static_cast<int64_t>(strip) * k_tiles + kt) * Dec::kTileBytes, slot,
                   lane);
   cp_async_commit();

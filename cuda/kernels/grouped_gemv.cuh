@@ -630,8 +630,11 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
           using Dec = decltype(decoder);
           // The trellis decoders multiply the rotated x (fp16, x_rotate.cuh), at the same rows.
           Tokens tokens = t;
-          if constexpr (RotatesX<Dec>::value)
+          if constexpr (RotatesX<Dec>::value) {
+            // A bank view whose format_mask leaves out its trellis experts got no rotated x.
+            if (p.x_rotated == nullptr) __trap();
             tokens.x = p.x_rotated + static_cast<int64_t>(row0) * p.k;
+          }
           constexpr int R = strips_per_warp(Dec::kTileBytes + Dec::kQuantBytes, kStripCap);
           const int strip0 =
               (static_cast<int>(strip_group) * groups_per_item + half * (groups_per_item >> 1)) * R;

@@ -616,7 +616,9 @@ TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
        560,
        608},
       {{"vq2", "int2:g64", "vq2", "int2:g128:sym", "vq2", "vq2", "int2:g128", "vq2"}, 560, 608},
-      {{"vq1.5", "vq2", "vq1.5", "int2:g64", "vq1.5", "vq1.5", "int2:g128", "vq1.5"}, 432, 608}};
+      {{"vq1.5", "vq2", "vq1.5", "int2:g64", "vq1.5", "vq1.5", "int2:g128", "vq1.5"}, 432, 608},
+      // Trellis experts (tcq2 560, tcq1.5 432) beside vq2 and int2: the rotated x in eight strips.
+      {{"tcq2", "tcq1.5", "vq2", "int2:g128", "tcq2", "tcq1.5", "tcq2", "int2:g64"}, 432, 608}};
   for (size_t i = 0; i < banks.size(); ++i) {
     const std::vector<FormatSpec> f = parse_all(banks[i].names);
     int n = 0;
@@ -838,6 +840,15 @@ TEST(GpuKernels, GroupedGemmFormedDecodersMatchReferenceSmall) {
   const std::vector<FormatSpec> f =
       parse_all({"vq1.5", "nuq3", "vq3", "vq2.5", "vq2", "nuq4", "int4:g128"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2}, kAllKernels, 6003));
+}
+
+TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceOnLongK) {
+  // K = 2048 (16 k-tiles: warps share a strip group's k-tiles) and one expert past 16 tokens per
+  // item, with tcq4's 1 KB tiles (bulk copies on sm_90+) beside the two-value rates.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all({"tcq4", "tcq2.5", "int4:g128", "tcq3.5"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 2048, {1, 5, 0, 40}, kAllKernels, 6005));
 }
 
 TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
