@@ -11,6 +11,7 @@
 #   device: bash bench/results/s41-2026-12-05/run.sh check   # carry [".carry/z/s41f.txz"]
 #           bash bench/results/s41-2026-12-05/run.sh ab      # carry [".carry/z/s41b.txz"]
 #           bash bench/results/s41-2026-12-05/run.sh recheck # carry [".carry/z/s41f.txz"] (rebuilt)
+#           bash bench/results/s41-2026-12-05/run.sh final   # carry [".carry/z/s41g.txz"]
 # check: scripts/gpu_check.sh: every GPU test on sm_90a, a bench of the trellis formats beside
 # int2 / int4 / vq2, memcheck and racecheck on the small cases (the trellis small test, the
 # chain and graph tests with a trellis bank among them), the trellis and dequantize tests on the
@@ -20,7 +21,7 @@
 # now hold the trellis decoders too) and int4: ab.tgz, ab_table.txt.
 set -u
 export CUDA_CACHE_MAXSIZE=4294967296
-phase=${1:?pack, check or ab}
+phase=${1:?pack, check, ab, recheck, final or pack-final}
 case $phase in
   pack)
     set -e
@@ -69,5 +70,23 @@ case $phase in
       --sanitize-filter '*WaitsForThePreviousKernelSmall:*GroupedGemmIsGraphCapturable:*Trellis*:CAbiGpu.*' \
       --skip-demo --step-timeout 200 --pack
     echo "gpu_check rc=$?" ;;
+  final)
+    # The landed tree after a helper's review (a warp sync in the dequantize kernel's trellis
+    # tiles, a trap for a trellis item without a rotated x; two more trellis GPU tests), packed
+    # by `run.sh pack-final` into s41g.txz: every GPU test on sm_90a, memcheck on the small,
+    # trellis and C ABI tests.
+    tar xJf .carry/z/s41g.txz -C .carry && chmod +x .carry/g41/*
+    QMOE_BIN=.carry/g41 QMOE_COMMIT=s41-final timeout 500 bash scripts/gpu_check.sh --skip-bench \
+      --skip-demo --ptx-filter '' --sanitizers memcheck \
+      --sanitize-filter '*Small*:*Trellis*:CAbiGpu.*' --step-timeout 240 --pack
+    echo "gpu_check rc=$?" ;;
+  pack-final)
+    set -e
+    mkdir -p .carry/g41 .carry/z
+    cp build-s40/bin/qmoe_gpu_tests .carry/g41/
+    cp -L "$(find build-s40 -name libqmoe_c.so.1 | head -1)" .carry/g41/
+    strip .carry/g41/*
+    XZ_OPT="-9 -T2" tar cJf .carry/z/s41g.txz -C .carry g41/qmoe_gpu_tests g41/libqmoe_c.so.1
+    ls -l .carry/z/ ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
