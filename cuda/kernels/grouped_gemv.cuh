@@ -790,39 +790,39 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
   const Variant v = choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
+  // A kernel before this launch that converts x for some decoders (one warp per `warps` unit).
+  // It writes neither the offsets nor the bank and lets this launch start only after its own
+  // wait for its predecessor, so this launch may build its schedule while it runs
+  // (early_schedule).
+  auto launch_x_kernel = [&](const void* kernel, int64_t warps, void** args) {
+    const int64_t blocks = (warps + kBlockWarps - 1) / kBlockWarps;
+    if (blocks > INT_MAX) return cudaErrorInvalidValue;
+    pv.early_schedule = 1;
+    return launch_grouped_kernel_args(kernel, GridSize{static_cast<int>(blocks), grid.pdl}, 0, args,
+                                      stream);
+  };
+  const auto* x = static_cast<const unsigned short*>(p.x);
+  int64_t m = p.m;
+  int k = p.k, k_tiles = p.k_tiles;
   if (p.x_rotated != nullptr) {
-    // The trellis decoders' x~ (x_rotate.cuh): one warp per (row, 128-input block), a kernel
-    // before this launch, as x's digits below (it waits for its own predecessor).
-    const int64_t blocks = (p.m * (p.k / kTileCols) + kBlockWarps - 1) / kBlockWarps;
-    if (blocks > INT_MAX || p.k % kTileCols != 0) return cudaErrorInvalidValue;
-    const auto* x = static_cast<const unsigned short*>(p.x);
-    int64_t m = p.m;
-    int k = p.k;
+    // The trellis decoders' x~ (x_rotate.cuh): one warp per (row, 128-input block).
+    if (p.k % kTileCols != 0) return cudaErrorInvalidValue;
     unsigned short* x_rotated = p.x_rotated;
     void* args[] = {&x, &m, &k, &x_rotated};
-    err = launch_grouped_kernel_args(reinterpret_cast<const void*>(xrot::rotate_x_kernel<Act>),
-                                     GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
+    err = launch_x_kernel(reinterpret_cast<const void*>(xrot::rotate_x_kernel<Act>),
+                          p.m * (p.k / kTileCols), args);
     if (err != cudaSuccess) return err;
-    pv.early_schedule = 1;
   }
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
   const bool imma = p.x_digits != nullptr;
   if (imma) {
-    // x as digits: one warp per (row, k-tile), a kernel before this launch. It writes neither
-    // the offsets nor the bank and lets this launch start only after its own wait for its
-    // predecessor, so this launch may build its schedule while it runs (early_schedule).
-    const int64_t blocks = (p.m * p.k_tiles + kBlockWarps - 1) / kBlockWarps;
-    if (blocks > INT_MAX) return cudaErrorInvalidValue;
-    const auto* x = static_cast<const unsigned short*>(p.x);
-    int64_t m = p.m;
-    int k = p.k, k_tiles = p.k_tiles;
+    // x as digits: one warp per (row, k-tile).
     uint8_t* records = p.x_digits;
     auto* info = static_cast<xdig::TileInfo*>(p.x_info);
     void* args[] = {&x, &m, &k, &k_tiles, &records, &info};
-    err = launch_grouped_kernel_args(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
-                                     GridSize{static_cast<int>(blocks), grid.pdl}, 0, args, stream);
+    err = launch_x_kernel(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
+                          p.m * p.k_tiles, args);
     if (err != cudaSuccess) return err;
-    pv.early_schedule = 1;
   }
   if (v.chunks == 2) {
     // 16-token items: each chunk holds its x fragments (bf16) or digits (8 registers per k-tile
