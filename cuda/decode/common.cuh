@@ -173,6 +173,10 @@ struct ActTraits<__nv_bfloat16> {
   __device__ static unsigned short to_bits_rn(float v) {
     return __bfloat16_as_ushort(__float2bfloat16_rn(v));
   }
+  /// The value of these bits, exactly.
+  __device__ static float to_float(unsigned short bits) {
+    return __bfloat162float(__ushort_as_bfloat16(bits));
+  }
   /// Dense weights: bf16 pairs are already A registers; fp16 pairs go exactly to fp32, then RNE.
   __device__ static uint32_t from_bf16x2(uint32_t w) { return w; }
   __host__ __device__ static uint32_t from_fp16x2(uint32_t w) {
@@ -242,6 +246,9 @@ struct ActTraits<__half> {
   __device__ static float2 unpack(uint32_t pair) { return __half22float2(bit_cast<__half2>(pair)); }
   __device__ static unsigned short to_bits_rn(float v) {
     return __half_as_ushort(__float2half_rn(v));
+  }
+  __device__ static float to_float(unsigned short bits) {
+    return __half2float(__ushort_as_half(bits));
   }
   __host__ __device__ static uint32_t from_fp16x2(uint32_t w) { return w; }
   __device__ static uint32_t from_bf16x2(uint32_t w) {

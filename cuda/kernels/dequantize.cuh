@@ -12,17 +12,27 @@
 namespace qmoe::dev {
 namespace dequant {
 
-/// Same path as the GEMM kernels: cp.async to the warp's shared slot, read back, decode.
-template <class Act, class Dec>
-__device__ void decode_tile(const ExpertParams& ep, int strip, int kt, int k_tiles, int n, int k,
-                            uint8_t* slot, unsigned short* w_expert) {
-  const int lane = static_cast<int>(threadIdx.x) & 31;
+/// Tile (strip, kt)'s codes copied to the warp's shared slot (cp.async, as the GEMM kernels
+/// copy them) and landed; returns the lane's parameter words of the tile.
+template <class Dec>
+__device__ __forceinline__ typename Dec::RawQuant stage_tile(const ExpertParams& ep, int strip,
+                                                             int kt, int k_tiles, uint8_t* slot,
+                                                             int lane) {
   Dec::copy_codes(ep.codes + (static_cast<int64_t>(strip) * k_tiles + kt) * Dec::kTileBytes, slot,
                   lane);
   cp_async_commit();
   typename Dec::RawQuant rq;
   Dec::load_quant(ep, strip, kt, lane, rq, true);
   cp_async_wait<0>();
+  return rq;
+}
+
+/// Same path as the GEMM kernels: cp.async to the warp's shared slot, read back, decode.
+template <class Act, class Dec>
+__device__ void decode_tile(const ExpertParams& ep, int strip, int kt, int k_tiles, int n, int k,
+                            uint8_t* slot, unsigned short* w_expert) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const typename Dec::RawQuant rq = stage_tile<Dec>(ep, strip, kt, k_tiles, slot, lane);
   uint32_t raw[Dec::kRawWords];
   Dec::read_codes(slot, lane, raw);
   const auto q =
@@ -55,17 +65,13 @@ __device__ void decode_trellis_tile(const ExpertParams& ep, int strip, int kt, i
   // Every lane's reads of the slot's previous tile before these copies: lanes copy chunks other
   // lanes of another decoder read (a mixed bank's previous tile).
   __syncwarp();
-  Dec::copy_codes(ep.codes + (static_cast<int64_t>(strip) * k_tiles + kt) * Dec::kTileBytes, slot,
-                  lane);
-  cp_async_commit();
-  typename Dec::RawQuant rq;
-  Dec::load_quant(ep, strip, kt, lane, rq, true);  // rows gid (low half) and gid + 8 (high)
-  cp_async_wait<0>();
+  // rq: rows gid (low half) and gid + 8 (high).
+  const typename Dec::RawQuant rq = stage_tile<Dec>(ep, strip, kt, k_tiles, slot, lane);
   __syncwarp();  // the rows were copied by other lanes
   for (int r = 0; r < kTileRows; ++r) {
     const uint32_t scales = __shfl_sync(0xFFFFFFFFu, rq.scale[0], 4 * (r % 8));
     const float s =
-        __half2float(__ushort_as_half(static_cast<unsigned short>(scales >> (16 * (r / 8)))));
+        ActTraits<__half>::to_float(static_cast<unsigned short>(scales >> (16 * (r / 8))));
     int u[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) u[i] = Dec::position_value(slot + r * Dec::kRowBytes, 4 * lane + i);

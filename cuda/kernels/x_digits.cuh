@@ -18,12 +18,8 @@
 // h, byte b); then, in a second array, TileInfo (sums of x_int per 32 k, and 2^(E - 14)).
 // Non-finite x in a tile makes its scale NaN, so the outputs it feeds are NaN, as with bf16.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "cuda/decode/common.cuh"
 #include "cuda/decode/tile.cuh"
@@ -80,10 +76,7 @@ __global__ void __launch_bounds__(256)
   for (int j = 0; j < 4; ++j) {
     const int kk = kt * kTileCols + 4 * lane + j;
     const unsigned short bits = kk < k ? x[row * k + kk] : 0;
-    if constexpr (std::is_same_v<Act, __nv_bfloat16>)
-      v[j] = __bfloat162float(__ushort_as_bfloat16(bits));
-    else
-      v[j] = __half2float(__ushort_as_half(bits));
+    v[j] = ActTraits<Act>::to_float(bits);
     amax = max(amax, __float_as_uint(v[j]) & 0x7FFFFFFFu);
   }
   // Non-negative floats order as their bits; NaN and infinity lie above every finite value.

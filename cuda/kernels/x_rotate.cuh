@@ -12,11 +12,9 @@
 // outputs, as with x itself).
 // Layout: [m, k] fp16, as x (k a multiple of 128: trellis banks have no padded columns).
 #pragma once
-#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "cuda/decode/common.cuh"
 #include "cuda/decode/tile.cuh"
@@ -45,12 +43,8 @@ __global__ void __launch_bounds__(256)
   float z[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const auto h = static_cast<unsigned short>(pairs[i / 2] >> (16 * (i % 2)));
-    float v;
-    if constexpr (std::is_same_v<Act, __nv_bfloat16>)
-      v = __bfloat162float(__ushort_as_bfloat16(h));
-    else
-      v = __half2float(__ushort_as_half(h));
+    const float v =
+        ActTraits<Act>::to_float(static_cast<unsigned short>(pairs[i / 2] >> (16 * (i % 2))));
     z[i] = tcq::sign_negative(static_cast<uint32_t>(4 * lane + i)) ? -v : v;
   }
   tcq::warp_hadamard(z, lane);
@@ -58,8 +52,7 @@ __global__ void __launch_bounds__(256)
   uint32_t out[2];
 #pragma unroll
   for (int p = 0; p < 2; ++p)
-    out[p] = uint32_t{__half_as_ushort(__float2half_rn(z[2 * p] * kScale))} |
-             uint32_t{__half_as_ushort(__float2half_rn(z[2 * p + 1] * kScale))} << 16;
+    out[p] = ActTraits<__half>::pack_rn(z[2 * p] * kScale, z[2 * p + 1] * kScale);
   *reinterpret_cast<uint2*>(x_rotated + at) = make_uint2(out[0], out[1]);
 }
 
