@@ -72,8 +72,10 @@ Status check_device(const std::string& fn) {
 /// The call's split between the kernels on the current device (kernel_split.cuh).
 template <class Act>
 cudaError_t call_split(const GroupedGemmArgs& a, bool* wgmma, dev::KernelSplit* split) {
-  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(wgmma);
+  bool available = false;
+  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&available);
   if (err != cudaSuccess) return err;
+  *wgmma = dev::tile_kernel_is_wgmma(a, available);
   int device = 0, sms = 0;
   err = cudaGetDevice(&device);
   if (err == cudaSuccess)
@@ -101,8 +103,7 @@ size_t aligned_digits_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& sp
 }
 
 /// Workspace for the trellis decoders' rotated x (x_rotate.cuh), [m, k] fp16, where the bank
-/// holds trellis experts (the decode kernel then takes every expert: kernel_split.cuh), rounded
-/// up to 256 bytes.
+/// holds trellis experts, rounded up to 256 bytes.
 size_t rotated_bytes(const GroupedGemmArgs& a) {
   if ((a.bank.format_mask & dev::kTrellisDecoderMask) == 0) return 0;
   return (dev::xrot::workspace_bytes(a.x.rows, a.bank.k) + 255) / 256 * 256;
@@ -128,6 +129,10 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmP
     err = dev::launch_grouped_gemv<Act>(p, stream);
     // No expert holds more than m tokens: with m <= decode_max the tile kernel has no work.
     if (err != cudaSuccess || p.m <= split.decode_max) return err;
+  } else if (p.x_rotated != nullptr) {
+    // No decode launch rotated x for the trellis experts: the tile launch's own rotation.
+    err = dev::launch_rotate_x<Act>(p, stream);
+    if (err != cudaSuccess) return err;
   }
   // The tile kernels write [m, n] (grouped_gemm routes a gated epilogue around them).
   if (p.epilogue != 0) return cudaErrorInvalidValue;
@@ -237,11 +242,6 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
                                             : call_split<__half>(args, &wgmma, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
-  if ((b.format_mask & dev::kTrellisDecoderMask) != 0 && runs_tile_kernel(args, split))
-    return unsupported(fn +
-                       ": the bank has trellis (tcq) experts, which only the decode kernel runs; "
-                       "kernel = kPrefill, or decode_max_tokens below the call's rows, would "
-                       "send some to the tile kernel");
   const size_t digits = aligned_digits_bytes(args, split);
   const size_t rotated = rotated_bytes(args);
   const size_t product = product_bytes(args, split);

@@ -1,5 +1,6 @@
 // Persistent-grid sizing shared by the grouped kernels' launchers.
 #include <algorithm>
+#include <climits>
 
 #include "cuda/kernels/launch.cuh"
 
@@ -104,6 +105,14 @@ cudaError_t launch_grouped_kernel_args(const void* kernel, const GridSize& grid,
   config.attrs = attr;
   config.numAttrs = grid.pdl ? 1 : 0;
   return cudaLaunchKernelExC(&config, kernel, args);
+}
+
+cudaError_t launch_warp_kernel(const void* kernel, int64_t warps, bool pdl, void** args,
+                               cudaStream_t stream) {
+  const int64_t blocks = (warps + kBlockWarps - 1) / kBlockWarps;
+  if (blocks > INT_MAX) return cudaErrorInvalidValue;
+  return launch_grouped_kernel_args(kernel, GridSize{static_cast<int>(blocks), pdl}, 0, args,
+                                    stream);
 }
 
 }  // namespace qmoe::dev

@@ -232,7 +232,7 @@ struct ActTraits<__half> {
   }
 
   template <int kBits>
-  __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant<kBits>& rq) {
+  __host__ __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant<kBits>& rq) {
     // (1024 + q) - (1024 + z) is exact (integers below 2^11); the fp16 multiply then rounds
     // the exact product (q - z) * s once, to nearest even, subnormals and overflow included:
     // exactly RNE_fp16 of the spec's value.

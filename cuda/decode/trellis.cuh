@@ -28,6 +28,7 @@
 // 60 b + 12 <= 64 b (V = 2, b >= 3) of the rotated copy, so no window wraps within it.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/decode/common.cuh"
 #include "cuda/decode/int.cuh"
@@ -174,6 +175,39 @@ struct TrellisDecoder : NoItemQuant, G128Scales {
       q.zero_bias[0][h] = tcq::kValueBias;
     }
     return q;
+  }
+
+  /// The formed weights (the mma.sync tile kernel, grouped_gemm_tc.cuh, which decodes once per
+  /// 64 tokens): A = RNE_fp16(v s) against x~ = H (sigma . x) / 128, the 128 applied to the fp32
+  /// sums by the kernel's epilogue (kOutputScale). v = (1024 + bytesum) - 1534 is exact in fp16
+  /// (|v| <= 510), so the one rounding is the product's. Range: |v_j| <= max_t |u_t| (v =
+  /// H u / 128, u = H v), so |v s| is at most the block's largest |w| before rounding: finite
+  /// wherever the spec's weights are finite in fp16 (a bf16 call's weights beyond 65504 would
+  /// overflow here; the decode kernel's fp32 scale takes any).
+  static constexpr float kOutputScale = tcq::kRotatedXScale;
+  /// Rows gid and gid + 8: the fp16 pairs (s, s) and (1534, 1534), as an int code's scale and
+  /// biased zero (ActTraits<__half>::dequant_pair: (A - 1534) s, exact difference, one rounding).
+  template <class Act>
+  struct Quant {
+    static_assert(std::is_same_v<Act, __half>, "trellis weights are fp16 (MmaAct)");
+    ActTraits<__half>::RowQuant<10> row[2];
+  };
+  template <class Act>
+  __host__ __device__ static Quant<Act> prepare(const ExpertParams&, const RawQuant& rq,
+                                                const ItemQuant<Act>&) {
+    Quant<Act> q;
+    QMOE_UNROLL
+    for (int h = 0; h < 2; ++h)
+      q.row[h] = {ActTraits<__half>::scale_pair((rq.scale[0] >> (16 * h)) & 0xFFFFu),
+                  0x65FE65FEu};  // fp16 1534 = 1024 + 510
+    return q;
+  }
+  template <class Act>
+  __host__ __device__ static void decode_subtile(const uint32_t (&raw)[kRawWords], int j,
+                                                 const Quant<Act>& q, uint32_t (&a)[4]) {
+    biased_subtile<Act>(raw, j, 0, a);
+    QMOE_UNROLL
+    for (int r = 0; r < 4; ++r) a[r] = ActTraits<__half>::dequant_pair<10>(a[r], q.row[r & 1]);
   }
 
   /// The 12-bit state at bit `at` (a compile-time constant after unrolling) of a rotated row.

@@ -15,12 +15,17 @@
 //    (a lane copies the chunks it reads back), decoded in registers to A fragments;
 //    scales/zeros one k-tile ahead in registers;
 //  - B fragments by ldmatrix.x4 (two n8 chunks at a time), mma.sync m16n8k16, fp32.
+// Trellis experts (the kTrellis instantiation, for banks that hold them, on every device: the
+// wgmma kernel has no trellis decoder) stage the call's rotated x (x_rotate.cuh) instead of x,
+// multiply their weights formed as RNE_fp16(v s) (TrellisDecoder::decode_subtile) by it in fp16,
+// and their sums are scaled by 128 in the epilogue.
 // A stage holds 8 W code slots of the launch's largest tile (host: from the format mask), so
 // int-only banks keep shared memory small and dense experts cost only their own banks.
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/decode/registry.cuh"
 #include "cuda/kernels/launch.cuh"
@@ -130,11 +135,24 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips]
   }
 }
 
+/// An accumulator as the output's value: the trellis decoders' sums times their kOutputScale
+/// (exact: a power of two), the others' as they are.
+template <class Dec>
+__device__ __forceinline__ float output_scaled(float sum) {
+  if constexpr (RotatesX<Dec>::value)
+    return sum * Dec::kOutputScale;
+  else
+    return sum;
+}
+
 /// One work item: row block `row_block` (item_strips(kWarpStrips) strips) of one expert times
 /// t.count tokens; warp w takes strips kWarpStrips w + s. Whole block (ends with __syncthreads).
 template <class Act, class Dec, int kWarpStrips>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_block,
                          const XTile& t, unsigned short* y_rows, unsigned char* stages) {
+  // The type of the decoded A registers and the mma: Act, or fp16 for the trellis decoders,
+  // whose x tiles hold the rotated x (x_rotate.cuh) and whose sums the epilogue scales.
+  using MAct = MmaAct<Act, Dec>;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const int first_strip = row_block * item_strips(kWarpStrips) + warp * kWarpStrips;
@@ -188,11 +206,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
     cp_async_commit();
   }
   typename Dec::RawQuant rq[kWarpStrips];
-  ItemQuantOf<Act, Dec> item[kWarpStrips];
+  ItemQuantOf<MAct, Dec> item[kWarpStrips];
 #pragma unroll
   for (int s = 0; s < kWarpStrips; ++s) {
     Dec::template load_quant<uint32_t>(ep, quant_strip[s], 0, lane, rq[s], true);
-    item[s] = Dec::template prepare_item<Act>(ep, quant_strip[s], lane);
+    item[s] = Dec::template prepare_item<MAct>(ep, quant_strip[s], lane);
   }
 
   int read_stage = 0;  // stage of k-tile kt
@@ -216,8 +234,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 #pragma unroll
       for (int s = 0; s < kWarpStrips; ++s)
         Dec::read_codes(stages + read_stage + slot_offset + s * p.a_slot_bytes, lane, raw[s]);
-      multiply_tile<Act, Dec, kWarpStrips>(raw, rq, item, ep, stages + read_stage, pairs, lane,
-                                           acc);
+      multiply_tile<MAct, Dec, kWarpStrips>(raw, rq, item, ep, stages + read_stage, pairs, lane,
+                                            acc);
     }
 #pragma unroll
     for (int s = 0; s < kWarpStrips; ++s) rq[s] = next_rq[s];
@@ -238,7 +256,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
         for (int i = 0; i < 4; ++i) {
           const int tok = 8 * c + 2 * (lane & 3) + (i & 1);
           const int row = (warp * kWarpStrips + s) * kTileRows + (lane >> 2) + 8 * (i >> 1);
-          ys[tok * y_stride(kWarpStrips) + row] = ActTraits<Act>::to_bits_rn(acc[s][c][i]);
+          ys[tok * y_stride(kWarpStrips) + row] =
+              ActTraits<Act>::to_bits_rn(output_scaled<Dec>(acc[s][c][i]));
         }
       }
     }
@@ -251,8 +270,10 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int row_b
 
 /// Two strips per warp (64 accumulators) take up to 255 registers at one block per SM, which
 /// is what their shared memory leaves an A100 anyway; one strip per warp keeps two blocks.
-/// kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts.
-template <class Act, int kWarpStrips, bool kFormed>
+/// kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts;
+/// kTrellis: with the trellis decoders too, for banks that hold trellis experts (the call's
+/// rotated x, x_rotate.cuh, is their x).
+template <class Act, int kWarpStrips, bool kFormed, bool kTrellis>
 __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
     grouped_gemm_tc_kernel(const GemmProblem p) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -260,21 +281,27 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpStrips == 1 ? 2 : 1)
   const ItemList items = build_tile_items<item_strips(kWarpStrips), kTokens>(p, smem);
   for (long long i = blockIdx.x; i < items.total; i += gridDim.x) {
     const TileItem it = tile_item<item_strips(kWarpStrips), kTokens>(p, items.at(i));
-    with_expert_decoder<kFormed>(p.blob, p.descs[it.expert],
-                                 [&](auto decoder, const ExpertParams& ep) {
-                                   run_item<Act, decltype(decoder), kWarpStrips>(
-                                       p, ep, it.row_block, it.x, it.y_rows, stages);
-                                 });
+    with_expert_decoder<kFormed, kTrellis>(
+        p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
+          using Dec = decltype(decoder);
+          XTile x = it.x;
+          if constexpr (RotatesX<Dec>::value) {
+            // A bank view whose format_mask leaves out its trellis experts got no rotated x.
+            if (p.x_rotated == nullptr) __trap();
+            x.x = p.x_rotated + static_cast<int64_t>(x.row) * p.k;
+          }
+          run_item<Act, Dec, kWarpStrips>(p, ep, it.row_block, x, it.y_rows, stages);
+        });
   }
 }
 
 /// Occupancy depends on the code slot size and the schedule's size: one cached grid per
 /// (expert bucket, log2 slot size) and per form.
-template <class Act, int kWarpStrips, bool kFormed>
+template <class Act, int kWarpStrips, bool kFormed, bool kTrellis>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   static GridCache cache;
   const auto* kernel =
-      reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips, kFormed>);
+      reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, kWarpStrips, kFormed, kTrellis>);
   int slot_class = 0;  // log2(slot / 256): 0..4
   while ((256 << slot_class) < p.a_slot_bytes) ++slot_class;
   const int bucket = expert_bucket(p.num_experts);
@@ -308,18 +335,26 @@ constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
 /// 240 registers, 2 warps per scheduler issuing every 5.9 cycles: still latency-bound.
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
-  const bool formed = p.formed != 0;
+  // The decoder set: int and dense; with the formed ones; with the trellis ones too.
+  const int decoders = p.x_rotated != nullptr ? 2 : p.formed != 0 ? 1 : 0;
+  auto launch_form = [&](auto strips) {
+    constexpr int kWarpStrips = decltype(strips)::value;
+    return decoders == 2   ? tc::launch<Act, kWarpStrips, true, true>(p, stream)
+           : decoders == 1 ? tc::launch<Act, kWarpStrips, true, false>(p, stream)
+                           : tc::launch<Act, kWarpStrips, false, false>(p, stream);
+  };
   if (p.a_slot_bytes <= tc::max_slot_bytes(2)) {
-    // Both forms of the kernel take the same shared memory: ask one.
+    // Every form of the kernel takes the same shared memory: ask one.
     static SmemRoomCache cache;
     size_t room = 0;
     const cudaError_t err = kernel_smem_room(
-        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2, false>), &cache, &room);
+        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2, false, false>), &cache,
+        &room);
     if (err != cudaSuccess) return err;
     if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
-      return formed ? tc::launch<Act, 2, true>(p, stream) : tc::launch<Act, 2, false>(p, stream);
+      return launch_form(std::integral_constant<int, 2>{});
   }
-  return formed ? tc::launch<Act, 1, true>(p, stream) : tc::launch<Act, 1, false>(p, stream);
+  return launch_form(std::integral_constant<int, 1>{});
 }
 
 }  // namespace qmoe::dev

@@ -790,39 +790,29 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
   const Variant v = choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
-  // A kernel before this launch that converts x for some decoders (one warp per `warps` unit).
-  // It writes neither the offsets nor the bank and lets this launch start only after its own
-  // wait for its predecessor, so this launch may build its schedule while it runs
-  // (early_schedule).
-  auto launch_x_kernel = [&](const void* kernel, int64_t warps, void** args) {
-    const int64_t blocks = (warps + kBlockWarps - 1) / kBlockWarps;
-    if (blocks > INT_MAX) return cudaErrorInvalidValue;
-    pv.early_schedule = 1;
-    return launch_grouped_kernel_args(kernel, GridSize{static_cast<int>(blocks), grid.pdl}, 0, args,
-                                      stream);
-  };
-  const auto* x = static_cast<const unsigned short*>(p.x);
-  int64_t m = p.m;
-  int k = p.k, k_tiles = p.k_tiles;
+  // The kernels before this launch that convert x for some decoders write neither the offsets
+  // nor the bank and let this launch start only after their own wait for their predecessor, so
+  // this launch may build its schedule while they run (early_schedule).
   if (p.x_rotated != nullptr) {
     // The trellis decoders' x~ (x_rotate.cuh): one warp per (row, 128-input block).
-    if (p.k % kTileCols != 0) return cudaErrorInvalidValue;
-    unsigned short* x_rotated = p.x_rotated;
-    void* args[] = {&x, &m, &k, &x_rotated};
-    err = launch_x_kernel(reinterpret_cast<const void*>(xrot::rotate_x_kernel<Act>),
-                          p.m * (p.k / kTileCols), args);
+    err = launch_rotate_x<Act>(p, stream);
     if (err != cudaSuccess) return err;
+    pv.early_schedule = 1;
   }
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
   const bool imma = p.x_digits != nullptr;
   if (imma) {
     // x as digits: one warp per (row, k-tile).
+    const auto* x = static_cast<const unsigned short*>(p.x);
+    int64_t m = p.m;
+    int k = p.k, k_tiles = p.k_tiles;
     uint8_t* records = p.x_digits;
     auto* info = static_cast<xdig::TileInfo*>(p.x_info);
     void* args[] = {&x, &m, &k, &k_tiles, &records, &info};
-    err = launch_x_kernel(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
-                          p.m * p.k_tiles, args);
+    err = launch_warp_kernel(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
+                             p.m * p.k_tiles, grid.pdl, args, stream);
     if (err != cudaSuccess) return err;
+    pv.early_schedule = 1;
   }
   if (v.chunks == 2) {
     // 16-token items: each chunk holds its x fragments (bf16) or digits (8 registers per k-tile

@@ -108,7 +108,30 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   return {m <= bound * active ? INT_MAX : 0};
 }
 
-/// The split for a call (decode_max_tokens 0 = adaptive_split).
+/// kAuto for a bank with trellis experts (on every device: only the decode kernel and the
+/// mma.sync tile kernel run them, registry.cuh): the decode kernel for every expert up to a mean
+/// of kTrellisDecodeMean tokens per active expert; above it, the experts of up to
+/// kTrellisSplitTokens tokens there and the others on the tile kernel. Why a per-expert split:
+/// the trellis decode costs ~4-5 instructions a weight (trellis.cuh), and the decode kernel
+/// decodes each weight once per 16-token item, the tile kernel once per 64-token item; an
+/// expert of at most 16 tokens takes one decode either way, and the decode kernel streams it
+/// faster. Provisional: not yet measured on a GPU (both bounds are the decode kernel's item of
+/// 16 tokens).
+constexpr int kTrellisDecodeMean = 16;
+constexpr int kTrellisSplitTokens = 16;
+inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
+  return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : kTrellisSplitTokens};
+}
+
+/// Whether the call's tile launch runs the wgmma kernel: where the device runs its sm_90a code
+/// (wgmma_available) and the bank holds no trellis expert (the wgmma kernel has no trellis
+/// decoder; the mma.sync one does).
+inline bool tile_kernel_is_wgmma(const GroupedGemmArgs& a, bool wgmma_available) {
+  return wgmma_available && (a.bank.format_mask & kTrellisDecoderMask) == 0;
+}
+
+/// The split for a call (decode_max_tokens 0 = adaptive_split; trellis_split for banks with
+/// trellis experts).
 inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) {
   switch (a.kernel) {
     case KernelChoice::kDecode:
@@ -119,9 +142,7 @@ inline KernelSplit split_kernels(const GroupedGemmArgs& a, bool wgmma, int sms) 
       break;
   }
   if (a.decode_max_tokens > 0) return {a.decode_max_tokens};
-  // Trellis experts run on the decode kernel alone (registry.cuh, kTrellisDecoderMask): the
-  // whole call goes there, whatever its token counts.
-  if ((a.bank.format_mask & kTrellisDecoderMask) != 0) return {INT_MAX};
+  if ((a.bank.format_mask & kTrellisDecoderMask) != 0) return trellis_split(a);
   return adaptive_split(a, wgmma, sms);
 }
 

@@ -192,6 +192,17 @@ cudaError_t launch_grouped_kernel(const void* kernel, const GridSize& grid, size
 /// The same for a kernel whose parameters are `args` (pointers to each, in order).
 cudaError_t launch_grouped_kernel_args(const void* kernel, const GridSize& grid, size_t smem_bytes,
                                        void** args, cudaStream_t stream);
+/// A kernel of one warp per unit (the conversions of x before a grouped launch: x_digits.cuh,
+/// x_rotate.cuh) over `warps` units, kBlockWarps a block, no dynamic shared memory, with
+/// programmatic dependent launch where pdl; cudaErrorInvalidValue for more than 2^31 - 1 blocks.
+cudaError_t launch_warp_kernel(const void* kernel, int64_t warps, bool pdl, void** args,
+                               cudaStream_t stream);
+
+/// The trellis decoders' rotated x (x_rotate.cuh): p.x_rotated from p.x, for the grouped launch
+/// that follows (it may start early where the device has programmatic dependent launch: the
+/// rotation lets it launch once its own wait for its predecessor is done).
+template <class Act>
+cudaError_t launch_rotate_x(const GemmProblem& p, cudaStream_t stream);
 
 /// Occupancy classes by expert count: the block schedule's shared memory grows with E, and a
 /// grid sized for kMaxExperts (16 KB of schedule) would halve the blocks per SM of the

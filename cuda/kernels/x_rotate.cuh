@@ -12,6 +12,7 @@
 // outputs, as with x itself).
 // Layout: [m, k] fp16, as x (k a multiple of 128: trellis banks have no padded columns).
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
@@ -57,3 +58,27 @@ __global__ void __launch_bounds__(256)
 }
 
 }  // namespace qmoe::dev::xrot
+
+namespace qmoe::dev {
+
+template <class Act>
+cudaError_t launch_rotate_x(const GemmProblem& p, cudaStream_t stream) {
+  if (p.k % kTileCols != 0) return cudaErrorInvalidValue;  // trellis banks: whole blocks
+  // The grid is one warp per (row, block); the cache only answers whether PDL applies.
+  static GridCache cache;
+  const auto* kernel = reinterpret_cast<const void*>(xrot::rotate_x_kernel<Act>);
+  GridSize grid;
+  const cudaError_t err = persistent_grid(kernel, 0, 0, 0, &cache, &grid);
+  if (err != cudaSuccess) return err;
+  const auto* x = static_cast<const unsigned short*>(p.x);
+  int64_t m = p.m;
+  int k = p.k;
+  unsigned short* x_rotated = p.x_rotated;
+  void* args[] = {&x, &m, &k, &x_rotated};
+  return launch_warp_kernel(kernel, p.m * (p.k / kTileCols), grid.pdl, args, stream);
+}
+// Instantiated once, in grouped_gemv_{bf16,fp16}.cu (grouped_gemm.cu calls them too).
+extern template cudaError_t launch_rotate_x<__nv_bfloat16>(const GemmProblem&, cudaStream_t);
+extern template cudaError_t launch_rotate_x<__half>(const GemmProblem&, cudaStream_t);
+
+}  // namespace qmoe::dev

@@ -167,16 +167,16 @@ struct GroupedGemmArgs {
 /// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
 /// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int formats,
 /// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
-/// (within 2^-15 of the tile's largest value); for the trellis formats (decode kernel only) it
-/// multiplies the codes' values by x rotated per 128-input block in fp16 and applies each
-/// block's scale to the fp32 sums (docs/formats.md §1). All stay within the tests' normalised
+/// (within 2^-15 of the tile's largest value); for the trellis formats it multiplies the codes'
+/// values by x rotated per 128-input block in fp16 and applies each block's scale to the fp32
+/// sums, and the tile kernel (the mma.sync one on every device for a bank with trellis experts)
+/// multiplies RNE_fp16(v s) by that rotated x (docs/formats.md §1). All stay within the tests' normalised
 /// error of the float64 reference; results of the two kernels for one expert may differ in the
 /// last bits.
 /// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
 /// y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
 /// x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35; a
-/// bank with trellis experts where kernel = kPrefill or 0 < decode_max_tokens < x.rows),
+/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),
 /// kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);

@@ -397,19 +397,7 @@ void sm_count(int* sms) {
   CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
 }
 
-/// Whether a run would send some experts of a bank with trellis experts to the tile kernel,
-/// which runs none (kernel_split.cuh): grouped_gemm answers kUnsupported.
-bool trellis_tile_run(const GemmSetup& s, const KernelRun& run) {
-  bool trellis = false;
-  for (int64_t e = 0; e < s.bank.num_experts(); ++e)
-    trellis = trellis || s.bank.expert(e).format.kind == FormatKind::kTrellis;
-  return trellis && (run.kernel == KernelChoice::kPrefill ||
-                     (run.kernel == KernelChoice::kAuto && run.decode_max_tokens > 0 &&
-                      run.decode_max_tokens < s.m_total));
-}
-
-/// Runs each kernel choice on the case for both activation types and checks it (a run that
-/// trellis_tile_run refuses must answer kUnsupported and leave y alone).
+/// Runs each kernel choice on the case for both activation types and checks it.
 void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
                 const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
                 uint32_t seed, float x_mean = 0.f) {
@@ -427,17 +415,7 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       const qmoe::Status st =
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, nullptr);
       const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
-      if (trellis_tile_run(s, run)) {
-        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label << " " << kernel;
-        std::vector<uint16_t> y(s.y.bytes() / 2);
-        CUDA_CHECK(cudaMemcpy(y.data(), s.y.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
-        for (uint16_t v : y) ASSERT_EQ(v, 0xFFFF) << label << " " << kernel << ": y written";
-        std::printf(
-            "  %-8s %-14s %-5s %-8s %6s  unsupported (trellis experts: decode kernel only)\n",
-            "gemm", label.c_str(), qmoe::dtype_name(act), kernel, "-");
-        continue;
-      }
-      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      ASSERT_TRUE(st.is_ok()) << label << " " << kernel << ": " << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, kernel));
     }
@@ -488,7 +466,8 @@ TEST(GpuKernels, GroupedGemmMatchesReferenceMixedBank) {
       parse_all({"vq1.5", "vq3", "int4:g128", "vq2.5", "vq2", "nuq3", "bf16", "vq3"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(e, 104, 512, {3, 16, 1, 40, 0, 9, 2, 130}, runs, 3005));
   // Trellis experts (the rotated x, fp16 mma) beside int, vector, LUT and dense ones in one
-  // decode launch (the int experts also on the integer decode: kOn), 300 tokens on one expert.
+  // launch of either kernel (the int experts also on the integer decode: kOn), 300 tokens on one
+  // expert (the tile kernel: four 64-token blocks and a short one).
   const std::vector<FormatSpec> t =
       parse_all({"tcq2", "int4:g128", "tcq3.5", "vq2", "tcq4", "nuq3", "bf16", "tcq1.5"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(t, 104, 512, {3, 16, 1, 40, 0, 9, 2, 300}, runs, 3006));
@@ -843,8 +822,9 @@ TEST(GpuKernels, GroupedGemmFormedDecodersMatchReferenceSmall) {
 }
 
 TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceOnLongK) {
-  // K = 2048 (16 k-tiles: warps share a strip group's k-tiles) and one expert past 16 tokens per
-  // item, with tcq4's 1 KB tiles (bulk copies on sm_90+) beside the two-value rates.
+  // K = 2048 (16 k-tiles: the decode kernel's warps share a strip group's k-tiles; the tile
+  // kernel's ring wraps) and one expert past 16 tokens per item, with tcq4's 1 KB tiles (bulk
+  // copies on sm_90+) beside the two-value rates.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"tcq4", "tcq2.5", "int4:g128", "tcq3.5"});
@@ -852,14 +832,29 @@ TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceOnLongK) {
 }
 
 TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
-  // Every trellis format (the rotated x, fp16 mma, the decode kernel alone: the runs that would
-  // send experts to the tile kernel must answer kUnsupported) beside int, vector and dense
-  // experts; an expert of 40 tokens takes three decode items. "Small": the sanitizers run it.
+  // Every trellis format (the rotated x, fp16 mma; on the decode kernel, on the mma.sync tile
+  // kernel, and split between them) beside int, vector and dense experts; an expert of 40 tokens
+  // takes three decode items. "Small": the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f =
       parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "vq2", "bf16"});
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, {0, 1, 7, 17, 3, 40, 2, 5, 1}, kAllKernels, 6004));
+}
+
+TEST(GpuKernels, GroupedGemmTrellisTileKernelMatchesReference) {
+  // The mma.sync tile kernel's trellis path (weights formed as RNE_fp16(v s) against the rotated
+  // x, the 128 applied in the epilogue; on every device, wgmma or not): experts of several
+  // 64-token blocks and short last blocks, N = 200 (a partial row block), K = 640, every trellis
+  // rate beside int4 and bf16 experts; the tile kernel alone, kAuto's trellis split (a mean above
+  // 16: the experts of up to 16 tokens on the decode kernel) and a threshold of 64.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f =
+      parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "bf16"});
+  const std::vector<KernelRun> runs = {
+      {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 64}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {130, 64, 65, 1, 0, 200, 16, 17}, runs, 6006));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
@@ -935,10 +930,6 @@ void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       size_t bytes = ws_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, nullptr);
-      if (trellis_tile_run(s, run)) {
-        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label;
-        continue;
-      }
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       const bool via_workspace = product_in_workspace(s, act, run);
@@ -1194,9 +1185,12 @@ TEST(GpuKernels, GroupedGemmIsGraphCapturable) {
   ASSERT_NO_FATAL_FAILURE(
       check_graph_capture(parse_all({"int4:g32", "bf16", "int3:g64", "int8:pc"}),
                           {KernelChoice::kAuto, 16, qmoe::IntegerDecode::kOn}));
-  // Trellis experts: the kernel rotating x before the decode launch, the one converting x too.
+  // Trellis experts: the kernel rotating x before the decode launch, the one converting x too;
+  // then before the tile launch alone.
   ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"tcq2", "bf16", "tcq2.5", "int8:pc"}),
                                               {KernelChoice::kAuto, 0, qmoe::IntegerDecode::kOn}));
+  ASSERT_NO_FATAL_FAILURE(check_graph_capture(parse_all({"tcq4", "int4:g128", "tcq1.5", "fp16"}),
+                                              {KernelChoice::kPrefill, 0}));
 }
 
 /// Spins for `cycles` clocks, then copies x and the offsets into place (one block): a kernel
@@ -1227,13 +1221,11 @@ __global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_
 // schedules early behind the kernel converting x), and with both calls in kAuto (decode, then
 // tile kernel) or in the decode kernel alone (then the second call's early blocks start while
 // the first call's decode launch is still writing the rows they read).
-// A bank with trellis experts runs on the decode kernel alone, behind its kernel rotating x (and
-// with the integer decode forced, behind the one converting x too): auto16 becomes auto0 there.
+// A bank with trellis experts runs behind the kernel rotating x (with the integer decode forced,
+// behind the one converting x too); its tile launch reads that rotated x too.
 void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t seed) {
   const std::vector<int32_t> counts = {5, 40, 0, 17};  // kAuto: both kernels
   constexpr int64_t kDim = 256;                        // n == k: y feeds the next call's x
-  bool trellis = false;
-  for (const FormatSpec& e : f) trellis = trellis || e.kind == FormatKind::kTrellis;
   GemmSetup s;
   ASSERT_NO_FATAL_FAILURE(setup_gemm(f, kDim, kDim, counts, /*extra_rows=*/3, seed, &s));
   DeviceBuffer x_src, offsets_src, y2;
@@ -1251,12 +1243,10 @@ void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t 
     const bool imma = (variant & 4) != 0;
     const bool decode_only = (variant & 8) != 0;
     const KernelRun run{decode_only ? KernelChoice::kDecode : KernelChoice::kAuto,
-                        decode_only || trellis ? 0 : 16,
+                        decode_only ? 0 : 16,
                         imma ? qmoe::IntegerDecode::kOn : qmoe::IntegerDecode::kAuto};
     const std::string label = std::string(early ? "early" : "plain") + (imma ? "+imma" : "") +
-                              (decode_only ? "/decode"
-                               : trellis   ? "/auto0"
-                                           : "/auto16");
+                              (decode_only ? "/decode" : "/auto16");
     std::vector<uint16_t> x;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1 + static_cast<uint32_t>(variant), &s, &x));
     CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));

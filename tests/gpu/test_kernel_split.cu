@@ -375,7 +375,7 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   EXPECT_EQ(decoder_bit("int4:g32"), kInt4G32);
   // The formed-weight decoders (GemmProblem::formed: kernels with them) are the LUT, vector and
   // trellis formats', and no int or dense one; the trellis ones have a mask of their own (the
-  // decode kernel alone runs them), one decoder each (tcq3 and tcq1.5 both take 3 bits a step).
+  // wgmma kernel runs none of them), one decoder each (tcq3 and tcq1.5 both take 3 bits a step).
   const uint32_t trellis = decoder_bit("tcq2") | decoder_bit("tcq3") | decoder_bit("tcq4") |
                            decoder_bit("tcq1.5") | decoder_bit("tcq2.5") | decoder_bit("tcq3.5");
   EXPECT_EQ(trellis, qmoe::dev::kTrellisDecoderMask);
@@ -385,8 +385,9 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
             qmoe::dev::kFormedDecoderMask);
   for (const char* name : {"int2:g128", "int3:g64", "int4:g32", "int8:pc", "bf16", "fp16"})
     EXPECT_EQ(decoder_bit(name) & qmoe::dev::kFormedDecoderMask, 0u) << name;
-  // Which kernels hold them: the formed instantiations the LUT and vector decoders, the decode
-  // kernel's (trellis = true) the trellis ones too; int and dense decoders every kernel.
+  // Which kernels hold them: the formed instantiations the LUT and vector decoders, those of the
+  // decode and mma.sync tile kernels with trellis = true the trellis ones too; int and dense
+  // decoders every kernel.
   for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {
     const bool is_trellis = ((trellis >> id) & 1u) != 0;
     const bool formed = ((qmoe::dev::kFormedDecoderMask >> id) & 1u) != 0;
@@ -396,17 +397,33 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   }
 }
 
-TEST(KernelSplit, TrellisBanksRunOnTheDecodeKernelAlone) {
-  // kAuto sends every expert of a bank with trellis experts to the decode kernel, at any token
-  // count (grouped_gemm refuses kPrefill and a threshold below m for them: a GPU test).
+TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfSixteen) {
+  // kAuto for a bank with trellis experts, on any device (trellis_split): the decode kernel for
+  // every expert up to a mean of 16 tokens per active expert (m / min(E, m)), above it the
+  // experts of up to 16 tokens; the others go to the mma.sync tile kernel, never to wgmma.
   const uint32_t tcq2 = decoder_bit("tcq2");
   for (bool wgmma : {false, true})
-    for (int64_t m : {1, 64, 4096, 16384}) {
-      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, tcq2, wgmma), INT_MAX) << m;
-      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, tcq2 | kInt4, wgmma), INT_MAX) << m;
+    for (uint32_t mask : {tcq2, tcq2 | kInt4}) {
+      for (int64_t m : {1, 64, 1024})
+        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), INT_MAX) << m;
+      for (int64_t m : {1025, 4096, 16384})
+        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 16) << m;
+      // Fewer rows than experts: the mean is over m experts at most.
+      EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 16, 256, mask, wgmma), INT_MAX);
     }
   EXPECT_EQ(decode_max(KernelChoice::kPrefill, 0, 4096, 64, tcq2, true), 0);
-  EXPECT_EQ(decode_max(KernelChoice::kAuto, 16, 4096, 64, tcq2, true), 16);
+  EXPECT_EQ(decode_max(KernelChoice::kAuto, 24, 4096, 64, tcq2, true), 24);
+  qmoe::GroupedGemmArgs a;
+  for (uint32_t mask : {tcq2, tcq2 | kInt4, decoder_bit("tcq3.5") | decoder_bit("bf16")}) {
+    a.bank.format_mask = mask;
+    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, true)) << mask;
+    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, false)) << mask;
+  }
+  for (uint32_t mask : {kInt4, kInt4 | decoder_bit("vq2"), decoder_bit("bf16")}) {
+    a.bank.format_mask = mask;
+    EXPECT_TRUE(qmoe::dev::tile_kernel_is_wgmma(a, true)) << mask;
+    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, false)) << mask;
+  }
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {

@@ -3,10 +3,10 @@
 // every position from the packed row strings (TrellisDecoder::position_value, what the
 // dequantize kernel forms w from); the A registers of every lane, sub-tile and register
 // (read_codes' rotated row copies, biased_subtile: fp16 1024 + bytesum = v + 1534); the affine
-// constants; and the identity the kernels rest on, sum_t w_t x_t = 128 s sum_j v_j x~_j with
-// x~ = H (sigma . x) / 128, against the CPU reference's weights. Runs without a device; the GPU
-// tests check the decoders inside the decode kernel, the rotation kernel and the dequantize
-// kernel.
+// constants; the formed weights RNE_fp16(v s) of the tile kernel; and the identity the kernels
+// rest on, sum_t w_t x_t = 128 s sum_j v_j x~_j with x~ = H (sigma . x) / 128, against the CPU
+// reference's weights. Runs without a device; the GPU tests check the decoders inside the decode
+// and tile kernels, the rotation kernel and the dequantize kernel.
 #include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
@@ -110,6 +110,30 @@ void expect_decoder_matches_spec() {
       EXPECT_EQ(q.scale[0][h],
                 128.f * qmoe::fp16_to_float(l.scales[static_cast<size_t>(lane / 4 + 8 * h)]));
       EXPECT_EQ(q.zero_bias[0][h], 1534.f);
+    }
+  }
+
+  // The formed weights of the mma.sync tile kernel (prepare, decode_subtile): each half is
+  // RNE_fp16(v s) of its position and row, v s exact in float (a 10-bit by an 11-bit integer).
+  for (int lane = 0; lane < 32; ++lane) {
+    uint32_t raw[Dec::kRawWords];
+    Dec::read_codes(tile, lane, raw);
+    typename Dec::RawQuant rq{};
+    rq.scale[0] = uint32_t{l.scales[static_cast<size_t>(lane / 4)]} |
+                  uint32_t{l.scales[static_cast<size_t>(lane / 4 + 8)]} << 16;
+    const auto q = Dec::template prepare<__half>(qmoe::dev::ExpertParams{}, rq, {});
+    for (int j = 0; j < 8; ++j) {
+      uint32_t a[4];
+      Dec::template decode_subtile<__half>(raw, j, q, a);
+      for (int r = 0; r < 4; ++r)
+        for (int half = 0; half < 2; ++half) {
+          const int row = lane / 4 + 8 * (r % 2);
+          const int col = 16 * j + 2 * (lane % 4) + 8 * (r / 2) + half;
+          const float s = qmoe::fp16_to_float(l.scales[static_cast<size_t>(row)]);
+          ASSERT_EQ(static_cast<uint16_t>(a[r] >> (16 * half)),
+                    qmoe::float_to_fp16(static_cast<float>(v[row * 128 + col]) * s))
+              << "lane " << lane << " sub-tile " << j << " register " << r << " half " << half;
+        }
     }
   }
 
