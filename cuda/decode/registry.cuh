@@ -183,8 +183,8 @@ constexpr int max_tile_bytes(uint32_t format_mask) {
 /// (bench/results/s37-2026-12-05/perf/ab_vq.txt; in the decode kernel, ptxas sm_90a: <bf16, 4, 1>
 /// spill loads 28 -> 212 bytes). They sit in a second switch, after the int decoders' one.
 /// kTrellis: with the trellis decoders too (the decode kernel's formed instantiation and the
-/// mma.sync tile kernel's trellis one; they need the rotated x, which only those take). Any kernel traps on a decoder id it does not hold: a
-/// silent skip would leave its outputs unwritten.
+/// mma.sync tile kernel's trellis one; they need the rotated x, which only those take). Any kernel
+/// traps on a decoder id it does not hold: a silent skip would leave its outputs unwritten.
 template <bool kFormed = true, bool kTrellis = false, class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {
   switch (id) {

@@ -17,8 +17,8 @@ bool gpu_available();
 
 /// True when this build's kernels decode format f: false without CUDA (and for a format no
 /// decoder handles). Every format has a device decoder; the trellis formats "tcq<r>" run on the
-/// decode kernel alone (grouped_gemm: kernel kPrefill, or decode_max_tokens below the call's
-/// rows, is kUnsupported for a bank holding one).
+/// decode kernel and the mma.sync tile kernel (not the wgmma one: a bank holding one takes the
+/// mma.sync tile kernel on every device).
 bool has_device_decoder(const FormatSpec& f);
 
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without
@@ -122,6 +122,9 @@ struct GroupedGemmArgs {
   /// Without the wgmma kernel (the sm_80 path, mma.sync tile kernel): the decode kernel up to
   /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
   /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
+  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 16, above
+  /// it the per-expert threshold 16 (two launches; the tile kernel is the mma.sync one; a
+  /// provisional rule, not yet measured).
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).
@@ -170,11 +173,10 @@ struct GroupedGemmArgs {
 /// (within 2^-15 of the tile's largest value); for the trellis formats it multiplies the codes'
 /// values by x rotated per 128-input block in fp16 and applies each block's scale to the fp32
 /// sums, and the tile kernel (the mma.sync one on every device for a bank with trellis experts)
-/// multiplies RNE_fp16(v s) by that rotated x (docs/formats.md §1). All stay within the tests' normalised
-/// error of the float64 reference; results of the two kernels for one expert may differ in the
-/// last bits.
-/// Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols != bank.k,
-/// y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
+/// multiplies RNE_fp16(v s) by that rotated x (docs/formats.md §1). All stay within the tests'
+/// normalised error of the float64 reference; results of the two kernels for one expert may differ
+/// in the last bits. Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols !=
+/// bank.k, y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
 /// x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
 /// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),
 /// kCudaError (launch failure).

@@ -1219,10 +1219,12 @@ __global__ void write_inputs_late(uint16_t* x, const uint16_t* x_src, int64_t x_
 // first call's: its decode kernel may build its schedule early, but must read x only after the
 // first call's kernels), each with the integer decode forced on too (whose decode launch always
 // schedules early behind the kernel converting x), and with both calls in kAuto (decode, then
-// tile kernel) or in the decode kernel alone (then the second call's early blocks start while
-// the first call's decode launch is still writing the rows they read).
+// tile kernel), in the decode kernel alone (then the second call's early blocks start while
+// the first call's decode launch is still writing the rows they read) or in the tile kernel
+// alone.
 // A bank with trellis experts runs behind the kernel rotating x (with the integer decode forced,
-// behind the one converting x too); its tile launch reads that rotated x too.
+// behind the one converting x too); its tile launch reads that rotated x too, and with the tile
+// kernel alone the rotation is that launch's own predecessor.
 void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t seed) {
   const std::vector<int32_t> counts = {5, 40, 0, 17};  // kAuto: both kernels
   constexpr int64_t kDim = 256;                        // n == k: y feeds the next call's x
@@ -1237,16 +1239,20 @@ void check_waits_for_previous_kernel(const std::vector<FormatSpec>& f, uint32_t 
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  for (int variant = 0; variant < 16; ++variant) {
+  for (int variant = 0; variant < 24; ++variant) {
     const DType act = (variant & 1) != 0 ? DType::kFP16 : DType::kBF16;
     const bool early = (variant & 2) != 0;
     const bool imma = (variant & 4) != 0;
-    const bool decode_only = (variant & 8) != 0;
-    const KernelRun run{decode_only ? KernelChoice::kDecode : KernelChoice::kAuto,
-                        decode_only ? 0 : 16,
+    const int kernels = variant >> 3;  // 0: kAuto at 16 (both kernels), 1: decode, 2: tile
+    const KernelRun run{kernels == 0   ? KernelChoice::kAuto
+                        : kernels == 1 ? KernelChoice::kDecode
+                                       : KernelChoice::kPrefill,
+                        kernels == 0 ? 16 : 0,
                         imma ? qmoe::IntegerDecode::kOn : qmoe::IntegerDecode::kAuto};
     const std::string label = std::string(early ? "early" : "plain") + (imma ? "+imma" : "") +
-                              (decode_only ? "/decode" : "/auto16");
+                              (kernels == 0   ? "/auto16"
+                               : kernels == 1 ? "/decode"
+                                              : "/prefill");
     std::vector<uint16_t> x;
     ASSERT_NO_FATAL_FAILURE(upload_x(act, seed + 1 + static_cast<uint32_t>(variant), &s, &x));
     CUDA_CHECK(cudaMemcpy(x_src.as<void>(), s.x.as<void>(), s.x.bytes(), cudaMemcpyDeviceToDevice));
