@@ -8,6 +8,7 @@
 #   here:   bash bench/results/s42-2026-12-05/run.sh pack
 #   device: bash bench/results/s42-2026-12-05/run.sh check    # carry [".carry/z/s42t.txz"]
 #           bash bench/results/s42-2026-12-05/run.sh kernels  # same machine, right after check
+#           bash bench/results/s42-2026-12-05/run.sh lean     # check's tests alone (little time)
 # check: scripts/gpu_check.sh: every GPU test on sm_90a; the trellis, chain and dequantize tests
 # on the compute_80 PTX (the A100 path); memcheck on the small, trellis, chain, graph and C ABI
 # tests; racecheck on the two small trellis tests; a bench of tcq beside int4 at decode to
@@ -17,7 +18,7 @@
 # (kernel_split.cuh): kernels.tgz.
 set -u
 export CUDA_CACHE_MAXSIZE=4294967296
-phase=${1:?pack, check or kernels}
+phase=${1:?pack, check, lean or kernels}
 rows="--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 16,64,256,1024,4096 --formats tcq2,tcq3.5,tcq4,int4:g128"
 case $phase in
   pack)
@@ -44,6 +45,15 @@ case $phase in
       >"$OUT/racecheck_trellis.log" 2>&1
     echo "racecheck rc=$?"
     grep -E "RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck_trellis.log" | tail -4 ;;
+  lean)
+    # The check's tests alone, for a call with little device time left: every GPU test on
+    # sm_90a, memcheck on the two small trellis tests.
+    tar xJf .carry/z/s42t.txz -C .carry && chmod +x .carry/t42/*
+    QMOE_BIN=.carry/t42 QMOE_COMMIT=s42-tcq-tile timeout 400 bash scripts/gpu_check.sh \
+      --skip-bench --skip-demo --ptx-filter '' --sanitizers memcheck \
+      --sanitize-filter '*TrellisDecodersMatchReferenceSmall:*TrellisTileKernelMatchesReference' \
+      --step-timeout 240 --pack
+    echo "gpu_check rc=$?" ;;
   kernels)
     [[ -x .carry/t42/qmoe ]] || { echo "no .carry/t42: run check on this machine first"; exit 2; }
     mkdir -p "$OUT/kernels"
