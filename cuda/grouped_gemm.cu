@@ -69,19 +69,21 @@ Status check_device(const std::string& fn) {
   return Status::ok();
 }
 
-/// The call's split between the kernels on the current device (kernel_split.cuh).
+/// The call's split between the kernels on the current device, and which tile kernel takes
+/// which experts (kernel_split.cuh).
 template <class Act>
-cudaError_t call_split(const GroupedGemmArgs& a, bool* wgmma, dev::KernelSplit* split) {
+cudaError_t call_split(const GroupedGemmArgs& a, dev::TileLaunches* tiles,
+                       dev::KernelSplit* split) {
   bool available = false;
   cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&available);
   if (err != cudaSuccess) return err;
-  *wgmma = dev::tile_kernel_is_wgmma(a, available);
+  *tiles = dev::tile_launches(a.bank.format_mask, available);
   int device = 0, sms = 0;
   err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  *split = dev::split_kernels(a, *wgmma, sms);
+  *split = dev::split_kernels(a, tiles->wgmma != 0, sms);
   return cudaSuccess;
 }
 
@@ -116,12 +118,23 @@ size_t product_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
   return static_cast<size_t>(a.x.rows) * static_cast<size_t>(a.bank.n) * 2;
 }
 
+/// p as a tile launch of the experts whose decoders are in `decoders`: its code slots, kernel
+/// form and x are sized and chosen for those alone.
+dev::GemmProblem tile_problem(dev::GemmProblem p, uint32_t decoders) {
+  p.tile_decoders = decoders;
+  p.a_slot_bytes = dev::max_tile_bytes(decoders);
+  p.formed = (decoders & dev::kFormedDecoderMask) != 0 ? 1 : 0;
+  if ((decoders & dev::kTrellisDecoderMask) == 0) p.x_rotated = nullptr;
+  return p;
+}
+
 /// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
-/// then the tile kernel for the others (wgmma where the device runs sm_90a code, else
-/// mma.sync), each skipped when it has no expert (kernel_split.cuh).
+/// then the tile kernels for the others (wgmma for the experts it has decoders for where the
+/// device runs sm_90a code, mma.sync for the rest: tile_launches), each skipped when it has no
+/// expert (kernel_split.cuh).
 template <class Act>
-cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmProblem p,
-                           cudaStream_t stream) {
+cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunches& tiles,
+                           dev::GemmProblem p, cudaStream_t stream) {
   cudaError_t err = cudaSuccess;
   if (split.decode_max > 0) {
     p.min_tokens = 1;
@@ -140,8 +153,13 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, bool wgmma, dev::GemmP
   p.max_tokens = INT_MAX;
   p.x_digits = nullptr;
   p.x_info = nullptr;
-  return wgmma ? dev::launch_grouped_gemm_wgmma<Act>(p, stream)
-               : dev::launch_grouped_gemm_tc<Act>(p, stream);
+  if (tiles.wgmma != 0) {
+    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, tiles.wgmma), stream);
+    if (err != cudaSuccess) return err;
+  }
+  if (tiles.mma_sync != 0)
+    err = dev::launch_grouped_gemm_tc<Act>(tile_problem(p, tiles.mma_sync), stream);
+  return err;
 }
 
 }  // namespace
@@ -186,11 +204,11 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
                             std::to_string(args.bank.n));
   if (workspace == nullptr) {
     // Without a usable device (the call itself would fail), the size for a decode launch.
-    bool wgmma = false;
+    dev::TileLaunches tiles{};
     dev::KernelSplit split{INT_MAX};
     const cudaError_t err = args.x.dtype == DType::kBF16
-                                ? call_split<__nv_bfloat16>(args, &wgmma, &split)
-                                : call_split<__half>(args, &wgmma, &split);
+                                ? call_split<__nv_bfloat16>(args, &tiles, &split)
+                                : call_split<__half>(args, &tiles, &split);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
@@ -237,10 +255,11 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.min_strip_bytes = dev::mask_bytes<dev::decoder_strip_bytes>(b.format_mask, false);
   p.max_strip_bytes = dev::mask_bytes<dev::decoder_strip_bytes>(b.format_mask, true);
   p.formed = (b.format_mask & dev::kFormedDecoderMask) != 0 ? 1 : 0;
-  bool wgmma = false;
+  p.tile_decoders = b.format_mask;
+  dev::TileLaunches tiles{};
   dev::KernelSplit split{};
-  cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &wgmma, &split)
-                                            : call_split<__half>(args, &wgmma, &split);
+  cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &tiles, &split)
+                                            : call_split<__half>(args, &tiles, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
   const size_t digits = aligned_digits_bytes(args, split);
   const size_t rotated = rotated_bytes(args);
@@ -264,8 +283,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   // launch writes the product to the workspace and the activation follows as a kernel.
   p.epilogue = gated && product == 0 ? 1 : 0;
   if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits + rotated;
-  err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, wgmma, p, stream)
-                                : launch_grouped<__half>(split, wgmma, p, stream);
+  err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, tiles, p, stream)
+                                : launch_grouped<__half>(split, tiles, p, stream);
   if (err == cudaSuccess && product > 0) {
     const int32_t* row_end = args.expert_offsets + b.num_experts;
     err = x.dtype == DType::kBF16

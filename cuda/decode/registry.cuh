@@ -107,8 +107,9 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
 
 /// The trellis decoders: the decode kernel (its formed instantiation) and the mma.sync tile
 /// kernel (its trellis instantiation) run them, multiplying the rotated x (x_rotate.cuh); the
-/// wgmma kernel does not, so a call whose bank holds one takes the mma.sync tile kernel on every
-/// device (kernel_split.cuh, grouped_gemm.cu).
+/// wgmma kernel does not, so a call's trellis experts take the mma.sync tile kernel on every
+/// device, beside a wgmma launch for the bank's other experts on sm_90a (tile_launches,
+/// kernel_split.cuh; grouped_gemm.cu).
 constexpr uint32_t kTrellisDecoderMask = 0x3Fu << kFirstTrellisDecoder;
 /// Decoders that form their weights from tables (LUT, vector) or multiply the rotated x
 /// (trellis): with_decoder<kFormed>.

@@ -123,11 +123,19 @@ inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
   return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : kTrellisSplitTokens};
 }
 
-/// Whether the call's tile launch runs the wgmma kernel: where the device runs its sm_90a code
-/// (wgmma_available) and the bank holds no trellis expert (the wgmma kernel has no trellis
-/// decoder; the mma.sync one does).
-inline bool tile_kernel_is_wgmma(const GroupedGemmArgs& a, bool wgmma_available) {
-  return wgmma_available && (a.bank.format_mask & kTrellisDecoderMask) == 0;
+/// The call's tile launches, as the experts (by decoder: bit i = decoder i, as
+/// DeviceBankView::format_mask) each tile kernel takes: the wgmma kernel those it has decoders
+/// for where the device runs its sm_90a code (wgmma_available), the mma.sync kernel the rest,
+/// i.e. every expert on other devices and the trellis experts on sm_90a (the wgmma kernel has no
+/// trellis decoder; the mma.sync one does). A bank mixing trellis experts with others thus runs
+/// two tile launches on sm_90a. A zero mask: no such launch.
+struct TileLaunches {
+  uint32_t wgmma;
+  uint32_t mma_sync;
+};
+inline TileLaunches tile_launches(uint32_t format_mask, bool wgmma_available) {
+  if (!wgmma_available) return {0, format_mask};
+  return {format_mask & ~kTrellisDecoderMask, format_mask & kTrellisDecoderMask};
 }
 
 /// The split for a call (decode_max_tokens 0 = adaptive_split; trellis_split for banks with

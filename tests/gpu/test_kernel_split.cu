@@ -400,7 +400,7 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
 TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfSixteen) {
   // kAuto for a bank with trellis experts, on any device (trellis_split): the decode kernel for
   // every expert up to a mean of 16 tokens per active expert (m / min(E, m)), above it the
-  // experts of up to 16 tokens; the others go to the mma.sync tile kernel, never to wgmma.
+  // experts of up to 16 tokens; the others go to the tile kernels (tile_launches, below).
   const uint32_t tcq2 = decoder_bit("tcq2");
   for (bool wgmma : {false, true})
     for (uint32_t mask : {tcq2, tcq2 | kInt4}) {
@@ -413,17 +413,27 @@ TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfSixteen) {
     }
   EXPECT_EQ(decode_max(KernelChoice::kPrefill, 0, 4096, 64, tcq2, true), 0);
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 24, 4096, 64, tcq2, true), 24);
-  qmoe::GroupedGemmArgs a;
-  for (uint32_t mask : {tcq2, tcq2 | kInt4, decoder_bit("tcq3.5") | decoder_bit("bf16")}) {
-    a.bank.format_mask = mask;
-    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, true)) << mask;
-    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, false)) << mask;
+}
+
+TEST(KernelSplit, TrellisExpertsTakeTheMmaSyncTileKernelAndTheOthersWgmma) {
+  // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's;
+  // with it, the trellis experts' (it has no trellis decoder) and the others' wgmma's, so a bank
+  // mixing the two runs one launch of each, their masks disjoint and together the bank's.
+  const uint32_t tcq = decoder_bit("tcq2") | decoder_bit("tcq3.5");
+  for (uint32_t mask : {tcq, kInt4, decoder_bit("bf16"), kInt4 | decoder_bit("vq2"),
+                        tcq | kInt4, tcq | decoder_bit("bf16") | decoder_bit("nuq3")}) {
+    const qmoe::dev::TileLaunches off = qmoe::dev::tile_launches(mask, false);
+    EXPECT_EQ(off.wgmma, 0u) << mask;
+    EXPECT_EQ(off.mma_sync, mask) << mask;
+    const qmoe::dev::TileLaunches on = qmoe::dev::tile_launches(mask, true);
+    EXPECT_EQ(on.wgmma, mask & ~qmoe::dev::kTrellisDecoderMask) << mask;
+    EXPECT_EQ(on.mma_sync, mask & qmoe::dev::kTrellisDecoderMask) << mask;
+    EXPECT_EQ(on.wgmma & on.mma_sync, 0u) << mask;
+    EXPECT_EQ(on.wgmma | on.mma_sync, mask) << mask;
   }
-  for (uint32_t mask : {kInt4, kInt4 | decoder_bit("vq2"), decoder_bit("bf16")}) {
-    a.bank.format_mask = mask;
-    EXPECT_TRUE(qmoe::dev::tile_kernel_is_wgmma(a, true)) << mask;
-    EXPECT_FALSE(qmoe::dev::tile_kernel_is_wgmma(a, false)) << mask;
-  }
+  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).wgmma, kInt4);
+  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).mma_sync, tcq);
+  EXPECT_EQ(qmoe::dev::tile_launches(tcq, true).wgmma, 0u);
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
