@@ -25,6 +25,9 @@ const std::vector<NamedMix>& named_mixes() {
        {"int2:g128", "int3:g128", "int4:g128", "int8:g128"}},
       {"mixed:lo", "experts round-robin over int2:g128, int3:g128", {"int2:g128", "int3:g128"}},
       {"mixed:hi", "experts round-robin over int4:g128, int8:g128", {"int4:g128", "int8:g128"}},
+      // A trellis format beside an int one: on sm_90a their tile work takes two launches (the
+      // mma.sync kernel for tcq, wgmma for int4; kernel_split.cuh tile_launches).
+      {"mixed:tq", "experts round-robin over tcq2, int4:g128", {"tcq2", "int4:g128"}},
   };
   return mixes;
 }
