@@ -3,69 +3,14 @@
 # kernel: weights formed as RNE_fp16(v s) against the rotated x; kAuto's trellis split; none of
 # it run on a GPU yet, nor session 41's review fixes on main) + tile_launches (on sm_90a a bank's
 # trellis experts take the mma.sync tile kernel, its other experts a wgmma launch beside it) +
-# the bench's mixed:tq (tcq2 and int4:g128 round-robin). Binaries travel packed in the ignored
-# .carry/z (the carry limit is 64 MiB):
+# the bench's mixed:tq (tcq2 and int4:g128 round-robin). Session 42's phases, for this build:
 #   s43t.txz: t43/qmoe_gpu_tests, t43/libqmoe_c.so.1, t43/qmoe (gpu preset: sm_90a SASS +
 #             compute_80 PTX), built from the branch in build-s42 (worktree /work/s42).
 #   here:   bash bench/results/s43-2026-12-06/run.sh pack
 #   device: bash bench/results/s43-2026-12-06/run.sh check    # carry [".carry/z/s43t.txz"]
 #           bash bench/results/s43-2026-12-06/run.sh kernels  # same machine, right after check
 #           bash bench/results/s43-2026-12-06/run.sh lean     # check's tests alone (little time)
-# check: scripts/gpu_check.sh: every GPU test on sm_90a; the trellis, chain and dequantize tests
-# on the compute_80 PTX (the A100 path); memcheck on the small, trellis, chain, graph and C ABI
-# tests (the trellis ones hold mixed banks: at kPrefill they run wgmma and mma.sync launches);
-# racecheck on the two small trellis tests; a bench of tcq beside int4 and mixed:tq at decode to
-# prefill sizes (kAuto: the trellis split); the demo. Packed as gpu_check.tgz.
-# kernels: the same rows with each kernel forced (decode, prefill) and the split at 32 (check's
-# bench is kAuto: the split at 16 above a mean of 16), to fit trellis_split's bounds
-# (kernel_split.cuh): kernels.tgz.
-set -u
-export CUDA_CACHE_MAXSIZE=4294967296
-phase=${1:?pack, check, lean or kernels}
-rows="--shapes mixtral-8x7b,qwen3-30b-a3b --tokens 16,64,256,1024,4096 --formats tcq2,tcq3.5,tcq4,int4:g128,mixed:tq"
-case $phase in
-  pack)
-    set -e
-    mkdir -p .carry/t43 .carry/z
-    cp build-s42/bin/qmoe_gpu_tests build-s42/bin/qmoe .carry/t43/
-    cp -L "$(find build-s42 -name libqmoe_c.so.1 | head -1)" .carry/t43/
-    strip .carry/t43/*
-    XZ_OPT="-9 -T2" tar cJf .carry/z/s43t.txz -C .carry t43/qmoe_gpu_tests t43/libqmoe_c.so.1 \
-      t43/qmoe
-    ls -l .carry/z/ ;;
-  check)
-    tar xJf .carry/z/s43t.txz -C .carry && chmod +x .carry/t43/*
-    QMOE_BIN=.carry/t43 QMOE_COMMIT=s43-mixed-tile timeout 560 bash scripts/gpu_check.sh \
-      --bench-args "$rows --reps 10" \
-      --ptx-filter '*Trellis*:TrellisDecode.*:*DequantIsBitIdenticalToCpuRefSmall:*WaitsForThePreviousKernelSmall' \
-      --sanitizers memcheck \
-      --sanitize-filter '*Small*:*Trellis*:*GroupedGemmIsGraphCapturable:CAbiGpu.*' \
-      --step-timeout 200 --pack
-    echo "gpu_check rc=$?"
-    LD_LIBRARY_PATH=.carry/t43${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 150 \
-      compute-sanitizer --tool racecheck --error-exitcode 1 .carry/t43/qmoe_gpu_tests \
-      --gtest_filter='*TrellisDecodersMatchReferenceSmall:*TrellisTileKernelMatchesReference' \
-      >"$OUT/racecheck_trellis.log" 2>&1
-    echo "racecheck rc=$?"
-    grep -E "RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck_trellis.log" | tail -4 ;;
-  lean)
-    # The check's tests alone, for a call with little device time left: every GPU test on
-    # sm_90a, memcheck on the two small trellis tests.
-    tar xJf .carry/z/s43t.txz -C .carry && chmod +x .carry/t43/*
-    QMOE_BIN=.carry/t43 QMOE_COMMIT=s43-mixed-tile timeout 400 bash scripts/gpu_check.sh \
-      --skip-bench --skip-demo --ptx-filter '' --sanitizers memcheck \
-      --sanitize-filter '*TrellisDecodersMatchReferenceSmall:*TrellisTileKernelMatchesReference' \
-      --step-timeout 240 --pack
-    echo "gpu_check rc=$?" ;;
-  kernels)
-    [[ -x .carry/t43/qmoe ]] || { echo "no .carry/t43: run check on this machine first"; exit 2; }
-    mkdir -p "$OUT/kernels"
-    for k in decode prefill auto:32; do
-      timeout 150 .carry/t43/qmoe bench $rows --reps 10 --kernel "$k" \
-        --out "$OUT/kernels/${k/:/}" >"$OUT/kernels/${k/:/}.log" 2>&1
-      echo "bench --kernel $k rc=$?"
-    done
-    tar czf "$OUT/kernels.tgz" -C "$OUT" kernels && rm -rf "${OUT:?}/kernels"
-    ls -l "$OUT" ;;
-  *) echo "unknown phase $phase"; exit 2 ;;
-esac
+# The trellis GEMM tests' banks mix tcq with int4, vq2 and bf16 experts: at kPrefill on sm_90a
+# they now run a wgmma and a mma.sync launch each.
+RUN_TAG=43 RUN_BRANCH=s43-mixed-tile RUN_FORMATS=tcq2,tcq3.5,tcq4,int4:g128,mixed:tq \
+  exec bash "$(dirname "$0")/../s42-2026-12-05/run.sh" "$@"
