@@ -12,5 +12,29 @@
 #           bash bench/results/s43-2026-12-06/run.sh lean     # check's tests alone (little time)
 # The trellis GEMM tests' banks mix tcq with int4, vq2 and bf16 experts: at kPrefill on sm_90a
 # they now run a wgmma and a mma.sync launch each.
+#   device: bash bench/results/s43-2026-12-06/run.sh means    # after lean, same machine
+# means: each kernel forced at the means session 42's bench skipped (8-14 tokens per active
+# expert: Mixtral T = 32-56, Qwen3 T = 128-224), where decode and tile cross for tcq (its
+# kernels phase: the decode kernel 2x faster at a mean of 4, the tile kernel 1.07-1.10x at 16);
+# and mixed:tq beside tcq2 and int4:g128 at prefill sizes (kAuto). Packed as means.tgz.
+if [[ ${1:-} == means ]]; then
+  [[ -x .carry/t43/qmoe ]] || { echo "no .carry/t43: run lean on this machine first"; exit 2; }
+  mkdir -p "$OUT/means"
+  for k in decode prefill; do
+    timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b --tokens 32,40,48,56 \
+      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/means/mixtral-$k" \
+      >"$OUT/means/mixtral-$k.log" 2>&1
+    echo "mixtral --kernel $k rc=$?"
+    timeout 100 .carry/t43/qmoe bench --shapes qwen3-30b-a3b --tokens 128,160,192,224 \
+      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/means/qwen3-$k" \
+      >"$OUT/means/qwen3-$k.log" 2>&1
+    echo "qwen3 --kernel $k rc=$?"
+  done
+  timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1024,4096 \
+    --formats mixed:tq,tcq2,int4:g128 --reps 10 --out "$OUT/means/mixed" >"$OUT/means/mixed.log" 2>&1
+  echo "mixed rc=$?"
+  tar czf "$OUT/means.tgz" -C "$OUT" means && rm -rf "${OUT:?}/means"
+  exit 0
+fi
 RUN_TAG=43 RUN_BRANCH=s43-mixed-tile RUN_FORMATS=tcq2,tcq3.5,tcq4,int4:g128,mixed:tq \
   exec bash "$(dirname "$0")/../s42-2026-12-05/run.sh" "$@"
