@@ -122,9 +122,9 @@ struct GroupedGemmArgs {
   /// Without the wgmma kernel (the sm_80 path, mma.sync tile kernel): the decode kernel up to
   /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
   /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
-  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 16, above
-  /// it the per-expert threshold 16 (two launches; the tile kernel is the mma.sync one; a
-  /// provisional rule, not yet measured).
+  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, above
+  /// it the per-expert threshold 16 (two launches; the trellis experts' tile kernel is the
+  /// mma.sync one; measured on an H100, kernel_split.cuh).
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).

@@ -397,16 +397,16 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   }
 }
 
-TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfSixteen) {
+TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfThirteen) {
   // kAuto for a bank with trellis experts, on any device (trellis_split): the decode kernel for
-  // every expert up to a mean of 16 tokens per active expert (m / min(E, m)), above it the
+  // every expert up to a mean of 13 tokens per active expert (m / min(E, m)), above it the
   // experts of up to 16 tokens; the others go to the tile kernels (tile_launches, below).
   const uint32_t tcq2 = decoder_bit("tcq2");
   for (bool wgmma : {false, true})
     for (uint32_t mask : {tcq2, tcq2 | kInt4}) {
-      for (int64_t m : {1, 64, 1024})
+      for (int64_t m : {1, 64, 832})
         EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), INT_MAX) << m;
-      for (int64_t m : {1025, 4096, 16384})
+      for (int64_t m : {833, 1024, 4096, 16384})
         EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 16) << m;
       // Fewer rows than experts: the mean is over m experts at most.
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 16, 256, mask, wgmma), INT_MAX);

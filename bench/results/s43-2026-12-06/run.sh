@@ -36,5 +36,23 @@ if [[ ${1:-} == means ]]; then
   tar czf "$OUT/means.tgz" -C "$OUT" means && rm -rf "${OUT:?}/means"
   exit 0
 fi
+# split: decode, prefill and the per-expert split at 16 (auto:16) at means 14-20 (Mixtral
+# T = 56-80, Qwen3 T = 224-320), where kAuto's trellis rule would run the split. split.tgz.
+if [[ ${1:-} == split ]]; then
+  tar xJf .carry/z/s43t.txz -C .carry && chmod +x .carry/t43/*
+  mkdir -p "$OUT/split"
+  for k in decode prefill auto:16; do
+    timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b --tokens 56,64,72,80 \
+      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/split/mixtral-${k/:/}" \
+      >"$OUT/split/mixtral-${k/:/}.log" 2>&1
+    echo "mixtral --kernel $k rc=$?"
+    timeout 100 .carry/t43/qmoe bench --shapes qwen3-30b-a3b --tokens 224,256,288,320 \
+      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/split/qwen3-${k/:/}" \
+      >"$OUT/split/qwen3-${k/:/}.log" 2>&1
+    echo "qwen3 --kernel $k rc=$?"
+  done
+  tar czf "$OUT/split.tgz" -C "$OUT" split && rm -rf "${OUT:?}/split"
+  exit 0
+fi
 RUN_TAG=43 RUN_BRANCH=s43-mixed-tile RUN_FORMATS=tcq2,tcq3.5,tcq4,int4:g128,mixed:tq \
   exec bash "$(dirname "$0")/../s42-2026-12-05/run.sh" "$@"
