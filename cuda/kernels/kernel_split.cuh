@@ -119,10 +119,10 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
 /// s43-2026-12-06/means; tcq2 / tcq4, each kernel forced, Mixtral and Qwen3): the tile kernel
 /// took 1.85-2.19x the decode kernel's time at a mean of 4, 1.24-1.71x at 8-10, 1.16-1.33x at
 /// 12, 0.94-1.08x at 14 (summed over the four rows 0.986x: a tie) and 0.90-0.99x at 16; it runs
-/// 1.4-1.9x faster at a mean of 64 and 2.0-2.4x from 256. So the decode kernel alone up to 13, between the two
-/// measured sides. The split above it is not measured against the single kernels at means
-/// 14-20 (with even routing few experts stay at 16 tokens or fewer from a mean of ~24, and
-/// kAuto then ran within 1-3 % of kPrefill at means 64-1024).
+/// 1.4-1.9x faster at a mean of 64 and 2.0-2.4x from 256. So the decode kernel alone up to 13,
+/// between the two measured sides. The split above it is not measured against the single
+/// kernels at means 14-20 (with even routing few experts stay at 16 tokens or fewer from a mean
+/// of ~24, and kAuto then ran within 1-3 % of kPrefill at means 64-1024).
 constexpr int kTrellisDecodeMean = 13;
 constexpr int kTrellisSplitTokens = 16;
 inline KernelSplit trellis_split(const GroupedGemmArgs& a) {

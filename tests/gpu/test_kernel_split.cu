@@ -420,8 +420,8 @@ TEST(KernelSplit, TrellisExpertsTakeTheMmaSyncTileKernelAndTheOthersWgmma) {
   // with it, the trellis experts' (it has no trellis decoder) and the others' wgmma's, so a bank
   // mixing the two runs one launch of each, their masks disjoint and together the bank's.
   const uint32_t tcq = decoder_bit("tcq2") | decoder_bit("tcq3.5");
-  for (uint32_t mask : {tcq, kInt4, decoder_bit("bf16"), kInt4 | decoder_bit("vq2"),
-                        tcq | kInt4, tcq | decoder_bit("bf16") | decoder_bit("nuq3")}) {
+  for (uint32_t mask : {tcq, kInt4, decoder_bit("bf16"), kInt4 | decoder_bit("vq2"), tcq | kInt4,
+                        tcq | decoder_bit("bf16") | decoder_bit("nuq3")}) {
     const qmoe::dev::TileLaunches off = qmoe::dev::tile_launches(mask, false);
     EXPECT_EQ(off.wgmma, 0u) << mask;
     EXPECT_EQ(off.mma_sync, mask) << mask;
