@@ -77,13 +77,13 @@ cudaError_t call_split(const GroupedGemmArgs& a, dev::TileLaunches* tiles,
   bool available = false;
   cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&available);
   if (err != cudaSuccess) return err;
-  *tiles = dev::tile_launches(a.bank.format_mask, available);
   int device = 0, sms = 0;
   err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  *split = dev::split_kernels(a, tiles->wgmma != 0, sms);
+  *split = dev::split_kernels(a, available, sms);
+  *tiles = dev::tile_launches(a, *split, available);
   return cudaSuccess;
 }
 
@@ -129,9 +129,9 @@ dev::GemmProblem tile_problem(dev::GemmProblem p, uint32_t decoders) {
 }
 
 /// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
-/// then the tile kernels for the others (wgmma for the experts it has decoders for where the
-/// device runs sm_90a code, mma.sync for the rest: tile_launches), each skipped when it has no
-/// expert (kernel_split.cuh).
+/// then the tile kernels for the others (on sm_90a wgmma, in a launch of their own for the
+/// trellis experts where their mean is high enough, else mma.sync: tile_launches), each skipped
+/// when it has no expert (kernel_split.cuh).
 template <class Act>
 cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunches& tiles,
                            dev::GemmProblem p, cudaStream_t stream) {
@@ -153,8 +153,9 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunche
   p.max_tokens = INT_MAX;
   p.x_digits = nullptr;
   p.x_info = nullptr;
-  if (tiles.wgmma != 0) {
-    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, tiles.wgmma), stream);
+  for (const uint32_t decoders : {tiles.wgmma, tiles.wgmma_trellis}) {
+    if (decoders == 0) continue;
+    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, decoders), stream);
     if (err != cudaSuccess) return err;
   }
   if (tiles.mma_sync != 0)

@@ -130,18 +130,31 @@ inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
 }
 
 /// The call's tile launches, as the experts (by decoder: bit i = decoder i, as
-/// DeviceBankView::format_mask) each tile kernel takes: the wgmma kernel those it has decoders
-/// for where the device runs its sm_90a code (wgmma_available), the mma.sync kernel the rest,
-/// i.e. every expert on other devices and the trellis experts on sm_90a (the wgmma kernel has no
-/// trellis decoder; the mma.sync one does). A bank mixing trellis experts with others thus runs
-/// two tile launches on sm_90a. A zero mask: no such launch.
+/// DeviceBankView::format_mask) each takes. Where the device runs the wgmma kernel's sm_90a
+/// code (wgmma_available), the experts of int, dense, LUT and vector formats take a wgmma launch;
+/// the trellis experts take one of their own (its 128-token tile, fp16 wgmmas against the rotated
+/// x) where the tile launch's mean is at least kTrellisWgmmaMinMean tokens per expert, else the
+/// mma.sync kernel (64-token tile). Without the wgmma kernel every expert takes the mma.sync one.
+/// A zero mask: no such launch. Provisional bound, not yet measured: the 128-token tile pads an
+/// expert's last token block to 128 columns, and at lower means the 64-token mma.sync tile pads
+/// less; from a mean of 64 each weight is decoded about once on either, and wgmma issues far
+/// fewer instructions per multiply-add.
+constexpr int64_t kTrellisWgmmaMinMean = 64;
 struct TileLaunches {
   uint32_t wgmma;
+  uint32_t wgmma_trellis;
   uint32_t mma_sync;
 };
-inline TileLaunches tile_launches(uint32_t format_mask, bool wgmma_available) {
-  if (!wgmma_available) return {0, format_mask};
-  return {format_mask & ~kTrellisDecoderMask, format_mask & kTrellisDecoderMask};
+inline TileLaunches tile_launches(const GroupedGemmArgs& a, const KernelSplit& split,
+                                  bool wgmma_available) {
+  const uint32_t mask = a.bank.format_mask;
+  if (!wgmma_available) return {0, 0, mask};
+  const uint32_t trellis = mask & kTrellisDecoderMask;
+  const int64_t min_tokens = int64_t{split.decode_max} + 1;
+  const int64_t experts = tile_launch_experts(a.x.rows, a.bank.num_experts, min_tokens);
+  const bool trellis_wgmma = (a.x.rows + experts - 1) / experts >= kTrellisWgmmaMinMean;
+  return {mask & ~kTrellisDecoderMask, trellis_wgmma ? trellis : 0u,
+          trellis_wgmma ? 0u : trellis};
 }
 
 /// The split for a call (decode_max_tokens 0 = adaptive_split; trellis_split for banks with

@@ -17,8 +17,8 @@ bool gpu_available();
 
 /// True when this build's kernels decode format f: false without CUDA (and for a format no
 /// decoder handles). Every format has a device decoder; the trellis formats "tcq<r>" run on the
-/// decode kernel and the mma.sync tile kernel (not the wgmma one: a bank's trellis experts take
-/// the mma.sync tile kernel on every device, its other experts the wgmma one where it runs).
+/// decode kernel and the tile kernels, in tile launches of their own (on sm_90a the wgmma
+/// kernel's trellis launch from a mean of 64 tokens per expert, else the mma.sync kernel).
 bool has_device_decoder(const FormatSpec& f);
 
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without

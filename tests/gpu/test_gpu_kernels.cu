@@ -843,11 +843,12 @@ TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
 }
 
 TEST(GpuKernels, GroupedGemmTrellisTileKernelMatchesReference) {
-  // The mma.sync tile kernel's trellis path (weights formed as RNE_fp16(v s) against the rotated
-  // x, the 128 applied in the epilogue; on every device, wgmma or not): experts of several
-  // 64-token blocks and short last blocks, N = 200 (a partial row block), K = 640, every trellis
-  // rate beside int4 and bf16 experts; the tile kernel alone, kAuto's trellis split (a mean above
-  // 16: the experts of up to 16 tokens on the decode kernel) and a threshold of 64.
+  // The tile kernels' trellis path (weights formed as RNE_fp16(v s) against the rotated x, the
+  // 128 applied in the epilogue): experts of several 64-token blocks and short last blocks,
+  // N = 200 (a partial row block), K = 640, every trellis rate beside int4 and bf16 experts; the
+  // tile kernels alone, kAuto's trellis split (a mean above 13: the experts of up to 16 tokens on
+  // the decode kernel) and a threshold of 64. On sm_90a the first two take the mma.sync kernel
+  // for the trellis experts (a mean of 62 tokens), the third the wgmma one (71; tile_launches).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f =
@@ -855,6 +856,21 @@ TEST(GpuKernels, GroupedGemmTrellisTileKernelMatchesReference) {
   const std::vector<KernelRun> runs = {
       {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 64}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {130, 64, 65, 1, 0, 200, 16, 17}, runs, 6006));
+}
+
+TEST(GpuKernels, GroupedGemmTrellisExpertsOfManyTokensMatchReference) {
+  // The trellis experts' tile launch at a high mean (162 tokens per expert): on sm_90a the wgmma
+  // kernel's trellis launch (128-token tile, fp16 wgmmas against the rotated x) beside a wgmma
+  // launch for the int4 and bf16 experts; elsewhere the mma.sync kernel. Experts of several
+  // 128-token blocks, short last blocks and none; N = 264 (a partial 128-row item), K = 768.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f =
+      parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "bf16"});
+  const std::vector<KernelRun> runs = {
+      {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 128}};
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(f, 264, 768, {300, 129, 0, 257, 1, 128, 400, 77}, runs, 6007));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------

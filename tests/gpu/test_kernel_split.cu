@@ -196,7 +196,8 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   // ring_depth by code slot (ring_stages): the kernels whose slots all give one depth compile
   // their k-loop for it (fixed_ring_depth, over the decoders the instantiation holds: without
-  // (false) or with (true) the formed-weight ones); the others branch on it per launch.
+  // (false) or with (true) the formed-weight ones, and the trellis ones); the others branch on it
+  // per launch.
   using qmoe::dev::wg::fixed_ring_depth;
   using qmoe::dev::wg::ring_depth;
   using qmoe::dev::wg::ring_stages;
@@ -213,6 +214,9 @@ TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   EXPECT_EQ((fixed_ring_depth<32, 2, 1, 2048, false>()), 0);   // int8: three
   EXPECT_EQ((fixed_ring_depth<32, 2, 2, 1024, false>()), 0);   // int2/int3 four, int4 three
   EXPECT_EQ((fixed_ring_depth<128, 1, 2, 4096, false>()), 0);  // dense: two
+  // The trellis experts' launch (128 tokens, one strip per warp, slots up to 1 KB, every
+  // decoder held): four stages, two k-tiles ahead.
+  EXPECT_EQ((fixed_ring_depth<128, 1, 1, 1024, true, true>()), 2);
   for (int slot : {512, 768, 1024}) EXPECT_EQ(ring_depth((ring_stages<64, 2>(slot))), 1) << slot;
 }
 
@@ -415,25 +419,43 @@ TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfThirteen) {
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 24, 4096, 64, tcq2, true), 24);
 }
 
-TEST(KernelSplit, TrellisExpertsTakeTheMmaSyncTileKernelAndTheOthersWgmma) {
-  // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's;
-  // with it, the trellis experts' (it has no trellis decoder) and the others' wgmma's, so a bank
-  // mixing the two runs one launch of each, their masks disjoint and together the bank's.
+TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
+  // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's.
+  // With it the others take a wgmma launch and the trellis experts one of their own: the wgmma
+  // kernel's trellis launch where the tile launch's mean (m over min(E, m / min_tokens) experts,
+  // min_tokens = decode_max + 1) reaches 64 tokens, else the mma.sync kernel. The masks are
+  // disjoint and together the bank's.
   const uint32_t tcq = decoder_bit("tcq2") | decoder_bit("tcq3.5");
+  const uint32_t trellis = qmoe::dev::kTrellisDecoderMask;
+  qmoe::GroupedGemmArgs a;
+  a.bank.num_experts = 64;
+  auto launches = [&](uint32_t mask, int64_t m, int decode_max, bool wgmma) {
+    a.bank.format_mask = mask;
+    a.x.rows = m;
+    return qmoe::dev::tile_launches(a, qmoe::dev::KernelSplit{decode_max}, wgmma);
+  };
   for (uint32_t mask : {tcq, kInt4, decoder_bit("bf16"), kInt4 | decoder_bit("vq2"), tcq | kInt4,
                         tcq | decoder_bit("bf16") | decoder_bit("nuq3")}) {
-    const qmoe::dev::TileLaunches off = qmoe::dev::tile_launches(mask, false);
-    EXPECT_EQ(off.wgmma, 0u) << mask;
+    const qmoe::dev::TileLaunches off = launches(mask, 64 * 64, 0, false);
+    EXPECT_EQ(off.wgmma | off.wgmma_trellis, 0u) << mask;
     EXPECT_EQ(off.mma_sync, mask) << mask;
-    const qmoe::dev::TileLaunches on = qmoe::dev::tile_launches(mask, true);
-    EXPECT_EQ(on.wgmma, mask & ~qmoe::dev::kTrellisDecoderMask) << mask;
-    EXPECT_EQ(on.mma_sync, mask & qmoe::dev::kTrellisDecoderMask) << mask;
-    EXPECT_EQ(on.wgmma & on.mma_sync, 0u) << mask;
-    EXPECT_EQ(on.wgmma | on.mma_sync, mask) << mask;
+    for (int64_t m : {64 * 63, 64 * 64}) {
+      const qmoe::dev::TileLaunches on = launches(mask, m, 0, true);
+      const bool high = m >= 64 * 64;
+      EXPECT_EQ(on.wgmma, mask & ~trellis) << mask;
+      EXPECT_EQ(on.wgmma_trellis, high ? mask & trellis : 0u) << mask << " " << m;
+      EXPECT_EQ(on.mma_sync, high ? 0u : mask & trellis) << mask << " " << m;
+      EXPECT_EQ(on.wgmma & on.wgmma_trellis, 0u) << mask;
+      EXPECT_EQ((on.wgmma | on.wgmma_trellis) & on.mma_sync, 0u) << mask;
+      EXPECT_EQ(on.wgmma | on.wgmma_trellis | on.mma_sync, mask) << mask;
+    }
   }
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).wgmma, kInt4);
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).mma_sync, tcq);
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq, true).wgmma, 0u);
+  // The mean is over the experts that can hold decode_max + 1 tokens: m = 2048 rows on 64
+  // experts is a mean of 32 above a threshold of 16 (min(64, 2048 / 17) experts), 64 above 63
+  // (2048 / 64 = 32 experts).
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma, kInt4);
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
