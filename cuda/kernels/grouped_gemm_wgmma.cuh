@@ -184,14 +184,14 @@ constexpr bool ring_overlaps(int stages) {
 }
 
 /// The ring depth of every code slot a kernel serves (kMaxSlot and below, of the decoders it
-/// holds: kFormed, kTrellis), or 0 where they differ: a kernel whose depth is fixed compiles its k-loop for
-/// that depth (no branch on it; the two-block 64-token tile, the one-strip 32-token tile for
-/// 2/3/4-bit slots, the 256-token tile). Why: the k-loop's time moves with the control flow around
-/// its cp.async waits. H200 A/B (bench/results/s29-2026-12-04): a four-way branch on the depth in
-/// place of the two-way one took up to 1.10x the time at an unchanged ring (call 3); the fixed
-/// depth took int4 on the two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T = 256,
-/// Qwen3 T = 512, DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows 0.97-1.02x
-/// (call 4).
+/// holds: kFormed, kTrellis), or 0 where they differ: a kernel whose depth is fixed compiles its
+/// k-loop for that depth (no branch on it; the two-block 64-token tile, the one-strip 32-token tile
+/// for 2/3/4-bit slots, the 256-token tile). Why: the k-loop's time moves with the control flow
+/// around its cp.async waits. H200 A/B (bench/results/s29-2026-12-04): a four-way branch on the
+/// depth in place of the two-way one took up to 1.10x the time at an unchanged ring (call 3); the
+/// fixed depth took int4 on the two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T =
+/// 256, Qwen3 T = 512, DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows
+/// 0.97-1.02x (call 4).
 template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot, bool kFormed,
           bool kTrellis = false>
 constexpr int fixed_ring_depth() {
@@ -264,8 +264,7 @@ constexpr size_t largest_smem_bytes(int num_experts, int max_slot, bool formed,
 /// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
 /// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed,
-                                 bool trellis = false) {
+constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed, bool trellis = false) {
   return own_ring<kTokens>() ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(
                                    num_experts, max_slot, formed, trellis)
                              : smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
@@ -276,8 +275,8 @@ constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed,
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 constexpr size_t max_smem_bytes(bool formed, bool trellis = false) {
-  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot,
-                                                           formed, trellis);
+  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot, formed,
+                                                           trellis);
 }
 
 /// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
@@ -612,7 +611,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
       multiply_strip<MAct, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
-                                        a, acc[b]);
+                                         a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
@@ -730,11 +729,11 @@ cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
                                 kTrellis>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  return persistent_grid(
-      kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(kFormed, kTrellis),
-      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), 256 << size_class,
-                                                     kFormed, kTrellis),
-      size_class, &cache, grid);
+  return persistent_grid(kernel,
+                         max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(kFormed, kTrellis),
+                         ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(
+                             max_experts<kTokens>(), 256 << size_class, kFormed, kTrellis),
+                         size_class, &cache, grid);
 }
 
 /// The tensor map of x ([m, k] 16-bit elements, rows of k) in boxes of 64 k x box_rows rows with
@@ -788,11 +787,10 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
   void* args[] = {&p, &x_map};
-  return launch_grouped_kernel_args(
-      kernel, grid,
-      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes, kFormed,
-                                                     kTrellis),
-      args, stream);
+  return launch_grouped_kernel_args(kernel, grid,
+                                    ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(
+                                        p.num_experts, p.a_slot_bytes, kFormed, kTrellis),
+                                    args, stream);
 }
 
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
@@ -802,10 +800,10 @@ cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
   const cudaError_t err =
       tile_grid<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot, kTrellis>(p,
-                                                                                          &grid);
+                                                                                            &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot, kTrellis>(
-      p, grid, stream);
+  return launch<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot, kTrellis>(p, grid,
+                                                                                            stream);
 }
 
 /// The two-block 32-token tile with one strip per warp, compiled for 2/3/4-bit slots alone where

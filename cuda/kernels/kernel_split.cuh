@@ -153,8 +153,7 @@ inline TileLaunches tile_launches(const GroupedGemmArgs& a, const KernelSplit& s
   const int64_t min_tokens = int64_t{split.decode_max} + 1;
   const int64_t experts = tile_launch_experts(a.x.rows, a.bank.num_experts, min_tokens);
   const bool trellis_wgmma = (a.x.rows + experts - 1) / experts >= kTrellisWgmmaMinMean;
-  return {mask & ~kTrellisDecoderMask, trellis_wgmma ? trellis : 0u,
-          trellis_wgmma ? 0u : trellis};
+  return {mask & ~kTrellisDecoderMask, trellis_wgmma ? trellis : 0u, trellis_wgmma ? 0u : trellis};
 }
 
 /// The split for a call (decode_max_tokens 0 = adaptive_split; trellis_split for banks with

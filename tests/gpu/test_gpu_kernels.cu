@@ -869,8 +869,7 @@ TEST(GpuKernels, GroupedGemmTrellisExpertsOfManyTokensMatchReference) {
       parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "bf16"});
   const std::vector<KernelRun> runs = {
       {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 128}};
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(f, 264, 768, {300, 129, 0, 257, 1, 128, 400, 77}, runs, 6007));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 768, {300, 129, 0, 257, 1, 128, 400, 77}, runs, 6007));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
