@@ -17,19 +17,26 @@
 # expert: Mixtral T = 32-56, Qwen3 T = 128-224), where decode and tile cross for tcq (its
 # kernels phase: the decode kernel 2x faster at a mean of 4, the tile kernel 1.07-1.10x at 16);
 # and mixed:tq beside tcq2 and int4:g128 at prefill sizes (kAuto). Packed as means.tgz.
-if [[ ${1:-} == means ]]; then
-  [[ -x .carry/t43/qmoe ]] || { echo "no .carry/t43: run lean on this machine first"; exit 2; }
-  mkdir -p "$OUT/means"
-  for k in decode prefill; do
-    timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b --tokens 32,40,48,56 \
-      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/means/mixtral-$k" \
-      >"$OUT/means/mixtral-$k.log" 2>&1
+# forced DIR MIXTRAL_T QWEN3_T KERNEL...: tcq2 and tcq4 with each kernel forced, Mixtral at the
+# token counts MIXTRAL_T and Qwen3 at QWEN3_T, into $OUT/DIR.
+forced() {
+  local dir=$1 mixtral=$2 qwen3=$3 k
+  shift 3
+  mkdir -p "$OUT/$dir"
+  for k in "$@"; do
+    timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b --tokens "$mixtral" \
+      --formats tcq2,tcq4 --reps 10 --kernel "$k" --out "$OUT/$dir/mixtral-${k/:/}" \
+      >"$OUT/$dir/mixtral-${k/:/}.log" 2>&1
     echo "mixtral --kernel $k rc=$?"
-    timeout 100 .carry/t43/qmoe bench --shapes qwen3-30b-a3b --tokens 128,160,192,224 \
-      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/means/qwen3-$k" \
-      >"$OUT/means/qwen3-$k.log" 2>&1
+    timeout 100 .carry/t43/qmoe bench --shapes qwen3-30b-a3b --tokens "$qwen3" \
+      --formats tcq2,tcq4 --reps 10 --kernel "$k" --out "$OUT/$dir/qwen3-${k/:/}" \
+      >"$OUT/$dir/qwen3-${k/:/}.log" 2>&1
     echo "qwen3 --kernel $k rc=$?"
   done
+}
+if [[ ${1:-} == means ]]; then
+  [[ -x .carry/t43/qmoe ]] || { echo "no .carry/t43: run lean on this machine first"; exit 2; }
+  forced means 32,40,48,56 128,160,192,224 decode prefill
   timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b,qwen3-30b-a3b --tokens 1024,4096 \
     --formats mixed:tq,tcq2,int4:g128 --reps 10 --out "$OUT/means/mixed" >"$OUT/means/mixed.log" 2>&1
   echo "mixed rc=$?"
@@ -37,20 +44,11 @@ if [[ ${1:-} == means ]]; then
   exit 0
 fi
 # split: decode, prefill and the per-expert split at 16 (auto:16) at means 14-20 (Mixtral
-# T = 56-80, Qwen3 T = 224-320), where kAuto's trellis rule would run the split. split.tgz.
+# T = 56-80, Qwen3 T = 224-320), where kAuto's trellis rule runs the split (not run in session 43:
+# the device start for it failed). split.tgz.
 if [[ ${1:-} == split ]]; then
   tar xJf .carry/z/s43t.txz -C .carry && chmod +x .carry/t43/*
-  mkdir -p "$OUT/split"
-  for k in decode prefill auto:16; do
-    timeout 100 .carry/t43/qmoe bench --shapes mixtral-8x7b --tokens 56,64,72,80 \
-      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/split/mixtral-${k/:/}" \
-      >"$OUT/split/mixtral-${k/:/}.log" 2>&1
-    echo "mixtral --kernel $k rc=$?"
-    timeout 100 .carry/t43/qmoe bench --shapes qwen3-30b-a3b --tokens 224,256,288,320 \
-      --formats tcq2,tcq4 --reps 10 --kernel $k --out "$OUT/split/qwen3-${k/:/}" \
-      >"$OUT/split/qwen3-${k/:/}.log" 2>&1
-    echo "qwen3 --kernel $k rc=$?"
-  done
+  forced split 56,64,72,80 224,256,288,320 decode prefill auto:16
   tar czf "$OUT/split.tgz" -C "$OUT" split && rm -rf "${OUT:?}/split"
   exit 0
 fi
