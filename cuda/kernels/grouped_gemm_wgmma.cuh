@@ -3,12 +3,13 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
-// at 256 tokens, and at 32 tokens where 256-row items would not fill the grid or the bank has
-// int8 experts), block of kTokens tokens); the persistent grid walks the same device-built
-// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
-// x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
-// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
-// of x per token and 8 code tiles for 128 x 256 x 128).
+// at 256 tokens, at 32 tokens where 256-row items would not fill the grid or the bank has int8
+// experts, and in the trellis experts' launch, launch_trellis: 128 tokens, fp16 wgmmas against
+// the rotated x, their sums scaled by 128 in the epilogue), block of kTokens tokens); the
+// persistent grid walks the same device-built schedule as the tc kernel, token blocks fastest.
+// Every row block re-reads the token block's x from L2, so 256 rows (not 128) halve that traffic
+// per FLOP: a k-tile stages kTokens x 256 bytes of x and 16 code tiles for 256 x kTokens x 128
+// multiply-adds (at 256 tokens: 512 bytes of x per token and 8 code tiles for 128 x 256 x 128).
 // kTokens (the wgmma N) is 128, or 96, 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At

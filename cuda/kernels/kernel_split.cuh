@@ -108,10 +108,10 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   return {m <= bound * active ? INT_MAX : 0};
 }
 
-/// kAuto for a bank with trellis experts (on every device: only the decode kernel and the
-/// mma.sync tile kernel run them, registry.cuh): the decode kernel for every expert up to a mean
-/// of kTrellisDecodeMean tokens per active expert; above it, the experts of up to
-/// kTrellisSplitTokens tokens there and the others on the tile kernel. Why a per-expert split:
+/// kAuto for a bank with trellis experts (on every device; their tile launch: tile_launches,
+/// below): the decode kernel for every expert up to a mean of kTrellisDecodeMean tokens per
+/// active expert; above it, the experts of up to kTrellisSplitTokens tokens there and the others
+/// on the tile kernel. Why a per-expert split:
 /// the trellis decode costs ~4-5 instructions a weight (trellis.cuh), and the decode kernel
 /// decodes each weight once per 16-token item, the tile kernel once per 64-token item; an
 /// expert of at most 16 tokens takes one decode either way, and the decode kernel streams it

@@ -121,9 +121,9 @@ struct GemmProblem {
   /// them before the kernel runs. Null where the bank has no such decoder.
   uint8_t* x_digits;
   void* x_info;
-  /// Decode and mma.sync tile kernels, banks with trellis experts: x~ = H (sigma . x) / 128 in
-  /// fp16, [m, k] (x_rotate.cuh), in the workspace; a launch before the call's first kernel
-  /// fills it (launch_rotate_x). Null otherwise.
+  /// Decode and tile kernels, banks with trellis experts: x~ = H (sigma . x) / 128 in fp16,
+  /// [m, k] (x_rotate.cuh), in the workspace; a launch before the call's first kernel fills it
+  /// (launch_rotate_x). Null otherwise.
   unsigned short* x_rotated;
   /// Decode kernel: the work counters at the front of the call's workspace (work_queue.cuh).
   WorkCounters* work;

@@ -123,8 +123,9 @@ struct GroupedGemmArgs {
   /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
   /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
   /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, above
-  /// it the per-expert threshold 16 (two launches; the trellis experts' tile kernel is the
-  /// mma.sync one; measured on an H100, kernel_split.cuh).
+  /// it the per-expert threshold 16 (two launches; measured on an H100, kernel_split.cuh). Their
+  /// tile launch is the wgmma kernel's trellis launch on sm_90a from a mean of 64 tokens per
+  /// expert (provisional), else the mma.sync kernel.
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).
@@ -172,8 +173,8 @@ struct GroupedGemmArgs {
 /// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
 /// (within 2^-15 of the tile's largest value); for the trellis formats it multiplies the codes'
 /// values by x rotated per 128-input block in fp16 and applies each block's scale to the fp32
-/// sums, and the tile kernel (the mma.sync one on every device for a bank with trellis experts)
-/// multiplies RNE_fp16(v s) by that rotated x (docs/formats.md §1). All stay within the tests'
+/// sums, and the tile kernels (their trellis experts' launch) multiply RNE_fp16(v s) by that
+/// rotated x (docs/formats.md §1). All stay within the tests'
 /// normalised error of the float64 reference; results of the two kernels for one expert may differ
 /// in the last bits. Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols !=
 /// bank.k, y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),

@@ -390,8 +390,8 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   for (const char* name : {"int2:g128", "int3:g64", "int4:g32", "int8:pc", "bf16", "fp16"})
     EXPECT_EQ(decoder_bit(name) & qmoe::dev::kFormedDecoderMask, 0u) << name;
   // Which kernels hold them: the formed instantiations the LUT and vector decoders, those of the
-  // decode and mma.sync tile kernels with trellis = true the trellis ones too; int and dense
-  // decoders every kernel.
+  // decode and tile kernels with trellis = true the trellis ones too; int and dense decoders
+  // every kernel.
   for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {
     const bool is_trellis = ((trellis >> id) & 1u) != 0;
     const bool formed = ((qmoe::dev::kFormedDecoderMask >> id) & 1u) != 0;
