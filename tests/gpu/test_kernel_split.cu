@@ -431,6 +431,23 @@ TEST(KernelSplit, TrellisExpertsTakeTheMmaSyncTileKernelAndTheOthersWgmma) {
     EXPECT_EQ(on.wgmma & on.mma_sync, 0u) << mask;
     EXPECT_EQ(on.wgmma | on.mma_sync, mask) << mask;
   }
+  // Decoders the bank's mask does not name (a malformed view) go to the first tile launch alone,
+  // which runs or traps on them: each id is built into exactly one launch's items.
+  for (uint32_t mask : {tcq, kInt4, tcq | kInt4}) {
+    for (bool wgmma : {false, true}) {
+      const qmoe::dev::TileLaunches t = qmoe::dev::tile_launches(mask, wgmma);
+      const uint32_t first = t.wgmma != 0 ? t.wgmma : t.mma_sync;
+      const uint32_t second = t.wgmma != 0 ? t.mma_sync : 0u;
+      const uint32_t a = qmoe::dev::tile_item_decoders(t, first, mask);
+      EXPECT_EQ(a, first | ~mask) << mask;
+      if (second != 0) {
+        const uint32_t b = qmoe::dev::tile_item_decoders(t, second, mask);
+        EXPECT_EQ(b, second) << mask;
+        EXPECT_EQ(a & b, 0u) << mask;
+        EXPECT_EQ(a | b, ~0u) << mask;
+      }
+    }
+  }
   EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).wgmma, kInt4);
   EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).mma_sync, tcq);
   EXPECT_EQ(qmoe::dev::tile_launches(tcq, true).wgmma, 0u);
