@@ -118,10 +118,12 @@ size_t product_bytes(const GroupedGemmArgs& a, const dev::KernelSplit& split) {
   return static_cast<size_t>(a.x.rows) * static_cast<size_t>(a.bank.n) * 2;
 }
 
-/// p as a tile launch of the experts whose decoders are in `decoders`: its code slots, kernel
-/// form and x are sized and chosen for those alone.
-dev::GemmProblem tile_problem(dev::GemmProblem p, uint32_t decoders) {
-  p.tile_decoders = decoders;
+/// p (whose tile_decoders are the bank's format_mask) as a tile launch of the experts whose
+/// decoders are in `decoders` (one of tiles' masks): its code slots, kernel form and x are sized
+/// and chosen for those alone.
+dev::GemmProblem tile_problem(dev::GemmProblem p, const dev::TileLaunches& tiles,
+                              uint32_t decoders) {
+  p.tile_decoders = dev::tile_item_decoders(tiles, decoders, p.tile_decoders);
   p.a_slot_bytes = dev::max_tile_bytes(decoders);
   p.formed = (decoders & dev::kFormedDecoderMask) != 0 ? 1 : 0;
   if ((decoders & dev::kTrellisDecoderMask) == 0) p.x_rotated = nullptr;
@@ -155,11 +157,11 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunche
   p.x_info = nullptr;
   for (const uint32_t decoders : {tiles.wgmma, tiles.wgmma_trellis}) {
     if (decoders == 0) continue;
-    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, decoders), stream);
+    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, tiles, decoders), stream);
     if (err != cudaSuccess) return err;
   }
   if (tiles.mma_sync != 0)
-    err = dev::launch_grouped_gemm_tc<Act>(tile_problem(p, tiles.mma_sync), stream);
+    err = dev::launch_grouped_gemm_tc<Act>(tile_problem(p, tiles, tiles.mma_sync), stream);
   return err;
 }
 

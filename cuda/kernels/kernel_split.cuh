@@ -155,6 +155,17 @@ inline TileLaunches tile_launches(const GroupedGemmArgs& a, const KernelSplit& s
   const bool trellis_wgmma = (a.x.rows + experts - 1) / experts >= kTrellisWgmmaMinMean;
   return {mask & ~kTrellisDecoderMask, trellis_wgmma ? trellis : 0u, trellis_wgmma ? 0u : trellis};
 }
+/// The decoders a tile launch of `launch` (one of t's masks) builds items for
+/// (GemmProblem::tile_decoders): its own, and in the call's first tile launch also every
+/// decoder the bank's format_mask does not name. Why: a malformed view (an expert whose decoder
+/// its mask misses) then still reaches one kernel, as with one tile launch per call, which runs
+/// that expert or traps on it (with_decoder), instead of every launch skipping it silently.
+inline uint32_t tile_item_decoders(const TileLaunches& t, uint32_t launch, uint32_t format_mask) {
+  const uint32_t first = t.wgmma != 0           ? t.wgmma
+                         : t.wgmma_trellis != 0 ? t.wgmma_trellis
+                                                : t.mma_sync;
+  return launch == first ? launch | ~format_mask : launch;
+}
 
 /// The split for a call (decode_max_tokens 0 = adaptive_split; trellis_split for banks with
 /// trellis experts).

@@ -109,7 +109,8 @@ struct GemmProblem {
   /// (with_decoder); 0 otherwise.
   int formed;
   /// Tile kernels: the decoders (bit i = decoder i) whose experts this launch takes; the others'
-  /// experts get no items (another tile launch of the call takes them: tile_launches).
+  /// experts get no items (another tile launch of the call takes them: tile_launches,
+  /// tile_item_decoders).
   uint32_t tile_decoders;
   int group_warps;  ///< decode kernel: warps sharing a strip group's k-tiles (set by its launcher)
   int x_tma;  ///< wgmma kernel: x tiles come by TMA through its tensor map (set by its launcher)

@@ -456,6 +456,26 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
   EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma_trellis, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma, kInt4);
+  // Decoders the bank's mask does not name (a malformed view) go to the first tile launch alone,
+  // which runs or traps on them: each id is built into exactly one launch's items.
+  for (uint32_t mask : {tcq, kInt4, tcq | kInt4}) {
+    for (int64_t m : {64 * 63, 64 * 64}) {
+      for (bool wgmma : {false, true}) {
+        const qmoe::dev::TileLaunches t = launches(mask, m, 0, wgmma);
+        uint32_t items = 0;
+        bool first = true;
+        for (const uint32_t launch : {t.wgmma, t.wgmma_trellis, t.mma_sync}) {
+          if (launch == 0) continue;
+          const uint32_t d = qmoe::dev::tile_item_decoders(t, launch, mask);
+          EXPECT_EQ(d, first ? launch | ~mask : launch) << mask << " " << m;
+          EXPECT_EQ(items & d, 0u) << mask << " " << m;
+          items |= d;
+          first = false;
+        }
+        EXPECT_EQ(items, ~0u) << mask << " " << m;
+      }
+    }
+  }
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
