@@ -82,8 +82,10 @@ cudaError_t call_split(const GroupedGemmArgs& a, dev::TileLaunches* tiles,
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  *split = dev::split_kernels(a, available, sms);
-  *tiles = dev::tile_launches(a, *split, available);
+  // TileKernel::kMmaSync: the call runs as on a device without the wgmma kernel.
+  const bool wgmma = available && a.tile_kernel != TileKernel::kMmaSync;
+  *split = dev::split_kernels(a, wgmma, sms);
+  *tiles = dev::tile_launches(a, *split, wgmma);
   return cudaSuccess;
 }
 
@@ -193,6 +195,9 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (args.integer_decode != IntegerDecode::kAuto && args.integer_decode != IntegerDecode::kOff &&
       args.integer_decode != IntegerDecode::kOn)
     return invalid_argument(fn + ": unknown integer_decode");
+  if (args.tile_kernel != TileKernel::kAuto && args.tile_kernel != TileKernel::kMmaSync &&
+      args.tile_kernel != TileKernel::kWgmma)
+    return invalid_argument(fn + ": unknown tile_kernel");
   if (args.decode_max_tokens < 0 || args.decode_max_tokens > kMaxDecodeMaxTokens)
     return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
                             " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +
@@ -238,6 +243,17 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (x.row_stride != x.cols || y.row_stride != y.cols)
     return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
+  if (args.tile_kernel == TileKernel::kWgmma) {
+    bool available = false;
+    const cudaError_t err = x.dtype == DType::kBF16
+                                ? dev::grouped_gemm_wgmma_available<__nv_bfloat16>(&available)
+                                : dev::grouped_gemm_wgmma_available<__half>(&available);
+    if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+    if (!available)
+      return unsupported(fn +
+                         ": tile_kernel kWgmma needs the wgmma kernel's sm_90a code, which "
+                         "this device or build does not run");
+  }
   if (m == 0) return Status::ok();
 
   const DeviceBankView& b = args.bank;

@@ -130,11 +130,12 @@ inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
 }
 
 /// The call's tile launches, as the experts (by decoder: bit i = decoder i, as
-/// DeviceBankView::format_mask) each takes. Where the device runs the wgmma kernel's sm_90a
-/// code (wgmma_available), the experts of int, dense, LUT and vector formats take a wgmma launch;
-/// the trellis experts take one of their own (its 128-token tile, fp16 wgmmas against the rotated
-/// x) where the tile launch's mean is at least kTrellisWgmmaMinMean tokens per expert, else the
-/// mma.sync kernel (64-token tile). Without the wgmma kernel every expert takes the mma.sync one.
+/// DeviceBankView::format_mask) each takes. Where the call may run the wgmma kernel's sm_90a
+/// code (wgmma_available: the device runs it and a.tile_kernel is not kMmaSync), the experts of
+/// int, dense, LUT and vector formats take a wgmma launch; the trellis experts take one of their
+/// own (its 128-token tile, fp16 wgmmas against the rotated x) where the tile launch's mean is at
+/// least kTrellisWgmmaMinMean tokens per expert, else the mma.sync kernel (64-token tile); with
+/// a.tile_kernel kWgmma at any mean. Without the wgmma kernel every expert takes the mma.sync one.
 /// A zero mask: no such launch. Provisional bound, not yet measured: the 128-token tile pads an
 /// expert's last token block to 128 columns, and at lower means the 64-token mma.sync tile pads
 /// less; from a mean of 64 each weight is decoded about once on either, and wgmma issues far
@@ -150,6 +151,7 @@ inline TileLaunches tile_launches(const GroupedGemmArgs& a, const KernelSplit& s
   const uint32_t mask = a.bank.format_mask;
   if (!wgmma_available) return {0, 0, mask};
   const uint32_t trellis = mask & kTrellisDecoderMask;
+  if (a.tile_kernel == TileKernel::kWgmma) return {mask & ~kTrellisDecoderMask, trellis, 0u};
   const int64_t min_tokens = int64_t{split.decode_max} + 1;
   const int64_t experts = tile_launch_experts(a.x.rows, a.bank.num_experts, min_tokens);
   const bool trellis_wgmma = (a.x.rows + experts - 1) / experts >= kTrellisWgmmaMinMean;

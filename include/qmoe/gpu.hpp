@@ -68,6 +68,19 @@ enum class KernelChoice : uint8_t {
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
 };
 
+/// Which tile kernel takes the experts above the decode kernel's share (docs/dispatch.md §4).
+enum class TileKernel : uint8_t {
+  /// On sm_90a (where the wgmma kernel runs): the wgmma kernel for int, dense, LUT and vector
+  /// experts; for trellis experts its trellis launch where the tile launch's mean is at least
+  /// 64 tokens per expert (provisional), else the mma.sync kernel. Elsewhere the mma.sync kernel.
+  kAuto = 0,
+  /// The mma.sync kernel (the sm_80 path) for every expert, on every device.
+  kMmaSync = 1,
+  /// The wgmma kernel for every expert (trellis experts in a launch of their own) at any mean;
+  /// kUnsupported where the device does not run its sm_90a code.
+  kWgmma = 2,
+};
+
 /// How the decode kernel multiplies the codes of int experts (docs/dispatch.md §5).
 enum class IntegerDecode : uint8_t {
   /// kOn for banks of int3 experts alone; for banks of int8 experts alone where the decode
@@ -135,6 +148,8 @@ struct GroupedGemmArgs {
   int decode_max_tokens = 0;
   /// The decode kernel's arithmetic for int experts (IntegerDecode).
   IntegerDecode integer_decode = IntegerDecode::kAuto;
+  /// The tile kernel for the experts the decode kernel leaves (TileKernel).
+  TileKernel tile_kernel = TileKernel::kAuto;
   /// A promise that lets the decode kernel start before the previous kernel in the stream has
   /// completed (sm_90+, programmatic dependent launch): expert_offsets and the bank are not
   /// written by that kernel, and were final when it started (or, where it was itself launched

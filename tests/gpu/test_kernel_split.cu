@@ -456,6 +456,14 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
   EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma_trellis, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma, kInt4);
+  // TileKernel::kWgmma: the trellis experts take the wgmma kernel's trellis launch at any mean
+  // (grouped_gemm refuses it where the device lacks the kernel; kMmaSync is a call without it).
+  a.tile_kernel = qmoe::TileKernel::kWgmma;
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).wgmma, kInt4);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, 0u);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, false).mma_sync, tcq | kInt4);
+  a.tile_kernel = qmoe::TileKernel::kAuto;
   // Decoders the bank's mask does not name (a malformed view) go to the first tile launch alone,
   // which runs or traps on them: each id is built into exactly one launch's items.
   for (uint32_t mask : {tcq, kInt4, tcq | kInt4}) {
