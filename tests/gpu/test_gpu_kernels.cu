@@ -433,7 +433,7 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, nullptr);
       const char* kernel = kernel_name(run);
       if (run.tile_kernel == qmoe::TileKernel::kWgmma && !wgmma_available(act)) {
-        EXPECT_EQ(st.code(), StatusCode::kUnsupported) << label << " " << st.to_string();
+        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label << " " << st.to_string();
         std::printf("  %-8s %-14s %-5s %-8s unsupported here: %s\n", "gemm", label.c_str(),
                     qmoe::dtype_name(act), kernel, st.to_string().c_str());
         continue;
