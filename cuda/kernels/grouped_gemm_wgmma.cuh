@@ -987,7 +987,7 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
   }
 }
 
-/// The trellis experts' launch (tile_decoders: trellis decoders alone): the 128-token tile with
+/// The trellis experts' launch (p.x_rotated set): the 128-token tile with
 /// one strip per warp (128-row items), x the rotated one (p.x_rotated, x_rotate.cuh; by TMA
 /// where K % 8 == 0), fp16 wgmmas whatever the call's type, y in Act. Each weight is decoded
 /// once per 128 tokens (the mma.sync kernel: per 64). Why one strip per warp: a trellis strip's
@@ -996,7 +996,6 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
 /// runs at 254-255 registers; with one strip the accumulators are 64 a thread, not 128.
 template <class Act>
 cudaError_t launch_trellis(const GemmProblem& problem, cudaStream_t stream) {
-  if (problem.x_rotated == nullptr) return cudaErrorInvalidValue;
   GemmProblem p = problem;
   p.x = p.x_rotated;
   if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
@@ -1007,9 +1006,10 @@ cudaError_t launch_trellis(const GemmProblem& problem, cudaStream_t stream) {
 
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
-  const uint32_t trellis = p.tile_decoders & kTrellisDecoderMask;
-  if (trellis != 0)
-    return trellis == p.tile_decoders ? wg::launch_trellis<Act>(p, stream) : cudaErrorInvalidValue;
+  // Which kernel: by x_rotated, not by tile_decoders, as the call's first tile launch also takes
+  // the decoders its bank's format_mask does not name (tile_item_decoders), of either family;
+  // the kernel traps on the items of those it lacks (with_decoder).
+  if (p.x_rotated != nullptr) return wg::launch_trellis<Act>(p, stream);
   return p.formed != 0 ? wg::launch_decoders<Act, true>(p, stream)
                        : wg::launch_decoders<Act, false>(p, stream);
 }

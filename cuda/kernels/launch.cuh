@@ -148,9 +148,9 @@ template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream);
 
 /// Hopper warpgroup-MMA tile kernel (many tokens per expert; sm_90a only). Launch it only
-/// where grouped_gemm_wgmma_available says so. A launch whose tile_decoders name trellis
-/// decoders alone runs the trellis experts' kernel (fp16 wgmmas against p.x_rotated); one that
-/// mixes them with others returns cudaErrorInvalidValue (tile_launches keeps them apart).
+/// where grouped_gemm_wgmma_available says so. A launch with p.x_rotated set runs the trellis
+/// experts' kernel (fp16 wgmmas against it), one without the kernel of the other decoders;
+/// each traps on items of decoders it lacks (tile_launches keeps the two families apart).
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream);
 /// *available = the current device would run the sm_90a code of the wgmma kernel (compute

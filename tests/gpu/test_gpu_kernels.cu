@@ -891,7 +891,7 @@ TEST(GpuKernels, GroupedGemmTrellisExpertsOfManyTokensMatchReference) {
   const std::vector<FormatSpec> f =
       parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "bf16"});
   const std::vector<KernelRun> runs = {
-      {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 128}};
+      {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 64}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 768, {300, 129, 0, 257, 1, 128, 400, 77}, runs, 6007));
   // More items than blocks (6 trellis experts x 16 row blocks x 2 token blocks = 192 on at most 132
   // SMs): blocks run a second item, whose ring follows the first one's epilogue; every rate.
