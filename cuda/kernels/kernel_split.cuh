@@ -110,23 +110,20 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
 
 /// kAuto for a bank with trellis experts (on every device; their tile launch: tile_launches,
 /// below): the decode kernel for every expert up to a mean of kTrellisDecodeMean tokens per
-/// active expert; above it, the experts of up to kTrellisSplitTokens tokens there and the others
-/// on the tile kernel. Why a per-expert split:
-/// the trellis decode costs ~4-5 instructions a weight (trellis.cuh), and the decode kernel
-/// decodes each weight once per 16-token item, the tile kernel once per 64-token item; an
-/// expert of at most 16 tokens takes one decode either way, and the decode kernel streams it
-/// faster. Measured on an H100 (sessions 42-43, bench/results/s42-2026-12-05/kernels and
-/// s43-2026-12-06/means; tcq2 / tcq4, each kernel forced, Mixtral and Qwen3): the tile kernel
-/// took 1.85-2.19x the decode kernel's time at a mean of 4, 1.24-1.71x at 8-10, 1.16-1.33x at
-/// 12, 0.94-1.08x at 14 (summed over the four rows 0.986x: a tie) and 0.90-0.99x at 16; it runs
-/// 1.4-1.9x faster at a mean of 64 and 2.0-2.4x from 256. So the decode kernel alone up to 13,
-/// between the two measured sides. The split above it is not measured against the single
-/// kernels at means 14-20 (with even routing few experts stay at 16 tokens or fewer from a mean
-/// of ~24, and kAuto then ran within 1-3 % of kPrefill at means 64-1024).
+/// active expert, the tile kernels for every expert above it. Why: the trellis decode costs
+/// ~4-5 instructions a weight (trellis.cuh), and the decode kernel decodes each weight once per
+/// 16-token item, the tile kernel once per 64-token item; up to ~16 tokens an expert takes one
+/// decode either way, and the decode kernel streams it faster. Measured on an H100, tcq2 / tcq4,
+/// each kernel forced, Mixtral and Qwen3 (sessions 42-44: bench/results/s42-2026-12-05/kernels,
+/// s43-2026-12-06/means, s44-2026-12-06/split): the tile kernel took 1.85-2.19x the decode
+/// kernel's time at a mean of 4, 1.16-1.33x at 12, 0.96-1.08x at 14 (summed over the rows a tie),
+/// 0.90-1.00x at 16 and 0.75-0.93x at 18-20; it runs 1.4-1.9x faster at a mean of 64. The
+/// per-expert split at 16 tokens (the rule above 13 until session 44) took 1.01-1.17x the tile
+/// kernel's time at means 14-20 on every row: its second launch costs more than the decode
+/// kernel saves on the few experts of up to 16 tokens.
 constexpr int kTrellisDecodeMean = 13;
-constexpr int kTrellisSplitTokens = 16;
 inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
-  return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : kTrellisSplitTokens};
+  return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : 0};
 }
 
 /// The call's tile launches, as the experts (by decoder: bit i = decoder i, as
@@ -136,11 +133,15 @@ inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
 /// own (its 128-token tile, fp16 wgmmas against the rotated x) where the tile launch's mean is at
 /// least kTrellisWgmmaMinMean tokens per expert, else the mma.sync kernel (64-token tile); with
 /// a.tile_kernel kWgmma at any mean. Without the wgmma kernel every expert takes the mma.sync one.
-/// A zero mask: no such launch. Provisional bound, not yet measured: the 128-token tile pads an
-/// expert's last token block to 128 columns, and at lower means the 64-token mma.sync tile pads
-/// less; from a mean of 64 each weight is decoded about once on either, and wgmma issues far
-/// fewer instructions per multiply-add.
-constexpr int64_t kTrellisWgmmaMinMean = 64;
+/// A zero mask: no such launch. The bound, measured on an H100 with each tile kernel forced
+/// (bench/results/s44-2026-12-06/fit, fit56; tcq2 / tcq3.5 / tcq4, Mixtral and Qwen3, kPrefill):
+/// the wgmma trellis launch takes about the same time from a mean of 16 to 64 tokens per expert
+/// (its 128-token tile decodes each weight once per expert up to 128 tokens), 1.06-1.35x the
+/// mma.sync kernel's up to a mean of 48; from 52, where more experts overflow the mma.sync
+/// kernel's 64-token tile and decode their weights twice, 0.66-0.99x at 52-60 and 0.52-0.77x
+/// from 64.
+/// So 50, between the two measured sides.
+constexpr int64_t kTrellisWgmmaMinMean = 50;
 struct TileLaunches {
   uint32_t wgmma;
   uint32_t wgmma_trellis;

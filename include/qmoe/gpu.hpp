@@ -72,7 +72,7 @@ enum class KernelChoice : uint8_t {
 enum class TileKernel : uint8_t {
   /// On sm_90a (where the wgmma kernel runs): the wgmma kernel for int, dense, LUT and vector
   /// experts; for trellis experts its trellis launch where the tile launch's mean is at least
-  /// 64 tokens per expert (provisional), else the mma.sync kernel. Elsewhere the mma.sync kernel.
+  /// 50 tokens per expert, else the mma.sync kernel. Elsewhere the mma.sync kernel.
   kAuto = 0,
   /// The mma.sync kernel (the sm_80 path) for every expert, on every device.
   kMmaSync = 1,
@@ -135,10 +135,10 @@ struct GroupedGemmArgs {
   /// Without the wgmma kernel (the sm_80 path, mma.sync tile kernel): the decode kernel up to
   /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
   /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
-  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, above
-  /// it the per-expert threshold 16 (two launches; measured on an H100, kernel_split.cuh). Their
-  /// tile launch is the wgmma kernel's trellis launch on sm_90a from a mean of 64 tokens per
-  /// expert (provisional), else the mma.sync kernel.
+  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, the
+  /// tile kernels above (measured on an H100, kernel_split.cuh). Their tile launch is the wgmma
+  /// kernel's trellis launch on sm_90a from a mean of 50 tokens per expert, else the mma.sync
+  /// kernel.
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).

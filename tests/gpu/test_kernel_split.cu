@@ -401,17 +401,17 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   }
 }
 
-TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfThirteen) {
+TEST(KernelSplit, TrellisBanksTakeTheDecodeKernelUpToAMeanOfThirteenAndTheTileKernelsAbove) {
   // kAuto for a bank with trellis experts, on any device (trellis_split): the decode kernel for
-  // every expert up to a mean of 13 tokens per active expert (m / min(E, m)), above it the
-  // experts of up to 16 tokens; the others go to the tile kernels (tile_launches, below).
+  // every expert up to a mean of 13 tokens per active expert (m / min(E, m)), the tile kernels
+  // (tile_launches, below) for every expert above it.
   const uint32_t tcq2 = decoder_bit("tcq2");
   for (bool wgmma : {false, true})
     for (uint32_t mask : {tcq2, tcq2 | kInt4}) {
       for (int64_t m : {1, 64, 832})
         EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), INT_MAX) << m;
       for (int64_t m : {833, 1024, 4096, 16384})
-        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 16) << m;
+        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 0) << m;
       // Fewer rows than experts: the mean is over m experts at most.
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 16, 256, mask, wgmma), INT_MAX);
     }
@@ -423,7 +423,7 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
   // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's.
   // With it the others take a wgmma launch and the trellis experts one of their own: the wgmma
   // kernel's trellis launch where the tile launch's mean (m over min(E, m / min_tokens) experts,
-  // min_tokens = decode_max + 1) reaches 64 tokens, else the mma.sync kernel. The masks are
+  // min_tokens = decode_max + 1) reaches 50 tokens, else the mma.sync kernel. The masks are
   // disjoint and together the bank's.
   const uint32_t tcq = decoder_bit("tcq2") | decoder_bit("tcq3.5");
   const uint32_t trellis = qmoe::dev::kTrellisDecoderMask;
@@ -439,9 +439,9 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
     const qmoe::dev::TileLaunches off = launches(mask, 64 * 64, 0, false);
     EXPECT_EQ(off.wgmma | off.wgmma_trellis, 0u) << mask;
     EXPECT_EQ(off.mma_sync, mask) << mask;
-    for (int64_t m : {64 * 63, 64 * 64}) {
+    for (int64_t m : {64 * 49, 64 * 50}) {
       const qmoe::dev::TileLaunches on = launches(mask, m, 0, true);
-      const bool high = m >= 64 * 64;
+      const bool high = m >= 64 * 50;
       EXPECT_EQ(on.wgmma, mask & ~trellis) << mask;
       EXPECT_EQ(on.wgmma_trellis, high ? mask & trellis : 0u) << mask << " " << m;
       EXPECT_EQ(on.mma_sync, high ? 0u : mask & trellis) << mask << " " << m;
@@ -452,10 +452,12 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
   }
   // The mean is over the experts that can hold decode_max + 1 tokens: m = 2048 rows on 64
   // experts is a mean of 32 above a threshold of 16 (min(64, 2048 / 17) experts), 64 above 63
-  // (2048 / 64 = 32 experts).
+  // (2048 / 64 = 32 experts), 52 above 50 (2048 / 51 = 40 experts) and 42 above 40 (49).
   EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma_trellis, tcq);
   EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma, kInt4);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 50, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 40, true).mma_sync, tcq);
   // TileKernel::kWgmma: the trellis experts take the wgmma kernel's trellis launch at any mean
   // (grouped_gemm refuses it where the device lacks the kernel; kMmaSync is a call without it).
   a.tile_kernel = qmoe::TileKernel::kWgmma;
@@ -467,7 +469,7 @@ TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
   // Decoders the bank's mask does not name (a malformed view) go to the first tile launch alone,
   // which runs or traps on them: each id is built into exactly one launch's items.
   for (uint32_t mask : {tcq, kInt4, tcq | kInt4}) {
-    for (int64_t m : {64 * 63, 64 * 64}) {
+    for (int64_t m : {64 * 49, 64 * 50}) {
       for (bool wgmma : {false, true}) {
         const qmoe::dev::TileLaunches t = launches(mask, m, 0, wgmma);
         uint32_t items = 0;

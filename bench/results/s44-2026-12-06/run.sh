@@ -20,7 +20,7 @@
 # kernel, the tile kernel and the per-expert split at 16 forced: kTrellisDecodeMean's side.
 set -u
 export CUDA_CACHE_MAXSIZE=4294967296
-phase=${1:?pack, check, fit or split}
+phase=${1:?pack, check, fit, fit56, split or rules}
 bin=.carry/t44
 # bench DIR ARGS...: one `qmoe bench` run into $OUT/DIR (json, csv and its log).
 bench() {
@@ -62,6 +62,17 @@ case $phase in
         --formats tcq2,tcq3.5,tcq4,int4:g128 --kernel prefill --tile-kernel $t
     done
     tar czf "$OUT/fit.tgz" -C "$OUT" fit && rm -rf "${OUT:?}/fit" ;;
+  fit56)
+    # fit's crossing lay between means 48 and 64: means 52, 56 and 60 (tcq2, tcq4). fit56.tgz.
+    tar xJf .carry/z/s44t.txz -C .carry && chmod +x $bin/*
+    mkdir -p "$OUT/fit56"
+    for t in mma wgmma; do
+      bench fit56/mixtral-$t --shapes mixtral-8x7b --tokens 208,224,240 --formats tcq2,tcq4 \
+        --kernel prefill --tile-kernel $t
+      bench fit56/qwen3-$t --shapes qwen3-30b-a3b --tokens 832,896,960 --formats tcq2,tcq4 \
+        --kernel prefill --tile-kernel $t
+    done
+    tar czf "$OUT/fit56.tgz" -C "$OUT" fit56 && rm -rf "${OUT:?}/fit56" ;;
   split)
     [[ -x $bin/qmoe ]] || { echo "no $bin: run check on this machine first"; exit 2; }
     mkdir -p "$OUT/split"
@@ -72,5 +83,21 @@ case $phase in
         --formats tcq2,tcq4 --kernel "$k"
     done
     tar czf "$OUT/split.tgz" -C "$OUT" split && rm -rf "${OUT:?}/split" ;;
+  rules)
+    # After fit / split: the build with their rules (kTrellisWgmmaMinMean 50; trellis banks
+    # on the tile kernels alone above a mean of 13), s44r.txz in t44. Every GPU test on sm_90a,
+    # and kAuto on check's rows and at means 12-64 around the new bounds. rules.tgz.
+    tar xJf .carry/z/s44r.txz -C .carry && chmod +x $bin/*
+    mkdir -p "$OUT/rules"
+    timeout 200 $bin/qmoe_gpu_tests >"$OUT/rules/tests_sm90.log" 2>&1
+    echo "tests rc=$?"
+    grep -E "^\[  (PASSED|FAILED)" "$OUT/rules/tests_sm90.log" | tail -4
+    bench rules/check --shapes mixtral-8x7b,qwen3-30b-a3b --tokens 16,64,256,1024,4096 \
+      --formats tcq2,tcq3.5,tcq4,int4:g128,mixed:tq
+    bench rules/mixtral-means --shapes mixtral-8x7b --tokens 48,56,64,80,192,208,256 \
+      --formats tcq2,tcq4
+    bench rules/qwen3-means --shapes qwen3-30b-a3b --tokens 192,224,256,320,768,832,1024 \
+      --formats tcq2,tcq4
+    tar czf "$OUT/rules.tgz" -C "$OUT" rules && rm -rf "${OUT:?}/rules" ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
