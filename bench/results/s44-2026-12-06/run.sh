@@ -98,6 +98,8 @@ case $phase in
       --formats tcq2,tcq4
     bench rules/qwen3-means --shapes qwen3-30b-a3b --tokens 192,224,256,320,768,832,1024 \
       --formats tcq2,tcq4
+    python3 scripts/plot_results.py "$OUT"/rules/check/*.json >"$OUT/rules/plot.log" 2>&1
+    echo "plot rc=$?"
     tar czf "$OUT/rules.tgz" -C "$OUT" rules && rm -rf "${OUT:?}/rules" ;;
   *) echo "unknown phase $phase"; exit 2 ;;
 esac
