@@ -167,9 +167,7 @@ class Sweep {
   Status measure_qmoe(const MoeShape& shape, const BankFormat& format, const LaunchPlan& plan,
                       const WeightPool& pool, const std::string& label) {
     double us = 0;
-    const Status st =
-        time_qmoe_grouped_gemm(ctx_, pool, plan, opt_.kernel, opt_.decode_max_tokens,
-                               opt_.integer_decode, opt_.epilogue, opt_.reps, &workspace_, &us);
+    const Status st = time_qmoe_grouped_gemm(ctx_, pool, plan, opt_, &workspace_, &us);
     if (st.code() == StatusCode::kUnsupported) {
       std::printf("%-44s skipped: %s\n", label.c_str(), st.to_string().c_str());
       return Status::ok();
@@ -185,6 +183,7 @@ class Sweep {
     row.kernel =
         opt_.kernel_name +
         (opt_.integer_decode == IntegerDecode::kAuto ? "" : "+int-" + opt_.integer_decode_name) +
+        (opt_.tile_kernel == TileKernel::kAuto ? "" : "+" + opt_.tile_kernel_name) +
         (opt_.epilogue == LayerEpilogue::kNone ? "" : "+" + opt_.epilogue_name);
     row.time_us = us;
     const double bytes = plan.bytes_per_launch();

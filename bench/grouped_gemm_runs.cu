@@ -62,9 +62,9 @@ struct GroupedCall {
 }  // namespace
 
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
-                              KernelChoice kernel, int decode_max_tokens,
-                              IntegerDecode integer_decode, LayerEpilogue epilogue, int reps,
-                              DeviceBuffer* workspace, double* us_per_launch) {
+                              const BenchOptions& opt, DeviceBuffer* workspace,
+                              double* us_per_launch) {
+  const LayerEpilogue epilogue = opt.epilogue;
   std::vector<GroupedGemmArgs> calls;
   // Per call: where the activation kernel after it writes (silu-kernel's gate/up calls: h_in,
   // from the call's y = h), or null for none.
@@ -84,9 +84,10 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
                         proj.k, DType::kBF16);
       a.y = matrix_view(p == 0 ? plan.h(r) : plan.y(r), plan.rows(), proj.n, DType::kBF16);
       a.expert_offsets = plan.offsets(r);
-      a.kernel = kernel;
-      a.decode_max_tokens = decode_max_tokens;
-      a.integer_decode = integer_decode;
+      a.kernel = opt.kernel;
+      a.decode_max_tokens = opt.decode_max_tokens;
+      a.integer_decode = opt.integer_decode;
+      a.tile_kernel = opt.tile_kernel;
       // The down projection's offsets are the gate/up call's, final before that call's kernels
       // ran: as in a model's layer, the w2 call may build its schedule early.
       a.offsets_precede_previous_kernel = p == 1;
@@ -126,7 +127,7 @@ Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, con
   // Eagerly once: reports a bad status or a faulting kernel here, outside any capture.
   QMOE_RETURN_IF_ERROR(body(ctx.stream()));
   QMOE_CUDA_TRY(cudaStreamSynchronize(ctx.stream()));
-  return time_graph(ctx.stream(), plan.launches(), reps, body, us_per_launch);
+  return time_graph(ctx.stream(), plan.launches(), opt.reps, body, us_per_launch);
 }
 
 Status time_cublas_expert_loop(const GpuContext& ctx, const WeightPool& pool,

@@ -11,15 +11,14 @@
 
 namespace qmoe::bench {
 
-/// qmoe::grouped_gemm on the pool's packed banks (kernel choice, kAuto threshold and integer
-/// decode as in GroupedGemmArgs), with the layer epilogue between the two GEMMs (LayerEpilogue:
-/// the gate/up rows of the random banks are read as interleaved by 8). `workspace` grows as needed
-/// and may be kept across calls. Errors: qmoe's status (kUnsupported: no kernel for this
-/// format/arch), kCudaError.
+/// qmoe::grouped_gemm on the pool's packed banks (opt's kernel choice, kAuto threshold, integer
+/// decode and tile kernel as in GroupedGemmArgs, opt.reps replays), with opt's layer epilogue
+/// between the two GEMMs (LayerEpilogue: the gate/up rows of the random banks are read as
+/// interleaved by 8). `workspace` grows as needed and may be kept across calls. Errors: qmoe's
+/// status (kUnsupported: no kernel for this format/arch), kCudaError.
 Status time_qmoe_grouped_gemm(const GpuContext& ctx, const WeightPool& pool, const LaunchPlan& plan,
-                              KernelChoice kernel, int decode_max_tokens,
-                              IntegerDecode integer_decode, LayerEpilogue epilogue, int reps,
-                              DeviceBuffer* workspace, double* us_per_launch);
+                              const BenchOptions& opt, DeviceBuffer* workspace,
+                              double* us_per_launch);
 
 /// cublasGemmEx per active expert and projection (host-known counts), bf16 in/out, fp32
 /// compute. `pool` must be a dense bf16 pool: a slot's codes are its [n, k] row-major

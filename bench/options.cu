@@ -182,9 +182,9 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       quick = true;
       continue;
     }
-    static const char* const kValued[] = {"--shapes", "--tokens",         "--formats",
-                                          "--kernel", "--reps",           "--out",
-                                          "--commit", "--integer-decode", "--epilogue"};
+    static const char* const kValued[] = {
+        "--shapes", "--tokens", "--formats",        "--kernel",   "--reps",
+        "--out",    "--commit", "--integer-decode", "--epilogue", "--tile-kernel"};
     bool valued = false;
     for (const char* name : kValued) valued = valued || arg == name;
     if (!valued) return invalid_argument("unknown option '" + arg + "'");
@@ -225,6 +225,12 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       {"auto", IntegerDecode::kAuto}, {"on", IntegerDecode::kOn}, {"off", IntegerDecode::kOff}};
   QMOE_RETURN_IF_ERROR(pick_named("--integer-decode", o.integer_decode_name, kDecodes,
                                   "auto, on or off", &o.integer_decode));
+
+  o.tile_kernel_name = value_or("--tile-kernel", "auto");
+  static const std::pair<const char*, TileKernel> kTileKernels[] = {
+      {"auto", TileKernel::kAuto}, {"mma", TileKernel::kMmaSync}, {"wgmma", TileKernel::kWgmma}};
+  QMOE_RETURN_IF_ERROR(pick_named("--tile-kernel", o.tile_kernel_name, kTileKernels,
+                                  "auto, mma or wgmma", &o.tile_kernel));
 
   o.epilogue_name = value_or("--epilogue", "none");
   static const std::pair<const char*, LayerEpilogue> kEpilogues[] = {
@@ -281,6 +287,10 @@ void print_usage(std::FILE* to) {
       "                   decode kernel up to N tokens (1..64), the tile kernel above)\n"
       "  --integer-decode D  auto | on | off: the decode kernel's integer-mma decode of int\n"
       "                   experts (default auto: by the bank's formats and the launch's size)\n"
+      "  --tile-kernel T  auto | mma | wgmma: the tile kernel above the decode kernel's share\n"
+      "                   (default auto; mma: the mma.sync kernel, the sm_80 path, on every\n"
+      "                   device; wgmma: sm_90a's, trellis experts too at any mean; rows it\n"
+      "                   cannot run are skipped)\n"
       "  --epilogue E     none | silu | silu-kernel: what qmoe's layer does between its GEMMs\n"
       "                   (default none: the GEMMs alone, as the baselines; silu: the gate/up\n"
       "                   call's fused gated-SiLU epilogue writes the down projection's input;\n"

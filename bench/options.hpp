@@ -53,6 +53,8 @@ struct BenchOptions {
   int decode_max_tokens = 0;  ///< kAuto's threshold: --kernel auto:N; 0 (auto): chosen per call
   IntegerDecode integer_decode = IntegerDecode::kAuto;  ///< --integer-decode
   std::string integer_decode_name = "auto";
+  TileKernel tile_kernel = TileKernel::kAuto;  ///< --tile-kernel
+  std::string tile_kernel_name = "auto";
   LayerEpilogue epilogue = LayerEpilogue::kNone;  ///< --epilogue
   std::string epilogue_name = "none";
   int reps = 0;

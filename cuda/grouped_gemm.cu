@@ -77,13 +77,15 @@ cudaError_t call_split(const GroupedGemmArgs& a, dev::TileLaunches* tiles,
   bool available = false;
   cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&available);
   if (err != cudaSuccess) return err;
-  *tiles = dev::tile_launches(a.bank.format_mask, available);
   int device = 0, sms = 0;
   err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  *split = dev::split_kernels(a, tiles->wgmma != 0, sms);
+  // TileKernel::kMmaSync: the call runs as on a device without the wgmma kernel.
+  const bool wgmma = available && a.tile_kernel != TileKernel::kMmaSync;
+  *split = dev::split_kernels(a, wgmma, sms);
+  *tiles = dev::tile_launches(a, *split, wgmma);
   return cudaSuccess;
 }
 
@@ -131,9 +133,9 @@ dev::GemmProblem tile_problem(dev::GemmProblem p, const dev::TileLaunches& tiles
 }
 
 /// The call's launches: the decode kernel for the experts with 1..split.decode_max tokens,
-/// then the tile kernels for the others (wgmma for the experts it has decoders for where the
-/// device runs sm_90a code, mma.sync for the rest: tile_launches), each skipped when it has no
-/// expert (kernel_split.cuh).
+/// then the tile kernels for the others (on sm_90a wgmma, in a launch of their own for the
+/// trellis experts where their mean is high enough, else mma.sync: tile_launches), each skipped
+/// when it has no expert (kernel_split.cuh).
 template <class Act>
 cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunches& tiles,
                            dev::GemmProblem p, cudaStream_t stream) {
@@ -155,8 +157,9 @@ cudaError_t launch_grouped(const dev::KernelSplit& split, const dev::TileLaunche
   p.max_tokens = INT_MAX;
   p.x_digits = nullptr;
   p.x_info = nullptr;
-  if (tiles.wgmma != 0) {
-    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, tiles, tiles.wgmma), stream);
+  for (const uint32_t decoders : {tiles.wgmma, tiles.wgmma_trellis}) {
+    if (decoders == 0) continue;
+    err = dev::launch_grouped_gemm_wgmma<Act>(tile_problem(p, tiles, decoders), stream);
     if (err != cudaSuccess) return err;
   }
   if (tiles.mma_sync != 0)
@@ -192,6 +195,9 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (args.integer_decode != IntegerDecode::kAuto && args.integer_decode != IntegerDecode::kOff &&
       args.integer_decode != IntegerDecode::kOn)
     return invalid_argument(fn + ": unknown integer_decode");
+  if (args.tile_kernel != TileKernel::kAuto && args.tile_kernel != TileKernel::kMmaSync &&
+      args.tile_kernel != TileKernel::kWgmma)
+    return invalid_argument(fn + ": unknown tile_kernel");
   if (args.decode_max_tokens < 0 || args.decode_max_tokens > kMaxDecodeMaxTokens)
     return invalid_argument(fn + ": decode_max_tokens = " + std::to_string(args.decode_max_tokens) +
                             " must be in [0, " + std::to_string(kMaxDecodeMaxTokens) +
@@ -237,6 +243,17 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (x.row_stride != x.cols || y.row_stride != y.cols)
     return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
+  if (args.tile_kernel == TileKernel::kWgmma) {
+    bool available = false;
+    const cudaError_t err = x.dtype == DType::kBF16
+                                ? dev::grouped_gemm_wgmma_available<__nv_bfloat16>(&available)
+                                : dev::grouped_gemm_wgmma_available<__half>(&available);
+    if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+    if (!available)
+      return unsupported(fn +
+                         ": tile_kernel kWgmma needs the wgmma kernel's sm_90a code, which "
+                         "this device or build does not run");
+  }
   if (m == 0) return Status::ok();
 
   const DeviceBankView& b = args.bank;

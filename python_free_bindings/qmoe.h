@@ -217,12 +217,23 @@ typedef enum {
   QMOE_EPILOGUE_FORCE_INT32 = 0x7fffffff
 } qmoe_epilogue_t;
 
+/** Which tile kernel takes the experts the decode kernel leaves (qmoe::TileKernel,
+ *  docs/dispatch.md §4). */
+typedef enum {
+  QMOE_TILE_KERNEL_AUTO = 0,     /**< by the device and the call's mean (the default) */
+  QMOE_TILE_KERNEL_MMA_SYNC = 1, /**< the mma.sync kernel (the sm_80 path) on every device */
+  /** the wgmma kernel for every expert; UNSUPPORTED where the device lacks its sm_90a code */
+  QMOE_TILE_KERNEL_WGMMA = 2,
+  QMOE_TILE_KERNEL_FORCE_INT32 = 0x7fffffff
+} qmoe_tile_kernel_t;
+
 /** Options of qmoe_grouped_gemm_ex (the C++ API's GroupedGemmArgs fields). Fill them with
  *  qmoe_grouped_gemm_options_init (the defaults, and struct_size), then change what you need. */
 typedef struct {
   /** sizeof(qmoe_grouped_gemm_options_t) as the caller was compiled. The library takes the
-   *  sizes of its own and of earlier headers (0.3.0's ends before `epilogue`, which then keeps
-   *  its default) and rejects any other (QMOE_STATUS_INVALID_ARGUMENT). */
+   *  sizes of its own and of earlier headers (0.3.0's ends before `epilogue`, 0.4.0's before
+   *  `tile_kernel`; the fields a caller's header lacks keep their defaults) and rejects any other
+   * (QMOE_STATUS_INVALID_ARGUMENT). */
   uint32_t struct_size;
   qmoe_kernel_t kernel;                 /**< QMOE_KERNEL_AUTO */
   int32_t decode_max_tokens;            /**< QMOE_DEFAULT_DECODE_MAX_TOKENS (0..64) */
@@ -234,16 +245,18 @@ typedef struct {
    *  On sm_90+ the decode kernel then builds its schedule and starts its first weight copies
    *  while that kernel finishes (docs/dispatch.md §7). A false promise is a race. */
   int32_t offsets_precede_previous_kernel;
-  qmoe_epilogue_t epilogue; /**< QMOE_EPILOGUE_NONE (since 0.4.0) */
+  qmoe_epilogue_t epilogue;       /**< QMOE_EPILOGUE_NONE (since 0.4.0) */
+  qmoe_tile_kernel_t tile_kernel; /**< QMOE_TILE_KERNEL_AUTO (since 0.5.0) */
 } qmoe_grouped_gemm_options_t;
 
 /** Writes the default options, struct_size included; NULL is a no-op. */
 QMOE_API void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* options);
 
 /** qmoe_grouped_gemm with every option of the C++ API; options NULL = the defaults. The same
- *  contract and errors, plus INVALID_ARGUMENT for an unknown struct_size, integer_decode or
- *  epilogue, offsets_precede_previous_kernel other than 0 or 1, and, with
- *  QMOE_EPILOGUE_SILU_MUL_INTERLEAVED, n not a multiple of 16 or y not [m, n / 2]. */
+ *  contract and errors, plus INVALID_ARGUMENT for an unknown struct_size, integer_decode,
+ *  epilogue or tile_kernel, UNSUPPORTED for QMOE_TILE_KERNEL_WGMMA where the device lacks it,
+ * offsets_precede_previous_kernel other than 0 or 1, and, with QMOE_EPILOGUE_SILU_MUL_INTERLEAVED,
+ * n not a multiple of 16 or y not [m, n / 2]. */
 QMOE_API qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,
                                             const DLTensor* expert_offsets, DLTensor* y,
                                             const qmoe_grouped_gemm_options_t* options,

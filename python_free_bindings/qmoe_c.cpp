@@ -294,6 +294,14 @@ Status to_integer_decode(const qmoe_integer_decode_t& decode, qmoe::IntegerDecod
   return from_c_enum(decode, kPairs, "integer_decode", out);
 }
 
+Status to_tile_kernel(const qmoe_tile_kernel_t& tile, qmoe::TileKernel* out) {
+  static constexpr EnumPair<qmoe_tile_kernel_t, qmoe::TileKernel> kPairs[] = {
+      {QMOE_TILE_KERNEL_AUTO, qmoe::TileKernel::kAuto},
+      {QMOE_TILE_KERNEL_MMA_SYNC, qmoe::TileKernel::kMmaSync},
+      {QMOE_TILE_KERNEL_WGMMA, qmoe::TileKernel::kWgmma}};
+  return from_c_enum(tile, kPairs, "tile_kernel", out);
+}
+
 Status to_epilogue(const qmoe_epilogue_t& epilogue, qmoe::Epilogue* out) {
   static constexpr EnumPair<qmoe_epilogue_t, qmoe::Epilogue> kPairs[] = {
       {QMOE_EPILOGUE_NONE, qmoe::Epilogue::kNone},
@@ -327,8 +335,10 @@ Status check_size(size_t got, const Checked& to) {
   return Status::ok();
 }
 
-/// struct_size of qmoe_grouped_gemm_options_t in the 0.3.0 header (before `epilogue`).
+/// struct_size of qmoe_grouped_gemm_options_t in the 0.3.0 header (before `epilogue`) and the
+/// 0.4.0 one (before `tile_kernel`).
 constexpr size_t kOptionsSize030 = offsetof(qmoe_grouped_gemm_options_t, epilogue);
+constexpr size_t kOptionsSize040 = offsetof(qmoe_grouped_gemm_options_t, tile_kernel);
 
 /// qmoe_grouped_gemm(_ex)'s checks and call; options NULL = the defaults.
 Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
@@ -340,12 +350,13 @@ Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
   qmoe_grouped_gemm_options_init(&opt);
   if (options != nullptr) {
     if (options->struct_size != sizeof(qmoe_grouped_gemm_options_t) &&
-        options->struct_size != kOptionsSize030)
-      return invalid_argument("options.struct_size = " + std::to_string(options->struct_size) +
-                              ", this library's is " +
-                              std::to_string(sizeof(qmoe_grouped_gemm_options_t)) + " (or " +
-                              std::to_string(kOptionsSize030) +
-                              " from the 0.3.0 header; qmoe_grouped_gemm_options_init sets it)");
+        options->struct_size != kOptionsSize030 && options->struct_size != kOptionsSize040)
+      return invalid_argument(
+          "options.struct_size = " + std::to_string(options->struct_size) + ", this library's is " +
+          std::to_string(sizeof(qmoe_grouped_gemm_options_t)) + " (or " +
+          std::to_string(kOptionsSize030) + " / " + std::to_string(kOptionsSize040) +
+          " from the 0.3.0 / 0.4.0 header; qmoe_grouped_gemm_options_init "
+          "sets it)");
     // The caller's fields; those its header lacks keep their defaults.
     std::memcpy(&opt, options, options->struct_size);
     opt.struct_size = sizeof(qmoe_grouped_gemm_options_t);
@@ -383,6 +394,7 @@ Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
   qmoe::GroupedGemmArgs args;
   QMOE_RETURN_IF_ERROR(to_kernel(opt.kernel, &args.kernel));
   QMOE_RETURN_IF_ERROR(to_integer_decode(opt.integer_decode, &args.integer_decode));
+  QMOE_RETURN_IF_ERROR(to_tile_kernel(opt.tile_kernel, &args.tile_kernel));
   args.bank = view;
   args.x = qmoe::matrix_view(static_cast<const void*>(xc.data), m, view.k, act_dtype(xc.elem));
   args.y = qmoe::matrix_view(yc.data, m, y_cols, act_dtype(yc.elem));
@@ -664,6 +676,7 @@ void qmoe_grouped_gemm_options_init(qmoe_grouped_gemm_options_t* options) {
   options->integer_decode = QMOE_INTEGER_DECODE_AUTO;
   options->offsets_precede_previous_kernel = 0;
   options->epilogue = QMOE_EPILOGUE_NONE;
+  options->tile_kernel = QMOE_TILE_KERNEL_AUTO;
 }
 
 qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, const DLTensor* x,

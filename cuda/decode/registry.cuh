@@ -105,11 +105,10 @@ static_assert(IntDecoder<2, 1>::kImmaMap >= 0 && IntDecoder<3, 1>::kImmaMap >= 0
                   IntDecoder<4, 1>::kImmaMap >= 0 && IntDecoder<8, 1>::kImmaMap >= 0,
               "kImmaInt{2,3,4,8}Mask name the decoders with an integer-mma decode");
 
-/// The trellis decoders: the decode kernel (its formed instantiation) and the mma.sync tile
-/// kernel (its trellis instantiation) run them, multiplying the rotated x (x_rotate.cuh); the
-/// wgmma kernel does not, so a call's trellis experts take the mma.sync tile kernel on every
-/// device, beside a wgmma launch for the bank's other experts on sm_90a (tile_launches,
-/// kernel_split.cuh; grouped_gemm.cu).
+/// The trellis decoders: the decode kernel (its formed instantiation) and the tile kernels (their
+/// trellis instantiations) run them, multiplying the rotated x (x_rotate.cuh). The wgmma
+/// kernel's trellis launch takes them alone, beside a launch for the bank's other experts
+/// (tile_launches, kernel_split.cuh; grouped_gemm.cu).
 constexpr uint32_t kTrellisDecoderMask = 0x3Fu << kFirstTrellisDecoder;
 /// Decoders that form their weights from tables (LUT, vector) or multiply the rotated x
 /// (trellis): with_decoder<kFormed>.
@@ -117,7 +116,7 @@ constexpr uint32_t kFormedDecoderMask = (0x7Fu << kFirstLutDecoder) | kTrellisDe
 static_assert(kNumDecoders == kFirstLutDecoder + 13, "kFormedDecoderMask: nuq2/3/4, vq* and tcq*");
 /// Whether a kernel instantiation with (formed) or without the formed-weight decoders runs
 /// decoder id (with_decoder<kFormed>); `trellis`: the kernel runs the trellis decoders (the
-/// decode kernel, and the mma.sync tile kernel's trellis instantiation).
+/// decode kernel, and the tile kernels' trellis instantiations).
 __host__ __device__ constexpr bool holds_decoder(bool formed, int id, bool trellis = false) {
   if (((kTrellisDecoderMask >> id) & 1u) != 0) return formed && trellis;
   return formed || ((kFormedDecoderMask >> id) & 1u) == 0;
@@ -183,8 +182,8 @@ constexpr int max_tile_bytes(uint32_t format_mask) {
 /// whole kernel differently, and the int formats ran ~2 % slower in the kernels that held them
 /// (bench/results/s37-2026-12-05/perf/ab_vq.txt; in the decode kernel, ptxas sm_90a: <bf16, 4, 1>
 /// spill loads 28 -> 212 bytes). They sit in a second switch, after the int decoders' one.
-/// kTrellis: with the trellis decoders too (the decode kernel's formed instantiation and the
-/// mma.sync tile kernel's trellis one; they need the rotated x, which only those take). Any kernel
+/// kTrellis: with the trellis decoders too (the decode kernel's formed instantiation and the tile
+/// kernels' trellis ones; they need the rotated x, which only those take). Any kernel
 /// traps on a decoder id it does not hold: a silent skip would leave its outputs unwritten.
 template <bool kFormed = true, bool kTrellis = false, class F>
 __device__ __forceinline__ void with_decoder(int id, F&& f) {

@@ -177,10 +177,11 @@ struct TrellisDecoder : NoItemQuant, G128Scales {
     return q;
   }
 
-  /// The formed weights (the mma.sync tile kernel, grouped_gemm_tc.cuh, which decodes once per
-  /// 64 tokens): A = RNE_fp16(v s) against x~ = H (sigma . x) / 128, the 128 applied to the fp32
-  /// sums by the kernel's epilogue (kOutputScale). v = (1024 + bytesum) - 1534 is exact in fp16
-  /// (|v| <= 510), so the one rounding is the product's. Range: |v_j| <= max_t |u_t| (v =
+  /// The formed weights (the tile kernels, which decode once per 64 tokens, grouped_gemm_tc.cuh,
+  /// or 128, the wgmma kernel's trellis launch): A = RNE_fp16(v s) against
+  /// x~ = H (sigma . x) / 128, the 128 applied to the fp32 sums by the kernel's epilogue
+  /// (kOutputScale). v = (1024 + bytesum) - 1534 is exact in fp16 (|v| <= 510), so the one
+  /// rounding is the product's. Range: |v_j| <= max_t |u_t| (v =
   /// H u / 128, u = H v), so |v s| is at most the block's largest |w| before rounding: finite
   /// wherever the spec's weights are finite in fp16 (a bf16 call's weights beyond 65504 would
   /// overflow here; the decode kernel's fp32 scale takes any). At the other end, products below

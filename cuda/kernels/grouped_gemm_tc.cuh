@@ -15,8 +15,8 @@
 //    (a lane copies the chunks it reads back), decoded in registers to A fragments;
 //    scales/zeros one k-tile ahead in registers;
 //  - B fragments by ldmatrix.x4 (two n8 chunks at a time), mma.sync m16n8k16, fp32.
-// Trellis experts (the kTrellis instantiation, for banks that hold them, on every device: the
-// wgmma kernel has no trellis decoder) stage the call's rotated x (x_rotate.cuh) instead of x,
+// Trellis experts (the kTrellis instantiation, for banks that hold them: on every device but
+// sm_90a, and there at low means, tile_launches) stage the call's rotated x (x_rotate.cuh),
 // multiply their weights formed as RNE_fp16(v s) (TrellisDecoder::decode_subtile) by it in fp16,
 // and their sums are scaled by 128 in the epilogue.
 // A stage holds 8 W code slots of the launch's largest tile (host: from the format mask), so
@@ -133,16 +133,6 @@ __device__ __forceinline__ void multiply_tile(const uint32_t (&raw)[kWarpStrips]
       }
     }
   }
-}
-
-/// An accumulator as the output's value: the trellis decoders' sums times their kOutputScale
-/// (exact: a power of two), the others' as they are.
-template <class Dec>
-__device__ __forceinline__ float output_scaled(float sum) {
-  if constexpr (RotatesX<Dec>::value)
-    return sum * Dec::kOutputScale;
-  else
-    return sum;
 }
 
 /// One work item: row block `row_block` (item_strips(kWarpStrips) strips) of one expert times

@@ -3,12 +3,13 @@
 // mma.sync.
 //
 // Work item = (expert with tokens in [min_tokens, max_tokens], block of 256 weight rows (128
-// at 256 tokens, and at 32 tokens where 256-row items would not fill the grid or the bank has
-// int8 experts), block of kTokens tokens); the persistent grid walks the same device-built
-// schedule as the tc kernel, token blocks fastest. Every row block re-reads the token block's
-// x from L2, so 256 rows (not 128) halve that traffic per FLOP: a k-tile stages kTokens x 256
-// bytes of x and 16 code tiles for 256 x kTokens x 128 multiply-adds (at 256 tokens: 512 bytes
-// of x per token and 8 code tiles for 128 x 256 x 128).
+// at 256 tokens, at 32 tokens where 256-row items would not fill the grid or the bank has int8
+// experts, and in the trellis experts' launch, launch_trellis: 128 tokens, fp16 wgmmas against
+// the rotated x, their sums scaled by 128 in the epilogue), block of kTokens tokens); the
+// persistent grid walks the same device-built schedule as the tc kernel, token blocks fastest.
+// Every row block re-reads the token block's x from L2, so 256 rows (not 128) halve that traffic
+// per FLOP: a k-tile stages kTokens x 256 bytes of x and 16 code tiles for 256 x kTokens x 128
+// multiply-adds (at 256 tokens: 512 bytes of x per token and 8 code tiles for 128 x 256 x 128).
 // kTokens (the wgmma N) is 128, or 96, 64 or 32 where experts hold few tokens: the tensor cores
 // multiply every column of the token block, so an expert with 64 tokens or fewer would spend
 // at least half of them on zero padding at N = 128 (launch_grouped_gemm_wgmma picks it). At
@@ -184,20 +185,21 @@ constexpr bool ring_overlaps(int stages) {
 }
 
 /// The ring depth of every code slot a kernel serves (kMaxSlot and below, of the decoders it
-/// holds: kFormed), or 0 where they differ: a kernel whose depth is fixed compiles its k-loop for
-/// that depth (no branch on it; the two-block 64-token tile, the one-strip 32-token tile for
-/// 2/3/4-bit slots, the 256-token tile). Why: the k-loop's time moves with the control flow around
-/// its cp.async waits. H200 A/B (bench/results/s29-2026-12-04): a four-way branch on the depth in
-/// place of the two-way one took up to 1.10x the time at an unchanged ring (call 3); the fixed
-/// depth took int4 on the two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T = 256,
-/// Qwen3 T = 512, DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows 0.97-1.02x
-/// (call 4).
-template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot, bool kFormed>
+/// holds: kFormed, kTrellis), or 0 where they differ: a kernel whose depth is fixed compiles its
+/// k-loop for that depth (no branch on it; the two-block 64-token tile, the one-strip 32-token tile
+/// for 2/3/4-bit slots, the 256-token tile). Why: the k-loop's time moves with the control flow
+/// around its cp.async waits. H200 A/B (bench/results/s29-2026-12-04): a four-way branch on the
+/// depth in place of the two-way one took up to 1.10x the time at an unchanged ring (call 3); the
+/// fixed depth took int4 on the two-block 64-token tile to 0.94-0.97x (Mixtral T = 128, OLMoE T =
+/// 256, Qwen3 T = 512, DeepSeek-V2-Lite T = 256 / 512, DeepSeek-V3 T = 1024), the other rows
+/// 0.97-1.02x (call 4).
+template <int kTokens, int kBlocks, int kWarpStrips, int kMaxSlot, bool kFormed,
+          bool kTrellis = false>
 constexpr int fixed_ring_depth() {
   int depth = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > kMaxSlot || !holds_decoder(kFormed, id)) continue;
+    if (slot > kMaxSlot || !holds_decoder(kFormed, id, kTrellis)) continue;
     const int d = ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(slot));
     if (depth == 0)
       depth = d;
@@ -224,7 +226,7 @@ constexpr bool ring_fits_every_decoder() {
 static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>() &&
                   ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<96, 1>() &&
                   ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
-                  ring_fits_every_decoder<32, 2, 1>(),
+                  ring_fits_every_decoder<32, 2, 1>() && ring_fits_every_decoder<128, 1, 1>(),
               "every code slot size needs a ring of >= 2 stages");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
@@ -246,13 +248,15 @@ constexpr bool own_ring() {
   return kTokens == 64;
 }
 /// The largest ring, with its schedule, among the decoders whose code slot is max_slot or less
-/// that a kernel with (formed) or without the formed-weight decoders runs (the ring size is not
-/// monotonic in the slot size: vq1.5's 384-byte slots take more stages than int2's 512).
+/// that a kernel with (formed) or without the formed-weight decoders, and with (trellis) or
+/// without the trellis ones, runs (the ring size is not monotonic in the slot size: vq1.5's
+/// 384-byte slots take more stages than int2's 512).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t largest_smem_bytes(int num_experts, int max_slot, bool formed) {
+constexpr size_t largest_smem_bytes(int num_experts, int max_slot, bool formed,
+                                    bool trellis = false) {
   size_t bytes = 0;
   for (int id = 0; id < kNumDecoders; ++id) {
-    if (decoder_tile_bytes(id) > max_slot || !holds_decoder(formed, id)) continue;
+    if (decoder_tile_bytes(id) > max_slot || !holds_decoder(formed, id, trellis)) continue;
     const size_t b = smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, decoder_tile_bytes(id));
     if (b > bytes) bytes = b;
   }
@@ -261,19 +265,19 @@ constexpr size_t largest_smem_bytes(int num_experts, int max_slot, bool formed) 
 /// Shared memory of a launch whose largest code slot is max_slot: the largest ring among the
 /// decoders it may run where each item has its own ring (own_ring), else smem_bytes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
-constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed) {
-  return own_ring<kTokens>()
-             ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot, formed)
-             : smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
+constexpr size_t ring_smem_bytes(int num_experts, int max_slot, bool formed, bool trellis = false) {
+  return own_ring<kTokens>() ? largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(
+                                   num_experts, max_slot, formed, trellis)
+                             : smem_bytes<kTokens, kBlocks, kWarpStrips>(num_experts, max_slot);
 }
 
 /// The most any launch of the (kTokens, kBlocks, kWarpStrips) kernel with (formed) or without the
-/// formed-weight decoders takes.
+/// formed-weight decoders (and the trellis ones: trellis) takes.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
           int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
-constexpr size_t max_smem_bytes(bool formed) {
-  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot,
-                                                           formed);
+constexpr size_t max_smem_bytes(bool formed, bool trellis = false) {
+  return largest_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(), kMaxSlot, formed,
+                                                           trellis);
 }
 
 /// Stages the x tile of k-tile kt into `stage`: 16-byte unit u of token row r goes to half
@@ -466,16 +470,19 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
 }
 
 /// One work item: row block `row_block` of one expert times t.count tokens. Whole block
-/// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma). kFormed:
-/// the kernel holds the formed-weight decoders (its fixed ring depth is over those it holds).
+/// (ends with __syncthreads). tma: x comes by TMA (the kernel's reading of p.x_tma). kFormed,
+/// kTrellis: the kernel holds the formed-weight (and trellis) decoders (its fixed ring depth is
+/// over those it holds). The wgmmas multiply in MmaAct (fp16 for the trellis decoders, whose x
+/// is the rotated one, x_rotate.cuh); y is in Act.
 template <class Act, class Dec, bool kFormed, int kTokens, int kBlocks, int kWarpStrips,
-          int kMaxSlot>
+          int kMaxSlot, bool kTrellis>
 __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParams& ep,
                                          int row_block, const XTile& t, unsigned short* y_rows,
                                          unsigned char* stages, bool tma, const CUtensorMap* x_map,
                                          uint32_t x_bars, uint32_t& x_phases,
                                          const NextItem& next) {
   using Tile = TokenTile<kTokens, kWarpStrips>;
+  using MAct = MmaAct<Act, Dec>;
   constexpr int kStripsPerWarp = Tile::kStripsPerWarp;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int lane = static_cast<int>(threadIdx.x) & 31;
@@ -501,7 +508,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int n_stages = ring_stages<kTokens, kBlocks, kWarpStrips>(slot_bytes);
   constexpr int kFixedDepth =
       kOwnRing ? ring_depth(ring_stages<kTokens, kBlocks, kWarpStrips>(Dec::kTileBytes))
-               : fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot, kFormed>();
+               : fixed_ring_depth<kTokens, kBlocks, kWarpStrips, kMaxSlot, kFormed, kTrellis>();
   const int depth = kFixedDepth > 0 ? kFixedDepth : ring_depth(n_stages);
   const bool overlap = ring_overlaps(n_stages);
   auto code_slot = [&](unsigned char* stage, int b) {
@@ -564,10 +571,10 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   typename Dec::RawQuant rq[kStripsPerWarp];
   // Per-item constants (vq1.5's and vq2's table entry): a strip past N takes strip 0's (its sums
   // are not stored).
-  ItemQuantOf<Act, Dec> item[kStripsPerWarp];
+  ItemQuantOf<MAct, Dec> item[kStripsPerWarp];
 #pragma unroll
   for (int b = 0; b < kStripsPerWarp; ++b)
-    item[b] = Dec::template prepare_item<Act>(ep, has_strip[b] ? strip[b] : 0, lane);
+    item[b] = Dec::template prepare_item<MAct>(ep, has_strip[b] ? strip[b] : 0, lane);
   auto load_quant = [&](int b, int kt, bool pred) {
     Dec::template load_quant<QuantIndex>(ep, quant_strip[b], kt, lane, rq[b], kLeanQuant || pred);
   };
@@ -601,11 +608,11 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     const uint64_t desc = x_descriptor(smem_addr(stage));
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) {
-      const auto q = Dec::template prepare<Act>(ep, rq[b], item[b]);
+      const auto q = Dec::template prepare<MAct>(ep, rq[b], item[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
-      multiply_strip<Act, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
-                                        a, acc[b]);
+      multiply_strip<MAct, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
+                                         a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
@@ -635,7 +642,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
           for (int r = 0; r < 4; ++r) {
             const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
             const int row = local[b] * kTileRows + (lane >> 2) + 8 * (r >> 1);
-            ys[tok * Tile::kYStride + row] = ActTraits<Act>::to_bits_rn(acc[b][4 * c + r]);
+            ys[tok * Tile::kYStride + row] =
+                ActTraits<Act>::to_bits_rn(output_scaled<Dec>(acc[b][4 * c + r]));
           }
         }
       }
@@ -653,9 +661,11 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
 // split gives it (launch_with_tail); a separate instantiation, so that the
 // launches that do not split run the kernel as it was before the split existed.
 // kFormed: with the formed-weight decoders (with_decoder), for banks that hold such experts.
+// kTrellis (with kFormed): the trellis experts' launch (launch_trellis), which runs those alone
+// and traps on any other (tile_launches gives it only the trellis decoders' mask).
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
-          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>(), bool kTrellis = false>
 __global__ void __launch_bounds__(kBlockThreads, kBlocks)
     grouped_gemm_wgmma_kernel(const GemmProblem p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -686,13 +696,15 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
   for (long long i = blockIdx.x; i < items.total; i = next_item[parity], parity ^= 1) {
     const TileItem it = tile_item<kStrips, kTokens>(p, items.at(i));
     const NextItem next{p.work, i, items.total, &next_item[parity]};
-    with_expert_decoder<kFormed>(
+    with_expert_decoder<kFormed, kTrellis>(
         p.blob, p.descs[it.expert], [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
           // Experts with larger tiles get no items in a launch of this
-          // tile (build_tile_items).
-          if constexpr (Dec::kTileBytes <= kMaxSlot)
-            run_item<Act, Dec, kFormed, kTokens, kBlocks, kWarpStrips, kMaxSlot>(
+          // tile (build_tile_items), nor do other decoders' in a trellis launch (tile_decoders).
+          if constexpr (RotatesX<Dec>::value != kTrellis)
+            __trap();
+          else if constexpr (Dec::kTileBytes <= kMaxSlot)
+            run_item<Act, Dec, kFormed, kTokens, kBlocks, kWarpStrips, kMaxSlot, kTrellis>(
                 p, ep, it.row_block, it.x, it.y_rows, stages, x_tma, &x_map, x_bars, x_phases,
                 next);
         });
@@ -708,18 +720,20 @@ __global__ void __launch_bounds__(kBlockThreads, kBlocks)
 /// code slots.
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
-          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>(), bool kTrellis = false>
 cudaError_t tile_grid(const GemmProblem& p, GridSize* grid) {
   // Occupancy depends on the code slot size: one cached grid per tile size (log2 bucket), per
   // kernel (this function's instantiation).
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
+      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot,
+                                kTrellis>);
   int size_class = 0;
   while ((256 << size_class) < p.a_slot_bytes) ++size_class;
-  return persistent_grid(kernel, max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(kFormed),
-                         ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(max_experts<kTokens>(),
-                                                                        256 << size_class, kFormed),
+  return persistent_grid(kernel,
+                         max_smem_bytes<kTokens, kBlocks, kWarpStrips, kMaxSlot>(kFormed, kTrellis),
+                         ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(
+                             max_experts<kTokens>(), 256 << size_class, kFormed, kTrellis),
                          size_class, &cache, grid);
 }
 
@@ -760,7 +774,7 @@ inline bool x_tensor_map(const GemmProblem& p, int box_rows, CUtensorMap* map) {
 /// (tile_grid's).
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
-          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>(), bool kTrellis = false>
 cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_t stream) {
   // The kernel runs only experts whose tiles fit its slots (kMaxSlot: at two blocks per SM it is
   // compiled for 2/3/4-bit decoders only, or with int8 at one strip per warp): a larger tile in
@@ -768,26 +782,29 @@ cudaError_t launch(const GemmProblem& problem, const GridSize& grid, cudaStream_
   if (problem.a_slot_bytes > kMaxSlot || problem.num_experts > max_experts<kTokens>())
     return cudaErrorInvalidValue;
   const auto* kernel = reinterpret_cast<const void*>(
-      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>);
+      grouped_gemm_wgmma_kernel<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot,
+                                kTrellis>);
   GemmProblem p = problem;
   CUtensorMap x_map{};
   p.x_tma = TokenTile<kTokens>::kXByTma && x_tensor_map(p, kTokens, &x_map) ? 1 : 0;
   void* args[] = {&p, &x_map};
-  return launch_grouped_kernel_args(
-      kernel, grid,
-      ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(p.num_experts, p.a_slot_bytes, kFormed), args,
-      stream);
+  return launch_grouped_kernel_args(kernel, grid,
+                                    ring_smem_bytes<kTokens, kBlocks, kWarpStrips>(
+                                        p.num_experts, p.a_slot_bytes, kFormed, kTrellis),
+                                    args, stream);
 }
 
 template <class Act, bool kFormed, int kTokens, int kBlocks, bool kRowSplit = false,
           int kWarpStrips = default_warp_strips(kTokens),
-          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>(), bool kTrellis = false>
 cudaError_t launch(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
   const cudaError_t err =
-      tile_grid<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, &grid);
+      tile_grid<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot, kTrellis>(p,
+                                                                                            &grid);
   if (err != cudaSuccess) return err;
-  return launch<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot>(p, grid, stream);
+  return launch<Act, kFormed, kTokens, kBlocks, kRowSplit, kWarpStrips, kMaxSlot, kTrellis>(p, grid,
+                                                                                            stream);
 }
 
 /// The two-block 32-token tile with one strip per warp, compiled for 2/3/4-bit slots alone where
@@ -874,9 +891,7 @@ struct TokenTileChoice {
 };
 
 inline TokenTileChoice token_tile(const GemmProblem& p) {
-  const int64_t min_tokens = p.min_tokens > 1 ? p.min_tokens : 1;
-  const int64_t fit = p.m / min_tokens > 1 ? p.m / min_tokens : 1;
-  const int64_t experts = fit < p.num_experts ? fit : p.num_experts;
+  const int64_t experts = tile_launch_experts(p.m, p.num_experts, p.min_tokens);
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, TokenTile<128>::kStrips);
   const bool long_k = p.k >= kMinKFor256;
@@ -972,10 +987,29 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
   }
 }
 
+/// The trellis experts' launch (p.x_rotated set): the 128-token tile with
+/// one strip per warp (128-row items), x the rotated one (p.x_rotated, x_rotate.cuh; by TMA
+/// where K % 8 == 0), fp16 wgmmas whatever the call's type, y in Act. Each weight is decoded
+/// once per 128 tokens (the mma.sync kernel: per 64). Why one strip per warp: a trellis strip's
+/// codes take 16-32 registers a lane (each lane holds its two rows' whole strings,
+/// TrellisDecoder::kRawWords) where an int4 strip's take 8, and the two-strip tile already
+/// runs at 254-255 registers; with one strip the accumulators are 64 a thread, not 128.
+template <class Act>
+cudaError_t launch_trellis(const GemmProblem& problem, cudaStream_t stream) {
+  GemmProblem p = problem;
+  p.x = p.x_rotated;
+  if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
+  return launch<Act, true, 128, 1, false, 1, kWgmmaTwoBlockMaxSlotBytes, true>(p, stream);
+}
+
 }  // namespace wg
 
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream) {
+  // Which kernel: by x_rotated, not by tile_decoders, as the call's first tile launch also takes
+  // the decoders its bank's format_mask does not name (tile_item_decoders), of either family;
+  // the kernel traps on the items of those it lacks (with_decoder).
+  if (p.x_rotated != nullptr) return wg::launch_trellis<Act>(p, stream);
   return p.formed != 0 ? wg::launch_decoders<Act, true>(p, stream)
                        : wg::launch_decoders<Act, false>(p, stream);
 }

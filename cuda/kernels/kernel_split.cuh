@@ -108,40 +108,55 @@ inline KernelSplit adaptive_split(const GroupedGemmArgs& a, bool wgmma, int sms)
   return {m <= bound * active ? INT_MAX : 0};
 }
 
-/// kAuto for a bank with trellis experts (on every device: only the decode kernel and the
-/// mma.sync tile kernel run them, registry.cuh): the decode kernel for every expert up to a mean
-/// of kTrellisDecodeMean tokens per active expert; above it, the experts of up to
-/// kTrellisSplitTokens tokens there and the others on the tile kernel. Why a per-expert split:
-/// the trellis decode costs ~4-5 instructions a weight (trellis.cuh), and the decode kernel
-/// decodes each weight once per 16-token item, the tile kernel once per 64-token item; an
-/// expert of at most 16 tokens takes one decode either way, and the decode kernel streams it
-/// faster. Measured on an H100 (sessions 42-43, bench/results/s42-2026-12-05/kernels and
-/// s43-2026-12-06/means; tcq2 / tcq4, each kernel forced, Mixtral and Qwen3): the tile kernel
-/// took 1.85-2.19x the decode kernel's time at a mean of 4, 1.24-1.71x at 8-10, 1.16-1.33x at
-/// 12, 0.94-1.08x at 14 (summed over the four rows 0.986x: a tie) and 0.90-0.99x at 16; it runs
-/// 1.4-1.9x faster at a mean of 64 and 2.0-2.4x from 256. So the decode kernel alone up to 13,
-/// between the two measured sides. The split above it is not measured against the single
-/// kernels at means 14-20 (with even routing few experts stay at 16 tokens or fewer from a mean
-/// of ~24, and kAuto then ran within 1-3 % of kPrefill at means 64-1024).
+/// kAuto for a bank with trellis experts (on every device; their tile launch: tile_launches,
+/// below): the decode kernel for every expert up to a mean of kTrellisDecodeMean tokens per
+/// active expert, the tile kernels for every expert above it. Why: the trellis decode costs
+/// ~4-5 instructions a weight (trellis.cuh), and the decode kernel decodes each weight once per
+/// 16-token item, the tile kernel once per 64-token item; up to ~16 tokens an expert takes one
+/// decode either way, and the decode kernel streams it faster. Measured on an H100, tcq2 / tcq4,
+/// each kernel forced, Mixtral and Qwen3 (sessions 42-44: bench/results/s42-2026-12-05/kernels,
+/// s43-2026-12-06/means, s44-2026-12-06/split): the tile kernel took 1.85-2.19x the decode
+/// kernel's time at a mean of 4, 1.16-1.33x at 12, 0.96-1.08x at 14 (summed over the rows a tie),
+/// 0.90-1.00x at 16 and 0.75-0.93x at 18-20; it runs 1.4-1.9x faster at a mean of 64. The
+/// per-expert split at 16 tokens (the rule above 13 until session 44) took 1.01-1.17x the tile
+/// kernel's time at means 14-20 on every row: its second launch costs more than the decode
+/// kernel saves on the few experts of up to 16 tokens.
 constexpr int kTrellisDecodeMean = 13;
-constexpr int kTrellisSplitTokens = 16;
 inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
-  return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : kTrellisSplitTokens};
+  return {a.x.rows <= kTrellisDecodeMean * active_experts(a) ? INT_MAX : 0};
 }
 
 /// The call's tile launches, as the experts (by decoder: bit i = decoder i, as
-/// DeviceBankView::format_mask) each tile kernel takes: the wgmma kernel those it has decoders
-/// for where the device runs its sm_90a code (wgmma_available), the mma.sync kernel the rest,
-/// i.e. every expert on other devices and the trellis experts on sm_90a (the wgmma kernel has no
-/// trellis decoder; the mma.sync one does). A bank mixing trellis experts with others thus runs
-/// two tile launches on sm_90a. A zero mask: no such launch.
+/// DeviceBankView::format_mask) each takes. Where the call may run the wgmma kernel's sm_90a
+/// code (wgmma_available: the device runs it and a.tile_kernel is not kMmaSync), the experts of
+/// int, dense, LUT and vector formats take a wgmma launch; the trellis experts take one of their
+/// own (its 128-token tile, fp16 wgmmas against the rotated x) where the tile launch's mean is at
+/// least kTrellisWgmmaMinMean tokens per expert, else the mma.sync kernel (64-token tile); with
+/// a.tile_kernel kWgmma at any mean. Without the wgmma kernel every expert takes the mma.sync one.
+/// A zero mask: no such launch. The bound, measured on an H100 with each tile kernel forced
+/// (bench/results/s44-2026-12-06/fit, fit56; tcq2 / tcq3.5 / tcq4, Mixtral and Qwen3, kPrefill):
+/// the wgmma trellis launch takes about the same time from a mean of 16 to 64 tokens per expert
+/// (its 128-token tile decodes each weight once per expert up to 128 tokens), 1.06-1.35x the
+/// mma.sync kernel's up to a mean of 48; from 52, where more experts overflow the mma.sync
+/// kernel's 64-token tile and decode their weights twice, 0.66-0.99x at 52-60 and 0.52-0.77x
+/// from 64.
+/// So 50, between the two measured sides.
+constexpr int64_t kTrellisWgmmaMinMean = 50;
 struct TileLaunches {
   uint32_t wgmma;
+  uint32_t wgmma_trellis;
   uint32_t mma_sync;
 };
-inline TileLaunches tile_launches(uint32_t format_mask, bool wgmma_available) {
-  if (!wgmma_available) return {0, format_mask};
-  return {format_mask & ~kTrellisDecoderMask, format_mask & kTrellisDecoderMask};
+inline TileLaunches tile_launches(const GroupedGemmArgs& a, const KernelSplit& split,
+                                  bool wgmma_available) {
+  const uint32_t mask = a.bank.format_mask;
+  if (!wgmma_available) return {0, 0, mask};
+  const uint32_t trellis = mask & kTrellisDecoderMask;
+  if (a.tile_kernel == TileKernel::kWgmma) return {mask & ~kTrellisDecoderMask, trellis, 0u};
+  const int64_t min_tokens = int64_t{split.decode_max} + 1;
+  const int64_t experts = tile_launch_experts(a.x.rows, a.bank.num_experts, min_tokens);
+  const bool trellis_wgmma = (a.x.rows + experts - 1) / experts >= kTrellisWgmmaMinMean;
+  return {mask & ~kTrellisDecoderMask, trellis_wgmma ? trellis : 0u, trellis_wgmma ? 0u : trellis};
 }
 /// The decoders a tile launch of `launch` (one of t's masks) builds items for
 /// (GemmProblem::tile_decoders): its own, and in the call's first tile launch also every
@@ -149,7 +164,9 @@ inline TileLaunches tile_launches(uint32_t format_mask, bool wgmma_available) {
 /// its mask misses) then still reaches one kernel, as with one tile launch per call, which runs
 /// that expert or traps on it (with_decoder), instead of every launch skipping it silently.
 inline uint32_t tile_item_decoders(const TileLaunches& t, uint32_t launch, uint32_t format_mask) {
-  const uint32_t first = t.wgmma != 0 ? t.wgmma : t.mma_sync;
+  const uint32_t first = t.wgmma != 0           ? t.wgmma
+                         : t.wgmma_trellis != 0 ? t.wgmma_trellis
+                                                : t.mma_sync;
   return launch == first ? launch | ~format_mask : launch;
 }
 

@@ -31,6 +31,16 @@ inline long long decode_mean_tokens(long long m, long long num_experts, long lon
   const long long mean = active > 0 ? (m + active - 1) / active : 1;
   return mean < max_tokens ? mean : max_tokens;
 }
+/// Experts of a tile launch as the host estimates them: at most min(E, m / min_tokens) experts
+/// take min_tokens tokens or more (at least one). Spreading all m rows over that many gives the
+/// launch's mean, ceil(m / experts): exact under even routing where all m rows come here, never
+/// below min_tokens (the wgmma launcher's token tile, token_tile, and tile_launches).
+inline int64_t tile_launch_experts(int64_t m, int64_t num_experts, int64_t min_tokens) {
+  const int64_t floor_tokens = min_tokens > 1 ? min_tokens : 1;
+  const int64_t fit = m / floor_tokens > 1 ? m / floor_tokens : 1;
+  return fit < num_experts ? fit : num_experts;
+}
+
 /// Weight rows per work item of the wgmma tile kernel (grouped_gemm_wgmma.cuh).
 constexpr int kWgmmaItemRows = 256;
 /// K-tiles per item from which a wgmma tile launch (grouped_gemm_wgmma.cuh) hands its items
@@ -112,9 +122,9 @@ struct GemmProblem {
   /// them before the kernel runs. Null where the bank has no such decoder.
   uint8_t* x_digits;
   void* x_info;
-  /// Decode and mma.sync tile kernels, banks with trellis experts: x~ = H (sigma . x) / 128 in
-  /// fp16, [m, k] (x_rotate.cuh), in the workspace; a launch before the call's first kernel
-  /// fills it (launch_rotate_x). Null otherwise.
+  /// Decode and tile kernels, banks with trellis experts: x~ = H (sigma . x) / 128 in fp16,
+  /// [m, k] (x_rotate.cuh), in the workspace; a launch before the call's first kernel fills it
+  /// (launch_rotate_x). Null otherwise.
   unsigned short* x_rotated;
   /// Decode kernel: the work counters at the front of the call's workspace (work_queue.cuh).
   WorkCounters* work;
@@ -138,7 +148,9 @@ template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream);
 
 /// Hopper warpgroup-MMA tile kernel (many tokens per expert; sm_90a only). Launch it only
-/// where grouped_gemm_wgmma_available says so.
+/// where grouped_gemm_wgmma_available says so. A launch with p.x_rotated set runs the trellis
+/// experts' kernel (fp16 wgmmas against it), one without the kernel of the other decoders;
+/// each traps on items of decoders it lacks (tile_launches keeps the two families apart).
 template <class Act>
 cudaError_t launch_grouped_gemm_wgmma(const GemmProblem& p, cudaStream_t stream);
 /// *available = the current device would run the sm_90a code of the wgmma kernel (compute

@@ -86,6 +86,16 @@ __device__ __forceinline__ void store_y_tile(const unsigned short* ys, int y_str
   __syncthreads();
 }
 
+/// An accumulator as the output's value: the trellis decoders' sums times their kOutputScale
+/// (exact: a power of two), the others' as they are.
+template <class Dec>
+__device__ __forceinline__ float output_scaled(float sum) {
+  if constexpr (RotatesX<Dec>::value)
+    return sum * Dec::kOutputScale;
+  else
+    return sum;
+}
+
 /// The tile kernels' items: (expert, block of kRowStrips strips, block of kTokens tokens), over
 /// the rows of each expert that p's row split gives the launch where kRowSplit (build_item_list).
 /// Experts whose decoder is not in p.tile_decoders get no items (another launch's), nor do

@@ -34,8 +34,8 @@ enum class FormatKind : uint8_t {
 /// (group_size 128). bits = code bits a trellis step shifts in; values_per_state = weights a
 /// state codes: "tcq2", "tcq3", "tcq4" (1 value, bits 2, 3, 4) and the fractional rates
 /// "tcq1.5", "tcq2.5", "tcq3.5" (2 values, bits 3, 5, 7). On the device they run on the decode
-/// kernel and the mma.sync tile kernel, which multiply the codes' values (the tile kernel: times
-/// the scale, in fp16) by the rotated activations (cuda/decode/trellis.cuh).
+/// kernel and the tile kernels, which multiply the codes' values (the tile kernels: times the
+/// scale, in fp16) by the rotated activations (cuda/decode/trellis.cuh).
 /// Vector formats "vq<r>": 4 weights of a row (a lane's A-fragment row in one k16 sub-tile)
 /// share one 4r-bit code into a fixed codebook (2^(4r - 4) magnitude vectors x 16 sign
 /// patterns), one fp16 scale per 128 inputs (group_size 128); bits = code bits a vector,

@@ -17,8 +17,8 @@ bool gpu_available();
 
 /// True when this build's kernels decode format f: false without CUDA (and for a format no
 /// decoder handles). Every format has a device decoder; the trellis formats "tcq<r>" run on the
-/// decode kernel and the mma.sync tile kernel (not the wgmma one: a bank's trellis experts take
-/// the mma.sync tile kernel on every device, its other experts the wgmma one where it runs).
+/// decode kernel and the tile kernels, in tile launches of their own (on sm_90a the wgmma
+/// kernel's trellis launch from a mean of 64 tokens per expert, else the mma.sync kernel).
 bool has_device_decoder(const FormatSpec& f);
 
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without
@@ -66,6 +66,19 @@ enum class KernelChoice : uint8_t {
   kAuto = 0,     ///< by decode_max_tokens: per call (0, the default) or per expert on device
   kDecode = 1,   ///< weight-streaming kernel for every expert
   kPrefill = 2,  ///< tensor-core tile kernel for every expert
+};
+
+/// Which tile kernel takes the experts above the decode kernel's share (docs/dispatch.md §4).
+enum class TileKernel : uint8_t {
+  /// On sm_90a (where the wgmma kernel runs): the wgmma kernel for int, dense, LUT and vector
+  /// experts; for trellis experts its trellis launch where the tile launch's mean is at least
+  /// 50 tokens per expert, else the mma.sync kernel. Elsewhere the mma.sync kernel.
+  kAuto = 0,
+  /// The mma.sync kernel (the sm_80 path) for every expert, on every device.
+  kMmaSync = 1,
+  /// The wgmma kernel for every expert (trellis experts in a launch of their own) at any mean;
+  /// kUnsupported where the device does not run its sm_90a code.
+  kWgmma = 2,
 };
 
 /// How the decode kernel multiplies the codes of int experts (docs/dispatch.md §5).
@@ -122,9 +135,10 @@ struct GroupedGemmArgs {
   /// Without the wgmma kernel (the sm_80 path, mma.sync tile kernel): the decode kernel up to
   /// a mean of 12, the per-expert threshold 16 (two launches) up to 16, the tile kernel above,
   /// for every bank (measured on an H200 running the compute_80 PTX, not on an A100).
-  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, above
-  /// it the per-expert threshold 16 (two launches; the trellis experts' tile kernel is the
-  /// mma.sync one; measured on an H100, kernel_split.cuh).
+  /// Banks with trellis experts, on every device: the decode kernel up to a mean of 13, the
+  /// tile kernels above (measured on an H100, kernel_split.cuh). Their tile launch is the wgmma
+  /// kernel's trellis launch on sm_90a from a mean of 50 tokens per expert, else the mma.sync
+  /// kernel.
   /// 1..64: per expert, on device: the decode kernel for experts with at most this many tokens,
   /// the tile kernel for the others (two launches; the second is skipped when m is at most
   /// the threshold). For routing far from uniform (a few hot experts).
@@ -134,6 +148,8 @@ struct GroupedGemmArgs {
   int decode_max_tokens = 0;
   /// The decode kernel's arithmetic for int experts (IntegerDecode).
   IntegerDecode integer_decode = IntegerDecode::kAuto;
+  /// The tile kernel for the experts the decode kernel leaves (TileKernel).
+  TileKernel tile_kernel = TileKernel::kAuto;
   /// A promise that lets the decode kernel start before the previous kernel in the stream has
   /// completed (sm_90+, programmatic dependent launch): expert_offsets and the bank are not
   /// written by that kernel, and were final when it started (or, where it was itself launched
@@ -172,8 +188,8 @@ struct GroupedGemmArgs {
 /// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
 /// (within 2^-15 of the tile's largest value); for the trellis formats it multiplies the codes'
 /// values by x rotated per 128-input block in fp16 and applies each block's scale to the fp32
-/// sums, and the tile kernel (the mma.sync one on every device for a bank with trellis experts)
-/// multiplies RNE_fp16(v s) by that rotated x (docs/formats.md §1). All stay within the tests'
+/// sums, and the tile kernels (their trellis experts' launch) multiply RNE_fp16(v s) by that
+/// rotated x (docs/formats.md §1). All stay within the tests'
 /// normalised error of the float64 reference; results of the two kernels for one expert may differ
 /// in the last bits. Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols !=
 /// bank.k, y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),

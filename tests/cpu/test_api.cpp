@@ -73,7 +73,7 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
 }
 
 // Every registered format has a device decoder in a CUDA build (the trellis formats run on the
-// decode kernel and the mma.sync tile kernel); none without CUDA, and an invalid spec never.
+// decode kernel and the tile kernels); none without CUDA, and an invalid spec never.
 TEST(GpuApi, EveryFormatHasADeviceDecoderInACudaBuild) {
 #if defined(QMOE_WITH_CUDA)
   const bool cuda_built = true;

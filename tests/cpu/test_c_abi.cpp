@@ -721,6 +721,7 @@ TEST(CAbiOptions, InitWritesTheDefaultsAndTheStructSize) {
   EXPECT_EQ(o.integer_decode, QMOE_INTEGER_DECODE_AUTO);
   EXPECT_EQ(o.offsets_precede_previous_kernel, 0);
   EXPECT_EQ(o.epilogue, QMOE_EPILOGUE_NONE);
+  EXPECT_EQ(o.tile_kernel, QMOE_TILE_KERNEL_AUTO);
   // The C++ API's defaults, field by field.
   const qmoe::GroupedGemmArgs cpp;
   EXPECT_EQ(static_cast<int>(cpp.kernel), static_cast<int>(o.kernel));
@@ -728,6 +729,10 @@ TEST(CAbiOptions, InitWritesTheDefaultsAndTheStructSize) {
   EXPECT_EQ(static_cast<int>(cpp.integer_decode), static_cast<int>(o.integer_decode));
   EXPECT_EQ(cpp.offsets_precede_previous_kernel, o.offsets_precede_previous_kernel != 0);
   EXPECT_EQ(static_cast<int>(cpp.epilogue), static_cast<int>(o.epilogue));
+  EXPECT_EQ(static_cast<int>(cpp.tile_kernel), static_cast<int>(o.tile_kernel));
+  static_assert(static_cast<int>(qmoe::TileKernel::kMmaSync) == QMOE_TILE_KERNEL_MMA_SYNC &&
+                    static_cast<int>(qmoe::TileKernel::kWgmma) == QMOE_TILE_KERNEL_WGMMA,
+                "the C and C++ tile kernel values agree");
   static_assert(
       static_cast<int>(qmoe::Epilogue::kSiluMulInterleaved) == QMOE_EPILOGUE_SILU_MUL_INTERLEAVED,
       "the C and C++ epilogue values agree");

@@ -242,9 +242,22 @@ TEST(CAbiGpu, GroupedGemmMatchesCpuReferenceForEveryKernelOnACallerStream) {
     v030.struct_size = offsetof(qmoe_grouped_gemm_options_t, epilogue);
     v030.kernel = QMOE_KERNEL_DECODE;
     v030.epilogue = static_cast<qmoe_epilogue_t>(0x5A5A5A5A);
-    for (const auto* options : {&decode_imma, &auto16, &v030}) {
+    // The 0.4.0 header's struct ends before `tile_kernel`.
+    qmoe_grouped_gemm_options_t v040;
+    qmoe_grouped_gemm_options_init(&v040);
+    v040.struct_size = offsetof(qmoe_grouped_gemm_options_t, tile_kernel);
+    v040.kernel = QMOE_KERNEL_PREFILL;
+    v040.tile_kernel = static_cast<qmoe_tile_kernel_t>(0x5A5A5A5A);
+    // Every expert on the mma.sync tile kernel (the sm_80 path, on any device).
+    qmoe_grouped_gemm_options_t mma;
+    qmoe_grouped_gemm_options_init(&mma);
+    mma.kernel = QMOE_KERNEL_PREFILL;
+    mma.tile_kernel = QMOE_TILE_KERNEL_MMA_SYNC;
+    for (const auto* options : {&decode_imma, &auto16, &v030, &v040, &mma}) {
       const char* what = options == &auto16 ? "ex:auto16"
                          : options == &v030 ? "ex:v030"
+                         : options == &v040 ? "ex:v040"
+                         : options == &mma  ? "ex:mma"
                                             : "ex:imma";
       SCOPED_TRACE(std::string(qmoe::dtype_name(act)) + " " + what);
       std::vector<uint16_t> x;
@@ -509,6 +522,10 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
             {"integer_decode",
              [](qmoe_grouped_gemm_options_t& o) {
                o.integer_decode = static_cast<qmoe_integer_decode_t>(3);
+             }},
+            {"tile_kernel",
+             [](qmoe_grouped_gemm_options_t& o) {
+               o.tile_kernel = static_cast<qmoe_tile_kernel_t>(3);
              }},
             {"offsets_precede_previous_kernel",
              [](qmoe_grouped_gemm_options_t& o) { o.offsets_precede_previous_kernel = 2; }},

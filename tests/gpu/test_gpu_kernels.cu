@@ -47,14 +47,23 @@ std::vector<FormatSpec> parse_all(const std::vector<const char*>& names) {
   return f;
 }
 
-const char* kernel_name(KernelChoice k, int threshold,
-                        qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto) {
+struct KernelRun {
+  KernelChoice kernel;
+  int decode_max_tokens;
+  qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto;
+  qmoe::TileKernel tile_kernel = qmoe::TileKernel::kAuto;
+};
+
+const char* kernel_name(const KernelRun& run) {
   static thread_local char buf[16];
-  if (k == KernelChoice::kDecode)
-    return integer_decode == qmoe::IntegerDecode::kOn ? "decode-i8" : "decode";
-  if (k == KernelChoice::kPrefill) return "prefill";
-  if (threshold == 0) return "auto";  // one kernel per call, chosen from the mean (adaptive)
-  std::snprintf(buf, sizeof(buf), "auto%d", threshold);
+  if (run.kernel == KernelChoice::kDecode)
+    return run.integer_decode == qmoe::IntegerDecode::kOn ? "decode-i8" : "decode";
+  if (run.kernel == KernelChoice::kPrefill) {
+    if (run.tile_kernel == qmoe::TileKernel::kMmaSync) return "pf-mma";
+    return run.tile_kernel == qmoe::TileKernel::kWgmma ? "pf-wgmma" : "prefill";
+  }
+  if (run.decode_max_tokens == 0) return "auto";  // one kernel per call, chosen from the mean
+  std::snprintf(buf, sizeof(buf), "auto%d", run.decode_max_tokens);
   return buf;
 }
 
@@ -254,11 +263,6 @@ TEST(GpuKernels, DequantIsBitIdenticalToCpuRefSmall) {
 
 // ---- Grouped GEMM --------------------------------------------------------------------------
 
-struct KernelRun {
-  KernelChoice kernel;
-  int decode_max_tokens;
-  qmoe::IntegerDecode integer_decode = qmoe::IntegerDecode::kAuto;
-};
 /// The decode kernel twice: with kAuto's choice of decode (at these sizes the bf16 / fp16 one)
 /// and with the integer-mma decode of int2 and int8 experts forced; kAuto twice: the default
 /// (one kernel per call, chosen from the mean tokens per expert) and a per-expert threshold
@@ -364,6 +368,7 @@ qmoe::GroupedGemmArgs args_for(const GemmSetup& s, DType act, const KernelRun& r
   a.kernel = run.kernel;
   a.decode_max_tokens = run.decode_max_tokens;
   a.integer_decode = run.integer_decode;
+  a.tile_kernel = run.tile_kernel;
   return a;
 }
 
@@ -397,7 +402,19 @@ void sm_count(int* sms) {
   CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
 }
 
-/// Runs each kernel choice on the case for both activation types and checks it.
+/// Whether the device runs the wgmma kernel's sm_90a code (elsewhere grouped_gemm refuses
+/// TileKernel::kWgmma as kUnsupported).
+bool wgmma_available(DType act) {
+  bool available = false;
+  const cudaError_t err = act == DType::kBF16
+                              ? qmoe::dev::grouped_gemm_wgmma_available<__nv_bfloat16>(&available)
+                              : qmoe::dev::grouped_gemm_wgmma_available<__half>(&available);
+  EXPECT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
+  return available;
+}
+
+/// Runs each kernel choice on the case for both activation types and checks it (a forced wgmma
+/// run where the device lacks it: that the call is refused as unsupported).
 void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
                 const std::vector<int32_t>& counts, const std::vector<KernelRun>& runs,
                 uint32_t seed, float x_mean = 0.f) {
@@ -414,7 +431,13 @@ void check_gemm(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       size_t bytes = s.workspace_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(args_for(s, act, run), s.workspace.as<void>(), &bytes, nullptr);
-      const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+      const char* kernel = kernel_name(run);
+      if (run.tile_kernel == qmoe::TileKernel::kWgmma && !wgmma_available(act)) {
+        EXPECT_EQ(st.code(), qmoe::StatusCode::kUnsupported) << label << " " << st.to_string();
+        std::printf("  %-8s %-14s %-5s %-8s unsupported here: %s\n", "gemm", label.c_str(),
+                    qmoe::dtype_name(act), kernel, st.to_string().c_str());
+        continue;
+      }
       ASSERT_TRUE(st.is_ok()) << label << " " << kernel << ": " << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref, "gemm", label, kernel));
@@ -843,11 +866,12 @@ TEST(GpuKernels, GroupedGemmTrellisDecodersMatchReferenceSmall) {
 }
 
 TEST(GpuKernels, GroupedGemmTrellisTileKernelMatchesReference) {
-  // The mma.sync tile kernel's trellis path (weights formed as RNE_fp16(v s) against the rotated
-  // x, the 128 applied in the epilogue; on every device, wgmma or not): experts of several
-  // 64-token blocks and short last blocks, N = 200 (a partial row block), K = 640, every trellis
-  // rate beside int4 and bf16 experts; the tile kernel alone, kAuto's trellis split (a mean above
-  // 16: the experts of up to 16 tokens on the decode kernel) and a threshold of 64.
+  // The tile kernels' trellis path (weights formed as RNE_fp16(v s) against the rotated x, the
+  // 128 applied in the epilogue): experts of several 64-token blocks and short last blocks,
+  // N = 200 (a partial row block), K = 640, every trellis rate beside int4 and bf16 experts; the
+  // tile kernels alone, kAuto's trellis split (a mean above 13: the experts of up to 16 tokens on
+  // the decode kernel) and a threshold of 64. On sm_90a the first two take the mma.sync kernel
+  // for the trellis experts (a mean of 62 tokens), the third the wgmma one (71; tile_launches).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f =
@@ -855,6 +879,45 @@ TEST(GpuKernels, GroupedGemmTrellisTileKernelMatchesReference) {
   const std::vector<KernelRun> runs = {
       {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 64}};
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {130, 64, 65, 1, 0, 200, 16, 17}, runs, 6006));
+}
+
+TEST(GpuKernels, GroupedGemmTrellisExpertsOfManyTokensMatchReference) {
+  // The trellis experts' tile launch at a high mean (162 tokens per expert): on sm_90a the wgmma
+  // kernel's trellis launch (128-token tile, fp16 wgmmas against the rotated x) beside a wgmma
+  // launch for the int4 and bf16 experts; elsewhere the mma.sync kernel. Experts of several
+  // 128-token blocks, short last blocks and none; N = 264 (a partial 128-row item), K = 768.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f =
+      parse_all({"tcq2", "tcq3", "tcq4", "int4:g128", "tcq1.5", "tcq2.5", "tcq3.5", "bf16"});
+  const std::vector<KernelRun> runs = {
+      {KernelChoice::kPrefill, 0}, {KernelChoice::kAuto, 0}, {KernelChoice::kAuto, 64}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 768, {300, 129, 0, 257, 1, 128, 400, 77}, runs, 6007));
+  // More items than blocks (6 trellis experts x 16 row blocks x 2 token blocks = 192 on at most 132
+  // SMs): blocks run a second item, whose ring follows the first one's epilogue; every rate.
+  const std::vector<FormatSpec> g =
+      parse_all({"tcq4", "tcq2", "tcq3.5", "int4:g128", "tcq1.5", "tcq3", "tcq2.5", "bf16"});
+  ASSERT_NO_FATAL_FAILURE(check_gemm(g, 2048, 256, {150, 200, 129, 0, 140, 256, 131, 170},
+                                     {{KernelChoice::kPrefill, 0}}, 6008));
+}
+
+TEST(GpuKernels, GroupedGemmTrellisAndOtherExpertsMatchReferenceOnEachTileKernel) {
+  // TileKernel forced: kMmaSync runs every expert on the mma.sync kernel (the sm_80 path's SASS
+  // on an H100), kWgmma every expert on the wgmma kernel (the trellis experts in its trellis
+  // launch) at means below kAuto's bound for it; kUnsupported without the wgmma kernel. A bank of
+  // every decoder family: int, dense, non-uniform (LUT), vector and trellis experts.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<FormatSpec> f = parse_all(
+      {"tcq2", "int4:g128", "nuq3", "tcq3.5", "vq2", "bf16", "int2:g64", "tcq4", "int8:pc"});
+  const std::vector<KernelRun> runs = {
+      {KernelChoice::kPrefill, 0, qmoe::IntegerDecode::kAuto, qmoe::TileKernel::kMmaSync},
+      {KernelChoice::kPrefill, 0, qmoe::IntegerDecode::kAuto, qmoe::TileKernel::kWgmma},
+      {KernelChoice::kPrefill, 0}};
+  // Means of 22 and 45 tokens per expert (kAuto: the trellis experts on the mma.sync kernel),
+  // experts of none, one and a partial second 128-token block.
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {20, 33, 0, 17, 40, 1, 29, 18, 40}, runs, 6009));
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 264, 768, {130, 3, 45, 0, 64, 77, 1, 129, 0}, runs, 6010));
 }
 
 // ---- Gated-SiLU epilogue ---------------------------------------------------------------------
@@ -933,9 +996,9 @@ void check_gated(const std::vector<FormatSpec>& formats, int64_t n, int64_t k,
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       CUDA_CHECK(cudaDeviceSynchronize());
       const bool via_workspace = product_in_workspace(s, act, run);
-      ASSERT_NO_FATAL_FAILURE(check_y(
-          s, act, ref[via_workspace ? 1 : 0], via_workspace ? "gemm/silu" : "gemm+silu", label,
-          kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode), n / 2));
+      ASSERT_NO_FATAL_FAILURE(check_y(s, act, ref[via_workspace ? 1 : 0],
+                                      via_workspace ? "gemm/silu" : "gemm+silu", label,
+                                      kernel_name(run), n / 2));
     }
   }
 }
@@ -1004,7 +1067,7 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsCorrectlyRoundedOnExactProductsSmall) {
     ASSERT_TRUE(
         qmoe::ref::silu_and_mul_interleaved(act, rounded.data(), s.m_used, half, &want[1]).is_ok());
     for (const KernelRun& run : kAllKernels) {
-      const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+      const char* kernel = kernel_name(run);
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
       size_t bytes = ws_bytes;
       ASSERT_TRUE(
@@ -1099,7 +1162,7 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
   const cudaStream_t stream = owned_stream.get();
   const DType act = DType::kFP16;  // random data: fp16, as check_gated
   for (const KernelRun& run : runs) {
-    const char* kernel = kernel_name(run.kernel, run.decode_max_tokens);
+    const char* kernel = kernel_name(run);
     ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
     // One plain run first: the launchers' one-time setup happens outside the capture.
     size_t bytes = ws_bytes;
@@ -1135,7 +1198,7 @@ void check_graph_capture(const std::vector<FormatSpec>& f, const KernelRun& run)
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const char* kernel = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+  const char* kernel = kernel_name(run);
   for (DType act : {DType::kBF16, DType::kFP16}) {
     ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
     std::vector<uint16_t> x;
@@ -1315,7 +1378,7 @@ void check_on_demand_order(GemmSetup& s, DType act, const KernelRun& run,
   Stream owned_stream;
   CUDA_CHECK(owned_stream.create());
   const cudaStream_t stream = owned_stream.get();
-  const std::string name = kernel_name(run.kernel, run.decode_max_tokens, run.integer_decode);
+  const std::string name = kernel_name(run);
   auto call = [&](void* ws) {
     size_t bytes = s.workspace_bytes;
     const qmoe::Status st = qmoe::grouped_gemm(args_for(s, act, run), ws, &bytes, stream);
@@ -1532,6 +1595,11 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     qmoe::GroupedGemmArgs a = good;
     a.integer_decode = static_cast<qmoe::IntegerDecode>(9);
     expect_code(a, StatusCode::kInvalidArgument, "unknown integer_decode");
+  }
+  {
+    qmoe::GroupedGemmArgs a = good;
+    a.tile_kernel = static_cast<qmoe::TileKernel>(3);
+    expect_code(a, StatusCode::kInvalidArgument, "unknown tile_kernel");
   }
   {
     // The integer decode's digits of x need more workspace than the size query of a call

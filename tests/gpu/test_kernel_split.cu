@@ -196,7 +196,8 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   // ring_depth by code slot (ring_stages): the kernels whose slots all give one depth compile
   // their k-loop for it (fixed_ring_depth, over the decoders the instantiation holds: without
-  // (false) or with (true) the formed-weight ones); the others branch on it per launch.
+  // (false) or with (true) the formed-weight ones, and the trellis ones); the others branch on it
+  // per launch.
   using qmoe::dev::wg::fixed_ring_depth;
   using qmoe::dev::wg::ring_depth;
   using qmoe::dev::wg::ring_stages;
@@ -213,6 +214,9 @@ TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   EXPECT_EQ((fixed_ring_depth<32, 2, 1, 2048, false>()), 0);   // int8: three
   EXPECT_EQ((fixed_ring_depth<32, 2, 2, 1024, false>()), 0);   // int2/int3 four, int4 three
   EXPECT_EQ((fixed_ring_depth<128, 1, 2, 4096, false>()), 0);  // dense: two
+  // The trellis experts' launch (128 tokens, one strip per warp, slots up to 1 KB, every
+  // decoder held): four stages, two k-tiles ahead.
+  EXPECT_EQ((fixed_ring_depth<128, 1, 1, 1024, true, true>()), 2);
   for (int slot : {512, 768, 1024}) EXPECT_EQ(ring_depth((ring_stages<64, 2>(slot))), 1) << slot;
 }
 
@@ -386,8 +390,8 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   for (const char* name : {"int2:g128", "int3:g64", "int4:g32", "int8:pc", "bf16", "fp16"})
     EXPECT_EQ(decoder_bit(name) & qmoe::dev::kFormedDecoderMask, 0u) << name;
   // Which kernels hold them: the formed instantiations the LUT and vector decoders, those of the
-  // decode and mma.sync tile kernels with trellis = true the trellis ones too; int and dense
-  // decoders every kernel.
+  // decode and tile kernels with trellis = true the trellis ones too; int and dense decoders
+  // every kernel.
   for (int id = 0; id < qmoe::dev::kNumDecoders; ++id) {
     const bool is_trellis = ((trellis >> id) & 1u) != 0;
     const bool formed = ((qmoe::dev::kFormedDecoderMask >> id) & 1u) != 0;
@@ -397,17 +401,17 @@ TEST(KernelSplit, FormatMasksNameTheirDecoders) {
   }
 }
 
-TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfThirteen) {
+TEST(KernelSplit, TrellisBanksTakeTheDecodeKernelUpToAMeanOfThirteenAndTheTileKernelsAbove) {
   // kAuto for a bank with trellis experts, on any device (trellis_split): the decode kernel for
-  // every expert up to a mean of 13 tokens per active expert (m / min(E, m)), above it the
-  // experts of up to 16 tokens; the others go to the tile kernels (tile_launches, below).
+  // every expert up to a mean of 13 tokens per active expert (m / min(E, m)), the tile kernels
+  // (tile_launches, below) for every expert above it.
   const uint32_t tcq2 = decoder_bit("tcq2");
   for (bool wgmma : {false, true})
     for (uint32_t mask : {tcq2, tcq2 | kInt4}) {
       for (int64_t m : {1, 64, 832})
         EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), INT_MAX) << m;
       for (int64_t m : {833, 1024, 4096, 16384})
-        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 16) << m;
+        EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, m, 64, mask, wgmma), 0) << m;
       // Fewer rows than experts: the mean is over m experts at most.
       EXPECT_EQ(decode_max(KernelChoice::kAuto, 0, 16, 256, mask, wgmma), INT_MAX);
     }
@@ -415,42 +419,73 @@ TEST(KernelSplit, TrellisBanksSplitAtSixteenTokensAboveAMeanOfThirteen) {
   EXPECT_EQ(decode_max(KernelChoice::kAuto, 24, 4096, 64, tcq2, true), 24);
 }
 
-TEST(KernelSplit, TrellisExpertsTakeTheMmaSyncTileKernelAndTheOthersWgmma) {
-  // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's;
-  // with it, the trellis experts' (it has no trellis decoder) and the others' wgmma's, so a bank
-  // mixing the two runs one launch of each, their masks disjoint and together the bank's.
+TEST(KernelSplit, TrellisExpertsTakeATileLaunchOfTheirOwn) {
+  // tile_launches: without the wgmma kernel every expert's tile work is the mma.sync kernel's.
+  // With it the others take a wgmma launch and the trellis experts one of their own: the wgmma
+  // kernel's trellis launch where the tile launch's mean (m over min(E, m / min_tokens) experts,
+  // min_tokens = decode_max + 1) reaches 50 tokens, else the mma.sync kernel. The masks are
+  // disjoint and together the bank's.
   const uint32_t tcq = decoder_bit("tcq2") | decoder_bit("tcq3.5");
+  const uint32_t trellis = qmoe::dev::kTrellisDecoderMask;
+  qmoe::GroupedGemmArgs a;
+  a.bank.num_experts = 64;
+  auto launches = [&](uint32_t mask, int64_t m, int decode_max, bool wgmma) {
+    a.bank.format_mask = mask;
+    a.x.rows = m;
+    return qmoe::dev::tile_launches(a, qmoe::dev::KernelSplit{decode_max}, wgmma);
+  };
   for (uint32_t mask : {tcq, kInt4, decoder_bit("bf16"), kInt4 | decoder_bit("vq2"), tcq | kInt4,
                         tcq | decoder_bit("bf16") | decoder_bit("nuq3")}) {
-    const qmoe::dev::TileLaunches off = qmoe::dev::tile_launches(mask, false);
-    EXPECT_EQ(off.wgmma, 0u) << mask;
+    const qmoe::dev::TileLaunches off = launches(mask, 64 * 64, 0, false);
+    EXPECT_EQ(off.wgmma | off.wgmma_trellis, 0u) << mask;
     EXPECT_EQ(off.mma_sync, mask) << mask;
-    const qmoe::dev::TileLaunches on = qmoe::dev::tile_launches(mask, true);
-    EXPECT_EQ(on.wgmma, mask & ~qmoe::dev::kTrellisDecoderMask) << mask;
-    EXPECT_EQ(on.mma_sync, mask & qmoe::dev::kTrellisDecoderMask) << mask;
-    EXPECT_EQ(on.wgmma & on.mma_sync, 0u) << mask;
-    EXPECT_EQ(on.wgmma | on.mma_sync, mask) << mask;
+    for (int64_t m : {64 * 49, 64 * 50}) {
+      const qmoe::dev::TileLaunches on = launches(mask, m, 0, true);
+      const bool high = m >= 64 * 50;
+      EXPECT_EQ(on.wgmma, mask & ~trellis) << mask;
+      EXPECT_EQ(on.wgmma_trellis, high ? mask & trellis : 0u) << mask << " " << m;
+      EXPECT_EQ(on.mma_sync, high ? 0u : mask & trellis) << mask << " " << m;
+      EXPECT_EQ(on.wgmma & on.wgmma_trellis, 0u) << mask;
+      EXPECT_EQ((on.wgmma | on.wgmma_trellis) & on.mma_sync, 0u) << mask;
+      EXPECT_EQ(on.wgmma | on.wgmma_trellis | on.mma_sync, mask) << mask;
+    }
   }
+  // The mean is over the experts that can hold decode_max + 1 tokens: m = 2048 rows on 64
+  // experts is a mean of 32 above a threshold of 16 (min(64, 2048 / 17) experts), 64 above 63
+  // (2048 / 64 = 32 experts), 52 above 50 (2048 / 51 = 40 experts) and 42 above 40 (49).
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 63, true).wgmma, kInt4);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 50, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 40, true).mma_sync, tcq);
+  // TileKernel::kWgmma: the trellis experts take the wgmma kernel's trellis launch at any mean
+  // (grouped_gemm refuses it where the device lacks the kernel; kMmaSync is a call without it).
+  a.tile_kernel = qmoe::TileKernel::kWgmma;
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).wgmma_trellis, tcq);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).wgmma, kInt4);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, true).mma_sync, 0u);
+  EXPECT_EQ(launches(tcq | kInt4, 2048, 16, false).mma_sync, tcq | kInt4);
+  a.tile_kernel = qmoe::TileKernel::kAuto;
   // Decoders the bank's mask does not name (a malformed view) go to the first tile launch alone,
   // which runs or traps on them: each id is built into exactly one launch's items.
   for (uint32_t mask : {tcq, kInt4, tcq | kInt4}) {
-    for (bool wgmma : {false, true}) {
-      const qmoe::dev::TileLaunches t = qmoe::dev::tile_launches(mask, wgmma);
-      const uint32_t first = t.wgmma != 0 ? t.wgmma : t.mma_sync;
-      const uint32_t second = t.wgmma != 0 ? t.mma_sync : 0u;
-      const uint32_t a = qmoe::dev::tile_item_decoders(t, first, mask);
-      EXPECT_EQ(a, first | ~mask) << mask;
-      if (second != 0) {
-        const uint32_t b = qmoe::dev::tile_item_decoders(t, second, mask);
-        EXPECT_EQ(b, second) << mask;
-        EXPECT_EQ(a & b, 0u) << mask;
-        EXPECT_EQ(a | b, ~0u) << mask;
+    for (int64_t m : {64 * 49, 64 * 50}) {
+      for (bool wgmma : {false, true}) {
+        const qmoe::dev::TileLaunches t = launches(mask, m, 0, wgmma);
+        uint32_t items = 0;
+        bool first = true;
+        for (const uint32_t launch : {t.wgmma, t.wgmma_trellis, t.mma_sync}) {
+          if (launch == 0) continue;
+          const uint32_t d = qmoe::dev::tile_item_decoders(t, launch, mask);
+          EXPECT_EQ(d, first ? launch | ~mask : launch) << mask << " " << m;
+          EXPECT_EQ(items & d, 0u) << mask << " " << m;
+          items |= d;
+          first = false;
+        }
+        EXPECT_EQ(items, ~0u) << mask << " " << m;
       }
     }
   }
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).wgmma, kInt4);
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq | kInt4, true).mma_sync, tcq);
-  EXPECT_EQ(qmoe::dev::tile_launches(tcq, true).wgmma, 0u);
 }
 
 TEST(KernelSplit, StripBytesAreATilePlusItsParameterBlock) {
