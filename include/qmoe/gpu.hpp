@@ -18,7 +18,7 @@ bool gpu_available();
 /// True when this build's kernels decode format f: false without CUDA (and for a format no
 /// decoder handles). Every format has a device decoder; the trellis formats "tcq<r>" run on the
 /// decode kernel and the tile kernels, in tile launches of their own (on sm_90a the wgmma
-/// kernel's trellis launch from a mean of 64 tokens per expert, else the mma.sync kernel).
+/// kernel's trellis launch from a mean of 50 tokens per expert, else the mma.sync kernel).
 bool has_device_decoder(const FormatSpec& f);
 
 /// The calling thread's current CUDA device (cudaGetDevice). Errors: kUnsupported without
@@ -194,8 +194,8 @@ struct GroupedGemmArgs {
 /// in the last bits. Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols !=
 /// bank.k, y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
 /// x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35),
-/// kCudaError (launch failure).
+/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35,
+/// TileKernel::kWgmma without the wgmma kernel), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 
