@@ -139,8 +139,7 @@ inline KernelSplit trellis_split(const GroupedGemmArgs& a) {
 /// (its 128-token tile decodes each weight once per expert up to 128 tokens), 1.06-1.35x the
 /// mma.sync kernel's up to a mean of 48; from 52, where more experts overflow the mma.sync
 /// kernel's 64-token tile and decode their weights twice, 0.66-0.99x at 52-60 and 0.52-0.77x
-/// from 64.
-/// So 50, between the two measured sides.
+/// from 64. So 50, between the two measured sides.
 constexpr int64_t kTrellisWgmmaMinMean = 50;
 struct TileLaunches {
   uint32_t wgmma;
