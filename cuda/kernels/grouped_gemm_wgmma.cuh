@@ -51,11 +51,16 @@
 // two; with 64 tokens int8 gets the fourth stage too; 256 tokens (64 KB of x per stage, 2/3/4-
 // bit only) three. At two blocks per SM the ring has half the SM: with 32 tokens int2/int3
 // four stages, int4 three; with 64 tokens int2/int3 three, int4 two.
-// Either way a k-tile ends
-// drained: the A buffer index (wgmma n % a_buffers) restarts every k-tile, and a wgmma in
-// flight across the k loop's back edge into a redefined buffer would make ptxas serialize them
-// all (C7513). (Measured on an H100: two buffers with no drain, whose parity does carry over,
-// ran the same: median time ratio 1.00, 0.94 to 1.08 over 48 cases, bench/results/ab-2026-11-23.)
+// Below 256 tokens a k-tile ends drained: the A buffer index (wgmma n % a_buffers) restarts
+// every k-tile, and a wgmma in flight across the k loop's back edge into a redefined buffer
+// would make ptxas serialize them all (C7513). (Measured on an H100: two buffers with no drain,
+// whose parity does carry over, ran the same: median time ratio 1.00, 0.94 to 1.08 over 48
+// cases, bench/results/ab-2026-11-23.) The 256-token tile carries its last three wgmmas over
+// the back edge instead (carries_wgmmas: four A buffers, which divide a k-tile's 8 wgmmas, so
+// every buffer index stays a compile-time constant): a drain at every k-tile, right after the
+// block barrier, left both warpgroups' wgmma queues empty at once while they restarted
+// (session 45's probe, bench/probes/wgmma_ws_probe.cu: 1217 SM cycles per 64 k against the
+// tensor pipe's 1024 with the drain, 1024 without it, H100).
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
@@ -228,6 +233,9 @@ static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>
                   ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
                   ring_fits_every_decoder<32, 2, 1>() && ring_fits_every_decoder<128, 1, 1>(),
               "every code slot size needs a ring of >= 2 stages");
+static_assert(ring_overlaps(ring_stages<256, 1>(kWgmmaTwoBlockMaxSlotBytes)),
+              "the 256-token tile carries wgmmas over k-tiles (carries_wgmmas): its ring's "
+              "refill must never target the stage being multiplied");
 
 /// The schedule, up to one atom of padding to align the ring, then the ring.
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
@@ -435,9 +443,21 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 /// kernel (C7511). The same happens (C7515) if any path of the kernel writes accumulators
 /// with ordinary instructions: the first wgmma of an item overwrites them (scale-d = 0)
 /// instead of a zero fill.
-constexpr int kMaxABuffers = 3;
-template <class Dec>
+constexpr int kMaxABuffers = 4;
+/// Whether the kTokens tile keeps wgmmas in flight across its k-loop's back edge (the file's
+/// header: the 256-token tile; one strip per warp, 2/3/4-bit slots). Its ring's barrier then
+/// must never refill the stage being multiplied: it always has three stages or more
+/// (ring_overlaps; asserted below), and the loop drains only after its last k-tile.
+template <int kTokens>
+constexpr bool carries_wgmmas() {
+  return kTokens == 256;
+}
+template <class Dec, int kTokens>
 constexpr int a_buffers() {
+  if constexpr (carries_wgmmas<kTokens>()) {
+    static_assert(Dec::kRawWords <= 8, "the 256-token tile takes 2/3/4-bit code slots");
+    return 4;
+  }
   return Dec::kRawWords <= 8 ? 3 : 2;
 }
 
@@ -446,7 +466,7 @@ constexpr int a_buffers() {
 /// each, numbered first .. first + 7 within the k-tile (first: a compile-time constant once
 /// inlined and unrolled, so the buffer index is too). accumulate = false (the item's first
 /// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
-/// run.
+/// run (across k-tiles too where the tile carries_wgmmas: 8 is a multiple of its 4 buffers).
 template <class Act, class Dec, int kTokens>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int lane,
                                                const typename Dec::template Quant<Act>& q,
@@ -459,13 +479,13 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
   Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec>()];
+    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens>()];
     Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
     wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j),
                                  accumulate || j > 0);
     wgmma_commit();
-    wgmma_wait<a_buffers<Dec>() - 1>();
+    wgmma_wait<a_buffers<Dec, kTokens>() - 1>();
   }
 }
 
@@ -616,11 +636,20 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
-    // Every k-tile ends drained: a wgmma in flight across the loop's back edge would let the
-    // next iteration redefine its input registers, and ptxas would serialize them all.
+    // Below 256 tokens every k-tile ends drained: a wgmma in flight across the loop's back edge
+    // would let the next iteration redefine its input registers, and ptxas would serialize them
+    // all. The 256-token tile's fixed buffer indices let its last wgmmas run on into k-tile
+    // kt + 1's decode (carries_wgmmas).
     read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
+    if constexpr (!carries_wgmmas<kTokens>()) {
+      wgmma_wait<0>();
+#pragma unroll
+      for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
+    }
+  }
+  if constexpr (carries_wgmmas<kTokens>()) {
     wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
