@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "cuda/decode/common.cuh"
+#include "cuda/kernels/grouped_gemm_wgmma.cuh"
 
 namespace {
 
@@ -111,21 +112,13 @@ constexpr int smem_of(int mode) {
 __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-__device__ __forceinline__ void wgmma_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
-}
-/// K-major, 128-byte swizzle, stride 1024 bytes between 8-row groups (the x_descriptor of
-/// grouped_gemm_wgmma.cuh, for A as well as B).
+// The kernel's wgmma helpers; its x descriptor (K-major, 128-byte swizzle, 1024 bytes from one
+// 8-row group to the next) serves the A tiles of the SS modes as well.
+using wg::wgmma_commit;
+using wg::wgmma_fence;
+using wg::wgmma_wait;
 __device__ __forceinline__ uint64_t descriptor(uint32_t addr) {
-  return (uint64_t{1} << 62) | (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 16) |
-         static_cast<uint64_t>((addr & 0x3FFFFu) >> 4);
+  return wg::x_descriptor(addr);
 }
 
 #define PROBE_ACC_LIST                                                             \
@@ -169,17 +162,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kAcc], uint64_t desc_a, uint
       : PROBE_ACC_OPERANDS
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
-/// The same with A from registers (the mma.sync A fragment of the warp's 16 rows).
-__device__ __forceinline__ void wgmma_rs(float (&d)[kAcc], const uint32_t (&a)[4], uint64_t desc_b,
-                                         int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" PROBE_ACC_LIST
-      "}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
-      : PROBE_ACC_OPERANDS
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
-}
-
 __device__ __forceinline__ void stmatrix_x4(uint32_t addr, const uint32_t (&r)[4]) {
   asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr),
                "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
@@ -198,6 +180,55 @@ __device__ __forceinline__ void decode_subtile(const uint32_t (&w)[4], int j, ui
     h = __hmul2(h, bit_cast<__nv_bfloat162>(r % 2 == 0 ? s_lo : s_hi));
     a[r] = bit_cast<uint32_t>(h);
   }
+}
+
+/// Decodes the four sub-tiles of 64-k half h of the warp's strip (its lane's 16 bytes c) and
+/// issues their register-A wgmmas against the x half at desc_x: wgmma 4h + j of the k-tile reads
+/// a[(4h + j) % kBuffers] and leaves kBuffers - 1 in flight. accumulate: false for the loop's
+/// first half (its first wgmma overwrites d).
+template <int kBuffers>
+__device__ __forceinline__ void multiply_half(const uint4& c, int h, uint64_t desc_x, uint32_t zz,
+                                              uint32_t s_lo, uint32_t s_hi, bool accumulate,
+                                              uint32_t (&a)[kBuffers][4], float (&d)[kAcc]) {
+  const uint32_t w[4] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint32_t(&buf)[4] = a[(4 * h + j) % kBuffers];
+    decode_subtile(w, j, zz, s_lo, s_hi, buf);
+    wgmma_fence();
+    wg::wgmma_m64nNk16<__nv_bfloat16, kTokens>(d, buf, desc_x + 2 * j, accumulate || j > 0);
+    wgmma_commit();
+    wgmma_wait<kBuffers - 1>();
+  }
+}
+
+/// Block 0's SM cycles and nanoseconds over the measured loop (its thread 0).
+struct LoopClock {
+  unsigned long long c0 = 0, t0 = 0;
+  __device__ static unsigned long long now_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+  }
+  __device__ void start() {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+      t0 = now_ns();
+      c0 = clock64();
+    }
+  }
+  __device__ void stop(unsigned long long* timing) const {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+      timing[0] = clock64() - c0;
+      timing[1] = now_ns() - t0;
+    }
+  }
+};
+
+/// The thread's accumulators to out (the consumer threads of every block, in order).
+__device__ __forceinline__ void store_accumulators(const float (&d)[kAcc], float* out) {
+  float* o = out + (static_cast<size_t>(blockIdx.x) * 256 + threadIdx.x) * kAcc;
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) o[i] = d[i];
 }
 
 /// Shared address of row `row`, 16-byte unit `unit` of a 128-byte-swizzled tile at base.
@@ -235,12 +266,8 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
   }
   fence_proxy_async();
   __syncthreads();
-  // SM cycles and nanoseconds of block 0's loop (thread 0, a consumer): the clock it ran at.
-  unsigned long long t0 = 0, c0 = 0;
-  if (blockIdx.x == 0 && tid == 0) {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-    c0 = clock64();
-  }
+  LoopClock clock;  // block 0's thread 0, a consumer: the cycles and the clock of the loop
+  clock.start();
 
   const uint32_t zz = 0x43084308u;  // bf16 (136, 136): 128 + z with z = 8
   if (warp >= 8) {
@@ -295,19 +322,8 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
     uint32_t a[3][4];
     for (int kt = 0; kt < k_tiles; kt += 2) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint4 c = codes_s[strip * 32 + lane];
-        const uint32_t w[4] = {c.x, c.y, c.z, c.w};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          uint32_t(&buf)[4] = a[(4 * h + j) % 3];
-          decode_subtile(w, j, zz, s_lo, s_hi, buf);
-          wgmma_fence();
-          wgmma_rs(d, buf, desc_x + 2 * j, kt > 0 || h > 0 || j > 0);
-          wgmma_commit();
-          wgmma_wait<2>();
-        }
-      }
+      for (int h = 0; h < 2; ++h)
+        multiply_half(codes_s[strip * 32 + lane], h, desc_x, zz, s_lo, s_hi, kt > 0 || h > 0, a, d);
       wgmma_wait<0>();
     }
   } else {
@@ -326,15 +342,8 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
     }
     wgmma_wait<0>();
   }
-  if (blockIdx.x == 0 && tid == 0) {
-    unsigned long long t1;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t1));
-    timing[0] = clock64() - c0;
-    timing[1] = t1 - t0;
-  }
-  float* o = out + (static_cast<size_t>(blockIdx.x) * 256 + tid) * kAcc;
-#pragma unroll
-  for (int i = 0; i < kAcc; ++i) o[i] = d[i];
+  clock.stop(timing);
+  store_accumulators(d, out);
 #else
   (void)k_tiles, (void)codes, (void)x, (void)scales, (void)out, (void)timing;
   __trap();
@@ -390,11 +399,8 @@ __global__ void __launch_bounds__(256, 1)
     for (int n = 0; n < kPrefill && n < tiles; ++n) refill(n);
   }
   __syncthreads();
-  unsigned long long t0 = 0, c0 = 0;
-  if (blockIdx.x == 0 && tid == 0) {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-    c0 = clock64();
-  }
+  LoopClock clock;
+  clock.start();
   const int g = warp / 4;
   const int strip = 4 * g + warp % 4;
   const uint32_t zz = 0x43084308u;
@@ -409,20 +415,9 @@ __global__ void __launch_bounds__(256, 1)
     const uint32_t stage = ring + s * kRingStageBytes;
     const uint4* codes_s = reinterpret_cast<const uint4*>(smem + s * kRingStageBytes + kRingXBytes);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const uint4 c = codes_s[strip * 64 + h * 32 + lane];
-      const uint32_t w[4] = {c.x, c.y, c.z, c.w};
-      const uint64_t desc_x = descriptor(stage + h * kXBytes);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        uint32_t(&buf)[4] = a[(4 * h + j) % kBuffers];
-        decode_subtile(w, j, zz, s_lo, s_hi, buf);
-        wgmma_fence();
-        wgmma_rs(d, buf, desc_x + 2 * j, kt > 0 || h > 0 || j > 0);
-        wgmma_commit();
-        wgmma_wait<kBuffers - 1>();
-      }
-    }
+    for (int h = 0; h < 2; ++h)
+      multiply_half(codes_s[strip * 64 + h * 32 + lane], h, descriptor(stage + h * kXBytes), zz,
+                    s_lo, s_hi, kt > 0 || h > 0, a, d);
     if constexpr (kLag == 0) wgmma_wait<0>();
     // Released now: the stage of k-tile kt - kLag (for kLag = 1 and kt = 0, the unfilled one).
     const int next = kt + kRingStages - kLag;
@@ -441,15 +436,8 @@ __global__ void __launch_bounds__(256, 1)
     }
   }
   wgmma_wait<0>();
-  if (blockIdx.x == 0 && tid == 0) {
-    unsigned long long t1;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t1));
-    timing[0] = clock64() - c0;
-    timing[1] = t1 - t0;
-  }
-  float* o = out + (static_cast<size_t>(blockIdx.x) * 256 + tid) * kAcc;
-#pragma unroll
-  for (int i = 0; i < kAcc; ++i) o[i] = d[i];
+  clock.stop(timing);
+  store_accumulators(d, out);
 #else
   (void)k_tiles, (void)codes, (void)x, (void)scales, (void)out, (void)timing;
   __trap();
