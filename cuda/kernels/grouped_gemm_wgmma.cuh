@@ -55,12 +55,13 @@
 // every k-tile, and a wgmma in flight across the k loop's back edge into a redefined buffer
 // would make ptxas serialize them all (C7513). (Measured on an H100: two buffers with no drain,
 // whose parity does carry over, ran the same: median time ratio 1.00, 0.94 to 1.08 over 48
-// cases, bench/results/ab-2026-11-23.) The 256-token tile carries its last three wgmmas over
-// the back edge instead (carries_wgmmas: four A buffers, which divide a k-tile's 8 wgmmas, so
-// every buffer index stays a compile-time constant): a drain at every k-tile, right after the
-// block barrier, left both warpgroups' wgmma queues empty at once while they restarted
-// (session 45's probe, bench/probes/wgmma_ws_probe.cu: 1217 SM cycles per 64 k against the
-// tensor pipe's 1024 with the drain, 1024 without it, H100).
+// cases, bench/results/ab-2026-11-23.) The 256-token tile (in the kernels without the formed
+// decoders) carries its last three wgmmas over the back edge instead (carries_wgmmas: four A
+// buffers, which divide a k-tile's 8 wgmmas, so every buffer index stays a compile-time
+// constant): a drain at every k-tile, right after the block barrier, left both warpgroups'
+// wgmma queues empty at once while they restarted (session 45's probe,
+// bench/probes/wgmma_ws_probe.cu: 1217 SM cycles per 64 k against the tensor pipe's 1024 with
+// the drain, 1024 without it, H100; on the kernel 0.97x the time of that tile's rows).
 // Epilogue: accumulators rounded once to Act, staged through shared memory, written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
@@ -445,16 +446,21 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 /// instead of a zero fill.
 constexpr int kMaxABuffers = 4;
 /// Whether the kTokens tile keeps wgmmas in flight across its k-loop's back edge (the file's
-/// header: the 256-token tile; one strip per warp, 2/3/4-bit slots). Its ring's barrier then
-/// must never refill the stage being multiplied: it always has three stages or more
-/// (ring_overlaps; asserted below), and the loop drains only after its last k-tile.
-template <int kTokens>
+/// header): the 256-token tile (one strip per warp, 2/3/4-bit slots) in the kernels without the
+/// formed-weight decoders. Its ring's barrier then must never refill the stage being
+/// multiplied: it always has three stages or more (ring_overlaps; asserted below), and the loop
+/// drains only after its last k-tile. Not kept elsewhere:
+///  - the formed kernels (kFormed: LUT and vector decoders) spill with it (ptxas, sm_90a: 156 /
+///    1092 B of spill stores / loads and 112 B of stack in the 256-token kernels, none without);
+///  - the 128-token tile's 2/3/4-bit items (two strips per warp, four A buffers at 255
+///    registers): 1.11x the time on an H100, up to 1.24x (bench/results/s45-2026-12-06/carry128).
+template <int kTokens, bool kFormed>
 constexpr bool carries_wgmmas() {
-  return kTokens == 256;
+  return kTokens == 256 && !kFormed;
 }
-template <class Dec, int kTokens>
+template <class Dec, int kTokens, bool kFormed>
 constexpr int a_buffers() {
-  if constexpr (carries_wgmmas<kTokens>()) {
+  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
     static_assert(Dec::kRawWords <= 8, "the 256-token tile takes 2/3/4-bit code slots");
     return 4;
   }
@@ -467,7 +473,7 @@ constexpr int a_buffers() {
 /// inlined and unrolled, so the buffer index is too). accumulate = false (the item's first
 /// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
 /// run (across k-tiles too where the tile carries_wgmmas: 8 is a multiple of its 4 buffers).
-template <class Act, class Dec, int kTokens>
+template <class Act, class Dec, int kTokens, bool kFormed>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int lane,
                                                const typename Dec::template Quant<Act>& q,
                                                uint64_t desc, int first, bool accumulate,
@@ -479,13 +485,13 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
   Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens>()];
+    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens, kFormed>()];
     Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
     wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j),
                                  accumulate || j > 0);
     wgmma_commit();
-    wgmma_wait<a_buffers<Dec, kTokens>() - 1>();
+    wgmma_wait<a_buffers<Dec, kTokens, kFormed>() - 1>();
   }
 }
 
@@ -631,25 +637,25 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<MAct>(ep, rq[b], item[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
-      multiply_strip<MAct, Dec, kTokens>(code_slot(stage, b), lane, q, desc, b * kSubtiles, kt > 0,
-                                         a, acc[b]);
+      multiply_strip<MAct, Dec, kTokens, kFormed>(code_slot(stage, b), lane, q, desc, b * kSubtiles,
+                                                  kt > 0, a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
     // Below 256 tokens every k-tile ends drained: a wgmma in flight across the loop's back edge
     // would let the next iteration redefine its input registers, and ptxas would serialize them
     // all. The 256-token tile's fixed buffer indices let its last wgmmas run on into k-tile
-    // kt + 1's decode (carries_wgmmas).
+    // kt + 1's decode (carries_wgmmas, int and dense kernels).
     read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
-    if constexpr (!carries_wgmmas<kTokens>()) {
+    if constexpr (!carries_wgmmas<kTokens, kFormed>()) {
       wgmma_wait<0>();
 #pragma unroll
       for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
     }
   }
-  if constexpr (carries_wgmmas<kTokens>()) {
+  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
     wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
