@@ -25,6 +25,16 @@
 # carry2 (after base, on an H100: the carry call ran on an H200): the A/B again, 6 rounds, at
 # T = 1024-16384 for int2/3/4 (the 256-token tile's rows and controls), then the branch's full
 # sweep and its plot (bench/results/nvidia-h100-80gb-hbm3-2026-12-06.*, the latest results).
+# base128 + carry128 (the same warm-machine pair): branch s45-carry128 (the 128-token tile's
+# 2/3/4-bit items carry wgmmas too), s45d.txz = t45d/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1,
+# wgmma_ws_probe}, against t45c/qmoe (35481fe, from s45n.txz): every GPU test, memcheck on the
+# TMA-tile and mixed-bank tests, an A/B (4 rounds) at T = 512-4096 on the five shapes (the
+# 128-token tile's means), and the refactored probe (4eb06f4) at 4096 k-tiles. It ran: 67/67
+# GPU tests, memcheck clean, but the 128-token tile's rows took 1.09-1.24x the time: not kept;
+# its probe run reproduces ring/ with the refactored source (carry128/).
+# final (one call): main with the carry limited to the kernels without the formed decoders
+# (branch s45-formed, 888ac0e; s45f.txz = t45f/{qmoe_gpu_tests, libqmoe_c.so.1}): every GPU
+# test and memcheck on the TMA-tile, mixed-bank and formed-decoder tests (final/).
 # ring: the probe with modes 6-10 (the 256-token tile's ring: stream, ring, overlap, mbar,
 # mbar-overlap) at 4096 and 32768 k-tiles (its first run had modes 6 and 7 only: ring-first/).
 set -u
@@ -88,5 +98,30 @@ case $phase in
     echo "sweep4 rc=$?"; tail -1 "$OUT/sweep4.log"
     python3 scripts/plot_results.py "$OUT"/sweep4/*.json && echo plotted
     rm -rf "$OUT/ab" ;;
+  base128)
+    tar xJf .carry/z/s45n.txz -C .carry t45c/qmoe && ls -l .carry/t45c ;;
+  carry128)
+    tar xJf .carry/z/s45d.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t45d
+    timeout 200 .carry/t45d/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
+    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
+    timeout 120 compute-sanitizer --tool memcheck .carry/t45d/qmoe_gpu_tests \
+      --gtest_filter='*Tma*:*MixedBank*' >"$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+    [[ -x .carry/t45c/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
+    bash scripts/gpu_ab.sh 4 "--shapes all --tokens 512,1024,2048,4096 --formats int4:g128,int3:g128,int2:g128,mixed:rr --reps 10" \
+      .carry/t45c/qmoe .carry/t45d/qmoe >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"; tail -90 "$OUT/ab/t45d.txt"
+    .carry/t45d/wgmma_ws_probe 4096 5 >"$OUT/probe.txt" 2>&1
+    echo "probe rc=$?"; cat "$OUT/probe.txt"
+    rm -rf "$OUT/ab" ;;
+  final)
+    tar xJf .carry/z/s45f.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t45f
+    timeout 200 .carry/t45f/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
+    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
+    timeout 150 compute-sanitizer --tool memcheck .carry/t45f/qmoe_gpu_tests \
+      --gtest_filter='*Tma*:*MixedBank*:*Formed*' >"$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
