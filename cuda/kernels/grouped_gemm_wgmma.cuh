@@ -448,12 +448,12 @@ constexpr int kMaxABuffers = 4;
 /// Whether the kTokens tile keeps wgmmas in flight across its k-loop's back edge (the file's
 /// header): the 256-token tile (one strip per warp, 2/3/4-bit slots) in the kernels without the
 /// formed-weight decoders. Its ring's barrier then must never refill the stage being
-/// multiplied: it always has three stages or more (ring_overlaps; asserted below), and the loop
-/// drains only after its last k-tile. Not kept elsewhere:
+/// multiplied: it always has three stages or more (ring_overlaps; the static_assert after
+/// ring_fits_every_decoder), and the loop drains only after its last k-tile. Not kept elsewhere:
 ///  - the formed kernels (kFormed: LUT and vector decoders) spill with it (ptxas, sm_90a: 156 /
 ///    1092 B of spill stores / loads and 112 B of stack in the 256-token kernels, none without);
 ///  - the 128-token tile's 2/3/4-bit items (two strips per warp, four A buffers at 255
-///    registers): 1.11x the time on an H100, up to 1.24x (bench/results/s45-2026-12-06/carry128).
+///    registers): median 1.17x the time on an H100, up to 1.24x (s45-2026-12-06/carry128).
 template <int kTokens, bool kFormed>
 constexpr bool carries_wgmmas() {
   return kTokens == 256 && !kFormed;
@@ -645,7 +645,7 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     // Below 256 tokens every k-tile ends drained: a wgmma in flight across the loop's back edge
     // would let the next iteration redefine its input registers, and ptxas would serialize them
     // all. The 256-token tile's fixed buffer indices let its last wgmmas run on into k-tile
-    // kt + 1's decode (carries_wgmmas, int and dense kernels).
+    // kt + 1's decode (carries_wgmmas: the kernels without the formed decoders).
     read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
