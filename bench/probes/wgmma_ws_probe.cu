@@ -36,7 +36,12 @@
 //  9 rs-mbar    mode 6 with no block barrier: each warp counts its release of a stage on a
 //               shared counter, and the eighth to release it refills it (a producer warp
 //               instead, in a block of 288 threads, left ptxas too few registers: C7512);
-// 10 rs-mbar-overlap  both: no drain, no block barrier.
+// 10 rs-mbar-overlap  both: no drain, no block barrier;
+// 11 rs-items   mode 8 cut into items of 32 k-tiles of 128 (K = 4096, Mixtral's gate/up): at an
+//               item's end the kernel's epilogue (drain, accumulators to bf16 through the
+//               ring, 64 KB of y to global memory) and its prologue (the next item's first
+//               stages are issued only then);
+// 12 rs-items-drain  mode 6 (today's drained k-tiles) cut into the same items.
 // (Modes 6-10 count a k-tile as 64 k, like the others, for the cycles column.)
 // Reported: TFLOP/s of each mode, median of kReps launches, alternating modes, next to a bf16
 // cuBLAS GEMM of the same run.
@@ -88,12 +93,15 @@ enum Mode {
   kRsRing = 7,
   kRsOverlap = 8,
   kRsMbar = 9,
-  kRsMbarOverlap = 10
+  kRsMbarOverlap = 10,
+  kRsItems = 11,
+  kRsItemsDrain = 12
 };
-constexpr int kModes = 11;
-constexpr const char* kModeNames[] = {"ss-only",    "ws-sync", "ws-decode",      "rs-decode",
-                                      "ws-store",   "ws-alu",  "rs-stream",      "rs-ring",
-                                      "rs-overlap", "rs-mbar", "rs-mbar-overlap"};
+constexpr int kModes = 13;
+constexpr const char* kModeNames[] = {"ss-only",       "ws-sync", "ws-decode",       "rs-decode",
+                                      "ws-store",      "ws-alu",  "rs-stream",       "rs-ring",
+                                      "rs-overlap",    "rs-mbar", "rs-mbar-overlap", "rs-items",
+                                      "rs-items-drain"};
 /// Modes 3 and 6-10 have no third warpgroup (ss-only's returns at once).
 constexpr int threads_of(int mode) {
   return mode == kRsDecode || mode >= kRsStream ? 256 : 384;
@@ -350,13 +358,33 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
 #endif
 }
 
+/// The kernel's epilogue for the probe's items (whole block, ring idle): the accumulators as bf16
+/// into shared memory (token-major, as the kernel stages its y tile), then 16-byte rows of y.
+__device__ __forceinline__ void epilogue(const float (&d)[kAcc], unsigned char* smem, uint4* y) {
+  __syncthreads();  // every warp's wgmmas (drained before the call) are done with the ring
+  auto* ys = reinterpret_cast<__nv_bfloat16*>(smem);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = 64 * (warp / 4) + 16 * (warp % 4) + lane / 4;  // d[4c + r]'s row: + 8 (r / 2)
+#pragma unroll
+  for (int c = 0; c < kAcc / 4; ++c)
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+      ys[(8 * c + 2 * (lane % 4) + r % 2) * kRows + row + 8 * (r / 2)] =
+          __float2bfloat16(d[4 * c + r]);
+  __syncthreads();
+  const uint4* src = reinterpret_cast<const uint4*>(smem);
+  for (int i = threadIdx.x; i < kTokens * kRows * 2 / 16; i += blockDim.x) y[i] = src[i];
+  __syncthreads();
+}
+
 /// Modes 6-10: rs-decode's k-loop (two 64-k halves per k-tile of 128) on the 256-token tile's
 /// ring. codes: kStreamCodeTiles k128 tiles of 8 strips x 1 KB per block; x: kStreamXTiles
 /// tiles of 64 KB (any layout: the probe times, it does not check these modes). kLag: the
 /// stage a k-tile's end releases is its own (0: drained) or the one before (1: three wgmmas
 /// still in flight). kBarrier: released by a block barrier and refilled by thread 0, else
 /// counted per warp on a shared counter and refilled by the last warp to release it.
-template <bool kCopy, int kLag, bool kBarrier>
+/// kItemTiles: k-tiles per item (0: one item), each ending in an epilogue (kBarrier only).
+template <bool kCopy, int kLag, bool kBarrier, int kItemTiles = 0>
 __global__ void __launch_bounds__(256, 1)
     ring_kernel(int k_tiles, const uint4* codes, const __nv_bfloat16* x, const uint32_t* scales,
                 float* out, unsigned long long* timing) {
@@ -417,11 +445,25 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       multiply_half(codes_s[strip * 64 + h * 32 + lane], h, descriptor(stage + h * kXBytes), zz,
-                    s_lo, s_hi, kt > 0 || h > 0, a, d);
+                    s_lo, s_hi, (kItemTiles > 0 ? kt % kItemTiles : kt) > 0 || h > 0, a, d);
     if constexpr (kLag == 0) wgmma_wait<0>();
     // Released now: the stage of k-tile kt - kLag (for kLag = 1 and kt = 0, the unfilled one).
     const int next = kt + kRingStages - kLag;
-    if constexpr (kBarrier) {
+    if constexpr (kItemTiles > 0) {
+      static_assert(kBarrier, "items run with the block barrier");
+      // The item's fills stop at its end; the next item's start after its epilogue.
+      const int item_end = (kt / kItemTiles + 1) * kItemTiles;
+      __syncthreads();
+      if (tid == 0 && next < item_end && next < tiles) refill(next);
+      if (kt + 1 == item_end) {
+        wgmma_wait<0>();
+        epilogue(d, smem,
+                 reinterpret_cast<uint4*>(out + static_cast<size_t>(gridDim.x) * 256 * kAcc) +
+                     static_cast<size_t>(blockIdx.x) * (kTokens * kRows * 2 / 16));
+        if (tid == 0)
+          for (int n = item_end; n < item_end + kPrefill && n < tiles; ++n) refill(n);
+      }
+    } else if constexpr (kBarrier) {
       __syncthreads();
       if (tid == 0 && next < tiles) refill(next);
     } else {
@@ -447,10 +489,11 @@ __global__ void __launch_bounds__(256, 1)
 using KernelFn = void (*)(int, const uint4*, const __nv_bfloat16*, const uint32_t*, float*,
                           unsigned long long*);
 constexpr KernelFn kKernels[kModes] = {
-    probe_kernel<kSsOnly>,       probe_kernel<kWsSync>,       probe_kernel<kWsDecode>,
-    probe_kernel<kRsDecode>,     probe_kernel<kWsStore>,      probe_kernel<kWsAlu>,
-    ring_kernel<true, 0, true>,  ring_kernel<false, 0, true>, ring_kernel<true, 1, true>,
-    ring_kernel<true, 0, false>, ring_kernel<true, 1, false>};
+    probe_kernel<kSsOnly>,         probe_kernel<kWsSync>,       probe_kernel<kWsDecode>,
+    probe_kernel<kRsDecode>,       probe_kernel<kWsStore>,      probe_kernel<kWsAlu>,
+    ring_kernel<true, 0, true>,    ring_kernel<false, 0, true>, ring_kernel<true, 1, true>,
+    ring_kernel<true, 0, false>,   ring_kernel<true, 1, false>, ring_kernel<true, 1, true, 32>,
+    ring_kernel<true, 0, true, 32>};
 
 float median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
@@ -523,6 +566,8 @@ int main(int argc, char** argv) {
   __nv_bfloat16* x_d;
   float* out_d[kModes];
   const size_t out_floats = static_cast<size_t>(grid) * 256 * kAcc;
+  // Modes 11 and 12 write their items' y tiles (64 KB a block) after the accumulators.
+  const size_t out_alloc_floats = out_floats + static_cast<size_t>(grid) * kTokens * kRows / 2;
   unsigned long long* timing_d;
   PROBE_CHECK(cudaMalloc(&timing_d, 2 * sizeof(unsigned long long)));
   PROBE_CHECK(cudaMalloc(&codes_d, code_bytes));
@@ -532,8 +577,8 @@ int main(int argc, char** argv) {
   PROBE_CHECK(cudaMemcpy(scales_d, scales.data(), kRows * 4, cudaMemcpyHostToDevice));
   PROBE_CHECK(cudaMemcpy(x_d, x.data(), x_bytes, cudaMemcpyHostToDevice));
   for (int m = 0; m < kModes; ++m) {
-    PROBE_CHECK(cudaMalloc(&out_d[m], out_floats * 4));
-    PROBE_CHECK(cudaMemset(out_d[m], 0xFF, out_floats * 4));  // NaN poison
+    PROBE_CHECK(cudaMalloc(&out_d[m], out_alloc_floats * 4));
+    PROBE_CHECK(cudaMemset(out_d[m], 0xFF, out_alloc_floats * 4));  // NaN poison
     PROBE_CHECK(
         cudaFuncSetAttribute(kKernels[m], cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(m)));
   }
