@@ -1,5 +1,6 @@
-// bench/probes/wgmma_ws_probe.cu — a diagnostic, not a qmoe kernel: does weight decode in a
-// separate warpgroup cost the tensor pipe what it costs inside the wgmma warpgroups?
+// bench/probes/wgmma_ws_probe.cu — a diagnostic, not a qmoe kernel: where the prefill tile
+// kernel's tensor-pipe cycles go (decode in a separate warpgroup or in the wgmma warpgroups,
+// the ring's barriers and drains, item boundaries), one piece at a time.
 //
 // Session 11 (docs/results.md) found that the prefill tile kernel's decode, issued by the same
 // warps that issue the register-A wgmmas, costs tensor throughput by its instruction count even
@@ -10,8 +11,9 @@
 // block (the 256-token tile's geometry: one m64n256k16 block per consumer warpgroup), k-tiles
 // of 64 (one 128-byte swizzled row per weight row and token), a ring of kStages A tiles.
 //
-// Modes (all compute the same product; the output of mode 2 and 3 are compared bit for bit
-// up to fp32 summation order):
+// Reported per mode: time, TFLOP/s, block 0's SM clock and its SM cycles per k-tile of 64 (1024
+// at the tensor pipe's peak). Modes 0-5 multiply the same operands; modes 2 and 3 are checked
+// against each other (NMSE, expected 0). Modes:
 //  0 ss-only    two consumer warpgroups, SS wgmmas on a fixed A ring, no barriers (ceiling);
 //  1 ws-sync    plus a third warpgroup that hands the ring stages over by full/empty mbarriers
 //               but writes nothing (what the synchronisation costs);
@@ -20,19 +22,19 @@
 //               pair) into A fragments and stores them with stmatrix into the swizzled A stage
 //               the consumers' SS wgmmas read (the transform-warpgroup design);
 //  3 rs-decode  no third warpgroup: each consumer warp decodes its own strip's A fragments and
-//               issues register-A wgmmas, three A buffers, drained every 128 k (the shape of
-//               today's kernel, grouped_gemm_wgmma.cuh).
+//               issues register-A wgmmas, three A buffers, drained every 128 k (the k-loop of
+//               grouped_gemm_wgmma.cuh before session 45).
 //  4 ws-store   mode 2 without the decode: the third warpgroup stores fixed fragments;
 //  5 ws-alu     mode 2 without the stores: the decode's result folded into a register sink.
-//  6 rs-stream  mode 3 fed like today's 256-token tile: a ring of three 72 KB stages (k128: x
+//  6 rs-stream  mode 3 fed like the kernel's 256-token tile: a ring of three 72 KB stages (k128: x
 //               256 tokens x 128 k, 64 KB, and the 8 strips' 1 KB code tiles), each refilled
 //               by thread 0 with bulk copies on the stage's mbarrier after the block barrier
 //               that ends a k-tile (x from an L2-resident 2 MB buffer shared by all blocks,
 //               codes from 34 MB of per-block tiles), every k-tile drained before the barrier;
 //  7 rs-ring    mode 6 without the copies: the same barriers and mbarrier phases, no bytes;
 //  8 rs-overlap mode 6 with no drain: four A buffers, three wgmmas left in flight across the
-//               barrier, which refills the stage of the k-tile before (as today's kernel does
-//               where its ring overlaps, less its drain after the barrier);
+//               barrier, which refills the stage of the k-tile before (the kernel's 256-token
+//               tile since session 45);
 //  9 rs-mbar    mode 6 with no block barrier: each warp counts its release of a stage on a
 //               shared counter, and the eighth to release it refills it (a producer warp
 //               instead, in a block of 288 threads, left ptxas too few registers: C7512);
@@ -41,8 +43,9 @@
 //               item's end the kernel's epilogue (drain, accumulators to bf16 through the
 //               ring, 64 KB of y to global memory) and its prologue (the next item's first
 //               stages are issued only then);
-// 12 rs-items-drain  mode 6 (today's drained k-tiles) cut into the same items.
-// (Modes 6-10 count a k-tile as 64 k, like the others, for the cycles column.)
+// 12 rs-items-drain  mode 6 (drained k-tiles) cut into the same items.
+// (Modes 6-12 step through k-tiles of 128, but count 64-k units, like the others, for the
+// cycles column.)
 // Reported: TFLOP/s of each mode, median of kReps launches, alternating modes, next to a bf16
 // cuBLAS GEMM of the same run.
 #include <cublas_v2.h>
