@@ -5,11 +5,12 @@
 // Session 11 (docs/results.md) found that the prefill tile kernel's decode, issued by the same
 // warps that issue the register-A wgmmas, costs tensor throughput by its instruction count even
 // at ~25 % issue-slot use, and left open whether the same ALU work in *another* warpgroup
-// costs the same (notes/wgmma_ws_plan.md). This program answers that on a GPU without any HBM
-// traffic: every operand lives in shared memory, so the tensor pipe and the issue slots are
-// all that is measured. One block per SM, kRows = 128 weight rows x kTokens = 256 tokens per
-// block (the 256-token tile's geometry: one m64n256k16 block per consumer warpgroup), k-tiles
-// of 64 (one 128-byte swizzled row per weight row and token), a ring of kStages A tiles.
+// costs the same (notes/wgmma_ws_plan.md). Modes 0-5 answer that with every operand in shared
+// memory, so the tensor pipe and the issue slots are all that is measured; modes 6-12 add the
+// kernel's ring (x and codes streamed from L2 by bulk copies), its barriers and its items. One
+// block per SM, kRows = 128 weight rows x kTokens = 256 tokens per block (the 256-token tile's
+// geometry: one m64n256k16 block per consumer warpgroup), k-tiles of 64 (one 128-byte swizzled
+// row per weight row and token), a ring of kStages A tiles (modes 0-5).
 //
 // Reported per mode: time, TFLOP/s, block 0's SM clock and its SM cycles per k-tile of 64 (1024
 // at the tensor pipe's peak). Modes 0-5 multiply the same operands; modes 2 and 3 are checked
