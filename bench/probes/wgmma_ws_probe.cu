@@ -44,7 +44,9 @@
 //               item's end the kernel's epilogue (drain, accumulators to bf16 through the
 //               ring, 64 KB of y to global memory) and its prologue (the next item's first
 //               stages are issued only then);
-// 12 rs-items-drain  mode 6 (drained k-tiles) cut into the same items.
+// 12 rs-items-drain  mode 6 (drained k-tiles) cut into the same items;
+// 13 rs-items-prefetch  mode 11 with the next item's first stages issued before the epilogue,
+//               which stages its y tile in the third stage (the last k-tile's, drained).
 // (Modes 6-12 step through k-tiles of 128, but count 64-k units, like the others, for the
 // cycles column.)
 // Reported: TFLOP/s of each mode, median of kReps launches, alternating modes, next to a bf16
@@ -99,13 +101,14 @@ enum Mode {
   kRsMbar = 9,
   kRsMbarOverlap = 10,
   kRsItems = 11,
-  kRsItemsDrain = 12
+  kRsItemsDrain = 12,
+  kRsItemsPrefetch = 13
 };
-constexpr int kModes = 13;
-constexpr const char* kModeNames[] = {"ss-only",       "ws-sync", "ws-decode",       "rs-decode",
-                                      "ws-store",      "ws-alu",  "rs-stream",       "rs-ring",
-                                      "rs-overlap",    "rs-mbar", "rs-mbar-overlap", "rs-items",
-                                      "rs-items-drain"};
+constexpr int kModes = 14;
+constexpr const char* kModeNames[] = {
+    "ss-only",         "ws-sync",   "ws-decode",      "rs-decode",        "ws-store",
+    "ws-alu",          "rs-stream", "rs-ring",        "rs-overlap",       "rs-mbar",
+    "rs-mbar-overlap", "rs-items",  "rs-items-drain", "rs-items-prefetch"};
 /// Modes 3 and 6-10 have no third warpgroup (ss-only's returns at once).
 constexpr int threads_of(int mode) {
   return mode == kRsDecode || mode >= kRsStream ? 256 : 384;
@@ -387,8 +390,9 @@ __device__ __forceinline__ void epilogue(const float (&d)[kAcc], unsigned char* 
 /// stage a k-tile's end releases is its own (0: drained) or the one before (1: three wgmmas
 /// still in flight). kBarrier: released by a block barrier and refilled by thread 0, else
 /// counted per warp on a shared counter and refilled by the last warp to release it.
-/// kItemTiles: k-tiles per item (0: one item), each ending in an epilogue (kBarrier only).
-template <bool kCopy, int kLag, bool kBarrier, int kItemTiles = 0>
+/// kItemTiles: k-tiles per item (0: one item), each ending in an epilogue (kBarrier only);
+/// kPrefetch: the next item's first stages are issued before that epilogue (kLag = 1).
+template <bool kCopy, int kLag, bool kBarrier, int kItemTiles = 0, bool kPrefetch = false>
 __global__ void __launch_bounds__(256, 1)
     ring_kernel(int k_tiles, const uint4* codes, const __nv_bfloat16* x, const uint32_t* scales,
                 float* out, unsigned long long* timing) {
@@ -460,11 +464,16 @@ __global__ void __launch_bounds__(256, 1)
       __syncthreads();
       if (tid == 0 && next < item_end && next < tiles) refill(next);
       if (kt + 1 == item_end) {
+        // With the lag, the next item's first kPrefill stages are free here (their k-tiles' wgmmas
+        // retired); the third, the last k-tile's, holds the y tile once drained.
+        static_assert(!kPrefetch || kLag == 1, "prefetch leaves the epilogue the third stage");
+        if (kPrefetch && tid == 0)
+          for (int n = item_end; n < item_end + kPrefill && n < tiles; ++n) refill(n);
         wgmma_wait<0>();
-        epilogue(d, smem,
+        epilogue(d, smem + (kPrefetch ? kt % kRingStages : 0) * kRingStageBytes,
                  reinterpret_cast<uint4*>(out + static_cast<size_t>(gridDim.x) * 256 * kAcc) +
                      static_cast<size_t>(blockIdx.x) * (kTokens * kRows * 2 / 16));
-        if (tid == 0)
+        if (!kPrefetch && tid == 0)
           for (int n = item_end; n < item_end + kPrefill && n < tiles; ++n) refill(n);
       }
     } else if constexpr (kBarrier) {
@@ -493,11 +502,13 @@ __global__ void __launch_bounds__(256, 1)
 using KernelFn = void (*)(int, const uint4*, const __nv_bfloat16*, const uint32_t*, float*,
                           unsigned long long*);
 constexpr KernelFn kKernels[kModes] = {
-    probe_kernel<kSsOnly>,         probe_kernel<kWsSync>,       probe_kernel<kWsDecode>,
-    probe_kernel<kRsDecode>,       probe_kernel<kWsStore>,      probe_kernel<kWsAlu>,
-    ring_kernel<true, 0, true>,    ring_kernel<false, 0, true>, ring_kernel<true, 1, true>,
-    ring_kernel<true, 0, false>,   ring_kernel<true, 1, false>, ring_kernel<true, 1, true, 32>,
-    ring_kernel<true, 0, true, 32>};
+    probe_kernel<kSsOnly>,          probe_kernel<kWsSync>,
+    probe_kernel<kWsDecode>,        probe_kernel<kRsDecode>,
+    probe_kernel<kWsStore>,         probe_kernel<kWsAlu>,
+    ring_kernel<true, 0, true>,     ring_kernel<false, 0, true>,
+    ring_kernel<true, 1, true>,     ring_kernel<true, 0, false>,
+    ring_kernel<true, 1, false>,    ring_kernel<true, 1, true, 32>,
+    ring_kernel<true, 0, true, 32>, ring_kernel<true, 1, true, 32, true>};
 
 float median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
