@@ -35,6 +35,10 @@
 # final (one call): main with the carry limited to the kernels without the formed decoders
 # (branch s45-formed, 888ac0e; s45f.txz = t45f/{qmoe_gpu_tests, libqmoe_c.so.1}): every GPU
 # test and memcheck on the TMA-tile, mixed-bank and formed-decoder tests (final/).
+# items: the probe with modes 11 and 12 added (items of 32 k128 tiles with the kernel's
+# epilogue and prologue between them; s45p.txz rebuilt) at 4096 and 32768 k-tiles (items/).
+# prefetch: the probe with mode 13 added (the next item's first stages before the epilogue),
+# the same lengths (prefetch/).
 # ring: the probe with modes 6-10 (the 256-token tile's ring: stream, ring, overlap, mbar,
 # mbar-overlap) at 4096 and 32768 k-tiles (its first run had modes 6 and 7 only: ring-first/).
 set -u
@@ -123,5 +127,19 @@ case $phase in
     timeout 150 compute-sanitizer --tool memcheck .carry/t45f/qmoe_gpu_tests \
       --gtest_filter='*Tma*:*MixedBank*:*Formed*' >"$OUT/memcheck.log" 2>&1
     echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log" ;;
+  items)
+    tar xJf .carry/z/s45p.txz -C .carry
+    for kt in 4096 32768; do
+      $bin/wgmma_ws_probe $kt 5 >"$OUT/items-$kt.txt" 2>&1
+      echo "probe $kt rc=$?"
+      cat "$OUT/items-$kt.txt"
+    done ;;
+  prefetch)
+    tar xJf .carry/z/s45p.txz -C .carry
+    for kt in 4096 32768; do
+      $bin/wgmma_ws_probe $kt 5 >"$OUT/prefetch-$kt.txt" 2>&1
+      echo "probe $kt rc=$?"
+      cat "$OUT/prefetch-$kt.txt"
+    done ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
