@@ -647,10 +647,10 @@ int main(int argc, char** argv) {
   std::printf("device %s, %d SMs, %d k-tiles of 64 per block\n", prop.name, grid, k_tiles);
   // cycles / k-tile: block 0's SM cycles per k-tile (1024 at the tensor pipe's peak: 128 x 256
   // x 64 multiply-adds at 2048 a cycle); MHz: its clock over the loop.
-  std::printf("%-10s %9s %9s %9s %14s\n", "mode", "ms", "TFLOP/s", "MHz", "cycles/k-tile");
+  std::printf("%-17s %9s %9s %9s %14s\n", "mode", "ms", "TFLOP/s", "MHz", "cycles/k-tile");
   for (int m = 0; m < kModes; ++m) {
     const float ms = median(times[m]);
-    std::printf("%-10s %9.3f %9.1f %9.0f %14.0f\n", kModeNames[m], ms, flops / (ms * 1e-3) / 1e12,
+    std::printf("%-17s %9.3f %9.1f %9.0f %14.0f\n", kModeNames[m], ms, flops / (ms * 1e-3) / 1e12,
                 median(mhz[m]), median(cycles[m]));
   }
   std::printf(
