@@ -44,6 +44,17 @@
 set -u
 phase=${1:?sweep}
 bin=.carry/t45
+# probe_runs NAME KT...: the probe of s45p.txz at each k-tile count into $OUT/NAME-KT.txt.
+probe_runs() {
+  local name=$1
+  shift
+  tar xJf .carry/z/s45p.txz -C .carry
+  for kt in "$@"; do
+    $bin/wgmma_ws_probe "$kt" 5 >"$OUT/$name-$kt.txt" 2>&1
+    echo "probe $kt rc=$?"
+    cat "$OUT/$name-$kt.txt"
+  done
+}
 case $phase in
   sweep)
     tar xJf .carry/z/s45s.txz -C .carry
@@ -58,20 +69,8 @@ case $phase in
       echo "sweep $run rc=$?"
       tail -2 "$OUT/sweep$run.log"
     done ;;
-  clocks)
-    tar xJf .carry/z/s45p.txz -C .carry
-    for kt in 256 4096 32768; do
-      $bin/wgmma_ws_probe $kt 5 >"$OUT/clocks-$kt.txt" 2>&1
-      echo "probe $kt rc=$?"
-      cat "$OUT/clocks-$kt.txt"
-    done ;;
-  ring)
-    tar xJf .carry/z/s45p.txz -C .carry
-    for kt in 4096 32768; do
-      $bin/wgmma_ws_probe $kt 5 >"$OUT/ring-$kt.txt" 2>&1
-      echo "probe $kt rc=$?"
-      cat "$OUT/ring-$kt.txt"
-    done ;;
+  clocks) probe_runs clocks 256 4096 32768 ;;
+  ring) probe_runs ring 4096 32768 ;;
   base)
     tar xJf .carry/z/s45s.txz -C .carry t45/qmoe && ls -l .carry/t45 ;;
   carry)
@@ -127,19 +126,7 @@ case $phase in
     timeout 150 compute-sanitizer --tool memcheck .carry/t45f/qmoe_gpu_tests \
       --gtest_filter='*Tma*:*MixedBank*:*Formed*' >"$OUT/memcheck.log" 2>&1
     echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log" ;;
-  items)
-    tar xJf .carry/z/s45p.txz -C .carry
-    for kt in 4096 32768; do
-      $bin/wgmma_ws_probe $kt 5 >"$OUT/items-$kt.txt" 2>&1
-      echo "probe $kt rc=$?"
-      cat "$OUT/items-$kt.txt"
-    done ;;
-  prefetch)
-    tar xJf .carry/z/s45p.txz -C .carry
-    for kt in 4096 32768; do
-      $bin/wgmma_ws_probe $kt 5 >"$OUT/prefetch-$kt.txt" 2>&1
-      echo "probe $kt rc=$?"
-      cat "$OUT/prefetch-$kt.txt"
-    done ;;
+  items) probe_runs items 4096 32768 ;;
+  prefetch) probe_runs prefetch 4096 32768 ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
