@@ -44,6 +44,15 @@
 set -u
 phase=${1:?sweep}
 bin=.carry/t45
+# gpu_tests DIR FILTER: every GPU test of the build unpacked in DIR, then memcheck on FILTER.
+gpu_tests() {
+  export LD_LIBRARY_PATH=$PWD/$1
+  timeout 200 "$1/qmoe_gpu_tests" >"$OUT/tests.log" 2>&1
+  echo "tests rc=$?"; tail -3 "$OUT/tests.log"
+  timeout 150 compute-sanitizer --tool memcheck "$1/qmoe_gpu_tests" --gtest_filter="$2" \
+    >"$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+}
 # probe_runs NAME KT...: the probe of s45p.txz at each k-tile count into $OUT/NAME-KT.txt.
 probe_runs() {
   local name=$1
@@ -75,12 +84,7 @@ case $phase in
     tar xJf .carry/z/s45s.txz -C .carry t45/qmoe && ls -l .carry/t45 ;;
   carry)
     tar xJf .carry/z/s45n.txz -C .carry
-    export LD_LIBRARY_PATH=$PWD/.carry/t45c
-    timeout 200 .carry/t45c/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
-    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
-    timeout 150 compute-sanitizer --tool memcheck .carry/t45c/qmoe_gpu_tests \
-      --gtest_filter='*Tma*:*Small*' >"$OUT/memcheck.log" 2>&1
-    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+    gpu_tests .carry/t45c '*Tma*:*Small*'
     [[ -x .carry/t45/qmoe ]] || echo "no base binary: the machine was not kept warm"
     [[ -x .carry/t45/qmoe ]] && bash scripts/gpu_ab.sh 4 "--shapes all --tokens 1024,4096,16384 --formats int4:g128,int3:g128,int2:g128,mixed:rr --reps 10" \
       .carry/t45/qmoe .carry/t45c/qmoe >"$OUT/ab.log" 2>&1
@@ -105,12 +109,7 @@ case $phase in
     tar xJf .carry/z/s45n.txz -C .carry t45c/qmoe && ls -l .carry/t45c ;;
   carry128)
     tar xJf .carry/z/s45d.txz -C .carry
-    export LD_LIBRARY_PATH=$PWD/.carry/t45d
-    timeout 200 .carry/t45d/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
-    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
-    timeout 120 compute-sanitizer --tool memcheck .carry/t45d/qmoe_gpu_tests \
-      --gtest_filter='*Tma*:*MixedBank*' >"$OUT/memcheck.log" 2>&1
-    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+    gpu_tests .carry/t45d '*Tma*:*MixedBank*'
     [[ -x .carry/t45c/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
     bash scripts/gpu_ab.sh 4 "--shapes all --tokens 512,1024,2048,4096 --formats int4:g128,int3:g128,int2:g128,mixed:rr --reps 10" \
       .carry/t45c/qmoe .carry/t45d/qmoe >"$OUT/ab.log" 2>&1
@@ -120,12 +119,7 @@ case $phase in
     rm -rf "$OUT/ab" ;;
   final)
     tar xJf .carry/z/s45f.txz -C .carry
-    export LD_LIBRARY_PATH=$PWD/.carry/t45f
-    timeout 200 .carry/t45f/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
-    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
-    timeout 150 compute-sanitizer --tool memcheck .carry/t45f/qmoe_gpu_tests \
-      --gtest_filter='*Tma*:*MixedBank*:*Formed*' >"$OUT/memcheck.log" 2>&1
-    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log" ;;
+    gpu_tests .carry/t45f '*Tma*:*MixedBank*:*Formed*' ;;
   items) probe_runs items 4096 32768 ;;
   prefetch) probe_runs prefetch 4096 32768 ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
