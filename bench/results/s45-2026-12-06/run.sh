@@ -41,6 +41,9 @@
 # the same lengths (prefetch/).
 # ring: the probe with modes 6-10 (the 256-token tile's ring: stream, ring, overlap, mbar,
 # mbar-overlap) at 4096 and 32768 k-tiles (its first run had modes 6 and 7 only: ring-first/).
+# ptxas/ (no device): the sm_90a entries of `-Xptxas -v` for cuda/grouped_gemm_wgmma_bf16.cu,
+# compiled here with build-s42's command, at main 3c694d7, the first carry (35481fe) and the final
+# build (888ac0e): registers, stack and spills per kernel instantiation.
 set -u
 phase=${1:?sweep}
 bin=.carry/t45
