@@ -47,6 +47,14 @@
 // 12 rs-items-drain  mode 6 (drained k-tiles) cut into the same items;
 // 13 rs-items-prefetch  mode 11 with the next item's first stages issued before the epilogue,
 //               which stages its y tile in the third stage (the last k-tile's, drained).
+// 14 rs-items-kepi  mode 11 with the kernel's epilogue as it was until session 45 (y staged at
+//               its padded stride by 2-byte stores, then store_y_tile's 16-byte rows into y rows
+//               strided by N = 128 x blocks) and items staggered across blocks, as items on
+//               demand are (block b's item boundaries 32 b / blocks k-tiles later);
+// 15 rs-items-stm  mode 14 with the kernel's epilogue since session 46 (stage_y_strip:
+//               transposing stmatrix). Its y must equal mode 14's bit for bit (checked).
+// 16 rs-items-stm-prefetch  mode 15 with mode 13's prefetch: the next item's first stages are
+//               issued before the epilogue, which stages y in the last k-tile's stage.
 // (Modes 6-12 step through k-tiles of 128, but count 64-k units, like the others, for the
 // cycles column.)
 // Reported: TFLOP/s of each mode, median of kReps launches, alternating modes, next to a bf16
@@ -102,13 +110,29 @@ enum Mode {
   kRsMbarOverlap = 10,
   kRsItems = 11,
   kRsItemsDrain = 12,
-  kRsItemsPrefetch = 13
+  kRsItemsPrefetch = 13,
+  kRsItemsKernelEpilogue = 14,
+  kRsItemsStmatrix = 15,
+  kRsItemsStmatrixPrefetch = 16
 };
-constexpr int kModes = 14;
-constexpr const char* kModeNames[] = {
-    "ss-only",         "ws-sync",   "ws-decode",      "rs-decode",        "ws-store",
-    "ws-alu",          "rs-stream", "rs-ring",        "rs-overlap",       "rs-mbar",
-    "rs-mbar-overlap", "rs-items",  "rs-items-drain", "rs-items-prefetch"};
+constexpr int kModes = 17;
+constexpr const char* kModeNames[] = {"ss-only",
+                                      "ws-sync",
+                                      "ws-decode",
+                                      "rs-decode",
+                                      "ws-store",
+                                      "ws-alu",
+                                      "rs-stream",
+                                      "rs-ring",
+                                      "rs-overlap",
+                                      "rs-mbar",
+                                      "rs-mbar-overlap",
+                                      "rs-items",
+                                      "rs-items-drain",
+                                      "rs-items-prefetch",
+                                      "rs-items-kepi",
+                                      "rs-items-stm",
+                                      "rs-items-stm-prefetch"};
 /// Modes 3 and 6-10 have no third warpgroup (ss-only's returns at once).
 constexpr int threads_of(int mode) {
   return mode == kRsDecode || mode >= kRsStream ? 256 : 384;
@@ -356,6 +380,7 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
       }
     }
     wgmma_wait<0>();
+    wg::fence_accumulators(d);  // no read of d moves above the wait
   }
   clock.stop(timing);
   store_accumulators(d, out);
@@ -384,6 +409,36 @@ __device__ __forceinline__ void epilogue(const float (&d)[kAcc], unsigned char* 
   __syncthreads();
 }
 
+/// Modes 14 and 15: the kernel's epilogue (whole block, ring idle): the y tile staged token-major
+/// at the kernel's padded stride, by 2-byte stores (the kernel until session 45) or by its
+/// stage_y_strip, then the kernel's store_y_tile into y[token][128 x blocks], the block's 128
+/// rows at 128 blockIdx.x.
+template <bool kStmatrix>
+__device__ __forceinline__ void kernel_epilogue(const float (&d)[kAcc], unsigned char* smem,
+                                                unsigned short* y) {
+  __syncthreads();  // every warp's wgmmas (drained before the call) are done with the ring
+  constexpr int kStride = wg::TokenTile<kTokens>::kYStride;
+  static_assert(kStride == kRows + 8, "the 256-token tile's staging stride");
+  auto* ys = reinterpret_cast<unsigned short*>(smem);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if constexpr (kStmatrix) {
+    wg::stage_y_strip<__nv_bfloat16>(d, ys, kStride, 16 * warp, kAcc / 4, lane,
+                                     [](float v) { return v; });
+  } else {
+#pragma unroll
+    for (int c = 0; c < kAcc / 4; ++c)
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+        ys[(8 * c + 2 * (lane % 4) + r % 2) * kStride + 16 * warp + lane / 4 + 8 * (r / 2)] =
+            __bfloat16_as_ushort(__float2bfloat16_rn(d[4 * c + r]));
+  }
+  __syncthreads();
+  store_y_tile<kRows>(ys, kStride, kTokens, blockIdx.x * kRows, gridDim.x * kRows, y);
+  // As at the kernel's item start: the ring's generic accesses before the next bulk copies.
+  fence_proxy_async();
+  __syncthreads();
+}
+
 /// Modes 6-10: rs-decode's k-loop (two 64-k halves per k-tile of 128) on the 256-token tile's
 /// ring. codes: kStreamCodeTiles k128 tiles of 8 strips x 1 KB per block; x: kStreamXTiles
 /// tiles of 64 KB (any layout: the probe times, it does not check these modes). kLag: the
@@ -392,7 +447,10 @@ __device__ __forceinline__ void epilogue(const float (&d)[kAcc], unsigned char* 
 /// counted per warp on a shared counter and refilled by the last warp to release it.
 /// kItemTiles: k-tiles per item (0: one item), each ending in an epilogue (kBarrier only);
 /// kPrefetch: the next item's first stages are issued before that epilogue (kLag = 1).
-template <bool kCopy, int kLag, bool kBarrier, int kItemTiles = 0, bool kPrefetch = false>
+/// kEpilogue: the probe's (0) or the kernel's, by 2-byte stores (1) or stmatrix (2), with the
+/// items staggered across blocks (modes 14 and 15).
+template <bool kCopy, int kLag, bool kBarrier, int kItemTiles = 0, bool kPrefetch = false,
+          int kEpilogue = 0>
 __global__ void __launch_bounds__(256, 1)
     ring_kernel(int k_tiles, const uint4* codes, const __nv_bfloat16* x, const uint32_t* scales,
                 float* out, unsigned long long* timing) {
@@ -426,13 +484,17 @@ __global__ void __launch_bounds__(256, 1)
     }
   };
   constexpr int kPrefill = kRingStages - kLag;
+  // Item boundaries: every kItemTiles k-tiles, block b's shifted by kItemTiles b / blocks (the
+  // first item is that much shorter, and its fills stop at its end like any item's).
+  const int stagger = kEpilogue > 0 ? kItemTiles * static_cast<int>(blockIdx.x) / gridDim.x : 0;
+  const int first_end = kItemTiles > 0 ? kItemTiles - stagger : tiles;
   if (tid == 0) {
     for (int s = 0; s < kRingStages; ++s) {
       mbarrier_init(full + 8 * s, 1);
       released[s] = 0;
     }
     mbarrier_init_fence();
-    for (int n = 0; n < kPrefill && n < tiles; ++n) refill(n);
+    for (int n = 0; n < kPrefill && n < tiles && n < first_end; ++n) refill(n);
   }
   __syncthreads();
   LoopClock clock;
@@ -453,14 +515,15 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       multiply_half(codes_s[strip * 64 + h * 32 + lane], h, descriptor(stage + h * kXBytes), zz,
-                    s_lo, s_hi, (kItemTiles > 0 ? kt % kItemTiles : kt) > 0 || h > 0, a, d);
+                    s_lo, s_hi, (kItemTiles > 0 ? (kt + stagger) % kItemTiles : kt) > 0 || h > 0, a,
+                    d);
     if constexpr (kLag == 0) wgmma_wait<0>();
     // Released now: the stage of k-tile kt - kLag (for kLag = 1 and kt = 0, the unfilled one).
     const int next = kt + kRingStages - kLag;
     if constexpr (kItemTiles > 0) {
       static_assert(kBarrier, "items run with the block barrier");
       // The item's fills stop at its end; the next item's start after its epilogue.
-      const int item_end = (kt / kItemTiles + 1) * kItemTiles;
+      const int item_end = ((kt + stagger) / kItemTiles + 1) * kItemTiles - stagger;
       __syncthreads();
       if (tid == 0 && next < item_end && next < tiles) refill(next);
       if (kt + 1 == item_end) {
@@ -470,9 +533,15 @@ __global__ void __launch_bounds__(256, 1)
         if (kPrefetch && tid == 0)
           for (int n = item_end; n < item_end + kPrefill && n < tiles; ++n) refill(n);
         wgmma_wait<0>();
-        epilogue(d, smem + (kPrefetch ? kt % kRingStages : 0) * kRingStageBytes,
-                 reinterpret_cast<uint4*>(out + static_cast<size_t>(gridDim.x) * 256 * kAcc) +
-                     static_cast<size_t>(blockIdx.x) * (kTokens * kRows * 2 / 16));
+        wg::fence_accumulators(d);  // no read of d moves above the wait
+        float* y = out + static_cast<size_t>(gridDim.x) * 256 * kAcc;
+        unsigned char* ys = smem + (kPrefetch ? kt % kRingStages : 0) * kRingStageBytes;
+        if constexpr (kEpilogue > 0)
+          kernel_epilogue<kEpilogue == 2>(d, ys, reinterpret_cast<unsigned short*>(y));
+        else
+          epilogue(d, ys,
+                   reinterpret_cast<uint4*>(y) +
+                       static_cast<size_t>(blockIdx.x) * (kTokens * kRows * 2 / 16));
         if (!kPrefetch && tid == 0)
           for (int n = item_end; n < item_end + kPrefill && n < tiles; ++n) refill(n);
       }
@@ -491,6 +560,7 @@ __global__ void __launch_bounds__(256, 1)
     }
   }
   wgmma_wait<0>();
+  wg::fence_accumulators(d);  // no read of d moves above the wait
   clock.stop(timing);
   store_accumulators(d, out);
 #else
@@ -501,14 +571,23 @@ __global__ void __launch_bounds__(256, 1)
 
 using KernelFn = void (*)(int, const uint4*, const __nv_bfloat16*, const uint32_t*, float*,
                           unsigned long long*);
-constexpr KernelFn kKernels[kModes] = {
-    probe_kernel<kSsOnly>,          probe_kernel<kWsSync>,
-    probe_kernel<kWsDecode>,        probe_kernel<kRsDecode>,
-    probe_kernel<kWsStore>,         probe_kernel<kWsAlu>,
-    ring_kernel<true, 0, true>,     ring_kernel<false, 0, true>,
-    ring_kernel<true, 1, true>,     ring_kernel<true, 0, false>,
-    ring_kernel<true, 1, false>,    ring_kernel<true, 1, true, 32>,
-    ring_kernel<true, 0, true, 32>, ring_kernel<true, 1, true, 32, true>};
+constexpr KernelFn kKernels[kModes] = {probe_kernel<kSsOnly>,
+                                       probe_kernel<kWsSync>,
+                                       probe_kernel<kWsDecode>,
+                                       probe_kernel<kRsDecode>,
+                                       probe_kernel<kWsStore>,
+                                       probe_kernel<kWsAlu>,
+                                       ring_kernel<true, 0, true>,
+                                       ring_kernel<false, 0, true>,
+                                       ring_kernel<true, 1, true>,
+                                       ring_kernel<true, 0, false>,
+                                       ring_kernel<true, 1, false>,
+                                       ring_kernel<true, 1, true, 32>,
+                                       ring_kernel<true, 0, true, 32>,
+                                       ring_kernel<true, 1, true, 32, true>,
+                                       ring_kernel<true, 1, true, 32, false, 1>,
+                                       ring_kernel<true, 1, true, 32, false, 2>,
+                                       ring_kernel<true, 1, true, 32, true, 2>};
 
 float median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
@@ -581,7 +660,7 @@ int main(int argc, char** argv) {
   __nv_bfloat16* x_d;
   float* out_d[kModes];
   const size_t out_floats = static_cast<size_t>(grid) * 256 * kAcc;
-  // Modes 11 and 12 write their items' y tiles (64 KB a block) after the accumulators.
+  // Modes 11-15 write their items' y tiles (64 KB a block) after the accumulators.
   const size_t out_alloc_floats = out_floats + static_cast<size_t>(grid) * kTokens * kRows / 2;
   unsigned long long* timing_d;
   PROBE_CHECK(cudaMalloc(&timing_d, 2 * sizeof(unsigned long long)));
@@ -641,6 +720,21 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // The kernel's epilogue both ways: the last item's y tiles, bit for bit (none left poisoned).
+  const size_t y_halves = static_cast<size_t>(grid) * kTokens * kRows;
+  std::vector<uint16_t> y_kepi(y_halves), y_stm(y_halves);
+  PROBE_CHECK(cudaMemcpy(y_kepi.data(), out_d[kRsItemsKernelEpilogue] + out_floats, y_halves * 2,
+                         cudaMemcpyDeviceToHost));
+  PROBE_CHECK(cudaMemcpy(y_stm.data(), out_d[kRsItemsStmatrix] + out_floats, y_halves * 2,
+                         cudaMemcpyDeviceToHost));
+  size_t y_differ = 0, y_poisoned = 0;
+  for (size_t i = 0; i < y_halves; ++i) {
+    y_differ += y_kepi[i] != y_stm[i];
+    y_poisoned += y_stm[i] == 0xFFFF;
+  }
+  const bool y_same = y_differ == 0 && y_poisoned == 0;
+  std::printf("check rs-items-stm y vs rs-items-kepi y: %s (%zu of %zu differ, %zu poisoned)\n",
+              y_same ? "identical" : "MISMATCH", y_differ, y_halves, y_poisoned);
   const double flops = 2.0 * grid * k_tiles * kRows * kTokens * 64;
   const float cublas_square = cublas_tflops(8192, 8192, 8192, reps);
   const float cublas_w13 = cublas_tflops(28672, 1024, 4096, reps);
@@ -657,5 +751,5 @@ int main(int argc, char** argv) {
       "cublas bf16 8192^3: %.1f TFLOP/s; 28672x1024x4096 (Mixtral w13, 1024 tokens): "
       "%.1f TFLOP/s\n",
       cublas_square, cublas_w13);
-  return nmse < 1e-10 && std::isfinite(nmse) ? 0 : 1;
+  return nmse < 1e-10 && std::isfinite(nmse) && y_same ? 0 : 1;
 }

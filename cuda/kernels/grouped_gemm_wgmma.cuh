@@ -355,6 +355,16 @@ template <int kPending>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
+/// Four 8x8 b16 matrices stored transposed (sm_90): lane l gives the address of row l%8 of
+/// matrix l/8, and r[i] holds (row l/4, columns 2(l%4), 2(l%4)+1) of matrix i, low half first
+/// (an mma accumulator fragment's layout); row j of the stored matrix is column j of the
+/// fragment, 16 contiguous bytes.
+__device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, const uint32_t (&r)[4]) {
+  asm volatile(
+      "stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr),
+      "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+      : "memory");
+}
 /// Pins the accumulators after a wgmma_wait: the asm names them as read and written, so the
 /// compiler cannot move their uses across the wait.
 template <int kAcc>
@@ -492,6 +502,37 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
                                  accumulate || j > 0);
     wgmma_commit();
     wgmma_wait<a_buffers<Dec, kTokens, kFormed>() - 1>();
+  }
+}
+
+/// The epilogue's staging of one warp's strip (rows strip_row .. + 15) in ys, token-major with
+/// y_stride elements a token: out(acc) of the first 8 * chunks tokens, as Act. The accumulators of
+/// 8 tokens x 8 rows (acc[4c + 2h], acc[4c + 2h + 1]: rows 8h + lane / 4, tokens
+/// 8c + 2 (lane % 4) + 0, 1) are an 8x8 fragment, so a transposing stmatrix writes them
+/// token-major, each token's 8 rows as 16 bytes: one instruction for 4 fragments (chunks c and
+/// c + 1) in place of 16 two-byte stores, and one conversion a pair. A y_stride of 8 elements
+/// past a multiple of 64 (TokenTile::kYStride) puts the 8 rows of a fragment in 8 bank groups.
+/// Whole warp, warp-uniform arguments; chunks rounded up to even are written (ys holds them).
+template <class Act, int kAcc, class Out>
+__device__ __forceinline__ void stage_y_strip(const float (&acc)[kAcc], unsigned short* ys,
+                                              int y_stride, int strip_row, int chunks, int lane,
+                                              Out out) {
+  static_assert(kAcc % 8 == 0, "whole chunk pairs (16 tokens) per stmatrix");
+  const int frag =
+      lane >> 3;  // the fragment this lane addresses: chunk c + frag / 2, half frag % 2
+  const uint32_t lane_row =
+      smem_addr(ys + (8 * (frag >> 1) + (lane & 7)) * y_stride + strip_row + 8 * (frag & 1));
+#pragma unroll
+  for (int c = 0; c < kAcc / 4; c += 2) {
+    if (c < chunks) {
+      uint32_t pairs[4];
+#pragma unroll
+      for (int f = 0; f < 4; ++f) {
+        const int i = 4 * (c + (f >> 1)) + 2 * (f & 1);
+        pairs[f] = ActTraits<Act>::pack_rn(out(acc[i]), out(acc[i + 1]));
+      }
+      stmatrix_x4_trans(lane_row + 2 * 8 * c * y_stride, pairs);
+    }
   }
 }
 
@@ -668,22 +709,10 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
   const int chunks = ceil_div(t.count, 8);
   auto* ys = reinterpret_cast<unsigned short*>(stages);
 #pragma unroll
-  for (int b = 0; b < kStripsPerWarp; ++b) {
-    if (has_strip[b]) {
-#pragma unroll
-      for (int c = 0; c < Tile::kAcc / 4; ++c) {
-        if (c < chunks) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int tok = 8 * c + 2 * (lane & 3) + (r & 1);
-            const int row = local[b] * kTileRows + (lane >> 2) + 8 * (r >> 1);
-            ys[tok * Tile::kYStride + row] =
-                ActTraits<Act>::to_bits_rn(output_scaled<Dec>(acc[b][4 * c + r]));
-          }
-        }
-      }
-    }
-  }
+  for (int b = 0; b < kStripsPerWarp; ++b)
+    if (has_strip[b])
+      stage_y_strip<Act>(acc[b], ys, Tile::kYStride, local[b] * kTileRows, chunks, lane,
+                         [](float sum) { return output_scaled<Dec>(sum); });
   next.publish(drawn);
   __syncthreads();
   store_y_tile<Tile::kRows>(ys, Tile::kYStride, t.count, row_block * Tile::kRows, p.n, y_rows);

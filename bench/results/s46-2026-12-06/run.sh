@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Session 46's device calls (H100). Binaries travel packed in the ignored .carry/z (carry limit
+# 64 MiB), built in build-s42 (gpu preset: sm_90a SASS + compute_80 PTX, Release):
+#   s45n.txz (session 45) = t45c/qmoe: 35481fe, whose int-format kernels are main's (551ff6c and
+#     888ac0e differ from it only in the formed-decoder kernels, which no row below runs);
+#   s46s.txz = t46/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1, wgmma_ws_probe}: branch s46-stmatrix
+#     (the wgmma tile kernels stage y by transposing stmatrix, stage_y_strip); the probe built by
+#     nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I. -Iinclude \
+#       bench/probes/wgmma_ws_probe.cu -lcublas
+#   device: bash bench/results/s46-2026-12-06/run.sh base   # carry [".carry/z/s45n.txz"]
+#           bash bench/results/s46-2026-12-06/run.sh stm    # carry [".carry/z/s46s.txz"]
+# base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
+# builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
+# the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
+# branch, memcheck on the tile and mixed-bank tests, racecheck on the 256-token tile's, the
+# probe at 4096 k-tiles (modes 14 and 15: the kernel's epilogue before and after, staggered
+# items), then an A/B of the two qmoe binaries (4 alternating rounds) at T = 64-16384 on every
+# shape for int4, int2, int8, bf16 and mixed:rr (the rows of every wgmma tile kernel).
+set -u
+phase=${1:?base|stm}
+# gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
+gpu_tests() {
+  export LD_LIBRARY_PATH=$PWD/$1
+  timeout 200 "$1/qmoe_gpu_tests" >"$OUT/tests.log" 2>&1
+  echo "tests rc=$?"; tail -3 "$OUT/tests.log"
+  timeout 150 compute-sanitizer --tool memcheck "$1/qmoe_gpu_tests" \
+    --gtest_filter='*Tma*:*Small*:*MixedBank*' >"$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+  timeout 120 compute-sanitizer --tool racecheck "$1/qmoe_gpu_tests" \
+    --gtest_filter='*256TokenTile*' >"$OUT/racecheck.log" 2>&1
+  echo "racecheck rc=$?"; tail -2 "$OUT/racecheck.log"
+}
+case $phase in
+  base)
+    tar xJf .carry/z/s45n.txz -C .carry t45c/qmoe && ls -l .carry/t45c ;;
+  stm)
+    tar xJf .carry/z/s46s.txz -C .carry
+    nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv >"$OUT/device.txt"
+    gpu_tests .carry/t46
+    .carry/t46/wgmma_ws_probe 4096 5 >"$OUT/probe.txt" 2>&1
+    echo "probe rc=$?"; cat "$OUT/probe.txt"
+    [[ -x .carry/t45c/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
+    bash scripts/gpu_ab.sh 4 "--shapes all --tokens 64,256,1024,4096,16384 --formats int4:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
+      .carry/t45c/qmoe .carry/t46/qmoe >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"; tail -140 "$OUT/ab/t46.txt"
+    rm -rf "$OUT/ab" ;;
+  *) echo "unknown phase $phase" >&2; exit 2 ;;
+esac
