@@ -9,6 +9,7 @@
 #       bench/probes/wgmma_ws_probe.cu -lcublas
 #   device: bash bench/results/s46-2026-12-06/run.sh base   # carry [".carry/z/s45n.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh stm    # carry [".carry/z/s46s.txz"]
+#           bash bench/results/s46-2026-12-06/run.sh confirm  # carry [".carry/z/s46t.txz"], after base
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -16,8 +17,12 @@
 # probe at 4096 k-tiles (modes 14 and 15: the kernel's epilogue before and after, staggered
 # items), then an A/B of the two qmoe binaries (4 alternating rounds) at T = 64-16384 on every
 # shape for int4, int2, int8, bf16 and mixed:rr (the rows of every wgmma tile kernel).
+# confirm (after base): s46t.txz = s46s.txz with the probe's y check fixed (its accumulators
+# pinned after the drain: wg::fence_accumulators) and counting the elements that differ; the
+# probe, ncu of the branch's first two wgmma launches at Mixtral T = 4096 int4 (the 256-token
+# tile: gate/up, then down), and the A/B again (4 rounds) at T = 1024-16384.
 set -u
-phase=${1:?base|stm}
+phase=${1:?base|stm|confirm}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -43,6 +48,23 @@ case $phase in
     bash scripts/gpu_ab.sh 4 "--shapes all --tokens 64,256,1024,4096,16384 --formats int4:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
       .carry/t45c/qmoe .carry/t46/qmoe >"$OUT/ab.log" 2>&1
     echo "ab rc=$?"; tail -140 "$OUT/ab/t46.txt"
+    rm -rf "$OUT/ab" ;;
+  confirm)
+    tar xJf .carry/z/s46t.txz -C .carry
+    .carry/t46/wgmma_ws_probe 4096 5 >"$OUT/probe.txt" 2>&1
+    echo "probe rc=$?"; cat "$OUT/probe.txt"
+    timeout 240 ncu --kernel-name regex:grouped_gemm_wgmma_kernel --launch-count 2 \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \
+      --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \
+      --section LaunchStats --section Occupancy --section SourceCounters \
+      .carry/t46/qmoe bench --shapes mixtral-8x7b --tokens 4096 --formats int4:g128 --reps 5 \
+      --out "$OUT/ncu-bench" >"$OUT/ncu.txt" 2>&1
+    echo "ncu rc=$?"; rm -rf "$OUT/ncu-bench"
+    grep -E "grouped_gemm_wgmma_kernel|Duration|SM Frequency|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|Executed Ipc Active|No Eligible|Registers Per|Stall|L2 Cache Throughput|DRAM Throughput" "$OUT/ncu.txt" | head -60
+    [[ -x .carry/t45c/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
+    bash scripts/gpu_ab.sh 4 "--shapes all --tokens 1024,4096,16384 --formats int4:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
+      .carry/t45c/qmoe .carry/t46/qmoe >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"; tail -80 "$OUT/ab/t46.txt"
     rm -rf "$OUT/ab" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
