@@ -10,6 +10,8 @@
 #   device: bash bench/results/s46-2026-12-06/run.sh base   # carry [".carry/z/s45n.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh stm    # carry [".carry/z/s46s.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh confirm  # carry [".carry/z/s46t.txz"], after base
+#           bash bench/results/s46-2026-12-06/run.sh base2  # carry [".carry/z/s46t.txz"]
+#           bash bench/results/s46-2026-12-06/run.sh c128   # carry [".carry/z/s46c.txz"], after base2
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -21,8 +23,13 @@
 # pinned after the drain: wg::fence_accumulators) and counting the elements that differ; the
 # probe, ncu of the branch's first two wgmma launches at Mixtral T = 4096 int4 (the 256-token
 # tile: gate/up, then down), and the A/B again (4 rounds) at T = 1024-16384.
+# base2 + c128: branch s46-carry128s (the 128-token tile of the kernels without the formed
+# decoders runs one strip per warp, 128-row items, and carries three wgmmas over its k-tiles
+# like the 256-token tile), s46c.txz = t46c/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1}, against
+# t46/qmoe (the stmatrix branch, from s46t.txz): every GPU test, memcheck and racecheck, then an
+# A/B (4 rounds) at T = 512-4096 (the 128-token tile's means) for every format.
 set -u
-phase=${1:?base|stm|confirm}
+phase=${1:?base|stm|confirm|base2|c128}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -65,6 +72,16 @@ case $phase in
     bash scripts/gpu_ab.sh 4 "--shapes all --tokens 1024,4096,16384 --formats int4:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
       .carry/t45c/qmoe .carry/t46/qmoe >"$OUT/ab.log" 2>&1
     echo "ab rc=$?"; tail -80 "$OUT/ab/t46.txt"
+    rm -rf "$OUT/ab" ;;
+  base2)
+    tar xJf .carry/z/s46t.txz -C .carry t46/qmoe && ls -l .carry/t46 ;;
+  c128)
+    tar xJf .carry/z/s46c.txz -C .carry
+    gpu_tests .carry/t46c
+    [[ -x .carry/t46/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
+    bash scripts/gpu_ab.sh 4 "--shapes all --tokens 512,1024,2048,4096 --formats int4:g128,int3:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
+      .carry/t46/qmoe .carry/t46c/qmoe >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"; tail -125 "$OUT/ab/t46c.txt"
     rm -rf "$OUT/ab" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
