@@ -67,6 +67,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "cuda/decode/common.cuh"
@@ -697,6 +698,43 @@ int main(int argc, char** argv) {
   std::printf("check ws-decode vs rs-decode: nmse %.3g (%s)\n", nmse,
               nmse < 1e-10 && std::isfinite(nmse) ? "ok" : "MISMATCH");
 
+  // The kernel's epilogue both ways (modes 14 and 15, 96 k-tiles: items of every length the
+  // stagger gives, then a partial one): the accumulators, and the y tiles bit for bit (none
+  // left poisoned); each mode twice, to tell a layout error from sums that do not repeat.
+  const size_t y_halves = static_cast<size_t>(grid) * kTokens * kRows;
+  auto run_once = [&](int m, std::vector<float>& acc, std::vector<uint16_t>& y) {
+    PROBE_CHECK(cudaMemset(out_d[m], 0xFF, out_alloc_floats * 4));
+    kKernels[m]<<<grid, threads_of(m), smem_of(m)>>>(96, codes_d, x_d, scales_d, out_d[m],
+                                                     timing_d);
+    PROBE_CHECK(cudaGetLastError());
+    PROBE_CHECK(cudaDeviceSynchronize());
+    acc.resize(out_floats);
+    y.resize(y_halves);
+    PROBE_CHECK(cudaMemcpy(acc.data(), out_d[m], out_floats * 4, cudaMemcpyDeviceToHost));
+    PROBE_CHECK(cudaMemcpy(y.data(), out_d[m] + out_floats, y_halves * 2, cudaMemcpyDeviceToHost));
+  };
+  auto differ = [](const auto& a, const auto& b) {
+    size_t n = 0;
+    for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(a[i])) != 0;
+    return n;
+  };
+  std::vector<float> acc_k1, acc_k2, acc_s1, acc_s2;
+  std::vector<uint16_t> y_k1, y_k2, y_s1, y_s2;
+  run_once(kRsItemsKernelEpilogue, acc_k1, y_k1);
+  run_once(kRsItemsStmatrix, acc_s1, y_s1);
+  run_once(kRsItemsKernelEpilogue, acc_k2, y_k2);
+  run_once(kRsItemsStmatrix, acc_s2, y_s2);
+  const size_t y_poisoned = std::count(y_s1.begin(), y_s1.end(), 0xFFFF);
+  const size_t y_differ = differ(y_k1, y_s1);
+  const bool y_same = y_differ == 0 && y_poisoned == 0;
+  std::printf(
+      "check rs-items-stm y vs rs-items-kepi y: %s (%zu of %zu differ, %zu poisoned); "
+      "accumulators differing: stm vs kepi %zu, kepi vs kepi %zu, stm vs stm %zu of %zu; "
+      "y differing: kepi vs kepi %zu, stm vs stm %zu\n",
+      y_same ? "identical" : "MISMATCH", y_differ, y_halves, y_poisoned, differ(acc_k1, acc_s1),
+      differ(acc_k1, acc_k2), differ(acc_s1, acc_s2), out_floats, differ(y_k1, y_k2),
+      differ(y_s1, y_s2));
+
   cudaEvent_t e0, e1;
   PROBE_CHECK(cudaEventCreate(&e0));
   PROBE_CHECK(cudaEventCreate(&e1));
@@ -720,21 +758,6 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // The kernel's epilogue both ways: the last item's y tiles, bit for bit (none left poisoned).
-  const size_t y_halves = static_cast<size_t>(grid) * kTokens * kRows;
-  std::vector<uint16_t> y_kepi(y_halves), y_stm(y_halves);
-  PROBE_CHECK(cudaMemcpy(y_kepi.data(), out_d[kRsItemsKernelEpilogue] + out_floats, y_halves * 2,
-                         cudaMemcpyDeviceToHost));
-  PROBE_CHECK(cudaMemcpy(y_stm.data(), out_d[kRsItemsStmatrix] + out_floats, y_halves * 2,
-                         cudaMemcpyDeviceToHost));
-  size_t y_differ = 0, y_poisoned = 0;
-  for (size_t i = 0; i < y_halves; ++i) {
-    y_differ += y_kepi[i] != y_stm[i];
-    y_poisoned += y_stm[i] == 0xFFFF;
-  }
-  const bool y_same = y_differ == 0 && y_poisoned == 0;
-  std::printf("check rs-items-stm y vs rs-items-kepi y: %s (%zu of %zu differ, %zu poisoned)\n",
-              y_same ? "identical" : "MISMATCH", y_differ, y_halves, y_poisoned);
   const double flops = 2.0 * grid * k_tiles * kRows * kTokens * 64;
   const float cublas_square = cublas_tflops(8192, 8192, 8192, reps);
   const float cublas_w13 = cublas_tflops(28672, 1024, 4096, reps);

@@ -12,6 +12,7 @@
 #           bash bench/results/s46-2026-12-06/run.sh confirm  # carry [".carry/z/s46t.txz"], after base
 #           bash bench/results/s46-2026-12-06/run.sh base2  # carry [".carry/z/s46t.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh c128   # carry [".carry/z/s46c.txz"], after base2
+#           bash bench/results/s46-2026-12-06/run.sh probe2 # carry [".carry/z/s46p.txz"]
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -28,8 +29,10 @@
 # like the 256-token tile), s46c.txz = t46c/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1}, against
 # t46/qmoe (the stmatrix branch, from s46t.txz): every GPU test, memcheck and racecheck, then an
 # A/B (4 rounds) at T = 512-4096 (the 128-token tile's means) for every format.
+# probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
+# twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128}
+phase=${1:?base|stm|confirm|base2|c128|probe2}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -83,5 +86,9 @@ case $phase in
       .carry/t46/qmoe .carry/t46c/qmoe >"$OUT/ab.log" 2>&1
     echo "ab rc=$?"; tail -125 "$OUT/ab/t46c.txt"
     rm -rf "$OUT/ab" ;;
+  probe2)
+    tar xJf .carry/z/s46p.txz -C .carry
+    .carry/p46/wgmma_ws_probe 4096 5 >"$OUT/probe.txt" 2>&1
+    echo "probe rc=$?"; cat "$OUT/probe.txt" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
