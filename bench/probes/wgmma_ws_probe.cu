@@ -511,13 +511,15 @@ __global__ void __launch_bounds__(256, 1)
   for (int kt = 0; kt < tiles; ++kt) {
     const int s = kt % kRingStages;
     mbarrier_wait(full + 8 * s, (kt / kRingStages) & 1);
+    // An item starts at k-tile 0 (the first, shortened by the stagger) and at its boundaries.
+    bool item_start = kt == 0;
+    if constexpr (kItemTiles > 0) item_start = item_start || (kt + stagger) % kItemTiles == 0;
     const uint32_t stage = ring + s * kRingStageBytes;
     const uint4* codes_s = reinterpret_cast<const uint4*>(smem + s * kRingStageBytes + kRingXBytes);
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       multiply_half(codes_s[strip * 64 + h * 32 + lane], h, descriptor(stage + h * kXBytes), zz,
-                    s_lo, s_hi, (kItemTiles > 0 ? (kt + stagger) % kItemTiles : kt) > 0 || h > 0, a,
-                    d);
+                    s_lo, s_hi, !item_start || h > 0, a, d);
     if constexpr (kLag == 0) wgmma_wait<0>();
     // Released now: the stage of k-tile kt - kLag (for kLag = 1 and kt = 0, the unfilled one).
     const int next = kt + kRingStages - kLag;
