@@ -52,7 +52,10 @@
 //               strided by N = 128 x blocks) and items staggered across blocks, as items on
 //               demand are (block b's item boundaries 32 b / blocks k-tiles later);
 // 15 rs-items-stm  mode 14 with the kernel's epilogue since session 46 (stage_y_strip:
-//               transposing stmatrix). Its y must equal mode 14's bit for bit (checked).
+//               transposing stmatrix). Checked: both run twice on 96 k-tiles; their final
+//               accumulators agree exactly and mode 15's y repeats bit for bit, but mode 14's
+//               y does not repeat from run to run (0.75 M of 4.3 M elements differ, H100;
+//               cause not found), so the y comparison of 14 and 15 reports a mismatch.
 // 16 rs-items-stm-prefetch  mode 15 with mode 13's prefetch: the next item's first stages are
 //               issued before the epilogue, which stages y in the last k-tile's stage.
 // (Modes 6-12 step through k-tiles of 128, but count 64-k units, like the others, for the

@@ -62,7 +62,9 @@
 // wgmma queues empty at once while they restarted (session 45's probe,
 // bench/probes/wgmma_ws_probe.cu: 1217 SM cycles per 64 k against the tensor pipe's 1024 with
 // the drain, 1024 without it, H100; on the kernel 0.97x the time of that tile's rows).
-// Epilogue: accumulators rounded once to Act, staged through shared memory, written as
+// Epilogue: accumulators rounded once to Act, staged token-major in the idle ring by
+// transposing stmatrix (stage_y_strip: one instruction for four 8x8 fragments where 2-byte
+// stores took 16; A/B on an H100 0.989x / 0.994x the time at T >= 1024, session 46), written as
 // 16-byte rows of y (scalar stores where N is not a multiple of 8).
 //
 // Only sm_90a has wgmma: every other target compiles a __trap() body, and the host asks
