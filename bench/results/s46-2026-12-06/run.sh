@@ -14,6 +14,7 @@
 #           bash bench/results/s46-2026-12-06/run.sh c128   # carry [".carry/z/s46c.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh probe2 # carry [".carry/z/s46p.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh c128b  # carry [".carry/z/s46d.txz"], after base2
+#           bash bench/results/s46-2026-12-06/run.sh sweep  # carry [".carry/z/s46t.txz"]
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -33,10 +34,12 @@
 # c128b (after base2): c128 again with s46d.txz = t46c/... of the branch's second build (the
 # carry only in the one-strip 128-token kernel for banks of 2/3/4-bit slots: with the int8 and
 # dense decoders in it, the first build's wgmmas were serialized, ptxas C7513).
+# sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
+# session 46; the later commits changed comments only) and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128|c128b|probe2}
+phase=${1:?base|stm|confirm|base2|c128|c128b|probe2|sweep}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -95,5 +98,11 @@ case $phase in
     tar xJf .carry/z/s46p.txz -C .carry
     .carry/p46/wgmma_ws_probe 4096 5 >"$OUT/probe.txt" 2>&1
     echo "probe rc=$?"; cat "$OUT/probe.txt" ;;
+  sweep)
+    tar xJf .carry/z/s46t.txz -C .carry t46/qmoe
+    nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv >"$OUT/device.txt"
+    timeout 280 .carry/t46/qmoe bench --commit s46-stmatrix-8b05e25 --out "$OUT/sweep" >"$OUT/sweep.log" 2>&1
+    echo "sweep rc=$?"; tail -2 "$OUT/sweep.log"
+    python3 scripts/plot_results.py "$OUT"/sweep/*.json && echo plotted ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
