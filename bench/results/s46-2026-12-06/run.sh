@@ -15,6 +15,7 @@
 #           bash bench/results/s46-2026-12-06/run.sh probe2 # carry [".carry/z/s46p.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh c128b  # carry [".carry/z/s46d.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh sweep  # carry [".carry/z/s46t.txz"]
+#           bash bench/results/s46-2026-12-06/run.sh c128t  # carry [".carry/z/s46e.txz"], after base2
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -34,12 +35,15 @@
 # c128b (after base2): c128 again with s46d.txz = t46c/... of the branch's second build (the
 # carry only in the one-strip 128-token kernel for banks of 2/3/4-bit slots: with the int8 and
 # dense decoders in it, the first build's wgmmas were serialized, ptxas C7513).
+# c128t (after base2): c128 with s46e.txz, branch s46-carry128t: the carry in the two-strip
+# 128-token tile (the one that runs today), again only for banks of 2/3/4-bit slots, whose
+# kernel holds no int8 / dense decoder (session 45 tried it with them: 1.17x).
 # sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
 # session 46; the later commits changed comments only) and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128|c128b|probe2|sweep}
+phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|probe2|sweep}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -85,9 +89,10 @@ case $phase in
     rm -rf "$OUT/ab" ;;
   base2)
     tar xJf .carry/z/s46t.txz -C .carry t46/qmoe && ls -l .carry/t46 ;;
-  c128|c128b)
+  c128|c128b|c128t)
     [[ $phase == c128 ]] && tar xJf .carry/z/s46c.txz -C .carry
     [[ $phase == c128b ]] && tar xJf .carry/z/s46d.txz -C .carry
+    [[ $phase == c128t ]] && tar xJf .carry/z/s46e.txz -C .carry
     gpu_tests .carry/t46c
     [[ -x .carry/t46/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
     bash scripts/gpu_ab.sh 4 "--shapes all --tokens 512,1024,2048,4096 --formats int4:g128,int3:g128,int2:g128,int8:g128,bf16,mixed:rr --reps 10" \
