@@ -464,8 +464,12 @@ constexpr int kMaxABuffers = 4;
 /// ring_fits_every_decoder), and the loop drains only after its last k-tile. Not kept elsewhere:
 ///  - the formed kernels (kFormed: LUT and vector decoders) spill with it (ptxas, sm_90a: 156 /
 ///    1092 B of spill stores / loads and 112 B of stack in the 256-token kernels, none without);
-///  - the 128-token tile's 2/3/4-bit items (two strips per warp, four A buffers at 255
-///    registers): median 1.17x the time on an H100, up to 1.24x (s45-2026-12-06/carry128).
+///  - the 128-token tile. In its kernel with the int8 and dense decoders ptxas serializes every
+///    wgmma (C7513: their decode defines wgmma inputs inside the pipeline): 1.17-1.23x the time
+///    (s45-2026-12-06/carry128; s46-2026-12-06/carry128s). In a kernel for 2/3/4-bit banks only
+///    it is not serialized and gains nothing: two strips per warp median 1.011x on its rows, one
+///    strip (128-row items, x reused by half the rows) 1.06-1.33x (s46-2026-12-06/carry128t,
+///    carry128s-b; H100 A/B).
 template <int kTokens, bool kFormed>
 constexpr bool carries_wgmmas() {
   return kTokens == 256 && !kFormed;
