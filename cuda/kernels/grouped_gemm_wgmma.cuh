@@ -524,8 +524,8 @@ __device__ __forceinline__ void stage_y_strip(const float (&acc)[kAcc], unsigned
                                               int y_stride, int strip_row, int chunks, int lane,
                                               Out out) {
   static_assert(kAcc % 8 == 0, "whole chunk pairs (16 tokens) per stmatrix");
-  const int frag =
-      lane >> 3;  // the fragment this lane addresses: chunk c + frag / 2, half frag % 2
+  // The fragment whose row this lane addresses: chunk c + frag / 2, row half frag % 2.
+  const int frag = lane >> 3;
   const uint32_t lane_row =
       smem_addr(ys + (8 * (frag >> 1) + (lane & 7)) * y_stride + strip_row + 8 * (frag & 1));
 #pragma unroll
