@@ -16,6 +16,7 @@
 #           bash bench/results/s46-2026-12-06/run.sh c128b  # carry [".carry/z/s46d.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh sweep  # carry [".carry/z/s46t.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh c128t  # carry [".carry/z/s46e.txz"], after base2
+#           bash bench/results/s46-2026-12-06/run.sh i8     # carry [".carry/z/s46f.txz"], after base2
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -38,12 +39,16 @@
 # c128t (after base2): c128 with s46e.txz, branch s46-carry128t: the carry in the two-strip
 # 128-token tile (the one that runs today), again only for banks of 2/3/4-bit slots, whose
 # kernel holds no int8 / dense decoder (session 45 tried it with them: 1.17x).
+# i8 (after base2): branch s46-int8-256, s46f.txz = t46c/...: banks with int8 experts (no dense or
+# formed ones) take the 256-token tile in a kernel of their own (two ring stages, drained k-tiles);
+# every GPU test, memcheck and racecheck, then an A/B (4 rounds) at T = 1024-16384 for int8,
+# mixed:rr and int4 (control).
 # sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
 # session 46; the later commits changed comments only) and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|probe2|sweep}
+phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|i8|probe2|sweep}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -109,5 +114,13 @@ case $phase in
     timeout 280 .carry/t46/qmoe bench --commit s46-stmatrix-8b05e25 --out "$OUT/sweep" >"$OUT/sweep.log" 2>&1
     echo "sweep rc=$?"; tail -2 "$OUT/sweep.log"
     python3 scripts/plot_results.py "$OUT"/sweep/*.json && echo plotted ;;
+  i8)
+    tar xJf .carry/z/s46f.txz -C .carry
+    gpu_tests .carry/t46c
+    [[ -x .carry/t46/qmoe ]] || { echo "no base binary: the machine was not kept warm"; exit 1; }
+    bash scripts/gpu_ab.sh 4 "--shapes all --tokens 1024,4096,16384 --formats int8:g128,mixed:rr,int4:g128 --reps 10" \
+      .carry/t46/qmoe .carry/t46c/qmoe >"$OUT/ab.log" 2>&1
+    echo "ab rc=$?"; tail -50 "$OUT/ab/t46c.txt"
+    rm -rf "$OUT/ab" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
