@@ -18,6 +18,7 @@
 #           bash bench/results/s46-2026-12-06/run.sh c128t  # carry [".carry/z/s46e.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh i8     # carry [".carry/z/s46f.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh i8t    # carry [".carry/z/s46g.txz"]
+#           bash bench/results/s46-2026-12-06/run.sh i8r    # carry [".carry/z/s46g.txz"]
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -46,12 +47,13 @@
 # mixed:rr and int4 (control).
 # i8t: the same branch's GPU tests with the int8 case of the 256-token test fixed (i8's had
 # K = 4160, which int8:g128 rejects): the tile, mixed-bank and TMA tests, memcheck on the first.
+# i8r: racecheck on the 256-token tile's test of that build.
 # sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
 # session 46; the later commits changed comments only) and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|i8|i8t|probe2|sweep}
+phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|i8|i8t|i8r|probe2|sweep}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -133,5 +135,11 @@ case $phase in
     timeout 100 compute-sanitizer --tool memcheck .carry/t46g/qmoe_gpu_tests \
       --gtest_filter='*256TokenTile*' >"$OUT/memcheck.log" 2>&1
     echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log" ;;
+  i8r)
+    tar xJf .carry/z/s46g.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t46g
+    timeout 120 compute-sanitizer --tool racecheck .carry/t46g/qmoe_gpu_tests \
+      --gtest_filter='*256TokenTile*' >"$OUT/racecheck.log" 2>&1
+    echo "racecheck rc=$?"; tail -2 "$OUT/racecheck.log" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
