@@ -236,6 +236,15 @@ static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>
                   ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
                   ring_fits_every_decoder<32, 2, 1>() && ring_fits_every_decoder<128, 1, 1>(),
               "every code slot size needs a ring of >= 2 stages");
+/// Banks with int8 experts (2 KB code slots, no dense or formed ones) take the 256-token tile too,
+/// in a kernel of its own: two ring stages, so its k-tiles drain (no carry), and int8's two A
+/// buffers (experiment, session 46).
+constexpr int kWgmma256Int8SlotBytes = 2048;
+static_assert(ring_stages<256, 1>(kWgmma256Int8SlotBytes) >= 2 &&
+                  ring_stages<256, 1>(kWgmma256Int8SlotBytes) *
+                          stage_bytes<256>(kWgmma256Int8SlotBytes) >=
+                      TokenTile<256>::kYBytes,
+              "the 256-token tile's int8 kernel: two stages that hold the y tile");
 static_assert(ring_overlaps(ring_stages<256, 1>(kWgmmaTwoBlockMaxSlotBytes)),
               "the 256-token tile carries wgmmas over k-tiles (carries_wgmmas): its ring's "
               "refill must never target the stage being multiplied");
@@ -470,13 +479,13 @@ constexpr int kMaxABuffers = 4;
 ///    it is not serialized and gains nothing: two strips per warp median 1.011x on its rows, one
 ///    strip (128-row items, x reused by half the rows) 1.06-1.33x (s46-2026-12-06/carry128t,
 ///    carry128s-b; H100 A/B).
-template <int kTokens, bool kFormed>
+template <int kTokens, int kMaxSlot, bool kFormed>
 constexpr bool carries_wgmmas() {
-  return kTokens == 256 && !kFormed;
+  return kTokens == 256 && kMaxSlot <= kWgmmaTwoBlockMaxSlotBytes && !kFormed;
 }
-template <class Dec, int kTokens, bool kFormed>
+template <class Dec, int kTokens, int kMaxSlot, bool kFormed>
 constexpr int a_buffers() {
-  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
+  if constexpr (carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
     static_assert(Dec::kRawWords <= 8, "the 256-token tile takes 2/3/4-bit code slots");
     return 4;
   }
@@ -489,7 +498,7 @@ constexpr int a_buffers() {
 /// inlined and unrolled, so the buffer index is too). accumulate = false (the item's first
 /// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
 /// run (across k-tiles too where the tile carries_wgmmas: 8 is a multiple of its 4 buffers).
-template <class Act, class Dec, int kTokens, bool kFormed>
+template <class Act, class Dec, int kTokens, int kMaxSlot, bool kFormed>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int lane,
                                                const typename Dec::template Quant<Act>& q,
                                                uint64_t desc, int first, bool accumulate,
@@ -501,13 +510,13 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
   Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens, kFormed>()];
+    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens, kMaxSlot, kFormed>()];
     Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
     wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j),
                                  accumulate || j > 0);
     wgmma_commit();
-    wgmma_wait<a_buffers<Dec, kTokens, kFormed>() - 1>();
+    wgmma_wait<a_buffers<Dec, kTokens, kMaxSlot, kFormed>() - 1>();
   }
 }
 
@@ -684,8 +693,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<MAct>(ep, rq[b], item[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
-      multiply_strip<MAct, Dec, kTokens, kFormed>(code_slot(stage, b), lane, q, desc, b * kSubtiles,
-                                                  kt > 0, a, acc[b]);
+      multiply_strip<MAct, Dec, kTokens, kMaxSlot, kFormed>(code_slot(stage, b), lane, q, desc,
+                                                            b * kSubtiles, kt > 0, a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
@@ -696,13 +705,13 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
-    if constexpr (!carries_wgmmas<kTokens, kFormed>()) {
+    if constexpr (!carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
       wgmma_wait<0>();
 #pragma unroll
       for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
     }
   }
-  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
+  if constexpr (carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
     wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
@@ -965,8 +974,9 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, TokenTile<128>::kStrips);
   const bool long_k = p.k >= kMinKFor256;
-  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
-      p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
+  const int max_slot_256 = p.formed != 0 ? max_slot_bytes<256, 1>() : kWgmma256Int8SlotBytes;
+  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) && p.a_slot_bytes <= max_slot_256 &&
+      p.num_experts <= max_experts<256>())
     return {256, 1, 256, 1, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
@@ -1003,21 +1013,24 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
 /// two-block tiles do not take (int8, dense) keep one launch.
-template <class Act, bool kFormed, int kTokens, int kTail>
+template <class Act, bool kFormed, int kTokens, int kTail,
+          int kMaxSlot = max_slot_bytes<kTokens, 1>()>
 cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStream_t stream) {
   static_assert(kTail == kTokens / 4, "the tail tile is a quarter of the main one");
   static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
+  constexpr int kStrips = default_warp_strips(kTokens);
   if (p.a_slot_bytes > max_slot_bytes<kTail, 2>())
-    return launch<Act, kFormed, kTokens, 1>(p, stream);
+    return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GridSize grid;
   const cudaError_t grid_err = tile_grid<Act, kFormed, kTail, 2, true>(p, &grid);
   if (grid_err != cudaSuccess) return grid_err;
-  if (tail_items < grid.blocks) return launch<Act, kFormed, kTokens, 1>(p, stream);
+  if (tail_items < grid.blocks)
+    return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GemmProblem head = p;
   head.rows_part = kHeadRows;
   head.rows_block = kTokens;
   head.tail_rows = kTail;
-  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true>(head, stream);
+  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true, kStrips, kMaxSlot>(head, stream);
   if (err != cudaSuccess) return err;
   GemmProblem tail = head;
   tail.rows_part = kTailRows;
@@ -1053,6 +1066,11 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
     case 128:
       return launch_with_tail<Act, kFormed, 128, 32>(p, tile.items / 2, stream);
     default:
+      if constexpr (!kFormed) {
+        if (p.a_slot_bytes > max_slot_bytes<256, 1>())
+          return launch_with_tail<Act, false, 256, 64, kWgmma256Int8SlotBytes>(p, tile.items / 2,
+                                                                               stream);
+      }
       return launch_with_tail<Act, kFormed, 256, 64>(p, tile.items / 2, stream);
   }
 }
