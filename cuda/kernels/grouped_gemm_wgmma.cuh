@@ -161,8 +161,9 @@ constexpr int ring_budget() {
 /// decoders only (token_tile sends other banks to a one-block tile): within the 128 registers
 /// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
-/// (C7512). The 256-token tile also serves the 2/3/4-bit decoders only: with int8 or dense
-/// slots only two of its stages would fit. With one strip per warp (32 tokens) the two-block
+/// (C7512). The 256-token tile's kernel serves the 2/3/4-bit decoders only (three stages, the
+/// carry); banks with int8 experts take a kernel of their own (kWgmma256Int8SlotBytes), dense
+/// slots none. With one strip per warp (32 tokens) the two-block
 /// tile holds 16 accumulators per thread instead of 32, and takes int8 slots too (token_tile).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int max_slot_bytes() {
@@ -238,7 +239,10 @@ static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>
               "every code slot size needs a ring of >= 2 stages");
 /// Banks with int8 experts (2 KB code slots, no dense or formed ones) take the 256-token tile too,
 /// in a kernel of its own: two ring stages, so its k-tiles drain (no carry), and int8's two A
-/// buffers (experiment, session 46).
+/// buffers. Each weight is then decoded once per 256 tokens instead of 128, which pays for the
+/// drain: H100 A/B against the 128-token tile (session 46, 4 rounds) int8 0.80-0.86x the time on
+/// Mixtral at T = 1024-16384 and at T = 16384 on DS-V2-Lite and OLMoE, 0.93-0.98x on
+/// DeepSeek-V3; mixed:rr (int2/3/4/8 experts) on Mixtral 0.78x at T = 16384, 0.95x at 4096.
 constexpr int kWgmma256Int8SlotBytes = 2048;
 static_assert(ring_stages<256, 1>(kWgmma256Int8SlotBytes) >= 2 &&
                   ring_stages<256, 1>(kWgmma256Int8SlotBytes) *
@@ -467,8 +471,8 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 /// instead of a zero fill.
 constexpr int kMaxABuffers = 4;
 /// Whether the kTokens tile keeps wgmmas in flight across its k-loop's back edge (the file's
-/// header): the 256-token tile (one strip per warp, 2/3/4-bit slots) in the kernels without the
-/// formed-weight decoders. Its ring's barrier then must never refill the stage being
+/// header): the 256-token tile (one strip per warp, 2/3/4-bit slots: kMaxSlot) in the kernels
+/// without the formed-weight decoders. Its ring's barrier then must never refill the stage being
 /// multiplied: it always has three stages or more (ring_overlaps; the static_assert after
 /// ring_fits_every_decoder), and the loop drains only after its last k-tile. Not kept elsewhere:
 ///  - the formed kernels (kFormed: LUT and vector decoders) spill with it (ptxas, sm_90a: 156 /
@@ -944,7 +948,8 @@ constexpr int64_t kMaxMeanFor64 = 40;
 constexpr int64_t kMaxMeanFor96 = 76;
 constexpr int64_t kMaxMeanFor32TwoBlock = 20;
 constexpr int64_t kMaxMeanFor64TwoBlock = 48;
-/// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>) and at most max_experts<256>() experts
+/// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>), or with int8 experts too where no expert has
+/// a formed-weight decoder (kWgmma256Int8SlotBytes), and at most max_experts<256>() experts
 /// take the 256-token tile at a mean of kMinMeanFor256 tokens per expert or more where K is at
 /// least kMinKFor256, and from kMinMeanFor256ShortK at any K. It decodes each weight once per
 /// 256 tokens, but an expert's last token block is padded to 256 columns of wgmma work and an
