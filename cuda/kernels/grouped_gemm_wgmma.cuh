@@ -161,8 +161,9 @@ constexpr int ring_budget() {
 /// decoders only (token_tile sends other banks to a one-block tile): within the 128 registers
 /// of two blocks per SM the int8 and dense paths (16 and 32 code words per lane) leave no
 /// registers for the wgmma pipeline, and ptxas then serializes every wgmma of the kernel
-/// (C7512). The 256-token tile also serves the 2/3/4-bit decoders only: with int8 or dense
-/// slots only two of its stages would fit. With one strip per warp (32 tokens) the two-block
+/// (C7512). The 256-token tile's kernel serves the 2/3/4-bit decoders only (three stages, the
+/// carry); banks with int8 experts take a kernel of their own (kWgmma256Int8SlotBytes), dense
+/// slots none. With one strip per warp (32 tokens) the two-block
 /// tile holds 16 accumulators per thread instead of 32, and takes int8 slots too (token_tile).
 template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
 constexpr int max_slot_bytes() {
@@ -236,6 +237,18 @@ static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>
                   ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
                   ring_fits_every_decoder<32, 2, 1>() && ring_fits_every_decoder<128, 1, 1>(),
               "every code slot size needs a ring of >= 2 stages");
+/// Banks with int8 experts (2 KB code slots, no dense or formed ones) take the 256-token tile too,
+/// in a kernel of its own: two ring stages, so its k-tiles drain (no carry), and int8's two A
+/// buffers. Each weight is then decoded once per 256 tokens instead of 128, which pays for the
+/// drain: H100 A/B against the 128-token tile (session 46, 4 rounds) int8 0.80-0.86x the time on
+/// Mixtral at T = 1024-16384 and at T = 16384 on DS-V2-Lite and OLMoE, 0.93-0.98x on
+/// DeepSeek-V3; mixed:rr (int2/3/4/8 experts) on Mixtral 0.78x at T = 16384, 0.95x at 4096.
+constexpr int kWgmma256Int8SlotBytes = 2048;
+static_assert(ring_stages<256, 1>(kWgmma256Int8SlotBytes) >= 2 &&
+                  ring_stages<256, 1>(kWgmma256Int8SlotBytes) *
+                          stage_bytes<256>(kWgmma256Int8SlotBytes) >=
+                      TokenTile<256>::kYBytes,
+              "the 256-token tile's int8 kernel: two stages that hold the y tile");
 static_assert(ring_overlaps(ring_stages<256, 1>(kWgmmaTwoBlockMaxSlotBytes)),
               "the 256-token tile carries wgmmas over k-tiles (carries_wgmmas): its ring's "
               "refill must never target the stage being multiplied");
@@ -458,8 +471,8 @@ __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 2], const uint32_
 /// instead of a zero fill.
 constexpr int kMaxABuffers = 4;
 /// Whether the kTokens tile keeps wgmmas in flight across its k-loop's back edge (the file's
-/// header): the 256-token tile (one strip per warp, 2/3/4-bit slots) in the kernels without the
-/// formed-weight decoders. Its ring's barrier then must never refill the stage being
+/// header): the 256-token tile (one strip per warp, 2/3/4-bit slots: kMaxSlot) in the kernels
+/// without the formed-weight decoders. Its ring's barrier then must never refill the stage being
 /// multiplied: it always has three stages or more (ring_overlaps; the static_assert after
 /// ring_fits_every_decoder), and the loop drains only after its last k-tile. Not kept elsewhere:
 ///  - the formed kernels (kFormed: LUT and vector decoders) spill with it (ptxas, sm_90a: 156 /
@@ -470,13 +483,13 @@ constexpr int kMaxABuffers = 4;
 ///    it is not serialized and gains nothing: two strips per warp median 1.011x on its rows, one
 ///    strip (128-row items, x reused by half the rows) 1.06-1.33x (s46-2026-12-06/carry128t,
 ///    carry128s-b; H100 A/B).
-template <int kTokens, bool kFormed>
+template <int kTokens, int kMaxSlot, bool kFormed>
 constexpr bool carries_wgmmas() {
-  return kTokens == 256 && !kFormed;
+  return kTokens == 256 && kMaxSlot <= kWgmmaTwoBlockMaxSlotBytes && !kFormed;
 }
-template <class Dec, int kTokens, bool kFormed>
+template <class Dec, int kTokens, int kMaxSlot, bool kFormed>
 constexpr int a_buffers() {
-  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
+  if constexpr (carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
     static_assert(Dec::kRawWords <= 8, "the 256-token tile takes 2/3/4-bit code slots");
     return 4;
   }
@@ -489,7 +502,7 @@ constexpr int a_buffers() {
 /// inlined and unrolled, so the buffer index is too). accumulate = false (the item's first
 /// k-tile): the first wgmma overwrites acc. On return the last a_buffers - 1 wgmmas may still
 /// run (across k-tiles too where the tile carries_wgmmas: 8 is a multiple of its 4 buffers).
-template <class Act, class Dec, int kTokens, bool kFormed>
+template <class Act, class Dec, int kTokens, int kMaxSlot, bool kFormed>
 __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int lane,
                                                const typename Dec::template Quant<Act>& q,
                                                uint64_t desc, int first, bool accumulate,
@@ -501,13 +514,13 @@ __device__ __forceinline__ void multiply_strip(const uint8_t* codes_smem, int la
   Dec::read_codes(codes_smem, lane, raw);
 #pragma unroll
   for (int j = 0; j < kSubtiles; ++j) {
-    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens, kFormed>()];
+    uint32_t(&buf)[4] = a[(first + j) % a_buffers<Dec, kTokens, kMaxSlot, kFormed>()];
     Dec::template decode_subtile<Act>(raw, j, q, buf);
     wgmma_fence();  // the decode wrote registers this wgmma reads
     wgmma_m64nNk16<Act, kTokens>(acc, buf, desc + subtile_descriptor_offset<kTokens>(j),
                                  accumulate || j > 0);
     wgmma_commit();
-    wgmma_wait<a_buffers<Dec, kTokens, kFormed>() - 1>();
+    wgmma_wait<a_buffers<Dec, kTokens, kMaxSlot, kFormed>() - 1>();
   }
 }
 
@@ -684,8 +697,8 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
       const auto q = Dec::template prepare<MAct>(ep, rq[b], item[b]);
       // The next k-tile's scales load while this one multiplies (one set of registers).
       load_quant(b, more ? kt + 1 : 0, more && has_strip[b]);
-      multiply_strip<MAct, Dec, kTokens, kFormed>(code_slot(stage, b), lane, q, desc, b * kSubtiles,
-                                                  kt > 0, a, acc[b]);
+      multiply_strip<MAct, Dec, kTokens, kMaxSlot, kFormed>(code_slot(stage, b), lane, q, desc,
+                                                            b * kSubtiles, kt > 0, a, acc[b]);
     }
     // The barrier of k-tile kt + 1 runs while this k-tile's last wgmma still does when the
     // refill after it targets k-tile kt - 1 (ring_overlaps: drained at its own end), not kt.
@@ -696,13 +709,13 @@ __device__ __forceinline__ void run_item(const GemmProblem& p, const ExpertParam
     read_stage = read_stage + 1 < n_stages ? read_stage + 1 : 0;  // now k-tile kt + 1's
     if (!overlap) wgmma_wait<0>();
     if (more) publish(kt + 1);
-    if constexpr (!carries_wgmmas<kTokens, kFormed>()) {
+    if constexpr (!carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
       wgmma_wait<0>();
 #pragma unroll
       for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
     }
   }
-  if constexpr (carries_wgmmas<kTokens, kFormed>()) {
+  if constexpr (carries_wgmmas<kTokens, kMaxSlot, kFormed>()) {
     wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < kStripsPerWarp; ++b) fence_accumulators(acc[b]);
@@ -935,7 +948,8 @@ constexpr int64_t kMaxMeanFor64 = 40;
 constexpr int64_t kMaxMeanFor96 = 76;
 constexpr int64_t kMaxMeanFor32TwoBlock = 20;
 constexpr int64_t kMaxMeanFor64TwoBlock = 48;
-/// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>) and at most max_experts<256>() experts
+/// Banks of 2/3/4-bit codes (max_slot_bytes<256, 1>), or with int8 experts too where no expert has
+/// a formed-weight decoder (kWgmma256Int8SlotBytes), and at most max_experts<256>() experts
 /// take the 256-token tile at a mean of kMinMeanFor256 tokens per expert or more where K is at
 /// least kMinKFor256, and from kMinMeanFor256ShortK at any K. It decodes each weight once per
 /// 256 tokens, but an expert's last token block is padded to 256 columns of wgmma work and an
@@ -965,8 +979,9 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
   const int64_t mean = (p.m + experts - 1) / experts;
   const int64_t items = experts * ceil_div(p.n_strips, TokenTile<128>::kStrips);
   const bool long_k = p.k >= kMinKFor256;
-  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) &&
-      p.a_slot_bytes <= max_slot_bytes<256, 1>() && p.num_experts <= max_experts<256>())
+  const int max_slot_256 = p.formed != 0 ? max_slot_bytes<256, 1>() : kWgmma256Int8SlotBytes;
+  if (mean >= (long_k ? kMinMeanFor256 : kMinMeanFor256ShortK) && p.a_slot_bytes <= max_slot_256 &&
+      p.num_experts <= max_experts<256>())
     return {256, 1, 256, 1, items};
   const int one_block = mean <= kMaxMeanFor64 ? 64 : mean <= kMaxMeanFor96 ? 96 : 128;
   if (p.a_slot_bytes <= max_slot_bytes<64, 2>()) {
@@ -1003,21 +1018,24 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
 /// two-block tiles do not take (int8, dense) keep one launch.
-template <class Act, bool kFormed, int kTokens, int kTail>
+template <class Act, bool kFormed, int kTokens, int kTail,
+          int kMaxSlot = max_slot_bytes<kTokens, 1>()>
 cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStream_t stream) {
   static_assert(kTail == kTokens / 4, "the tail tile is a quarter of the main one");
   static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
+  constexpr int kStrips = default_warp_strips(kTokens);
   if (p.a_slot_bytes > max_slot_bytes<kTail, 2>())
-    return launch<Act, kFormed, kTokens, 1>(p, stream);
+    return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GridSize grid;
   const cudaError_t grid_err = tile_grid<Act, kFormed, kTail, 2, true>(p, &grid);
   if (grid_err != cudaSuccess) return grid_err;
-  if (tail_items < grid.blocks) return launch<Act, kFormed, kTokens, 1>(p, stream);
+  if (tail_items < grid.blocks)
+    return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GemmProblem head = p;
   head.rows_part = kHeadRows;
   head.rows_block = kTokens;
   head.tail_rows = kTail;
-  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true>(head, stream);
+  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true, kStrips, kMaxSlot>(head, stream);
   if (err != cudaSuccess) return err;
   GemmProblem tail = head;
   tail.rows_part = kTailRows;
@@ -1053,6 +1071,11 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
     case 128:
       return launch_with_tail<Act, kFormed, 128, 32>(p, tile.items / 2, stream);
     default:
+      if constexpr (!kFormed) {
+        if (p.a_slot_bytes > max_slot_bytes<256, 1>())
+          return launch_with_tail<Act, false, 256, 64, kWgmma256Int8SlotBytes>(p, tile.items / 2,
+                                                                               stream);
+      }
       return launch_with_tail<Act, kFormed, 256, 64>(p, tile.items / 2, stream);
   }
 }

@@ -771,6 +771,17 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
       parse_all({"int4:pc", "int3:pc:sym", "int2:pc", "int4:pc:sym"});
   ASSERT_NO_FATAL_FAILURE(
       check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, kTileKernelRuns, 6604));
+  // Banks with int8 experts (2 KB slots) take the tile in a kernel of their own: two ring
+  // stages, drained k-tiles, int2/3/4 items in the same ring geometry. K = 4224 (33 k-tiles, a
+  // multiple of every group size here), then per-channel formats at K = 4099 (no TMA).
+  const std::vector<FormatSpec> with_int8 =
+      parse_all({"int8:g128", "int4:g32", "int8:g32:sym", "int2:pc"});
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(with_int8, 200, 4224, {300, 0, 257, 520}, kTileKernelRuns, 6605));
+  const std::vector<FormatSpec> int8_pc =
+      parse_all({"int8:pc", "int4:pc", "int8:pc:sym", "int2:pc"});
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(int8_pc, 203, 4099, {520, 257, 0, 300}, kTileKernelRuns, 6606));
 }
 
 TEST(GpuKernels, GroupedGemmShortLastBlocksRunInTheTailTileSmall) {

@@ -157,12 +157,16 @@ qmoe::dev::wg::TokenTileChoice tile_of(int64_t m, int experts, int slot_bytes, i
 
 TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   // int8 code tiles (2 KB) take only the one-strip 32-token two-block tile (below), then 64
-  // tokens up to a mean of 40, 96 up to 76, 128 above.
+  // tokens up to a mean of 40, 96 up to 76, 128 above, and 256 by the 2/3/4-bit rule (its
+  // kernel for 2 KB slots); dense slots (4 KB) stay at 128.
   const int int8 = 2048, int4 = 1024;
   EXPECT_EQ(tile_of(8 * 40, 8, int8).tokens, 64);
   EXPECT_EQ(tile_of(8 * 41, 8, int8).tokens, 96);
   EXPECT_EQ(tile_of(8 * 76, 8, int8).tokens, 96);
   EXPECT_EQ(tile_of(8 * 76 + 1, 8, int8).tokens, 128);
+  EXPECT_EQ(tile_of(8 * 255, 8, int8).tokens, 128);
+  EXPECT_EQ(tile_of(8 * 256, 8, int8).tokens, 256);
+  EXPECT_EQ(tile_of(8 * 256, 8, 4096).tokens, 128);
   // 2/3/4-bit tiles: the two-block 32/64-token tiles up to a mean of 48 (one-block fallback
   // for launches whose items do not fill that grid), then the one-block 96 and 128.
   EXPECT_EQ(tile_of(8 * 20, 8, int4).tokens, 32);
