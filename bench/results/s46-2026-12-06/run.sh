@@ -19,7 +19,6 @@
 #           bash bench/results/s46-2026-12-06/run.sh i8     # carry [".carry/z/s46f.txz"], after base2
 #           bash bench/results/s46-2026-12-06/run.sh i8t    # carry [".carry/z/s46g.txz"]
 #           bash bench/results/s46-2026-12-06/run.sh i8r    # carry [".carry/z/s46g.txz"]
-#           bash bench/results/s46-2026-12-06/run.sh sweep2 # carry [".carry/z/s46f.txz"]
 # base: unpacks t45c/qmoe and nothing else; stm, on the same warm machine right after it (two
 # builds' qmoe binaries do not share their compressed fatbins, so both in one call would pass
 # the carry limit; ignored files stay on a warm machine between calls): every GPU test of the
@@ -49,14 +48,12 @@
 # i8t: the same branch's GPU tests with the int8 case of the 256-token test fixed (i8's had
 # K = 4160, which int8:g128 rejects): the tile, mixed-bank and TMA tests, memcheck on the first.
 # i8r: racecheck on the 256-token tile's test of that build.
-# sweep2: the full default sweep of the int8 branch's qmoe (1132301: main's kernels after the
-# merge; the later commits changed comments and tests only) and its plot: the latest results.
 # sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
 # session 46; the later commits changed comments only) and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
-phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|i8|i8t|i8r|probe2|sweep|sweep2}
+phase=${1:?base|stm|confirm|base2|c128|c128b|c128t|i8|i8t|i8r|probe2|sweep}
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
   export LD_LIBRARY_PATH=$PWD/$1
@@ -144,10 +141,5 @@ case $phase in
     timeout 120 compute-sanitizer --tool racecheck .carry/t46g/qmoe_gpu_tests \
       --gtest_filter='*256TokenTile*' >"$OUT/racecheck.log" 2>&1
     echo "racecheck rc=$?"; tail -2 "$OUT/racecheck.log" ;;
-  sweep2)
-    tar xJf .carry/z/s46f.txz -C .carry t46c/qmoe
-    timeout 150 .carry/t46c/qmoe bench --commit s46-int8-256-1132301 --out "$OUT/sweep2" >"$OUT/sweep2.log" 2>&1
-    echo "sweep rc=$?"; tail -2 "$OUT/sweep2.log"
-    python3 scripts/plot_results.py "$OUT"/sweep2/*.json && echo plotted ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
