@@ -48,8 +48,8 @@
 # i8t: the same branch's GPU tests with the int8 case of the 256-token test fixed (i8's had
 # K = 4160, which int8:g128 rejects): the tile, mixed-bank and TMA tests, memcheck on the first.
 # i8r: racecheck on the 256-token tile's test of that build.
-# sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25: main's kernels since
-# session 46; the later commits changed comments only) and its plot: the latest results.
+# sweep: the full default sweep of t46/qmoe (the stmatrix build, 8b05e25, before the int8 change)
+# and its plot: the latest results.
 # probe2: s46p.txz = p46/wgmma_ws_probe, the probe whose epilogue check runs modes 14 and 15
 # twice each on 96 k-tiles and counts the accumulators and y elements that differ.
 set -u
