@@ -220,11 +220,12 @@ constexpr int fixed_ring_depth() {
 
 /// Every slot size the token tile serves gives a ring of two stages or more that also holds
 /// the y tile.
-template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens)>
+template <int kTokens, int kBlocks, int kWarpStrips = default_warp_strips(kTokens),
+          int kMaxSlot = max_slot_bytes<kTokens, kBlocks, kWarpStrips>()>
 constexpr bool ring_fits_every_decoder() {
   for (int id = 0; id < kNumDecoders; ++id) {
     const int slot = decoder_tile_bytes(id);
-    if (slot > max_slot_bytes<kTokens, kBlocks, kWarpStrips>()) continue;
+    if (slot > kMaxSlot) continue;
     if (ring_stages<kTokens, kBlocks, kWarpStrips>(slot) < 2 ||
         ring_stages<kTokens, kBlocks, kWarpStrips>(slot) * stage_bytes<kTokens, kWarpStrips>(slot) <
             TokenTile<kTokens, kWarpStrips>::kYBytes)
@@ -244,11 +245,8 @@ static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>
 /// Mixtral at T = 1024-16384 and at T = 16384 on DS-V2-Lite and OLMoE, 0.93-0.98x on
 /// DeepSeek-V3; mixed:rr (int2/3/4/8 experts) on Mixtral 0.78x at T = 16384, 0.95x at 4096.
 constexpr int kWgmma256Int8SlotBytes = 2048;
-static_assert(ring_stages<256, 1>(kWgmma256Int8SlotBytes) >= 2 &&
-                  ring_stages<256, 1>(kWgmma256Int8SlotBytes) *
-                          stage_bytes<256>(kWgmma256Int8SlotBytes) >=
-                      TokenTile<256>::kYBytes,
-              "the 256-token tile's int8 kernel: two stages that hold the y tile");
+static_assert(ring_fits_every_decoder<256, 1, 1, kWgmma256Int8SlotBytes>(),
+              "the 256-token tile's int8 kernel: rings of >= 2 stages that hold the y tile");
 static_assert(ring_overlaps(ring_stages<256, 1>(kWgmmaTwoBlockMaxSlotBytes)),
               "the 256-token tile carries wgmmas over k-tiles (carries_wgmmas): its ring's "
               "refill must never target the stage being multiplied");
