@@ -274,6 +274,16 @@ __device__ __forceinline__ void store_accumulators(const float (&d)[kAcc], float
   for (int i = 0; i < kAcc; ++i) o[i] = d[i];
 }
 
+/// The end of a kernel's timed loop: its wgmmas retired (no read of d moves above the wait),
+/// block 0's clock stopped, the accumulators stored.
+__device__ __forceinline__ void finish_loop(float (&d)[kAcc], const LoopClock& clock,
+                                            unsigned long long* timing, float* out) {
+  wgmma_wait<0>();
+  wg::fence_accumulators(d);
+  clock.stop(timing);
+  store_accumulators(d, out);
+}
+
 /// Shared address of row `row`, 16-byte unit `unit` of a 128-byte-swizzled tile at base.
 __device__ __forceinline__ uint32_t swizzled(uint32_t base, int row, int unit) {
   return base + row * kRowBytes + ((unit ^ (row & 7)) << 4);
@@ -383,11 +393,8 @@ __global__ void __launch_bounds__(threads_of(kMode), 1)
         if (kt > 0 && lane == 0) mbarrier_arrive(bars + 64 + 8 * ((kt - 1) % kStages));
       }
     }
-    wgmma_wait<0>();
-    wg::fence_accumulators(d);  // no read of d moves above the wait
   }
-  clock.stop(timing);
-  store_accumulators(d, out);
+  finish_loop(d, clock, timing, out);
 #else
   (void)k_tiles, (void)codes, (void)x, (void)scales, (void)out, (void)timing;
   __trap();
@@ -565,10 +572,7 @@ __global__ void __launch_bounds__(256, 1)
       }
     }
   }
-  wgmma_wait<0>();
-  wg::fence_accumulators(d);  // no read of d moves above the wait
-  clock.stop(timing);
-  store_accumulators(d, out);
+  finish_loop(d, clock, timing, out);
 #else
   (void)k_tiles, (void)codes, (void)x, (void)scales, (void)out, (void)timing;
   __trap();
