@@ -7,7 +7,7 @@
 #     bf16 activations decoded from the code word by PRMT into 2^15 + q: dequant_code_bytes).
 #   device: bash bench/results/s47-2026-12-06/run.sh base   # carry [".carry/z/s46f.txz"]
 #           bash bench/results/s47-2026-12-06/run.sh i8d    # carry [".carry/z/s47a.txz"], after base
-#           bash bench/results/s47-2026-12-06/run.sh sweep  # no carry, after i8d (same machine)
+#           bash bench/results/s47-2026-12-06/run.sh sweep  # carry [".carry/z/s47a.txz"]
 # base: unpacks t46c/qmoe and nothing else.
 # i8d (same warm machine): every GPU test of the branch, memcheck (tile, small, mixed-bank tests)
 # and racecheck (256-token tile); the dequantize and tile tests on the compute_80 PTX (the A100
@@ -70,7 +70,7 @@ PY
     echo "ab rc=$?"; tail -95 "$OUT/ab/t47.txt"
     rm -rf "$OUT/ab" ;;
   sweep)
-    [[ -x .carry/t47/qmoe ]] || { echo "no t47 binaries: the machine was not kept warm"; exit 1; }
+    [[ -x .carry/t47/qmoe ]] || tar xJf .carry/z/s47a.txz -C .carry
     export LD_LIBRARY_PATH=$PWD/.carry/t47
     nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv >"$OUT/device.txt"
     timeout 280 .carry/t47/qmoe bench --commit s47-int8dec-e2c2ee2 --out "$OUT/sweep" >"$OUT/sweep.log" 2>&1
