@@ -86,9 +86,10 @@ struct ActTraits<__nv_bfloat16> {
   /// bf16 128.0 in both halves: 128 has ulp 1 in bf16, so OR-ing q < 2^7 into each mantissa
   /// gives the bfloat162 (128 + q0, 128 + q1) exactly, two conversions in one LOP3.
   static constexpr uint32_t kMagic2 = 0x43004300u;
-  /// 2^23 as float bits: OR-ing q < 2^23 into the mantissa gives 2^23 + q exactly (int8,
-  /// whose codes do not fit the 7-bit bf16 mantissa).
-  static constexpr uint32_t kMagic = 0x4B000000u;
+  /// 2^15 as float bits: a code byte q placed in bits 8..15 (mantissa bits 8..15, whose unit is
+  /// 2^(15 - 23 + 8) = 1) gives 2^15 + q exactly (int8, whose codes do not fit the 7-bit bf16
+  /// mantissa). A byte lands there by one PRMT (dequant_code_bytes).
+  static constexpr uint32_t kMagic = 0x47000000u;
   template <int kBits>
   static constexpr uint32_t kPairBias = kBits <= 7 ? kMagic2 : 0u;
 
@@ -115,7 +116,7 @@ struct ActTraits<__nv_bfloat16> {
   template <int kBits>
   struct RowQuant<kBits, false> {
     float scale;       ///< s rounded to bf16, as float
-    float zero_magic;  ///< 2^23 + z
+    float zero_magic;  ///< 2^15 + z
   };
 
   /// The spec's scale RNE_bf16(s) of an fp16 scale.
@@ -134,33 +135,59 @@ struct ActTraits<__nv_bfloat16> {
   }
 
   template <int kBits>
-  __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
+  __host__ __device__ static RowQuant<kBits> row_quant(uint32_t scale_fp16_bits, uint32_t zero) {
     if constexpr (kBits <= 7) {
       return {scale_pair(scale_fp16_bits), kMagic2 | (zero * 0x10001u)};
     } else {
-      return {__bfloat162float(scale_of(scale_fp16_bits)), __uint_as_float(kMagic | zero)};
+      return {__bfloat162float(scale_of(scale_fp16_bits)), bit_cast<float>(kMagic | zero << 8)};
     }
   }
 
   template <int kBits>
   __device__ static uint32_t dequant_pair(uint32_t q, const RowQuant<kBits>& rq) {
-    if constexpr (kBits <= 7) {
-      // (128 + q) - (128 + z) is exact (+0 when q == z, like the spec's (q - z) * s); with a
-      // bf16 scale the bf16 multiply rounds the exact product (q - z) * s once: the spec's
-      // RNE_bf16((q - z) * RNE_bf16(s)) in two bfloat162 instructions per pair. The _rn forms
-      // (sub.rn / mul.rn.bf16x2 on sm_90; sm_80 has only fma.rn either way) keep ptxas from
-      // contracting or reassociating them, which the spec forbids.
-      const __nv_bfloat162 d =
-          __hsub2_rn(bit_cast<__nv_bfloat162>(q), bit_cast<__nv_bfloat162>(rq.zero_magic2));
-      return bit_cast<uint32_t>(__hmul2_rn(d, bit_cast<__nv_bfloat162>(rq.scale2)));
-    } else {
-      // int8: (2^23 + q) - (2^23 + z) is exact; |q - z| < 2^8 times an 8-bit bf16 scale is
-      // exact in fp32, so the bf16 conversion is the single RNE rounding.
-      const float q0 = __uint_as_float(kMagic | (q & 0xFFFFu));
-      const float q1 = __uint_as_float(kMagic | (q >> 16));
-      return pack_rn(__fmul_rn(__fsub_rn(q0, rq.zero_magic), rq.scale),
-                     __fmul_rn(__fsub_rn(q1, rq.zero_magic), rq.scale));
-    }
+    static_assert(kBits <= 7, "int8 codes go through dequant_code_bytes");
+    // (128 + q) - (128 + z) is exact (+0 when q == z, like the spec's (q - z) * s); with a
+    // bf16 scale the bf16 multiply rounds the exact product (q - z) * s once: the spec's
+    // RNE_bf16((q - z) * RNE_bf16(s)) in two bfloat162 instructions per pair. The _rn forms
+    // (sub.rn / mul.rn.bf16x2 on sm_90; sm_80 has only fma.rn either way) keep ptxas from
+    // contracting or reassociating them, which the spec forbids.
+    const __nv_bfloat162 d =
+        __hsub2_rn(bit_cast<__nv_bfloat162>(q), bit_cast<__nv_bfloat162>(rq.zero_magic2));
+    return bit_cast<uint32_t>(__hmul2_rn(d, bit_cast<__nv_bfloat162>(rq.scale2)));
+  }
+
+  /// int8: the pair of codes in bytes b (q0) and b + 2 (q1) of a code word (b = 0 or 1, a
+  /// compile-time constant once unrolled), straight from the word: one PRMT per code puts its
+  /// byte in bits 8..15 of 2^15 (kMagic), the float 2^15 + q. (2^15 + q) - (2^15 + z) is exact
+  /// (+0 when q == z); |q - z| < 2^8 times an 8-bit bf16 scale is exact in fp32, so the bf16
+  /// conversion is the single RNE rounding of the spec (a fused q s - z s would give +0 for the
+  /// spec's -0 at q == z, s < 0: docs/formats.md §1). Per pair 2 PRMT, 2 FADD, 2 FMUL and one
+  /// F2FP; the 2^23 magic it replaces took the codes masked out of the word first (a LOP3, and
+  /// a shift for half of the pairs) and one more shift.
+  template <int kByte>
+  __host__ __device__ static uint32_t dequant_code_bytes(uint32_t word, const RowQuant<8>& rq) {
+    static_assert(kByte == 0 || kByte == 1, "q0 in byte 0 or 1, q1 two bytes up");
+    // Result bytes: 0 (kMagic's byte 0), the code, 0, 0x47 (kMagic's byte 3).
+    const float q0 = bit_cast<float>(byte_perm(word, kMagic, 0x7404u | kByte << 4));
+    const float q1 = bit_cast<float>(byte_perm(word, kMagic, 0x7404u | (kByte + 2) << 4));
+    return pack_rn(mul_rn(sub_rn(q0, rq.zero_magic), rq.scale),
+                   mul_rn(sub_rn(q1, rq.zero_magic), rq.scale));
+  }
+  /// fp32 a - b and a * b, rounded once, never contracted (host: plain IEEE operations; the
+  /// host tests run without FMA contraction of these, as neither feeds an add).
+  __host__ __device__ static float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fsub_rn(a, b);
+#else
+    return a - b;
+#endif
+  }
+  __host__ __device__ static float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
   }
 
   __host__ __device__ static uint32_t pack_rn(float lo, float hi) {
@@ -178,7 +205,9 @@ struct ActTraits<__nv_bfloat16> {
     return __bfloat162float(__ushort_as_bfloat16(bits));
   }
   /// Dense weights: bf16 pairs are already A registers; fp16 pairs go exactly to fp32, then RNE.
-  __device__ static uint32_t from_bf16x2(uint32_t w) { return w; }
+  __device__ static uint32_t from_bf16x2(uint32_t w) {
+    return w;
+  }
   __host__ __device__ static uint32_t from_fp16x2(uint32_t w) {
     const float2 f = __half22float2(bit_cast<__half2>(w));
     return pack_rn(f.x, f.y);

@@ -324,9 +324,19 @@ struct IntDecoder : NoItemQuant {
     // Register r of the A fragment holds row gid (r even) or gid+8 (r odd) of sub-tile j,
     // which lies in group j * GPT / 8 of the tile.
 #pragma unroll
-    for (int r = 0; r < 4; ++r)
-      a[r] = ActTraits<Act>::template dequant_pair<BITS>(codes_pair<Act>(raw, 4 * j + r),
-                                                         q.row[j * GPT / kSubtiles][r & 1]);
+    for (int r = 0; r < 4; ++r) {
+      const auto& row = q.row[j * GPT / kSubtiles][r & 1];
+      if constexpr (BITS == 8 && !ActTraits<Act>::template kExactBiasedCodes<8>) {
+        // Pair p's codes are bytes p % 2 and p % 2 + 2 of word p / 2 (CodePlane<8>).
+        constexpr int kPairsPerWord = Low::kPairsPerWord;
+        static_assert(kPairsPerWord == 2, "int8: two pairs a word");
+        const int p = 4 * j + r;
+        a[r] = (p % 2 == 0) ? ActTraits<Act>::template dequant_code_bytes<0>(raw[p / 2], row)
+                            : ActTraits<Act>::template dequant_code_bytes<1>(raw[p / 2], row);
+      } else {
+        a[r] = ActTraits<Act>::template dequant_pair<BITS>(codes_pair<Act>(raw, 4 * j + r), row);
+      }
+    }
   }
 };
 
