@@ -162,8 +162,9 @@ struct ActTraits<__nv_bfloat16> {
   /// (+0 when q == z); |q - z| < 2^8 times an 8-bit bf16 scale is exact in fp32, so the bf16
   /// conversion is the single RNE rounding of the spec (a fused q s - z s would give +0 for the
   /// spec's -0 at q == z, s < 0: docs/formats.md §1). Per pair 2 PRMT, 2 FADD, 2 FMUL and one
-  /// F2FP; the 2^23 magic it replaces took the codes masked out of the word first (a LOP3, and
-  /// a shift for half of the pairs) and one more shift.
+  /// F2FP; the 2^23 magic it replaced took 3 LOP3 and half a shift a pair to mask the codes out
+  /// of the word and OR them into the magic (SASS of the int8 256-token kernel; H100 A/B: int8
+  /// 0.83-0.95x the time on most rows at T >= 256, bench/results/s47-2026-12-06/i8d).
   template <int kByte>
   __host__ __device__ static uint32_t dequant_code_bytes(uint32_t word, const RowQuant<8>& rq) {
     static_assert(kByte == 0 || kByte == 1, "q0 in byte 0 or 1, q1 two bytes up");
