@@ -8,6 +8,7 @@
 #   device: bash bench/results/s47-2026-12-06/run.sh base   # carry [".carry/z/s46f.txz"]
 #           bash bench/results/s47-2026-12-06/run.sh i8d    # carry [".carry/z/s47a.txz"], after base
 #           bash bench/results/s47-2026-12-06/run.sh sweep  # carry [".carry/z/s47a.txz"]
+#           bash bench/results/s47-2026-12-06/run.sh ptx80  # carry [".carry/z/s47a.txz"]
 # base: unpacks t46c/qmoe and nothing else.
 # i8d (same warm machine): every GPU test of the branch, memcheck (tile, small, mixed-bank tests)
 # and racecheck (256-token tile); the dequantize and tile tests on the compute_80 PTX (the A100
@@ -18,9 +19,12 @@
 # sweep (after i8d, its binaries still on the machine): the full default sweep of t47/qmoe (the
 # branch's e2c2ee2, clang-format of the commit aside the binary's source) and its plot; the
 # compute_80 GEMM tests again (the JIT cache of i8d on the machine); ncu of the int8 256-token
-# kernel at Mixtral T = 4096 (gate/up), whose rows the change did not move.
+# kernel at Mixtral T = 4096 (gate/up), whose rows the change did not move. Its compute_80 run
+# stopped at its 200 s limit inside the JIT again.
+# ptx80: the compute_80 GEMM tests alone (the A100 path's mma.sync kernel, int8 with bf16 in
+# the per-format and mixed-bank tests), with the time the JIT needs on a fresh machine.
 set -u
-phase=${1:?base|i8d|sweep}
+phase=${1:?base|i8d|sweep|ptx80}
 export CUDA_CACHE_MAXSIZE=4294967296
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
@@ -86,4 +90,11 @@ PY
       --formats int8:g128 --reps 5 --out "$OUT/ncu-bench" >"$OUT/ncu.txt" 2>&1
     echo "ncu rc=$?"; rm -rf "$OUT/ncu-bench"
     grep -E "grouped_gemm_wgmma_kernel|Duration|SM Frequency|Compute \(SM\) Throughput|DRAM Throughput|Issue Slots Busy|Executed Ipc Active|No Eligible|Registers Per|L2 Cache Throughput|Tensor|pipeline" "$OUT/ncu.txt" | head -30 ;;
+  ptx80)
+    [[ -x .carry/t47/qmoe_gpu_tests ]] || tar xJf .carry/z/s47a.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t47
+    CUDA_FORCE_PTX_JIT=1 timeout 560 .carry/t47/qmoe_gpu_tests \
+      --gtest_filter='*PerFormat*:*MixedBank*' >"$OUT/tests_ptx80_gemm.log" 2>&1
+    echo "ptx80 gemm tests rc=$?"; grep -E "^\[ +(OK|FAILED|PASSED) |tests? from" "$OUT/tests_ptx80_gemm.log" | tail -8
+    grep -cE " OK$" "$OUT/tests_ptx80_gemm.log"; grep -E "int8" "$OUT/tests_ptx80_gemm.log" | grep bf16 | head -8 ;;
 esac
