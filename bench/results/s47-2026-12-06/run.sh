@@ -9,6 +9,7 @@
 #           bash bench/results/s47-2026-12-06/run.sh i8d    # carry [".carry/z/s47a.txz"], after base
 #           bash bench/results/s47-2026-12-06/run.sh sweep  # carry [".carry/z/s47a.txz"]
 #           bash bench/results/s47-2026-12-06/run.sh ptx80  # carry [".carry/z/s47a.txz"]
+#           bash bench/results/s47-2026-12-06/run.sh ncu    # carry [".carry/z/s47a.txz"]
 # base: unpacks t46c/qmoe and nothing else.
 # i8d (same warm machine): every GPU test of the branch, memcheck (tile, small, mixed-bank tests)
 # and racecheck (256-token tile); the dequantize and tile tests on the compute_80 PTX (the A100
@@ -23,8 +24,11 @@
 # stopped at its 200 s limit inside the JIT again.
 # ptx80: the compute_80 GEMM tests alone (the A100 path's mma.sync kernel, int8 with bf16 in
 # the per-format and mixed-bank tests), with the time the JIT needs on a fresh machine.
+# ncu: where the kernels of the rows furthest from their floor stand today, with the warp stall
+# breakdown (WarpStateStats details) and instruction counts: the decode kernel at Mixtral int4
+# T = 1 (gate/up) and the two-block 64-token tile at Mixtral int4 T = 256 (gate/up).
 set -u
-phase=${1:?base|i8d|sweep|ptx80}
+phase=${1:?base|i8d|sweep|ptx80|ncu}
 export CUDA_CACHE_MAXSIZE=4294967296
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
@@ -97,4 +101,17 @@ PY
       --gtest_filter='*PerFormat*:*MixedBank*' >"$OUT/tests_ptx80_gemm.log" 2>&1
     echo "ptx80 gemm tests rc=$?"; grep -E "^\[ +(OK|FAILED|PASSED) |tests? from" "$OUT/tests_ptx80_gemm.log" | tail -8
     grep -cE " OK$" "$OUT/tests_ptx80_gemm.log"; grep -E "int8" "$OUT/tests_ptx80_gemm.log" | grep bf16 | head -8 ;;
+  ncu)
+    [[ -x .carry/t47/qmoe ]] || tar xJf .carry/z/s47a.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t47
+    for spec in "1 grouped_gemv_kernel" "256 grouped_gemm_wgmma_kernel"; do
+      set -- $spec
+      timeout 200 ncu --kernel-name regex:"$2" --launch-count 1 --print-details all \
+        --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+        --section InstructionStats --section LaunchStats --section Occupancy \
+        .carry/t47/qmoe bench --shapes mixtral-8x7b --tokens "$1" --formats int4:g128 --reps 5 \
+        --out "$OUT/ncu-bench" >"$OUT/ncu_T$1.txt" 2>&1
+      echo "ncu T=$1 rc=$?"; rm -rf "$OUT/ncu-bench"
+      grep -E "  void |Duration|SM Frequency|DRAM Throughput|Issue Slots Busy|No Eligible|Registers Per|Executed Instructions  |Stall|stall" "$OUT/ncu_T$1.txt" | head -40
+    done ;;
 esac
