@@ -10,6 +10,7 @@
 #           bash bench/results/s47-2026-12-06/run.sh sweep  # carry [".carry/z/s47a.txz"]
 #           bash bench/results/s47-2026-12-06/run.sh ptx80  # carry [".carry/z/s47a.txz"]
 #           bash bench/results/s47-2026-12-06/run.sh ncu    # carry [".carry/z/s47a.txz"]
+#           bash bench/results/s47-2026-12-06/run.sh avail  # carry [".carry/z/s47b.txz"]
 # base: unpacks t46c/qmoe and nothing else.
 # i8d (same warm machine): every GPU test of the branch, memcheck (tile, small, mixed-bank tests)
 # and racecheck (256-token tile); the dequantize and tile tests on the compute_80 PTX (the A100
@@ -26,9 +27,13 @@
 # the per-format and mixed-bank tests), with the time the JIT needs on a fresh machine.
 # ncu: where the kernels of the rows furthest from their floor stand today, with the warp stall
 # breakdown (WarpStateStats details) and instruction counts: the decode kernel at Mixtral int4
-# T = 1 (gate/up) and the two-block 64-token tile at Mixtral int4 T = 256 (gate/up).
+# T = 1 (gate/up) and the two-block 64-token tile at Mixtral int4 T = 256 (gate/up). (At a mean of
+# 64 tokens per expert the launch took the one-block 96-token tile.)
+# avail: s47b.txz = t47b/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1}, branch s47-avail (grouped_gemm
+# asks whether the wgmma kernel runs once per call, where a forced kWgmma asked twice): every GPU
+# test, memcheck on the tile-kernel tests, and the demo.
 set -u
-phase=${1:?base|i8d|sweep|ptx80|ncu}
+phase=${1:?base|i8d|sweep|ptx80|ncu|avail}
 export CUDA_CACHE_MAXSIZE=4294967296
 # gpu_tests DIR: every GPU test of the build unpacked in DIR, then memcheck and racecheck.
 gpu_tests() {
@@ -114,4 +119,14 @@ PY
       echo "ncu T=$1 rc=$?"; rm -rf "$OUT/ncu-bench"
       grep -E "  void |Duration|SM Frequency|DRAM Throughput|Issue Slots Busy|No Eligible|Registers Per|Executed Instructions  |Stall|stall" "$OUT/ncu_T$1.txt" | head -40
     done ;;
+  avail)
+    tar xJf .carry/z/s47b.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t47b
+    timeout 200 .carry/t47b/qmoe_gpu_tests >"$OUT/tests.log" 2>&1
+    echo "tests rc=$?"; tail -3 "$OUT/tests.log"
+    timeout 150 compute-sanitizer --tool memcheck .carry/t47b/qmoe_gpu_tests \
+      --gtest_filter='*EachTileKernel*:*RejectsBadArguments*:CAbiGpu*' >"$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$?"; tail -2 "$OUT/memcheck.log"
+    timeout 60 .carry/t47b/qmoe demo >"$OUT/demo.log" 2>&1
+    echo "demo rc=$?"; tail -4 "$OUT/demo.log" ;;
 esac
