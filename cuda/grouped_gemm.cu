@@ -69,21 +69,24 @@ Status check_device(const std::string& fn) {
   return Status::ok();
 }
 
+/// Whether the current device runs the wgmma tile kernel for the activation type (asked once
+/// per device and type, then cached: grouped_gemm_wgmma_available).
+cudaError_t wgmma_available(DType act, bool* available) {
+  return act == DType::kBF16 ? dev::grouped_gemm_wgmma_available<__nv_bfloat16>(available)
+                             : dev::grouped_gemm_wgmma_available<__half>(available);
+}
+
 /// The call's split between the kernels on the current device, and which tile kernel takes
-/// which experts (kernel_split.cuh).
-template <class Act>
-cudaError_t call_split(const GroupedGemmArgs& a, dev::TileLaunches* tiles,
+/// which experts (kernel_split.cuh); wgmma_runs: wgmma_available's answer for the call.
+cudaError_t call_split(const GroupedGemmArgs& a, bool wgmma_runs, dev::TileLaunches* tiles,
                        dev::KernelSplit* split) {
-  bool available = false;
-  cudaError_t err = dev::grouped_gemm_wgmma_available<Act>(&available);
-  if (err != cudaSuccess) return err;
   int device = 0, sms = 0;
-  err = cudaGetDevice(&device);
+  cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
   // TileKernel::kMmaSync: the call runs as on a device without the wgmma kernel.
-  const bool wgmma = available && a.tile_kernel != TileKernel::kMmaSync;
+  const bool wgmma = wgmma_runs && a.tile_kernel != TileKernel::kMmaSync;
   *split = dev::split_kernels(a, wgmma, sms);
   *tiles = dev::tile_launches(a, *split, wgmma);
   return cudaSuccess;
@@ -214,9 +217,9 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
     // Without a usable device (the call itself would fail), the size for a decode launch.
     dev::TileLaunches tiles{};
     dev::KernelSplit split{INT_MAX};
-    const cudaError_t err = args.x.dtype == DType::kBF16
-                                ? call_split<__nv_bfloat16>(args, &tiles, &split)
-                                : call_split<__half>(args, &tiles, &split);
+    bool wgmma = false;
+    cudaError_t err = wgmma_available(args.x.dtype, &wgmma);
+    if (err == cudaSuccess) err = call_split(args, wgmma, &tiles, &split);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
       split = dev::KernelSplit{INT_MAX};
@@ -243,17 +246,13 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (x.row_stride != x.cols || y.row_stride != y.cols)
     return unsupported(fn + ": strided rows (row_stride != cols) are not supported yet");
   QMOE_RETURN_IF_ERROR(check_device(fn));
-  if (args.tile_kernel == TileKernel::kWgmma) {
-    bool available = false;
-    const cudaError_t err = x.dtype == DType::kBF16
-                                ? dev::grouped_gemm_wgmma_available<__nv_bfloat16>(&available)
-                                : dev::grouped_gemm_wgmma_available<__half>(&available);
-    if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
-    if (!available)
-      return unsupported(fn +
-                         ": tile_kernel kWgmma needs the wgmma kernel's sm_90a code, which "
-                         "this device or build does not run");
-  }
+  bool wgmma = false;
+  cudaError_t err = wgmma_available(x.dtype, &wgmma);
+  if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+  if (args.tile_kernel == TileKernel::kWgmma && !wgmma)
+    return unsupported(fn +
+                       ": tile_kernel kWgmma needs the wgmma kernel's sm_90a code, which "
+                       "this device or build does not run");
   if (m == 0) return Status::ok();
 
   const DeviceBankView& b = args.bank;
@@ -277,8 +276,7 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   p.tile_decoders = b.format_mask;
   dev::TileLaunches tiles{};
   dev::KernelSplit split{};
-  cudaError_t err = x.dtype == DType::kBF16 ? call_split<__nv_bfloat16>(args, &tiles, &split)
-                                            : call_split<__half>(args, &tiles, &split);
+  err = call_split(args, wgmma, &tiles, &split);
   if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
   const size_t digits = aligned_digits_bytes(args, split);
   const size_t rotated = rotated_bytes(args);
