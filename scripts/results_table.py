@@ -7,18 +7,13 @@ One table per shape: rows = token count T, columns = formats, each cell
 "% of floor · speed-up over bf16 cuBLAS" (floor / time, baseline / time), so the numbers in
 the docs are exactly those of the committed file.
 """
-import json
-import sys
+from results_file import load_results
 
 
 def main():
-    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
+    data = load_results(__doc__)
+    if data is None:
         return
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8") as f:
-        data = json.load(f)
     read = f", read {data['read_GBps']:.0f} GB/s" if "read_GBps" in data else ""
     print(f"{data['device']}, {data['date']}, commit {data['commit']}: copy "
           f"{data['copy_GBps']:.0f} GB/s (read + write){read}, bf16 cuBLAS "

@@ -13,8 +13,7 @@ floor (floor_us) takes the faster of the read and copy rates, so both are printe
   - prefill T = 4096 int4: speed-up over cuBLAS per shape, with the row's SM clock;
   - mixed:rr time over the copy floor (the issue's bytes-weighted floor) at every T.
 """
-import json
-import sys
+from results_file import load_results
 
 DECODE_TOKENS = (1, 4, 16)
 DECODE_FORMATS = ("int4:g128", "int8:g128", "int3:g128", "int2:g128")
@@ -22,13 +21,9 @@ T1_TARGETS = {"int4:g128": 4.5, "int2:g128": 7.0}
 
 
 def main():
-    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
+    data = load_results(__doc__)
+    if data is None:
         return
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8") as f:
-        data = json.load(f)
     copy = data["copy_GBps"] * 1e9
     tflops = data["bf16_TFLOPs"] * 1e12
     rows = {(r["shape"], r["tokens"], r["format"]): r for r in data["rows"]}
