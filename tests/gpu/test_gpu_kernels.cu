@@ -758,7 +758,8 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   // ends. N = 200 is not a multiple of the 128 rows of an item (the last holds 72). The
   // int2/int3-only bank takes the same stage count (three) with smaller slots. The last case
   // has K = 4099 (x rows not 16-byte multiples: no TMA, element loads) and N = 203 (element
-  // stores of y). The test cannot see which tile ran; "Small" so that the sanitizers run it.
+  // stores of y). The test cannot see which tile ran (WgmmaTokenTile.TheGpuTestOfThe256TokenTile-
+  // RunsIt checks its calls' choice on the host); "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
   const std::vector<FormatSpec> f = parse_all({"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc"});

@@ -197,6 +197,25 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
 }
 
+TEST(WgmmaTokenTile, TheGpuTestOfThe256TokenTileRunsIt) {
+  // GpuKernels.GroupedGemm256TokenTileMatchesReferenceSmall (test_gpu_kernels.cu) cannot see
+  // which tile ran; these are its calls' tile choices, on the host: m = its counts plus the 3
+  // extra rows check_gemm gives x, 4 experts, its N and K, the bank's largest code tile (int4
+  // 1 KB; int3 768 B; the int8 cases 2 KB). Keep the two in step.
+  using qmoe::dev::IntDecoder;
+  const int int4 = IntDecoder<4, 1>::kTileBytes, int3 = IntDecoder<3, 1>::kTileBytes;
+  const int int8 = IntDecoder<8, 1>::kTileBytes;
+  const int64_t few = 300 + 257 + 520 + 3, many = 1600 + 1537 + 3100 + 3;
+  EXPECT_EQ(tile_of(few, 4, int4, 200, 4160).tokens, 256);  // mean 270 at K >= 4096
+  EXPECT_EQ(tile_of(many, 4, int4, 200, 640).tokens, 256);  // mean 1560 at short K
+  EXPECT_EQ(tile_of(few, 4, int3, 200, 4160).tokens, 256);  // int2/int3 only
+  EXPECT_EQ(tile_of(few, 4, int4, 203, 4099).tokens, 256);  // per-channel, no TMA
+  EXPECT_EQ(tile_of(few, 4, int8, 200, 4224).tokens, 256);  // int8: its own kernel
+  EXPECT_EQ(tile_of(few, 4, int8, 203, 4099).tokens, 256);
+  // Below the bound (a mean of 255 at K >= 4096) the same bank takes the 128-token tile.
+  EXPECT_EQ(tile_of(4 * 255, 4, int4, 200, 4160).tokens, 128);
+}
+
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
   // ring_depth by code slot (ring_stages): the kernels whose slots all give one depth compile
   // their k-loop for it (fixed_ring_depth, over the decoders the instantiation holds: without
