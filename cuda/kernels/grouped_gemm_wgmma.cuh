@@ -233,6 +233,8 @@ constexpr bool ring_fits_every_decoder() {
   }
   return true;
 }
+static_assert(ring_fits_every_decoder<64, 1, 1, kWgmmaTwoBlockMaxSlotBytes>(),
+              "the one-strip 64-token tail tile (launch_with_tail)");
 static_assert(ring_fits_every_decoder<32, 2>() && ring_fits_every_decoder<64, 2>() &&
                   ring_fits_every_decoder<64, 1>() && ring_fits_every_decoder<96, 1>() &&
                   ring_fits_every_decoder<128, 1>() && ring_fits_every_decoder<256, 1>() &&
@@ -1016,28 +1018,55 @@ inline TokenTileChoice token_tile(const GemmProblem& p) {
 /// projection unsplit: 64 tail items of 112 k-tiles).
 /// With no short block anywhere the tail launch has no items. Banks whose code slots the
 /// two-block tiles do not take (int8, dense) keep one launch.
+/// Where the tail items fall short of the kTail tile's grid, but twice as many (128-row items,
+/// one strip per warp, as launch_one_strip has it) fill at least 3/4 of the SMs, the tail launch
+/// takes those: one round of half-length items on every SM, where the unsplit launch ran each
+/// short block as a whole kTokens item. Mixtral's down projection (8 experts x 16 row blocks of
+/// 256: 64 estimated tail items, 128 of 128 rows on 132 SMs) is such a launch at T = 1024 (128
+/// +- 11 tokens per expert, the 128-token tile) and T = 4096 (the 256-token one). The one-strip
+/// 64-token tile runs at one block per SM (kOneStripBlocks): at two, ptxas spills it (408 bytes
+/// a thread within its 128 registers; the 32-token one does not spill).
+template <int kTail>
+constexpr int kOneStripBlocks = kTail == 64 ? 1 : 2;
+/// The tail launch launch_with_tail takes: 2 = the two-block tile (256-row items) where the
+/// estimated tail_items reach its grid (two_strip_blocks), else 1 = the one-strip tile (128-row
+/// items) where twice tail_items reach 3/4 of the SMs (one_strip_blocks / one_strip_per_sm),
+/// else 0 = none (one unsplit launch).
+constexpr int tail_strips(int64_t tail_items, int two_strip_blocks, int one_strip_blocks,
+                          int one_strip_per_sm) {
+  if (tail_items >= two_strip_blocks) return 2;
+  return 8 * tail_items * one_strip_per_sm >= 3 * int64_t{one_strip_blocks} ? 1 : 0;
+}
 template <class Act, bool kFormed, int kTokens, int kTail,
           int kMaxSlot = max_slot_bytes<kTokens, 1>()>
 cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStream_t stream) {
   static_assert(kTail == kTokens / 4, "the tail tile is a quarter of the main one");
   static_assert((kTokens & (kTokens - 1)) == 0, "expert_rows takes power-of-two blocks");
+  static_assert(max_slot_bytes<kTail, 2>() == kWgmmaTwoBlockMaxSlotBytes,
+                "both tail tiles take the 2/3/4-bit slots");
   constexpr int kStrips = default_warp_strips(kTokens);
+  constexpr int kBlocks1 = kOneStripBlocks<kTail>;
   if (p.a_slot_bytes > max_slot_bytes<kTail, 2>())
     return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
-  GridSize grid;
-  const cudaError_t grid_err = tile_grid<Act, kFormed, kTail, 2, true>(p, &grid);
-  if (grid_err != cudaSuccess) return grid_err;
-  if (tail_items < grid.blocks)
-    return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
+  GridSize two_strip, one_strip;
+  cudaError_t err = tile_grid<Act, kFormed, kTail, 2, true>(p, &two_strip);
+  if (err != cudaSuccess) return err;
+  err =
+      tile_grid<Act, kFormed, kTail, kBlocks1, true, 1, kWgmmaTwoBlockMaxSlotBytes>(p, &one_strip);
+  if (err != cudaSuccess) return err;
+  const int strips = tail_strips(tail_items, two_strip.blocks, one_strip.blocks, kBlocks1);
+  if (strips == 0) return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GemmProblem head = p;
   head.rows_part = kHeadRows;
   head.rows_block = kTokens;
   head.tail_rows = kTail;
-  const cudaError_t err = launch<Act, kFormed, kTokens, 1, true, kStrips, kMaxSlot>(head, stream);
+  err = launch<Act, kFormed, kTokens, 1, true, kStrips, kMaxSlot>(head, stream);
   if (err != cudaSuccess) return err;
   GemmProblem tail = head;
   tail.rows_part = kTailRows;
-  return launch<Act, kFormed, kTail, 2, true>(tail, grid, stream);
+  return strips == 1 ? launch<Act, kFormed, kTail, kBlocks1, true, 1, kWgmmaTwoBlockMaxSlotBytes>(
+                           tail, one_strip, stream)
+                     : launch<Act, kFormed, kTail, 2, true>(tail, two_strip, stream);
 }
 
 /// launch_grouped_gemm_wgmma for banks with (kFormed) or without formed-weight decoders

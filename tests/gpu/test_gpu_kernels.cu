@@ -20,6 +20,7 @@
 #include "qmoe/packed.hpp"
 #include "tests/gpu/decode_problem.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
+#include "tests/gpu/tile256_cases.hpp"
 
 namespace {
 
@@ -750,39 +751,17 @@ TEST(GpuKernels, GroupedGemmHalfRowItemsMatchReferenceSmall) {
 
 TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
   // Banks of 2/3/4-bit experts take the wgmma kernel's 256-token tile (one m64 block per
-  // warpgroup, 128 rows per item, three ring stages with one k-tile prefetched) at a mean of
-  // >= 256 tokens per expert where K >= 4096, and from a mean of 1536 at any K (the host's mean
-  // counts x's 3 extra rows). First case: K = 4160 (33 k-tiles, the last half empty: a
-  // multiple of 64 and 32, not of 128), mean 270; experts of 300, 257 and 520 tokens end in
-  // token blocks of 44, 1 and 8. Second: K = 640, mean 1560, blocks of 64, 1 and 28 at the
-  // ends. N = 200 is not a multiple of the 128 rows of an item (the last holds 72). The
-  // int2/int3-only bank takes the same stage count (three) with smaller slots. The last case
-  // has K = 4099 (x rows not 16-byte multiples: no TMA, element loads) and N = 203 (element
-  // stores of y). The test cannot see which tile ran (WgmmaTokenTile.TheGpuTestOfThe256TokenTile-
-  // RunsIt checks its calls' choice on the host); "Small" so that the sanitizers run it.
+  // warpgroup, 128 rows per item, three ring stages with one k-tile prefetched), banks with int8
+  // experts a kernel of their own; the cases and what each covers: tile256_cases.hpp. The test
+  // cannot see which tile ran (WgmmaTokenTile.TheGpuTestOfThe256TokenTileRunsIt checks its
+  // calls' choice on the host, from the same list); "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const std::vector<FormatSpec> f = parse_all({"int4:g32", "int3:g64:sym", "int2:g32", "int4:pc"});
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 4160, {300, 0, 257, 520}, kTileKernelRuns, 6601));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 200, 640, {1600, 0, 1537, 3100}, kTileKernelRuns, 6602));
-  const std::vector<FormatSpec> narrow =
-      parse_all({"int2:g64", "int3:pc", "int2:pc:sym", "int3:g32"});
-  ASSERT_NO_FATAL_FAILURE(check_gemm(narrow, 200, 4160, {300, 0, 257, 520}, kTileKernelRuns, 6603));
-  const std::vector<FormatSpec> per_channel =
-      parse_all({"int4:pc", "int3:pc:sym", "int2:pc", "int4:pc:sym"});
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(per_channel, 203, 4099, {300, 0, 257, 520}, kTileKernelRuns, 6604));
-  // Banks with int8 experts (2 KB slots) take the tile in a kernel of their own: two ring
-  // stages, drained k-tiles, int2/3/4 items in the same ring geometry. K = 4224 (33 k-tiles, a
-  // multiple of every group size here), then per-channel formats at K = 4099 (no TMA).
-  const std::vector<FormatSpec> with_int8 =
-      parse_all({"int8:g128", "int4:g32", "int8:g32:sym", "int2:pc"});
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(with_int8, 200, 4224, {300, 0, 257, 520}, kTileKernelRuns, 6605));
-  const std::vector<FormatSpec> int8_pc =
-      parse_all({"int8:pc", "int4:pc", "int8:pc:sym", "int2:pc"});
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(int8_pc, 203, 4099, {520, 257, 0, 300}, kTileKernelRuns, 6606));
+  for (const Tile256Case& c : tile256_cases()) {
+    SCOPED_TRACE(c.what);
+    ASSERT_NO_FATAL_FAILURE(
+        check_gemm(parse_all(c.formats), c.n, c.k, c.counts, kTileKernelRuns, c.seed));
+  }
 }
 
 TEST(GpuKernels, GroupedGemmShortLastBlocksRunInTheTailTileSmall) {
@@ -811,6 +790,31 @@ TEST(GpuKernels, GroupedGemmShortLastBlocksRunInTheTailTileSmall) {
   }
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, counts, kTileKernelRuns, 6801));
   ASSERT_NO_FATAL_FAILURE(check_gemm(with_int8, 2830, 640, counts, kTileKernelRuns, 6802));
+}
+
+TEST(GpuKernels, GroupedGemmFewShortBlocksRunInTheOneStripTailSmall) {
+  // Where the estimated tail items (half the experts x 256-row blocks) fall short of the tail
+  // tile's grid but 128-row items (twice as many) fill 3/4 of the SMs, the short last blocks run
+  // in a one-strip tail launch (launch_with_tail): on a 132-SM device, 128-token tile: 24 experts
+  // x 12 row blocks (N = 2830) / 2 = 144 < 264, the two-block 32-token one-strip tile; 256-token
+  // tile (mean 271 at K = 4160): 8 experts x 14 row blocks (N = 3330) / 2 = 56 < 264, 112 items
+  // of 128 rows >= 99, the one-block 64-token one-strip tile. Last blocks of 44, 1, 4, 34, 4,
+  // 24, 2 and 6 tokens. The test cannot see which launches ran.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  const std::vector<int32_t> pattern = {20, 300, 0, 260, 140, 129, 100, 250};
+  std::vector<int32_t> counts;
+  std::vector<FormatSpec> f;
+  const std::vector<const char*> names = {"int4:g64", "int3:g32:sym", "int2:g128", "int4:pc"};
+  for (int e = 0; e < 24; ++e) {
+    counts.push_back(pattern[static_cast<size_t>(e % 8)]);
+    f.push_back(parse(names[static_cast<size_t>(e % 4)]));
+  }
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, counts, kTileKernelRuns, 6901));
+  std::vector<FormatSpec> f8;
+  for (int e = 0; e < 8; ++e) f8.push_back(parse(names[static_cast<size_t>(e % 4)]));
+  ASSERT_NO_FATAL_FAILURE(
+      check_gemm(f8, 3330, 4160, {300, 257, 260, 290, 260, 280, 258, 262}, kTileKernelRuns, 6902));
 }
 
 TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {

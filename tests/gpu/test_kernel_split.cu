@@ -2,6 +2,7 @@
 // these run without a device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <utility>
@@ -10,7 +11,9 @@
 #include "cuda/kernels/grouped_gemm_tc.cuh"
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 #include "cuda/kernels/kernel_split.cuh"
+#include "qmoe/format.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/gpu/tile256_cases.hpp"
 
 namespace {
 
@@ -199,21 +202,40 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
 
 TEST(WgmmaTokenTile, TheGpuTestOfThe256TokenTileRunsIt) {
   // GpuKernels.GroupedGemm256TokenTileMatchesReferenceSmall (test_gpu_kernels.cu) cannot see
-  // which tile ran; these are its calls' tile choices, on the host: m = its counts plus the 3
-  // extra rows check_gemm gives x, 4 experts, its N and K, the bank's largest code tile (int4
-  // 1 KB; int3 768 B; the int8 cases 2 KB). Keep the two in step.
-  using qmoe::dev::IntDecoder;
-  const int int4 = IntDecoder<4, 1>::kTileBytes, int3 = IntDecoder<3, 1>::kTileBytes;
-  const int int8 = IntDecoder<8, 1>::kTileBytes;
-  const int64_t few = 300 + 257 + 520 + 3, many = 1600 + 1537 + 3100 + 3;
-  EXPECT_EQ(tile_of(few, 4, int4, 200, 4160).tokens, 256);  // mean 270 at K >= 4096
-  EXPECT_EQ(tile_of(many, 4, int4, 200, 640).tokens, 256);  // mean 1560 at short K
-  EXPECT_EQ(tile_of(few, 4, int3, 200, 4160).tokens, 256);  // int2/int3 only
-  EXPECT_EQ(tile_of(few, 4, int4, 203, 4099).tokens, 256);  // per-channel, no TMA
-  EXPECT_EQ(tile_of(few, 4, int8, 200, 4224).tokens, 256);  // int8: its own kernel
-  EXPECT_EQ(tile_of(few, 4, int8, 203, 4099).tokens, 256);
-  // Below the bound (a mean of 255 at K >= 4096) the same bank takes the 128-token tile.
-  EXPECT_EQ(tile_of(4 * 255, 4, int4, 200, 4160).tokens, 128);
+  // which tile ran; these are its calls' tile choices, on the host, from the same case list: m =
+  // the counts plus the 3 extra rows check_gemm gives x, N and K, the bank's largest code tile
+  // (256 bytes per code bit: 16 x 128 codes).
+  for (const Tile256Case& c : tile256_cases()) {
+    SCOPED_TRACE(c.what);
+    int64_t m = 3;
+    for (int32_t count : c.counts) m += count;
+    int slot = 0;
+    for (const char* name : c.formats) {
+      qmoe::FormatSpec f;
+      ASSERT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
+      slot = std::max(slot, 256 * f.bits);
+    }
+    EXPECT_EQ(tile_of(m, static_cast<int>(c.counts.size()), slot, c.n, c.k).tokens, 256);
+  }
+  // Below the bound (a mean of 255 at K >= 4096) an int4 bank takes the 128-token tile.
+  EXPECT_EQ(tile_of(4 * 255, 4, qmoe::dev::IntDecoder<4, 1>::kTileBytes, 200, 4160).tokens, 128);
+}
+
+TEST(WgmmaTailSplit, FewTailItemsTakeTheOneStripTile) {
+  // launch_with_tail's choice on a 132-SM device: the two-block tail tiles' grid is 264 blocks,
+  // the one-strip 64-token tile's 132 (one block per SM), the one-strip 32-token tile's 264.
+  using qmoe::dev::wg::tail_strips;
+  EXPECT_EQ(tail_strips(288, 264, 132, 1), 2);  // 48 experts x 12 row blocks / 2
+  EXPECT_EQ(tail_strips(264, 264, 132, 1), 2);
+  // Mixtral's down projection (8 experts x 16 row blocks / 2): 128 items of 128 rows.
+  EXPECT_EQ(tail_strips(64, 264, 132, 1), 1);
+  EXPECT_EQ(tail_strips(64, 264, 264, 2), 1);
+  // 2 x 50 = 100 items of 128 rows fill 3/4 of 132 SMs (99); 2 x 49 do not.
+  EXPECT_EQ(tail_strips(50, 264, 132, 1), 1);
+  EXPECT_EQ(tail_strips(49, 264, 132, 1), 0);
+  EXPECT_EQ(tail_strips(50, 264, 264, 2), 1);
+  EXPECT_EQ(tail_strips(49, 264, 264, 2), 0);
+  EXPECT_EQ(tail_strips(0, 264, 132, 1), 0);
 }
 
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
