@@ -19,8 +19,9 @@
 // of 2/3/4-bit codes, many tokens per expert) a warpgroup owns one m64 block instead of two:
 // the same 128 accumulators per thread, but each weight is decoded once per 256 tokens.
 // For the same reason a call at 128 or 256 tokens runs the experts' short last token blocks
-// (a quarter of the tile or less) in a second launch, of the two-block 32- or 64-token tile
-// (launch_with_tail; the rows each launch takes: expert_rows, launch.cuh).
+// (a quarter of the tile or less) in a second launch, of the two-block 32- or 64-token tile,
+// or where those blocks are few of a one-strip 32- or 64-token tile with 128-row items
+// (launch_with_tail, tail_strips; the rows each launch takes: expert_rows, launch.cuh).
 // Block = 2 warpgroups of 4 warps. Warpgroup g owns m64 blocks 2g and 2g + 1 of the row
 // block; warp i of it decodes strips 8g + i and 8g + 4 + i (16 rows each), i.e. rows
 // 16i .. 16i + 15 of each of its m64 blocks, into A fragments exactly as the tc kernel does:
