@@ -11,6 +11,7 @@
 #           bash bench/results/s48-2026-12-06/run.sh new    # carry [".carry/z/s48a.txz"], after base
 #           bash bench/results/s48-2026-12-06/run.sh tail   # carry [".carry/z/s48c.txz"], after base
 #           bash bench/results/s48-2026-12-06/run.sh fix    # carry [".carry/z/s48d.txz"]
+#           bash bench/results/s48-2026-12-06/run.sh sweep  # carry [".carry/z/s48d.txz"]
 # base: unpacks t47b/qmoe and nothing else.
 # new (same warm machine): every GPU test of t48; then an A/B of the two qmoe binaries
 # (4 alternating rounds) on the rows the 256-token tile takes (T = 1024-16384, every shape, int2/3/
@@ -24,10 +25,11 @@
 # at T = 1024 and 4096 on every shape with its cuBLAS baseline (prefill/).
 # Then one call typed in by hand on the same warm machine (fix/racecheck_onestrip.log):
 #   compute-sanitizer --tool racecheck .carry/t48d/qmoe_gpu_tests --gtest_filter='*OneStripTail*'
+# sweep: the full default sweep of t48d (main's kernels at 6a53706) with its plot (sweep/).
 # Between new and tail no machine could be started for ~50 minutes (7 failed starts, about a
 # third of the session's device time).
 set -u
-phase=${1:?base|new|tail|fix}
+phase=${1:?base|new|tail|fix|sweep}
 export CUDA_CACHE_MAXSIZE=4294967296
 # ab BUILD ARCHIVE: every GPU test of .carry/BUILD (unpacked from .carry/z/ARCHIVE), then the
 # A/B of its qmoe against t47b/qmoe.
@@ -61,4 +63,12 @@ case $phase in
     timeout 90 .carry/t48d/qmoe bench --shapes all --tokens 1024,4096 --formats int4:g128 \
       --commit s48-tail-f4397a6 --out "$OUT/prefill" >"$OUT/prefill.log" 2>&1
     echo "bench rc=$?"; tail -14 "$OUT/prefill.log" ;;
+  sweep)
+    [[ -x .carry/t48d/qmoe ]] || tar xJf .carry/z/s48d.txz -C .carry
+    export LD_LIBRARY_PATH=$PWD/.carry/t48d
+    nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv >"$OUT/device.txt"
+    timeout 200 .carry/t48d/qmoe bench --commit s48-tail-6a53706 --out "$OUT/sweep" >"$OUT/sweep.log" 2>&1
+    echo "sweep rc=$?"; tail -2 "$OUT/sweep.log"
+    python3 scripts/plot_results.py "$OUT"/sweep/*.json && echo plotted
+    python3 scripts/targets_table.py "$OUT"/sweep/*.json ;;
 esac
