@@ -12,7 +12,8 @@ namespace qmoe::dev {
 
 template <class Act>
 cudaError_t launch_silu_mul_interleaved(const void* h, void* y, int64_t rows, int strips,
-                                        const int32_t* row_end, cudaStream_t stream) {
+                                        const int32_t* offsets, int num_experts,
+                                        cudaStream_t stream) {
   static GridCache cache;
   const auto* kernel = reinterpret_cast<const void*>(silu_mul_interleaved_kernel<Act>);
   GridSize grid;
@@ -24,13 +25,13 @@ cudaError_t launch_silu_mul_interleaved(const void* h, void* y, int64_t rows, in
   grid.blocks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(grid.blocks, needed)));
   const auto* hv = static_cast<const uint4*>(h);
   auto* yv = static_cast<uint4*>(y);
-  void* args[] = {&hv, &yv, &rows, &strips, &row_end};
+  void* args[] = {&hv, &yv, &rows, &strips, &offsets, &num_experts};
   return launch_grouped_kernel_args(kernel, grid, 0, args, stream);
 }
 
 template cudaError_t launch_silu_mul_interleaved<__nv_bfloat16>(const void*, void*, int64_t, int,
-                                                                const int32_t*, cudaStream_t);
+                                                                const int32_t*, int, cudaStream_t);
 template cudaError_t launch_silu_mul_interleaved<__half>(const void*, void*, int64_t, int,
-                                                         const int32_t*, cudaStream_t);
+                                                         const int32_t*, int, cudaStream_t);
 
 }  // namespace qmoe::dev

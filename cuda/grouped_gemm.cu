@@ -43,6 +43,11 @@ Status check_bank(const DeviceBankView& b, const std::string& fn) {
     return invalid_argument(fn + ": bank format_mask is empty (use DeviceExpertBank::view())");
   if ((b.format_mask >> dev::kNumDecoders) != 0)
     return unsupported(fn + ": bank format_mask names decoders this build lacks");
+  // Trellis codes are rotated per 128-input block (x_rotate.cuh): their matrices' K is whole
+  // blocks (docs/formats.md), so a bank that names them with another K is malformed.
+  if ((b.format_mask & dev::kTrellisDecoderMask) != 0 && b.k % kTileCols != 0)
+    return invalid_argument(fn + ": bank names trellis experts but k = " + std::to_string(b.k) +
+                            " is not a multiple of " + std::to_string(kTileCols));
   if (b.num_experts > dev::kMaxExperts)
     return unsupported(fn + ": " + std::to_string(b.num_experts) + " experts; at most " +
                        std::to_string(dev::kMaxExperts) + " per launch");
@@ -235,6 +240,10 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   if (reinterpret_cast<uintptr_t>(x.data) % kRowAlign != 0 ||
       reinterpret_cast<uintptr_t>(y.data) % kRowAlign != 0)
     return invalid_argument(fn + ": x and y must be 16-byte aligned");
+  // The kernels read and write the workspace's parts (work counters, x's digits, x rotated, the
+  // product) by 8- and 16-byte accesses and TMA, at 256-byte offsets from its start.
+  if (reinterpret_cast<uintptr_t>(workspace) % kRowAlign != 0)
+    return invalid_argument(fn + ": workspace must be 16-byte aligned");
   if (y.dtype != x.dtype) return invalid_argument(fn + ": x and y have different dtypes");
   const int64_t y_cols = gated ? args.bank.n / 2 : args.bank.n;
   if (x.cols != args.bank.k || y.cols != y_cols || y.rows != x.rows)
@@ -303,11 +312,12 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, tiles, p, stream)
                                 : launch_grouped<__half>(split, tiles, p, stream);
   if (err == cudaSuccess && product > 0) {
-    const int32_t* row_end = args.expert_offsets + b.num_experts;
+    // The rows the GEMM kernels wrote to the product: [offsets[0], offsets[E]).
     err = x.dtype == DType::kBF16
-              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(p.y, y.data, m, p.n / 16, row_end,
-                                                                stream)
-              : dev::launch_silu_mul_interleaved<__half>(p.y, y.data, m, p.n / 16, row_end, stream);
+              ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(
+                    p.y, y.data, m, p.n / 16, args.expert_offsets, b.num_experts, stream)
+              : dev::launch_silu_mul_interleaved<__half>(
+                    p.y, y.data, m, p.n / 16, args.expert_offsets, b.num_experts, stream);
   }
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
@@ -318,6 +328,8 @@ Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t s
   static_assert(sizeof(dev::WorkCounters) == 16 && sizeof(dev::WorkCounters) <= kWorkspaceBytes,
                 "the counters fit the reserved bytes");
   if (workspace == nullptr) return invalid_argument(fn + ": workspace is null");
+  if (reinterpret_cast<uintptr_t>(workspace) % kRowAlign != 0)
+    return invalid_argument(fn + ": workspace must be 16-byte aligned");
   if (workspace_bytes < kWorkspaceBytes)
     return invalid_argument(fn + ": workspace of " + std::to_string(workspace_bytes) +
                             " bytes; grouped_gemm needs at least " +
@@ -355,9 +367,9 @@ Status silu_mul_interleaved(ConstMatrixView h, MatrixView y, cudaStream_t stream
   const int strips = static_cast<int>(h.cols / 16);
   const cudaError_t err = h.dtype == DType::kBF16
                               ? dev::launch_silu_mul_interleaved<__nv_bfloat16>(
-                                    h.data, y.data, h.rows, strips, nullptr, stream)
-                              : dev::launch_silu_mul_interleaved<__half>(h.data, y.data, h.rows,
-                                                                         strips, nullptr, stream);
+                                    h.data, y.data, h.rows, strips, nullptr, 0, stream)
+                              : dev::launch_silu_mul_interleaved<__half>(
+                                    h.data, y.data, h.rows, strips, nullptr, 0, stream);
   if (err != cudaSuccess) return cuda_failure(fn + ": kernel launch", err);
   return Status::ok();
 }

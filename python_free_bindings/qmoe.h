@@ -94,8 +94,10 @@ typedef enum {
 
 /** Quantizes w ([n, k] float32, kDLCPU) into `format` with `method`; *out receives a new
  *  handle (free with qmoe_packed_destroy). calib ([rows, k] float32, kDLCPU) is required by
- *  QMOE_QUANT_GPTQ and must be NULL otherwise. Errors: INVALID_ARGUMENT (tensors, unknown
- *  format or method, k not a multiple of the group, NaN/Inf), OUT_OF_RANGE (fp16 overflow). */
+ *  QMOE_QUANT_GPTQ and must be NULL otherwise; inputs never active in it (a zero column) get
+ *  weight 0, as in reference GPTQ. Errors: INVALID_ARGUMENT (tensors, unknown format or method,
+ *  k not a multiple of the group, NaN/Inf, a calib that activates no input), OUT_OF_RANGE (fp16
+ *  overflow). */
 QMOE_API qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format,
                                      qmoe_quant_method_t method, const DLTensor* calib,
                                      qmoe_packed_t** out);
@@ -181,10 +183,12 @@ typedef enum {
 /** y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert, fp32 accumulation,
  *  output rounded to y's type. x [m, k] and y [m, n]: both bfloat16 or both float16;
  *  expert_offsets: int32 [E+1] read on device only, not validated (each expert's rows are
- *  clamped into [0, m]: bad offsets never reach outside x and y, their experts' results are
- *  unspecified); all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
- *  otherwise); x and y data (after byte_offset) 16-byte aligned (checked when the kernels are
- *  enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
+ *  clamped into [0, m]: bad offsets never reach outside x and y; a table that is not
+ *  non-decreasing leaves its experts' results, and those of experts whose rows overlap,
+ *  unspecified); offsets[0] need not be 0, and rows of y outside [offsets[0], offsets[E]) are
+ *  not written; all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
+ *  otherwise); x and y data (after byte_offset) and the workspace 16-byte aligned (checked when
+ *  the kernels are enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
  *  integer decode of int experts, which this call takes by its default rule, as
@@ -267,7 +271,8 @@ QMOE_API qmoe_status_t qmoe_grouped_gemm_ex(const qmoe_device_bank_t* bank, cons
  *  stream; capturable). Call once after allocating it, and again after anything but qmoe wrote
  *  those bytes: calls keep a work counter there between them. A workspace never prepared gives
  *  the same results with work dealt round-robin (multi-round decode launches slower).
- *  Errors: UNSUPPORTED, INVALID_ARGUMENT (NULL workspace, fewer than 256 bytes), CUDA_ERROR. */
+ *  Errors: UNSUPPORTED, INVALID_ARGUMENT (NULL or not 16-byte aligned workspace, fewer than
+ *  256 bytes), CUDA_ERROR. */
 QMOE_API qmoe_status_t qmoe_prepare_workspace(void* workspace, size_t workspace_bytes,
                                               void* stream);
 

@@ -317,12 +317,21 @@ Status quantize_gptq(const float* w, int64_t n, int64_t k, const FormatSpec& f,
   // diagonals a caller's H may hold (damping can still make it positive definite).
   std::vector<double> diag(static_cast<size_t>(k));
   double diag_sum = 0.0;
+  int64_t dead_inputs = 0;
   for (int64_t i = 0; i < k; ++i) {
     dead[i] = h[i * k + i] == 0.0;
+    dead_inputs += dead[i];
     if (dead[i]) h[i * k + i] = 1.0;
     diag[i] = dead[i] ? 0.0 : std::max(h[i * k + i], 0.0);
     diag_sum += h[i * k + i];
   }
+  // With no input active every weight would become 0: a calibration set that never reaches this
+  // matrix (an expert no calibration token was routed to, padded with zero rows) is refused
+  // rather than turned into an all-zero matrix.
+  if (dead_inputs == k)
+    return invalid_argument(
+        "quantize: GPTQ's calibration activates no input (diag(H) is 0 everywhere): every weight "
+        "would be 0; calibrate with activations that reach this matrix, or quantize it by RTN");
   // Processing order: act_order takes the most active inputs first (decreasing H_ii).
   std::vector<int64_t> order(static_cast<size_t>(k));
   std::iota(order.begin(), order.end(), int64_t{0});

@@ -1052,9 +1052,11 @@ cudaError_t launch_with_tail(const GemmProblem& p, int64_t tail_items, cudaStrea
   GridSize two_strip, one_strip;
   cudaError_t err = tile_grid<Act, kFormed, kTail, 2, true>(p, &two_strip);
   if (err != cudaSuccess) return err;
-  err =
-      tile_grid<Act, kFormed, kTail, kBlocks1, true, 1, kWgmmaTwoBlockMaxSlotBytes>(p, &one_strip);
-  if (err != cudaSuccess) return err;
+  if (tail_items < two_strip.blocks) {  // tail_strips reads the one-strip grid only then
+    err = tile_grid<Act, kFormed, kTail, kBlocks1, true, 1, kWgmmaTwoBlockMaxSlotBytes>(p,
+                                                                                        &one_strip);
+    if (err != cudaSuccess) return err;
+  }
   const int strips = tail_strips(tail_items, two_strip.blocks, one_strip.blocks, kBlocks1);
   if (strips == 0) return launch<Act, kFormed, kTokens, 1, false, kStrips, kMaxSlot>(p, stream);
   GemmProblem head = p;

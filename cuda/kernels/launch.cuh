@@ -160,11 +160,12 @@ template <class Act>
 cudaError_t grouped_gemm_wgmma_available(bool* available);
 
 /// The gated SiLU of Epilogue::kSiluMulInterleaved as a kernel (gated_silu.cuh): y [rows,
-/// 8 strips] from h [rows, 16 strips], both contiguous and 16-byte aligned; rows at or past
-/// *row_end are skipped where row_end is not null.
+/// 8 strips] from h [rows, 16 strips], both contiguous and 16-byte aligned; where offsets is not
+/// null, only rows [offsets[0], offsets[num_experts]) (device memory, clamped into [0, rows]).
 template <class Act>
 cudaError_t launch_silu_mul_interleaved(const void* h, void* y, int64_t rows, int strips,
-                                        const int32_t* row_end, cudaStream_t stream);
+                                        const int32_t* offsets, int num_experts,
+                                        cudaStream_t stream);
 
 /// Decode-only kernel: w[e][row][col] = the weight in Act (docs/formats.md §1) for every
 /// expert, [E, n, k].

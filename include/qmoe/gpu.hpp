@@ -165,10 +165,12 @@ struct GroupedGemmArgs {
 };
 
 /// y[offsets[e]:offsets[e+1]] = x[same rows] * W_e^T for every expert e, fp32 accumulation,
-/// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]). Offsets
-/// are read on the device only, so they are not validated: each expert's rows are clamped into
-/// [0, m] (a decreasing pair gives no rows), so bad offsets never make the kernels touch
-/// memory outside x and y; the results for such experts are unspecified.
+/// output rounded to the activation type. m = x.rows (an upper bound of offsets[E]); offsets[0]
+/// need not be 0 (rows before it belong to no expert). Offsets are read on the device only, so
+/// they are not validated: each expert's rows are clamped into [0, m] (a decreasing pair gives
+/// no rows), so bad offsets never make the kernels touch memory outside x and y; where the
+/// table is not non-decreasing, the results of its experts, and of any expert whose rows another
+/// one's overlap, are unspecified.
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode; plus x rotated, [m, k] fp16, where the
@@ -176,25 +178,28 @@ struct GroupedGemmArgs {
 /// a tile-kernel launch). The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
 /// first 16 bytes then carry the decode kernel's work counter from call to call. Never
-/// allocates, never synchronises; capturable in a CUDA graph. Rows of y outside [0, offsets[E])
-/// are not written. Stream order holds as for any launch; where the device and the build's code
-/// are sm_90+, the kernels are launched with programmatic dependent launch, so their launch
-/// overlaps the previous kernel's tail (they wait for it to complete before reading
-/// expert_offsets or x or writing y). Numerics: the
-/// prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the activation type);
-/// the decode kernel, for the int formats whose biased codes are exact in the activation type (all
-/// but int8 with bf16), multiplies the codes and applies each group's scale and zero to the fp32
-/// partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode (int formats,
-/// IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide k-tile of a row
-/// (within 2^-15 of the tile's largest value); for the trellis formats it multiplies the codes'
-/// values by x rotated per 128-input block in fp16 and applies each block's scale to the fp32
-/// sums, and the tile kernels (their trellis experts' launch) multiply RNE_fp16(v s) by that
-/// rotated x (docs/formats.md §1). All stay within the tests'
-/// normalised error of the float64 reference; results of the two kernels for one expert may differ
-/// in the last bits. Errors: kInvalidArgument (null pointers, x/y not 16-byte aligned, x.cols !=
-/// bank.k, y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0),
-/// x.rows != y.rows, dtypes differ, bad options), kUnsupported (no CUDA /
-/// no device, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k beyond ~2^35,
+/// allocates, never synchronises; capturable in a CUDA graph. The workspace must be 16-byte
+/// aligned (as cudaMalloc's are). Rows of y outside [offsets[0], offsets[E]) are not written.
+/// Stream order holds as for any launch; where the device and the build's code are sm_90+, the
+/// kernels are launched with programmatic dependent launch, so their launch overlaps the previous
+/// kernel's tail (they wait for it to complete before reading expert_offsets or x or writing y).
+/// Numerics: the prefill kernel multiplies the weights of docs/formats.md §1 (rounded to the
+/// activation type); the decode kernel, for the int formats whose biased codes are exact in the
+/// activation type (all but int8 with bf16), multiplies the codes and applies each group's scale
+/// and zero to the fp32 partial sums, i.e. it uses (q - z) * s unrounded; with the integer decode
+/// (int formats, IntegerDecode) it multiplies the codes by x as 16-bit fixed point per 128-wide
+/// k-tile of a row (within 2^-15 of the tile's largest value); for the trellis formats it
+/// multiplies the codes' values by x rotated per 128-input block in fp16 and applies each block's
+/// scale to the fp32 sums, and the tile kernels (their trellis experts' launch) multiply RNE_fp16(v
+/// s) by that rotated x (docs/formats.md §1). All stay within the tests' normalised error of the
+/// float64 reference; results of the two kernels for one expert may differ in the last bits.
+/// Errors: kInvalidArgument (null pointers, workspace_bytes null, x / y / workspace not 16-byte
+/// aligned, a workspace smaller than the size query's, x.rows outside [0, 2^31), x.cols != bank.k,
+/// y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0), x.rows !=
+/// y.rows, dtypes differ, bad options, a bank view with an empty format_mask, no experts, dims
+/// outside [1, 2^24] or trellis experts and k % 128 != 0), kUnsupported (no CUDA / no device /
+/// compute capability below 8.0, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k
+/// beyond ~2^35, more than 1024 experts, format_mask bits of decoders this build lacks,
 /// TileKernel::kWgmma without the wgmma kernel), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
@@ -207,8 +212,8 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
 /// was not prepared give the same results with the work items dealt round-robin to the blocks,
 /// which leaves one of a SM's two blocks to run its last items alone (H200: multi-round decode
 /// launches up to ~1.13x the time; docs/dispatch.md §6).
-/// Errors: kInvalidArgument (null workspace, workspace_bytes < 256), kUnsupported (no CUDA),
-/// kCudaError.
+/// Errors: kInvalidArgument (null or not 16-byte aligned workspace, workspace_bytes < 256),
+/// kUnsupported (no CUDA), kCudaError.
 Status prepare_workspace(void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 /// The gated SiLU of Epilogue::kSiluMulInterleaved as a kernel of its own, for a product that

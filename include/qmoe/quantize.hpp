@@ -33,7 +33,9 @@ struct QuantizeOptions {
   // kRtnMse: shrink factors tried are 1, 1-1/grid, ..., down to mse_min_shrink.
   int mse_grid = 64;
   float mse_min_shrink = 0.5f;
-  // kGptq: exactly one of hessian ([k,k] row-major, X^T X) or calib ([calib_rows, k]).
+  // kGptq: exactly one of hessian ([k,k] row-major, X^T X) or calib ([calib_rows, k]). Inputs
+  // never active in it (H_ii = 0) cannot move the calibrated output: their weights become 0, as
+  // in reference GPTQ; where no input is active at all the call is kInvalidArgument.
   const float* hessian = nullptr;
   const float* calib = nullptr;
   int64_t calib_rows = 0;
@@ -46,7 +48,8 @@ struct QuantizeOptions {
 /// Quantize w[n, k] (row-major float, output rows x input dims) into format f.
 /// Dense formats round each weight to bf16/fp16. Errors (nothing written): null pointers,
 /// n or k <= 0, k not divisible by the group size, NaN/Inf weights, weights whose scale
-/// would overflow fp16, missing/invalid GPTQ inputs; kUnsupported for GPTQ with act_order into a
+/// would overflow fp16, missing/invalid GPTQ inputs (a calibration that activates no input
+/// among them); kUnsupported for GPTQ with act_order into a
 /// trellis or vector format.
 Status quantize_logical(const float* w, int64_t n, int64_t k, const FormatSpec& f,
                         const QuantizeOptions& opt, LogicalMatrix* out);

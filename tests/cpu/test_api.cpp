@@ -24,10 +24,9 @@ TEST(TensorView, ContiguousViewHasStrideEqualToCols) {
   EXPECT_EQ(c.row_stride, 10);
 }
 
-TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
-  if (gpu_available()) GTEST_SKIP() << "a CUDA device is visible";
-  // A well-formed call (the CUB size query has passed) reaches the device check and says
-  // unsupported; nothing is written.
+/// A well-formed grouped_gemm call on host buffers (x [4, 128], y [4, 32], two experts of a bank
+/// view whose pointers are never read: the calls below stop at their checks); *y_out = y.
+GroupedGemmArgs host_call(uint16_t** y_out) {
   DeviceBankView bank;
   bank.blob = reinterpret_cast<const uint8_t*>(16);
   bank.descs = reinterpret_cast<const ExpertDesc*>(16);
@@ -42,6 +41,17 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   a.x = matrix_view(static_cast<const void*>(x), 4, 128, DType::kBF16);
   a.y = matrix_view(y, 4, 32, DType::kBF16);
   a.expert_offsets = offsets;
+  *y_out = y;
+  return a;
+}
+
+TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
+  if (gpu_available()) GTEST_SKIP() << "a CUDA device is visible";
+  // A well-formed call (the CUB size query has passed) reaches the device check and says
+  // unsupported; nothing is written.
+  uint16_t* y = nullptr;
+  GroupedGemmArgs a = host_call(&y);
+  const void* x = a.x.data;
   alignas(16) static unsigned char ws[256];
   size_t bytes = sizeof(ws);
   y[0] = 0x1234;
@@ -70,6 +80,29 @@ TEST(GpuEntryPoints, WithoutADeviceReportUnsupportedNotACrash) {
   DeviceExpertBank dbank;
   EXPECT_EQ(DeviceExpertBank::upload(host, &dbank).code(), StatusCode::kUnsupported);
   EXPECT_EQ(dbank.device_bytes(), 0);
+}
+
+// The workspace's alignment is checked with the other arguments, before the device: a
+// misaligned one is kInvalidArgument on any machine of a CUDA build (the kernels read its parts
+// by 8- and 16-byte accesses), and nothing is written.
+TEST(GpuEntryPoints, AMisalignedWorkspaceIsAnInvalidArgument) {
+#if defined(QMOE_WITH_CUDA)
+  const StatusCode want = StatusCode::kInvalidArgument;
+#else
+  const StatusCode want = StatusCode::kUnsupported;  // no CUDA: every entry point says so
+#endif
+  uint16_t* y = nullptr;
+  const GroupedGemmArgs a = host_call(&y);
+  alignas(16) static unsigned char ws[512];
+  for (size_t off : {size_t{8}, size_t{4}, size_t{1}}) {
+    SCOPED_TRACE(off);
+    size_t bytes = sizeof(ws) - off;
+    ws[off] = 0x77;
+    const Status st = grouped_gemm(a, ws + off, &bytes, nullptr);
+    EXPECT_EQ(st.code(), want) << st.to_string();
+    EXPECT_EQ(prepare_workspace(ws + off, sizeof(ws) - off, nullptr).code(), want);
+    EXPECT_EQ(ws[off], 0x77);
+  }
 }
 
 // Every registered format has a device decoder in a CUDA build (the trellis formats run on the

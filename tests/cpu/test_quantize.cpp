@@ -1456,6 +1456,24 @@ TEST(QuantGptq, InputsNeverSeenInCalibrationDecodeToZero) {
   }
 }
 
+TEST(QuantGptq, ACalibrationThatActivatesNoInputIsRefused) {
+  // An all-zero calibration (an expert no token was routed to, padded with zero rows) would make
+  // every weight 0 (each input dead, as above): refused, nothing written. One active input is
+  // enough to quantize.
+  GptqProblem pb;
+  std::fill(pb.x.begin(), pb.x.end(), 0.0f);
+  LogicalMatrix m;
+  m.n = 7;
+  EXPECT_EQ(quantize_logical(pb.w.data(), pb.n, pb.k, parse_format("int4:g64"), pb.gptq(false), &m)
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(m.n, 7);
+  for (int64_t r = 0; r < pb.rows; ++r) pb.x[r * pb.k + 3] = 1.0f;
+  EXPECT_TRUE(
+      quantize_logical(pb.w.data(), pb.n, pb.k, parse_format("int4:g64"), pb.gptq(false), &m)
+          .is_ok());
+}
+
 TEST(QuantGptq, InverseCholeskyFactorSatisfiesUtUEqualsHInverse) {
   for (int64_t k : {1, 5, 64, 130, 300}) {
     SCOPED_TRACE(k);

@@ -20,6 +20,7 @@
 #include "qmoe/packed.hpp"
 #include "tests/gpu/decode_problem.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
+#include "tests/gpu/tail_cases.hpp"
 #include "tests/gpu/tile256_cases.hpp"
 
 namespace {
@@ -766,55 +767,24 @@ TEST(GpuKernels, GroupedGemm256TokenTileMatchesReferenceSmall) {
 
 TEST(GpuKernels, GroupedGemmShortLastBlocksRunInTheTailTileSmall) {
   // At 128 and 256 tokens the wgmma launcher runs each expert's short last token block (a
-  // quarter of the tile or less) in a second launch of the two-block 32- or 64-token tile
-  // (launch_with_tail), for banks whose code slots that tile takes (2/3/4-bit), where its
-  // estimated items (half the experts x 256-row blocks) reach its grid: 48 experts x 12 row
-  // blocks (N = 2830) / 2 = 288 >= the 264 blocks of a 132-SM device. 128-token tile (K = 640,
-  // mean 150): 20 tokens (the tail launch alone), 300 = 256 + 44 and 100 (the head launch
-  // alone), 260 = 256 + 4, 140 = 128 + 12 and 129 = 128 + 1 (both), 250 = 128 + 122 (head).
-  // A bank with an int8 expert runs one launch (the two-block tiles do not take its slots).
-  // The test cannot see which launches ran: on a device with more than 144 SMs it checks the
-  // unsplit launch. (The 256-token tile's split was checked on the GPU with every such call
-  // split, session 17.)
+  // quarter of the tile or less) in a second launch of a 32- or 64-token tile (launch_with_tail):
+  // the two-block tile, the one-strip one, or none, by the estimated tail items; the cases, what
+  // each covers and which launch it takes on a 132-SM device: tail_cases.hpp. The test cannot see
+  // which launches ran (WgmmaTailSplit.TheGpuTestOfTheTailLaunchRunsEachForm checks its calls'
+  // choice on the host, from the same list; on a device with another SM count the choice may
+  // differ). "Small" so that the sanitizers run it.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const std::vector<int32_t> pattern = {20, 300, 0, 260, 140, 129, 100, 250};
-  std::vector<int32_t> counts;
-  std::vector<FormatSpec> f, with_int8;
-  for (int e = 0; e < 48; ++e) {
-    counts.push_back(pattern[static_cast<size_t>(e % 8)]);
-    const char* name = std::vector<const char*>{"int4:g64", "int3:g32:sym", "int2:g128",
-                                                "int4:pc"}[static_cast<size_t>(e % 4)];
-    f.push_back(parse(name));
-    with_int8.push_back(parse(e == 5 ? "int8:g128" : name));
+  for (const TailCase& c : tail_cases()) {
+    SCOPED_TRACE(c.what);
+    std::vector<FormatSpec> f;
+    std::vector<int32_t> counts;
+    for (size_t e = 0; e < static_cast<size_t>(c.experts); ++e) {
+      f.push_back(parse(c.formats[e % c.formats.size()]));
+      counts.push_back(c.counts[e % c.counts.size()]);
+    }
+    ASSERT_NO_FATAL_FAILURE(check_gemm(f, c.n, c.k, counts, kTileKernelRuns, c.seed));
   }
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, counts, kTileKernelRuns, 6801));
-  ASSERT_NO_FATAL_FAILURE(check_gemm(with_int8, 2830, 640, counts, kTileKernelRuns, 6802));
-}
-
-TEST(GpuKernels, GroupedGemmFewShortBlocksRunInTheOneStripTailSmall) {
-  // Where the estimated tail items (half the experts x 256-row blocks) fall short of the tail
-  // tile's grid but 128-row items (twice as many) fill 3/4 of the SMs, the short last blocks run
-  // in a one-strip tail launch (launch_with_tail): on a 132-SM device, 128-token tile: 24 experts
-  // x 12 row blocks (N = 2830) / 2 = 144 < 264, the two-block 32-token one-strip tile; 256-token
-  // tile (mean 271 at K = 4224): 8 experts x 14 row blocks (N = 3330) / 2 = 56 < 264, 112 items
-  // of 128 rows >= 99, the one-block 64-token one-strip tile. Last blocks of 44, 1, 4, 34, 4,
-  // 24, 2 and 6 tokens. The test cannot see which launches ran.
-  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  print_header();
-  const std::vector<int32_t> pattern = {20, 300, 0, 260, 140, 129, 100, 250};
-  std::vector<int32_t> counts;
-  std::vector<FormatSpec> f;
-  const std::vector<const char*> names = {"int4:g64", "int3:g32:sym", "int2:g128", "int4:pc"};
-  for (int e = 0; e < 24; ++e) {
-    counts.push_back(pattern[static_cast<size_t>(e % 8)]);
-    f.push_back(parse(names[static_cast<size_t>(e % 4)]));
-  }
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 2830, 640, counts, kTileKernelRuns, 6901));
-  std::vector<FormatSpec> f8;
-  for (int e = 0; e < 8; ++e) f8.push_back(parse(names[static_cast<size_t>(e % 4)]));
-  ASSERT_NO_FATAL_FAILURE(
-      check_gemm(f8, 3330, 4224, {300, 257, 260, 290, 260, 280, 258, 262}, kTileKernelRuns, 6902));
 }
 
 TEST(GpuKernels, GroupedGemmTmaTilesRunSeveralItemsPerBlock) {
@@ -1047,6 +1017,78 @@ TEST(GpuKernels, GroupedGemmGatedSiluMatchesReferenceSmall) {
                                          {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
   ASSERT_NO_FATAL_FAILURE(check_gated(g, 2048, 512, std::vector<int32_t>(8, 1), decode, 2602));
   ASSERT_NO_FATAL_FAILURE(check_gated(g, 2048, 512, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 2603));
+}
+
+TEST(GpuKernels, GroupedGemmLeavesRowsBeforeTheFirstOffsetSmall) {
+  // expert_offsets need not start at 0 (an expert-parallel slice of a shared x / y): rows
+  // [0, offsets[0]) belong to no expert and are never written, by any kernel choice, with or
+  // without the gated-SiLU epilogue (whose calls with a tile-kernel launch apply the activation
+  // in a kernel of their own, over the rows the GEMM kernels wrote). The case of check_gemm /
+  // check_gated, shifted down by kLead rows on the device; fp16, as check_gated.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  constexpr int64_t kLead = 5;
+  const DType act = DType::kFP16;
+  const std::vector<FormatSpec> f = parse_all({"int4:g128", "int8:g128", "int2:g64", "bf16"});
+  GemmSetup s;
+  ASSERT_NO_FATAL_FAILURE(setup_gemm(f, 48, 256, {20, 0, 33, 7}, /*extra_rows=*/3, 8101, &s));
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(act, 8102, &s, &x));
+  std::vector<double> ref, gated_ref[2];
+  ASSERT_NO_FATAL_FAILURE(reference(s, act, x, &ref));
+  ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &gated_ref));
+  const int64_t n = s.bank.n(), k = s.bank.k(), rows = s.m_total + kLead;
+  std::vector<uint16_t> x_shifted(static_cast<size_t>(kLead * k), kPoison);
+  x_shifted.insert(x_shifted.end(), x.begin(), x.end());
+  std::vector<int32_t> offsets = s.offsets;
+  for (int32_t& o : offsets) o += static_cast<int32_t>(kLead);
+  DeviceBuffer xd, yd, od;
+  CUDA_CHECK(xd.alloc(x_shifted.size() * 2));
+  CUDA_CHECK(yd.alloc(static_cast<size_t>(rows * n) * 2));
+  CUDA_CHECK(od.alloc(offsets.size() * sizeof(int32_t)));
+  CUDA_CHECK(cudaMemcpy(xd.as<void>(), x_shifted.data(), xd.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(od.as<void>(), offsets.data(), od.bytes(), cudaMemcpyHostToDevice));
+  auto shifted_args = [&](bool gated, const KernelRun& run) {
+    qmoe::GroupedGemmArgs a = gated ? gated_args(s, act, run) : args_for(s, act, run);
+    a.x = qmoe::matrix_view(static_cast<const void*>(xd.as<void>()), rows, k, act);
+    a.y = qmoe::matrix_view(yd.as<void>(), rows, gated ? n / 2 : n, act);
+    a.expert_offsets = od.as<int32_t>();
+    return a;
+  };
+  size_t ws_bytes = 0;
+  for (bool gated : {false, true})
+    for (const KernelRun& run : kAllKernels) {
+      size_t bytes = 0;
+      ASSERT_TRUE(qmoe::grouped_gemm(shifted_args(gated, run), nullptr, &bytes, nullptr).is_ok());
+      ws_bytes = std::max(ws_bytes, bytes);
+    }
+  DeviceBuffer ws;
+  CUDA_CHECK(ws.alloc(ws_bytes));
+  ASSERT_TRUE(qmoe::prepare_workspace(ws.as<void>(), ws_bytes, nullptr).is_ok());
+  for (bool gated : {false, true})
+    for (const KernelRun& run : kAllKernels) {
+      const qmoe::GroupedGemmArgs a = shifted_args(gated, run);
+      const int64_t y_cols = a.y.cols;
+      CUDA_CHECK(cudaMemset(yd.as<void>(), 0xFF, yd.bytes()));
+      size_t bytes = ws_bytes;
+      const qmoe::Status st = qmoe::grouped_gemm(a, ws.as<void>(), &bytes, nullptr);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<uint16_t> y(static_cast<size_t>(rows * y_cols));
+      CUDA_CHECK(cudaMemcpy(y.data(), yd.as<void>(), y.size() * 2, cudaMemcpyDeviceToHost));
+      const auto lead_end = y.begin() + kLead * y_cols;
+      EXPECT_EQ(std::count(y.begin(), lead_end, kPoison), kLead * y_cols)
+          << kernel_name(run) << (gated ? " (gated)" : "") << ": rows before offsets[0] written";
+      const std::vector<uint16_t> expert_rows(lead_end, y.end());
+      const bool rounded = gated && product_in_workspace(s, act, run);
+      const qmoe::gpu_test::OutputError e = qmoe::gpu_test::output_error(
+          act, expert_rows, gated ? gated_ref[rounded ? 1 : 0] : ref, y_cols, s.offsets);
+      print_row(gated ? "gemm+silu@5" : "gemm@5", label_of(f), act, kernel_name(run), s.m_used,
+                y_cols, k, e.nmse, e.ok());
+      EXPECT_EQ(e.non_finite, 0) << kernel_name(run);
+      EXPECT_EQ(e.touched, 0) << kernel_name(run) << ": rows past offsets[E] were written";
+      EXPECT_LE(e.nmse, kMaxNmse) << kernel_name(run) << ": worst expert " << e.worst_expert;
+    }
 }
 
 TEST(GpuKernels, GroupedGemmGatedSiluIsCorrectlyRoundedOnExactProductsSmall) {
@@ -1716,6 +1758,27 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
       << "prepare_workspace with a null workspace";
   EXPECT_EQ(qmoe::prepare_workspace(ws, 255, nullptr).code(), StatusCode::kInvalidArgument)
       << "prepare_workspace with fewer than 256 bytes";
+  {
+    // The kernels read the workspace's parts by 8- and 16-byte accesses: it must be 16-byte
+    // aligned (checked before anything is launched or written).
+    uint8_t* misaligned = s.workspace.as<uint8_t>() + 8;
+    size_t bytes = s.workspace_bytes - 8;
+    EXPECT_EQ(qmoe::grouped_gemm(good, misaligned, &bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "misaligned workspace";
+    EXPECT_EQ(qmoe::prepare_workspace(misaligned, bytes, nullptr).code(),
+              StatusCode::kInvalidArgument)
+        << "prepare_workspace with a misaligned workspace";
+  }
+  {
+    // A bank view naming trellis experts at a K of no whole 128-input blocks (their x is rotated
+    // per block): malformed, refused before any launch.
+    qmoe::GroupedGemmArgs a = good;
+    a.bank.format_mask |= 1u << qmoe::dev::kFirstTrellisDecoder;
+    a.bank.k = 200;
+    a.x.cols = 200;
+    expect_code(a, StatusCode::kInvalidArgument, "trellis experts at k % 128 != 0");
+  }
   EXPECT_EQ(qmoe::dequantize_bank(good.bank, DType::kBF16, nullptr, nullptr).code(),
             StatusCode::kInvalidArgument)
       << "dequantize_bank with null output";

@@ -13,6 +13,7 @@
 #include "cuda/kernels/kernel_split.cuh"
 #include "qmoe/format.hpp"
 #include "qmoe/packed.hpp"
+#include "tests/gpu/tail_cases.hpp"
 #include "tests/gpu/tile256_cases.hpp"
 
 namespace {
@@ -146,8 +147,9 @@ TEST(KernelSplit, AdaptiveAutoRunsDenseBanksInTheWgmmaKernelWhenItsItemsFillTheS
 /// The wgmma kernel's token tile and blocks per SM for m rows over `experts` experts of
 /// [n, k] whose largest code tile is slot_bytes (token_tile: host code).
 qmoe::dev::wg::TokenTileChoice tile_of(int64_t m, int experts, int slot_bytes, int n = 4096,
-                                       int k = 4096) {
+                                       int k = 4096, bool formed = false) {
   qmoe::dev::GemmProblem p{};
+  p.formed = formed ? 1 : 0;
   p.m = m;
   p.num_experts = experts;
   p.n = n;
@@ -200,6 +202,28 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
 }
 
+/// What grouped_gemm's launches know of a bank of these formats ([n, k] experts): its largest
+/// code tile and whether a formed-weight (LUT or vector) decoder is among its decoders, from the
+/// decoder ids of the experts' descriptors (max_tile_bytes and kFormedDecoderMask of the format
+/// mask, as the call has them).
+struct BankSlots {
+  int slot_bytes = 0;
+  bool formed = false;
+};
+BankSlots bank_slots(const std::vector<const char*>& names, int64_t n, int64_t k) {
+  uint32_t mask = 0;
+  for (const char* name : names) {
+    qmoe::FormatSpec f;
+    qmoe::PackedLayout layout;
+    EXPECT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
+    EXPECT_TRUE(qmoe::packed_layout(f, n, k, &layout).is_ok()) << name;
+    const int id = qmoe::dev::decoder_id(qmoe::make_expert_desc(f, layout, 0));
+    EXPECT_GE(id, 0) << name;
+    if (id >= 0) mask |= 1u << id;
+  }
+  return {qmoe::dev::max_tile_bytes(mask), (mask & qmoe::dev::kFormedDecoderMask) != 0};
+}
+
 TEST(WgmmaTokenTile, TheGpuTestOfThe256TokenTileRunsIt) {
   // GpuKernels.GroupedGemm256TokenTileMatchesReferenceSmall (test_gpu_kernels.cu) cannot see
   // which tile ran; these are its calls' tile choices, on the host, from the same case list: m =
@@ -209,13 +233,11 @@ TEST(WgmmaTokenTile, TheGpuTestOfThe256TokenTileRunsIt) {
     SCOPED_TRACE(c.what);
     int64_t m = 3;
     for (int32_t count : c.counts) m += count;
-    int slot = 0;
-    for (const char* name : c.formats) {
-      qmoe::FormatSpec f;
-      ASSERT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
-      slot = std::max(slot, 256 * f.bits);
-    }
-    EXPECT_EQ(tile_of(m, static_cast<int>(c.counts.size()), slot, c.n, c.k).tokens, 256);
+    const BankSlots b = bank_slots(c.formats, c.n, c.k);
+    EXPECT_EQ(tile_of(m, static_cast<int>(c.counts.size()), b.slot_bytes, static_cast<int>(c.n),
+                      static_cast<int>(c.k), b.formed)
+                  .tokens,
+              256);
   }
   // Below the bound (a mean of 255 at K >= 4096) an int4 bank takes the 128-token tile.
   EXPECT_EQ(tile_of(4 * 255, 4, qmoe::dev::IntDecoder<4, 1>::kTileBytes, 200, 4160).tokens, 128);
@@ -236,6 +258,35 @@ TEST(WgmmaTailSplit, FewTailItemsTakeTheOneStripTile) {
   EXPECT_EQ(tail_strips(50, 264, 264, 2), 1);
   EXPECT_EQ(tail_strips(49, 264, 264, 2), 0);
   EXPECT_EQ(tail_strips(0, 264, 132, 1), 0);
+}
+
+TEST(WgmmaTailSplit, TheGpuTestOfTheTailLaunchRunsEachForm) {
+  // GpuKernels.GroupedGemmShortLastBlocksRunInTheTailTileSmall (test_gpu_kernels.cu) cannot see
+  // which launches ran; these are its calls' choices on a 132-SM device, from the same case list
+  // (m = the counts plus the 3 extra rows check_gemm gives x): the main tile (token_tile), then
+  // launch_with_tail's tail launch for the estimated tail items (half its 256-row items) against
+  // the tail tiles' grids (264 two-block blocks; the one-strip 32-token tile at two blocks per
+  // SM, the 64-token one at one).
+  using qmoe::dev::wg::kOneStripBlocks;
+  using qmoe::dev::wg::tail_strips;
+  for (const TailCase& c : tail_cases()) {
+    SCOPED_TRACE(c.what);
+    int64_t m = 3;
+    for (size_t e = 0; e < static_cast<size_t>(c.experts); ++e) m += c.counts[e % c.counts.size()];
+    const BankSlots b = bank_slots(c.formats, c.n, c.k);
+    const auto tile =
+        tile_of(m, c.experts, b.slot_bytes, static_cast<int>(c.n), static_cast<int>(c.k), b.formed);
+    ASSERT_EQ(tile.tokens, c.tile);
+    ASSERT_EQ(tile.blocks, 1);
+    const int per_sm = c.tile == 256 ? kOneStripBlocks<64> : kOneStripBlocks<32>;
+    const int strips = b.slot_bytes > qmoe::dev::kWgmmaTwoBlockMaxSlotBytes
+                           ? 0
+                           : tail_strips(tile.items / 2, 2 * kSms, per_sm * kSms, per_sm);
+    const TailLaunch got = strips == 2   ? TailLaunch::kTwoBlock
+                           : strips == 1 ? TailLaunch::kOneStrip
+                                         : TailLaunch::kNone;
+    EXPECT_EQ(got, c.tail);
+  }
 }
 
 TEST(WgmmaRing, FixedDepthWhereEverySlotOfAKernelGivesTheSame) {
