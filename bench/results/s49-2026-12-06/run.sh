@@ -22,6 +22,10 @@
 #   the decode kernel forced (dec: --kernel decode; dec_on: and --integer-decode on) against
 #   kAuto on the middle rows where a mean of 16 tokens per expert meets the tile kernel (Mixtral
 #   T = 64, Qwen3 T = 256; with Mixtral T = 256 and Qwen3 T = 64 beside them; rules/middle/).
+# None of these calls ran in session 49: from 15:28 to 16:33 no H100 or H200 could be started
+# (each failed start cost 1-3 minutes of device time, which ran out). The binaries (.carry is
+# ignored) must be rebuilt from the session's last commit: cmake --preset gpu && ninja -C
+# build-gpu, then packed as above (tar of .carry/t49a | xz -9, ~54 MB). Next session: `all` first.
 set -u
 phase=${1:?check|sanit|rules|all|core|min}
 export CUDA_CACHE_MAXSIZE=4294967296
