@@ -48,6 +48,10 @@ run(1 "not divisible by group size" ${QMOE_CLI} quantize --in ${sample}
 run(2 "unknown argument" ${QMOE_CLI} quantize --in ${sample} --bogus 1)
 run(2 "bad --tensors regex '\\(w13'" ${QMOE_CLI} quantize --in ${sample}
     --out ${QMOE_SCRATCH}/x.safetensors --format int4:g32 --tensors "(w13")
+# Copied metadata in a quantized tensor's bank namespace: the output would not load back.
+run(1 "would not load back.*stray metadata key 'layers\\.0\\.w13\\.format\\.9'" ${QMOE_CLI}
+    quantize --in ${sample}.stray --out ${QMOE_SCRATCH}/x.safetensors --format int4:g32
+    --tensors "w13$")
 if(EXISTS ${QMOE_SCRATCH}/x.safetensors)
   message(FATAL_ERROR "a failed quantize left ${QMOE_SCRATCH}/x.safetensors behind")
 endif()

@@ -47,6 +47,26 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+/// The image `writer` would write, parsed and every bank it declares loaded (load_bank checks
+/// versions, metadata, stray entries and every blob): what `qmoe inspect` would find in it.
+Status check_loads_back(const SafetensorsWriter& writer) {
+  std::vector<uint8_t> image;
+  QMOE_RETURN_IF_ERROR(writer.serialize(&image));
+  SafetensorsFile file;
+  std::vector<std::string> names;
+  Status st = parse_safetensors(std::move(image), &file);
+  if (st.is_ok()) st = bank_names(file, &names);
+  for (size_t i = 0; st.is_ok() && i < names.size(); ++i) {
+    ExpertBank bank;
+    st = load_bank(file, names[i], &bank);
+  }
+  if (!st.is_ok())
+    return Status(st.code(),
+                  "the output would not load back (nothing written): " + st.message() +
+                      " (a metadata entry or tensor copied from the input names a bank's key)");
+  return Status::ok();
+}
+
 struct Calibration {
   std::vector<float> x;  // [rows, k]
   int64_t rows = 0, k = 0;
@@ -201,6 +221,12 @@ int run_quantize(int argc, char** argv) {
   if (banks.empty())
     return fail("quantize",
                 invalid_argument("no float tensor of rank 2 or 3 matched (see --help)"));
+  // The copied metadata and tensors may hold entries of a quantized tensor's bank namespace
+  // (e.g. "<name>.format.9" beside a bank of 4 experts) or declare banks of their own, which
+  // this run's qmoe.version would make the reader check: the image is loaded back, every bank,
+  // before anything is written.
+  st = check_loads_back(writer);
+  if (!st.is_ok()) return fail("quantize", st);
   st = writer.write(args["--out"]);
   if (!st.is_ok()) return fail("quantize", st);
   std::printf("wrote %s: %zu bank(s)\n", args["--out"].c_str(), banks.size());

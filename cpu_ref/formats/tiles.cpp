@@ -43,6 +43,9 @@ Status check_format(const FormatSpec& f) {
   if (f.kind == FormatKind::kDense) {
     if (f.bits != 16 || (f.dense_dtype != DType::kBF16 && f.dense_dtype != DType::kFP16))
       return invalid_argument("ref: dense format needs bits 16 and dtype bf16/fp16");
+    // Fields a kind does not use keep their defaults (qmoe/format.hpp).
+    if (f.group_size != 0 || f.symmetric)
+      return invalid_argument("ref: dense formats need group size 0 and symmetric false");
     return Status::ok();
   }
   if (f.kind == FormatKind::kVector) {  // §1: 6, 8, 10 or 12 code bits, a scale per 128 inputs
@@ -78,6 +81,8 @@ Status check_format(const FormatSpec& f) {
   if (f.group_size != 0 && f.group_size != 32 && f.group_size != 64 && f.group_size != 128)
     return invalid_argument("ref: int group size must be 32, 64, 128 or 0 (per-channel), got " +
                             std::to_string(f.group_size));
+  if (f.dense_dtype != DType::kBF16)
+    return invalid_argument("ref: int formats need the default dtype");
   return Status::ok();
 }
 
@@ -236,6 +241,30 @@ Status check_padded_codes(const PackedMatrix& m, const Layout& L) {
                           std::to_string(f.expected));
 }
 
+// Bytes outside every section (the gaps before the 256-byte aligned sections and the tail) are
+// 0 (§2).
+Status check_gaps(const PackedMatrix& m, const Layout& L) {
+  std::pair<int64_t, int64_t> sections[] = {{L.codes_offset, L.codes_bytes},
+                                            {L.scales_offset, L.scales_bytes},
+                                            {L.zeros_offset, L.zeros_bytes}};
+  std::sort(std::begin(sections), std::end(sections));
+  int64_t pos = 0;
+  const auto zeros_until = [&](int64_t end) {
+    for (; pos < end; ++pos)
+      if (m.blob[static_cast<size_t>(pos)] != 0)
+        return invalid_argument("ref: byte " + std::to_string(pos) +
+                                " lies outside every section and is " +
+                                std::to_string(m.blob[static_cast<size_t>(pos)]) + ", must be 0");
+    return Status::ok();
+  };
+  for (const auto& [offset, bytes] : sections) {
+    if (bytes == 0) continue;  // a section the format lacks
+    QMOE_RETURN_IF_ERROR(zeros_until(offset));
+    pos = std::max(pos, offset + bytes);
+  }
+  return zeros_until(L.total_bytes);
+}
+
 }  // namespace
 
 std::string hex16(uint16_t bits) {
@@ -275,6 +304,7 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   if (static_cast<int64_t>(m.blob.size()) != L.total_bytes)
     return invalid_argument("ref: blob holds " + std::to_string(m.blob.size()) +
                             " bytes, the layout needs " + std::to_string(L.total_bytes));
+  QMOE_RETURN_IF_ERROR(check_gaps(m, L));
   // Sections first: the padded-code check reads the zero points.
   if (is_int) QMOE_RETURN_IF_ERROR(check_int_sections(m, L));
   if (m.format.kind == FormatKind::kLut) QMOE_RETURN_IF_ERROR(check_lut_tables(m, L));

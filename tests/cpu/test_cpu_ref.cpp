@@ -645,6 +645,25 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   m = good;
   m.blob[static_cast<size_t>(zero_byte(m, 1, 1))] = 8;
   expect_rejected(m, "zero of row 1, group 1 is 8");
+  // A byte outside every section (a gap or the tail) that is not 0 (§2); the first such byte.
+  const PackedLayout& L = good.layout;
+  int64_t outside = -1;
+  for (int64_t b = 0; b < L.total_bytes && outside < 0; ++b) {
+    const auto in = [&](int64_t offset, int64_t bytes) {
+      return b >= offset && b < offset + bytes;
+    };
+    if (!in(L.codes_offset, L.codes_bytes) && !in(L.scales_offset, L.scales_bytes) &&
+        !in(L.zeros_offset, L.zeros_bytes))
+      outside = b;
+  }
+  ASSERT_GE(outside, 0) << "the case has no gap or tail byte";
+  m = good;
+  m.blob[static_cast<size_t>(outside)] = 1;
+  expect_rejected(m, "byte " + std::to_string(outside) + " lies outside every section");
+  // Fields an int format does not use keep their defaults (qmoe/format.hpp).
+  m = good;
+  m.format.dense_dtype = DType::kFP16;
+  expect_rejected(m, "int formats need the default dtype");
 
   std::vector<uint16_t> bits = {9, 8};
   EXPECT_EQ(ref::dequantize_to(good, static_cast<DType>(3), &bits).code(),

@@ -817,6 +817,11 @@ TEST(IoCli, WritesTheSampleCheckpointOfTheCliTest) {
   ASSERT_TRUE(w.add_tensor("calib", TensorDType::kF32, {32, 128}, calib.data()).is_ok());
   ASSERT_TRUE(w.add_metadata("format", "pt").is_ok());
   ASSERT_TRUE(w.write(path).is_ok()) << path;
+  // The same checkpoint with a metadata key of w13's bank namespace (a format of an expert 9 it
+  // will not have): quantizing w13 must refuse to write a file that would not load back.
+  SafetensorsWriter stray = w;
+  ASSERT_TRUE(stray.add_metadata("layers.0.w13.format.9", "int4:g128").is_ok());
+  ASSERT_TRUE(stray.write(path + ".stray").is_ok()) << path;
 
   SafetensorsFile f;
   ASSERT_TRUE(read_safetensors(path, &f).is_ok());
@@ -824,7 +829,10 @@ TEST(IoCli, WritesTheSampleCheckpointOfTheCliTest) {
   std::vector<float> back(4 * 64 * 128);
   ASSERT_TRUE(tensor_to_float(f, "layers.0.w13", 0, 4 * 64 * 128, back.data()).is_ok());
   EXPECT_EQ(back, w13);
-  if (env == nullptr) std::remove(path.c_str());
+  if (env == nullptr) {
+    std::remove(path.c_str());
+    std::remove((path + ".stray").c_str());
+  }
 }
 
 }  // namespace

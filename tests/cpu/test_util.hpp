@@ -276,14 +276,21 @@ inline PackedMatrix packed(const LogicalMatrix& m) {
   return p;
 }
 
-/// f [n, k] laid out by packed_layout, random bytes: pack's size, not pack's scales or padding.
+/// f [n, k] laid out by packed_layout, random bytes in its sections (gaps and tail 0): pack's
+/// size, not pack's scales or padding.
 inline PackedMatrix random_packed(const FormatSpec& f, int64_t n, int64_t k, std::mt19937& rng) {
   PackedMatrix m;
   m.format = f;
   const Status st = packed_layout(f, n, k, &m.layout);
   EXPECT_TRUE(st.is_ok()) << st.to_string();
-  m.blob.resize(static_cast<size_t>(m.layout.total_bytes));
-  for (auto& b : m.blob) b = static_cast<uint8_t>(rng());
+  m.blob.assign(static_cast<size_t>(m.layout.total_bytes), 0);
+  // Random bytes in each section; the gaps between them and the tail stay 0 (§2).
+  const PackedLayout& L = m.layout;
+  for (const auto& [offset, bytes] :
+       {std::pair{L.codes_offset, L.codes_bytes}, std::pair{L.scales_offset, L.scales_bytes},
+        std::pair{L.zeros_offset, L.zeros_bytes}})
+    for (int64_t i = offset; i < offset + bytes; ++i)
+      m.blob[static_cast<size_t>(i)] = static_cast<uint8_t>(rng());
   return m;
 }
 
