@@ -800,6 +800,29 @@ TEST(IoFuzz, RandomMutationsOfABankFileNeverCrashAndFailCleanly) {
 /// Writes a small float checkpoint: an expert bank w13 [4, 64, 128] (F32), w2 [4, 128, 64]
 /// (BF16), a router [4, 128] (F16), a norm [128] and calibration activations [32, 128]. The
 /// CLI ctest runs this test with QMOE_IO_SAMPLE_PATH set, then `qmoe quantize`/`inspect` on it.
+TEST(SafetensorsRead, AFileItsHeaderDoesNotDescribeIsRefusedBeforeItsDataIsRead) {
+  // An empty header (length 0) at the front of a 1 TiB sparse file: refused for its header, the
+  // data never read (reading the whole file first ran out of memory: kOutOfRange, and an 8 GB
+  // one took 40 s to refuse).
+  const std::string path = temp_path("sparse.safetensors");
+  {
+    std::ofstream f(path, std::ios::binary);
+    const char length[8] = {};
+    f.write(length, sizeof(length));
+  }
+  std::error_code ec;
+  std::filesystem::resize_file(path, uint64_t{1} << 40, ec);
+  if (ec) {
+    std::remove(path.c_str());
+    GTEST_SKIP() << "no sparse 1 TiB file here: " << ec.message();
+  }
+  SafetensorsFile f;
+  const Status st = read_safetensors(path, &f);
+  std::remove(path.c_str());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("header"), std::string::npos) << st.message();
+}
+
 TEST(IoCli, WritesTheSampleCheckpointOfTheCliTest) {
   const char* env = std::getenv("QMOE_IO_SAMPLE_PATH");
   const std::string path = env != nullptr ? env : temp_path("sample.safetensors");
