@@ -463,31 +463,44 @@ std::FILE* create_temp_beside(const std::string& path, std::string* tmp) {
   return nullptr;
 }
 
-Status read_file(const std::string& path, std::vector<uint8_t>* out) {
+/// Opens the regular file at `path` for reading; *size = its size.
+Status open_regular(const std::string& path, std::FILE** f, uint64_t* size) {
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(path, ec);
   if (ec) return invalid_argument("cannot open '" + path + "': " + ec.message());
   if (!regular) return invalid_argument("cannot open '" + path + "': not a regular file");
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return system_error("cannot open", path);
+  *size = std::filesystem::file_size(path, ec);
+  if (ec) return invalid_argument("cannot open '" + path + "': " + ec.message());
+  *f = std::fopen(path.c_str(), "rb");
+  if (*f == nullptr) return system_error("cannot open", path);
+  return Status::ok();
+}
+
+/// Closes f, which read the file at `path`: an error of those reads is the call's.
+Status close_after_reads(std::FILE* f, const std::string& path) {
+  const bool failed = std::ferror(f) != 0;
+  const int saved_errno = errno;
+  std::fclose(f);
+  if (!failed) return Status::ok();
+  errno = saved_errno;
+  return system_error("cannot read", path);
+}
+
+Status read_file(const std::string& path, std::vector<uint8_t>* out) {
+  std::FILE* f = nullptr;
+  uint64_t size = 0;
+  QMOE_RETURN_IF_ERROR(open_regular(path, &f, &size));
   // The size only reserves memory: a file that changes while read is caught by the parser's
   // size checks, so the loop just reads to EOF or error.
   std::vector<uint8_t> bytes;
-  if (!ec) bytes.reserve(static_cast<size_t>(size));
+  bytes.reserve(static_cast<size_t>(size));
   uint8_t chunk[1 << 16];
   while (true) {
     const size_t got = std::fread(chunk, 1, sizeof(chunk), f);
     bytes.insert(bytes.end(), chunk, chunk + got);
     if (got < sizeof(chunk)) break;
   }
-  const bool failed = std::ferror(f) != 0;
-  const int saved_errno = errno;
-  std::fclose(f);
-  if (failed) {
-    errno = saved_errno;
-    return system_error("cannot read", path);
-  }
+  QMOE_RETURN_IF_ERROR(close_after_reads(f, path));
   *out = std::move(bytes);
   return Status::ok();
 }
@@ -495,14 +508,8 @@ Status read_file(const std::string& path, std::vector<uint8_t>* out) {
 /// The first 8 bytes of the file at `path` and, where that length is within the header cap and
 /// the file, the header after them; *size = the file's size.
 Status read_head(const std::string& path, std::vector<uint8_t>* head, uint64_t* size) {
-  std::error_code ec;
-  const bool regular = std::filesystem::is_regular_file(path, ec);
-  if (ec) return invalid_argument("cannot open '" + path + "': " + ec.message());
-  if (!regular) return invalid_argument("cannot open '" + path + "': not a regular file");
-  *size = std::filesystem::file_size(path, ec);
-  if (ec) return invalid_argument("cannot open '" + path + "': " + ec.message());
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return system_error("cannot open", path);
+  std::FILE* f = nullptr;
+  QMOE_RETURN_IF_ERROR(open_regular(path, &f, size));
   head->assign(8, 0);
   size_t got = std::fread(head->data(), 1, 8, f);
   if (got == 8) {
@@ -513,13 +520,7 @@ Status read_head(const std::string& path, std::vector<uint8_t>* head, uint64_t* 
       got += std::fread(head->data() + 8, 1, header_bytes, f);
     }
   }
-  const bool failed = std::ferror(f) != 0;
-  const int saved_errno = errno;
-  std::fclose(f);
-  if (failed) {
-    errno = saved_errno;
-    return system_error("cannot read", path);
-  }
+  QMOE_RETURN_IF_ERROR(close_after_reads(f, path));
   head->resize(got);
   return Status::ok();
 }
