@@ -202,6 +202,17 @@ TEST(WgmmaTokenTile, FollowsTheMeanTokensPerExpert) {
   EXPECT_EQ(tile_of(8 * 256, 8, int4, 4096, 2048).tokens, 128);
 }
 
+/// The decoder-id bit of an [n, k] expert in format `name` (decoder_id of its descriptor).
+uint32_t decoder_bit(const char* name, int64_t n = 256, int64_t k = 512) {
+  qmoe::FormatSpec f;
+  EXPECT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
+  qmoe::PackedLayout layout;
+  EXPECT_TRUE(qmoe::packed_layout(f, n, k, &layout).is_ok()) << name;
+  const int id = qmoe::dev::decoder_id(qmoe::make_expert_desc(f, layout, 0));
+  EXPECT_GE(id, 0) << name;
+  return id >= 0 ? 1u << id : 0u;
+}
+
 /// What grouped_gemm's launches know of a bank of these formats ([n, k] experts): its largest
 /// code tile and whether a formed-weight (LUT or vector) decoder is among its decoders, from the
 /// decoder ids of the experts' descriptors (max_tile_bytes and kFormedDecoderMask of the format
@@ -212,15 +223,7 @@ struct BankSlots {
 };
 BankSlots bank_slots(const std::vector<const char*>& names, int64_t n, int64_t k) {
   uint32_t mask = 0;
-  for (const char* name : names) {
-    qmoe::FormatSpec f;
-    qmoe::PackedLayout layout;
-    EXPECT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
-    EXPECT_TRUE(qmoe::packed_layout(f, n, k, &layout).is_ok()) << name;
-    const int id = qmoe::dev::decoder_id(qmoe::make_expert_desc(f, layout, 0));
-    EXPECT_GE(id, 0) << name;
-    if (id >= 0) mask |= 1u << id;
-  }
+  for (const char* name : names) mask |= decoder_bit(name, n, k);
   return {qmoe::dev::max_tile_bytes(mask), (mask & qmoe::dev::kFormedDecoderMask) != 0};
 }
 
@@ -446,17 +449,6 @@ bool imma(qmoe::IntegerDecode choice, int64_t m, int experts, uint32_t mask, int
   a.bank.k = k;
   a.bank.format_mask = mask;
   return qmoe::dev::decode_imma(a, decode_max);
-}
-
-/// The decoder-id bit of an expert in format `name` (decoder_id of its descriptor).
-uint32_t decoder_bit(const char* name) {
-  qmoe::FormatSpec f;
-  EXPECT_TRUE(qmoe::FormatSpec::parse(name, &f).is_ok()) << name;
-  qmoe::PackedLayout layout;
-  EXPECT_TRUE(qmoe::packed_layout(f, 256, 512, &layout).is_ok()) << name;
-  const int id = qmoe::dev::decoder_id(qmoe::make_expert_desc(f, layout, 0));
-  EXPECT_GE(id, 0) << name;
-  return id >= 0 ? 1u << id : 0u;
 }
 
 TEST(KernelSplit, FormatMasksNameTheirDecoders) {
