@@ -328,6 +328,13 @@ class HeaderParser {
   const char* end_;
 };
 
+/// The header length a file's first 8 bytes hold (little-endian).
+uint64_t header_length(const uint8_t* first8) {
+  uint64_t bytes = 0;
+  for (int i = 7; i >= 0; --i) bytes = (bytes << 8) | first8[i];
+  return bytes;
+}
+
 /// A file's 8-byte header length, its header's tensors and metadata.
 struct ParsedHeader {
   uint64_t header_bytes = 0;
@@ -345,8 +352,7 @@ Status parse_header(const uint8_t* prefix, uint64_t prefix_bytes, uint64_t size,
     return invalid_argument("safetensors: file has " + std::to_string(size) +
                             " bytes, fewer than the 8-byte header length");
   if (prefix_bytes < 8) return invalid_argument("safetensors: the file changed while it was read");
-  uint64_t header_bytes = 0;
-  for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | prefix[i];
+  const uint64_t header_bytes = header_length(prefix);
   if (header_bytes > kMaxSafetensorsHeaderBytes)
     return invalid_argument("safetensors: header length " + std::to_string(header_bytes) +
                             " exceeds the limit of " + std::to_string(kMaxSafetensorsHeaderBytes) +
@@ -513,8 +519,7 @@ Status read_head(const std::string& path, std::vector<uint8_t>* head, uint64_t* 
   head->assign(8, 0);
   size_t got = std::fread(head->data(), 1, 8, f);
   if (got == 8) {
-    uint64_t header_bytes = 0;
-    for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | (*head)[i];
+    const uint64_t header_bytes = header_length(head->data());
     if (header_bytes <= kMaxSafetensorsHeaderBytes && header_bytes <= *size - 8) {
       head->resize(8 + header_bytes);
       got += std::fread(head->data() + 8, 1, header_bytes, f);
