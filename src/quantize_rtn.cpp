@@ -23,6 +23,16 @@ bool fp16_at_least(double v, uint16_t* bits) {
   return true;
 }
 
+/// v rounded to the nearest integer, ties to even, in any floating-point rounding mode:
+/// std::nearbyint follows the calling thread's (under a caller's FE_UPWARD every code rounded
+/// up; OpenMP workers keep a mode of their own). floor is exact, and so is a - floor(a) for
+/// a >= 0 (below 1 floor(a) is 0; from 1 on floor(a) is within a factor 2 of a, Sterbenz).
+double round_half_even(double v) {
+  const double a = std::fabs(v), f = std::floor(a), d = a - f;
+  const bool up = d > 0.5 || (d == 0.5 && std::fmod(f, 2.0) != 0.0);
+  return std::copysign(up ? f + 1.0 : f, v);
+}
+
 /// Parameters whose grid covers [lo, hi], lo <= 0 <= hi. Asymmetric: s = (hi - lo) / (2^b - 1),
 /// z = round(-lo / s). Symmetric (z = 2^(b-1), codes -2^(b-1)..2^(b-1)-1 around it): the
 /// smallest s covering both ends, max(-lo / 2^(b-1), hi / (2^(b-1) - 1)); this never clips
@@ -38,7 +48,7 @@ bool params_for_range(double lo, double hi, int bits, bool symmetric, GroupParam
   if (!fp16_at_least(s, &p->scale_bits)) return false;
   p->scale = fp16_to_float(p->scale_bits);
   p->zero = symmetric ? half
-                      : static_cast<int>(std::clamp(std::nearbyint(-lo / p->scale), 0.0,
+                      : static_cast<int>(std::clamp(round_half_even(-lo / p->scale), 0.0,
                                                     static_cast<double>(max_code)));
   return true;
 }
@@ -55,7 +65,7 @@ double squared_error(const double* x, int64_t len, const GroupParams& p, int max
 }  // namespace
 
 int quantize_value(double w, const GroupParams& p, int max_code) {
-  const double q = std::nearbyint(w / p.scale) + p.zero;
+  const double q = round_half_even(w / p.scale) + p.zero;
   return static_cast<int>(std::clamp(q, 0.0, static_cast<double>(max_code)));
 }
 

@@ -22,6 +22,9 @@ namespace qmoe {
 ///    squares; kGptq quantizes 128 columns at a time that way (gptq_mse_scales: with the search)
 ///    and feeds each block's error forward as for trellis formats (act_order gives kUnsupported).
 ///  - dense: every method rounds each weight to nearest even.
+/// int codes round w / s to nearest, ties to even, whatever floating-point rounding mode the
+/// calling thread and the OpenMP workers run in (a mode other than to-nearest moves only the
+/// last bit of the arithmetic before the rounding).
 enum class QuantMethod : uint8_t {
   kRtnMinMax = 0,  ///< round to nearest, range = group min/max (or absmax if symmetric)
   kRtnMse = 1,     ///< round to nearest, range shrunk per group to minimise squared error

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cfenv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -1472,6 +1473,51 @@ TEST(QuantGptq, ACalibrationThatActivatesNoInputIsRefused) {
   EXPECT_TRUE(
       quantize_logical(pb.w.data(), pb.n, pb.k, parse_format("int4:g64"), pb.gptq(false), &m)
           .is_ok());
+}
+
+// The codes are the same whatever floating-point rounding mode the calling thread and the
+// OpenMP workers run in: std::nearbyint follows it (under FE_UPWARD it rounded every code up).
+// Each mode is set in every thread of the team the quantizers use, then the default restored.
+TEST(QuantRtn, CodesDoNotDependOnTheThreadsRoundingMode) {
+  const GptqProblem pb;
+  struct Case {
+    const char* format;
+    QuantizeOptions options;
+  };
+  QuantizeOptions mse;
+  mse.method = QuantMethod::kRtnMse;
+  const std::vector<Case> cases = {{"int4:g128", QuantizeOptions{}}, {"int3:g32:sym", mse},
+                                   {"int2:pc", QuantizeOptions{}},   {"int8:g64", mse},
+                                   {"int4:g32", pb.gptq(false)},    {"int3:g128", pb.gptq(true)}};
+  auto quantize_all = [&](int mode) {
+#pragma omp parallel
+    std::fesetround(mode);
+    std::fesetround(mode);
+    std::vector<LogicalMatrix> out(cases.size());
+    std::vector<bool> ok(cases.size());
+    for (size_t i = 0; i < cases.size(); ++i)
+      ok[i] = quantize_logical(pb.w.data(), pb.n, pb.k, parse_format(cases[i].format),
+                               cases[i].options, &out[i])
+                  .is_ok();
+#pragma omp parallel
+    std::fesetround(FE_TONEAREST);
+    std::fesetround(FE_TONEAREST);
+    for (size_t i = 0; i < cases.size(); ++i) EXPECT_TRUE(ok[i]) << cases[i].format;
+    return out;
+  };
+  const std::vector<LogicalMatrix> want = quantize_all(FE_TONEAREST);
+  for (int mode : {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+    SCOPED_TRACE("rounding mode " + std::to_string(mode));
+    const std::vector<LogicalMatrix> got = quantize_all(mode);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      SCOPED_TRACE(cases[i].format);
+      int64_t differ = 0;
+      for (size_t c = 0; c < want[i].codes.size(); ++c) differ += got[i].codes[c] != want[i].codes[c];
+      EXPECT_EQ(differ, 0);
+      EXPECT_EQ(got[i].zeros, want[i].zeros);
+      EXPECT_EQ(got[i].scales, want[i].scales);
+    }
+  }
 }
 
 TEST(QuantGptq, InverseCholeskyFactorSatisfiesUtUEqualsHInverse) {
