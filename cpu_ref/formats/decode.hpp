@@ -18,10 +18,11 @@ struct Layout {
   bool per_channel = false;  ///< int format with one group a row
   int64_t group_len = 0;     ///< inputs per scale group (k for per-channel; 0 for dense)
   int64_t groups = 0;        ///< logical groups per row, k / group_len (0 for dense)
-  int64_t groups_pad = 0;    ///< stored scale/zero columns per row (0 for dense)
+  int64_t groups_pad = 0;    ///< stored scale/zero columns per row (0 for dense and LUT)
   int64_t tile_bytes = 0;
   int64_t codes_offset = 0, codes_bytes = 0;
-  int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent; LUT
+  int64_t scales_offset = 0, scales_bytes = 0;  ///< bytes 0 where the section is absent (its
+                                                ///< offset still §2's rule); LUT
                                                 ///< formats keep their tables here
   int64_t zeros_offset = 0, zeros_bytes = 0;
   int64_t total_bytes = 0;  ///< blob size: end of the last section rounded up to 256

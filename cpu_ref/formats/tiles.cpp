@@ -105,8 +105,7 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
   L->codes_bytes = (L->n_pad / kTileRows) * (L->k_pad / kTileCols) * L->tile_bytes;
   L->per_channel = false;
   L->group_len = L->groups = L->groups_pad = 0;
-  L->scales_offset = L->scales_bytes = L->zeros_offset = L->zeros_bytes = 0;
-  int64_t end = L->codes_offset + L->codes_bytes;
+  L->scales_bytes = L->zeros_bytes = 0;
   if (is_int || blocks) {
     L->per_channel = f.group_size == 0;
     L->group_len = L->per_channel ? k : f.group_size;
@@ -115,20 +114,16 @@ Status compute_layout(const FormatSpec& f, int64_t n, int64_t k, Layout* L) {
                               std::to_string(L->group_len));
     L->groups = k / L->group_len;
     L->groups_pad = L->per_channel ? 1 : L->k_pad / L->group_len;
-    L->scales_offset = round_up(end, kSectionAlign);
-    L->scales_bytes = L->n_pad * L->groups_pad * 2;  // fp16
-    end = L->scales_offset + L->scales_bytes;
-    if (is_int && !f.symmetric) {
-      L->zeros_offset = round_up(end, kSectionAlign);
-      L->zeros_bytes = L->n_pad * L->groups_pad;  // uint8
-      end = L->zeros_offset + L->zeros_bytes;
-    }
+    L->scales_bytes = L->n_pad * L->groups_pad * 2;                         // fp16
+    if (is_int && !f.symmetric) L->zeros_bytes = L->n_pad * L->groups_pad;  // uint8
   }
-  if (f.kind == FormatKind::kLut) {  // one table of 2^b fp16 values a row, padded rows too
-    L->scales_offset = round_up(end, kSectionAlign);
+  if (f.kind == FormatKind::kLut)  // one table of 2^b fp16 values a row, padded rows too
     L->scales_bytes = L->n_pad * (int64_t{1} << f.bits) * 2;
-    end = L->scales_offset + L->scales_bytes;
-  }
+  // Each section starts at the first multiple of 256 at or after the previous one's end, a
+  // section the format lacks (size 0) too (§2: its offset follows the same rule).
+  L->scales_offset = round_up(L->codes_offset + L->codes_bytes, kSectionAlign);
+  L->zeros_offset = round_up(L->scales_offset + L->scales_bytes, kSectionAlign);
+  const int64_t end = L->zeros_offset + L->zeros_bytes;
   L->total_bytes = round_up(end, kSectionAlign);
   return Status::ok();
 }
@@ -280,27 +275,27 @@ Status check_packed(const PackedMatrix& m, Layout* out) {
   const bool is_int = m.format.kind == FormatKind::kInt;
   const bool trellis = m.format.kind == FormatKind::kTrellis;
   const bool vector = m.format.kind == FormatKind::kVector;
-  const bool has_zeros = is_int && !m.format.symmetric;
+  // Every field, those of sections the format lacks too (§2 fixes their offsets; groups_pad is
+  // 0 for dense and LUT formats).
   struct Field {
     const char* name;
     int64_t given, expected;
-    bool defined;  // offsets / columns of absent sections are not fixed by the spec
   };
   const Field fields[] = {
-      {"n_pad", P.n_pad, L.n_pad, true},
-      {"k_pad", P.k_pad, L.k_pad, true},
-      {"groups_pad", P.groups_pad, L.groups_pad, m.format.kind != FormatKind::kDense},
-      {"tile_bytes", P.tile_bytes, L.tile_bytes, true},
-      {"codes_offset", P.codes_offset, L.codes_offset, true},
-      {"codes_bytes", P.codes_bytes, L.codes_bytes, true},
-      {"scales_offset", P.scales_offset, L.scales_offset, L.scales_bytes > 0},
-      {"scales_bytes", P.scales_bytes, L.scales_bytes, true},
-      {"zeros_offset", P.zeros_offset, L.zeros_offset, has_zeros},
-      {"zeros_bytes", P.zeros_bytes, L.zeros_bytes, true},
-      {"total_bytes", P.total_bytes, L.total_bytes, true},
+      {"n_pad", P.n_pad, L.n_pad},
+      {"k_pad", P.k_pad, L.k_pad},
+      {"groups_pad", P.groups_pad, L.groups_pad},
+      {"tile_bytes", P.tile_bytes, L.tile_bytes},
+      {"codes_offset", P.codes_offset, L.codes_offset},
+      {"codes_bytes", P.codes_bytes, L.codes_bytes},
+      {"scales_offset", P.scales_offset, L.scales_offset},
+      {"scales_bytes", P.scales_bytes, L.scales_bytes},
+      {"zeros_offset", P.zeros_offset, L.zeros_offset},
+      {"zeros_bytes", P.zeros_bytes, L.zeros_bytes},
+      {"total_bytes", P.total_bytes, L.total_bytes},
   };
   for (const Field& f : fields)
-    if (f.defined && f.given != f.expected) return field_mismatch(f.name, f.given, f.expected);
+    if (f.given != f.expected) return field_mismatch(f.name, f.given, f.expected);
   if (static_cast<int64_t>(m.blob.size()) != L.total_bytes)
     return invalid_argument("ref: blob holds " + std::to_string(m.blob.size()) +
                             " bytes, the layout needs " + std::to_string(L.total_bytes));

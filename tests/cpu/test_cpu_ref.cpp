@@ -672,6 +672,36 @@ TEST(CpuRefBadInput, DequantizeRejectsBlobAndLayoutMismatchWithoutWriting) {
   EXPECT_EQ(ref::dequantize(good, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
+// The offsets of sections a format lacks follow §2's rule like the others (the library's
+// layout check holds them to it), and groups_pad is 0 for dense and LUT formats: a layout that
+// moves either is refused, though nothing is read there.
+TEST(CpuRefBadInput, DequantizeRejectsTheFieldsOfAbsentSectionsMoved) {
+  std::mt19937 rng(15);
+  struct Case {
+    const char* format;
+    int64_t PackedLayout::*field;
+    int64_t by;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"int4:g64:sym", &PackedLayout::zeros_offset, kSectionAlign, "zeros_offset"},
+      {"tcq3", &PackedLayout::zeros_offset, -kSectionAlign, "zeros_offset"},
+      {"nuq3", &PackedLayout::groups_pad, 1, "groups_pad"},
+      {"bf16", &PackedLayout::scales_offset, kSectionAlign, "scales_offset"},
+      {"bf16", &PackedLayout::zeros_offset, -kSectionAlign, "zeros_offset"},
+      {"fp16", &PackedLayout::groups_pad, 1, "groups_pad"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.format);
+    PackedMatrix m = packed(random_logical(parse_format(c.format), 48, 256, rng));
+    std::vector<uint16_t> bits;
+    const Status valid = ref::dequantize_to(m, DType::kBF16, &bits);
+    ASSERT_TRUE(valid.is_ok()) << valid.message();
+    m.layout.*c.field += c.by;
+    expect_rejected(m, c.reason);
+  }
+}
+
 // values_per_state is read before anything divides by it: 2 or 4 on a LUT, int or dense format,
 // anything but 4 on a vector format, 0 or 3 anywhere, or 2 with tcq2's 2 bits a step, is a bad
 // format, not a layout.

@@ -1488,7 +1488,7 @@ TEST(QuantRtn, CodesDoNotDependOnTheThreadsRoundingMode) {
   mse.method = QuantMethod::kRtnMse;
   const std::vector<Case> cases = {{"int4:g128", QuantizeOptions{}}, {"int3:g32:sym", mse},
                                    {"int2:pc", QuantizeOptions{}},   {"int8:g64", mse},
-                                   {"int4:g32", pb.gptq(false)},    {"int3:g128", pb.gptq(true)}};
+                                   {"int4:g32", pb.gptq(false)},     {"int3:g128", pb.gptq(true)}};
   auto quantize_all = [&](int mode) {
 #pragma omp parallel
     std::fesetround(mode);
@@ -1512,7 +1512,8 @@ TEST(QuantRtn, CodesDoNotDependOnTheThreadsRoundingMode) {
     for (size_t i = 0; i < cases.size(); ++i) {
       SCOPED_TRACE(cases[i].format);
       int64_t differ = 0;
-      for (size_t c = 0; c < want[i].codes.size(); ++c) differ += got[i].codes[c] != want[i].codes[c];
+      for (size_t c = 0; c < want[i].codes.size(); ++c)
+        differ += got[i].codes[c] != want[i].codes[c];
       EXPECT_EQ(differ, 0);
       EXPECT_EQ(got[i].zeros, want[i].zeros);
       EXPECT_EQ(got[i].scales, want[i].scales);
