@@ -95,8 +95,9 @@ typedef enum {
 /** Quantizes w ([n, k] float32, kDLCPU) into `format` with `method`; *out receives a new
  *  handle (free with qmoe_packed_destroy). calib ([rows, k] float32, kDLCPU) is required by
  *  QMOE_QUANT_GPTQ and must be NULL otherwise; inputs never active in it (a zero column) get
- *  weight 0, as in reference GPTQ. Errors: INVALID_ARGUMENT (tensors, unknown format or method,
- *  k not a multiple of the group, NaN/Inf, a calib that activates no input), OUT_OF_RANGE (fp16
+ *  weight 0, as in reference GPTQ. Errors: INVALID_ARGUMENT (tensors, an empty w or a calib
+ *  of 0 rows, unknown format or method, k not a multiple of the group, NaN/Inf, a calib that
+ *  activates no input), OUT_OF_RANGE (fp16
  *  overflow). */
 QMOE_API qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format,
                                      qmoe_quant_method_t method, const DLTensor* calib,

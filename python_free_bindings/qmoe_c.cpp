@@ -491,6 +491,8 @@ qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format, qmoe_quant_me
     QMOE_RETURN_IF_ERROR(parse_format(format, &f));
     Checked wt;
     QMOE_RETURN_IF_ERROR(check_tensor(w, "w", kDLCPU, bit(Elem::kF32), {kAnyDim, kAnyDim}, &wt));
+    if (wt.dims[0] == 0 || wt.dims[1] == 0)
+      return invalid_argument("w is empty: shape " + dims_string(wt.dims, 2));
     qmoe::QuantizeOptions opt;
     QMOE_RETURN_IF_ERROR(to_method(method, &opt.method));
     if (method == QMOE_QUANT_GPTQ) {
@@ -498,6 +500,7 @@ qmoe_status_t qmoe_quantize(const DLTensor* w, const char* format, qmoe_quant_me
       Checked c;
       QMOE_RETURN_IF_ERROR(
           check_tensor(calib, "calib", kDLCPU, bit(Elem::kF32), {kAnyDim, wt.dims[1]}, &c));
+      if (c.dims[0] == 0) return invalid_argument("calib has no rows");
       opt.calib = static_cast<const float*>(c.data);
       opt.calib_rows = c.dims[0];
     } else if (calib != nullptr) {

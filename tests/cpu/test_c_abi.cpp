@@ -711,6 +711,26 @@ TEST(CAbiErrors, LastErrorIsPerThreadAndKeptAcrossSuccessfulCalls) {
   EXPECT_EQ(last_error(), mine);
 }
 
+// An empty w or calib (a dimension of 0, data null as frameworks leave it) is named as
+// empty, not reported as a null pointer or a missing calibration.
+TEST(CAbiErrors, EmptyWeightsOrCalibrationAreNamedAsEmpty) {
+  std::vector<float> w = gaussian(32 * 128, 1.0f, 41);
+  int64_t w_shape[2] = {32, 128}, no_rows[2] = {0, 128}, no_cols[2] = {32, 0};
+  qmoe_packed_t* packed = nullptr;
+  for (int64_t* shape : {no_rows, no_cols}) {
+    const DLTensor empty = tensor(nullptr, shape, 2, kF32);
+    EXPECT_EQ(qmoe_quantize(&empty, "int4:g128", QMOE_QUANT_RTN, nullptr, &packed),
+              QMOE_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(last_error().find("w is empty"), std::string::npos) << last_error();
+  }
+  const DLTensor wt = tensor(w.data(), w_shape, 2, kF32);
+  const DLTensor calib = tensor(nullptr, no_rows, 2, kF32);
+  EXPECT_EQ(qmoe_quantize(&wt, "int4:g128", QMOE_QUANT_GPTQ, &calib, &packed),
+            QMOE_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("calib has no rows"), std::string::npos) << last_error();
+  EXPECT_EQ(packed, nullptr);
+}
+
 TEST(CAbiOptions, InitWritesTheDefaultsAndTheStructSize) {
   qmoe_grouped_gemm_options_t o;
   std::memset(&o, 0x5A, sizeof(o));
