@@ -235,7 +235,9 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   }
   const ConstMatrixView& x = args.x;
   const MatrixView& y = args.y;
-  if (x.data == nullptr || y.data == nullptr || args.expert_offsets == nullptr)
+  // An empty batch may come with null x and y (frameworks leave an empty tensor's data null):
+  // nothing is read or written then.
+  if (((x.data == nullptr || y.data == nullptr) && m > 0) || args.expert_offsets == nullptr)
     return invalid_argument(fn + ": x, y and expert_offsets must be device pointers, not null");
   if (reinterpret_cast<uintptr_t>(x.data) % kRowAlign != 0 ||
       reinterpret_cast<uintptr_t>(y.data) % kRowAlign != 0)
@@ -309,6 +311,20 @@ Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* worksp
   // launch writes the product to the workspace and the activation follows as a kernel.
   p.epilogue = gated && product == 0 ? 1 : 0;
   if (product > 0) p.y = static_cast<uint8_t*>(workspace) + kWorkspaceBytes + digits + rotated;
+  if (runs_tile_kernel(args, split) && tiles.mma_sync != 0) {
+    // Before any launch: a failing tile launch after the decode one would leave y half written.
+    const dev::GemmProblem tp = tile_problem(p, tiles, tiles.mma_sync);
+    size_t smem = 0, room = 0;
+    err = x.dtype == DType::kBF16 ? dev::grouped_gemm_tc_smem<__nv_bfloat16>(tp, &smem, &room)
+                                  : dev::grouped_gemm_tc_smem<__half>(tp, &smem, &room);
+    if (err != cudaSuccess) return cuda_failure(fn + ": device query", err);
+    if (smem > room)
+      return unsupported(fn + ": the mma.sync tile kernel needs " + std::to_string(smem) +
+                         " bytes of shared memory per block for this bank (" +
+                         std::to_string(tp.num_experts) + " experts, " +
+                         std::to_string(tp.a_slot_bytes) +
+                         "-byte code tiles); the device leaves it " + std::to_string(room));
+  }
   err = x.dtype == DType::kBF16 ? launch_grouped<__nv_bfloat16>(split, tiles, p, stream)
                                 : launch_grouped<__half>(split, tiles, p, stream);
   if (err == cudaSuccess && product > 0) {

@@ -3,3 +3,5 @@
 
 template cudaError_t qmoe::dev::launch_grouped_gemm_tc<__nv_bfloat16>(const GemmProblem&,
                                                                       cudaStream_t);
+template cudaError_t qmoe::dev::grouped_gemm_tc_smem<__nv_bfloat16>(const GemmProblem&, size_t*,
+                                                                    size_t*);

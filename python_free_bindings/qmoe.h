@@ -189,7 +189,8 @@ typedef enum {
  *  unspecified); offsets[0] need not be 0, and rows of y outside [offsets[0], offsets[E]) are
  *  not written; all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
  *  otherwise); x and y data (after byte_offset) and the workspace 16-byte aligned (checked when
- *  the kernels are enqueued, not by the size query). decode_max_tokens must be 0..64 whatever the kernel choice.
+ *  the kernels are enqueued, not by the size query); with m = 0 nothing is enqueued and x and
+ *  y data may be NULL. decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
  *  integer decode of int experts, which this call takes by its default rule, as

@@ -22,9 +22,15 @@ __host__ __device__ __forceinline__ To bit_cast(const From& from) {
   return to;
 }
 
+/// ceil(a / b) for a >= 0, b > 0. In unsigned arithmetic: a + b - 1 overflows int where a is
+/// a token count near 2^31 (x.rows may reach 2^31 - 1), never uint32.
 __host__ __device__ constexpr int ceil_div(int a, int b) {
-  return (a + b - 1) / b;
+  return static_cast<int>((static_cast<unsigned>(a) + static_cast<unsigned>(b) - 1u) /
+                          static_cast<unsigned>(b));
 }
+static_assert(ceil_div(2147483647, 256) == 8388608 && ceil_div(2147483647, 8) == 268435456 &&
+                  ceil_div(0, 16) == 0 && ceil_div(17, 16) == 2,
+              "ceil_div holds up to INT_MAX");
 
 /// (a & b) | c in one LOP3. Written out because ptxas, given two immediates (a code mask and
 /// a magic exponent), emits an AND and an OR: one extra instruction per decoded pair.

@@ -124,9 +124,12 @@ cudaError_t launch_dequantize_bank(const uint8_t* blob, const ExpertDesc* descs,
   constexpr long long kMaxBlocks = 4096;  // grid-stride beyond: plenty for a test kernel
   const int blocks =
       static_cast<int>(std::min((tiles + kBlockWarps - 1) / kBlockWarps, kMaxBlocks));
-  dequant::dequantize_bank_kernel<Act><<<blocks, kBlockThreads, 0, stream>>>(
-      blob, descs, num_experts, n, k, static_cast<unsigned short*>(w));
-  return cudaGetLastError();
+  // cudaLaunchKernel returns this launch's error; cudaGetLastError after <<<>>> would also take
+  // (and clear) an earlier, unrelated one as its own.
+  auto* out = static_cast<unsigned short*>(w);
+  void* args[] = {&blob, &descs, &num_experts, &n, &k, &out};
+  return cudaLaunchKernel(reinterpret_cast<const void*>(dequant::dequantize_bank_kernel<Act>),
+                          dim3(blocks), dim3(kBlockThreads), args, 0, stream);
 }
 
 }  // namespace qmoe::dev

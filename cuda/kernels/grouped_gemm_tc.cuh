@@ -313,7 +313,41 @@ constexpr bool two_strips_fit(int num_experts, int slot_bytes, size_t room) {
   return slot_bytes <= max_slot_bytes(2) && smem_bytes<2>(num_experts, slot_bytes) <= room;
 }
 
+/// Dynamic shared memory per block of the form a launch takes (two strips per warp where they
+/// fit, else one).
+constexpr size_t launch_smem_bytes(int num_experts, int slot_bytes, size_t room) {
+  return two_strips_fit(num_experts, slot_bytes, room) ? smem_bytes<2>(num_experts, slot_bytes)
+                                                       : smem_bytes<1>(num_experts, slot_bytes);
+}
+/// On a device of ~100 KB per block (sm_86 / sm_89 / sm_120: 101376 bytes, less the kernel's
+/// ~2.3 KB of static shared memory) the one-strip form's three stages of 4 KB dense slots do not
+/// fit, nor int8's 2 KB slots from 45 experts on (the schedule's arrays grow with E): grouped_gemm
+/// refuses those banks there (kUnsupported) before launching anything.
+static_assert(launch_smem_bytes(8, 1024, 99040) <= 99040 &&
+                  launch_smem_bytes(1024, 1024, 99040) <= 99040 &&
+                  launch_smem_bytes(44, 2048, 99040) <= 99040 &&
+                  launch_smem_bytes(45, 2048, 99040) > 99040 &&
+                  launch_smem_bytes(1, 4096, 99040) > 99040,
+              "what fits a ~100 KB device");
+
+/// The dynamic shared memory per block the device leaves the kernel (its forms take the same
+/// static part: ask one).
+template <class Act>
+cudaError_t smem_room(size_t* room) {
+  static SmemRoomCache cache;
+  return kernel_smem_room(
+      reinterpret_cast<const void*>(grouped_gemm_tc_kernel<Act, 2, false, false>), &cache, room);
+}
+
 }  // namespace tc
+
+template <class Act>
+cudaError_t grouped_gemm_tc_smem(const GemmProblem& p, size_t* needed, size_t* room) {
+  const cudaError_t err = tc::smem_room<Act>(room);
+  if (err != cudaSuccess) return err;
+  *needed = tc::launch_smem_bytes(p.num_experts, p.a_slot_bytes, *room);
+  return cudaSuccess;
+}
 
 /// Banks whose code slots are at most 2 KB (2/3/4/8-bit codes) take two strips per warp where the
 /// device's shared memory allows (two_strips_fit), others one. A/B on
@@ -333,17 +367,11 @@ cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream) {
            : decoders == 1 ? tc::launch<Act, kWarpStrips, true, false>(p, stream)
                            : tc::launch<Act, kWarpStrips, false, false>(p, stream);
   };
-  if (p.a_slot_bytes <= tc::max_slot_bytes(2)) {
-    // Every form of the kernel takes the same shared memory: ask one.
-    static SmemRoomCache cache;
-    size_t room = 0;
-    const cudaError_t err = kernel_smem_room(
-        reinterpret_cast<const void*>(tc::grouped_gemm_tc_kernel<Act, 2, false, false>), &cache,
-        &room);
-    if (err != cudaSuccess) return err;
-    if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
-      return launch_form(std::integral_constant<int, 2>{});
-  }
+  size_t room = 0;
+  const cudaError_t err = tc::smem_room<Act>(&room);
+  if (err != cudaSuccess) return err;
+  if (tc::two_strips_fit(p.num_experts, p.a_slot_bytes, room))
+    return launch_form(std::integral_constant<int, 2>{});
   return launch_form(std::integral_constant<int, 1>{});
 }
 

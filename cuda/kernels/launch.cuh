@@ -146,6 +146,10 @@ cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream);
 /// Tensor-core tile kernel (many tokens per expert).
 template <class Act>
 cudaError_t launch_grouped_gemm_tc(const GemmProblem& p, cudaStream_t stream);
+/// The dynamic shared memory per block its launch of p takes (*needed) and the current device
+/// leaves it (*room); a launch with *needed > *room would fail.
+template <class Act>
+cudaError_t grouped_gemm_tc_smem(const GemmProblem& p, size_t* needed, size_t* room);
 
 /// Hopper warpgroup-MMA tile kernel (many tokens per expert; sm_90a only). Launch it only
 /// where grouped_gemm_wgmma_available says so. A launch with p.x_rotated set runs the trellis

@@ -98,16 +98,16 @@ __device__ __forceinline__ float output_scaled(float sum) {
 
 /// The tile kernels' items: (expert, block of kRowStrips strips, block of kTokens tokens), over
 /// the rows of each expert that p's row split gives the launch where kRowSplit (build_item_list).
-/// Experts whose decoder is not in p.tile_decoders get no items (another launch's), nor do
-/// those whose tile is larger than the code slots (a view whose format_mask misses the expert's
-/// format: the tile would overrun its neighbours' slots).
+/// Experts whose decoder is not in p.tile_decoders get no items (another launch's). One whose
+/// tile is larger than the code slots (a view whose format_mask misses the expert's format, so
+/// the slots were sized without it) traps: staging it would overrun its neighbours' slots, and
+/// skipping it would leave its rows unwritten with no error.
 template <int kRowStrips, int kTokens, bool kRowSplit = false>
 __device__ __forceinline__ ItemList build_tile_items(const GemmProblem& p, unsigned char* smem) {
   const int row_blocks = ceil_div(p.n_strips, kRowStrips);
   return build_item_list<kRowSplit>(p, smem, [&](int decoder, int tokens) -> long long {
-    if (decoder < 0 || ((p.tile_decoders >> decoder) & 1u) == 0 ||
-        decoder_tile_bytes(decoder) > p.a_slot_bytes)
-      return 0;
+    if (decoder < 0 || ((p.tile_decoders >> decoder) & 1u) == 0) return 0;
+    if (decoder_tile_bytes(decoder) > p.a_slot_bytes) __trap();
     return static_cast<long long>(row_blocks) * ceil_div(tokens, kTokens);
   });
 }

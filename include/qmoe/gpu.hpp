@@ -33,8 +33,8 @@ struct DeviceBankView {
   int64_t n = 0, k = 0;  ///< every expert is W[n, k]
   /// Bit i set: some expert uses decoder i (host-known; DeviceExpertBank::view sets it). The
   /// kernels are chosen and sized from it: it must name every expert's decoder (a view whose
-  /// mask lacks a LUT or vector expert's bit runs GEMM kernels without those decoders, which
-  /// trap on that expert: a sticky CUDA error).
+  /// mask lacks an expert's bit runs kernels that trap on that expert, a sticky CUDA error:
+  /// kernels without its decoder, or tile kernels whose code slots were sized without it).
   uint32_t format_mask = 0;
 };
 
@@ -175,11 +175,14 @@ struct GroupedGemmArgs {
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode; plus x rotated, [m, k] fp16, where the
 /// bank holds trellis experts; plus the [m, n] product where Epilogue::kSiluMulInterleaved meets
-/// a tile-kernel launch). The workspace is used by the call's
+/// a tile-kernel launch). The size is not monotone in x.rows (x's digits at few tokens per
+/// expert, the product at many): a workspace shared by calls of several x.rows takes the
+/// largest of their sizes. The workspace is used by the call's
 /// kernels only; calls on one stream may share one. Prepare it once (prepare_workspace): its
 /// first 16 bytes then carry the decode kernel's work counter from call to call. Never
 /// allocates, never synchronises; capturable in a CUDA graph. The workspace must be 16-byte
-/// aligned (as cudaMalloc's are). Rows of y outside [offsets[0], offsets[E]) are not written.
+/// aligned (as cudaMalloc's are). Rows of y outside [offsets[0], offsets[E]) are not written
+/// (where the offsets table is non-decreasing; see above for one that is not).
 /// Stream order holds as for any launch; where the device and the build's code are sm_90+, the
 /// kernels are launched with programmatic dependent launch, so their launch overlaps the previous
 /// kernel's tail (they wait for it to complete before reading expert_offsets or x or writing y).
@@ -193,6 +196,11 @@ struct GroupedGemmArgs {
 /// scale to the fp32 sums, and the tile kernels (their trellis experts' launch) multiply RNE_fp16(v
 /// s) by that rotated x (docs/formats.md §1). All stay within the tests' normalised error of the
 /// float64 reference; results of the two kernels for one expert may differ in the last bits.
+/// Range: the decode kernel's fp32 sums of biased codes (up to 255) times x overflow where a bf16
+/// |x| exceeds ~1e36 (FLT_MAX / 255; the result is then inf or NaN where the exact one is
+/// finite), and trellis experts take x rotated into fp16 (x~ = H (sigma . x) / 128, |x~| <=
+/// max |x|), so a bf16 |x| beyond 65504 overflows there as an fp16 x would.
+/// With x.rows == 0 nothing is launched, and x.data and y.data may be null.
 /// Errors: kInvalidArgument (null pointers, workspace_bytes null, x / y / workspace not 16-byte
 /// aligned, a workspace smaller than the size query's, x.rows outside [0, 2^31), x.cols != bank.k,
 /// y.cols != bank.n (bank.n / 2 with kSiluMulInterleaved, which needs bank.n % 16 == 0), x.rows !=
@@ -200,7 +208,10 @@ struct GroupedGemmArgs {
 /// outside [1, 2^24] or trellis experts and k % 128 != 0), kUnsupported (no CUDA / no device /
 /// compute capability below 8.0, row strides other than cols, n_pad * k_pad / 32 >= 2^30: n * k
 /// beyond ~2^35, more than 1024 experts, format_mask bits of decoders this build lacks,
-/// TileKernel::kWgmma without the wgmma kernel), kCudaError (launch failure).
+/// TileKernel::kWgmma without the wgmma kernel, a tile launch that needs more shared memory per
+/// block than the device leaves: the mma.sync tile kernel on devices of ~100 KB per block, e.g.
+/// sm_86 / sm_89, with dense experts, or int8 experts in banks of 45 or more; checked before
+/// anything is launched), kCudaError (launch failure).
 Status grouped_gemm(const GroupedGemmArgs& args, void* workspace, size_t* workspace_bytes,
                     cudaStream_t stream);
 

@@ -504,6 +504,18 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
     ASSERT_NO_FATAL_FAILURE(expect_y_unwritten());
   }
 
+  {
+    // An empty batch as frameworks hand it over (shape [0, k], data NULL) enqueues nothing.
+    Call c = good;
+    int64_t x_empty[2] = {0, kK}, y_empty[2] = {0, kN};
+    c.x.data = nullptr;
+    c.x.shape = x_empty;
+    c.y.data = nullptr;
+    c.y.shape = y_empty;
+    EXPECT_EQ(c.run(), QMOE_STATUS_OK) << last_error();
+    ASSERT_NO_FATAL_FAILURE(expect_y_unwritten());
+  }
+
   // qmoe_grouped_gemm_ex's own options: each bad one is rejected, by the size query too.
   {
     qmoe_grouped_gemm_options_t defaults;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <utility>
@@ -1550,6 +1551,30 @@ TEST(GpuKernels, GroupedGemmTileKernelHandsOutLongItemsOnDemand) {
   }
 }
 
+// A bank view whose format_mask misses an expert's format (int8 under a mask without it) sizes
+// the tile kernels' code slots without that expert's tiles: the tile launch traps on it (a
+// sticky error) instead of leaving its rows unwritten with no error. In a child process, as the
+// trap ends the CUDA context; the child exits 3 only where the call returned OK and the
+// synchronisation after it reported the trap.
+TEST(GpuKernelsDeathTest, ATileLaunchTrapsOnAnExpertItsViewsMaskMisses) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto run_with_a_mask_that_lies = [] {
+    GemmSetup s;
+    setup_gemm(parse_all({"int2:g128", "int8:g128"}), 64, 256, {40, 40}, /*extra_rows=*/0, 8101,
+               &s);
+    qmoe::GroupedGemmArgs a = args_for(s, DType::kBF16, {KernelChoice::kPrefill, 0});
+    a.bank.format_mask &= ~qmoe::dev::kImmaInt8Mask;
+    size_t bytes = s.workspace_bytes;
+    const qmoe::Status st = qmoe::grouped_gemm(a, s.workspace.as<void>(), &bytes, nullptr);
+    const cudaError_t sync = cudaDeviceSynchronize();
+    std::fprintf(stderr, "call: %s; synchronize: %s\n", st.to_string().c_str(),
+                 cudaGetErrorString(sync));
+    std::exit(st.is_ok() && sync != cudaSuccess ? 3 : 0);
+  };
+  EXPECT_EXIT(run_with_a_mask_that_lies(), testing::ExitedWithCode(3), "synchronize: ");
+}
+
 TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   const std::vector<FormatSpec> f = parse_all({"int4:g32", "bf16"});
@@ -1580,6 +1605,14 @@ TEST(GpuKernels, GroupedGemmRejectsBadArguments) {
     qmoe::GroupedGemmArgs a = good;
     a.expert_offsets = nullptr;
     expect_code(a, StatusCode::kInvalidArgument, "null offsets");
+  }
+  {
+    // An empty batch as frameworks hand it over (null data) is a no-op, not an error.
+    qmoe::GroupedGemmArgs a = good;
+    a.x.data = nullptr;
+    a.y.data = nullptr;
+    a.x.rows = a.y.rows = 0;
+    expect_code(a, StatusCode::kOk, "empty batch with null x and y");
   }
   {
     qmoe::GroupedGemmArgs a = good;

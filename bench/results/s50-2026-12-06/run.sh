@@ -16,17 +16,49 @@
 #   decode rows (T = 1, 4, 16) of the five shapes in int2/3/4/8 g128 and mixed:rr (rules/); then
 #   the decode kernel forced (dec: --kernel decode; dec_on: and --integer-decode on) against
 #   kAuto on the middle rows (Mixtral and Qwen3 at T = 64 and 256; rules/middle/).
-# check, core, min, sanit: as in session 49's run.sh (not run this session).
+# Then the review's fixes (ceil_div in unsigned arithmetic, a trap for tiles a lying format_mask
+# sized out, the mma.sync shared-memory check before any launch, empty batches with null x / y,
+# the dequantize launcher's own error), built as above into t50b:
+#   s50b.txz = t50b/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1}
+#   fix: bash bench/results/s50-2026-12-06/run.sh fix   # carry [".carry/z/s50b.txz"]
+#     every GPU test on sm_90a, the changed tests on the compute_80 PTX, memcheck of the
+#     changed tests and the first-offset test, the demo.
+#   ab: bash bench/results/s50-2026-12-06/run.sh ab     # carry [".carry/z/s50a.txz"]
+#     right after fix on the same warm machine (both archives at once exceed the 64 MiB carry;
+#     t50b/ is still unpacked there): every kernel was rebuilt (ceil_div is in every one), so
+#     the decode and prefill rows A/B, 2 rounds.
 set -u
-phase=${1:?check|sanit|rules|all|core|min}
+phase=${1:?all|rules|fix|fix_min|ab}
 export CUDA_CACHE_MAXSIZE=4294967296
-[[ -x .carry/t50a/qmoe ]] || tar xJf .carry/z/s50a.txz -C .carry
-export QMOE_BIN=.carry/t50a
-export LD_LIBRARY_PATH=$PWD/.carry/t50a${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 case $phase in
-  check)
-    QMOE_COMMIT=s50a bash scripts/gpu_check.sh --ptx-filter "" --sanitizers "" --step-timeout 300 \
-      | tail -30 ;;
+  fix | fix_min | ab) bin=t50b ;;
+  *) bin=t50a ;;
+esac
+# Each archive once per machine: s50X.txz holds t50X/ (a warm machine keeps what an earlier
+# call unpacked; the ab phase finds t50b/ there and takes t50a/ from its own carry).
+for z in .carry/z/s50?.txz; do
+  d=.carry/t$(basename "$z" .txz | cut -c2-)
+  [[ -f $z && ! -x $d/qmoe ]] && tar xJf "$z" -C .carry
+done
+export QMOE_BIN=.carry/$bin
+export LD_LIBRARY_PATH=$PWD/.carry/$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+case $phase in
+  fix)
+    QMOE_COMMIT=s50b bash scripts/gpu_check.sh --skip-bench --step-timeout 250 \
+      --ptx-filter '*RejectsBad*:*DeathTest*:*BadArguments*' --sanitizers memcheck \
+      --sanitize-filter '*RejectsBad*:*BadArguments*:*FirstOffset*' | tail -25 ;;
+  fix_min)
+    # What device time was left after failed starts (each cost 1-3 minutes): every GPU test on
+    # sm_90a (82 s in the first call), then memcheck of the bad-argument tests.
+    timeout 140 .carry/t50b/qmoe_gpu_tests >"$OUT/tests_sm90.log" 2>&1
+    echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|tests? ran|SKIPPED \]" "$OUT/tests_sm90.log" | head -12
+    timeout 45 compute-sanitizer --tool memcheck --error-exitcode 3 .carry/t50b/qmoe_gpu_tests \
+      --gtest_filter='*RejectsBad*:*BadArguments*' >"$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | head -4 ;;
+  ab)
+    [[ -x .carry/t50b/qmoe ]] || { echo "no t50b/ on this machine: run fix first" >&2; exit 2; }
+    bash scripts/gpu_ab.sh 2 "--shapes all --tokens 1,4,16,256,4096 --formats int4:g128,int8:g128,int2:g128,mixed:rr --reps 20" \
+      .carry/t50a/qmoe .carry/t50b/qmoe 2>&1 | tail -8 ;;
   all)
     # check and sanit's tests in one call (machines were scarce): every GPU test on sm_90a, the
     # changed tests on the compute_80 PTX, memcheck of the changed tests, racecheck of the
@@ -37,21 +69,6 @@ case $phase in
     timeout 150 compute-sanitizer --tool racecheck --error-exitcode 3 .carry/t50a/qmoe_gpu_tests \
       --gtest_filter='*FirstOffset*' >"$OUT/racecheck.log" 2>&1
     echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck.log" | head -4 ;;
-  core)
-    # What the change touches, where device time ran short: the tail, tile, gated, first-offset
-    # and bad-argument tests on sm_90a; memcheck of the first-offset and bad-argument tests.
-    QMOE_COMMIT=s50a bash scripts/gpu_check.sh --skip-bench --skip-demo --step-timeout 200 \
-      --tests-filter '*Tail*:*Tile*:*Gated*:*FirstOffset*:*RejectsBad*:Wgmma*' --ptx-filter "" \
-      --sanitizers memcheck --sanitize-filter '*FirstOffset*:*RejectsBad*' | tail -25 ;;
-  min)
-    # The changed GPU tests alone on sm_90a (device time nearly spent), then memcheck of the
-    # first-offset test if time is left.
-    timeout 150 .carry/t50a/qmoe_gpu_tests \
-      --gtest_filter='*Tail*:*Gated*:*FirstOffset*:*RejectsBad*:Wgmma*' >"$OUT/tests_min.log" 2>&1
-    echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|tests? ran" "$OUT/tests_min.log" | head -12
-    timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 .carry/t50a/qmoe_gpu_tests \
-      --gtest_filter='*FirstOffset*' >"$OUT/memcheck_min.log" 2>&1
-    echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck_min.log" | head -4 ;;
   rules)
     for w in "auto:" "imma_on:--integer-decode on" "imma_off:--integer-decode off" \
       "dec:--kernel decode" "dec_on:--kernel decode --integer-decode on"; do
@@ -67,18 +84,4 @@ case $phase in
       .carry/auto/qmoe .carry/dec/qmoe .carry/dec_on/qmoe 2>&1 | tail -8
     mv "$OUT/ab" "$OUT/rules/middle"; rm -f "$OUT/ab.tgz"
     tar czf "$OUT/rules.tgz" -C "$OUT" rules && rm -rf "$OUT/rules" ;;
-  sanit)
-    bash scripts/gpu_check.sh --skip-bench --skip-demo --tests-filter '*Tail*:*256TokenTile*:*FirstOffset*' \
-      --sanitize-filter '*Tail*:*FirstOffset*' --step-timeout 240 | tail -20
-    for row in "qwen3-30b-a3b 1" "mixtral-8x7b 1"; do
-      set -- $row
-      timeout 100 ncu --kernel-name regex:grouped_gemv_kernel --launch-count 2 \
-        --section LaunchStats --section SpeedOfLight --section WarpStateStats \
-        --section Occupancy .carry/t50a/qmoe bench --shapes "$1" --tokens "$2" \
-        --formats int4:g128 --reps 5 --out "$OUT/ncu-bench" >"$OUT/ncu_$1_T$2.txt" 2>&1
-      echo "ncu $1 rc=$?"
-      grep -E "grouped_gemv_kernel|Duration|SM Frequency|DRAM Throughput|Issue Slots Busy|No Eligible|Registers Per|Achieved Occupancy|Grid Size" \
-        "$OUT/ncu_$1_T$2.txt" | head -24
-    done
-    rm -rf "$OUT/ncu-bench" ;;
 esac
