@@ -419,10 +419,8 @@ Status parse_header(const uint8_t* prefix, uint64_t prefix_bytes, uint64_t size,
   return Status::ok();
 }
 
-Status parse_checked(std::vector<uint8_t> bytes, SafetensorsFile* out) {
-  if (out == nullptr) return invalid_argument("parse_safetensors: null output");
-  ParsedHeader h;
-  QMOE_RETURN_IF_ERROR(parse_header(bytes.data(), bytes.size(), bytes.size(), &h));
+/// The file of `bytes` (the whole file) whose header h describes (parse_header of them).
+void build_file(ParsedHeader h, std::vector<uint8_t> bytes, SafetensorsFile* out) {
   const int64_t data_start = static_cast<int64_t>(8 + h.header_bytes);
   SafetensorsFile file;
   for (RawTensor& t : h.raw) {
@@ -436,6 +434,13 @@ Status parse_checked(std::vector<uint8_t> bytes, SafetensorsFile* out) {
   file.metadata = std::move(h.metadata);
   file.buffer = std::move(bytes);
   *out = std::move(file);
+}
+
+Status parse_checked(std::vector<uint8_t> bytes, SafetensorsFile* out) {
+  if (out == nullptr) return invalid_argument("parse_safetensors: null output");
+  ParsedHeader h;
+  QMOE_RETURN_IF_ERROR(parse_header(bytes.data(), bytes.size(), bytes.size(), &h));
+  build_file(std::move(h), std::move(bytes), out);
   return Status::ok();
 }
 
@@ -492,41 +497,37 @@ Status close_after_reads(std::FILE* f, const std::string& path) {
   return system_error("cannot read", path);
 }
 
-Status read_file(const std::string& path, std::vector<uint8_t>* out) {
+/// Reads and checks the safetensors file at `path` in one pass: its 8-byte length and header
+/// first, parsed and checked against the file's size (a file they do not describe is refused
+/// before its data is read: an 8 GB file with an empty header took 40 s and 8 GB of memory, and
+/// a file larger than memory said "out of memory"), then its data section. A file whose size
+/// changes while it is read is refused.
+Status read_checked(const std::string& path, SafetensorsFile* out) {
   std::FILE* f = nullptr;
   uint64_t size = 0;
   QMOE_RETURN_IF_ERROR(open_regular(path, &f, &size));
-  // The size only reserves memory: a file that changes while read is caught by the parser's
-  // size checks, so the loop just reads to EOF or error.
-  std::vector<uint8_t> bytes;
-  bytes.reserve(static_cast<size_t>(size));
-  uint8_t chunk[1 << 16];
-  while (true) {
-    const size_t got = std::fread(chunk, 1, sizeof(chunk), f);
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (got < sizeof(chunk)) break;
-  }
-  QMOE_RETURN_IF_ERROR(close_after_reads(f, path));
-  *out = std::move(bytes);
-  return Status::ok();
-}
-
-/// The first 8 bytes of the file at `path` and, where that length is within the header cap and
-/// the file, the header after them; *size = the file's size.
-Status read_head(const std::string& path, std::vector<uint8_t>* head, uint64_t* size) {
-  std::FILE* f = nullptr;
-  QMOE_RETURN_IF_ERROR(open_regular(path, &f, size));
-  head->assign(8, 0);
-  size_t got = std::fread(head->data(), 1, 8, f);
+  std::vector<uint8_t> bytes(8, 0);
+  size_t got = std::fread(bytes.data(), 1, 8, f);
   if (got == 8) {
-    const uint64_t header_bytes = header_length(head->data());
-    if (header_bytes <= kMaxSafetensorsHeaderBytes && header_bytes <= *size - 8) {
-      head->resize(8 + header_bytes);
-      got += std::fread(head->data() + 8, 1, header_bytes, f);
+    const uint64_t header_bytes = header_length(bytes.data());
+    if (header_bytes <= kMaxSafetensorsHeaderBytes && header_bytes <= size - 8) {
+      bytes.resize(8 + header_bytes);
+      got += std::fread(bytes.data() + 8, 1, header_bytes, f);
     }
   }
-  QMOE_RETURN_IF_ERROR(close_after_reads(f, path));
-  head->resize(got);
+  ParsedHeader h;
+  Status st = parse_header(bytes.data(), got, size, &h);
+  if (st.is_ok()) {
+    // The data section, then one byte more, which must not be there.
+    bytes.resize(static_cast<size_t>(size));
+    got += std::fread(bytes.data() + got, 1, static_cast<size_t>(size) - got, f);
+    if (got != size || std::fgetc(f) != EOF)
+      st = invalid_argument("safetensors: the file changed while it was read");
+  }
+  const Status closed = close_after_reads(f, path);
+  QMOE_RETURN_IF_ERROR(closed);
+  if (!st.is_ok()) return Status(st.code(), path + ": " + st.message());
+  build_file(std::move(h), std::move(bytes), out);
   return Status::ok();
 }
 
@@ -575,22 +576,7 @@ Status parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile* out) {
 
 Status read_safetensors(const std::string& path, SafetensorsFile* out) {
   if (out == nullptr) return invalid_argument("read_safetensors: null output");
-  return detail::run_catching("read_safetensors", [&]() -> Status {
-    // The length and the header first: a file they do not describe is refused before its
-    // data is read (an 8 GB file with an empty header took 40 s and 8 GB of memory, and a file
-    // larger than memory said "out of memory").
-    std::vector<uint8_t> head;
-    uint64_t size = 0;
-    QMOE_RETURN_IF_ERROR(read_head(path, &head, &size));
-    ParsedHeader header;
-    const Status head_st = parse_header(head.data(), head.size(), size, &header);
-    if (!head_st.is_ok()) return Status(head_st.code(), path + ": " + head_st.message());
-    std::vector<uint8_t> bytes;
-    QMOE_RETURN_IF_ERROR(read_file(path, &bytes));
-    Status st = parse_checked(std::move(bytes), out);
-    if (!st.is_ok()) return Status(st.code(), path + ": " + st.message());
-    return st;
-  });
+  return detail::run_catching("read_safetensors", [&] { return read_checked(path, out); });
 }
 
 Status tensor_to_float(const SafetensorsFile& file, const std::string& name, int64_t first,
