@@ -69,8 +69,8 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = uint64_t{100} << 20;
 Status parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile* out);
 /// Reads the file at `path` and parse_safetensors it: its 8-byte length and header first, so a
 /// file they do not describe (whatever its size) is refused before its data is read. Errors
-/// also for a missing or unreadable file and a short read (kInvalidArgument with the path and
-/// the system's reason).
+/// also for a missing or unreadable file, a short read and a file whose size changes while it
+/// is read (kInvalidArgument with the path and the system's reason). One pass over the file.
 Status read_safetensors(const std::string& path, SafetensorsFile* out);
 
 /// Converts `count` elements of float tensor `name` (F32, F16, BF16 or F64), starting at flat
