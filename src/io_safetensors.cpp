@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -506,6 +507,8 @@ Status read_checked(const std::string& path, SafetensorsFile* out) {
   std::FILE* f = nullptr;
   uint64_t size = 0;
   QMOE_RETURN_IF_ERROR(open_regular(path, &f, &size));
+  // Closed by close_after_reads, or here where an allocation below throws.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> open_file(f, std::fclose);
   std::vector<uint8_t> bytes(8, 0);
   size_t got = std::fread(bytes.data(), 1, 8, f);
   if (got == 8) {
@@ -524,7 +527,7 @@ Status read_checked(const std::string& path, SafetensorsFile* out) {
     if (got != size || std::fgetc(f) != EOF)
       st = invalid_argument("safetensors: the file changed while it was read");
   }
-  const Status closed = close_after_reads(f, path);
+  const Status closed = close_after_reads(open_file.release(), path);
   QMOE_RETURN_IF_ERROR(closed);
   if (!st.is_ok()) return Status(st.code(), path + ": " + st.message());
   build_file(std::move(h), std::move(bytes), out);
