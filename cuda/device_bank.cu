@@ -87,8 +87,21 @@ DeviceExpertBank& DeviceExpertBank::operator=(DeviceExpertBank&& o) noexcept {
 }
 
 void DeviceExpertBank::release() {
+  // Free on the device that holds the bank (the caller may have made another one current since
+  // the upload), then give the caller back its own. A failed call here clears its error, which
+  // must not surface as a later launch's.
+  auto succeeded = [](cudaError_t err) {
+    if (err != cudaSuccess) (void)cudaGetLastError();
+    return err == cudaSuccess;
+  };
+  int current = -1;
+  cudaPointerAttributes where{};
+  const bool switched = blob_ != nullptr && succeeded(cudaGetDevice(&current)) &&
+                        succeeded(cudaPointerGetAttributes(&where, blob_)) &&
+                        where.device != current && succeeded(cudaSetDevice(where.device));
   for (void* p : {blob_, descs_})
-    if (p != nullptr && cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+    if (p != nullptr) (void)succeeded(cudaFree(p));
+  if (switched) (void)succeeded(cudaSetDevice(current));
   blob_ = descs_ = nullptr;
   view_ = DeviceBankView{};
   bytes_ = 0;

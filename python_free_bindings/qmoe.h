@@ -162,10 +162,11 @@ QMOE_API qmoe_status_t qmoe_ref_grouped_gemm(const qmoe_bank_t* bank, const DLTe
 /** A bank copied to the current CUDA device. Immutable. */
 typedef struct qmoe_device_bank qmoe_device_bank_t;
 
-/** Uploads a host bank to the current device (allocates, synchronous). Errors: UNSUPPORTED,
- *  INVALID_ARGUMENT (null pointers), CUDA_ERROR (allocation or copy failed). */
+/** Uploads a host bank to the current device (allocates, synchronous); qmoe_grouped_gemm runs it
+ *  on that device only (INVALID_ARGUMENT on another: upload a copy to each device). Errors:
+ *  UNSUPPORTED, INVALID_ARGUMENT (null pointers), CUDA_ERROR (allocation or copy failed). */
 QMOE_API qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_device_bank_t** out);
-/** Frees a device bank (its device memory too); NULL is a no-op. */
+/** Frees a device bank (its device memory too), whatever device is current; NULL is a no-op. */
 QMOE_API void qmoe_device_bank_destroy(qmoe_device_bank_t* bank);
 
 typedef enum {
@@ -187,8 +188,8 @@ typedef enum {
  *  clamped into [0, m]: bad offsets never reach outside x and y; a table that is not
  *  non-decreasing leaves its experts' results, and those of experts whose rows overlap,
  *  unspecified); offsets[0] need not be 0, and rows of y outside [offsets[0], offsets[E]) are
- *  not written; all kDLCUDA on the current device (device_id checked: INVALID_ARGUMENT
- *  otherwise); x and y data (after byte_offset) and the workspace 16-byte aligned (checked when
+ *  not written; all kDLCUDA on the current device, the one the bank was uploaded to (device_id
+ *  and the bank's device checked: INVALID_ARGUMENT otherwise); x and y data (after byte_offset) and the workspace 16-byte aligned (checked when
  *  the kernels are enqueued, not by the size query); with m = 0 nothing is enqueued and x and
  *  y data may be NULL. decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);

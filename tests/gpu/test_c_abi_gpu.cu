@@ -579,4 +579,112 @@ TEST(CAbiGpu, BadArgumentsGiveTheirStatusAMessageAndWriteNothing) {
   ASSERT_NO_FATAL_FAILURE(check_y(p, act, ref, nullptr, "default"));
 }
 
+/// Sets the current device for a scope, and the previous one back at its end.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int device) {
+    EXPECT_EQ(cudaGetDevice(&previous_), cudaSuccess);
+    EXPECT_EQ(cudaSetDevice(device), cudaSuccess);
+  }
+  ~CurrentDevice() { EXPECT_EQ(cudaSetDevice(previous_), cudaSuccess); }
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+void free_bytes_on(int device, size_t* free) {
+  CurrentDevice scope(device);
+  size_t total = 0;
+  CUDA_CHECK(cudaMemGetInfo(free, &total));
+}
+
+// A device bank's memory is on the device current at its upload, and its pointers mean nothing
+// to a kernel on another device: a call with another device current is refused before anything
+// is enqueued (it faulted before), while a copy uploaded to that device runs there. A bank is
+// freed from whichever device is current, on its own device, and the current device stays.
+TEST(CAbiGpu, ABankRunsOnlyOnTheDeviceItWasUploadedTo) {
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (count < 2) GTEST_SKIP() << "needs two CUDA devices, found " << count;
+  int home = 0;
+  CUDA_CHECK(cudaGetDevice(&home));
+  const int other = home == 0 ? 1 : 0;
+  const DType act = DType::kBF16;
+  const std::vector<ExpertSpec> experts = {{"int4:g32", QMOE_QUANT_RTN},
+                                           {"int8:pc", QMOE_QUANT_RTN}};
+  const std::vector<int32_t> counts = {3, kM - 3};
+
+  Problem at_home;
+  ASSERT_NO_FATAL_FAILURE(setup(experts, kN, kK, counts, /*extra_rows=*/0, 9401, &at_home));
+  // 3 int8 experts of 1024 x 4096: 12 MiB on `home`, freed below with `other` current.
+  Problem large;
+  ASSERT_NO_FATAL_FAILURE(setup({{"int8:pc", QMOE_QUANT_RTN},
+                                 {"int8:pc", QMOE_QUANT_RTN},
+                                 {"int8:pc", QMOE_QUANT_RTN}},
+                                1024, 4096, {1, 1, 1}, /*extra_rows=*/0, 9402, &large));
+  {
+    CurrentDevice scope(other);
+    Problem away;
+    ASSERT_NO_FATAL_FAILURE(setup(experts, kN, kK, counts, /*extra_rows=*/0, 9401, &away));
+    ASSERT_EQ(away.device.device_id, other);
+    std::vector<uint16_t> x;
+    ASSERT_NO_FATAL_FAILURE(upload_x(&away, act, 9403, nullptr, &x));
+    std::vector<double> ref;
+    ASSERT_NO_FATAL_FAILURE(reference(&away, act, &x, &ref));
+    ASSERT_NO_FATAL_FAILURE(run_gemm(&away, act, QMOE_KERNEL_AUTO, nullptr));
+    ASSERT_NO_FATAL_FAILURE(check_y(away, act, ref, nullptr, "other"));
+
+    // at_home's bank with the tensors of `other`, which is current: refused by the size query
+    // and by the run, y untouched.
+    CUDA_CHECK(cudaMemset(away.y.as<void>(), 0xFF, away.y.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const DLTensor xt = away.x_t(act), ot = away.offsets_t();
+    DLTensor yt = away.y_t(act);
+    size_t bytes = 0;
+    ASSERT_EQ(qmoe_grouped_gemm(away.device_bank, &xt, &ot, &yt, QMOE_KERNEL_AUTO,
+                                QMOE_DEFAULT_DECODE_MAX_TOKENS, nullptr, &bytes, nullptr),
+              QMOE_STATUS_OK)
+        << last_error();
+    DeviceBuffer workspace;
+    CUDA_CHECK(workspace.alloc(bytes));
+    ASSERT_EQ(qmoe_prepare_workspace(workspace.as<void>(), bytes, nullptr), QMOE_STATUS_OK)
+        << last_error();
+    const std::string expected = "the bank was uploaded to device " + std::to_string(home) +
+                                 ", the current device is " + std::to_string(other);
+    for (void* ws : {static_cast<void*>(nullptr), workspace.as<void>()}) {
+      size_t given = ws != nullptr ? bytes : 0;
+      EXPECT_EQ(qmoe_grouped_gemm(at_home.device_bank, &xt, &ot, &yt, QMOE_KERNEL_AUTO,
+                                  QMOE_DEFAULT_DECODE_MAX_TOKENS, ws, &given, nullptr),
+                QMOE_STATUS_INVALID_ARGUMENT);
+      EXPECT_NE(last_error().find(expected), std::string::npos) << last_error();
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> y;
+    ASSERT_NO_FATAL_FAILURE(read_y(away, nullptr, &y));
+    EXPECT_EQ(unpoisoned(y), 0) << "a refused call wrote y";
+
+    size_t free_before = 0, free_after = 0;
+    ASSERT_NO_FATAL_FAILURE(free_bytes_on(home, &free_before));
+    qmoe_device_bank_destroy(large.device_bank);
+    large.device_bank = nullptr;
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    int current = -1;
+    CUDA_CHECK(cudaGetDevice(&current));
+    EXPECT_EQ(current, other) << "destroy left another device current";
+    ASSERT_NO_FATAL_FAILURE(free_bytes_on(home, &free_after));
+    EXPECT_GE(free_after, free_before + (size_t{8} << 20))
+        << "the bank's memory on device " << home << " was not freed";
+  }
+  // at_home's bank, uploaded with `home` current, still runs there.
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(&at_home, act, 9404, nullptr, &x));
+  std::vector<double> ref;
+  ASSERT_NO_FATAL_FAILURE(reference(&at_home, act, &x, &ref));
+  ASSERT_NO_FATAL_FAILURE(run_gemm(&at_home, act, QMOE_KERNEL_AUTO, nullptr));
+  ASSERT_NO_FATAL_FAILURE(check_y(at_home, act, ref, nullptr, "home"));
+}
+
 }  // namespace

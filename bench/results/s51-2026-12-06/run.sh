@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Session 51's device calls, on a two-GPU machine (nvidia-h100-x2) so that the C ABI's
+# one-device-per-bank test runs (it skips on one GPU). Binaries travel packed in the ignored
+# .carry/z (carry limit 64 MiB), built in build-gpu (gpu preset: sm_90a SASS + compute_80 PTX,
+# Release, QMOE_BUILD_TESTS=ON):
+#   s51.txz = t51/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} (strip, tar, xz -9: ~54 MB).
+#   check: bash bench/results/s51-2026-12-06/run.sh check   # carry [".carry/z/s51.txz"]
+#     every GPU test on sm_90a (session 50's review fixes with the bad-argument test's fix, the
+#     C ABI bank's device check), memcheck of the bad-argument, device and first-offset tests,
+#     the demo, `qmoe bench --quick` (logs: check/).
+#   ptx: bash bench/results/s51-2026-12-06/run.sh ptx       # the same, on the warm machine
+#     the changed tests on the compute_80 PTX (the trap and the shared-memory check are in the
+#     mma.sync path too); JIT-compiling takes minutes, hence a call of its own (logs: ptx/).
+set -u
+phase=${1:?check|ptx}
+export CUDA_CACHE_MAXSIZE=4294967296
+[[ -x .carry/t51/qmoe ]] || tar xJf .carry/z/s51.txz -C .carry
+export QMOE_BIN=.carry/t51
+export LD_LIBRARY_PATH=$PWD/.carry/t51${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+nvidia-smi -L
+case $phase in
+  check)
+    QMOE_COMMIT=s51 bash scripts/gpu_check.sh --step-timeout 200 --ptx-filter '' \
+      --sanitizers memcheck --sanitize-filter '*RejectsBad*:*BadArguments*:*UploadedTo*:*FirstOffset*' |
+      tail -25
+    grep -E "UploadedTo|c_abi  (other|home)" "$OUT"/*.log | head -8 ;;
+  ptx)
+    CUDA_FORCE_PTX_JIT=1 timeout 540 .carry/t51/qmoe_gpu_tests \
+      --gtest_filter='*RejectsBad*:*DeathTest*:*BadArguments*:*UploadedTo*' >"$OUT/tests_ptx80.log" 2>&1
+    echo "ptx rc=$?"
+    grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|tests? ran|SKIPPED \]" "$OUT/tests_ptx80.log" | head -12 ;;
+esac
