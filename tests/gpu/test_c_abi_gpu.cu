@@ -621,10 +621,9 @@ TEST(CAbiGpu, ABankRunsOnlyOnTheDeviceItWasUploadedTo) {
   ASSERT_NO_FATAL_FAILURE(setup(experts, kN, kK, counts, /*extra_rows=*/0, 9401, &at_home));
   // 3 int8 experts of 1024 x 4096: 12 MiB on `home`, freed below with `other` current.
   Problem large;
-  ASSERT_NO_FATAL_FAILURE(setup({{"int8:pc", QMOE_QUANT_RTN},
-                                 {"int8:pc", QMOE_QUANT_RTN},
-                                 {"int8:pc", QMOE_QUANT_RTN}},
-                                1024, 4096, {1, 1, 1}, /*extra_rows=*/0, 9402, &large));
+  ASSERT_NO_FATAL_FAILURE(
+      setup({{"int8:pc", QMOE_QUANT_RTN}, {"int8:pc", QMOE_QUANT_RTN}, {"int8:pc", QMOE_QUANT_RTN}},
+            1024, 4096, {1, 1, 1}, /*extra_rows=*/0, 9402, &large));
   {
     CurrentDevice scope(other);
     Problem away;
