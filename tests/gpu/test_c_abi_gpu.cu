@@ -594,6 +594,17 @@ class CurrentDevice {
   int previous_ = 0;
 };
 
+/// Fresh activations, the reference, a run under QMOE_KERNEL_AUTO on the default stream, the
+/// check.
+void run_and_check(Problem* p, DType act, uint32_t seed, const char* what) {
+  std::vector<uint16_t> x;
+  ASSERT_NO_FATAL_FAILURE(upload_x(p, act, seed, nullptr, &x));
+  std::vector<double> ref;
+  ASSERT_NO_FATAL_FAILURE(reference(p, act, &x, &ref));
+  ASSERT_NO_FATAL_FAILURE(run_gemm(p, act, QMOE_KERNEL_AUTO, nullptr));
+  ASSERT_NO_FATAL_FAILURE(check_y(*p, act, ref, nullptr, what));
+}
+
 void free_bytes_on(int device, size_t* free) {
   CurrentDevice scope(device);
   size_t total = 0;
@@ -629,12 +640,7 @@ TEST(CAbiGpu, ABankRunsOnlyOnTheDeviceItWasUploadedTo) {
     Problem away;
     ASSERT_NO_FATAL_FAILURE(setup(experts, kN, kK, counts, /*extra_rows=*/0, 9401, &away));
     ASSERT_EQ(away.device.device_id, other);
-    std::vector<uint16_t> x;
-    ASSERT_NO_FATAL_FAILURE(upload_x(&away, act, 9403, nullptr, &x));
-    std::vector<double> ref;
-    ASSERT_NO_FATAL_FAILURE(reference(&away, act, &x, &ref));
-    ASSERT_NO_FATAL_FAILURE(run_gemm(&away, act, QMOE_KERNEL_AUTO, nullptr));
-    ASSERT_NO_FATAL_FAILURE(check_y(away, act, ref, nullptr, "other"));
+    ASSERT_NO_FATAL_FAILURE(run_and_check(&away, act, 9403, "other"));
 
     // at_home's bank with the tensors of `other`, which is current: refused by the size query
     // and by the run, y untouched.
@@ -678,12 +684,7 @@ TEST(CAbiGpu, ABankRunsOnlyOnTheDeviceItWasUploadedTo) {
         << "the bank's memory on device " << home << " was not freed";
   }
   // at_home's bank, uploaded with `home` current, still runs there.
-  std::vector<uint16_t> x;
-  ASSERT_NO_FATAL_FAILURE(upload_x(&at_home, act, 9404, nullptr, &x));
-  std::vector<double> ref;
-  ASSERT_NO_FATAL_FAILURE(reference(&at_home, act, &x, &ref));
-  ASSERT_NO_FATAL_FAILURE(run_gemm(&at_home, act, QMOE_KERNEL_AUTO, nullptr));
-  ASSERT_NO_FATAL_FAILURE(check_y(at_home, act, ref, nullptr, "home"));
+  ASSERT_NO_FATAL_FAILURE(run_and_check(&at_home, act, 9404, "home"));
 }
 
 }  // namespace

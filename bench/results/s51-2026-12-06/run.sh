@@ -12,7 +12,7 @@
 #     the changed tests on the compute_80 PTX (the trap and the shared-memory check are in the
 #     mma.sync path too); JIT-compiling takes minutes, hence a call of its own (logs: ptx/).
 set -u
-phase=${1:?check|ptx}
+phase=${1:?check|ptx|sanit}
 export CUDA_CACHE_MAXSIZE=4294967296
 [[ -x .carry/t51/qmoe ]] || tar xJf .carry/z/s51.txz -C .carry
 export QMOE_BIN=.carry/t51
@@ -30,3 +30,15 @@ case $phase in
     echo "ptx rc=$?"
     grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|tests? ran|SKIPPED \]" "$OUT/tests_ptx80.log" | head -12 ;;
 esac
+# sanit (added after check and ptx ran): the sanitizers the suite had not run or not lately, on
+# the small cases: initcheck (never run before: reads of device memory nothing wrote),
+# synccheck, racecheck; each with its own step limit (logs: sanit/).
+if [[ $phase == sanit ]]; then
+  for t in initcheck:'*Small*:CAbiGpu.*':240 synccheck:'*Small*':120 racecheck:'*Small*':180; do
+    IFS=: read -r tool filter limit <<<"$t"
+    timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 3 .carry/t51/qmoe_gpu_tests \
+      --gtest_filter="$filter" >"$OUT/$tool.log" 2>&1
+    echo "$tool rc=$?"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$OUT/$tool.log" | head -5
+  done
+fi
