@@ -1225,11 +1225,24 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
   for (const KernelRun& run : runs) {
     const char* kernel = kernel_name(run);
     ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
-    // One plain run first: the launchers' one-time setup happens outside the capture.
-    size_t bytes = ws_bytes;
-    ASSERT_TRUE(qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream).is_ok());
-    CUDA_CHECK(cudaStreamSynchronize(stream));
+    // One plain run first, on fresh x and checked: the launchers' one-time setup happens
+    // outside the capture.
     const bool via_workspace = product_in_workspace(s, act, run);
+    {
+      std::vector<uint16_t> x;
+      ASSERT_NO_FATAL_FAILURE(upload_x(act, 2802, &s, &x));
+      std::vector<double> ref[2];
+      ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
+      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
+      CUDA_CHECK(cudaDeviceSynchronize());
+      size_t bytes = ws_bytes;
+      const qmoe::Status st =
+          qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(
+          check_y(s, act, ref[via_workspace ? 1 : 0], "gemm+silu", label_of(f), kernel, 32));
+    }
     cudaGraphExec_t exec = nullptr;
     ASSERT_NO_FATAL_FAILURE(
         capture_gemm(gated_args(s, act, run), ws.as<void>(), ws_bytes, stream, &exec));
