@@ -38,7 +38,11 @@ struct DeviceBankView {
   uint32_t format_mask = 0;
 };
 
-/// Owning device copy of an ExpertBank (allocates; not for the hot path).
+/// Owning device copy of an ExpertBank (allocates; not for the hot path). Its memory is on the
+/// device current at the upload, and its view's pointers mean nothing elsewhere: grouped_gemm
+/// does not check the device of a view (that would be a pointer query per call; the C ABI checks
+/// its banks'), so run it with that device current. The destructor frees on that device,
+/// whatever device is current, and leaves the current device as it was.
 class DeviceExpertBank {
  public:
   DeviceExpertBank() = default;
