@@ -9,7 +9,8 @@
 #     --tests-filter F        gtest filter of the sm_90 run (default *)
 #     --ptx-filter F          gtest filter of the compute_80 PTX run (default: --tests-filter's;
 #                             "" skips the run: JIT-compiling every kernel takes minutes)
-#     --sanitizers "T..."     compute-sanitizer tools (default "memcheck racecheck"; "" = none)
+#     --sanitizers "T..."     compute-sanitizer tools (default "memcheck racecheck initcheck";
+#                             "" = none)
 #     --sanitize-filter F     gtest filter of every sanitizer run (default: each tool's own)
 #     --skip-demo             no `qmoe demo`
 #     --step-timeout S        stop any one step after S seconds (default 0: no limit)
@@ -23,7 +24,7 @@ skip_bench=0 skip_demo=0 pack=0 step_timeout=0
 bench_args="--quick"
 filter="*"
 ptx_filter="" ptx_filter_set=0
-sanitizers="memcheck racecheck"
+sanitizers="memcheck racecheck initcheck"
 sanitize_filter=""
 need_value() {  # need_value OPTION NARGS: an option's value must follow it
   if (($2 < 2)); then
@@ -54,12 +55,13 @@ while (($#)); do
   shift
 done
 ((ptx_filter_set)) || ptx_filter=$filter
-# Each tool's default filter: memcheck also runs the C ABI's GPU tests; racecheck, far
-# slower, the small cases only.
+# Each tool's default filter: memcheck and initcheck (reads of device memory nothing wrote;
+# first run in session 51) also run the C ABI's GPU tests; racecheck, far slower, the small
+# cases only.
 sanitize_filter_of() {
   if [[ -n $sanitize_filter ]]; then
     echo "$sanitize_filter"
-  elif [[ $1 == memcheck ]]; then
+  elif [[ $1 == memcheck || $1 == initcheck ]]; then
     echo '*Small*:CAbiGpu.*'
   else
     echo '*Small*'
