@@ -191,7 +191,8 @@ typedef enum {
  *  not written; all kDLCUDA on the current device, the one the bank was uploaded to (device_id
  *  and the bank's device checked: INVALID_ARGUMENT otherwise); x and y data (after
  *  byte_offset) and the workspace 16-byte aligned (checked when the kernels are enqueued, not
- *  by the size query); with m = 0 nothing is enqueued and x and y data may be NULL. decode_max_tokens must be 0..64 whatever the kernel choice.
+ *  by the size query); with m = 0 nothing is enqueued and x and y data may be NULL.
+ *  decode_max_tokens must be 0..64 whatever the kernel choice.
  *  CUB-style: with workspace NULL only *workspace_bytes is set (the tensor and option checks);
  *  the size depends on the tensors' shapes and the options (x's digits for the decode kernel's
  *  integer decode of int experts, which this call takes by its default rule, as
