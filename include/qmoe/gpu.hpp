@@ -42,7 +42,8 @@ struct DeviceBankView {
 /// device current at the upload, and its view's pointers mean nothing elsewhere: grouped_gemm
 /// does not check the device of a view (that would be a pointer query per call; the C ABI checks
 /// its banks'), so run it with that device current. The destructor frees on that device,
-/// whatever device is current, and leaves the current device as it was.
+/// whatever device is current, and leaves the current device as it was (by cudaSetDevice: a
+/// driver-API context the caller had made current comes back as that device's primary one).
 class DeviceExpertBank {
  public:
   DeviceExpertBank() = default;
