@@ -53,9 +53,11 @@ fi
 # [".carry/z/s51d.txz"] (t51d/qmoe_diag: with main's qmoe beside it the archive was 74 MB, over
 # the carry limit, so no plain run of the same rows in this call). Logs: timers/.
 # last: initcheck again with the graph test's fix (its warm-up run read x before any upload:
-#   the first initcheck's 17024 reports), binaries t51e/{qmoe_gpu_tests, libqmoe_c.so.1} of main
-#   with the fix (with qmoe_diag beside them the archive was 75 MB). carry [".carry/z/s51e.txz"];
-#   then timers on the warm machine. bench/results older than s51 left out of the tree.
+#   the first initcheck's 17024 reports), then the GPU check of main's binaries. Binaries
+#   t51m/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} of main at 073cede (s51m.txz; s51e.txz, the
+#   tests and the library of c4577b1, was packed for it first; with qmoe_diag beside them an
+#   archive was 75 MB). carry [".carry/z/s51m.txz"]; then timers on the warm machine.
+#   bench/results older than s51 left out of the tree (carry limit). Did not run in session 51.
 if [[ $phase == timers ]]; then
   [[ -x .carry/t51d/qmoe_diag ]] || tar xJf .carry/z/s51d.txz -C .carry
   rows="--shapes all --tokens 1,4,16 --formats int4:g128,int8:g128,int2:g128 --reps 20"
@@ -65,10 +67,12 @@ if [[ $phase == timers ]]; then
   grep -E "^(mixtral|qwen3|deepseek|olmoe).*int4" "$OUT/diag.log" | head -15
 fi
 if [[ $phase == last ]]; then
-  tar xJf .carry/z/s51e.txz -C .carry
-  export LD_LIBRARY_PATH=$PWD/.carry/t51e${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  tar xJf .carry/z/s51m.txz -C .carry
+  export LD_LIBRARY_PATH=$PWD/.carry/t51m${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   timeout 150 compute-sanitizer --tool initcheck --error-exitcode 3 --print-limit 1000 \
-    .carry/t51e/qmoe_gpu_tests --gtest_filter='*Small*:CAbiGpu.*' >"$OUT/initcheck.log" 2>&1
+    .carry/t51m/qmoe_gpu_tests --gtest_filter='*Small*:CAbiGpu.*' >"$OUT/initcheck.log" 2>&1
   echo "initcheck rc=$?"
   grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/initcheck.log" | head -5
+  QMOE_BIN=.carry/t51m QMOE_COMMIT=073cede bash scripts/gpu_check.sh --step-timeout 200 \
+    --ptx-filter '' --sanitizers memcheck | tail -12
 fi
