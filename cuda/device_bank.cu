@@ -66,7 +66,7 @@ DeviceExpertBank::~DeviceExpertBank() {
 }
 
 DeviceExpertBank::DeviceExpertBank(DeviceExpertBank&& o) noexcept
-    : view_(o.view_), blob_(o.blob_), descs_(o.descs_), bytes_(o.bytes_) {
+    : view_(o.view_), blob_(o.blob_), descs_(o.descs_), bytes_(o.bytes_), device_(o.device_) {
   o.view_ = DeviceBankView{};
   o.blob_ = o.descs_ = nullptr;
   o.bytes_ = 0;
@@ -79,6 +79,7 @@ DeviceExpertBank& DeviceExpertBank::operator=(DeviceExpertBank&& o) noexcept {
     blob_ = o.blob_;
     descs_ = o.descs_;
     bytes_ = o.bytes_;
+    device_ = o.device_;
     o.view_ = DeviceBankView{};
     o.blob_ = o.descs_ = nullptr;
     o.bytes_ = 0;
@@ -95,10 +96,8 @@ void DeviceExpertBank::release() {
     return err == cudaSuccess;
   };
   int current = -1;
-  cudaPointerAttributes where{};
   const bool switched = blob_ != nullptr && succeeded(cudaGetDevice(&current)) &&
-                        succeeded(cudaPointerGetAttributes(&where, blob_)) &&
-                        where.device != current && succeeded(cudaSetDevice(where.device));
+                        device_ != current && succeeded(cudaSetDevice(device_));
   for (void* p : {blob_, descs_})
     if (p != nullptr) (void)succeeded(cudaFree(p));
   if (switched) (void)succeeded(cudaSetDevice(current));
@@ -126,6 +125,7 @@ Status DeviceExpertBank::upload(const ExpertBank& bank, DeviceExpertBank* out) {
   }
 
   DeviceExpertBank fresh;  // frees whatever was allocated if a later step fails
+  fresh.device_ = device;
   const size_t desc_bytes = descs.size() * sizeof(ExpertDesc);
   cudaError_t err = cudaMalloc(&fresh.blob_, image.size());
   if (err != cudaSuccess) return cuda_failure("DeviceExpertBank::upload: cudaMalloc", err);

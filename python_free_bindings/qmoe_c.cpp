@@ -30,9 +30,6 @@ struct qmoe_bank {
 };
 struct qmoe_device_bank {
   qmoe::DeviceExpertBank bank;
-  /// The device current at the upload, which holds the bank's memory: its view's pointers mean
-  /// nothing to a kernel on another device (it faults, or reads another allocation).
-  int device = 0;
 };
 
 namespace {
@@ -394,9 +391,12 @@ Status grouped_gemm_call(const qmoe_device_bank_t* bank, const DLTensor* x,
     return invalid_argument("x, y and expert_offsets are on device " +
                             std::to_string(x->device.device_id) + ", the current device is " +
                             std::to_string(current) + " (cudaSetDevice)");
-  if (bank->device != current)
-    return invalid_argument("the bank was uploaded to device " + std::to_string(bank->device) +
-                            ", the current device is " + std::to_string(current) +
+  // The bank's pointers mean nothing to a kernel on another device (it faults, or reads another
+  // allocation).
+  if (bank->bank.device() != current)
+    return invalid_argument("the bank was uploaded to device " +
+                            std::to_string(bank->bank.device()) + ", the current device is " +
+                            std::to_string(current) +
                             " (upload a copy to each device that runs it)");
   qmoe::GroupedGemmArgs args;
   QMOE_RETURN_IF_ERROR(to_kernel(opt.kernel, &args.kernel));
@@ -667,7 +667,6 @@ qmoe_status_t qmoe_device_bank_upload(const qmoe_bank_t* bank, qmoe_device_bank_
     QMOE_RETURN_IF_ERROR(require_gpu());
     if (bank == nullptr || out == nullptr) return invalid_argument("bank and out must not be null");
     auto device_bank = std::make_unique<qmoe_device_bank>();
-    QMOE_RETURN_IF_ERROR(qmoe::current_device(&device_bank->device));
     QMOE_RETURN_IF_ERROR(qmoe::DeviceExpertBank::upload(bank->bank, &device_bank->bank));
     *out = device_bank.release();
     return Status::ok();

@@ -39,8 +39,8 @@ struct DeviceBankView {
 };
 
 /// Owning device copy of an ExpertBank (allocates; not for the hot path). Its memory is on the
-/// device current at the upload, and its view's pointers mean nothing elsewhere: grouped_gemm
-/// does not check the device of a view (that would be a pointer query per call; the C ABI checks
+/// device current at the upload (device()), and its view's pointers mean nothing elsewhere:
+/// grouped_gemm does not check the device of a view (a view does not hold it; the C ABI checks
 /// its banks'), so run it with that device current. The destructor frees on that device,
 /// whatever device is current, and leaves the current device as it was (by cudaSetDevice: a
 /// driver-API context the caller had made current comes back as that device's primary one).
@@ -57,6 +57,8 @@ class DeviceExpertBank {
   static Status upload(const ExpertBank& bank, DeviceExpertBank* out);
   const DeviceBankView& view() const { return view_; }
   int64_t device_bytes() const { return bytes_; }
+  /// The CUDA device that holds the bank's memory (current at the upload).
+  int device() const { return device_; }
 
  private:
   void release();
@@ -64,6 +66,7 @@ class DeviceExpertBank {
   void* blob_ = nullptr;
   void* descs_ = nullptr;
   int64_t bytes_ = 0;
+  int device_ = 0;
 };
 
 /// Which kernel runs an expert's tokens.
