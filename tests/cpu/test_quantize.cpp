@@ -1489,9 +1489,9 @@ TEST(QuantRtn, CodesDoNotDependOnTheThreadsRoundingMode) {
   const std::vector<Case> cases = {{"int4:g128", QuantizeOptions{}}, {"int3:g32:sym", mse},
                                    {"int2:pc", QuantizeOptions{}},   {"int8:g64", mse},
                                    {"int4:g32", pb.gptq(false)},     {"int3:g128", pb.gptq(true)}};
+  // The calling thread is one of the team, so the parallel region sets its mode too.
   auto quantize_all = [&](int mode) {
 #pragma omp parallel
-    std::fesetround(mode);
     std::fesetround(mode);
     std::vector<LogicalMatrix> out(cases.size());
     std::vector<bool> ok(cases.size());
@@ -1500,7 +1500,6 @@ TEST(QuantRtn, CodesDoNotDependOnTheThreadsRoundingMode) {
                                cases[i].options, &out[i])
                   .is_ok();
 #pragma omp parallel
-    std::fesetround(FE_TONEAREST);
     std::fesetround(FE_TONEAREST);
     for (size_t i = 0; i < cases.size(); ++i) EXPECT_TRUE(ok[i]) << cases[i].format;
     return out;
