@@ -54,7 +54,7 @@ fi
 # the carry limit, so no plain run of the same rows in this call). Logs: timers/.
 # last: initcheck again with the graph test's fix (its warm-up run read x before any upload:
 #   the first initcheck's 17024 reports), then the GPU check of main's binaries. Binaries
-#   t51m/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} of main at 073cede (s51m.txz; s51e.txz, the
+#   t51m/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} of main at a14d986 (s51m.txz; s51e.txz, the
 #   tests and the library of c4577b1, was packed for it first; with qmoe_diag beside them an
 #   archive was 75 MB). carry [".carry/z/s51m.txz"]; then timers on the warm machine.
 #   bench/results older than s51 left out of the tree (carry limit). Did not run in session 51.
@@ -73,6 +73,6 @@ if [[ $phase == last ]]; then
     .carry/t51m/qmoe_gpu_tests --gtest_filter='*Small*:CAbiGpu.*' >"$OUT/initcheck.log" 2>&1
   echo "initcheck rc=$?"
   grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/initcheck.log" | head -5
-  QMOE_BIN=.carry/t51m QMOE_COMMIT=073cede bash scripts/gpu_check.sh --step-timeout 200 \
+  QMOE_BIN=.carry/t51m QMOE_COMMIT=a14d986 bash scripts/gpu_check.sh --step-timeout 200 \
     --ptx-filter '' --sanitizers memcheck | tail -12
 fi
