@@ -21,8 +21,7 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 
 /// One thread per 16-element strip of a row of h: two 16-byte loads, one 16-byte store. Where
 /// offsets is given (a grouped_gemm call's [num_experts + 1] offsets, read on the device), only
-/// rows [offsets[0], offsets[num_experts]), clamped into [0, rows] as the GEMM kernels clamp
-/// their experts' rows, are activated: the other rows of h were not written by the call, and
+/// the rows of offsets_span are activated: the other rows of h were not written by the call, and
 /// those of y must not be. h and y are contiguous, so strip i of the whole matrix is at h + 16 i
 /// and y + 8 i.
 template <class Act>
@@ -30,13 +29,11 @@ __global__ void __launch_bounds__(kBlockThreads)
     silu_mul_interleaved_kernel(const uint4* h, uint4* y, int64_t rows, int strips,
                                 const int32_t* offsets, int num_experts) {
   wait_for_previous_kernel();
-  int64_t begin = 0, end = rows;
-  if (offsets != nullptr) {
-    end = min(rows, max(int64_t{offsets[num_experts]}, int64_t{0}));
-    begin = min(max(int64_t{offsets[0]}, int64_t{0}), end);
-  }
-  const int64_t total = end * strips;
-  for (int64_t i = begin * strips + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const RowSpan span =
+      offsets != nullptr ? offsets_span(offsets, num_experts, rows) : RowSpan{0, rows};
+  const int64_t total = span.end * strips;
+  for (int64_t i =
+           span.begin * strips + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
        i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const uint4 g = h[2 * i], u = h[2 * i + 1];
     const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w};

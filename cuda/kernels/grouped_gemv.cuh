@@ -806,9 +806,11 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
     const auto* x = static_cast<const unsigned short*>(p.x);
     int64_t m = p.m;
     int k = p.k, k_tiles = p.k_tiles;
+    const int32_t* offsets = p.offsets;
+    int num_experts = p.num_experts;
     uint8_t* records = p.x_digits;
     auto* info = static_cast<xdig::TileInfo*>(p.x_info);
-    void* args[] = {&x, &m, &k, &k_tiles, &records, &info};
+    void* args[] = {&x, &m, &k, &k_tiles, &offsets, &num_experts, &records, &info};
     err = launch_warp_kernel(reinterpret_cast<const void*>(xdig::x_digits_kernel<Act>),
                              p.m * p.k_tiles, grid.pdl, args, stream);
     if (err != cudaSuccess) return err;

@@ -224,6 +224,11 @@ cudaError_t launch_warp_kernel(const void* kernel, int64_t warps, bool pdl, void
 /// rotation lets it launch once its own wait for its predecessor is done).
 template <class Act>
 cudaError_t launch_rotate_x(const GemmProblem& p, cudaStream_t stream);
+/// Rows past the experts' span (offsets_span) whose x~ launch_rotate_x zeroes (it neither
+/// reads nor writes the others outside it): the trellis experts' wgmma launch takes items of
+/// up to this many tokens whose TMA boxes of x~ run past an item's last token (their products
+/// are not stored, but the reads must find written memory).
+constexpr int kRotatedXZeroedRows = 128;
 
 /// Occupancy classes by expert count: the block schedule's shared memory grows with E, and a
 /// grid sized for kMaxExperts (16 KB of schedule) would halve the blocks per SM of the

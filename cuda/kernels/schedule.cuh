@@ -137,6 +137,21 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
+/// Rows [begin, end) of x and y that a call's experts cover where its offsets table is
+/// non-decreasing: [offsets[0], offsets[num_experts]), clamped into [0, rows] as build_schedule
+/// clamps each expert's. The kernels over whole rows (x_digits.cuh, x_rotate.cuh,
+/// gated_silu.cuh) take only these: the caller need not write x's others (a capacity-sized x
+/// of a graph replayed for any batch) and y's are not written. Read after
+/// wait_for_previous_kernel (the previous kernel may write the offsets).
+struct RowSpan {
+  int64_t begin, end;
+};
+__device__ __forceinline__ RowSpan offsets_span(const int32_t* offsets, int num_experts,
+                                                int64_t rows) {
+  const int64_t end = min(rows, max(int64_t{offsets[num_experts]}, int64_t{0}));
+  return {min(max(int64_t{offsets[0]}, int64_t{0}), end), end};
+}
+
 /// Builds the work list at the front of dynamic shared memory (whole block; ends with
 /// __syncthreads), after wait_for_previous_kernel where `wait` (a kernel that passes false
 /// must wait before it reads x or writes y, and in every block, so that its completion still

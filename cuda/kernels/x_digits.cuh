@@ -59,16 +59,18 @@ __host__ __device__ constexpr int slot_byte(int map, int k) {
   return tig * 32 + i * 8 + h * 4 + b;
 }
 
-/// One warp per (row, k-tile): lane l converts k = 4 l .. 4 l + 3 of the tile.
+/// One warp per (row, k-tile): lane l converts k = 4 l .. 4 l + 3 of the tile. Rows outside
+/// the experts' span (offsets_span) are left alone: no expert reads their records.
 template <class Act>
 __global__ void __launch_bounds__(256)
-    x_digits_kernel(const unsigned short* x, int64_t m, int k, int k_tiles, uint8_t* records,
-                    TileInfo* info) {
-  wait_for_previous_kernel();  // x comes from the previous kernel
+    x_digits_kernel(const unsigned short* x, int64_t m, int k, int k_tiles, const int32_t* offsets,
+                    int num_experts, uint8_t* records, TileInfo* info) {
+  wait_for_previous_kernel();  // x (and maybe the offsets) come from the previous kernel
   const int64_t w = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  if (w >= m * k_tiles) return;  // warp-uniform
   const int64_t row = w / k_tiles;
+  const RowSpan span = offsets_span(offsets, num_experts, m);
+  if (row < span.begin || row >= span.end) return;  // warp-uniform
   const int kt = static_cast<int>(w - row * k_tiles);
   float v[4];
   uint32_t amax = 0;

@@ -29,16 +29,25 @@ inline size_t workspace_bytes(int64_t m, int64_t k) {
   return static_cast<size_t>(m) * static_cast<size_t>(k) * 2;
 }
 
-/// One warp per (row, block): lane l holds positions 4 l .. 4 l + 3 (tcq::warp_hadamard).
+/// One warp per (row, block): lane l holds positions 4 l .. 4 l + 3 (tcq::warp_hadamard). Rows
+/// outside the experts' span (offsets_span) are not read: a caller need not write them (a
+/// capacity-sized x); their x~ is left alone, but for kRotatedXZeroedRows past its end (zeroes).
 template <class Act>
 __global__ void __launch_bounds__(256)
-    rotate_x_kernel(const unsigned short* x, int64_t m, int k, unsigned short* x_rotated) {
-  wait_for_previous_kernel();  // x comes from the previous kernel
+    rotate_x_kernel(const unsigned short* x, int64_t m, int k, const int32_t* offsets,
+                    int num_experts, unsigned short* x_rotated) {
+  wait_for_previous_kernel();  // x (and maybe the offsets) come from the previous kernel
   const int blocks = k / kTileCols;
   const int64_t w = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  if (w >= m * blocks) return;                  // warp-uniform
+  const int64_t row = w / blocks;
+  const RowSpan span = offsets_span(offsets, num_experts, m);
   const int64_t at = w * kTileCols + 4 * lane;  // rows are k apart: block w starts at 128 w
+  if (row < span.begin || row >= min(m, span.end + kRotatedXZeroedRows)) return;  // warp-uniform
+  if (row >= span.end) {
+    *reinterpret_cast<uint2*>(x_rotated + at) = make_uint2(0u, 0u);
+    return;
+  }
   const uint2 bits = *reinterpret_cast<const uint2*>(x + at);
   const uint32_t pairs[2] = {bits.x, bits.y};
   float z[4];
@@ -73,8 +82,10 @@ cudaError_t launch_rotate_x(const GemmProblem& p, cudaStream_t stream) {
   const auto* x = static_cast<const unsigned short*>(p.x);
   int64_t m = p.m;
   int k = p.k;
+  const int32_t* offsets = p.offsets;
+  int num_experts = p.num_experts;
   unsigned short* x_rotated = p.x_rotated;
-  void* args[] = {&x, &m, &k, &x_rotated};
+  void* args[] = {&x, &m, &k, &offsets, &num_experts, &x_rotated};
   return launch_warp_kernel(kernel, p.m * (p.k / kTileCols), grid.pdl, args, stream);
 }
 // Instantiated once, in grouped_gemv_{bf16,fp16}.cu (grouped_gemm.cu calls them too).

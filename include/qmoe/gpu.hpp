@@ -178,7 +178,10 @@ struct GroupedGemmArgs {
 /// they are not validated: each expert's rows are clamped into [0, m] (a decreasing pair gives
 /// no rows), so bad offsets never make the kernels touch memory outside x and y; where the
 /// table is not non-decreasing, the results of its experts, and of any expert whose rows another
-/// one's overlap, are unspecified.
+/// one's overlap, are unspecified. Rows of x outside [offsets[0], offsets[E]) are not read, so a
+/// caller need not write them (x.rows may be a capacity, as in a graph replayed for any batch),
+/// with one exception: on Hopper the tile kernel's TMA copies of x span whole token tiles and may
+/// read up to 255 rows past offsets[E] (within x.rows; their products are dropped).
 /// CUB-style: with workspace == nullptr only *workspace_bytes is set (from bank, x.rows,
 /// x.dtype, the kernel options and the current device: 256 bytes, plus x's digits where the
 /// decode kernel takes the integer decode, IntegerDecode; plus x rotated, [m, k] fp16, where the
