@@ -1227,42 +1227,37 @@ TEST(GpuKernels, GroupedGemmGatedSiluIsGraphCapturableSmall) {
   const DType act = DType::kFP16;  // random data: fp16, as check_gated
   for (const KernelRun& run : runs) {
     const char* kernel = kernel_name(run);
-    ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
-    // One plain run first, on fresh x and checked: the launchers' one-time setup happens
-    // outside the capture.
     const bool via_workspace = product_in_workspace(s, act, run);
-    {
+    // Fresh x (seed), its reference, y poisoned, launch() on `stream`, y checked.
+    auto run_checked = [&](uint32_t seed, const char* what, const auto& launch) {
       std::vector<uint16_t> x;
-      ASSERT_NO_FATAL_FAILURE(upload_x(act, 2802, &s, &x));
+      ASSERT_NO_FATAL_FAILURE(upload_x(act, seed, &s, &x));
       std::vector<double> ref[2];
       ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
       CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
       CUDA_CHECK(cudaDeviceSynchronize());
+      ASSERT_NO_FATAL_FAILURE(launch());
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      ASSERT_NO_FATAL_FAILURE(
+          check_y(s, act, ref[via_workspace ? 1 : 0], what, label_of(f), kernel, 32));
+    };
+    ASSERT_NO_FATAL_FAILURE(upload_tokens({2, 20, 0, 9}, &s));
+    // One plain run first: the launchers' one-time setup happens outside the capture.
+    ASSERT_NO_FATAL_FAILURE(run_checked(2802, "gemm+silu", [&] {
       size_t bytes = ws_bytes;
       const qmoe::Status st =
           qmoe::grouped_gemm(gated_args(s, act, run), ws.as<void>(), &bytes, stream);
       ASSERT_TRUE(st.is_ok()) << st.to_string();
-      CUDA_CHECK(cudaStreamSynchronize(stream));
-      ASSERT_NO_FATAL_FAILURE(
-          check_y(s, act, ref[via_workspace ? 1 : 0], "gemm+silu", label_of(f), kernel, 32));
-    }
+    }));
     cudaGraphExec_t exec = nullptr;
     ASSERT_NO_FATAL_FAILURE(
         capture_gemm(gated_args(s, act, run), ws.as<void>(), ws_bytes, stream, &exec));
     for (const std::vector<int32_t>& counts :
          {std::vector<int32_t>{2, 20, 0, 9}, std::vector<int32_t>{40, 0, 1, 15}}) {
       ASSERT_NO_FATAL_FAILURE(upload_tokens(counts, &s));
-      std::vector<uint16_t> x;
-      ASSERT_NO_FATAL_FAILURE(upload_x(act, 2803 + static_cast<uint32_t>(s.m_used), &s, &x));
-      std::vector<double> ref[2];
-      ASSERT_NO_FATAL_FAILURE(gated_reference(s, act, x, &ref));
-      CUDA_CHECK(cudaMemset(s.y.as<void>(), 0xFF, s.y.bytes()));
-      CUDA_CHECK(cudaDeviceSynchronize());
-      CUDA_CHECK(cudaGraphLaunch(exec, stream));
-      CUDA_CHECK(cudaStreamSynchronize(stream));
       // The graph's launches were fixed at capture, from the first token counts.
-      ASSERT_NO_FATAL_FAILURE(
-          check_y(s, act, ref[via_workspace ? 1 : 0], "graph+silu", label_of(f), kernel, 32));
+      ASSERT_NO_FATAL_FAILURE(run_checked(2803 + static_cast<uint32_t>(s.m_used), "graph+silu",
+                                          [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); }));
     }
     CUDA_CHECK(cudaGraphExecDestroy(exec));
   }
