@@ -3,5 +3,4 @@
 
 template cudaError_t qmoe::dev::launch_grouped_gemv<__nv_bfloat16>(const GemmProblem&,
                                                                    cudaStream_t);
-template cudaError_t qmoe::dev::decode_grids<__nv_bfloat16>(const GemmProblem&, int*, int*);
 template cudaError_t qmoe::dev::launch_rotate_x<__nv_bfloat16>(const GemmProblem&, cudaStream_t);

@@ -8,24 +8,23 @@
 // to 8 or 16 tokens = one or two mma n8 chunks, by launch); the persistent grid walks the
 // device-built schedule. An expert with more tokens gets one item per token block; token blocks
 // vary fastest, so its weights are re-read from L2, not HBM. A block runs item blockIdx.x, then
-// whichever item is next when it is free (work_queue.cuh). Block = 8 warps, two blocks per SM
-// (the one-strip variant three on sm_90: one_strip_variant). Each warp owns R
+// whichever item is next when it is free (work_queue.cuh). Block = 8 warps. Each warp owns R
 // strips (R = 4 for 2/3/4-bit, 8 for banks of int2 g128/g64, vq1.5 and vq2 alone, 2 for int8, 1 for
 // dense, lowered per launch; one ring stage is R tiles) and streams a contiguous run of the
 // k-tiles, K split between the warps of its strip group (1, 2, 4 or 8, chosen per launch with R:
 // choose_variant), so small experts still keep all 8 warps streaming. A last round that would leave
 // over half the blocks idle runs as half items (half_items: twice the warps per strip group on half
 // the strips). The B fragments (x) of a k-tile are loaded once and reused by the R strips. Per
-// warp: a 9.5 KB ring (the one-strip variant's 8 KB) of two stages in shared memory (R code tiles
-// and their scale/zero blocks), each filled one stage ahead: on sm_90+ tiles of >= 1 KB by bulk
-// copies from lane 0 on an mbarrier per slot, else each lane cp.async-copies exactly the code
-// chunks it later reads back; the few lanes copying a stage's parameter blocks (cp.async) share
-// them through one __syncwarp per k-tile. Weights are the mma A operand (16 rows, from the codes in
-// registers), tokens the n8 side: dense weights as they are, int codes as B + q ("affine decode",
-// int.cuh; int8 with bf16 as two digits) with their scales and zeros applied to the fp32 sums of
-// each group, trellis codes as their values v + 1534 in fp16 against x rotated per 128-input block
-// (trellis.cuh, x_rotate.cuh: the only kernel that runs them, at any token count); or, in launches
-// that take the integer decode (int formats: IntDecoder::imma_a, x_digits.cuh), the codes as u8 on
+// warp: a 9.5 KB ring of two stages in shared memory (R code tiles and their scale/zero blocks),
+// each filled one stage ahead: on sm_90+ tiles of >= 1 KB by bulk copies from lane 0 on an mbarrier
+// per slot, else each lane cp.async-copies exactly the code chunks it later reads back; the few
+// lanes copying a stage's parameter blocks (cp.async) share them through one __syncwarp per k-tile.
+// Weights are the mma A operand (16 rows, from the codes in registers), tokens the n8 side: dense
+// weights as they are, int codes as B + q ("affine decode", int.cuh; int8 with bf16 as two
+// digits) with their scales and zeros applied to the fp32 sums of each group, trellis codes as
+// their values v + 1534 in fp16 against x rotated per 128-input block (trellis.cuh, x_rotate.cuh:
+// the only kernel that runs them, at any token count); or, in launches that
+// take the integer decode (int formats: IntDecoder::imma_a, x_digits.cuh), the codes as u8 on
 // mma.m16n8k32 against x's two 8-bit digits, each group's sums exact in int32. The warps' fp32
 // partial sums meet in shared memory (each warp's own ring, free once its copies have drained) in a
 // fixed order (deterministic); each output is rounded once, or with the gated-SiLU epilogue each
@@ -93,42 +92,10 @@ inline int min_tile_warps(int k_tiles) {
 /// copies complete (sm_90+: bulk copies, run_item).
 constexpr int kBarrierBytes = 8 * kRingStages;
 
-/// The one-strip variant (one strip per warp, one chunk of tokens, no formed-weight decoders):
-/// what choose_variant takes where an item's strips are few (one token per expert on the small
-/// shapes), and the one built for more blocks per SM. Its ring holds two stages of the largest
-/// one-strip tile (dense: 4 KB), so that on sm_90 three blocks of 8 rings and an expert schedule
-/// fit an SM's 227 KB (the 9.5 KB ring of the other variants does not: 3 x 78 KB). Their
-/// registers are capped at 80 for it (__launch_bounds__ below; ptxas sm_90a: 16-20 bytes of
-/// spill stores, against none at 128; the formed decoders' variants would spill ~100, so they
-/// stay at two blocks). At one token per expert a block's k-tile loop is a chain of dependent
-/// instructions (decode, mma, reduction) whose latency, not the SM's issue rate, bounds it:
-/// bench/results/s52-2026-12-06 measured blocks alone on an SM streaming no faster than those
-/// sharing it, so a third block adds a stream.
-__host__ __device__ constexpr bool one_strip_variant(int strip_cap, int chunks, bool formed) {
-  return strip_cap == 1 && chunks == 1 && !formed;
-}
-constexpr int kOneStripRingBytes = 8192;
-__host__ __device__ constexpr int variant_ring_bytes(int strip_cap, int chunks, bool formed) {
-  return one_strip_variant(strip_cap, chunks, formed) ? kOneStripRingBytes : kRingBytes;
-}
-/// Blocks per SM the variant's registers are budgeted for (__launch_bounds__): three for the
-/// one-strip variant on sm_90+ (where its shared memory allows three), two elsewhere (an A100's
-/// 164 KB hold two blocks of either ring, so fewer registers would buy nothing there).
-__host__ __device__ constexpr int variant_min_blocks(int strip_cap, int chunks, bool formed) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  return one_strip_variant(strip_cap, chunks, formed) ? 3 : 2;
-#else
-  return (static_cast<void>(strip_cap), static_cast<void>(chunks), static_cast<void>(formed), 2);
-#endif
-}
-
-constexpr size_t smem_bytes(int num_experts, int ring_bytes = kRingBytes) {
+constexpr size_t smem_bytes(int num_experts) {
   return schedule_smem_bytes(num_experts) +
-         static_cast<size_t>(kBlockWarps) * (ring_bytes + kBarrierBytes);
+         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes);
 }
-static_assert(3 * (smem_bytes(256, kOneStripRingBytes) + 4096) <= 233472,
-              "three one-strip blocks fit an sm_90 SM up to 256 experts (per block 1 KB "
-              "reserved and the kernel's ~2.3 KB of static shared memory)");
 
 /// The tokens of one work item.
 struct Tokens {
@@ -232,15 +199,15 @@ __host__ __device__ constexpr long long half_items(long long items, long long gr
 /// __syncthreads). Powers of two throughout: shifts, not the ~20-instruction integer
 /// divisions, in this once-per-item code (which a warp runs in series with its k-tiles: at one
 /// item per block it is ~30 % of a small launch's time).
-template <class Act, class Dec, int R, int C, bool kImmaLaunch, int kRing>
+template <class Act, class Dec, int R, int C, bool kImmaLaunch>
 __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip0, int group_shift,
                          const Tokens& t, unsigned short* y_rows, uint8_t* rings, uint32_t bars,
                          uint32_t& bar_phases, const NextItem& next, bool wait_first) {
   // A stage: R code tiles, then their R parameter blocks (none for dense tiles).
   constexpr int kQuantBytes = Dec::kQuantBytes;
   constexpr int kStageBytes = R * (Dec::kTileBytes + kQuantBytes);
-  static_assert(kRingStages * kStageBytes <= kRing, "the stages fit the ring");
-  static_assert(R * C * 4 * kWarpSize * sizeof(float) <= kRing,
+  static_assert(kRingStages * kStageBytes <= kRingBytes, "the stages fit the ring");
+  static_assert(R * C * 4 * kWarpSize * sizeof(float) <= kRingBytes,
                 "the partial sums fit the ring (the reduction below)");
   // Code tiles of 1 KB and more (int4, int8, dense) by bulk copy on sm_90+: lane 0 issues one
   // copy per tile, completing on the slot's mbarrier (bars + 8 slot; bar_phases bit slot = the
@@ -278,7 +245,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
   const int first_kt = (warp & (group_warps - 1)) * run;
   const int tiles =
       first_strip < p.n_strips && first_kt < p.k_tiles ? min(run, p.k_tiles - first_kt) : 0;
-  uint8_t* ring = rings + warp * kRing;
+  uint8_t* ring = rings + warp * kRingBytes;
   auto tile_of = [&](int i) { return first_kt + i; };
   // Strips past N (only in an expert's last item) copy the tiles and load the scales of the
   // item's last strip again instead of predicating every copy and load; with the unpredicated
@@ -570,7 +537,7 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
     auto partial_sum = [&](int at) {
       float sum = 0.f;
       for (int w = g * group_warps; w < (g + 1) * group_warps; ++w)
-        sum += reinterpret_cast<const float*>(rings + w * kRing)[at];
+        sum += reinterpret_cast<const float*>(rings + w * kRingBytes)[at];
       return sum;
     };
     const float sum = partial_sum(src);
@@ -588,10 +555,8 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 }
 
 template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
-__global__ void __launch_bounds__(kBlockThreads, variant_min_blocks(kStripCap, kChunks, kFormed))
-    grouped_gemv_kernel(const GemmProblem p) {
+__global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
-  constexpr int kRing = variant_ring_bytes(kStripCap, kChunks, kFormed);
   extern __shared__ __align__(16) unsigned char smem[];
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
@@ -599,8 +564,8 @@ __global__ void __launch_bounds__(kBlockThreads, variant_min_blocks(kStripCap, k
   const auto* x = static_cast<const unsigned short*>(p.x);
   auto* y = static_cast<unsigned short*>(p.y);
   // The warp's ring mbarriers (run_item), initialised once: their phases continue across items.
-  const uint32_t bars =
-      smem_addr(rings + kBlockWarps * kRing + (static_cast<int>(threadIdx.x) >> 5) * kBarrierBytes);
+  const uint32_t bars = smem_addr(rings + kBlockWarps * kRingBytes +
+                                  (static_cast<int>(threadIdx.x) >> 5) * kBarrierBytes);
   uint32_t bar_phases = 0;
   if constexpr (kAsyncProxy) {
     if ((threadIdx.x & 31) == 0) {
@@ -678,9 +643,8 @@ __global__ void __launch_bounds__(kBlockThreads, variant_min_blocks(kStripCap, k
           if constexpr (kStripCap == 8 && R != 8)
             __trap();
           else
-            run_item<Act, Dec, R, kChunks, kImma, kRing>(p, ep, strip0, item_shift, tokens, y_rows,
-                                                         rings, bars, bar_phases, next,
-                                                         wait_pending);
+            run_item<Act, Dec, R, kChunks, kImma>(p, ep, strip0, item_shift, tokens, y_rows, rings,
+                                                  bars, bar_phases, next, wait_pending);
         });
     wait_pending = false;
   }
@@ -696,23 +660,18 @@ cudaError_t variant_grid(const GemmProblem& p, GridSize* grid) {
   const auto* kernel =
       reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma, kFormed>);
   const int bucket = expert_bucket(p.num_experts);
-  constexpr int kRing = variant_ring_bytes(kStripCap, kChunks, kFormed);
-  return persistent_grid(kernel, smem_bytes(kMaxExperts, kRing),
-                         smem_bytes(bucket_experts(bucket), kRing), bucket, &cache, grid);
+  return persistent_grid(kernel, smem_bytes(kMaxExperts), smem_bytes(bucket_experts(bucket)),
+                         bucket, &cache, grid);
 }
 
 template <class Act, bool kFormed, int kStripCap, int kChunks, bool kImma = false>
-cudaError_t launch_variant(const GemmProblem& p, int max_blocks, cudaStream_t stream) {
+cudaError_t launch_variant(const GemmProblem& p, cudaStream_t stream) {
   GridSize grid;
   const cudaError_t err = variant_grid<Act, kFormed, kStripCap, kChunks, kImma>(p, &grid);
   if (err != cudaSuccess) return err;
-  // The one-strip variant's extra blocks only where choose_variant counted on them.
-  if (max_blocks > 0 && max_blocks < grid.blocks) grid.blocks = max_blocks;
   const auto* kernel =
       reinterpret_cast<const void*>(grouped_gemv_kernel<Act, kStripCap, kChunks, kImma, kFormed>);
-  return launch_grouped_kernel(
-      kernel, grid, smem_bytes(p.num_experts, variant_ring_bytes(kStripCap, kChunks, kFormed)), p,
-      stream);
+  return launch_grouped_kernel(kernel, grid, smem_bytes(p.num_experts), p, stream);
 }
 
 /// Experts expected to hold tokens when m rows go to num_experts experts independently and
@@ -733,7 +692,6 @@ inline double expected_active_experts(long long m, long long num_experts) {
 /// group's k-tiles.
 struct Variant {
   int strip_cap, chunks, group_warps;
-  int blocks;  ///< the grid its cost counted on: the launch runs no more blocks
 };
 
 /// The variant for a launch. Token counts live on the device, but at most min(E, m) experts
@@ -749,8 +707,7 @@ struct Variant {
 /// warp's instructions rules, so R = 1 and 2 cost the same per tile. The K split is the
 /// kMinTilesPerWarp rule's or twice as many warps (shorter runs, more items: what fills the
 /// grid at one token per expert); splitting further measured slower. `grid` is the resident
-/// block count; max_cap bounds the strips per warp; one_strip_grid, where larger, the resident
-/// block count of the one-strip variant (one_strip_variant: three blocks per SM on sm_90).
+/// block count; max_cap bounds the strips per warp.
 /// Eight strips (banks of int2 g128 / g64, vq1.5 and vq2 experts alone, ring_strips) are costed as
 /// four per tile, so they are taken only where they cut rounds, and only where their items still
 /// fill the grid. H200, both decodes as kAuto picks them (bench/results/s27-2026-12-04): costed as
@@ -759,8 +716,7 @@ struct Variant {
 /// ~2 rounds of four-strip items into one round of ~256 items on 264 blocks (OLMoE T = 8,
 /// Qwen3 T = 16, Mixtral's down projection at T = 4 and 32): with one item per block, each
 /// SM waits for its slower block (work_queue.cuh), which two rounds drawn on demand balance.
-inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8,
-                              int one_strip_grid = 0) {
+inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8) {
   constexpr int kCaps[4] = {4, 2, 1, 8};  // ties keep the earlier
   constexpr long long kTileCost[4] = {234, 280, 280, 234};
   constexpr long long kItemCost = 1000;
@@ -806,50 +762,32 @@ inline Variant choose_variant(const GemmProblem& p, int grid, int max_cap = 8,
       const long long tile_cost = kTileCost[r == 4 ? 0 : r == 2 ? 1 : r == 1 ? 2 : 3] * chunks;
       const long long item_groups = token_blocks * ceil_div(p.n_strips, r * (kBlockWarps / warps));
       const long long items = active * item_groups;
-      // The one-strip variant's extra blocks count only where its items fit one round of them:
-      // there a block's latency bounds the launch and each extra block adds a stream; over
-      // several rounds the SMs' issue and memory rates rule, which more blocks only share.
-      const long long blocks =
-          kCaps[i] == 1 && chunks == 1 && items > grid && items <= one_strip_grid ? one_strip_grid
-                                                                                  : grid;
-      if (r == 8 && items < blocks) continue;
+      if (r == 8 && items < grid) continue;
       if (warps < min_warps) {
         // Only where every expert of the bank takes r strips, so that the count is exact.
         if (strips_per_warp(largest_strip_bytes, kCaps[i]) != r) continue;
         const double expected_items = expected_active * static_cast<double>(item_groups);
-        if (4 * items < 3 * blocks || items > blocks ||
-            4.0 * expected_items < 3.0 * static_cast<double>(blocks))
-          continue;
+        if (4 * items < 3LL * grid || items > grid || 4.0 * expected_items < 3.0 * grid) continue;
       }
       const long long run = ceil_div(p.k_tiles, warps);
-      const long long cost = (items + blocks - 1) / blocks * (kItemCost + run * r * tile_cost);
+      const long long cost = (items + grid - 1) / grid * (kItemCost + run * r * tile_cost);
       if (best_cost < 0 || cost < best_cost) {
-        best = {kCaps[i], chunks, warps, static_cast<int>(blocks)};
+        best = {kCaps[i], chunks, warps};
         best_cost = cost;
       }
     }
   return best;
 }
 
-/// The persistent grids of a launch of p: every variant's but the one-strip one's (*grid: they
-/// share launch bounds and shared memory), and the one-strip variant's (one_strip_variant).
-template <class Act, bool kFormed>
-cudaError_t launch_grids(const GemmProblem& p, GridSize* grid, GridSize* one_strip) {
-  const cudaError_t err = variant_grid<Act, kFormed, 4, 1>(p, grid);
-  if (err != cudaSuccess) return err;
-  return p.x_digits != nullptr ? variant_grid<Act, kFormed, 1, 1, true>(p, one_strip)
-                               : variant_grid<Act, kFormed, 1, 1>(p, one_strip);
-}
-
 /// launch_grouped_gemv for banks with (kFormed) or without formed-weight decoders
 /// (with_decoder).
 template <class Act, bool kFormed>
 cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
-  GridSize grid, one_strip;
-  cudaError_t err = launch_grids<Act, kFormed>(p, &grid, &one_strip);
+  // Every variant has the same resources (launch bounds, shared memory): size by one.
+  GridSize grid;
+  cudaError_t err = variant_grid<Act, kFormed, 4, 1>(p, &grid);
   if (err != cudaSuccess) return err;
-  const Variant v = choose_variant(p, grid.blocks, 8, one_strip.blocks);
-  const bool imma = p.x_digits != nullptr;
+  const Variant v = choose_variant(p, grid.blocks);
   GemmProblem pv = p;
   pv.group_warps = v.group_warps;
   // The kernels before this launch that convert x for some decoders write neither the offsets
@@ -862,6 +800,7 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
     pv.early_schedule = 1;
   }
   // The integer-mma decode wherever grouped_gemm gave x's digits a workspace (decode_imma).
+  const bool imma = p.x_digits != nullptr;
   if (imma) {
     // x as digits: one warp per (row, k-tile).
     const auto* x = static_cast<const unsigned short*>(p.x);
@@ -884,46 +823,28 @@ cudaError_t launch_decoders(const GemmProblem& p, cudaStream_t stream) {
     // 628 B at two, so it runs one strip per warp, with its own K split.
     if (imma) {
       pv.group_warps = choose_variant(p, grid.blocks, 1).group_warps;
-      return launch_variant<Act, kFormed, 1, 2, true>(pv, v.blocks, stream);
+      return launch_variant<Act, kFormed, 1, 2, true>(pv, stream);
     }
-    return v.strip_cap == 2 ? launch_variant<Act, kFormed, 2, 2>(pv, v.blocks, stream)
-                            : launch_variant<Act, kFormed, 1, 2>(pv, v.blocks, stream);
+    return v.strip_cap == 2 ? launch_variant<Act, kFormed, 2, 2>(pv, stream)
+                            : launch_variant<Act, kFormed, 1, 2>(pv, stream);
   }
   switch (v.strip_cap) {
     case 8:
-      return imma ? launch_variant<Act, kFormed, 8, 1, true>(pv, v.blocks, stream)
-                  : launch_variant<Act, kFormed, 8, 1>(pv, v.blocks, stream);
+      return imma ? launch_variant<Act, kFormed, 8, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 8, 1>(pv, stream);
     case 4:
-      return imma ? launch_variant<Act, kFormed, 4, 1, true>(pv, v.blocks, stream)
-                  : launch_variant<Act, kFormed, 4, 1>(pv, v.blocks, stream);
+      return imma ? launch_variant<Act, kFormed, 4, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 4, 1>(pv, stream);
     case 2:
-      return imma ? launch_variant<Act, kFormed, 2, 1, true>(pv, v.blocks, stream)
-                  : launch_variant<Act, kFormed, 2, 1>(pv, v.blocks, stream);
+      return imma ? launch_variant<Act, kFormed, 2, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 2, 1>(pv, stream);
     default:
-      return imma ? launch_variant<Act, kFormed, 1, 1, true>(pv, v.blocks, stream)
-                  : launch_variant<Act, kFormed, 1, 1>(pv, v.blocks, stream);
+      return imma ? launch_variant<Act, kFormed, 1, 1, true>(pv, stream)
+                  : launch_variant<Act, kFormed, 1, 1>(pv, stream);
   }
 }
 
 }  // namespace gemv
-
-/// The decode kernel's resident blocks for launches like p on the current device (the tests pick
-/// shapes by them): every variant's but the one-strip one's, and the one-strip variant's, which
-/// holds more blocks per SM where the device has room (one_strip_variant). Instantiated with
-/// launch_grouped_gemv (grouped_gemv_bf16.cu, grouped_gemv_fp16.cu).
-template <class Act>
-cudaError_t decode_grids(const GemmProblem& p, int* grid, int* one_strip_grid) {
-  GridSize g, one;
-  const cudaError_t err = p.formed != 0 ? gemv::launch_grids<Act, true>(p, &g, &one)
-                                        : gemv::launch_grids<Act, false>(p, &g, &one);
-  if (err != cudaSuccess) return err;
-  *grid = g.blocks;
-  *one_strip_grid = one.blocks;
-  return cudaSuccess;
-}
-
-extern template cudaError_t decode_grids<__nv_bfloat16>(const GemmProblem&, int*, int*);
-extern template cudaError_t decode_grids<__half>(const GemmProblem&, int*, int*);
 
 template <class Act>
 cudaError_t launch_grouped_gemv(const GemmProblem& p, cudaStream_t stream) {

@@ -405,15 +405,6 @@ void sm_count(int* sms) {
   CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
 }
 
-/// The decode kernel's variant for p on the current device (choose_variant on its launch's
-/// grids, decode_grids) and the resident blocks of that variant's launch.
-void decode_variant(const qmoe::dev::GemmProblem& p, qmoe::dev::gemv::Variant* v, int* blocks) {
-  int grid = 0, one_strip = 0;
-  CUDA_CHECK(qmoe::dev::decode_grids<__nv_bfloat16>(p, &grid, &one_strip));
-  *v = qmoe::dev::gemv::choose_variant(p, grid, 8, one_strip);
-  *blocks = v->blocks;
-}
-
 /// Whether the device runs the wgmma kernel's sm_90a code (elsewhere grouped_gemm refuses
 /// TileKernel::kWgmma as kUnsupported).
 bool wgmma_available(DType act) {
@@ -573,19 +564,21 @@ TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
 TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   // A last round of at most grid / 2 items runs as half items, after the whole rounds
   // (grouped_gemv.cuh half_items). n is picked so that 8 experts with one token each have at
-  // least one whole round and a last round of >= grid / 8 items under choose_variant on this
-  // device's grids (decode_variant): whole and half items in one launch (items run in expert
-  // order, so the last expert's are split between the two).
+  // least one whole round and a last round of >= grid / 8 items under choose_variant on a grid of
+  // 2 blocks per SM (the decode kernel's occupancy on H100- and A100-class parts): whole and half
+  // items in one launch (items run in expert order, so the last expert's are split between the
+  // two).
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const int k = 1024, experts = 8;
-  int n = 0, grid = 0;
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
+  const int grid = 2 * sms, k = 1024, experts = 8;
+  int n = 0;
   long long items = 0, halved = 0;
   for (int cand = 16; cand <= 65536 && n == 0; cand += 16) {
     const qmoe::dev::GemmProblem p =
         qmoe::gpu_test::decode_problem(experts, cand, k, experts, 1, 1072, 1072);  // int4:g128
-    qmoe::dev::gemv::Variant v{};
-    ASSERT_NO_FATAL_FAILURE(decode_variant(p, &v, &grid));
+    const qmoe::dev::gemv::Variant v = qmoe::dev::gemv::choose_variant(p, grid);
     const int strips_per_item = qmoe::dev::gemv::strips_per_warp(p.min_strip_bytes, v.strip_cap) *
                                 (qmoe::dev::kBlockWarps / v.group_warps);
     items = experts * static_cast<long long>((p.n_strips + strips_per_item - 1) / strips_per_item);
@@ -600,43 +593,11 @@ TEST(GpuKernels, GroupedGemmDecodeRunsWholeAndHalfItemsInOneLaunch) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5801));
 }
 
-TEST(GpuKernels, GroupedGemmDecodeOneStripVariantRunsMoreBlocksPerSm) {
-  // The one-strip variant (grouped_gemv.cuh one_strip_variant) holds three blocks per SM on
-  // sm_90 (80 registers, 8 KB rings), two elsewhere. Qwen3-30B-A3B's gate/up at one token per
-  // expert (n 1536, k 2048, 8 experts) takes it on an H100 with 384 items, more than the other
-  // variants' grid holds: an SM's third block runs one. Both decodes are checked (the integer
-  // decode's launch is its own instantiation of the variant).
-  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
-  print_header();
-  const int n = 1536, k = 2048, experts = 8;
-  const qmoe::dev::GemmProblem p =
-      qmoe::gpu_test::decode_problem(experts, n, k, experts, 1, 1072, 1072);  // int4:g128
-  int grid = 0, one_strip = 0;
-  CUDA_CHECK(qmoe::dev::decode_grids<__nv_bfloat16>(p, &grid, &one_strip));
-  qmoe::dev::gemv::Variant v{};
-  int blocks = 0;
-  ASSERT_NO_FATAL_FAILURE(decode_variant(p, &v, &blocks));
-  const long long items =
-      experts * static_cast<long long>(p.n_strips / (qmoe::dev::kBlockWarps / v.group_warps));
-  std::printf("grids %d / %d (one-strip); variant %d strips x %d warps: %lld items on %d blocks\n",
-              grid, one_strip, v.strip_cap, v.group_warps, items, blocks);
-  EXPECT_GE(one_strip, grid);
-  if (one_strip > grid) {
-    EXPECT_EQ(v.strip_cap, 1);
-    EXPECT_GT(items, grid);
-    EXPECT_LE(items, one_strip);
-  }
-  const std::vector<FormatSpec> f(static_cast<size_t>(experts), parse("int4:g128"));
-  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
-                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
-  ASSERT_NO_FATAL_FAILURE(check_gemm(f, n, k, std::vector<int32_t>(experts, 1), decode, 5831));
-}
-
 TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
   // Banks of int2 g128 / g64, vq1.5 and vq2 experts alone may run eight strips per warp
   // (grouped_gemv.cuh ring_strips: 560, 608, 432 and 560 bytes per strip and k-tile fit two
   // stages of eight). n is
-  // picked so that choose_variant takes that variant on this device's grids (decode_variant);
+  // picked so that choose_variant takes that variant on this device's grid (2 blocks per SM);
   // n % 16 != 0 and n / 16 not a multiple of 8, so the last item of each expert holds strips past
   // N. K = 384: three k-tiles, uneven runs where K is split. Both decodes (bf16 and integer) are
   // checked. The int2 bank runs the kernel without the formed-weight decoders, those with vector
@@ -644,7 +605,9 @@ TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
   // in the second run.
   if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
   print_header();
-  const int k = 384, experts = 8;
+  int sms = 0;
+  ASSERT_NO_FATAL_FAILURE(sm_count(&sms));
+  const int grid = 2 * sms, k = 384, experts = 8;
   const std::vector<int32_t> counts = {1, 2, 0, 1, 3, 1, 0, 1};
   // Each bank with its least and most bytes per strip and k-tile (int2:g128 and vq2 560,
   // int2:g64 608, vq1.5 432).
@@ -663,14 +626,11 @@ TEST(GpuKernels, GroupedGemmDecodeRunsEightStripsPerWarpForInt2AndVq2Banks) {
       {{"tcq2", "tcq1.5", "vq2", "int2:g128", "tcq2", "tcq1.5", "tcq2", "int2:g64"}, 432, 608}};
   for (size_t i = 0; i < banks.size(); ++i) {
     const std::vector<FormatSpec> f = parse_all(banks[i].names);
-    int n = 0, grid = 0;
+    int n = 0;
     for (int cand = 16 * 9; cand <= 65536 && n == 0; cand += 16) {
-      qmoe::dev::GemmProblem p = qmoe::gpu_test::decode_problem(
+      const qmoe::dev::GemmProblem p = qmoe::gpu_test::decode_problem(
           experts, cand - 5, k, 9, 16, banks[i].min_strip_bytes, banks[i].max_strip_bytes);
-      p.formed = i > 0 ? 1 : 0;  // the banks with vector experts
-      qmoe::dev::gemv::Variant v{};
-      ASSERT_NO_FATAL_FAILURE(decode_variant(p, &v, &grid));
-      if (p.n_strips % 8 != 0 && v.strip_cap == 8) n = p.n;
+      if (p.n_strips % 8 != 0 && qmoe::dev::gemv::choose_variant(p, grid).strip_cap == 8) n = p.n;
     }
     ASSERT_GT(n, 0) << "no shape takes the eight-strip variant on a grid of " << grid;
     std::printf("bank %zu: n = %d takes eight strips per warp on %d blocks\n", i, n, grid);
