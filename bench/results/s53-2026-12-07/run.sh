@@ -2,7 +2,7 @@
 # Session 53's device calls (nvidia-h100-x1): the decode kernel's one-strip variant at three
 # blocks per SM (grouped_gemv.cuh one_strip_variant) against main. NONE RAN in session 53: every
 # device start failed (H100 and H200) until the device time was spent. The change is
-# one_strip.patch (branch s53-one-strip, commit db24a6c; reverted on main until measured); its
+# one_strip.patch (branch s53-one-strip, 084096e; not on main until measured); its
 # binaries are packed in .carry/z/s53.txz (ignored, on the session machine), main's in s52.txz.
 # Run in the order new, base, new2, base2 on one warm machine, then ptx.
 # Binaries travel packed in the ignored .carry/z (carry limit 64 MiB; two builds do not fit one
