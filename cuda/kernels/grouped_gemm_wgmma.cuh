@@ -1119,11 +1119,12 @@ cudaError_t launch_decoders(const GemmProblem& problem, cudaStream_t stream) {
 /// runs at 254-255 registers; with one strip the accumulators are 64 a thread, not 128.
 template <class Act>
 cudaError_t launch_trellis(const GemmProblem& problem, cudaStream_t stream) {
-  static_assert(128 <= kRotatedXZeroedRows, "x~ is zeroed for a box past the experts' rows");
+  constexpr int kTokens = 128;  // its TMA boxes of x~ span this many rows
+  static_assert(kTokens <= kRotatedXZeroedRows, "x~ is zeroed for a box past the experts' rows");
   GemmProblem p = problem;
   p.x = p.x_rotated;
   if (p.k_tiles < kWgmmaQueueMinKTiles) p.work = nullptr;  // the static order
-  return launch<Act, true, 128, 1, false, 1, kWgmmaTwoBlockMaxSlotBytes, true>(p, stream);
+  return launch<Act, true, kTokens, 1, false, 1, kWgmmaTwoBlockMaxSlotBytes, true>(p, stream);
 }
 
 }  // namespace wg
