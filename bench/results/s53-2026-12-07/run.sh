@@ -33,7 +33,8 @@ rows() {  # rows BIN NAME ROUND
   grep -hE "^(qwen3|deepseek-v2).*int4:g128 T=(1|2|4) " "$OUT/ab/$2_auto_$3.log" | head -6
 }
 unpack() {  # unpack ARCHIVE DIR: the binaries, the C ABI's library on the loader's path
-  tar xJf ".carry/z/$1" -C .carry
+  # Kept from an earlier call on the same warm machine (ignored paths stay there) where present.
+  [ -x ".carry/$2/qmoe" ] || tar xJf ".carry/z/$1" -C .carry
   export LD_LIBRARY_PATH=$PWD/.carry/$2${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 case $phase in
