@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 53's device calls (nvidia-h100-x1): the decode kernel's one-strip variant at three
-# blocks per SM (grouped_gemv.cuh one_strip_variant) against main. NONE RAN in session 53: every
-# device start failed (H100 and H200) until the device time was spent. The change is
+# blocks per SM (grouped_gemv.cuh one_strip_variant) against main. None ran in session 53 (every
+# device start failed); session 54 ran new, base, new2 (results and verdict:
+# bench/results/s54-2026-12-07/one_strip_ab/; not kept). The change is
 # one_strip.patch (branch s53-one-strip, 084096e; not on main until measured); its
 # binaries are packed in .carry/z/s53.txz (ignored, on the session machine), main's in s52.txz.
 # Run in the order new, base, new2, base2 on one warm machine, then ptx.
@@ -41,7 +42,9 @@ case $phase in
   new)
     unpack s53.txz t53
     mkdir -p "$OUT/new"
-    timeout 200 .carry/t53/qmoe_gpu_tests >"$OUT/new/tests_sm90.log" 2>&1
+    # Session 54 (device time short): the decode tests only; the other kernels are main's.
+    timeout 200 .carry/t53/qmoe_gpu_tests --gtest_filter='*Decode*:*HalfRow*:*Gated*' \
+      >"$OUT/new/tests_sm90.log" 2>&1
     echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran|grids " "$OUT/new/tests_sm90.log"
     for tool in memcheck; do
       timeout 120 compute-sanitizer --tool $tool --error-exitcode 3 \

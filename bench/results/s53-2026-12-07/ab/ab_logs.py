@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Session 53's A/B from the bench logs (run in this folder, after unpacking the calls' tgz):
-new = the one-strip variant at three blocks per SM, base = main's kernels (d250354). Rounds 1
-and 2 alternate new and base on one warm H100. Prints ab_table.txt."""
-import re, statistics
+"""The one-strip variant's A/B from the bench logs (run in this folder, after unpacking the
+calls' tgz): new = the one-strip variant at three blocks per SM (084096e), base = main's kernels
+(d250354). Session 54 ran new 1, base 1, new 2 on one warm H100 (the machine was taken back
+before base 2), so both new rounds are compared with base 1. Prints the table (ab_table.txt)."""
+import os, re, statistics
 
 
 def load(f):
@@ -15,21 +16,27 @@ def load(f):
 
 
 for kind in ("auto", "digits"):
+    names = [n for n in ("base_1", "new_1", "base_2", "new_2")
+             if os.path.exists(f"{n.split('_')[0]}_{kind}_{n.split('_')[1]}.log")]
+    runs = {n: load(f"{n.split('_')[0]}_{kind}_{n.split('_')[1]}.log") for n in names}
+    news = [n for n in names if n.startswith("new")]
+    print(f"== {kind}: new / base, H100; times in us; ratios of each new round to the base round"
+          " before it")
+    print(f"{'shape':18s} {'T':>4s} {'format':10s} " + " ".join(f"{n:>8s}" for n in names) +
+          " " + " ".join(f"{'r' + n[-1]:>6s}" for n in news))
     ratios, t1 = [], []
-    print(f"== {kind}: new / base, H100, per round; times in us")
-    print(f"{'shape':18s} {'T':>4s} {'format':10s} {'base1':>8s} {'new1':>8s} {'base2':>8s} "
-          f"{'new2':>8s} {'r1':>6s} {'r2':>6s}")
-    runs = [load(f"{s}_{kind}_{r}.log") for s, r in (("base", 1), ("new", 1), ("base", 2), ("new", 2))]
-    b1, n1, b2, n2 = runs
-    for k in sorted(b1, key=lambda k: (k[0], k[2], k[1])):
-        if not all(k in x for x in (n1, b2, n2)):
+    for k in sorted(runs["base_1"], key=lambda k: (k[0], k[2], k[1])):
+        if not all(k in runs[n] for n in names):
             continue
-        r1, r2 = n1[k][0] / b1[k][0], n2[k][0] / b2[k][0]
-        ratios += [r1, r2]
+        rs = []
+        for n in news:
+            base = runs["base_2"] if n == "new_2" and "base_2" in runs else runs["base_1"]
+            rs.append(runs[n][k][0] / base[k][0])
+        ratios += rs
         if k[1] == 1:
-            t1 += [r1, r2]
-        print(f"{k[0]:18s} {k[1]:4d} {k[2]:10s} {b1[k][0]:8.1f} {n1[k][0]:8.1f} {b2[k][0]:8.1f} "
-              f"{n2[k][0]:8.1f} {r1:6.3f} {r2:6.3f}")
+            t1 += rs
+        print(f"{k[0]:18s} {k[1]:4d} {k[2]:10s} " + " ".join(f"{runs[n][k][0]:8.1f}" for n in names)
+              + " " + " ".join(f"{r:6.3f}" for r in rs))
     if ratios:
         print(f"ratio new/base over {len(ratios)}: median {statistics.median(ratios):.3f} "
               f"min {min(ratios):.3f} max {max(ratios):.3f}")
