@@ -3,7 +3,7 @@
 # blocks per SM (grouped_gemv.cuh one_strip_variant) against main. None ran in session 53 (every
 # device start failed); session 54 ran new, base, new2 (results and verdict:
 # bench/results/s54-2026-12-07/one_strip_ab/; not kept). The change is
-# one_strip.patch (branch s53-one-strip, 084096e; not on main until measured); its
+# one_strip.patch (branch s53-one-strip, 084096e; not on main); its
 # binaries are packed in .carry/z/s53.txz (ignored, on the session machine), main's in s52.txz.
 # Run in the order new, base, new2, base2 on one warm machine, then ptx.
 # Binaries travel packed in the ignored .carry/z (carry limit 64 MiB; two builds do not fit one
@@ -11,8 +11,8 @@
 # (gpu preset: sm_90a SASS + compute_80 PTX, Release, QMOE_BUILD_TESTS=ON); bench/results older
 # than s51 are left out of the tree.
 #   new: carry [".carry/z/s53.txz"] = t53/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} (this
-#     session's change): every GPU test on sm_90a, memcheck of the new test,
-#     then `rows` (logs new/, ab/new_*_1).
+#     session's change): the decode tests on sm_90a (session 54 filtered them: device time was
+#     short), memcheck of the new test, then `rows` (logs new/, ab/new_*_1).
 #   base: carry [".carry/z/s52.txz"] = t52/ (main's kernels: d250354; main since changed only a
 #     test), right after new on the same warm machine: `rows` (ab/base_*_1).
 #   new2, base2: the second round of rows (ab/*_2), same machine.

@@ -5,7 +5,8 @@
 # bench/grouped_gemm_runs.cu), against main's kernels. Binaries travel packed in the ignored
 # .carry/z (built in build-gpu, the gpu preset: sm_90a SASS + compute_80 PTX):
 #   new: carry [".carry/z/s54.txz"] = t54/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} of branch
-#     s54-xconv-offsets: the GPU tests of the launches behind x's conversions, memcheck of the PDL-order test, then `rows`.
+#     s54-xconv-offsets: the GPU tests of the launches behind x's conversions, memcheck of the
+#     PDL-order test, then `rows`.
 #   base: carry [".carry/z/s52.txz"] = t52/ (main's kernels: d250354), `rows`; new2, base2: a
 #     second round on the same warm machine (binaries kept from the earlier calls).
 #   ab/ab_logs.py (session 53's, which reads the same log names) makes the table.
