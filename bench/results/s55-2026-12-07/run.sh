@@ -4,13 +4,15 @@
 # descriptor table into L2 before griddepcontrol.wait (branch s55-desc-prefetch), against
 # main's kernels. One archive per call (scripts/gpu_ab_phase.sh):
 #   new:  carry [".carry/z/s55.txz"] = t55/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} (build-gpu:
-#         sm_90a SASS + compute_80 PTX): the GPU suite, memcheck of the PDL-order and on-demand
-#         tile tests, then the rows.
+#         sm_90a SASS + compute_80 PTX): the rows.
 #   base: carry [".carry/z/s52.txz"] = t52/ (main's kernels, d250354), the rows; new2, base2: a
 #         second round on the same warm machine (binaries unpacked by the earlier calls).
+#   tests (if the rows show a gain; carry s55.txz unless t55 is unpacked there): the GPU suite,
+#         memcheck of the PDL-order and on-demand tile tests. (Device starts failed for an hour
+#         this session, so the rows, which decide, go first.)
 # Table: scripts/ab_table.py ab/base_1 ab/new_1 ab/base_2 ab/new_2 (and ab/pf_base_1 ...).
 set -u
-phase=${1:?new|base|new2|base2}
+phase=${1:?new|base|new2|base2|tests}
 export CUDA_CACHE_MAXSIZE=4294967296
 nvidia-smi -L
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128 --reps 20"
@@ -20,8 +22,8 @@ rows() {  # rows ARCHIVE DIR NAME ROUND
   scripts/gpu_ab_phase.sh "$1" "$2" "pf_$3" "$4" "$prefill"
 }
 case $phase in
-  new)
-    tar xJf .carry/z/s55.txz -C .carry
+  tests)
+    [ -x .carry/t55/qmoe_gpu_tests ] || tar xJf .carry/z/s55.txz -C .carry
     export LD_LIBRARY_PATH=$PWD/.carry/t55${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     mkdir -p "$OUT/new"
     timeout 240 .carry/t55/qmoe_gpu_tests >"$OUT/new/tests_sm90.log" 2>&1
@@ -29,8 +31,8 @@ case $phase in
     timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 .carry/t55/qmoe_gpu_tests \
       --gtest_filter='*WaitsForThePrevious*:*TileKernelHandsOutLongItemsOnDemand*' \
       >"$OUT/new/memcheck.log" 2>&1
-    echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log"
-    rows .carry/z/s55.txz t55 new 1 ;;
+    echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log" ;;
+  new) rows .carry/z/s55.txz t55 new 1 ;;
   base) rows .carry/z/s52.txz t52 base 1 ;;
   new2) rows .carry/z/s55.txz t55 new 2 ;;
   base2) rows .carry/z/s52.txz t52 base 2 ;;
