@@ -2,7 +2,9 @@
 """A/B table of two binaries' `qmoe bench` results, taken in one device call.
 
 usage: scripts/ab_table.py BASE1 NEW1 [BASE2 NEW2 ...]
-Each argument is a bench output directory or its JSON; pass the runs in the order they ran
+Each argument is a bench output directory, its JSON, or the bench's log (its per-row lines:
+time, floor and SM clock, where a device call could not bring the JSON back); pass the runs in
+the order they ran
 (alternating base and new). Per (shape, tokens, format) row: the median time of each side,
 new / base, both % of the floor, the median SM clock of each side (MHz after the timed
 replays; '-' where the run did not record it) and the raw times; last lines the median, min
@@ -11,11 +13,25 @@ moves the clock by up to ~30 % within a sweep, so such rows compare clocks as mu
 """
 import glob
 import json
+import re
 import statistics
 import sys
 
+# A row of the bench's log: "<shape> <format> T=<tokens>  <time> us  floor  <floor> us (...)
+# ... SM <mhz> MHz)" (report.cu).
+LOG_ROW = re.compile(r"^(\S+) (\S+) T=(\d+)\s+([\d.]+) us\s+floor\s+([\d.]+) us.*SM (\d+) MHz")
+
 
 def load(path):
+    if path.endswith(".log"):
+        rows = {}
+        with open(path) as f:
+            for line in f:
+                m = LOG_ROW.match(line)
+                if m:
+                    rows[(m[1], int(m[3]), m[2])] = {
+                        "time_us": float(m[4]), "floor_us": float(m[5]), "sm_mhz": int(m[6])}
+        return rows
     if not path.endswith(".json"):
         path = glob.glob(path + "/*.json")[0]
     with open(path) as f:
