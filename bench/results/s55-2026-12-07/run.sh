@@ -12,7 +12,7 @@
 #         this session, so the rows, which decide, go first.)
 # Table: scripts/ab_table.py ab/base_1 ab/new_1 ab/base_2 ab/new_2 (and ab/pf_base_1 ...).
 set -u
-phase=${1:?new|base|new2|base2|tests}
+phase=${1:?new|base|new2|base2|tests|diag}
 export CUDA_CACHE_MAXSIZE=4294967296
 nvidia-smi -L
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128 --reps 20"
@@ -32,6 +32,14 @@ case $phase in
       --gtest_filter='*WaitsForThePrevious*:*TileKernelHandsOutLongItemsOnDemand*' \
       >"$OUT/new/memcheck.log" 2>&1
     echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log" ;;
+  diag)  # carry [".carry/z/s55d.txz"]: session 52's phase timers (timers/diag.patch) with clock64
+    # stamps splitting the first item's start (diag.patch here), on top of s55-desc-prefetch.
+    tar xJf .carry/z/s55d.txz -C .carry
+    mkdir -p "$OUT/diag"
+    timeout 300 .carry/t55d/qmoe bench --shapes all --tokens 1,4 --formats int4:g128,int2:g128 \
+      --reps 20 --out "$OUT/diag/rows" >"$OUT/diag/diag.log" 2>&1
+    echo "diag rc=$?"; tar czf "$OUT/diag/rows.tgz" -C "$OUT/diag" rows && rm -rf "$OUT/diag/rows"
+    grep -E "^diag (qmoe|  cyc)|T=1 " "$OUT/diag/diag.log" | head -40 ;;
   new) rows .carry/z/s55.txz t55 new 1 ;;
   base) rows .carry/z/s52.txz t52 base 1 ;;
   new2) rows .carry/z/s55.txz t55 new 2 ;;
