@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A/B table of two binaries' `qmoe bench` results, taken in one device call.
+"""A/B table of two binaries' `qmoe bench` results, taken in one device call or in
+alternating calls on one warm machine (scripts/gpu_ab_phase.sh).
 
 usage: scripts/ab_table.py BASE1 NEW1 [BASE2 NEW2 ...]
 Each argument is a bench output directory, its JSON, or the bench's log (its per-row lines:
