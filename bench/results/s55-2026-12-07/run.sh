@@ -10,7 +10,8 @@
 #   tests (if the rows show a gain; carry s55.txz unless t55 is unpacked there): the GPU suite,
 #         memcheck of the PDL-order and on-demand tile tests. (Device starts failed for an hour
 #         this session, so the rows, which decide, go first.)
-# Table: scripts/ab_table.py ab/base_1 ab/new_1 ab/base_2 ab/new_2 (and ab/pf_base_1 ...).
+# Table: scripts/ab_table.py ab/base_1.log ab/new_1.log ab/base_2.log ab/new_2.log (and the pf_
+# logs); desc_prefetch_ab/ab_table.txt is that over the three rounds.
 set -u
 phase=${1:?new|base|new2|base2|tests|diag}
 export CUDA_CACHE_MAXSIZE=4294967296
