@@ -18,8 +18,7 @@ if (($# != 5)); then
   exit 2
 fi
 archive=$1 dir=$2 name=$3 round=$4 args=$5
-[ -x ".carry/$dir/qmoe" ] || tar xJf "$archive" -C .carry || exit 1
-export LD_LIBRARY_PATH=$PWD/.carry/$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+use_carry "$archive" "$dir" || exit 1
 mkdir -p "$OUT/ab"
 t0=$SECONDS
 # shellcheck disable=SC2086

@@ -7,3 +7,11 @@ mkdir -p "$OUT"
 BIN=${QMOE_BIN:-build-gpu/bin}
 lib_dir=$BIN; [[ $lib_dir = /* ]] || lib_dir=$PWD/$BIN
 export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# use_carry ARCHIVE DIR: prebuilt binaries carried as ARCHIVE (.carry/z/<x>.txz holding DIR/qmoe
+# and what was packed beside it: tar cf - -C .carry DIR | xz ...), unpacked into .carry/DIR once
+# per warm machine (a later call on it finds them), DIR then first on LD_LIBRARY_PATH (its
+# libqmoe_c.so.1).
+use_carry() {
+  [ -x ".carry/$2/qmoe" ] || tar xJf "$1" -C .carry || return 1
+  export LD_LIBRARY_PATH=$PWD/.carry/$2${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}

@@ -17,21 +17,23 @@
 #          descriptor prefetch, which measured 1.000), on the same warm machine.
 # Table: scripts/ab_table.py ab/base_1.log ab/new_1.log ab/base_2.log ab/new_2.log.
 set -u
+# shellcheck source=scripts/gpu_env.sh
+source scripts/gpu_env.sh
 phase=${1:?new|base|new2|base2|newb|newb2|diag|diagbase}
 export CUDA_CACHE_MAXSIZE=4294967296
 nvidia-smi -L
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128,mixed:rr --reps 20"
-tests() {  # tests BUILD_DIR
-  export LD_LIBRARY_PATH=$PWD/.carry/$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+tests() {  # tests ARCHIVE DIR
+  use_carry "$1" "$2" || return 1
   mkdir -p "$OUT/new"
-  timeout 200 .carry/$1/qmoe_gpu_tests >"$OUT/new/tests_sm90.log" 2>&1
+  timeout 200 ".carry/$2/qmoe_gpu_tests" >"$OUT/new/tests_sm90.log" 2>&1
   echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_sm90.log"
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 .carry/$1/qmoe_gpu_tests \
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 ".carry/$2/qmoe_gpu_tests" \
     --gtest_filter='*WaitsForThePrevious*:*Graph*:*Mixed*' >"$OUT/new/memcheck.log" 2>&1
   echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log"
 }
 diag() {  # diag ARCHIVE DIR NAME
-  [ -x ".carry/$2/qmoe" ] || tar xJf "$1" -C .carry
+  use_carry "$1" "$2" || return 1
   mkdir -p "$OUT/diag"
   timeout 300 ".carry/$2/qmoe" bench --shapes all --tokens 1,4 --formats int4:g128,int2:g128 \
     --reps 20 --out "$OUT/diag/$3_rows" >"$OUT/diag/$3.log" 2>&1
@@ -42,8 +44,8 @@ diag() {  # diag ARCHIVE DIR NAME
 case $phase in
   diag) diag .carry/z/s56d.txz t56d diag ;;
   diagbase) diag .carry/z/s55d.txz t55d diagbase ;;
-  new) scripts/gpu_ab_phase.sh .carry/z/s56.txz t56 new 1 "$decode"; tests t56 ;;
-  newb) scripts/gpu_ab_phase.sh .carry/z/s56b.txz t56b newb 1 "$decode"; tests t56b ;;
+  new) scripts/gpu_ab_phase.sh .carry/z/s56.txz t56 new 1 "$decode"; tests .carry/z/s56.txz t56 ;;
+  newb) scripts/gpu_ab_phase.sh .carry/z/s56b.txz t56b newb 1 "$decode"; tests .carry/z/s56b.txz t56b ;;
   newb2) scripts/gpu_ab_phase.sh .carry/z/s56b.txz t56b newb 2 "$decode" ;;
   base) scripts/gpu_ab_phase.sh .carry/z/s52.txz t52 base 1 "$decode" ;;
   new2) scripts/gpu_ab_phase.sh .carry/z/s56.txz t56 new 2 "$decode" ;;
