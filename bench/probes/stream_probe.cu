@@ -30,16 +30,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "bench/probes/probe_check.hpp"
 #include "cuda/decode/common.cuh"
-
-#define PROBE_CHECK(call)                                                                          \
-  do {                                                                                             \
-    const cudaError_t err_ = (call);                                                               \
-    if (err_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
 
 namespace {
 using namespace qmoe::dev;
@@ -155,35 +147,23 @@ struct Config {
 };
 
 using KernelPtr = void (*)(Params);
-KernelPtr kernel_of(Copy copy, int ahead) {
-  if (copy == Copy::kBulk) {
-    switch (ahead) {
-      case 1:
-        return stream_kernel<Copy::kBulk, 1>;
-      case 2:
-        return stream_kernel<Copy::kBulk, 2>;
-      case 3:
-        return stream_kernel<Copy::kBulk, 3>;
-      case 7:
-        return stream_kernel<Copy::kBulk, 7>;
-      default:
-        break;
-    }
-  } else {
-    switch (ahead) {
-      case 1:
-        return stream_kernel<Copy::kLanes, 1>;
-      case 2:
-        return stream_kernel<Copy::kLanes, 2>;
-      case 3:
-        return stream_kernel<Copy::kLanes, 3>;
-      case 7:
-        return stream_kernel<Copy::kLanes, 7>;
-      default:
-        break;
-    }
+template <Copy kCopy>
+KernelPtr kernel_for(int ahead) {
+  switch (ahead) {
+    case 1:
+      return stream_kernel<kCopy, 1>;
+    case 2:
+      return stream_kernel<kCopy, 2>;
+    case 3:
+      return stream_kernel<kCopy, 3>;
+    case 7:
+      return stream_kernel<kCopy, 7>;
+    default:
+      return nullptr;
   }
-  return nullptr;
+}
+KernelPtr kernel_of(Copy copy, int ahead) {
+  return copy == Copy::kBulk ? kernel_for<Copy::kBulk>(ahead) : kernel_for<Copy::kLanes>(ahead);
 }
 
 double median(std::vector<double> v) {

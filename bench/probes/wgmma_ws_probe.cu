@@ -73,21 +73,13 @@
 #include <cstring>
 #include <vector>
 
+#include "bench/probes/probe_check.hpp"
 #include "cuda/decode/common.cuh"
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 
 namespace {
 
 using namespace qmoe::dev;
-
-#define PROBE_CHECK(call)                                                                          \
-  do {                                                                                             \
-    const cudaError_t err_ = (call);                                                               \
-    if (err_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
 
 constexpr int kRows = 128;                       ///< weight rows per block (2 m64 blocks)
 constexpr int kTokens = 256;                     ///< wgmma N

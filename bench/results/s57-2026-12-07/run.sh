@@ -9,7 +9,8 @@
 #   new:   carry [".carry/z/s57.txz"] = t57/{qmoe, qmoe_gpu_tests, libqmoe_c.so.1} (build-gpu:
 #          sm_90a SASS + compute_80 PTX) of branch s57-sched-decoder (the decode kernel's items
 #          look up their expert by a warp-wide search and switch on the decoder id the schedule
-#          keeps): the rows, then the GPU suite, the compute_80 PTX's tests and memcheck.
+#          keeps): the rows; tests: its GPU suite, memcheck and the compute_80 PTX's tests (a
+#          later call on the same machine, which still holds the unpacked binaries).
 #   base:  carry [".carry/z/s52.txz"] = t52/ (main's kernels, d250354), the rows; new2, base2: a
 #          second round on the same warm machine (binaries unpacked by the earlier calls).
 # Table: scripts/ab_table.py ab/base_1.log ab/new_1.log ab/base_2.log ab/new_2.log.
@@ -24,12 +25,12 @@ tests() {  # tests ARCHIVE DIR
   mkdir -p "$OUT/new"
   timeout 200 ".carry/$2/qmoe_gpu_tests" >"$OUT/new/tests_sm90.log" 2>&1
   echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_sm90.log"
-  CUDA_FORCE_PTX_JIT=1 timeout 150 ".carry/$2/qmoe_gpu_tests" --gtest_filter='*Decode*:*MixedBank*:*Small' \
-    >"$OUT/new/tests_ptx80.log" 2>&1
-  echo "ptx80 rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_ptx80.log"
   timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 ".carry/$2/qmoe_gpu_tests" \
     --gtest_filter='*WaitsForThePrevious*:*Graph*:*Mixed*' >"$OUT/new/memcheck.log" 2>&1
   echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log"
+  CUDA_FORCE_PTX_JIT=1 timeout 150 ".carry/$2/qmoe_gpu_tests" --gtest_filter='*Decode*:*MixedBank*:*Small' \
+    >"$OUT/new/tests_ptx80.log" 2>&1
+  echo "ptx80 rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_ptx80.log"
 }
 for phase in "$@"; do
   case $phase in
@@ -50,7 +51,8 @@ for phase in "$@"; do
       tar czf "$OUT/diag/rows.tgz" -C "$OUT/diag" rows && rm -rf "$OUT/diag/rows"
       grep -E "^diag (qmoe|  cyc)|T=1 " "$OUT/diag/diag.log" | head -80
       ;;
-    new) scripts/gpu_ab_phase.sh .carry/z/s57.txz t57 new 1 "$decode"; tests .carry/z/s57.txz t57 ;;
+    new) scripts/gpu_ab_phase.sh .carry/z/s57.txz t57 new 1 "$decode" ;;
+    tests) tests .carry/z/s57.txz t57 ;;
     base) scripts/gpu_ab_phase.sh .carry/z/s52.txz t52 base 1 "$decode" ;;
     new2) scripts/gpu_ab_phase.sh .carry/z/s57.txz t57 new 2 "$decode" ;;
     base2) scripts/gpu_ab_phase.sh .carry/z/s52.txz t52 base 2 "$decode" ;;
