@@ -30,7 +30,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "bench/probes/probe_check.hpp"
+#include "bench/probes/probe_util.cuh"
 #include "cuda/decode/common.cuh"
 
 namespace {
@@ -58,17 +58,11 @@ struct Params {
   unsigned long long* span;  // [2]: first entry (min), last exit (max)
 };
 
-__device__ __forceinline__ unsigned long long global_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
 template <Copy kCopy, int kAhead>
 __global__ void __launch_bounds__(kWarps * 32, 2) stream_kernel(const Params p) {
   constexpr int kSlots = kAhead + 1;
   extern __shared__ __align__(16) unsigned char smem[];
-  if (threadIdx.x == 0) atomicMin(p.span, global_ns());
+  if (threadIdx.x == 0) atomicMin(p.span, probe_global_ns());
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   uint8_t* ring = smem + warp * kRingBytes;
   const uint32_t bars = smem_addr(smem + kWarps * kRingBytes + warp * 8 * kMaxSlots);
@@ -134,7 +128,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) stream_kernel(const Params p) 
   }
   if (fold == 0x9e3779b9u) p.sink[0] = fold;  // keeps the reads; practically never stores
   __syncthreads();
-  if (threadIdx.x == 0) atomicMax(p.span + 1, global_ns());
+  if (threadIdx.x == 0) atomicMax(p.span + 1, probe_global_ns());
 }
 
 struct Config {
@@ -230,8 +224,8 @@ int main() {
     const KernelPtr kernel = kernel_of(cf.copy, cf.ahead);
     cudaGraph_t graph;
     PROBE_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const size_t slots = (kBufferBytes - footprint) / footprint;
     for (int l = 0; l < kLaunches; ++l) {
-      const size_t slots = (kBufferBytes - footprint) / footprint;
       const size_t base = (static_cast<size_t>(l) * 7 % std::max<size_t>(slots, 1)) * footprint;
       Params p{buffer + base, cf.tiles, cf.strips, cf.tile,      cf.busy,
                cf.pattern,    cf.work,  sink,      spans + 2 * l};

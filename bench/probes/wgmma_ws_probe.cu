@@ -73,7 +73,7 @@
 #include <cstring>
 #include <vector>
 
-#include "bench/probes/probe_check.hpp"
+#include "bench/probes/probe_util.cuh"
 #include "cuda/decode/common.cuh"
 #include "cuda/kernels/grouped_gemm_wgmma.cuh"
 
@@ -240,21 +240,16 @@ __device__ __forceinline__ void multiply_half(const uint4& c, int h, uint64_t de
 /// Block 0's SM cycles and nanoseconds over the measured loop (its thread 0).
 struct LoopClock {
   unsigned long long c0 = 0, t0 = 0;
-  __device__ static unsigned long long now_ns() {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-  }
   __device__ void start() {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
-      t0 = now_ns();
+      t0 = probe_global_ns();
       c0 = clock64();
     }
   }
   __device__ void stop(unsigned long long* timing) const {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
       timing[0] = clock64() - c0;
-      timing[1] = now_ns() - t0;
+      timing[1] = probe_global_ns() - t0;
     }
   }
 };

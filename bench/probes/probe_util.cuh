@@ -1,5 +1,5 @@
-// bench/probes/probe_check.hpp — the probes' CUDA error check: a probe is a diagnostic program,
-// so a failed call prints where and exits.
+// bench/probes/probe_util.cuh — what the probes share: their CUDA error check (a probe is a
+// diagnostic program, so a failed call prints where and exits) and the device's ns clock.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -14,3 +14,10 @@
       std::exit(1);                                                                                \
     }                                                                                              \
   } while (0)
+
+/// %globaltimer: nanoseconds, comparable across the SMs (the probes' spans and loop times).
+__device__ __forceinline__ unsigned long long probe_global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
