@@ -285,11 +285,18 @@ __device__ __forceinline__ ExpertDesc load_desc(const ExpertDesc* descs, int e) 
 /// loads wait out one memory latency instead of two), descs[e] in the tile kernels (the
 /// fields loaded as used: with load_desc ptxas spilled in the 128-token wgmma kernel, and
 /// Qwen3 int4 at T = 4096 ran 1.06x the time on the H200).
+/// With `id` = decoder_id(desc) known already (kept by the schedule build), the switch need
+/// not wait for the descriptor's loads; only the sections do.
+template <bool kFormed = true, bool kTrellis = false, class F>
+__device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc& desc,
+                                                    int id, F&& f) {
+  const ExpertParams ep = expert_params(blob, desc);
+  with_decoder<kFormed, kTrellis>(id, [&](auto decoder) { f(decoder, ep); });
+}
 template <bool kFormed = true, bool kTrellis = false, class F>
 __device__ __forceinline__ void with_expert_decoder(const uint8_t* blob, const ExpertDesc& desc,
                                                     F&& f) {
-  const ExpertParams ep = expert_params(blob, desc);
-  with_decoder<kFormed, kTrellis>(decoder_id(desc), [&](auto decoder) { f(decoder, ep); });
+  with_expert_decoder<kFormed, kTrellis>(blob, desc, decoder_id(desc), static_cast<F&&>(f));
 }
 
 }  // namespace qmoe::dev

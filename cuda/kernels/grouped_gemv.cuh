@@ -93,7 +93,7 @@ inline int min_tile_warps(int k_tiles) {
 constexpr int kBarrierBytes = 8 * kRingStages;
 
 constexpr size_t smem_bytes(int num_experts) {
-  return schedule_smem_bytes(num_experts) +
+  return schedule_smem_bytes(num_experts) + decoder_ids_smem_bytes(num_experts) +
          static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes);
 }
 
@@ -180,6 +180,11 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
     }
 }
 
+/// items % grid (grid > 0), in 32 bits where items fits them.
+__host__ __device__ constexpr long long last_round(long long items, long long grid) {
+  return items <= INT_MAX ? static_cast<int>(items) % static_cast<int>(grid) : items % grid;
+}
+
 /// Items of a launch's last round to run as half items: twice the warps per strip group on half
 /// its strips (group_shift + 1), so that the round takes about half a whole item's time.
 /// Only where every half still gets a block of its own (at most grid / 2 items in the last
@@ -191,7 +196,9 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
 /// block that ends early does not speed up its SM's other block).
 __host__ __device__ constexpr long long half_items(long long items, long long grid,
                                                    int group_shift) {
-  return group_shift < 3 && 2 * (items % grid) <= grid ? items % grid : 0;
+  // A 64-bit remainder is a ~70-instruction call on the device, at the start of every block;
+  // item counts fit 32 bits but for absurd problems.
+  return group_shift < 3 && 2 * last_round(items, grid) <= grid ? last_round(items, grid) : 0;
 }
 
 /// One work item: R * (8 >> group_shift) strips from strip0 of one expert, t.count tokens in
@@ -558,7 +565,10 @@ template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
-  uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
+  // Shared memory: the schedule, the experts' decoder ids, the warps' rings and mbarriers.
+  auto* decoder_ids = reinterpret_cast<int8_t*>(smem + schedule_smem_bytes(p.num_experts));
+  uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts) +
+                                              decoder_ids_smem_bytes(p.num_experts));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
   const int groups_per_item = kBlockWarps >> group_shift;
   const auto* x = static_cast<const unsigned short*>(p.x);
@@ -595,7 +605,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
         return static_cast<long long>(ceil_div(p.n_strips, strips_per_item)) *
                ceil_div(tokens, kTokens);
       },
-      !wait_pending);
+      !wait_pending, decoder_ids);
   // The last round's items may run as half items (half_items): whole items first, then the
   // halves, two per split item, one per block.
   const long long halved = half_items(items.total, gridDim.x, group_shift);
@@ -607,7 +617,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   int parity = 0;
   for (long long i = blockIdx.x; i < units; i = next_unit[parity], parity ^= 1) {
     const bool half_item = i >= whole;
-    const ItemRef r = items.at(half_item ? whole + ((i - whole) >> 1) : i);
+    const ItemRef r = items.at<true>(half_item ? whole + ((i - whole) >> 1) : i);
     const int half = half_item ? static_cast<int>(i - whole) & 1 : 0;
     const int item_shift = group_shift + (half_item ? 1 : 0);
     // Token blocks vary fastest: the blocks re-reading a strip group run together (L2 hits).
@@ -626,7 +636,8 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
     unsigned short* y_rows = y + static_cast<int64_t>(row0) * (p.epilogue != 0 ? p.n / 2 : p.n);
     const NextItem next{p.work, i, units, &next_unit[parity]};
     with_expert_decoder<kFormed, true>(
-        p.blob, load_desc(p.descs, r.expert), [&](auto decoder, const ExpertParams& ep) {
+        p.blob, load_desc(p.descs, r.expert), decoder_ids[r.expert],
+        [&](auto decoder, const ExpertParams& ep) {
           using Dec = decltype(decoder);
           // The trellis decoders multiply the rotated x (fp16, x_rotate.cuh), at the same rows.
           Tokens tokens = t;

@@ -100,6 +100,21 @@ __device__ __forceinline__ int find_expert(const long long* item_start, int num_
   return lo;
 }
 
+/// find_expert for a whole warp (all 32 lanes, the same item): lane l counts the experts
+/// l, l + 32, ... whose first item is <= item, and the warp adds the counts (item_start does not
+/// decrease, so that count less one is the expert). Why: the binary search is log2(E) dependent
+/// shared-memory loads and branches, ~1300 cycles with the remainder before it at each launch's
+/// first item (the item start split, bench/results/s57-2026-12-07/diag), in series with every
+/// weight copy of the block; here the loads are independent and one redux.sync adds them.
+__device__ __forceinline__ int find_expert_warp(const long long* item_start, int num_experts,
+                                                long long item) {
+  int count = 0;
+#pragma unroll 8
+  for (int e = static_cast<int>(threadIdx.x) & 31; e < num_experts; e += 32)
+    count += item_start[e] <= item ? 1 : 0;
+  return static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(count))) - 1;
+}
+
 /// Item `local` (0-based within expert e) of the expert whose tokens are rows
 /// [row_begin, row_begin + row_count) of x and y.
 struct ItemRef {
@@ -118,8 +133,11 @@ struct ItemList {
   int num_experts;
   long long total;
 
+  /// kWarpSearch: every lane of the calling warps asks for the same item (find_expert_warp).
+  template <bool kWarpSearch = false>
   __device__ ItemRef at(long long item) const {
-    const int e = find_expert(sched.item_start, num_experts, item);
+    const int e = kWarpSearch ? find_expert_warp(sched.item_start, num_experts, item)
+                              : find_expert(sched.item_start, num_experts, item);
     return {e, item - sched.item_start[e], sched.row_begin[e], sched.row_count[e]};
   }
 };
@@ -159,16 +177,24 @@ __device__ __forceinline__ RowSpan offsets_span(const int32_t* offsets, int num_
 /// items of an expert with that decoder id (decoder_id: -1 for none) whose token count lies in
 /// [p.min_tokens, p.max_tokens] (experts outside get none without asking), over its rows, or
 /// with kRowSplit over those that p's row split gives this launch (expert_rows; the kernels
-/// the wgmma launcher splits calls between; the others compile without it).
+/// the wgmma launcher splits calls between; the others compile without it). With `decoders`
+/// (shared memory, [num_experts]) each expert's decoder id is kept there too, so that an item
+/// switches on it without waiting for its descriptor's loads.
 template <bool kRowSplit = false, class ItemsOf>
 __device__ __forceinline__ ItemList build_item_list(const GemmProblem& p, unsigned char* smem,
-                                                    ItemsOf items_of, bool wait = true) {
+                                                    ItemsOf items_of, bool wait = true,
+                                                    int8_t* decoders = nullptr) {
   if (wait) wait_for_previous_kernel();
   ItemList list;
   list.sched = carve_schedule(smem, p.num_experts);
   list.num_experts = p.num_experts;
   list.total = build_schedule(
-      p.offsets, p.num_experts, p.m, [&](int e) { return decoder_id(load_desc(p.descs, e)); },
+      p.offsets, p.num_experts, p.m,
+      [&](int e) {
+        const int id = decoder_id(load_desc(p.descs, e));
+        if (decoders != nullptr) decoders[e] = static_cast<int8_t>(id);
+        return id;
+      },
       items_of,
       [&](int tokens) {
         if (tokens < p.min_tokens || tokens > p.max_tokens) return RowRange{0, 0};

@@ -164,6 +164,9 @@ TEST(DecodeVariant, HalvesOnlyALastRoundWhoseHalvesGetABlockEach) {
   EXPECT_EQ(half_items(448, 264, 2), 0);          // Mixtral's gate/up at one token (measured)
   EXPECT_EQ(half_items(528, 264, 1), 0);          // whole rounds only
   EXPECT_EQ(half_items(100, 264, 3), 0);          // 8 warps per strip group: none to double
+  // Counts past 32 bits take the 64-bit remainder (2^40 = 196 mod 264).
+  EXPECT_EQ(half_items((1LL << 40) + 100, 264, 2), 68);
+  EXPECT_EQ(half_items((1LL << 40) + 200, 264, 2), 0);
 }
 
 }  // namespace

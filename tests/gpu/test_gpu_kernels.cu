@@ -543,6 +543,28 @@ TEST(GpuKernels, GroupedGemmDecodeVariantsMatchReference) {
   ASSERT_NO_FATAL_FAILURE(check_gemm(f, 16384, 128, {12, 9, 16, 13, 10, 15, 11, 14}, decode, 5602));
 }
 
+TEST(GpuKernels, GroupedGemmDecodeFindsItemsAmongManyExperts) {
+  // The decode kernel's items find their expert by a warp-wide count over the schedule (lane l
+  // reads experts l, l + 32, ...: schedule.cuh find_expert_warp) and switch on the decoder id
+  // the schedule build kept: 300 experts (the 1024-expert occupancy bucket, a partial last
+  // warp-wide chunk), most of them empty, tokens on both sides of each 32-expert boundary and on
+  // the last expert, four formats in turn.
+  if (!qmoe::gpu_available()) GTEST_SKIP() << "no CUDA device";
+  print_header();
+  constexpr int kExperts = 300;
+  const std::vector<FormatSpec> kinds = parse_all({"int4:g128", "int2:g32", "int8:g128", "bf16"});
+  std::vector<FormatSpec> f;
+  std::vector<int32_t> counts;
+  for (int e = 0; e < kExperts; ++e) {
+    f.push_back(kinds[static_cast<size_t>(e) % kinds.size()]);
+    const bool edge = e % 32 == 0 || e % 32 == 31 || e == kExperts - 1 || e % 37 == 5;
+    counts.push_back(edge ? 1 + e % 5 : 0);
+  }
+  const std::vector<KernelRun> decode = {{KernelChoice::kDecode, 16},
+                                         {KernelChoice::kDecode, 16, qmoe::IntegerDecode::kOn}};
+  ASSERT_NO_FATAL_FAILURE(check_gemm(f, 40, 256, counts, decode, 5751));
+}
+
 TEST(GpuKernels, GroupedGemmDecodeMatchesReferenceOnOffsetActivationsAndLongK) {
   // The decode kernel's affine path forms s * (sum (B + q) x - (B + z) sum x) with B = 128
   // (bf16) or 1024 (fp16): activations with a large common offset make the two terms large

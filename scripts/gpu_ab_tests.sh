@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The GPU tests of one side of an A/B run phase by phase (scripts/gpu_ab_phase.sh): carried
+# prebuilt binaries (use_carry: unpacked once per warm machine), the GPU suite on their sm_90a
+# code, compute-sanitizer memcheck over MEMCHECK_FILTER, and the decode and mixed-bank tests on
+# the compute_80 PTX (the A100 path, JIT-compiled). Logs in $OUT/new; their summaries printed.
+#   usage: scripts/gpu_ab_tests.sh ARCHIVE DIR MEMCHECK_FILTER
+set -uo pipefail
+# shellcheck source=scripts/gpu_env.sh
+source "$(dirname "$0")/gpu_env.sh"
+if (($# != 3)); then
+  sed -n '2,6p' "$0"
+  exit 2
+fi
+use_carry "$1" "$2" || exit 1
+tests=".carry/$2/qmoe_gpu_tests"
+mkdir -p "$OUT/new"
+timeout 200 "$tests" >"$OUT/new/tests_sm90.log" 2>&1
+echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_sm90.log"
+timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 "$tests" --gtest_filter="$3" \
+  >"$OUT/new/memcheck.log" 2>&1
+echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log"
+CUDA_FORCE_PTX_JIT=1 timeout 150 "$tests" --gtest_filter='*Decode*:*MixedBank*:*Small' \
+  >"$OUT/new/tests_ptx80.log" 2>&1
+echo "ptx80 rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_ptx80.log"
