@@ -93,8 +93,9 @@ inline int min_tile_warps(int k_tiles) {
 constexpr int kBarrierBytes = 8 * kRingStages;
 
 constexpr size_t smem_bytes(int num_experts) {
-  return schedule_smem_bytes(num_experts) + decoder_ids_smem_bytes(num_experts) +
-         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes);
+  return schedule_smem_bytes(num_experts) +
+         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes) +
+         decoder_ids_smem_bytes(num_experts);
 }
 
 /// The tokens of one work item.
@@ -565,10 +566,11 @@ template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
-  // Shared memory: the schedule, the experts' decoder ids, the warps' rings and mbarriers.
-  auto* decoder_ids = reinterpret_cast<int8_t*>(smem + schedule_smem_bytes(p.num_experts));
-  uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts) +
-                                              decoder_ids_smem_bytes(p.num_experts));
+  // Shared memory: the schedule, the warps' rings, their mbarriers, the experts' decoder ids
+  // (last: with them before the rings, Mixtral's rows ran 1.05-1.10x the time on the H100,
+  // bench/results/s58-2026-12-07, the rings then 32 bytes past a 64-byte boundary, not 16).
+  uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
+  auto* decoder_ids = reinterpret_cast<int8_t*>(rings + kBlockWarps * (kRingBytes + kBarrierBytes));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
   const int groups_per_item = kBlockWarps >> group_shift;
   const auto* x = static_cast<const unsigned short*>(p.x);

@@ -2,16 +2,25 @@
 # Session 58's device calls (the repository root; one archive of the ignored .carry/z per call:
 # each ~40-53 MB of xz, as nvcc's fatbins hardly compress further, against the carry's 64 MiB).
 # Every call first unpacks the archives this warm machine holds and has not unpacked yet (kept
-# between calls), so later calls find the binaries earlier ones brought:
-#   s58q.txz = t58/qmoe, s58t.txz = t58/qmoe_gpu_tests, s58c.txz = t58/libqmoe_c.so.1 (build-gpu:
-#     sm_90a SASS + compute_80 PTX) of this session's change: the decode kernel's items find
-#     their expert by a warp-wide count (find_expert_warp), switch on the decoder id the schedule
-#     build kept in shared memory, and take half_items' remainder in 32 bits;
-#   s58b.txz = t58b/qmoe: main's kernels (11157d3, sm_90a SASS).
-# Phases: new, base, new2, base2 (the decode rows, scripts/gpu_ab_phase.sh); tests (the GPU
-# suite, memcheck and the compute_80 PTX's tests, scripts/gpu_ab_tests.sh).
-# Calls: carry s58q: new; s58b: base; s58t: new2; s58c: base2 tests.
-# Table: scripts/ab_table.py ab/base_1.log ab/new_1.log ab/base_2.log ab/new_2.log.
+# between calls), so later calls find the binaries earlier ones brought. Archives:
+#   s58q = t58/qmoe, s58t = t58/qmoe_gpu_tests, s58c = t58/libqmoe_c.so.1 (build-gpu: sm_90a SASS
+#     + compute_80 PTX) of d632191: the decode kernel's items find their expert by a warp-wide
+#     count (find_expert_warp), switch on the decoder id the schedule build keeps in shared memory
+#     (there before the rings), and take half_items' remainder in 32 bits;
+#   s58v = t58v/qmoe: the same with the decoder ids after the rings and mbarriers (the rings at
+#     main's offsets);
+#   s58d = t58d/qmoe: s58v plus QMOE_RING_PAD bytes before the rings (a diagnostic: the pad in
+#     GemmProblem::x_tma, diag/ring_pad.patch; never on main);
+#   s58b = t58b/qmoe: main's kernels (11157d3, sm_90a SASS).
+# Phases NAME:ROUND (the decode rows, scripts/gpu_ab_phase.sh, logs in $OUT/ab): new (s58q), v2
+# (s58v), base (s58b), pads (s58d at pads of 0, 16, 48 and 112 bytes); and tests (s58q/t/c: the
+# GPU suite, memcheck and the compute_80 PTX's tests, scripts/gpu_ab_tests.sh). A phase `pack`
+# leaves $OUT/ab as one file (the device tool returns ~8 files a call).
+# Calls, first machine: carry s58q: new:1; s58b: base:1; s58t: new:2-5 and base:2-5 (their logs
+# lost to the file count; rerun in the next call); s58c: tests, new:2-5, base:2-5, pack. Then the
+# compute_80 tests again with 420 s (the first run's 150 s went to JIT-compiling).
+# Second machine: carry s58v: v2:1 pack; s58b: base:1-3 v2:2-3 pack; s58d: pads:1 base:4 pads:2 pack.
+# Tables: scripts/ab_table.py ab/base_1.log ab/new_1.log ... (alternating, in run order).
 set -u
 # shellcheck source=scripts/gpu_env.sh
 source scripts/gpu_env.sh
@@ -23,14 +32,20 @@ for archive in .carry/z/s58*.txz; do
 done
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128,mixed:rr --reps 20"
 for phase in "$@"; do
-  case $phase in
-    new) scripts/gpu_ab_phase.sh .carry/z/s58q.txz t58 new 1 "$decode" ;;
-    base) scripts/gpu_ab_phase.sh .carry/z/s58b.txz t58b base 1 "$decode" ;;
-    new2) scripts/gpu_ab_phase.sh .carry/z/s58q.txz t58 new 2 "$decode" ;;
-    base2) scripts/gpu_ab_phase.sh .carry/z/s58b.txz t58b base 2 "$decode" ;;
+  round=${phase#*:}
+  case ${phase%%:*} in
+    new) scripts/gpu_ab_phase.sh .carry/z/s58q.txz t58 new "$round" "$decode" ;;
+    v2) scripts/gpu_ab_phase.sh .carry/z/s58v.txz t58v v2 "$round" "$decode" ;;
+    base) scripts/gpu_ab_phase.sh .carry/z/s58b.txz t58b base "$round" "$decode" ;;
+    pads)
+      for pad in 0 16 48 112; do
+        QMOE_RING_PAD=$pad scripts/gpu_ab_phase.sh .carry/z/s58d.txz t58d "pad${pad}" "$round" "$decode"
+      done
+      ;;
     tests)
       scripts/gpu_ab_tests.sh .carry/z/s58q.txz t58 \
         '*WaitsForThePrevious*:*Graph*:*Mixed*:*ManyExperts*'
       ;;
+    pack) tar czf "$OUT/ab_$(date +%H%M%S).tgz" -C "$OUT" ab && rm -rf "$OUT/ab" ;;
   esac
 done
