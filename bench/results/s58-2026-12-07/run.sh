@@ -11,6 +11,8 @@
 #     main's offsets);
 #   s58d = t58d/qmoe: s58v plus QMOE_RING_PAD bytes before the rings (a diagnostic: the pad in
 #     GemmProblem::x_tma, diag/ring_pad.patch; never on main);
+#   s58a = t58a/qmoe: 4b4a68a with the rings' start rounded up to a 128-byte shared address
+#     (diag/ring_align128.patch: ring_start in grouped_gemv.cuh; built, never run: no machine);
 #   s58b = t58b/qmoe: main's kernels (11157d3, sm_90a SASS).
 # Phases NAME:ROUND (the decode rows, scripts/gpu_ab_phase.sh, logs in $OUT/ab): new (s58q), v2
 # (s58v), base (s58b), pads (s58d at pads of 0, 16, 48 and 112 bytes); and tests (s58q/t/c: the
@@ -19,7 +21,10 @@
 # Calls, first machine: carry s58q: new:1; s58b: base:1; s58t: new:2-5 and base:2-5 (their logs
 # lost to the file count; rerun in the next call); s58c: tests, new:2-5, base:2-5, pack. Then the
 # compute_80 tests again with 420 s (the first run's 150 s went to JIT-compiling).
-# Second machine: carry s58v: v2:1 pack; s58b: base:1-3 v2:2-3 pack; s58d: pads:1 base:4 pads:2 pack.
+# Second machine: carry s58v: v2:1 pack; s58b: base:1 v2:2 base:2 v2:3 base:3 pack; s58d: pads:1
+# base:4 v2:4 pads:2 base:5 v2:5 pack.
+# Third machine (planned; none started before the device budget ran out): carry s58a: aligned:1
+# pack; s58v: v2:6 aligned:2 v2:7 aligned:3 v2:8 pack.
 # Tables: scripts/ab_table.py ab/base_1.log ab/new_1.log ... (alternating, in run order).
 set -u
 # shellcheck source=scripts/gpu_env.sh
@@ -36,6 +41,7 @@ for phase in "$@"; do
   case ${phase%%:*} in
     new) scripts/gpu_ab_phase.sh .carry/z/s58q.txz t58 new "$round" "$decode" ;;
     v2) scripts/gpu_ab_phase.sh .carry/z/s58v.txz t58v v2 "$round" "$decode" ;;
+    aligned) scripts/gpu_ab_phase.sh .carry/z/s58a.txz t58a aligned "$round" "$decode" ;;
     base) scripts/gpu_ab_phase.sh .carry/z/s58b.txz t58b base "$round" "$decode" ;;
     pads)
       for pad in 0 16 48 112; do
