@@ -567,8 +567,9 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
   // Shared memory: the schedule, the warps' rings, their mbarriers, the experts' decoder ids
-  // (last: with them before the rings, Mixtral's rows ran 1.05-1.10x the time on the H100,
-  // bench/results/s58-2026-12-07, the rings then 32 bytes past a 64-byte boundary, not 16).
+  // (last: before the rings, at E = 8, they moved the rings off a 64-byte boundary of the block's
+  // shared memory, and Mixtral's rows ran 1.05-1.10x the time on the H100; the rings must start
+  // on one, bench/results/s58-2026-12-07).
   uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
   auto* decoder_ids = reinterpret_cast<int8_t*>(rings + kBlockWarps * (kRingBytes + kBarrierBytes));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8

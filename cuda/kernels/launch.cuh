@@ -249,7 +249,8 @@ constexpr size_t schedule_smem_bytes(int num_experts) {
          2 * ((static_cast<size_t>(num_experts) * 4 + 15) / 16 * 16);
 }
 
-/// Bytes of the experts' decoder ids (int8, build_item_list's `decoders`) after the schedule.
+/// Bytes of the experts' decoder ids (int8, build_item_list's `decoders`; the decode kernel
+/// keeps them after its rings).
 constexpr size_t decoder_ids_smem_bytes(int num_experts) {
   return (static_cast<size_t>(num_experts) + 15) / 16 * 16;
 }
