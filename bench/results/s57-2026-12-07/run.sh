@@ -20,18 +20,6 @@ source scripts/gpu_env.sh
 nvidia-smi -L
 export CUDA_CACHE_MAXSIZE=4294967296
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128,mixed:rr --reps 20"
-tests() {  # tests ARCHIVE DIR
-  use_carry "$1" "$2" || return 1
-  mkdir -p "$OUT/new"
-  timeout 200 ".carry/$2/qmoe_gpu_tests" >"$OUT/new/tests_sm90.log" 2>&1
-  echo "tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_sm90.log"
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 ".carry/$2/qmoe_gpu_tests" \
-    --gtest_filter='*WaitsForThePrevious*:*Graph*:*Mixed*' >"$OUT/new/memcheck.log" 2>&1
-  echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/new/memcheck.log"
-  CUDA_FORCE_PTX_JIT=1 timeout 150 ".carry/$2/qmoe_gpu_tests" --gtest_filter='*Decode*:*MixedBank*:*Small' \
-    >"$OUT/new/tests_ptx80.log" 2>&1
-  echo "ptx80 rc=$?"; grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/new/tests_ptx80.log"
-}
 for phase in "$@"; do
   case $phase in
     probe)
@@ -52,7 +40,7 @@ for phase in "$@"; do
       grep -E "^diag (qmoe|  cyc)|T=1 " "$OUT/diag/diag.log" | head -80
       ;;
     new) scripts/gpu_ab_phase.sh .carry/z/s57.txz t57 new 1 "$decode" ;;
-    tests) tests .carry/z/s57.txz t57 ;;
+    tests) scripts/gpu_ab_tests.sh .carry/z/s57.txz t57 '*WaitsForThePrevious*:*Graph*:*Mixed*' ;;
     base) scripts/gpu_ab_phase.sh .carry/z/s52.txz t52 base 1 "$decode" ;;
     new2) scripts/gpu_ab_phase.sh .carry/z/s57.txz t57 new 2 "$decode" ;;
     base2) scripts/gpu_ab_phase.sh .carry/z/s52.txz t52 base 2 "$decode" ;;
