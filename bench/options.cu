@@ -66,10 +66,41 @@ bool parse_positive(const std::string& s, int64_t max, int64_t* out) {
   return true;
 }
 
+// Bounds of a custom shape "H:I:E:K" (the bench's buffers are sized from them).
+constexpr int64_t kMaxCustomDim = 65536;
+constexpr int64_t kMaxCustomExperts = 1024;
+
+/// A custom shape "H:I:E:K" (hidden, intermediate, experts, top-k), e.g. "2048:1408:6:2" for a
+/// bank whose schedule size (E) the model shapes do not cover. false if `text` is not one.
+bool parse_custom_shape(const std::string& text, MoeShape* out) {
+  int64_t v[4] = {};
+  const int64_t max[4] = {kMaxCustomDim, kMaxCustomDim, kMaxCustomExperts, kMaxCustomExperts};
+  size_t start = 0;
+  for (int i = 0; i < 4; ++i) {
+    const size_t pos = text.find(':', start);
+    if ((i < 3) != (pos != std::string::npos)) return false;
+    if (!parse_positive(text.substr(start, pos - start), max[i], &v[i])) return false;
+    start = pos + 1;
+  }
+  if (v[3] > v[2]) return false;  // top-k <= E
+  *out = MoeShape{text, v[0], v[1], static_cast<int32_t>(v[2]), static_cast<int32_t>(v[3])};
+  return true;
+}
+
 Status parse_shapes(const std::string& list, std::vector<MoeShape>* out) {
   out->clear();
   if (list == "all") return *out = moe_shapes(), Status::ok();
   for (const std::string& name : split_list(list)) {
+    if (name.find(':') != std::string::npos) {
+      MoeShape custom;
+      if (!parse_custom_shape(name, &custom))
+        return invalid_argument("bad shape '" + name +
+                                "' (a custom shape is H:I:E:K with H, I in 1.." +
+                                std::to_string(kMaxCustomDim) + ", E in 1.." +
+                                std::to_string(kMaxCustomExperts) + ", top-k K in 1..E)");
+      out->push_back(custom);
+      continue;
+    }
     bool found = false;
     for (const MoeShape& s : moe_shapes())
       if (name == s.name) out->push_back(s), found = true;
@@ -77,7 +108,8 @@ Status parse_shapes(const std::string& list, std::vector<MoeShape>* out) {
       std::string known;
       for (const MoeShape& s : moe_shapes())
         known += std::string(known.empty() ? "" : ", ") + s.name;
-      return invalid_argument("unknown shape '" + name + "' (known: " + known + ", all)");
+      return invalid_argument("unknown shape '" + name + "' (known: " + known +
+                              ", all, or H:I:E:K)");
     }
   }
   return Status::ok();
@@ -266,11 +298,12 @@ void print_usage(std::FILE* to) {
                "options:\n"
                "  --shapes LIST    comma list or 'all' (default all):");
   for (const MoeShape& s : moe_shapes())
-    std::fprintf(to, "\n                     %-17s H=%lld I=%lld E=%d top-%d", s.name,
+    std::fprintf(to, "\n                     %-17s H=%lld I=%lld E=%d top-%d", s.name.c_str(),
                  static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate),
                  s.experts, s.top_k);
   std::fprintf(
       to,
+      "\n                     H:I:E:K           a custom shape, e.g. 2048:1408:6:2"
       "\n  --tokens LIST    token counts T (rows M = T * top_k), or 'all' (default):\n"
       "                   1,4,16,64,256,1024,4096,16384\n"
       "  --formats LIST   format strings (bf16, fp16, int<2|3|4|8>:g<32|64|128>|pc[:sym])\n"

@@ -13,7 +13,7 @@ namespace qmoe::bench {
 
 /// One MoE layer's expert FFN: w13 is [E, 2I, H], w2 is [E, H, I].
 struct MoeShape {
-  const char* name;
+  std::string name;      ///< a DESIGN.md §5 model's, or "H:I:E:K" for a custom shape
   int64_t hidden;        ///< H
   int64_t intermediate;  ///< I (per expert)
   int32_t experts;       ///< E
