@@ -15,3 +15,14 @@ use_carry() {
   [ -x ".carry/$2/qmoe" ] || tar xJf "$1" -C .carry || return 1
   export LD_LIBRARY_PATH=$PWD/.carry/$2${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
+# unpack_carried ARCHIVE...: unpacks each carried archive (.carry/z/<x>.txz) once per warm machine
+# (a marker file in .carry), so that a session's later calls find the binaries earlier calls
+# brought; archives not carried in this call are skipped.
+unpack_carried() {
+  local archive mark
+  for archive in "$@"; do
+    [[ -e $archive ]] || continue
+    mark=".carry/.unpacked_$(basename "$archive")"
+    [[ -e $mark ]] || { tar xJf "$archive" -C .carry && touch "$mark"; } || return 1
+  done
+}
