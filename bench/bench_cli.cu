@@ -235,6 +235,10 @@ int run_cli(int argc, char** argv) {
     print_usage(stdout);
     return 0;
   }
+  if (opt.dry_run) {
+    print_plan(opt, stdout);
+    return 0;
+  }
   const auto start = std::chrono::steady_clock::now();
   Sweep sweep(opt);
   const Status st = run_sweep(opt, &sweep);

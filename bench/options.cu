@@ -214,6 +214,10 @@ Status parse_options(int argc, char** argv, BenchOptions* out) {
       quick = true;
       continue;
     }
+    if (arg == "--dry-run") {
+      o.dry_run = true;
+      continue;
+    }
     static const char* const kValued[] = {
         "--shapes", "--tokens", "--formats",        "--kernel",   "--reps",
         "--out",    "--commit", "--integer-decode", "--epilogue", "--tile-kernel"};
@@ -334,10 +338,23 @@ void print_usage(std::FILE* to) {
       "                   long replays get fewer, >= 5, to keep a measurement near 0.4 s)\n"
       "  --quick          smoke run: shapes %s, tokens 1,256,\n"
       "                   formats %s, %d reps (explicit options win)\n"
+      "  --dry-run        print the sweep these options ask for and exit (no device)\n"
       "  --out DIR        output directory (default bench/results)\n"
       "  --commit SHA     commit recorded in the results (default $QMOE_COMMIT)\n"
       "  -h, --help       this text\n",
       kDefaultReps, kQuickShapes, kQuickFormats, kQuickReps);
+}
+
+void print_plan(const BenchOptions& o, std::FILE* to) {
+  for (const MoeShape& s : o.shapes)
+    std::fprintf(to, "shape %-17s H=%lld I=%lld E=%d top-%d\n", s.name.c_str(),
+                 static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate),
+                 s.experts, s.top_k);
+  std::fprintf(to, "tokens");
+  for (const int64_t t : o.tokens) std::fprintf(to, " %lld", static_cast<long long>(t));
+  std::fprintf(to, "\nformats");
+  for (const BankFormat& f : o.formats) std::fprintf(to, " %s", f.name.c_str());
+  std::fprintf(to, "\nkernel %s, %d reps\n", o.kernel_name.c_str(), o.reps);
 }
 
 }  // namespace qmoe::bench

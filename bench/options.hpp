@@ -61,11 +61,16 @@ struct BenchOptions {
   std::string out_dir = "bench/results";
   std::string commit;  ///< --commit, else $QMOE_COMMIT, else "unknown"
   bool help = false;
+  bool dry_run = false;  ///< --dry-run: print the sweep (print_plan), touch no device
 };
 
 /// Parses argv (options only). Errors: kInvalidArgument with a message for the user.
 Status parse_options(int argc, char** argv, BenchOptions* out);
 
 void print_usage(std::FILE* to);
+
+/// The sweep `o` asks for, one line per shape (name, H, I, E, top-k), then its token counts,
+/// formats and kernel choice: what --dry-run prints.
+void print_plan(const BenchOptions& o, std::FILE* to);
 
 }  // namespace qmoe::bench
