@@ -66,7 +66,8 @@ bool parse_positive(const std::string& s, int64_t max, int64_t* out) {
   return true;
 }
 
-// Bounds of a custom shape "H:I:E:K" (the bench's buffers are sized from them).
+// Bounds of a custom shape "H:I:E:K": sanity limits (a bank that does not fit the device is
+// skipped with a note); K <= 1024 keeps T * K (T <= kMaxTokens) within the int32 offsets.
 constexpr int64_t kMaxCustomDim = 65536;
 constexpr int64_t kMaxCustomExperts = 1024;
 
