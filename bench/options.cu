@@ -66,6 +66,15 @@ bool parse_positive(const std::string& s, int64_t max, int64_t* out) {
   return true;
 }
 
+/// "<name padded to 17> H=<H> I=<I> E=<E> top-<K>": a shape as --help and --dry-run list it.
+std::string shape_text(const MoeShape& s) {
+  char text[160];
+  std::snprintf(text, sizeof(text), "%-17s H=%lld I=%lld E=%d top-%d", s.name.c_str(),
+                static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate), s.experts,
+                s.top_k);
+  return text;
+}
+
 // Bounds of a custom shape "H:I:E:K": sanity limits (a bank that does not fit the device is
 // skipped with a note); K <= 1024 keeps T * K (T <= kMaxTokens) within the int32 offsets.
 constexpr int64_t kMaxCustomDim = 65536;
@@ -303,9 +312,7 @@ void print_usage(std::FILE* to) {
                "options:\n"
                "  --shapes LIST    comma list or 'all' (default all):");
   for (const MoeShape& s : moe_shapes())
-    std::fprintf(to, "\n                     %-17s H=%lld I=%lld E=%d top-%d", s.name.c_str(),
-                 static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate),
-                 s.experts, s.top_k);
+    std::fprintf(to, "\n                     %s", shape_text(s).c_str());
   std::fprintf(
       to,
       "\n                     H:I:E:K           a custom shape, e.g. 2048:1408:6:2"
@@ -347,10 +354,7 @@ void print_usage(std::FILE* to) {
 }
 
 void print_plan(const BenchOptions& o, std::FILE* to) {
-  for (const MoeShape& s : o.shapes)
-    std::fprintf(to, "shape %-17s H=%lld I=%lld E=%d top-%d\n", s.name.c_str(),
-                 static_cast<long long>(s.hidden), static_cast<long long>(s.intermediate),
-                 s.experts, s.top_k);
+  for (const MoeShape& s : o.shapes) std::fprintf(to, "shape %s\n", shape_text(s).c_str());
   std::fprintf(to, "tokens");
   for (const int64_t t : o.tokens) std::fprintf(to, " %lld", static_cast<long long>(t));
   std::fprintf(to, "\nformats");
