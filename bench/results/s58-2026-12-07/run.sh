@@ -31,10 +31,7 @@ set -u
 source scripts/gpu_env.sh
 nvidia-smi -L
 export CUDA_CACHE_MAXSIZE=4294967296
-for archive in .carry/z/s58*.txz; do
-  done_mark=".carry/.unpacked_$(basename "$archive")"
-  [[ -e $done_mark ]] || { tar xJf "$archive" -C .carry && touch "$done_mark"; } || exit 1
-done
+unpack_carried .carry/z/s58*.txz || exit 1
 decode="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128,mixed:rr --reps 20"
 for phase in "$@"; do
   round=${phase#*:}
