@@ -92,10 +92,32 @@ inline int min_tile_warps(int k_tiles) {
 /// copies complete (sm_90+: bulk copies, run_item).
 constexpr int kBarrierBytes = 8 * kRingStages;
 
+/// Alignment of the rings' start in the block's shared memory. Measured on the H100
+/// (bench/results/s58-2026-12-07): rings 16, 48 or 112 bytes off a 64-byte boundary ran every
+/// decode row ~1.05x the time (the stages' 1 KB code tiles and their bulk copies off it too).
+/// Where they start follows from the kernel's static shared memory and the schedule's bytes
+/// (E), so the kernel rounds the address itself (ring_start). A/B of this rounding against main's
+/// placement (bench/results/s60-2026-12-07, H100): banks of 2 and 6 Mixtral-sized experts, whose
+/// rings main put off 64 bytes, 0.92-0.97x the time at T = 1 and 4 (E = 6 at 16 too); the five model shapes (rings
+/// on 64 bytes already, now on 128) median 0.997x (int4 1.000-1.011x, int2 and mixed 0.97-1.015x).
+/// On an A100 the reserve below costs banks of 88-95 experts their second block per SM
+/// (docs/results.md, "Session 59").
+constexpr int kRingAlign = 128;
+
+/// Dynamic shared memory: the schedule, up to kRingAlign - 16 bytes to the rings' alignment (the
+/// dynamic part starts 16-byte aligned), the rings, their mbarriers, the experts' decoder ids.
 constexpr size_t smem_bytes(int num_experts) {
-  return schedule_smem_bytes(num_experts) +
+  return schedule_smem_bytes(num_experts) + (kRingAlign - 16) +
          static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes) +
          decoder_ids_smem_bytes(num_experts);
+}
+
+/// The rings' start: the first kRingAlign-aligned shared address after the schedule.
+__device__ __forceinline__ uint8_t* ring_start(unsigned char* smem, int num_experts) {
+  const uint32_t base = smem_addr(smem);
+  const uint32_t after_schedule = base + static_cast<uint32_t>(schedule_smem_bytes(num_experts));
+  const uint32_t rings = (after_schedule + kRingAlign - 1) & ~static_cast<uint32_t>(kRingAlign - 1);
+  return smem + (rings - base);
 }
 
 /// The tokens of one work item.
@@ -566,11 +588,10 @@ template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(16) unsigned char smem[];
-  // Shared memory: the schedule, the warps' rings, their mbarriers, the experts' decoder ids
-  // (last: before the rings, at E = 8, they moved the rings off a 64-byte boundary of the block's
-  // shared memory, and Mixtral's rows ran 1.05-1.10x the time on the H100; the rings must start
-  // on one, bench/results/s58-2026-12-07).
-  uint8_t* rings = reinterpret_cast<uint8_t*>(smem + schedule_smem_bytes(p.num_experts));
+  // Shared memory: the schedule, the warps' rings (ring_start), their mbarriers, the experts'
+  // decoder ids (after the rings: before them, at E = 8, they moved the rings off their 64-byte
+  // boundary).
+  uint8_t* rings = ring_start(smem, p.num_experts);
   auto* decoder_ids = reinterpret_cast<int8_t*>(rings + kBlockWarps * (kRingBytes + kBarrierBytes));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
   const int groups_per_item = kBlockWarps >> group_shift;
