@@ -98,10 +98,10 @@ constexpr int kBarrierBytes = 8 * kRingStages;
 /// Where they start follows from the kernel's static shared memory and the schedule's bytes
 /// (E), so the kernel rounds the address itself (ring_start). A/B of this rounding against main's
 /// placement (bench/results/s60-2026-12-07, H100): banks of 2 and 6 Mixtral-sized experts, whose
-/// rings main put off 64 bytes, 0.92-0.97x the time at T = 1 and 4 (E = 6 at 16 too); the five model shapes (rings
-/// on 64 bytes already, now on 128) median 0.997x (int4 1.000-1.011x, int2 and mixed 0.97-1.015x).
-/// On an A100 the reserve below costs banks of 88-95 experts their second block per SM
-/// (docs/results.md, "Session 59").
+/// rings main put off 64 bytes, 0.92-0.97x the time at T = 1 and 4 (E = 6 at 16 too); the five
+/// model shapes (rings on 64 bytes already, now on 128) median 0.997x (int4 1.000-1.011x, int2 and
+/// mixed 0.97-1.015x). On an A100 the reserve below costs banks of 88-95 experts their second block
+/// per SM (docs/results.md, "Session 59").
 constexpr int kRingAlign = 128;
 
 /// Dynamic shared memory: the schedule, up to kRingAlign - 16 bytes to the rings' alignment (the
