@@ -95,29 +95,31 @@ constexpr int kBarrierBytes = 8 * kRingStages;
 /// Alignment of the rings' start in the block's shared memory. Measured on the H100
 /// (bench/results/s58-2026-12-07): rings 16, 48 or 112 bytes off a 64-byte boundary ran every
 /// decode row ~1.05x the time (the stages' 1 KB code tiles and their bulk copies off it too).
-/// Where they start follows from the kernel's static shared memory and the schedule's bytes
-/// (E), so the kernel rounds the address itself (ring_start). A/B of this rounding against main's
-/// placement (bench/results/s60-2026-12-07, H100): banks of 2 and 6 Mixtral-sized experts, whose
-/// rings main put off 64 bytes, 0.92-0.97x the time at T = 1 and 4 (E = 6 at 16 too); the five
-/// model shapes (rings on 64 bytes already, now on 128) median 0.997x (int4 1.000-1.011x, int2 and
-/// mixed 0.97-1.015x). On an A100 the reserve below costs banks of 88-95 experts their second block
-/// per SM (docs/results.md, "Session 59").
+/// Where they start followed from the kernel's static shared memory and the schedule's bytes
+/// (E); now the dynamic part starts on a kRingAlign boundary and the rings at ring_offset(E).
+/// A/B against that placement (bench/results/s60-2026-12-07, H100): banks of 2 and 6
+/// Mixtral-sized experts, whose rings it put 16 / 48 bytes off 64, 0.92-0.97x the time at
+/// T = 1 and 4 (E = 6 at 16 too); the five model shapes' rows (their rings were on 64 bytes
+/// already) median 1.001x. On an A100 the padding costs banks of about 88-93 experts their
+/// second block per SM (docs/results.md, "Session 60").
 constexpr int kRingAlign = 128;
 
-/// Dynamic shared memory: the schedule, up to kRingAlign - 16 bytes to the rings' alignment (the
-/// dynamic part starts 16-byte aligned), the rings, their mbarriers, the experts' decoder ids.
-constexpr size_t smem_bytes(int num_experts) {
-  return schedule_smem_bytes(num_experts) + (kRingAlign - 16) +
-         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes) +
-         decoder_ids_smem_bytes(num_experts);
+/// Offset of the rings in the dynamic shared memory: the schedule's bytes rounded up to
+/// kRingAlign. The kernel declares its dynamic shared memory __align__(kRingAlign), so the
+/// toolchain starts it on such an address (after the static part, padded: in the sm_90a cubin
+/// 0x400 + round_up(3376 static bytes, 128)), and the rings' address follows from E alone, as
+/// cheap as the schedule's own offset. Rounding the shared address at run time instead (206cb8c)
+/// cost the decode variants' register allocation 9 more spills and int4's rows 0.5-1 %.
+constexpr size_t ring_offset(int num_experts) {
+  return (schedule_smem_bytes(num_experts) + kRingAlign - 1) / kRingAlign * kRingAlign;
 }
 
-/// The rings' start: the first kRingAlign-aligned shared address after the schedule.
-__device__ __forceinline__ uint8_t* ring_start(unsigned char* smem, int num_experts) {
-  const uint32_t base = smem_addr(smem);
-  const uint32_t after_schedule = base + static_cast<uint32_t>(schedule_smem_bytes(num_experts));
-  const uint32_t rings = (after_schedule + kRingAlign - 1) & ~static_cast<uint32_t>(kRingAlign - 1);
-  return smem + (rings - base);
+/// Dynamic shared memory: the schedule, padding to the rings' alignment, the rings, their
+/// mbarriers, the experts' decoder ids.
+constexpr size_t smem_bytes(int num_experts) {
+  return ring_offset(num_experts) +
+         static_cast<size_t>(kBlockWarps) * (kRingBytes + kBarrierBytes) +
+         decoder_ids_smem_bytes(num_experts);
 }
 
 /// The tokens of one work item.
@@ -587,11 +589,11 @@ __device__ void run_item(const GemmProblem& p, const ExpertParams& ep, int strip
 template <class Act, int kStripCap, int kChunks, bool kImma, bool kFormed>
 __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const GemmProblem p) {
   constexpr int kTokens = kChunkTokens * kChunks;
-  extern __shared__ __align__(16) unsigned char smem[];
-  // Shared memory: the schedule, the warps' rings (ring_start), their mbarriers, the experts'
+  extern __shared__ __align__(kRingAlign) unsigned char smem[];
+  // Shared memory: the schedule, the warps' rings (ring_offset), their mbarriers, the experts'
   // decoder ids (after the rings: before them, at E = 8, they moved the rings off their 64-byte
   // boundary).
-  uint8_t* rings = ring_start(smem, p.num_experts);
+  uint8_t* rings = smem + ring_offset(p.num_experts);
   auto* decoder_ids = reinterpret_cast<int8_t*>(rings + kBlockWarps * (kRingBytes + kBarrierBytes));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
   const int groups_per_item = kBlockWarps >> group_shift;
