@@ -109,7 +109,7 @@ constexpr int kRingAlign = 128;
 /// toolchain starts it on such an address (after the static part, padded: in the sm_90a cubin
 /// 0x400 + round_up(3376 static bytes, 128)), and the rings' address follows from E alone, as
 /// cheap as the schedule's own offset. Rounding the shared address at run time instead (206cb8c)
-/// cost the decode variants' register allocation 9 more spills and int4's rows 0.5-1 %.
+/// cost the int4 variant 9 more spill instructions (19 local loads/stores) and int4 rows 0.5-1 %.
 constexpr size_t ring_offset(int num_experts) {
   return (schedule_smem_bytes(num_experts) + kRingAlign - 1) / kRingAlign * kRingAlign;
 }
