@@ -97,11 +97,12 @@ constexpr int kBarrierBytes = 8 * kRingStages;
 /// decode row ~1.05x the time (the stages' 1 KB code tiles and their bulk copies off it too).
 /// Where they start followed from the kernel's static shared memory and the schedule's bytes
 /// (E); now the dynamic part starts on a kRingAlign boundary and the rings at ring_offset(E).
-/// A/B against that placement (bench/results/s60-2026-12-07, H100): banks of 2 and 6
-/// Mixtral-sized experts, whose rings it put 16 / 48 bytes off 64, 0.92-0.97x the time at
-/// T = 1 and 4 (E = 6 at 16 too); the five model shapes' rows (their rings were on 64 bytes
-/// already) median 1.001x. On an A100 the padding costs banks of about 88-93 experts their
-/// second block per SM (docs/results.md, "Session 60").
+/// On the H100 (bench/results/s60-2026-12-07): banks of 2 and 6 Mixtral-sized experts, whose
+/// rings that placement put 16 / 48 bytes off 64, ran 0.92-0.97x the time at T = 1 and 4 (E = 6
+/// at 16 too) with 128-byte rings rounded at run time (206cb8c), and this form 0.997x of that;
+/// the five model shapes' rows (their rings were on 64 bytes already) median 1.001x of before. On
+/// an A100 the padding costs banks of about 88-93 experts their second block per SM
+/// (docs/results.md, "Session 60").
 constexpr int kRingAlign = 128;
 
 /// Offset of the rings in the dynamic shared memory: the schedule's bytes rounded up to
@@ -591,8 +592,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) grouped_gemv_kernel(const Ge
   constexpr int kTokens = kChunkTokens * kChunks;
   extern __shared__ __align__(kRingAlign) unsigned char smem[];
   // Shared memory: the schedule, the warps' rings (ring_offset), their mbarriers, the experts'
-  // decoder ids (after the rings: before them, at E = 8, they moved the rings off their 64-byte
-  // boundary).
+  // decoder ids (after the rings, so that ring_offset counts the schedule alone).
   uint8_t* rings = smem + ring_offset(p.num_experts);
   auto* decoder_ids = reinterpret_cast<int8_t*>(rings + kBlockWarps * (kRingBytes + kBarrierBytes));
   const int group_shift = __ffs(p.group_warps) - 1;  // group_warps: 1, 2, 4 or 8
