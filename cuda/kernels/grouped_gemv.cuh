@@ -187,11 +187,14 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
   const unsigned short* row = t.x + static_cast<int64_t>(tok < t.count ? tok : 0) * t.k;
   const int k0 = kt * kTileCols + 2 * (lane & 3);
   if ((t.k & 1) == 0 && (kt + 1) * kTileCols <= t.k) {
-    // Whole tile inside K, rows 4-byte aligned (even K): 32-bit loads, no masking.
+    // Whole tile inside K, rows 4-byte aligned (even K): 32-bit loads, no masking, all 16 at
+    // immediate offsets of one address (ptxas otherwise built a 64-bit base per half and
+    // rebuilt them per k-tile: ~20 instructions for the 16 loads, sm_90a SASS).
+    const auto* words = reinterpret_cast<const unsigned int*>(row + k0);
 #pragma unroll
     for (int j = 0; j < kSubtiles; ++j) {
-      b[j][0] = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j));
-      b[j][1] = __ldg(reinterpret_cast<const unsigned int*>(row + k0 + 16 * j + 8));
+      b[j][0] = __ldg(words + 8 * j);
+      b[j][1] = __ldg(words + 8 * j + 4);
     }
     return;
   }
