@@ -188,8 +188,8 @@ __device__ __forceinline__ void load_b(const Tokens& t, int kt, int lane, int c,
   const int k0 = kt * kTileCols + 2 * (lane & 3);
   if ((t.k & 1) == 0 && (kt + 1) * kTileCols <= t.k) {
     // Whole tile inside K, rows 4-byte aligned (even K): 32-bit loads, no masking, all 16 at
-    // immediate offsets of one address (ptxas otherwise built a 64-bit base per half and
-    // rebuilt them per k-tile: ~20 instructions for the 16 loads, sm_90a SASS).
+    // immediate offsets of one address (ptxas otherwise built three 64-bit bases and rebuilt
+    // them per k-tile: ~22 instructions for the 16 loads, sm_90a SASS; A/B: the same time).
     const auto* words = reinterpret_cast<const unsigned int*>(row + k0);
 #pragma unroll
     for (int j = 0; j < kSubtiles; ++j) {
