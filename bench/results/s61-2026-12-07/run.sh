@@ -19,11 +19,21 @@ nvidia-smi -L
 nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv >"$OUT/device.txt"
 export CUDA_CACHE_MAXSIZE=4294967296
 unpack_carried .carry/z/s60o.txz .carry/z/s61n.txz .carry/z/s61nt.txz .carry/z/s61nc.txz || exit 1
-bin=.carry/${SWEEP_DIR:-t60o}/qmoe
+bin=.carry/t60o/qmoe
 export LD_LIBRARY_PATH=$PWD/.carry/t60o${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 decode_rows="--shapes all --tokens 1,4,16 --formats int4:g128,int2:g128,mixed:rr --reps 20"
 declare -A dir=([o]=t60o [n]=t61n)
 imma_rows="--shapes all --tokens 1,2,4,8,16 --formats int4:g128,int4:g64,mixed:hi,int2:g128,int8:g128 --reps 20"
+# bench_rounds DIR SIDE ROUND ARGS...: .carry/DIR/qmoe bench ARGS, logged as $OUT/ab/SIDE_ROUND.log
+bench_rounds() {
+  local bin_dir=.carry/$1 side=$2 round=$3 t0=$SECONDS
+  shift 3
+  mkdir -p "$OUT/ab"
+  [[ -x $bin_dir/qmoe ]] || { echo "no $bin_dir/qmoe"; exit 1; }
+  LD_LIBRARY_PATH=$PWD/$bin_dir "$bin_dir/qmoe" bench "$@" --out /tmp/s61ab \
+    >"$OUT/ab/${side}_$round.log" 2>&1
+  echo "== $side round $round: rc=$? ($((SECONDS - t0)) s)"
+}
 for phase in "$@"; do
   case $phase in
     sweep)
@@ -33,25 +43,18 @@ for phase in "$@"; do
       python3 scripts/plot_results.py "$OUT"/sweep/*.json && echo plotted
       python3 scripts/targets_table.py "$OUT"/sweep/*.json | tee "$OUT/targets.txt" ;;
     imma-*)
-      side=${phase#imma-}; side=${side%%:*} round=${phase#*:}
-      mkdir -p "$OUT/ab"
-      t0=$SECONDS
+      side=${phase#imma-}; side=${side%%:*}
       # shellcheck disable=SC2086
-      $bin bench $imma_rows --integer-decode "$side" --out /tmp/s61ab >"$OUT/ab/${side}_$round.log" 2>&1
-      echo "== $side round $round: rc=$? ($((SECONDS - t0)) s)" ;;
+      bench_rounds t60o "$side" "${phase#*:}" $imma_rows --integer-decode "$side" ;;
     ab-*)
-      side=${phase#ab-}; side=${side%%:*} round=${phase#*:}
-      mkdir -p "$OUT/ab"
-      [[ -x .carry/${dir[$side]}/qmoe ]] || { echo "no .carry/${dir[$side]}/qmoe"; exit 1; }
-      t0=$SECONDS
+      side=${phase#ab-}; side=${side%%:*}
       # shellcheck disable=SC2086
-      LD_LIBRARY_PATH=$PWD/.carry/${dir[$side]} .carry/${dir[$side]}/qmoe bench $decode_rows \
-        --out /tmp/s61ab >"$OUT/ab/${side}_$round.log" 2>&1
-      echo "== $side round $round: rc=$? ($((SECONDS - t0)) s)" ;;
+      bench_rounds "${dir[$side]}" "$side" "${phase#*:}" $decode_rows ;;
     tests)
       PTX_FILTER='GpuKernels.GroupedGemmDecode*' scripts/gpu_ab_tests.sh .carry/z/s61n.txz t61n \
         '*WaitsForThePrevious*:*Graph*:*Mixed*:*ManyExperts*' ;;
     pack)
+      # shellcheck disable=SC2046  # the folders that exist, one word each
       tar czf "$OUT/ab_$(date +%H%M%S).tgz" -C "$OUT" $(cd "$OUT" && ls -d ab new 2>/dev/null) &&
         rm -rf "$OUT/ab" "$OUT/new" ;;
     *) echo "unknown phase $phase"; exit 2 ;;
